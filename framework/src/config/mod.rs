@@ -1,0 +1,1 @@
+//! Config files: TOML in, a checked graph out.

@@ -1,0 +1,32 @@
+//! hpio-nf: a Click-like network-function engine over batched packet I/O.
+//!
+//! A config (TOML) names ports, elements and the connections between them;
+//! [`config`] checks it into a [`graph::GraphSpec`]; [`runtime`] runs one
+//! replica of the graph per worker, pinned to its core, pulling bursts from
+//! the worker's receive queues and flushing each output port once per burst.
+//!
+//! Layers, each depending only on those above it in this list:
+//! [`wire`] (header formats, stateless), [`packet`] (slots, pool, batches),
+//! [`element`] (the element API and registry), [`elements`] (built-ins),
+//! [`port`] (drivers), [`graph`], [`config`], [`runtime`].
+
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod element;
+pub mod elements;
+pub mod graph;
+pub mod packet;
+pub mod port;
+pub mod runtime;
+pub mod wire;
+
+/// The names an element author needs.
+pub mod prelude {
+    pub use crate::element::{
+        ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
+        Output, ParamError, ParamSpec, ParamType, Params, Registry, Value,
+    };
+    pub use crate::packet::{Batch, Packet};
+    pub use crate::wire::{Headers, L3Kind, ParseStatus};
+}

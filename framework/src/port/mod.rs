@@ -1,0 +1,195 @@
+//! Ports: packet sources and sinks behind one set of traits, so that every
+//! driver (pcap files, the in-memory generator, AF_PACKET, hpio) plugs into
+//! the runtime the same way.
+//!
+//! A driver is declared by a [`PortClass`] (its parameters, checked with the
+//! config), configured into a [`PortSpec`] without touching the system, and
+//! opened into per-queue handles: receive queues ([`RxQueue`]), spread over
+//! the workers, and one transmit handle ([`TxQueue`]) per worker.
+
+pub mod generator;
+pub mod pcap;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::element::{ParamError, ParamSpec, Params};
+use crate::packet::{Batch, Pool};
+
+/// Errors from opening or using a port.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A system call or file operation failed.
+    #[error("port `{port}`: {what}: {source}")]
+    Io {
+        /// Port name.
+        port: String,
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Anything else, with a message saying what and how to fix it.
+    #[error("port `{port}`: {message}")]
+    Other {
+        /// Port name.
+        port: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl PortError {
+    /// An I/O error of port `port` while doing `what`.
+    pub fn io(port: &str, what: impl Into<String>, source: std::io::Error) -> PortError {
+        PortError::Io {
+            port: port.to_string(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Any other error of port `port`.
+    pub fn other(port: &str, message: impl Into<String>) -> PortError {
+        PortError::Other {
+            port: port.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of one receive call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// This many packets were appended to the batch (0: none right now).
+    Got(usize),
+    /// The source has ended and will never produce more (end of file, count reached).
+    Ended,
+}
+
+/// Counters of one queue, kept by the queue itself (no sharing on the data path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Packets received or sent.
+    pub packets: u64,
+    /// Bytes of frames received or sent.
+    pub bytes: u64,
+    /// Packets lost: not sent (queue full, error) or not received (no buffer).
+    pub drops: u64,
+    /// Failed system calls or other errors.
+    pub errors: u64,
+}
+
+impl std::ops::AddAssign for QueueStats {
+    fn add_assign(&mut self, o: QueueStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.drops += o.drops;
+        self.errors += o.errors;
+    }
+}
+
+/// A receive queue, owned by one worker.
+pub trait RxQueue: Send {
+    /// Receives up to `max` packets into slots from `pool`, appending them to `batch`.
+    /// Never blocks for long: returns `Got(0)` when nothing is waiting.
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError>;
+
+    /// Counters so far.
+    fn stats(&self) -> QueueStats;
+}
+
+/// A transmit handle, owned by one worker.
+pub trait TxQueue: Send {
+    /// Transmits every packet of `batch` (leaving it empty) and returns their
+    /// slots to `pool`. Packets that cannot be sent are counted as drops.
+    fn send(&mut self, pool: &mut Pool, batch: &mut Batch) -> Result<(), PortError>;
+
+    /// Flushes anything buffered (files) at the end of a run.
+    fn finish(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    /// Counters so far.
+    fn stats(&self) -> QueueStats;
+}
+
+/// An opened port: its receive queues and one transmit handle per worker.
+pub struct OpenPort {
+    /// Receive queues; the runtime gives queue `q` to worker `q % workers`.
+    pub rx: Vec<Box<dyn RxQueue>>,
+    /// Transmit handles, one per worker (index = worker).
+    pub tx: Vec<Box<dyn TxQueue>>,
+    /// Which driver actually serves the port (for the run log).
+    pub driver: String,
+    /// Extra counters the driver reads from the system (a kernel module's, say).
+    pub driver_stats: Option<Box<dyn Fn() -> BTreeMap<String, u64> + Send>>,
+}
+
+/// A configured port, checked but not opened: no file or device touched yet.
+pub trait PortSpec: Send + Sync + fmt::Debug {
+    /// Number of receive queues (0 for a port that only transmits).
+    fn rx_queues(&self) -> usize;
+
+    /// True when the source never ends by itself (live interfaces, endless generators).
+    fn endless(&self) -> bool;
+
+    /// One-line description for `hpio-nf check`.
+    fn describe(&self) -> String;
+
+    /// Opens the port for `workers` workers. `rx`/`tx` say whether the graph
+    /// reads from and writes to it, so that unused sides are not opened.
+    fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError>;
+}
+
+/// A port driver: its name in configs, parameters, and how to configure it.
+#[derive(Clone, Copy)]
+pub struct PortClass {
+    /// Driver name (`driver = "pcap"`).
+    pub name: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Parameters besides `driver`.
+    pub params: &'static [ParamSpec],
+    /// Checks the parameters and returns the configured port.
+    pub configure: fn(&Params) -> Result<Box<dyn PortSpec>, ParamError>,
+}
+
+impl fmt::Debug for PortClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortClass")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Port drivers by name.
+#[derive(Debug, Clone, Default)]
+pub struct PortRegistry {
+    classes: BTreeMap<&'static str, PortClass>,
+}
+
+impl PortRegistry {
+    /// The drivers built into the framework.
+    pub fn builtin() -> PortRegistry {
+        let mut r = PortRegistry::default();
+        r.register(pcap::CLASS);
+        r.register(generator::CLASS);
+        r
+    }
+
+    /// Adds a driver (the hpio and AF_PACKET drivers register here).
+    pub fn register(&mut self, class: PortClass) {
+        self.classes.insert(class.name, class);
+    }
+
+    /// The driver called `name`.
+    pub fn get(&self, name: &str) -> Option<&PortClass> {
+        self.classes.get(name)
+    }
+
+    /// All drivers, sorted by name.
+    pub fn classes(&self) -> impl Iterator<Item = &PortClass> {
+        self.classes.values()
+    }
+}

@@ -1,0 +1,1 @@
+//! The batch runtime: workers pinned to cores, each running its graph replica.

@@ -1,0 +1,48 @@
+//! Wire formats: turns frame bytes into meaning, keeps no state.
+//!
+//! [`Headers`] is the one parse of a frame that every element shares (cached in
+//! the packet's slot); [`field`] names the byte ranges of each header, and
+//! [`checksum`] keeps IPv4/TCP/UDP checksums right after a rewrite.
+
+pub mod checksum;
+pub mod field;
+mod headers;
+
+pub use headers::{Headers, L3Kind, ParseStatus};
+
+/// Ethernet type of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethernet type of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// Ethernet type of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// Ethernet type of an 802.1Q VLAN tag.
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// Ethernet type of an 802.1ad (QinQ) service tag.
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Length of an Ethernet header without tags.
+pub const ETH_HLEN: usize = 14;
+/// Length of one 802.1Q tag.
+pub const VLAN_HLEN: usize = 4;
+
+/// Reads a big-endian u16 at `at`; the caller has checked the length.
+#[inline]
+pub fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Writes a big-endian u16 at `at`; the caller has checked the length.
+#[inline]
+pub fn set_be16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
