@@ -1,1 +1,216 @@
 //! Config files: TOML in, a checked graph out.
+//!
+//! ```toml
+//! connections = ["left -> cls", "cls[0] -> right", "cls[1] -> discard"]
+//! [runtime]
+//! workers = 1
+//! [ports.left]
+//! driver = "pcap"
+//! input = "in.pcap"
+//! [ports.right]
+//! driver = "pcap"
+//! output = "out.pcap"
+//! [elements.cls]
+//! class = "Classify"
+//! rules = ["ip4 -> 0"]
+//! default = 1
+//! ```
+//!
+//! [`Config::load`] reads such a file, applies `dotted.key=value`
+//! overrides, checks every parameter against its element class or port
+//! driver, resolves the connections and checks the graph (every output
+//! connected once, every element fed, no cycles) before anything is opened.
+//! Every problem found is reported with file, line and column
+//! ([`ConfigErrors`]); independent problems are reported together.
+
+mod display;
+mod load;
+mod params;
+mod path;
+mod source;
+mod tree;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+#[cfg(test)]
+mod tests_wiring;
+
+use std::path::Path;
+
+use crate::element::{Configured, Need, ParamSpec, ParamType, Registry};
+use crate::graph::GraphSpec;
+use crate::port::{PortRegistry, PortSpec};
+
+/// Where elements get the time from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Clock {
+    /// Monotonic time since the run started.
+    #[default]
+    System,
+    /// The timestamp of the latest packet received (replays and golden tests).
+    Packet,
+}
+
+/// What to do after an element panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum OnPanic {
+    /// Drop the batch, count it against the element, keep running.
+    #[default]
+    Drop,
+    /// Stop the run with an error naming the element.
+    Stop,
+}
+
+pub use source::{ConfigError, ConfigErrors};
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Core each worker is pinned to (one per worker).
+    pub cores: Vec<usize>,
+    /// Packets per receive call.
+    pub burst: usize,
+    /// Packet slots per worker.
+    pub pool: usize,
+    /// Time source for elements.
+    pub clock: Clock,
+    /// What to do when an element panics.
+    pub on_panic: OnPanic,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            workers: 1,
+            cores: vec![0],
+            burst: 32,
+            pool: 4096,
+            clock: Clock::System,
+            on_panic: OnPanic::Drop,
+        }
+    }
+}
+
+/// The keys of `[runtime]`, declared like element parameters (they are
+/// checked the same way and documented from here).
+pub const RUNTIME_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "workers",
+        ty: ParamType::Int { min: 1, max: 1024 },
+        need: Need::Default("1"),
+        doc: "number of worker threads, each running a replica of the graph",
+    },
+    ParamSpec {
+        name: "cores",
+        ty: ParamType::List(&ParamType::Int {
+            min: 0,
+            max: 65535,
+        }),
+        need: Need::Optional,
+        doc: "core to pin each worker to, one per worker (default: 0, 1, ...)",
+    },
+    ParamSpec {
+        name: "burst",
+        ty: ParamType::Int { min: 1, max: 256 },
+        need: Need::Default("32"),
+        doc: "packets per receive call",
+    },
+    ParamSpec {
+        name: "pool",
+        ty: ParamType::Int {
+            min: 2,
+            max: 1 << 24,
+        },
+        need: Need::Default("4096"),
+        doc: "packet slots per worker (at least twice `burst`)",
+    },
+    ParamSpec {
+        name: "clock",
+        ty: ParamType::Choice(&["system", "packet"]),
+        need: Need::Default("\"system\""),
+        doc: "time given to elements: `system` (monotonic) or `packet` (last received packet's timestamp)",
+    },
+    ParamSpec {
+        name: "on_panic",
+        ty: ParamType::Choice(&["drop", "stop"]),
+        need: Need::Default("\"drop\""),
+        doc: "reserved: what a worker does when an element panics",
+    },
+];
+
+/// A checked port: its driver's configuration and which sides the graph uses.
+#[derive(Debug)]
+pub struct PortConfig {
+    /// Port name (its index is its position in [`Config::ports`]).
+    pub name: String,
+    /// Driver name.
+    pub driver: String,
+    /// The configured (not yet opened) port.
+    pub spec: Box<dyn PortSpec>,
+    /// Whether a connection reads from it.
+    pub rx_used: bool,
+    /// Whether anything transmits to it.
+    pub tx_used: bool,
+}
+
+/// A checked config, ready to run.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: String,
+    /// Runtime settings.
+    pub runtime: RuntimeConfig,
+    /// Ports in config order (the port index space of [`GraphSpec`]).
+    pub ports: Vec<PortConfig>,
+    /// The checked element graph.
+    pub graph: GraphSpec,
+    /// Number of graph nodes declared in `[elements]`; the nodes after them
+    /// are implicit (the shared `discard`).
+    pub declared_nodes: usize,
+}
+
+impl Config {
+    /// Reads and checks the config at `path`, with `overrides`
+    /// (`dotted.key=value`) applied on top of the file.
+    pub fn load(
+        path: &Path,
+        elements: &Registry,
+        ports: &PortRegistry,
+        overrides: &[String],
+    ) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(&name, format!("cannot read the config: {e}")))?;
+        Config::parse_str(&text, &name, elements, ports, overrides)
+    }
+
+    /// Checks the config text `text`, named `file_name` in messages.
+    pub fn parse_str(
+        text: &str,
+        file_name: &str,
+        elements: &Registry,
+        ports: &PortRegistry,
+        overrides: &[String],
+    ) -> Result<Config, ConfigErrors> {
+        load::load(text, file_name, elements, ports, overrides)
+    }
+}
+
+/// Type-checks and configures one element from a TOML snippet: either the
+/// body of an `[elements.X]` table or the whole table (with or without its
+/// `class` key, which must then name `class`). `ports` are the port names a
+/// `PortRef` parameter may use. For tests and for checking the example of
+/// every class.
+pub fn configure_element(
+    elements: &Registry,
+    ports: &[String],
+    class: &str,
+    table_toml: &str,
+) -> Result<Configured, ConfigErrors> {
+    load::configure_snippet(elements, ports, class, table_toml)
+}

@@ -28,7 +28,7 @@ pub trait Element: Send {
 
     /// Reports element-specific counters (the runtime adds packets in, out and
     /// dropped by reason on its own). Called a few times per second, not per packet.
-    fn stats(&self, _report: &mut dyn FnMut(&'static str, u64)) {}
+    fn stats(&self, _report: &mut dyn FnMut(&str, u64)) {}
 }
 
 /// What a running element may use besides its packets: the worker's pool,

@@ -72,6 +72,14 @@ impl Output {
         self.drop_internal(pkt, idx);
     }
 
+    /// Counts `n` packets lost under `reason` when there is no packet to hand
+    /// back (a copy that could not be allocated, say).
+    #[inline]
+    pub fn count_drop(&mut self, reason: DropReason, n: u64) {
+        let idx = (reason.0 as usize).min(self.drop_counts.len() - 1);
+        self.drop_counts[idx] += n;
+    }
+
     #[inline]
     fn drop_internal(&mut self, pkt: Packet, idx: usize) {
         self.drop_counts[idx] += 1;

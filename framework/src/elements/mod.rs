@@ -2,7 +2,29 @@
 
 use crate::element::Registry;
 
+pub use print::summarize;
+
+pub mod classify;
+mod counter;
+mod discard;
+mod ether_mirror;
+mod forward;
+mod paint;
+mod paint_switch;
+mod print;
+mod rewrite;
+mod tee;
+
 /// Adds every built-in class to `r`.
 pub fn register_builtins(r: &mut Registry) {
-    let _ = r;
+    r.register(classify::CLASS);
+    r.register(counter::CLASS);
+    r.register(discard::CLASS);
+    r.register(ether_mirror::CLASS);
+    r.register(forward::CLASS);
+    r.register(paint::CLASS);
+    r.register(paint_switch::CLASS);
+    r.register(print::CLASS);
+    r.register(tee::CLASS);
+    r.register(rewrite::CLASS);
 }

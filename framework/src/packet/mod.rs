@@ -31,8 +31,8 @@ pub const BATCH_INLINE: usize = 64;
 pub type Batch = smallvec::SmallVec<[Packet; BATCH_INLINE]>;
 
 /// Per-packet metadata kept in the slot's first cache line.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 pub struct Meta {
     /// Offset of the frame's first byte in [`Slot::raw`].
     off: u16,
@@ -44,8 +44,10 @@ pub struct Meta {
     wire_len: u16,
     /// Receive time in nanoseconds (hpio tstamp, pcap time or generator time).
     tstamp: u64,
-    /// Cached parse of the headers; `None` until first asked for.
-    headers: Option<Headers>,
+    /// `headers` holds this frame's parse (cleared by every structural change).
+    parsed: bool,
+    /// Cached parse of the headers, valid when `parsed`.
+    headers: Headers,
     /// Free-form annotations for elements (Click's "paint" and friends).
     pub anno: [u32; 4],
 }
@@ -67,7 +69,13 @@ impl Slot {
         Box::new(Slot {
             meta: Meta {
                 off: DEFAULT_DATA_OFFSET as u16,
-                ..Meta::default()
+                len: 0,
+                in_port: u16::MAX,
+                wire_len: 0,
+                tstamp: 0,
+                parsed: false,
+                headers: Headers::parse(&[]),
+                anno: [0; 4],
             },
             raw: [0; RAW_LEN],
         })
@@ -126,7 +134,7 @@ impl Packet {
         m.off = DEFAULT_DATA_OFFSET as u16;
         m.len = n as u16;
         m.wire_len = frame.len().min(u16::MAX as usize) as u16;
-        m.headers = None;
+        m.parsed = false;
         self.0.raw[DEFAULT_DATA_OFFSET..DEFAULT_DATA_OFFSET + n].copy_from_slice(&frame[..n]);
     }
 
@@ -179,7 +187,7 @@ impl Packet {
         m.off -= n as u16;
         m.len += n as u16;
         m.wire_len = m.wire_len.saturating_add(n as u16);
-        m.headers = None;
+        m.parsed = false;
         Ok(self.data_mut())
     }
 
@@ -192,7 +200,7 @@ impl Packet {
         m.off += n as u16;
         m.len -= n as u16;
         m.wire_len = m.wire_len.saturating_sub(n as u16);
-        m.headers = None;
+        m.parsed = false;
         Ok(())
     }
 
@@ -205,25 +213,26 @@ impl Packet {
         let m = &mut self.0.meta;
         m.len = len as u16;
         m.wire_len = len as u16;
-        m.headers = None;
+        m.parsed = false;
         Ok(())
     }
 
     /// The parsed header layout, computed on first use and cached in the slot.
     #[inline]
     pub fn headers(&mut self) -> Headers {
-        if let Some(h) = self.0.meta.headers {
-            return h;
+        if self.0.meta.parsed {
+            return self.0.meta.headers;
         }
         let h = Headers::parse(self.data());
-        self.0.meta.headers = Some(h);
+        self.0.meta.headers = h;
+        self.0.meta.parsed = true;
         h
     }
 
     /// Forgets the cached header layout (after changing header lengths in place).
     #[inline]
     pub fn invalidate_headers(&mut self) {
-        self.0.meta.headers = None;
+        self.0.meta.parsed = false;
     }
 
     /// Receive timestamp in nanoseconds.
@@ -277,11 +286,16 @@ impl Packet {
     /// Resets metadata for reuse after a receive: frame at the default offset, length 0.
     #[inline]
     pub(crate) fn reset(&mut self) {
-        self.0.meta = Meta {
-            off: DEFAULT_DATA_OFFSET as u16,
-            in_port: u16::MAX,
-            ..Meta::default()
-        };
+        // Field by field: building a whole `Meta` on the stack and copying it
+        // in costs a store-forwarding stall per packet.
+        let m = &mut self.0.meta;
+        m.off = DEFAULT_DATA_OFFSET as u16;
+        m.len = 0;
+        m.in_port = u16::MAX;
+        m.wire_len = 0;
+        m.tstamp = 0;
+        m.parsed = false;
+        m.anno = [0; 4];
     }
 
     /// The hpio slot (header + frame room) as an I/O buffer for `readv`:
@@ -301,7 +315,7 @@ impl Packet {
         m.len = (hdr.pktlen as usize).min(MAX_FRAME) as u16;
         m.wire_len = hdr.pktlen;
         m.tstamp = hdr.tstamp;
-        m.headers = None;
+        m.parsed = false;
         hdr
     }
 

@@ -52,8 +52,12 @@ impl Pool {
     /// Returns every packet of `batch` to the pool, leaving it empty.
     #[inline]
     pub fn free_batch(&mut self, batch: &mut Batch) {
-        for p in batch.drain(..) {
-            self.free(p);
+        if self.free.len() + batch.len() <= self.capacity {
+            self.free.extend(batch.drain(..));
+        } else {
+            for p in batch.drain(..) {
+                self.free(p);
+            }
         }
     }
 

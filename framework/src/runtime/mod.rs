@@ -1,1 +1,187 @@
-//! The batch runtime: workers pinned to cores, each running its graph replica.
+//! The batch runtime: workers pinned to cores, each running its own replica
+//! of the graph over the receive queues it owns.
+//!
+//! ```text
+//! worker k (pinned to core k):
+//!   loop {
+//!     for each receive queue owned by k: recv a burst into pool slots, push it through the graph
+//!     for each port with packets waiting: one send (one writev) per burst
+//!     nothing received: back off (spin, yield, then short sleeps)
+//!   }
+//! ```
+//! Workers share nothing on the data path. Each publishes a snapshot of its
+//! counters a few times per second (and at exit) for the live line and the
+//! final report.
+
+mod report;
+mod worker;
+
+pub use crate::config::{Clock, OnPanic};
+pub use report::{PortReport, Report, WorkerReport};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::graph::GraphSpec;
+use crate::port::{OpenPort, PortError};
+use worker::{Snapshot, Worker};
+
+/// How to run a graph.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Number of workers.
+    pub workers: usize,
+    /// Core of each worker (`cores[k]` for worker k); empty: do not pin.
+    pub cores: Vec<usize>,
+    /// Most packets per receive call.
+    pub burst: usize,
+    /// Packet slots per worker.
+    pub pool: usize,
+    /// Time source for elements.
+    pub clock: Clock,
+    /// How often to call the progress callback (`None`: never).
+    pub stats_interval: Option<Duration>,
+    /// Set to stop the run (signal handlers set it).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 1,
+            cores: Vec::new(),
+            burst: 32,
+            pool: 4096,
+            clock: Clock::System,
+            stats_interval: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Errors that end a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A port failed while running.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A worker thread could not start or died.
+    #[error("worker {worker}: {message}")]
+    Worker {
+        /// Worker index.
+        worker: usize,
+        /// What happened.
+        message: String,
+    },
+    /// The options do not fit the ports.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How often workers publish their counters.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// Runs `spec` over the opened `ports` until every worker's sources have
+/// ended or `opts.stop` is set. `progress` is called every
+/// `opts.stats_interval` with the counters so far.
+pub fn run(
+    spec: &GraphSpec,
+    ports: Vec<OpenPort>,
+    opts: &RunOptions,
+    mut progress: impl FnMut(&Report),
+) -> Result<Report, RunError> {
+    if opts.workers == 0 {
+        return Err(RunError::Setup("at least one worker is needed".into()));
+    }
+    if ports.len() != spec.ports.len() {
+        return Err(RunError::Setup(format!(
+            "{} ports opened for a graph of {}",
+            ports.len(),
+            spec.ports.len()
+        )));
+    }
+    let start = Instant::now();
+    let mut workers: Vec<Worker> = (0..opts.workers)
+        .map(|w| Worker::new(w, opts, spec.ports.len()))
+        .collect();
+    let mut port_meta = Vec::new();
+    for (p, port) in ports.into_iter().enumerate() {
+        let OpenPort {
+            rx,
+            tx,
+            driver,
+            driver_stats,
+        } = port;
+        port_meta.push((spec.ports[p].clone(), driver, driver_stats, rx.len()));
+        for (q, queue) in rx.into_iter().enumerate() {
+            workers[q % opts.workers].add_rx(p, q, queue);
+        }
+        for (w, queue) in tx.into_iter().enumerate().take(opts.workers) {
+            workers[w].set_tx(p, queue);
+        }
+    }
+    let snapshots: Vec<Arc<Mutex<Snapshot>>> =
+        workers.iter().map(|w| w.snapshot_handle()).collect();
+
+    let mut handles = Vec::new();
+    for worker in workers {
+        let idx = worker.index();
+        let spec_ref: &GraphSpec = spec;
+        // Scoped threads would tie the graph's lifetime to this call; the spec
+        // is only read while building each replica, so build it up front.
+        let graph = crate::graph::Graph::new(spec_ref, idx);
+        let h = std::thread::Builder::new()
+            .name(format!("hpio-nf-w{idx}"))
+            .spawn(move || worker.run(graph))
+            .map_err(|e| RunError::Worker {
+                worker: idx,
+                message: format!("cannot start thread: {e}"),
+            })?;
+        handles.push(h);
+    }
+
+    let report = |snaps: &[Arc<Mutex<Snapshot>>], meta: &[_]| {
+        Report::collect(spec, meta, snaps, start.elapsed())
+    };
+    let mut next_progress = opts.stats_interval.map(|i| Instant::now() + i);
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(10));
+        if let (Some(at), Some(interval)) = (next_progress, opts.stats_interval) {
+            if Instant::now() >= at {
+                progress(&report(&snapshots, &port_meta));
+                next_progress = Some(at + interval);
+            }
+        }
+    }
+    let mut first_error = None;
+    for (w, h) in handles.into_iter().enumerate() {
+        let res = h.join().unwrap_or_else(|p| {
+            Err(RunError::Worker {
+                worker: w,
+                message: format!("panicked: {}", panic_message(&*p)),
+            })
+        });
+        if let Err(e) = res {
+            log::error!("{e}");
+            // One failing worker stops the others.
+            opts.stop.store(true, Ordering::Relaxed);
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report(&snapshots, &port_meta)),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".into()
+    }
+}

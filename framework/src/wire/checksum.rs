@@ -46,6 +46,36 @@ pub fn update16(check: u16, old: u16, new: u16) -> u16 {
     update(check, &old.to_be_bytes(), &new.to_be_bytes())
 }
 
+/// Adds the RFC 1624 difference of the 16-bit-aligned bytes `old` becoming
+/// `new` (both the same even length) to the running difference `acc`:
+/// `acc + sum(~m + m')`, folded to 16 bits. Start from 0 and apply the result
+/// with [`apply_delta`]; one difference can update several checksums (an
+/// address change moves both the IPv4 header checksum and a TCP/UDP
+/// pseudo-header checksum).
+#[inline]
+pub fn delta(acc: u32, old: &[u8], new: &[u8]) -> u32 {
+    debug_assert_eq!(old.len(), new.len());
+    let mut wide = acc as u64;
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        wide += (!u16::from_be_bytes([o[0], o[1]])) as u64;
+        wide += u16::from_be_bytes([n[0], n[1]]) as u64;
+    }
+    fold(wide)
+}
+
+/// [`delta`] for one 16-bit word changing from `old` to `new`.
+#[inline]
+pub fn delta16(acc: u32, old: u16, new: u16) -> u32 {
+    fold(acc as u64 + (!old) as u64 + new as u64)
+}
+
+/// Checksum `check` after the difference `delta` (from [`delta`]), per
+/// RFC 1624 eq. 3: `~(~check + delta)`.
+#[inline]
+pub fn apply_delta(check: u16, delta: u32) -> u16 {
+    !(fold((!check) as u64 + delta as u64) as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +101,20 @@ mod tests {
         data[12..16].copy_from_slice(&new);
         let c2 = update(c, &old, &new);
         data[10..12].copy_from_slice(&c2.to_be_bytes());
+        assert_eq!(checksum(&data), 0);
+    }
+
+    #[test]
+    fn accumulated_delta_matches_full_recompute() {
+        let mut data = [
+            0x45u8, 0, 0, 60, 1, 2, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let c = checksum(&data);
+        let mut d = delta(0, &data[12..16], &[172, 16, 0, 9]);
+        data[12..16].copy_from_slice(&[172, 16, 0, 9]);
+        d = delta16(d, u16::from_be_bytes([data[8], data[9]]), 0x3f11);
+        data[8] = 0x3f;
+        data[10..12].copy_from_slice(&apply_delta(c, d).to_be_bytes());
         assert_eq!(checksum(&data), 0);
     }
 }

@@ -1,0 +1,446 @@
+//! Type checking of a TOML table against declared parameters
+//! ([`ParamSpec`]): each value becomes a typed [`Value`], defaults are
+//! filled in, and unknown keys are rejected.
+
+use crate::element::{parse_duration, Need, ParamError, ParamSpec, ParamType, Params, Value};
+
+use super::source::{Diag, Span};
+use super::tree::{parse_literal, Item, Node, Table};
+
+/// Parameters that passed their type check, with where each was written.
+pub(crate) struct Checked {
+    /// The typed values, defaults filled in.
+    pub params: Params,
+    /// The table (or its `[header]`), for problems with no value to point at.
+    pub header: Span,
+    /// Span of each given value and of its array items.
+    spans: Vec<(&'static str, Span, Vec<Span>)>,
+}
+
+impl Checked {
+    /// Where a parameter's value was written.
+    pub fn span(&self, name: &str) -> Option<Span> {
+        self.spans.iter().find(|s| s.0 == name).map(|s| s.1)
+    }
+
+    /// Where the problem an element or driver reported is: the item, the
+    /// value, or the header when the parameter was not written.
+    pub fn locate(&self, e: &ParamError) -> Span {
+        match self.spans.iter().find(|s| s.0 == e.param) {
+            Some((_, v, items)) => e.index.and_then(|i| items.get(i).copied()).unwrap_or(*v),
+            None => self.header,
+        }
+    }
+
+    /// A diagnostic for an error returned by a `configure` function.
+    pub fn diag(&self, e: &ParamError) -> Diag {
+        let what = match e.index {
+            Some(i) => format!("invalid item {i} of `{}`", e.param),
+            None => format!("invalid value for `{}`", e.param),
+        };
+        Diag::new(self.locate(e), format!("{what}: {}", e.message))
+    }
+}
+
+/// Whose parameters are checked, for messages: "unknown {noun} `x` {of}".
+pub(crate) struct Owner<'a> {
+    /// `parameter` or `key`.
+    pub noun: &'a str,
+    /// `for class `Classify``, `in [runtime]`.
+    pub of: String,
+}
+
+/// Checks `table` against `specs`. Every problem is pushed to `diags`;
+/// `None` when there was any.
+pub(crate) fn check_params(
+    table: &Table,
+    header: Span,
+    specs: &'static [ParamSpec],
+    owner: &Owner<'_>,
+    ports: &[String],
+    diags: &mut Vec<Diag>,
+) -> Option<Checked> {
+    let before = diags.len();
+    let mut cx = ValueCx { ports, diags };
+    let mut out = Checked {
+        params: Params::new(),
+        header,
+        spans: Vec::new(),
+    };
+    for e in &table.entries {
+        let Some(spec) = specs.iter().find(|s| s.name == e.key) else {
+            cx.diags.push(unknown_key(&e.key, e.key_span, specs, owner));
+            continue;
+        };
+        if let Some(v) = cx.value(spec.name, None, &e.value, &spec.ty) {
+            out.params.set(spec.name, v);
+        }
+        let items = match &e.value.item {
+            Item::Array(a) => a.iter().map(|n| n.span).collect(),
+            _ => Vec::new(),
+        };
+        out.spans.push((spec.name, e.value.span, items));
+    }
+    for spec in specs.iter().filter(|s| table.get(s.name).is_none()) {
+        match spec.need {
+            Need::Optional => {}
+            Need::Required => cx.diags.push(Diag::new(
+                header,
+                format!(
+                    "missing required {} `{}` {} ({}: {})",
+                    owner.noun,
+                    spec.name,
+                    owner.of,
+                    describe(&spec.ty),
+                    spec.doc
+                ),
+            )),
+            Need::Default(lit) => {
+                let mut sub = Vec::new();
+                let v = parse_literal(lit, header)
+                    .map_err(|m| sub.push(Diag::new(header, m)))
+                    .ok()
+                    .and_then(|n| {
+                        ValueCx {
+                            ports,
+                            diags: &mut sub,
+                        }
+                        .value(spec.name, None, &n, &spec.ty)
+                    });
+                match (v, sub.first()) {
+                    (Some(v), None) => {
+                        out.params.set(spec.name, v);
+                    }
+                    (_, d) => cx.diags.push(Diag::new(
+                        header,
+                        format!(
+                            "the default `{lit}` of `{}` {} is invalid (a bug in its declaration): {}",
+                            spec.name,
+                            owner.of,
+                            d.map_or("", |d| d.message.as_str())
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+    (diags.len() == before).then_some(out)
+}
+
+fn unknown_key(key: &str, at: Span, specs: &[ParamSpec], owner: &Owner<'_>) -> Diag {
+    let names = specs.iter().map(|s| s.name);
+    let expected = if specs.is_empty() {
+        "it takes none".to_string()
+    } else {
+        format!(
+            "expected one of: {}",
+            names.clone().collect::<Vec<_>>().join(", ")
+        )
+    };
+    let d = Diag::new(
+        at,
+        format!(
+            "unknown {} `{key}` {}{}; {expected}",
+            owner.noun,
+            owner.of,
+            did_you_mean(nearest(key, names))
+        ),
+    );
+    if key == "connections" {
+        d.help("top-level keys such as `connections` must come before the first [table] header")
+    } else {
+        d
+    }
+}
+
+struct ValueCx<'a> {
+    ports: &'a [String],
+    diags: &'a mut Vec<Diag>,
+}
+
+impl ValueCx<'_> {
+    /// Checks one value (or item `index` of a list) against `ty`.
+    fn value(
+        &mut self,
+        name: &str,
+        index: Option<usize>,
+        node: &Node,
+        ty: &ParamType,
+    ) -> Option<Value> {
+        let wrong = |this: &mut Self, message: String| {
+            let what = match index {
+                Some(i) => format!("invalid item {i} of `{name}`"),
+                None => format!("invalid value for `{name}`"),
+            };
+            this.diags
+                .push(Diag::new(node.span, format!("{what}: {message}")));
+            None
+        };
+        let expected = || format!("expected {}, found {}", describe(ty), node.item.describe());
+        let stringy = matches!(
+            ty,
+            ParamType::Str
+                | ParamType::Choice(_)
+                | ParamType::Mac
+                | ParamType::Ip
+                | ParamType::Prefix
+                | ParamType::PortRef
+        );
+        let text = match (&node.item, &node.raw) {
+            (Item::Str { s, .. }, _) => Some(s.as_str()),
+            (_, Some(raw)) if stringy => Some(raw.as_str()),
+            _ => None,
+        };
+        match (ty, &node.item) {
+            (ParamType::Bool, Item::Bool(b)) => Some(Value::Bool(*b)),
+            (ParamType::Int { min, max }, Item::Int(i)) if (min..=max).contains(&i) => {
+                Some(Value::Int(*i))
+            }
+            (ParamType::Float, Item::Int(i)) => Some(Value::Float(*i as f64)),
+            (ParamType::Float, Item::Float(f)) => Some(Value::Float(*f)),
+            (ParamType::Duration, Item::Int(i)) if *i >= 0 => {
+                Some(Value::Duration(std::time::Duration::from_secs(*i as u64)))
+            }
+            (ParamType::Duration, Item::Float(f)) => {
+                match std::time::Duration::try_from_secs_f64(*f) {
+                    Ok(d) => Some(Value::Duration(d)),
+                    Err(_) => wrong(self, expected()),
+                }
+            }
+            (ParamType::Duration, Item::Str { s, .. }) => match parse_duration(s) {
+                Some(d) => Some(Value::Duration(d)),
+                None => wrong(self, expected()),
+            },
+            (ParamType::Choice(choices), _) if text.is_some() => {
+                let s = text.unwrap_or_default();
+                if choices.contains(&s) {
+                    return Some(Value::Str(s.to_string()));
+                }
+                let hint = did_you_mean(nearest(s, choices.iter().copied()));
+                wrong(
+                    self,
+                    format!("expected {}, found {s:?}{hint}", describe(ty)),
+                )
+            }
+            (ParamType::PortRef, _) if text.is_some() => {
+                let s = text.unwrap_or_default();
+                if self.ports.iter().any(|p| p == s) {
+                    return Some(Value::Str(s.to_string()));
+                }
+                let declared = if self.ports.is_empty() {
+                    "no ports are declared".to_string()
+                } else {
+                    format!("declared ports: {}", self.ports.join(", "))
+                };
+                let hint = did_you_mean(nearest(s, self.ports.iter().map(|p| p.as_str())));
+                wrong(self, format!("unknown port `{s}`{hint}; {declared}"))
+            }
+            (ParamType::List(item_ty), Item::Array(items)) => {
+                let before = self.diags.len();
+                let values: Vec<Value> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| self.value(name, Some(i), n, item_ty))
+                    .collect();
+                (self.diags.len() == before).then_some(Value::List(values))
+            }
+            (_, _) if stringy && text.is_some() => match ty.parse_str(text.unwrap_or_default()) {
+                Ok(v) => Some(v),
+                Err(m) => wrong(self, m),
+            },
+            _ => wrong(self, expected()),
+        }
+    }
+}
+
+/// How a type reads in messages (choices quoted, as they are written in TOML).
+fn describe(ty: &ParamType) -> String {
+    match ty {
+        ParamType::Choice(c) => {
+            let list: Vec<String> = c.iter().map(|c| format!("\"{c}\"")).collect();
+            format!("one of {}", list.join(", "))
+        }
+        ty => ty.describe(),
+    }
+}
+
+/// " (did you mean `x`?)" or nothing.
+pub(crate) fn did_you_mean(s: Option<&str>) -> String {
+    s.map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// The candidate closest to `name`, if it is close enough to be a typo.
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .map(|c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d > 0 || c != &name)
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().min(name.len()).max(1))
+        .min()
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::source::Sources;
+    use crate::config::tree::parse_document;
+    use std::time::Duration;
+
+    static LIST: ParamType = ParamType::Prefix;
+    static SPECS: &[ParamSpec] = &[
+        ParamSpec {
+            name: "flag",
+            ty: ParamType::Bool,
+            need: Need::Default("false"),
+            doc: "",
+        },
+        ParamSpec {
+            name: "n",
+            ty: ParamType::Int { min: 1, max: 10 },
+            need: Need::Required,
+            doc: "count",
+        },
+        ParamSpec {
+            name: "rate",
+            ty: ParamType::Float,
+            need: Need::Optional,
+            doc: "",
+        },
+        ParamSpec {
+            name: "mode",
+            ty: ParamType::Choice(&["fast", "slow"]),
+            need: Need::Default("\"fast\""),
+            doc: "",
+        },
+        ParamSpec {
+            name: "mac",
+            ty: ParamType::Mac,
+            need: Need::Optional,
+            doc: "",
+        },
+        ParamSpec {
+            name: "ip",
+            ty: ParamType::Ip,
+            need: Need::Optional,
+            doc: "",
+        },
+        ParamSpec {
+            name: "nets",
+            ty: ParamType::List(&LIST),
+            need: Need::Default("[]"),
+            doc: "",
+        },
+        ParamSpec {
+            name: "timeout",
+            ty: ParamType::Duration,
+            need: Need::Default("\"1s\""),
+            doc: "",
+        },
+        ParamSpec {
+            name: "out",
+            ty: ParamType::PortRef,
+            need: Need::Optional,
+            doc: "",
+        },
+    ];
+
+    fn check(text: &str) -> (Sources, Result<Checked, Vec<Diag>>) {
+        let mut s = Sources::new();
+        s.add("f", text);
+        let root = parse_document(&s, 0).unwrap();
+        let Item::Table(t) = root.item else {
+            unreachable!()
+        };
+        let owner = Owner {
+            noun: "parameter",
+            of: "for class `T`".into(),
+        };
+        let mut diags = Vec::new();
+        let ports = ["left".to_string(), "right".to_string()];
+        let r = check_params(&t, root.span, SPECS, &owner, &ports, &mut diags);
+        (s, r.ok_or(diags))
+    }
+
+    fn errors(text: &str) -> Vec<(usize, usize, String)> {
+        let (s, r) = check(text);
+        let diags = r.err().expect("expected errors");
+        diags
+            .iter()
+            .map(|d| {
+                let (l, c) = s.line_col(d.span);
+                (l, c, d.message.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn typed_values_and_defaults() {
+        let (_, r) = check("n = 3\nrate = 2\nnets = [\"10.1.0.0/16\", \"::1\"]\ntimeout = 0.25\nout = \"right\"\nmac = \"02:00:00:00:00:01\"");
+        let p = r.ok().unwrap().params;
+        assert_eq!(p.int("n"), Ok(3));
+        assert_eq!(p.float("rate"), Ok(2.0));
+        assert_eq!(p.bool("flag"), Ok(false));
+        assert_eq!(p.str("mode"), Ok("fast"));
+        assert_eq!(p.duration("timeout"), Ok(Duration::from_millis(250)));
+        assert_eq!(p.str("out"), Ok("right"));
+        assert_eq!(p.list("nets").unwrap().len(), 2);
+        assert_eq!(p.mac("mac"), Ok([2, 0, 0, 0, 0, 1]));
+        assert!(p.get("ip").is_none());
+    }
+
+    #[test]
+    fn wrong_values_point_at_the_value_or_item() {
+        let e = errors("n = 11\nmode = \"fats\"\nnets = [\"10.0.0.0/8\", \"bad\"]\nflag = 1\nout = \"rigth\"\nbogus = 2\nip = \"1.2.3\"\ntimeout = -1");
+        let want = [
+            (1, 5, "invalid value for `n`: expected an integer in 1..=10, found the integer 11"),
+            (2, 8, "invalid value for `mode`: expected one of \"fast\", \"slow\", found \"fats\" (did you mean `fast`?)"),
+            (3, 23, "invalid item 1 of `nets`: expected an IP prefix string like \"10.0.0.0/8\", found \"bad\""),
+            (4, 8, "invalid value for `flag`: expected a boolean, found the integer 1"),
+            (5, 7, "invalid value for `out`: unknown port `rigth` (did you mean `right`?); declared ports: left, right"),
+            (6, 1, "unknown parameter `bogus` for class `T`; expected one of: flag, n, rate, mode, mac, ip, nets, timeout, out"),
+            (7, 6, "invalid value for `ip`: expected an IP address string, found \"1.2.3\""),
+            (8, 11, "invalid value for `timeout`: expected a duration (seconds, or a string like \"250ms\"), found the integer -1"),
+        ];
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        for (got, want) in e.iter().zip(want) {
+            assert_eq!((got.0, got.1, got.2.as_str()), want);
+        }
+    }
+
+    #[test]
+    fn durations_out_of_range_are_errors_not_panics() {
+        let e = errors("n = 1\ntimeout = 1e300");
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].0, e[0].1), (2, 11));
+        assert!(e[0].2.contains("found the number 1e300"), "{}", e[0].2);
+        let e = errors("n = 1\ntimeout = nan");
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn missing_required_points_at_the_table() {
+        let e = errors("");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].2.starts_with(
+                "missing required parameter `n` for class `T` (an integer in 1..=10: count)"
+            ),
+            "{}",
+            e[0].2
+        );
+    }
+
+    #[test]
+    fn nearest_finds_typos_only() {
+        let c = ["Classify", "Counter", "Discard"];
+        assert_eq!(nearest("Clasify", c.iter().copied()), Some("Classify"));
+        assert_eq!(nearest("counter", c.iter().copied()), Some("Counter"));
+        assert_eq!(nearest("xyz", c.iter().copied()), None);
+        assert_eq!(nearest("cnt2", ["cnt", "cls"].iter().copied()), Some("cnt"));
+    }
+}

@@ -1,0 +1,262 @@
+//! Test helpers for Classify: frames built with etherparse (an independent
+//! builder), and the meaning of a match written directly over etherparse's
+//! own parse, for differential tests of the compiled matcher.
+
+use std::net::IpAddr;
+
+use super::rule::{Match, Proto, Vlan, L3};
+use etherparse::{ArpEthIpv4Packet, ArpOperation, IpHeaders, IpNumber, PacketBuilder};
+use etherparse::{NetSlice, PacketBuilderStep, SlicedPacket, TransportSlice, VlanId};
+
+/// The network layer of a test frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Net {
+    /// IPv4 from, to.
+    V4([u8; 4], [u8; 4]),
+    /// IPv6 from, to.
+    V6([u8; 16], [u8; 16]),
+    /// An ARP request.
+    Arp,
+    /// Some other Ethernet type with a zero payload.
+    Raw(u16),
+}
+
+/// The transport layer of a test frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Tp {
+    /// None (ARP, raw).
+    None,
+    /// TCP ports and flags byte (FIN = 0x01 ... CWR = 0x80).
+    Tcp(u16, u16, u8),
+    /// UDP ports.
+    Udp(u16, u16),
+    /// ICMP type.
+    Icmp4(u8),
+    /// ICMPv6 type.
+    Icmp6(u8),
+    /// Another IP protocol with a small payload.
+    Proto(u8),
+}
+
+/// A test frame: VLAN ids (outer first, at most 2), network and transport.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub vlan: Vec<u16>,
+    pub net: Net,
+    pub tp: Tp,
+}
+
+const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const PAYLOAD: [u8; 8] = *b"payload!";
+
+fn vid(v: u16) -> VlanId {
+    VlanId::try_new(v).expect("test VLAN id")
+}
+
+/// Builds the frame `s` describes.
+pub fn frame(s: &Spec) -> Vec<u8> {
+    let mut out = Vec::new();
+    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    if let Net::Raw(t) = s.net {
+        out.extend_from_slice(&DST_MAC);
+        out.extend_from_slice(&SRC_MAC);
+        let tpids = [0x88a8u16, 0x8100];
+        let first = 2 - s.vlan.len();
+        for (i, v) in s.vlan.iter().enumerate() {
+            out.extend_from_slice(&tpids[first + i].to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&[0u8; 46]);
+        return out;
+    }
+    if let Net::Arp = s.net {
+        let arp = ArpEthIpv4Packet {
+            operation: ArpOperation::REQUEST,
+            sender_mac: SRC_MAC,
+            sender_ipv4: [10, 0, 0, 1],
+            target_mac: [0; 6],
+            target_ipv4: [10, 0, 0, 2],
+        };
+        match s.vlan.as_slice() {
+            [] => eth.arp(arp.into()).write(&mut out),
+            [a] => eth.single_vlan(vid(*a)).arp(arp.into()).write(&mut out),
+            [a, b] => eth
+                .double_vlan(vid(*a), vid(*b))
+                .arp(arp.into())
+                .write(&mut out),
+            _ => panic!("at most 2 tags"),
+        }
+        .expect("ARP frame");
+        return out;
+    }
+    let step: PacketBuilderStep<IpHeaders> = match (s.vlan.as_slice(), s.net) {
+        ([], Net::V4(a, b)) => eth.ipv4(a, b, 64),
+        ([], Net::V6(a, b)) => eth.ipv6(a, b, 64),
+        ([x], Net::V4(a, b)) => eth.single_vlan(vid(*x)).ipv4(a, b, 64),
+        ([x], Net::V6(a, b)) => eth.single_vlan(vid(*x)).ipv6(a, b, 64),
+        ([x, y], Net::V4(a, b)) => eth.double_vlan(vid(*x), vid(*y)).ipv4(a, b, 64),
+        ([x, y], Net::V6(a, b)) => eth.double_vlan(vid(*x), vid(*y)).ipv6(a, b, 64),
+        _ => panic!("bad test spec {s:?}"),
+    };
+    match s.tp {
+        Tp::Tcp(sp, dp, flags) => {
+            let mut t = step.tcp(sp, dp, 1, 1000);
+            if flags & 0x01 != 0 {
+                t = t.fin();
+            }
+            if flags & 0x02 != 0 {
+                t = t.syn();
+            }
+            if flags & 0x04 != 0 {
+                t = t.rst();
+            }
+            if flags & 0x08 != 0 {
+                t = t.psh();
+            }
+            if flags & 0x10 != 0 {
+                t = t.ack(7);
+            }
+            if flags & 0x20 != 0 {
+                t = t.urg(1);
+            }
+            if flags & 0x40 != 0 {
+                t = t.ece();
+            }
+            if flags & 0x80 != 0 {
+                t = t.cwr();
+            }
+            t.write(&mut out, &PAYLOAD)
+        }
+        Tp::Udp(sp, dp) => step.udp(sp, dp).write(&mut out, &PAYLOAD),
+        Tp::Icmp4(t) => step.icmpv4_raw(t, 0, [0; 4]).write(&mut out, &PAYLOAD),
+        Tp::Icmp6(t) => step.icmpv6_raw(t, 0, [0; 4]).write(&mut out, &PAYLOAD),
+        Tp::Proto(p) => step.write(&mut out, IpNumber(p), &PAYLOAD),
+        Tp::None => step.write(&mut out, IpNumber(253), &[]),
+    }
+    .expect("test frame");
+    out
+}
+
+/// What etherparse (an independent parser) sees in a frame.
+#[derive(Debug)]
+pub struct Facts {
+    ethertype: u16,
+    vlan: Option<u16>,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    proto: Option<u8>,
+    ports: Option<(u16, u16)>,
+    tcp_flags: Option<u8>,
+    icmp_type: Option<u8>,
+}
+
+pub fn facts(f: &[u8]) -> Facts {
+    let sp = SlicedPacket::from_ethernet(f).expect("etherparse slices the test frame");
+    let mut x = Facts {
+        ethertype: 0,
+        vlan: sp.vlan_ids().first().map(|v| v.value()),
+        src: None,
+        dst: None,
+        proto: None,
+        ports: None,
+        tcp_flags: None,
+        icmp_type: None,
+    };
+    match &sp.net {
+        Some(NetSlice::Ipv4(s)) => {
+            x.ethertype = 0x0800;
+            x.src = Some(s.header().source_addr().into());
+            x.dst = Some(s.header().destination_addr().into());
+            x.proto = Some(s.payload().ip_number.0);
+        }
+        Some(NetSlice::Ipv6(s)) => {
+            x.ethertype = 0x86dd;
+            x.src = Some(s.header().source_addr().into());
+            x.dst = Some(s.header().destination_addr().into());
+            x.proto = Some(s.payload().ip_number.0);
+        }
+        Some(NetSlice::Arp(_)) => x.ethertype = 0x0806,
+        None => x.ethertype = sp.payload_ether_type().expect("an ether type").0,
+    }
+    match &sp.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            x.ports = Some((t.source_port(), t.destination_port()));
+            let bits = [
+                t.fin(),
+                t.syn(),
+                t.rst(),
+                t.psh(),
+                t.ack(),
+                t.urg(),
+                t.ece(),
+                t.cwr(),
+            ];
+            x.tcp_flags = Some(
+                bits.iter()
+                    .enumerate()
+                    .fold(0, |a, (i, &b)| a | ((b as u8) << i)),
+            );
+        }
+        Some(TransportSlice::Udp(u)) => x.ports = Some((u.source_port(), u.destination_port())),
+        Some(TransportSlice::Icmpv4(i)) => x.icmp_type = Some(i.type_u8()),
+        Some(TransportSlice::Icmpv6(i)) => x.icmp_type = Some(i.type_u8()),
+        _ => {}
+    }
+    x
+}
+
+fn in_prefix(a: Option<IpAddr>, p: Option<(IpAddr, u8)>) -> bool {
+    match (a, p) {
+        (_, None) => true,
+        (Some(a), Some((net, len))) => {
+            a.is_ipv4() == net.is_ipv4() && crate::element::mask_addr(a, len) == net
+        }
+        (None, Some(_)) => false,
+    }
+}
+
+fn in_ports(p: Option<u16>, r: Option<(u16, u16)>) -> bool {
+    match (p, r) {
+        (_, None) => true,
+        (Some(p), Some((lo, hi))) => (lo..=hi).contains(&p),
+        (None, Some(_)) => false,
+    }
+}
+
+/// The meaning of a match, written directly over etherparse's view.
+pub fn reference(m: &Match, x: &Facts) -> bool {
+    let l3 = match m.l3 {
+        L3::Any => true,
+        L3::Ip => x.src.is_some(),
+        L3::Ipv4 => x.ethertype == 0x0800,
+        L3::Ipv6 => x.ethertype == 0x86dd,
+        L3::Ether(t) => x.ethertype == t,
+    };
+    let vlan = match m.vlan {
+        Vlan::Any => true,
+        Vlan::Tagged => x.vlan.is_some(),
+        Vlan::Untagged => x.vlan.is_none(),
+        Vlan::Id(id) => x.vlan == Some(id),
+    };
+    let proto = match m.proto {
+        Proto::Any => true,
+        Proto::TcpOrUdp => x.ports.is_some(),
+        Proto::Is(p) => x.proto == Some(p),
+    };
+    let ports = (m.src_port.is_none() && m.dst_port.is_none()) || x.ports.is_some();
+    let flags = m.tcp_flags.0 == 0
+        || x.tcp_flags
+            .is_some_and(|f| f & m.tcp_flags.0 == m.tcp_flags.1);
+    let icmp = m.icmp_type.is_none() || x.icmp_type == m.icmp_type;
+    l3 && vlan
+        && proto
+        && ports
+        && flags
+        && icmp
+        && in_prefix(x.src, m.src)
+        && in_prefix(x.dst, m.dst)
+        && in_ports(x.ports.map(|p| p.0), m.src_port)
+        && in_ports(x.ports.map(|p| p.1), m.dst_port)
+}

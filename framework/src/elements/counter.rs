@@ -1,0 +1,243 @@
+//! `Counter`: counts packets and bytes passing through and measures their rate.
+
+use crate::element::{
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params,
+};
+use crate::packet::Batch;
+
+const NS_PER_SEC: u128 = 1_000_000_000;
+
+/// The `Counter` class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "Counter",
+        summary: "Counts packets and bytes passing through and measures their rate",
+        description: "\
+Ports: 1 input, 1 output.
+
+Passes every packet to output 0 unchanged, counting packets and frame bytes
+(the bytes of the Ethernet frame as held in the buffer, without the FCS) and
+measuring the rate over a sliding measurement window.
+
+Rates: the first batch opens a window of length `window`. The first batch that
+arrives after the window has ended closes it: `pps` and `bps` become the
+packets and bits counted since the window opened divided by the time that
+actually elapsed (so an idle gap lowers the rate instead of being ignored), and
+a new window opens. The clock is read once per burst (the runtime's time, which
+is the packet clock when a capture is replayed), never per packet.
+
+Notes: rates are updated only when packets arrive; after traffic stops they
+keep the value of the last completed window. Each worker runs its own replica;
+the reported counters (and rates) are the sums over workers.",
+        params: &[ParamSpec {
+            name: "window",
+            ty: ParamType::Duration,
+            need: Need::Default("\"1s\""),
+            doc: "Length of the window over which `pps` and `bps` are measured (> 0)",
+        }],
+        drop_reasons: &[],
+        counters: &[
+            ("packets", "Packets counted"),
+            ("bytes", "Frame bytes counted"),
+            ("pps", "Packets per second over the last completed window"),
+            (
+                "bps",
+                "Frame bits per second over the last completed window",
+            ),
+        ],
+        example: "\
+[elements.count]
+class = \"Counter\"
+window = \"500ms\"",
+        see_also: &["Print", "Discard"],
+    },
+    configure,
+};
+
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let window = p.duration("window")?;
+    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    if window_ns == 0 {
+        return Err(ParamError::new("window", "must be longer than zero"));
+    }
+    Ok(Configured::cloning(
+        Inputs::Fixed(1),
+        1,
+        Counter::new(window_ns),
+    ))
+}
+
+/// Counts packets and bytes and measures their rate over a window.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    window_ns: u64,
+    packets: u64,
+    bytes: u64,
+    /// Whether a window is open (no batch seen yet when false).
+    started: bool,
+    /// Opening time of the current window.
+    win_start: u64,
+    /// `packets` and `bytes` when the current window opened.
+    win_packets: u64,
+    win_bytes: u64,
+    pps: u64,
+    bps: u64,
+}
+
+impl Counter {
+    /// A counter measuring rates over windows of `window_ns` nanoseconds.
+    pub fn new(window_ns: u64) -> Counter {
+        Counter {
+            window_ns: window_ns.max(1),
+            packets: 0,
+            bytes: 0,
+            started: false,
+            win_start: 0,
+            win_packets: 0,
+            win_bytes: 0,
+            pps: 0,
+            bps: 0,
+        }
+    }
+
+    /// Closes the current window at `now` if it has ended, and opens the next.
+    #[inline]
+    fn tick(&mut self, now: u64) {
+        if !self.started {
+            self.started = true;
+            self.open(now);
+            return;
+        }
+        let elapsed = now.saturating_sub(self.win_start);
+        if elapsed < self.window_ns {
+            return;
+        }
+        let per_sec = |n: u64| (n as u128 * NS_PER_SEC / elapsed as u128) as u64;
+        self.pps = per_sec(self.packets - self.win_packets);
+        self.bps = per_sec(self.bytes - self.win_bytes).saturating_mul(8);
+        self.open(now);
+    }
+
+    fn open(&mut self, now: u64) {
+        self.win_start = now;
+        self.win_packets = self.packets;
+        self.win_bytes = self.bytes;
+    }
+}
+
+impl Element for Counter {
+    fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        self.tick(cx.now());
+        let bytes: usize = batch.iter().map(|p| p.len()).sum();
+        self.packets += batch.len() as u64;
+        self.bytes += bytes as u64;
+        out.push_all(0, batch);
+    }
+
+    fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
+        report("packets", self.packets);
+        report("bytes", self.bytes);
+        report("pps", self.pps);
+        report("bps", self.bps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Value;
+    use crate::packet::{Packet, Pool};
+    use std::time::Duration;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn batch(n: usize, len: usize) -> Batch {
+        (0..n)
+            .map(|_| Packet::from_bytes(&vec![0u8; len]))
+            .collect()
+    }
+
+    fn stats(c: &Counter) -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        c.stats(&mut |k, n| v.push((k.to_string(), n)));
+        v
+    }
+
+    fn stat(c: &Counter, name: &str) -> u64 {
+        stats(c).into_iter().find(|(k, _)| k == name).unwrap().1
+    }
+
+    fn run(c: &mut Counter, pool: &mut Pool, now: u64, mut b: Batch) -> Output {
+        let mut cx = Context::new(pool, now, 0);
+        let mut out = Output::new(1, 0);
+        c.push(&mut cx, 0, &mut b, &mut out);
+        assert!(b.is_empty());
+        out
+    }
+
+    #[test]
+    fn passes_everything_and_counts_frame_bytes() {
+        let mut pool = Pool::new(0);
+        let mut c = Counter::new(SEC);
+        let out = run(&mut c, &mut pool, 0, batch(3, 60));
+        assert_eq!(out.batch(0).len(), 3);
+        let out = run(&mut c, &mut pool, 10, batch(2, 1514));
+        assert_eq!(out.batch(0).len(), 2);
+        assert_eq!(stat(&c, "packets"), 5);
+        assert_eq!(stat(&c, "bytes"), 3 * 60 + 2 * 1514);
+        assert_eq!(
+            stats(&c)
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            ["packets", "bytes", "pps", "bps"]
+        );
+    }
+
+    #[test]
+    fn rate_is_measured_per_completed_window() {
+        let mut pool = Pool::new(0);
+        let mut c = Counter::new(SEC);
+        // Window 1 opens at t=5s: 100 + 100 packets of 100 bytes.
+        run(&mut c, &mut pool, 5 * SEC, batch(100, 100));
+        run(&mut c, &mut pool, 5 * SEC + SEC / 2, batch(100, 100));
+        assert_eq!(stat(&c, "pps"), 0, "no window completed yet");
+        // t=6s closes window 1 (before counting this batch).
+        run(&mut c, &mut pool, 6 * SEC, batch(50, 100));
+        assert_eq!(stat(&c, "pps"), 200);
+        assert_eq!(stat(&c, "bps"), 200 * 100 * 8);
+        // Window 2 [6s, ..): 50 packets so far; still inside at 6.9s.
+        run(&mut c, &mut pool, 6 * SEC + 9 * SEC / 10, batch(50, 100));
+        assert_eq!(stat(&c, "pps"), 200);
+        // An idle gap: closed at 8s, 100 packets over 2 s.
+        run(&mut c, &mut pool, 8 * SEC, batch(1, 100));
+        assert_eq!(stat(&c, "pps"), 50);
+        assert_eq!(stat(&c, "bps"), 50 * 100 * 8);
+        assert_eq!(stat(&c, "packets"), 301);
+    }
+
+    #[test]
+    fn a_clock_going_backwards_does_not_panic() {
+        let mut pool = Pool::new(0);
+        let mut c = Counter::new(SEC);
+        run(&mut c, &mut pool, 10 * SEC, batch(1, 60));
+        run(&mut c, &mut pool, SEC, batch(1, 60));
+        assert_eq!(stat(&c, "packets"), 2);
+    }
+
+    #[test]
+    fn configure_checks_the_window() {
+        let cx = ConfigCx {
+            ports: &[],
+            workers: 1,
+        };
+        let mut p = Params::new();
+        p.set("window", Value::Duration(Duration::from_millis(250)));
+        let c = (CLASS.configure)(&p, &cx).unwrap();
+        assert_eq!((c.inputs, c.outputs), (Inputs::Fixed(1), 1));
+        p.set("window", Value::Duration(Duration::ZERO));
+        let e = (CLASS.configure)(&p, &cx).unwrap_err();
+        assert_eq!(e.param, "window");
+    }
+}

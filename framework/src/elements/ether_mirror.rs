@@ -1,0 +1,276 @@
+//! `EtherMirror`: sends each frame back where it came from by swapping addresses.
+
+use crate::element::{
+    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
+    Output, ParamError, ParamSpec, ParamType, Params,
+};
+use crate::packet::Batch;
+use crate::wire::{field, L3Kind, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP};
+
+/// The frame is shorter than an Ethernet header.
+const TOO_SHORT: DropReason = DropReason(0);
+
+/// The `EtherMirror` class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "EtherMirror",
+        summary: "Swaps Ethernet source and destination addresses (a reflector)",
+        description: "\
+Ports: 1 input, 1 output.
+
+Swaps the Ethernet source and destination addresses of every frame and sends it
+to output 0, so that a frame sent back out of the port it came in on returns to
+its sender. With `ip = true` it also swaps the IPv4 or IPv6 source and
+destination addresses and, when the packet carries a complete TCP or UDP header
+(first fragments and unfragmented packets), the source and destination ports.
+
+Checksums stay valid without being recomputed: the IPv4 header checksum and the
+TCP/UDP/ICMPv6 checksums (whose pseudo-header includes both addresses) are
+ones'-complement sums of 16-bit words, and swapping two aligned fields only
+reorders the words being summed.
+
+Frames of IP packets whose IP header is malformed get their Ethernet addresses
+swapped only. VLAN tags are left as they are.
+
+Notes: frames shorter than an Ethernet header (14 bytes) are dropped with reason
+`too-short`. Used as a reflector in benchmarks (`eth0 -> mirror -> eth0`) and
+to answer a traffic generator.",
+        params: &[ParamSpec {
+            name: "ip",
+            ty: ParamType::Bool,
+            need: Need::Default("false"),
+            doc: "Also swap IP addresses and TCP/UDP ports",
+        }],
+        drop_reasons: &["too-short"],
+        counters: &[],
+        example: "\
+[elements.reflect]
+class = \"EtherMirror\"
+ip = true",
+        see_also: &["Forward"],
+    },
+    configure,
+};
+
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let ip = p.bool("ip")?;
+    Ok(Configured::cloning(Inputs::Fixed(1), 1, EtherMirror { ip }))
+}
+
+/// Swaps Ethernet (and optionally IP and port) source and destination.
+#[derive(Debug, Clone)]
+pub struct EtherMirror {
+    ip: bool,
+}
+
+impl Element for EtherMirror {
+    fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        for mut pkt in batch.drain(..) {
+            if pkt.len() < ETH_HLEN {
+                out.drop(pkt, TOO_SHORT);
+                continue;
+            }
+            if self.ip {
+                let h = pkt.headers();
+                if h.is_ip() {
+                    let l3 = h.l3_off as usize;
+                    let l4 = h.l4_off as usize;
+                    let ports = h.has_l4 && matches!(h.l4_proto, IPPROTO_TCP | IPPROTO_UDP);
+                    let d = pkt.data_mut();
+                    // Swapping reorders the 16-bit words of each checksum's
+                    // input without changing them, so every checksum stays valid.
+                    match h.l3 {
+                        L3Kind::Ipv4 => swap(&mut d[l3..], field::ipv4::SRC, field::ipv4::DST),
+                        _ => swap(&mut d[l3..], field::ipv6::SRC, field::ipv6::DST),
+                    }
+                    if ports {
+                        swap(&mut d[l4..], field::udp::SRC_PORT, field::udp::DST_PORT);
+                    }
+                }
+            }
+            swap(pkt.data_mut(), field::eth::DST, field::eth::SRC);
+            out.push(0, pkt);
+        }
+    }
+}
+
+/// Swaps the equally long, non-overlapping fields `a` (first) and `b` of `buf`.
+/// The caller has checked that both lie inside `buf`.
+#[inline]
+fn swap(buf: &mut [u8], a: field::Field, b: field::Field) {
+    let (x, y) = buf.split_at_mut(b.start);
+    x[a].swap_with_slice(&mut y[..b.end - b.start]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Value;
+    use crate::packet::{Packet, Pool};
+    use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn mirror(ip: bool, frames: &[Vec<u8>]) -> Output {
+        let mut pool = Pool::new(0);
+        let mut cx = Context::new(&mut pool, 0, 0);
+        let mut out = Output::new(1, 1);
+        let mut b: Batch = frames.iter().map(|f| Packet::from_bytes(f)).collect();
+        EtherMirror { ip }.push(&mut cx, 0, &mut b, &mut out);
+        assert!(b.is_empty());
+        out
+    }
+
+    fn tcp4() -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 168, 7, 9], 64)
+            .tcp(1234, 80, 77, 1000)
+            .syn()
+            .write(&mut f, b"hello world")
+            .unwrap();
+        f
+    }
+
+    fn udp6() -> Vec<u8> {
+        let mut f = Vec::new();
+        let src: [u8; 16] = "2001:db8::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let dst: [u8; 16] = "2001:db8:ff::2"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        PacketBuilder::ethernet2(A, B)
+            .single_vlan(5.try_into().unwrap())
+            .ipv6(src, dst, 64)
+            .udp(5353, 53)
+            .write(&mut f, b"query!!")
+            .unwrap();
+        f
+    }
+
+    fn eth(f: &[u8]) -> ([u8; 6], [u8; 6]) {
+        match PacketHeaders::from_ethernet_slice(f).unwrap().link {
+            Some(etherparse::LinkHeader::Ethernet2(e)) => (e.source, e.destination),
+            other => panic!("no ethernet header: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn swaps_ethernet_only_by_default() {
+        let f = tcp4();
+        let out = mirror(false, std::slice::from_ref(&f));
+        let got = out.batch(0)[0].data();
+        assert_eq!(eth(got), (B, A));
+        assert_eq!(&got[ETH_HLEN..], &f[ETH_HLEN..], "IP untouched");
+    }
+
+    #[test]
+    fn swaps_ipv4_and_tcp_keeping_checksums_valid() {
+        let out = mirror(true, &[tcp4()]);
+        let got = out.batch(0)[0].data();
+        assert_eq!(eth(got), (B, A));
+        let h = PacketHeaders::from_ethernet_slice(got).unwrap();
+        let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+            panic!("not ipv4")
+        };
+        assert_eq!(
+            (ip.source, ip.destination),
+            ([192, 168, 7, 9], [10, 0, 0, 1])
+        );
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        let Some(TransportHeader::Tcp(tcp)) = h.transport else {
+            panic!("not tcp")
+        };
+        assert_eq!((tcp.source_port, tcp.destination_port), (80, 1234));
+        assert!(tcp.syn);
+        let payload = h.payload.slice();
+        assert_eq!(payload, b"hello world");
+        assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(&ip, payload).unwrap());
+    }
+
+    #[test]
+    fn swaps_ipv6_and_udp_behind_a_vlan_tag_keeping_checksums_valid() {
+        let f = udp6();
+        let out = mirror(true, &[f]);
+        let got = out.batch(0)[0].data();
+        assert_eq!(eth(got), (B, A));
+        let h = PacketHeaders::from_ethernet_slice(got).unwrap();
+        let Some(NetHeaders::Ipv6(ip, _)) = h.net else {
+            panic!("not ipv6")
+        };
+        assert_eq!(
+            std::net::Ipv6Addr::from(ip.source).to_string(),
+            "2001:db8:ff::2"
+        );
+        assert_eq!(
+            std::net::Ipv6Addr::from(ip.destination).to_string(),
+            "2001:db8::1"
+        );
+        let Some(TransportHeader::Udp(udp)) = h.transport else {
+            panic!("not udp")
+        };
+        assert_eq!((udp.source_port, udp.destination_port), (53, 5353));
+        let payload = h.payload.slice();
+        assert_eq!(udp.checksum, udp.calc_checksum_ipv6(&ip, payload).unwrap());
+    }
+
+    #[test]
+    fn icmp_keeps_its_payload_and_checksum() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(7, 1)
+            .write(&mut f, b"ping")
+            .unwrap();
+        let out = mirror(true, std::slice::from_ref(&f));
+        let got = out.batch(0)[0].data();
+        let h = PacketHeaders::from_ethernet_slice(got).unwrap();
+        let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+            panic!("not ipv4")
+        };
+        assert_eq!((ip.source, ip.destination), ([10, 0, 0, 2], [10, 0, 0, 1]));
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert_eq!(&got[34..], &f[34..], "ICMP header and payload untouched");
+    }
+
+    #[test]
+    fn short_frames_are_dropped_and_malformed_ip_only_loses_its_macs() {
+        let mut bad = tcp4();
+        bad[14] = 0x41; // IHL of 4 bytes: malformed
+        let out = mirror(true, &[vec![1; 13], bad.clone(), vec![9; 14]]);
+        assert_eq!(out.drops(TOO_SHORT), 1);
+        let got = out.batch(0);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[0].data()[..6], &bad[6..12]);
+        assert_eq!(&got[0].data()[6..12], &bad[..6]);
+        assert_eq!(&got[0].data()[12..], &bad[12..]);
+        assert_eq!(got[1].data(), &[9; 14]);
+    }
+
+    #[test]
+    fn every_truncation_is_handled_without_panic() {
+        for f in [tcp4(), udp6()] {
+            let frames: Vec<Vec<u8>> = (0..=f.len()).map(|n| f[..n].to_vec()).collect();
+            let out = mirror(true, &frames);
+            assert_eq!(out.drops(TOO_SHORT), ETH_HLEN as u64);
+            assert_eq!(out.batch(0).len(), f.len() + 1 - ETH_HLEN);
+        }
+    }
+
+    #[test]
+    fn configure_reads_ip() {
+        let cx = ConfigCx {
+            ports: &[],
+            workers: 1,
+        };
+        let mut p = Params::new();
+        p.set("ip", Value::Bool(true));
+        let c = (CLASS.configure)(&p, &cx).unwrap();
+        assert_eq!((c.inputs, c.outputs), (Inputs::Fixed(1), 1));
+        assert!((CLASS.configure)(&Params::new(), &cx).is_err());
+    }
+}

@@ -1,0 +1,694 @@
+//! `Print`: logs a one-line summary of packets passing through, rate-limited.
+//!
+//! [`summarize`] is the tcpdump-like formatter, shared with tools that dump packets.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::element::{
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params,
+};
+use crate::packet::{Batch, MAX_FRAME};
+use crate::wire::{be16, field, Headers, L3Kind, ParseStatus};
+use crate::wire::{ETHERTYPE_ARP, ETH_HLEN, VLAN_HLEN};
+use crate::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+
+/// The `log` target Print writes to.
+pub const LOG_TARGET: &str = "hpio_nf::print";
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// The `Print` class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "Print",
+        summary: "Logs a one-line summary of packets passing through (rate-limited)",
+        description: "\
+Ports: 1 input, 1 output.
+
+Passes every packet to output 0 unchanged and logs a tcpdump-like line for it
+at level info, log target `hpio_nf::print` (shown with RUST_LOG=info or
+RUST_LOG=hpio_nf::print=info):
+
+    label: 98 bytes 02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.0.0.1:1234 > 10.0.0.2:80 TCP [S]
+
+The line names the frame length, the Ethernet addresses, any VLAN tags
+(`vlan 10`), then IPv4/IPv6 addresses with TCP (flags as tcpdump prints them:
+S F R P U E W, `.` for ACK), UDP or ICMP/ICMPv6 (message name) details, an ARP
+summary, or the ethertype. A header cut short or inconsistent shows as
+`malformed`; a non-first fragment as `fragment`. With `bytes = N`, the first N
+bytes of the frame follow in hex.
+
+Rate limit: at most `max_per_sec` packets are printed per second and worker (the
+window restarts with the first packet after it ends); the others pass through
+unprinted and are counted as `suppressed`. Lines are only formatted when the
+logger shows info messages for the target, so a disabled Print costs a
+counter update per batch.
+
+Notes: printing is for debugging; each printed packet allocates its line.",
+        params: &[
+            ParamSpec {
+                name: "label",
+                ty: ParamType::Str,
+                need: Need::Default("\"\""),
+                doc: "Text put in front of each line (nothing when empty)",
+            },
+            ParamSpec {
+                name: "max_per_sec",
+                ty: ParamType::UINT,
+                need: Need::Default("10"),
+                doc: "Most packets printed per second and worker; 0 prints every packet",
+            },
+            ParamSpec {
+                name: "bytes",
+                ty: ParamType::Int {
+                    min: 0,
+                    max: MAX_FRAME as i64,
+                },
+                need: Need::Default("0"),
+                doc: "Also print the first N bytes of the frame in hex",
+            },
+        ],
+        drop_reasons: &[],
+        counters: &[
+            (
+                "printed",
+                "Packets printed (or that would be, if the logger showed them)",
+            ),
+            (
+                "suppressed",
+                "Packets passed without printing because of the rate limit",
+            ),
+        ],
+        example: "\
+[elements.show]
+class = \"Print\"
+label = \"in\"
+max_per_sec = 5
+bytes = 32",
+        see_also: &["Counter"],
+    },
+    configure,
+};
+
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let label = p.str("label")?.to_string();
+    let max_per_sec = u64::try_from(p.int("max_per_sec")?)
+        .map_err(|_| ParamError::new("max_per_sec", "expected an integer >= 0"))?;
+    let bytes = p.usize("bytes")?;
+    if bytes > MAX_FRAME {
+        return Err(ParamError::new(
+            "bytes",
+            format!("expected an integer in 0..={MAX_FRAME}, found {bytes}"),
+        ));
+    }
+    Ok(Configured::cloning(
+        Inputs::Fixed(1),
+        1,
+        Print::new(label, max_per_sec, bytes),
+    ))
+}
+
+/// Logs summaries of the packets passing through, at most `max_per_sec` a second.
+#[derive(Debug, Clone)]
+pub struct Print {
+    label: String,
+    /// 0: no limit.
+    max_per_sec: u64,
+    bytes: usize,
+    /// End of the current one-second window (0: none open yet).
+    win_end: u64,
+    in_window: u64,
+    printed: u64,
+    suppressed: u64,
+}
+
+impl Print {
+    /// A printer prefixing lines with `label`, printing at most `max_per_sec`
+    /// packets a second (0: all) with the first `bytes` frame bytes in hex.
+    pub fn new(label: String, max_per_sec: u64, bytes: usize) -> Print {
+        Print {
+            label,
+            max_per_sec,
+            bytes,
+            win_end: 0,
+            in_window: 0,
+            printed: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// How many of `n` packets arriving at `now` may be printed; counts them.
+    #[inline]
+    fn admit(&mut self, now: u64, n: u64) -> u64 {
+        if self.max_per_sec == 0 {
+            self.printed += n;
+            return n;
+        }
+        if now >= self.win_end {
+            self.win_end = now.saturating_add(NS_PER_SEC);
+            self.in_window = 0;
+        }
+        let allow = self.max_per_sec.saturating_sub(self.in_window).min(n);
+        self.in_window += allow;
+        self.printed += allow;
+        self.suppressed += n - allow;
+        allow
+    }
+
+    /// The line printed for a frame.
+    fn line(&self, frame: &[u8]) -> String {
+        let mut s = String::with_capacity(96 + 3 * self.bytes);
+        if !self.label.is_empty() {
+            s.push_str(&self.label);
+            s.push_str(": ");
+        }
+        write_summary(&mut s, frame);
+        let n = self.bytes.min(frame.len());
+        if n > 0 {
+            s.push_str(" |");
+            for (i, b) in frame[..n].iter().enumerate() {
+                if i % 2 == 0 {
+                    s.push(' ');
+                }
+                let _ = write!(s, "{b:02x}");
+            }
+        }
+        s
+    }
+}
+
+impl Element for Print {
+    fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        let allow = self.admit(cx.now(), batch.len() as u64) as usize;
+        if allow > 0 && log::log_enabled!(target: LOG_TARGET, log::Level::Info) {
+            for pkt in &batch[..allow] {
+                log::info!(target: LOG_TARGET, "{}", self.line(pkt.data()));
+            }
+        }
+        out.push_all(0, batch);
+    }
+
+    fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
+        report("printed", self.printed);
+        report("suppressed", self.suppressed);
+    }
+}
+
+/// A one-line, tcpdump-like summary of an Ethernet frame:
+/// `98 bytes 02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.0.0.1:1234 > 10.0.0.2:80 TCP [S]`.
+///
+/// Never panics, whatever the bytes; headers cut short or inconsistent show as `malformed`.
+pub fn summarize(pkt_bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(96);
+    write_summary(&mut s, pkt_bytes);
+    s
+}
+
+fn write_summary(s: &mut String, f: &[u8]) {
+    let _ = write!(s, "{} bytes", f.len());
+    if f.len() < ETH_HLEN {
+        s.push_str(" malformed");
+        return;
+    }
+    s.push(' ');
+    mac(s, &f[field::eth::SRC]);
+    s.push_str(" > ");
+    mac(s, &f[field::eth::DST]);
+    let h = Headers::parse(f);
+    // Headers::parse counts a tag only once the whole tag is in the frame.
+    for i in 0..h.vlan_tags as usize {
+        let tci = be16(f, ETH_HLEN + i * VLAN_HLEN);
+        let _ = write!(s, " vlan {}", tci & 0x0fff);
+        if tci >> 13 != 0 {
+            let _ = write!(s, " p {}", tci >> 13);
+        }
+    }
+    if h.status == ParseStatus::L2Truncated {
+        s.push_str(" malformed");
+        return;
+    }
+    let l3 = &f[h.l3_off as usize..];
+    match h.l3 {
+        L3Kind::Ipv4 => s.push_str(" IPv4"),
+        L3Kind::Ipv6 => s.push_str(" IPv6"),
+        L3Kind::Other if h.ethertype == ETHERTYPE_ARP => return arp(s, l3),
+        L3Kind::Other => {
+            let _ = write!(s, " ethertype 0x{:04x}", h.ethertype);
+            return;
+        }
+    }
+    if h.status == ParseStatus::L3Malformed {
+        s.push_str(" malformed");
+        return;
+    }
+    let (src, dst) = match h.l3 {
+        L3Kind::Ipv4 => (
+            IpAddr::from(ipv4(&l3[field::ipv4::SRC])),
+            IpAddr::from(ipv4(&l3[field::ipv4::DST])),
+        ),
+        _ => (
+            IpAddr::from(ipv6(&l3[field::ipv6::SRC])),
+            IpAddr::from(ipv6(&l3[field::ipv6::DST])),
+        ),
+    };
+    let proto = h.l4_proto;
+    let l4 = &f[h.l4_off as usize..];
+    let name = match proto {
+        IPPROTO_TCP => "TCP",
+        IPPROTO_UDP => "UDP",
+        IPPROTO_ICMP => "ICMP",
+        IPPROTO_ICMPV6 => "ICMPv6",
+        _ => "",
+    };
+    if h.has_l4 && matches!(proto, IPPROTO_TCP | IPPROTO_UDP) {
+        let sp = be16(l4, field::tcp::SRC_PORT.start);
+        let dp = be16(l4, field::tcp::DST_PORT.start);
+        let _ = write!(
+            s,
+            " {} > {} {name}",
+            SocketAddr::new(src, sp),
+            SocketAddr::new(dst, dp)
+        );
+        if proto == IPPROTO_TCP {
+            tcp_flags(s, l4[field::tcp::FLAGS]);
+        }
+        return;
+    }
+    let _ = write!(s, " {src} > {dst}");
+    if name.is_empty() {
+        let _ = write!(s, " proto {proto}");
+    } else {
+        let _ = write!(s, " {name}");
+    }
+    if h.has_l4 {
+        // ICMP or ICMPv6 (the only other protocols with has_l4).
+        icmp(s, proto, l4[field::icmp::TYPE], l4[field::icmp::CODE]);
+    } else if h.status == ParseStatus::L4Truncated {
+        s.push_str(" malformed");
+    } else if is_fragment(&h, l3) {
+        s.push_str(" fragment");
+    }
+}
+
+/// True for a non-first fragment (the parse found no transport header for that reason).
+fn is_fragment(h: &Headers, l3: &[u8]) -> bool {
+    match h.l3 {
+        L3Kind::Ipv4 => be16(l3, field::ipv4::FRAG.start) & 0x1fff != 0,
+        // The parser leaves l4_off at 0 only for a non-first IPv6 fragment.
+        _ => h.l4_off == 0,
+    }
+}
+
+fn mac(s: &mut String, m: &[u8]) {
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+}
+
+fn ipv4(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+fn ipv6(b: &[u8]) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    Ipv6Addr::from(a)
+}
+
+/// Flags in tcpdump's order and letters; ACK prints as `.`.
+fn tcp_flags(s: &mut String, flags: u8) {
+    const NAMES: [(u8, char); 8] = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, '.'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+    ];
+    s.push_str(" [");
+    if flags == 0 {
+        s.push_str("none");
+    }
+    for (bit, c) in NAMES {
+        if flags & bit != 0 {
+            s.push(c);
+        }
+    }
+    s.push(']');
+}
+
+fn icmp(s: &mut String, proto: u8, ty: u8, code: u8) {
+    let name = match (proto, ty) {
+        (IPPROTO_ICMP, 0) => "echo-reply",
+        (IPPROTO_ICMP, 3) => "unreachable",
+        (IPPROTO_ICMP, 5) => "redirect",
+        (IPPROTO_ICMP, 8) => "echo-request",
+        (IPPROTO_ICMP, 11) => "time-exceeded",
+        (IPPROTO_ICMPV6, 1) => "unreachable",
+        (IPPROTO_ICMPV6, 2) => "packet-too-big",
+        (IPPROTO_ICMPV6, 3) => "time-exceeded",
+        (IPPROTO_ICMPV6, 128) => "echo-request",
+        (IPPROTO_ICMPV6, 129) => "echo-reply",
+        (IPPROTO_ICMPV6, 133) => "router-solicit",
+        (IPPROTO_ICMPV6, 134) => "router-advert",
+        (IPPROTO_ICMPV6, 135) => "neighbor-solicit",
+        (IPPROTO_ICMPV6, 136) => "neighbor-advert",
+        _ => "",
+    };
+    if name.is_empty() {
+        let _ = write!(s, " type {ty} code {code}");
+    } else {
+        let _ = write!(s, " {name}");
+        if code != 0 {
+            let _ = write!(s, " code {code}");
+        }
+    }
+}
+
+/// Ethernet/IPv4 ARP: `ARP who-has 10.0.0.2 tell 10.0.0.1`, `ARP reply 10.0.0.2 is-at MAC`.
+fn arp(s: &mut String, a: &[u8]) {
+    // htype(2) ptype(2) hlen(1) plen(1) oper(2) sha(6) spa(4) tha(6) tpa(4)
+    const LEN: usize = 28;
+    s.push_str(" ARP");
+    if a.len() < LEN || be16(a, 0) != 1 || be16(a, 2) != 0x0800 || a[4] != 6 || a[5] != 4 {
+        s.push_str(" malformed");
+        return;
+    }
+    let (sha, spa, tpa) = (&a[8..14], ipv4(&a[14..18]), ipv4(&a[24..28]));
+    match be16(a, 6) {
+        1 => {
+            let _ = write!(s, " who-has {tpa} tell {spa}");
+        }
+        2 => {
+            let _ = write!(s, " reply {spa} is-at ");
+            mac(s, sha);
+        }
+        op => {
+            let _ = write!(s, " op {op} {spa} > {tpa}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Value;
+    use crate::packet::{Packet, Pool};
+    use etherparse::{
+        ArpHardwareId, ArpOperation, ArpPacket, EtherType, Icmpv6Type, PacketBuilder,
+    };
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const MACS: &str = "02:00:00:00:00:01 > 02:00:00:00:00:02";
+
+    fn v6(s: &str) -> [u8; 16] {
+        s.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    fn tcp4_syn() -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1234, 80, 1, 1000)
+            .syn()
+            .write(&mut f, &[0; 44])
+            .unwrap();
+        f
+    }
+
+    fn udp6_qinq() -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .double_vlan(100.try_into().unwrap(), 7.try_into().unwrap())
+            .ipv6(v6("2001:db8::1"), v6("2001:db8::2"), 64)
+            .udp(5353, 53)
+            .write(&mut f, b"abc")
+            .unwrap();
+        f
+    }
+
+    fn arp_request() -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, [0xff; 6])
+            .arp(
+                ArpPacket::new(
+                    ArpHardwareId::ETHERNET,
+                    EtherType::IPV4,
+                    ArpOperation::REQUEST,
+                    &A,
+                    &[10, 0, 0, 1],
+                    &[0; 6],
+                    &[10, 0, 0, 2],
+                )
+                .unwrap(),
+            )
+            .write(&mut f)
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn summarizes_tcp_over_ipv4() {
+        let f = tcp4_syn();
+        assert_eq!(f.len(), 98);
+        assert_eq!(
+            summarize(&f),
+            format!("98 bytes {MACS} IPv4 10.0.0.1:1234 > 10.0.0.2:80 TCP [S]")
+        );
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .tcp(80, 1234, 1, 1000)
+            .syn()
+            .ack(2)
+            .write(&mut f, &[])
+            .unwrap();
+        assert!(summarize(&f).ends_with("10.0.0.2:80 > 10.0.0.1:1234 TCP [S.]"));
+    }
+
+    #[test]
+    fn summarizes_udp_over_ipv6_with_two_vlan_tags() {
+        let got = summarize(&udp6_qinq());
+        assert_eq!(
+            got,
+            format!(
+                "{} bytes {MACS} vlan 100 vlan 7 IPv6 [2001:db8::1]:5353 > [2001:db8::2]:53 UDP",
+                udp6_qinq().len()
+            )
+        );
+    }
+
+    #[test]
+    fn summarizes_icmp_and_icmpv6() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .single_vlan(42.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 2)
+            .write(&mut f, &[0; 56])
+            .unwrap();
+        assert_eq!(
+            summarize(&f),
+            format!(
+                "{} bytes {MACS} vlan 42 IPv4 10.0.0.1 > 10.0.0.2 ICMP echo-request",
+                f.len()
+            )
+        );
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6(v6("fe80::1"), v6("ff02::1"), 255)
+            .icmpv6(Icmpv6Type::Unknown {
+                type_u8: 135,
+                code_u8: 0,
+                bytes5to8: [0; 4],
+            })
+            .write(&mut f, &[0; 16])
+            .unwrap();
+        assert!(summarize(&f).ends_with("IPv6 fe80::1 > ff02::1 ICMPv6 neighbor-solicit"));
+    }
+
+    #[test]
+    fn summarizes_arp_and_other_ethertypes() {
+        let f = arp_request();
+        assert_eq!(
+            summarize(&f),
+            format!(
+                "{} bytes 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff ARP who-has 10.0.0.2 tell 10.0.0.1",
+                f.len()
+            )
+        );
+        let mut reply = f.clone();
+        reply[14 + 7] = 2;
+        assert!(summarize(&reply).ends_with("ARP reply 10.0.0.1 is-at 02:00:00:00:00:01"));
+        let mut lldp = vec![0u8; 60];
+        lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+        assert!(summarize(&lldp).ends_with(" ethertype 0x88cc"));
+    }
+
+    #[test]
+    fn fragments_and_other_protocols() {
+        let mut f = tcp4_syn();
+        f[14 + 6] = 0x00;
+        f[14 + 7] = 0x10; // fragment offset 16 (checksum not fixed: not checked here)
+        assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 TCP fragment"));
+        let mut f = tcp4_syn();
+        f[14 + 9] = 47; // GRE
+        assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 proto 47"));
+    }
+
+    #[test]
+    fn truncated_frames_say_malformed_and_never_panic() {
+        let frames = [tcp4_syn(), udp6_qinq(), arp_request()];
+        for f in &frames {
+            for n in 0..f.len() {
+                let s = summarize(&f[..n]);
+                assert!(s.starts_with(&format!("{n} bytes")), "{s}");
+                assert!(s.ends_with("malformed"), "cut at {n}: {s}");
+            }
+        }
+        assert_eq!(summarize(&[]), "0 bytes malformed");
+        // A TCP header cut short inside a consistent IP packet.
+        let mut f = tcp4_syn();
+        f.truncate(14 + 20 + 10);
+        f[14 + 2..14 + 4].copy_from_slice(&30u16.to_be_bytes());
+        assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 TCP malformed"));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u32 = 0x9e37_79b9;
+        for _ in 0..20_000 {
+            let mut f = [0u8; 96];
+            for b in f.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            let (et, v): ([u8; 2], u8) = match x % 4 {
+                0 => ([0x08, 0x00], 0x45),
+                1 => ([0x86, 0xdd], 0x60),
+                2 => ([0x08, 0x06], 0x00),
+                _ => ([0x81, 0x00], f[14]),
+            };
+            f[12..14].copy_from_slice(&et);
+            f[14] = v;
+            let len = (x as usize >> 8) % (f.len() + 1);
+            let _ = summarize(&f[..len]);
+        }
+    }
+
+    #[test]
+    fn line_has_label_and_hex_bytes() {
+        let p = Print::new("in".into(), 10, 5);
+        let f = tcp4_syn();
+        assert_eq!(p.line(&f), format!("in: {} | 0200 0000 00", summarize(&f)));
+        let p = Print::new(String::new(), 10, 4000);
+        assert_eq!(p.line(&[1, 2, 3]), "3 bytes malformed | 0102 03");
+    }
+
+    fn run(p: &mut Print, now: u64, n: usize) -> usize {
+        let mut pool = Pool::new(0);
+        let mut cx = Context::new(&mut pool, now, 0);
+        let mut out = Output::new(1, 0);
+        let mut b: Batch = (0..n).map(|_| Packet::from_bytes(&tcp4_syn())).collect();
+        p.push(&mut cx, 0, &mut b, &mut out);
+        assert!(b.is_empty());
+        out.batch(0).len()
+    }
+
+    fn stats(p: &Print) -> (u64, u64) {
+        let mut v = (0, 0);
+        p.stats(&mut |k, n| match k {
+            "printed" => v.0 = n,
+            "suppressed" => v.1 = n,
+            _ => panic!("unexpected counter {k}"),
+        });
+        v
+    }
+
+    #[test]
+    fn rate_limit_passes_everything_and_counts_suppressed() {
+        const S: u64 = NS_PER_SEC;
+        let mut p = Print::new(String::new(), 10, 0);
+        assert_eq!(run(&mut p, 100 * S, 6), 6);
+        assert_eq!(run(&mut p, 100 * S + S / 2, 6), 6);
+        assert_eq!(stats(&p), (10, 2));
+        assert_eq!(run(&mut p, 100 * S + 9 * S / 10, 3), 3);
+        assert_eq!(stats(&p), (10, 5));
+        // A new window opens at 101 s.
+        assert_eq!(run(&mut p, 101 * S, 4), 4);
+        assert_eq!(stats(&p), (14, 5));
+        // A window also opens when the clock starts at 0.
+        let mut p = Print::new(String::new(), 2, 0);
+        run(&mut p, 0, 3);
+        run(&mut p, S - 1, 1);
+        run(&mut p, S, 1);
+        assert_eq!(stats(&p), (3, 2));
+        // 0: no limit.
+        let mut p = Print::new(String::new(), 0, 0);
+        run(&mut p, 0, 100);
+        assert_eq!(stats(&p), (100, 0));
+    }
+
+    /// Records this thread's lines for Print's target (tests run on many threads).
+    struct Capture;
+
+    thread_local! {
+        static LINES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.target() == LOG_TARGET && m.level() <= log::Level::Info
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                LINES.with(|l| l.borrow_mut().push(r.args().to_string()));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn logs_the_admitted_packets_at_info() {
+        static CAPTURE: Capture = Capture;
+        if log::set_logger(&CAPTURE).is_err() {
+            // Another test installed a logger first; nothing to observe here.
+            return;
+        }
+        log::set_max_level(log::LevelFilter::Info);
+        let mut p = Print::new("lan".into(), 2, 0);
+        run(&mut p, 0, 3);
+        let lines = LINES.with(|l| l.borrow().clone());
+        let want = format!("lan: {}", summarize(&tcp4_syn()));
+        assert_eq!(lines, [want.clone(), want]);
+    }
+
+    #[test]
+    fn configure_checks_params() {
+        let cx = ConfigCx {
+            ports: &[],
+            workers: 1,
+        };
+        let mut p = Params::new();
+        p.set("label", Value::Str("x".into()))
+            .set("max_per_sec", Value::Int(10))
+            .set("bytes", Value::Int(16));
+        let c = (CLASS.configure)(&p, &cx).unwrap();
+        assert_eq!((c.inputs, c.outputs), (Inputs::Fixed(1), 1));
+        p.set("bytes", Value::Int(-1));
+        assert_eq!((CLASS.configure)(&p, &cx).unwrap_err().param, "bytes");
+        p.set("bytes", Value::Int(0))
+            .set("max_per_sec", Value::Int(-3));
+        assert_eq!((CLASS.configure)(&p, &cx).unwrap_err().param, "max_per_sec");
+    }
+}

@@ -1,0 +1,242 @@
+//! Run reports: per-port, per-element and per-worker counters, as a table or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::worker::Snapshot;
+use crate::graph::{ElementCounters, GraphSpec};
+use crate::port::QueueStats;
+
+/// Counters of one port, summed over workers and queues.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortReport {
+    /// Port name.
+    pub name: String,
+    /// Driver serving it.
+    pub driver: String,
+    /// Receive queues opened.
+    pub rx_queues: usize,
+    /// Received.
+    pub rx: QueueStats,
+    /// Transmitted.
+    pub tx: QueueStats,
+    /// Counters the driver reads from the system.
+    pub driver_stats: BTreeMap<String, u64>,
+}
+
+/// Counters of one element, summed over workers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ElementReport {
+    /// Element name.
+    pub name: String,
+    /// Class name.
+    pub class: String,
+    /// The counters.
+    #[serde(flatten)]
+    pub counters: ElementCounters,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerReport {
+    /// Worker index.
+    pub index: usize,
+    /// Core it was pinned to.
+    pub core: Option<usize>,
+    /// Bursts received.
+    pub bursts: u64,
+    /// Passes over its queues that found nothing.
+    pub idle_polls: u64,
+    /// Times its pool had no free slot.
+    pub pool_exhausted: u64,
+    /// It has stopped.
+    pub finished: bool,
+    /// Seconds its loop ran (so far).
+    pub run_secs: f64,
+}
+
+/// Counters of a run, so far or at its end.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Seconds since the run started.
+    pub elapsed_secs: f64,
+    /// Per port, in config order.
+    pub ports: Vec<PortReport>,
+    /// Per element, in config order.
+    pub elements: Vec<ElementReport>,
+    /// Per worker.
+    pub workers: Vec<WorkerReport>,
+}
+
+type PortMeta = (
+    String,
+    String,
+    Option<Box<dyn Fn() -> BTreeMap<String, u64> + Send>>,
+    usize,
+);
+
+impl Report {
+    pub(crate) fn collect(
+        spec: &GraphSpec,
+        meta: &[PortMeta],
+        snaps: &[Arc<Mutex<Snapshot>>],
+        elapsed: Duration,
+    ) -> Report {
+        let snaps: Vec<Snapshot> = snaps
+            .iter()
+            .map(|s| s.lock().map(|s| s.clone()).unwrap_or_default())
+            .collect();
+        let ports = meta
+            .iter()
+            .enumerate()
+            .map(|(p, (name, driver, stats, rx_queues))| {
+                let mut rx = QueueStats::default();
+                let mut tx = QueueStats::default();
+                for s in &snaps {
+                    rx += s.rx.get(p).copied().unwrap_or_default();
+                    tx += s.tx.get(p).copied().unwrap_or_default();
+                }
+                PortReport {
+                    name: name.clone(),
+                    driver: driver.clone(),
+                    rx_queues: *rx_queues,
+                    rx,
+                    tx,
+                    driver_stats: stats.as_ref().map(|f| f()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let elements = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut counters = ElementCounters::default();
+                for s in &snaps {
+                    if let Some(c) = s.elements.get(i) {
+                        counters.merge(c);
+                    }
+                }
+                ElementReport {
+                    name: n.name.clone(),
+                    class: n.class.name.to_string(),
+                    counters,
+                }
+            })
+            .collect();
+        let workers = snaps
+            .iter()
+            .enumerate()
+            .map(|(index, s)| WorkerReport {
+                index,
+                core: s.core,
+                bursts: s.bursts,
+                idle_polls: s.idle_polls,
+                pool_exhausted: s.pool_exhausted,
+                finished: s.finished,
+                run_secs: s.run_secs,
+            })
+            .collect();
+        Report {
+            elapsed_secs: elapsed.as_secs_f64(),
+            ports,
+            elements,
+            workers,
+        }
+    }
+
+    /// One line of rates since `prev` (or since the start): per port rx/tx pps.
+    pub fn live_line(&self, prev: Option<&Report>) -> String {
+        let dt = self.elapsed_secs - prev.map_or(0.0, |p| p.elapsed_secs);
+        let dt = if dt > 0.0 { dt } else { 1.0 };
+        let mut parts = vec![format!("[{:7.1}s]", self.elapsed_secs)];
+        for (i, p) in self.ports.iter().enumerate() {
+            let (prx, ptx) = prev
+                .and_then(|r| r.ports.get(i))
+                .map_or((0, 0), |q| (q.rx.packets, q.tx.packets));
+            let rx = (p.rx.packets - prx.min(p.rx.packets)) as f64 / dt;
+            let tx = (p.tx.packets - ptx.min(p.tx.packets)) as f64 / dt;
+            parts.push(format!(
+                "{}: rx {} tx {}",
+                p.name,
+                human_rate(rx),
+                human_rate(tx)
+            ));
+        }
+        let dropped: u64 = self.elements.iter().map(|e| e.counters.dropped()).sum();
+        parts.push(format!("dropped {dropped}"));
+        parts.join("  ")
+    }
+}
+
+/// `1.23 Mpps` style.
+fn human_rate(pps: f64) -> String {
+    if pps >= 1e6 {
+        format!("{:.2} Mpps", pps / 1e6)
+    } else if pps >= 1e3 {
+        format!("{:.1} kpps", pps / 1e3)
+    } else {
+        format!("{pps:.0} pps")
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "run time {:.3} s", self.elapsed_secs)?;
+        writeln!(
+            f,
+            "{:<16} {:<10} {:>12} {:>14} {:>12} {:>14} {:>10}",
+            "port", "driver", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops"
+        )?;
+        for p in &self.ports {
+            writeln!(
+                f,
+                "{:<16} {:<10} {:>12} {:>14} {:>12} {:>14} {:>10}",
+                p.name,
+                p.driver,
+                p.rx.packets,
+                p.rx.bytes,
+                p.tx.packets,
+                p.tx.bytes,
+                p.rx.drops + p.tx.drops
+            )?;
+            for (k, v) in &p.driver_stats {
+                writeln!(f, "{:<16}   {k}: {v}", "")?;
+            }
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<16} {:<14} {:>12} {:>12} {:>10}",
+            "element", "class", "in", "out", "dropped"
+        )?;
+        for e in &self.elements {
+            let c = &e.counters;
+            writeln!(
+                f,
+                "{:<16} {:<14} {:>12} {:>12} {:>10}",
+                e.name,
+                e.class,
+                c.packets_in,
+                c.packets_out,
+                c.dropped()
+            )?;
+            for (r, n) in &c.drops {
+                writeln!(f, "{:<16}   dropped {r}: {n}", "")?;
+            }
+            for (k, v) in &c.custom {
+                writeln!(f, "{:<16}   {k}: {v}", "")?;
+            }
+        }
+        let exhausted: u64 = self.workers.iter().map(|w| w.pool_exhausted).sum();
+        if exhausted > 0 {
+            writeln!(
+                f,
+                "\npool exhausted {exhausted} times (raise [runtime] pool)"
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! The command line: check, elements, the generated manual, run's reports.
+
+mod common;
+
+use common::{hpio_nf, root};
+use hpio_nf::config::configure_element;
+use hpio_nf::element::Registry;
+
+#[test]
+fn check_accepts_every_shipped_config() {
+    let mut seen = 0;
+    for dir in ["configs", "configs/bench"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let out = hpio_nf().arg("check").arg(&path).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 8, "found only {seen} configs");
+}
+
+#[test]
+fn check_reports_errors_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "connections = [\"in -> c -> out\"]\n\
+         [ports.in]\ndriver = \"pcap\"\ninput = \"x.pcap\"\n\
+         [ports.out]\ndriver = \"pcap\"\noutput = \"y.pcap\"\n\
+         [elements.c]\nclass = \"Countr\"\n",
+    )
+    .unwrap();
+    let out = hpio_nf().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:9:9"), "{err}");
+    assert!(err.contains("did you mean `Counter`"), "{err}");
+}
+
+#[test]
+fn run_reports_a_missing_input_file_clearly() {
+    let out = hpio_nf()
+        .args(["run", "configs/filter.toml", "--set"])
+        .arg("ports.in.input=/nonexistent/trace.pcap")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/trace.pcap"), "{err}");
+    assert!(err.contains("`in`"), "names the port: {err}");
+}
+
+#[test]
+fn elements_lists_and_explains_classes() {
+    let out = hpio_nf().arg("elements").output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for class in [
+        "Classify", "Rewrite", "Counter", "Forward", "Discard", "Tee",
+    ] {
+        assert!(list.contains(class), "{class} missing from\n{list}");
+    }
+    let out = hpio_nf().args(["elements", "Tee"]).output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains("outputs"), "{page}");
+    let out = hpio_nf().args(["elements", "Tea"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `Tee`"));
+}
+
+#[test]
+fn docs_elements_md_is_up_to_date() {
+    let out = hpio_nf().args(["elements", "--markdown"]).output().unwrap();
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let on_disk = std::fs::read_to_string(root().join("docs/elements.md")).unwrap_or_default();
+    assert!(
+        generated == on_disk,
+        "docs/elements.md is stale: run `cargo run --release -- elements --markdown > docs/elements.md`"
+    );
+}
+
+#[test]
+fn every_class_example_configures() {
+    let registry = Registry::builtin();
+    let ports: Vec<String> = ["eth0", "eth1", "in", "out"].map(String::from).to_vec();
+    for class in registry.classes() {
+        if let Err(e) = configure_element(&registry, &ports, class.info.name, class.info.example) {
+            panic!(
+                "example of {}:\n{}\n{e}",
+                class.info.name, class.info.example
+            );
+        }
+    }
+}
+
+#[test]
+fn json_report_counts_match_the_traffic() {
+    let report = common::run_ok(
+        "configs/bench/classify.toml",
+        &["ports.gen.count=1000".to_string()],
+    );
+    assert_eq!(report["ports"][0]["rx"]["packets"], 1000);
+    let cnt = common::element(&report, "cnt");
+    assert_eq!(cnt["packets_in"], 1000);
+    assert_eq!(cnt["packets_out"], 1000);
+}
