@@ -17,8 +17,10 @@ pub mod element;
 pub mod elements;
 pub mod graph;
 pub mod packet;
+pub mod plugin;
 pub mod port;
 pub mod runtime;
+mod sys;
 pub mod wire;
 
 /// The names an element author needs.
@@ -27,6 +29,6 @@ pub mod prelude {
         ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
         Output, ParamError, ParamSpec, ParamType, Params, Registry, Value,
     };
-    pub use crate::packet::{Batch, Packet};
+    pub use crate::packet::{Batch, Packet, Pool};
     pub use crate::wire::{Headers, L3Kind, ParseStatus};
 }

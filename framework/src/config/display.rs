@@ -67,6 +67,15 @@ impl fmt::Display for Config {
             r.burst,
             r.pool
         )?;
+        for p in &self.plugins {
+            writeln!(
+                f,
+                "plugin {} ({}): classes {}",
+                p.path.display(),
+                p.crate_name,
+                p.classes.join(", ")
+            )?;
+        }
         writeln!(f, "ports:")?;
         if self.ports.is_empty() {
             writeln!(f, "  (none)")?;

@@ -1,8 +1,12 @@
-//! Loading: the top-level keys, `[runtime]`, `[ports]` and `[elements]`,
-//! each checked into typed form; then [`validate`](super::validate) wires
-//! the graph.
+//! Loading: the top-level keys, `plugins`, `[runtime]`, `[ports]` and
+//! `[elements]`, each checked into typed form; then
+//! [`validate`](super::validate) wires the graph.
 
-use crate::element::{ConfigCx, Configured, ElementClass, Registry, Value};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use crate::element::{ConfigCx, ConfigureError, Configured, ElementClass, Registry, Value};
+use crate::plugin::{self, Plugin};
 use crate::port::{PortRegistry, PortSpec};
 
 use super::params::{check_params, did_you_mean, nearest, Checked, Owner};
@@ -16,7 +20,8 @@ use super::{Clock, Config, OnPanic, PortConfig, RuntimeConfig, RUNTIME_PARAMS};
 pub(crate) struct Loader<'r> {
     pub sources: Sources,
     pub diags: Vec<Diag>,
-    pub elements: &'r Registry,
+    /// The caller's classes, plus (in a copy) those of the config's plugins.
+    pub elements: Cow<'r, Registry>,
     pub drivers: &'r PortRegistry,
 }
 
@@ -41,12 +46,13 @@ pub(crate) struct ElemDecl {
 #[derive(Default)]
 struct Top {
     connections: Option<Node>,
+    plugins: Option<Node>,
     runtime: Option<(Table, Span)>,
     ports: Option<(Table, Span)>,
     elements: Option<(Table, Span)>,
 }
 
-const TOP_KEYS: [&str; 4] = ["connections", "runtime", "ports", "elements"];
+const TOP_KEYS: [&str; 5] = ["plugins", "connections", "runtime", "ports", "elements"];
 
 pub(crate) fn load(
     text: &str,
@@ -58,7 +64,7 @@ pub(crate) fn load(
     let mut l = Loader {
         sources: Sources::new(),
         diags: Vec::new(),
-        elements,
+        elements: Cow::Borrowed(elements),
         drivers,
     };
     let src = l.sources.add(file, text);
@@ -70,6 +76,7 @@ pub(crate) fn load(
         }
     }
     let top = l.top_level(root);
+    let plugins = l.plugins(top.plugins.as_ref(), Path::new(file).parent());
     let runtime = l.runtime(top.runtime);
     let ports = l.ports(top.ports);
     let elems = l.elements(top.elements, &ports, runtime.workers);
@@ -95,6 +102,7 @@ pub(crate) fn load(
             ports,
             graph: w.graph,
             declared_nodes: w.declared,
+            plugins,
         }),
         _ => {
             if l.diags.is_empty() {
@@ -119,7 +127,7 @@ pub(crate) fn configure_snippet(
     let mut l = Loader {
         sources: Sources::new(),
         diags: Vec::new(),
-        elements,
+        elements: Cow::Borrowed(elements),
         drivers: &drivers,
     };
     let src = l.sources.add("<snippet>", text);
@@ -182,6 +190,10 @@ impl Loader<'_> {
                     top.connections = Some(e.value);
                     continue;
                 }
+                "plugins" => {
+                    top.plugins = Some(e.value);
+                    continue;
+                }
                 "runtime" => &mut top.runtime,
                 "ports" => &mut top.ports,
                 "elements" => &mut top.elements,
@@ -216,6 +228,77 @@ impl Loader<'_> {
             }
         }
         top
+    }
+
+    /// Loads the libraries listed in `plugins` into a copy of the registry,
+    /// before any class is looked up. Paths are relative to the config's
+    /// directory (`dir`), or for an override to the current directory.
+    fn plugins(&mut self, node: Option<&Node>, dir: Option<&Path>) -> Vec<Plugin> {
+        let Some(node) = node else {
+            return Vec::new();
+        };
+        let Item::Array(items) = &node.item else {
+            let msg = format!(
+                "`plugins` must be an array of plugin library paths, found {}",
+                node.item.describe()
+            );
+            self.diags.push(Diag::new(node.span, msg));
+            return Vec::new();
+        };
+        let mut loaded: Vec<(PathBuf, Span)> = Vec::new();
+        let mut out = Vec::new();
+        for item in items {
+            let Item::Str { s, .. } = &item.item else {
+                let msg = format!(
+                    "a plugin must be the path of a library (a string), found {}",
+                    item.item.describe()
+                );
+                self.diags.push(Diag::new(item.span, msg));
+                continue;
+            };
+            let path = match dir {
+                Some(d) if item.span.src == 0 => d.join(s),
+                _ => PathBuf::from(s),
+            };
+            // A bare file name would make the system loader search its paths.
+            let path = if path.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+                Path::new(".").join(path)
+            } else {
+                path
+            };
+            if let Ok(canonical) = std::fs::canonicalize(&path) {
+                if let Some((_, first)) = loaded.iter().find(|(p, _)| *p == canonical) {
+                    let msg = format!(
+                        "plugin `{s}` is listed twice (first at {})",
+                        self.sources.place(*first)
+                    );
+                    self.diags.push(Diag::new(item.span, msg));
+                    continue;
+                }
+                loaded.push((canonical, item.span));
+            }
+            match plugin::load(&path, self.elements.to_mut()) {
+                Ok(p) => {
+                    log::debug!(
+                        "plugin {}: classes {}",
+                        p.path.display(),
+                        p.classes.join(", ")
+                    );
+                    out.push(p);
+                }
+                Err(e) => {
+                    let mut d = Diag::new(item.span, e.to_string());
+                    if item.span.src == 0 && Path::new(s).is_relative() {
+                        d = d.help(format!(
+                            "a relative plugin path is taken from the config's directory: {}",
+                            path.display()
+                        ));
+                    }
+                    self.diags.push(d);
+                }
+            }
+        }
+        out
     }
 
     fn runtime(&mut self, table: Option<(Table, Span)>) -> RuntimeConfig {
@@ -448,10 +531,18 @@ impl Loader<'_> {
         let c: Checked =
             check_params(t, header, class.info.params, &owner, ports, &mut self.diags)?;
         let cx = ConfigCx { ports, workers };
-        let configured = match (class.configure)(&c.params, &cx) {
+        let configured = match self.elements.configure(&class, &c.params, &cx) {
             Ok(cfg) => cfg,
-            Err(pe) => {
+            Err(ConfigureError::Param(pe)) => {
                 self.diags.push(c.diag(&pe));
+                return None;
+            }
+            Err(ConfigureError::Panicked(msg)) => {
+                let msg = format!(
+                    "class `{}` panicked while configuring this element (a bug in the class): {msg}",
+                    class.info.name
+                );
+                self.diags.push(Diag::new(header, msg));
                 return None;
             }
         };

@@ -16,6 +16,9 @@
 //! default = 1
 //! ```
 //!
+//! A top-level `plugins = ["../target/release/libmy_elements.so"]` loads
+//! element classes from plugin libraries first (see [`crate::plugin`]).
+//!
 //! [`Config::load`] reads such a file, applies `dotted.key=value`
 //! overrides, checks every parameter against its element class or port
 //! driver, resolves the connections and checks the graph (every output
@@ -35,6 +38,8 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_plugins;
 #[cfg(test)]
 mod tests_wiring;
 
@@ -139,7 +144,7 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
         name: "on_panic",
         ty: ParamType::Choice(&["drop", "stop"]),
         need: Need::Default("\"drop\""),
-        doc: "reserved: what a worker does when an element panics",
+        doc: "after an element panicked (its batch is dropped and counted as `panic` either way): `drop` logs the first panic of each element and keeps running, `stop` stops the run with an error naming the element",
     },
 ];
 
@@ -172,11 +177,17 @@ pub struct Config {
     /// Number of graph nodes declared in `[elements]`; the nodes after them
     /// are implicit (the shared `discard`).
     pub declared_nodes: usize,
+    /// The plugins loaded for it (`plugins = [...]`), in config order.
+    pub plugins: Vec<crate::plugin::Plugin>,
 }
 
 impl Config {
     /// Reads and checks the config at `path`, with `overrides`
     /// (`dotted.key=value`) applied on top of the file.
+    ///
+    /// The plugin libraries the config lists under `plugins` (paths relative
+    /// to the config's directory) are loaded first, and their classes join a
+    /// copy of `elements` for this config; see [`crate::plugin`].
     pub fn load(
         path: &Path,
         elements: &Registry,
@@ -189,7 +200,9 @@ impl Config {
         Config::parse_str(&text, &name, elements, ports, overrides)
     }
 
-    /// Checks the config text `text`, named `file_name` in messages.
+    /// Checks the config text `text`, named `file_name` in messages
+    /// (relative plugin paths are taken from the directory part of
+    /// `file_name`, or the current directory).
     pub fn parse_str(
         text: &str,
         file_name: &str,

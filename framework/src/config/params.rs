@@ -13,30 +13,82 @@ pub(crate) struct Checked {
     pub params: Params,
     /// The table (or its `[header]`), for problems with no value to point at.
     pub header: Span,
-    /// Span of each given value and of its array items.
-    spans: Vec<(&'static str, Span, Vec<Span>)>,
+    /// Where each given value, its array items and its table fields were written.
+    spans: Vec<(&'static str, Where)>,
+}
+
+/// Where a value was written, and its parts: array items, table fields.
+struct Where {
+    span: Span,
+    /// Byte where a string's text starts in its source, when it is verbatim.
+    text_at: Option<usize>,
+    items: Vec<Where>,
+    fields: Vec<(String, Where)>,
+}
+
+impl Where {
+    fn of(node: &Node) -> Where {
+        let (text_at, items, fields) = match &node.item {
+            Item::Str { at, .. } => (*at, Vec::new(), Vec::new()),
+            Item::Array(a) => (None, a.iter().map(Where::of).collect(), Vec::new()),
+            Item::Table(t) => (
+                None,
+                Vec::new(),
+                t.entries
+                    .iter()
+                    .map(|e| (e.key.clone(), Where::of(&e.value)))
+                    .collect(),
+            ),
+            _ => (None, Vec::new(), Vec::new()),
+        };
+        Where {
+            span: node.span,
+            text_at,
+            items,
+            fields,
+        }
+    }
 }
 
 impl Checked {
     /// Where a parameter's value was written.
     pub fn span(&self, name: &str) -> Option<Span> {
-        self.spans.iter().find(|s| s.0 == name).map(|s| s.1)
+        self.spans.iter().find(|s| s.0 == name).map(|s| s.1.span)
     }
 
-    /// Where the problem an element or driver reported is: the item, the
-    /// value, or the header when the parameter was not written.
+    /// Where the problem an element or driver reported is: the byte inside
+    /// a string, the field, the item, the value, or the header when the
+    /// parameter was not written (the innermost part that was written).
     pub fn locate(&self, e: &ParamError) -> Span {
-        match self.spans.iter().find(|s| s.0 == e.param) {
-            Some((_, v, items)) => e.index.and_then(|i| items.get(i).copied()).unwrap_or(*v),
-            None => self.header,
+        let Some(mut w) = self.spans.iter().find(|s| s.0 == e.param).map(|s| &s.1) else {
+            return self.header;
+        };
+        if let Some(item) = e.index.and_then(|i| w.items.get(i)) {
+            w = item;
+        } else if e.index.is_some() {
+            return w.span;
+        }
+        if let Some(f) = &e.field {
+            match w.fields.iter().find(|(k, _)| k == f) {
+                Some((_, field)) => w = field,
+                None => return w.span,
+            }
+        }
+        match (w.text_at, e.offset) {
+            (Some(at), Some(off)) if at + off < w.span.end => {
+                Span::new(w.span.src, at + off, at + off + 1)
+            }
+            _ => w.span,
         }
     }
 
     /// A diagnostic for an error returned by a `configure` function.
     pub fn diag(&self, e: &ParamError) -> Diag {
-        let what = match e.index {
-            Some(i) => format!("invalid item {i} of `{}`", e.param),
-            None => format!("invalid value for `{}`", e.param),
+        let what = match (e.index, &e.field) {
+            (Some(i), Some(f)) => format!("invalid `{f}` in item {i} of `{}`", e.param),
+            (None, Some(f)) => format!("invalid `{f}` in `{}`", e.param),
+            (Some(i), None) => format!("invalid item {i} of `{}`", e.param),
+            (None, None) => format!("invalid value for `{}`", e.param),
         };
         Diag::new(self.locate(e), format!("{what}: {}", e.message))
     }
@@ -60,8 +112,27 @@ pub(crate) fn check_params(
     ports: &[String],
     diags: &mut Vec<Diag>,
 ) -> Option<Checked> {
+    check_fields(table, header, specs, owner, "", ports, diags)
+}
+
+/// [`check_params`] for parameters (`within` empty) or for the fields of a
+/// table value (`within` is " in item 2 of `rules`", appended to "invalid
+/// value for `x`").
+fn check_fields(
+    table: &Table,
+    header: Span,
+    specs: &'static [ParamSpec],
+    owner: &Owner<'_>,
+    within: &str,
+    ports: &[String],
+    diags: &mut Vec<Diag>,
+) -> Option<Checked> {
     let before = diags.len();
-    let mut cx = ValueCx { ports, diags };
+    let mut cx = ValueCx {
+        ports,
+        diags,
+        of: within,
+    };
     let mut out = Checked {
         params: Params::new(),
         header,
@@ -75,11 +146,7 @@ pub(crate) fn check_params(
         if let Some(v) = cx.value(spec.name, None, &e.value, &spec.ty) {
             out.params.set(spec.name, v);
         }
-        let items = match &e.value.item {
-            Item::Array(a) => a.iter().map(|n| n.span).collect(),
-            _ => Vec::new(),
-        };
-        out.spans.push((spec.name, e.value.span, items));
+        out.spans.push((spec.name, Where::of(&e.value)));
     }
     for spec in specs.iter().filter(|s| table.get(s.name).is_none()) {
         match spec.need {
@@ -104,6 +171,7 @@ pub(crate) fn check_params(
                         ValueCx {
                             ports,
                             diags: &mut sub,
+                            of: within,
                         }
                         .value(spec.name, None, &n, &spec.ty)
                     });
@@ -156,6 +224,8 @@ fn unknown_key(key: &str, at: Span, specs: &[ParamSpec], owner: &Owner<'_>) -> D
 struct ValueCx<'a> {
     ports: &'a [String],
     diags: &'a mut Vec<Diag>,
+    /// Appended to "invalid value for `x`" (see [`Owner::within`]).
+    of: &'a str,
 }
 
 impl ValueCx<'_> {
@@ -169,8 +239,8 @@ impl ValueCx<'_> {
     ) -> Option<Value> {
         let wrong = |this: &mut Self, message: String| {
             let what = match index {
-                Some(i) => format!("invalid item {i} of `{name}`"),
-                None => format!("invalid value for `{name}`"),
+                Some(i) => format!("invalid item {i} of `{name}`{}", this.of),
+                None => format!("invalid value for `{name}`{}", this.of),
             };
             this.diags
                 .push(Diag::new(node.span, format!("{what}: {message}")));
@@ -243,6 +313,21 @@ impl ValueCx<'_> {
                     .filter_map(|(i, n)| self.value(name, Some(i), n, item_ty))
                     .collect();
                 (self.diags.len() == before).then_some(Value::List(values))
+            }
+            (ParamType::Table(fields), Item::Table(t)) => {
+                let place = match index {
+                    Some(i) => format!("item {i} of `{name}`"),
+                    None => format!("`{name}`"),
+                };
+                let owner = Owner {
+                    noun: "key",
+                    of: format!("in {place}"),
+                };
+                let within = format!(" in {place}");
+                check_fields(
+                    t, node.span, fields, &owner, &within, self.ports, self.diags,
+                )
+                .map(|c| Value::Table(c.params))
             }
             (_, _) if stringy && text.is_some() => match ty.parse_str(text.unwrap_or_default()) {
                 Ok(v) => Some(v),
@@ -350,6 +435,13 @@ mod tests {
     ];
 
     fn check(text: &str) -> (Sources, Result<Checked, Vec<Diag>>) {
+        check_with(text, SPECS)
+    }
+
+    fn check_with(
+        text: &str,
+        specs: &'static [ParamSpec],
+    ) -> (Sources, Result<Checked, Vec<Diag>>) {
         let mut s = Sources::new();
         s.add("f", text);
         let root = parse_document(&s, 0).unwrap();
@@ -362,12 +454,16 @@ mod tests {
         };
         let mut diags = Vec::new();
         let ports = ["left".to_string(), "right".to_string()];
-        let r = check_params(&t, root.span, SPECS, &owner, &ports, &mut diags);
+        let r = check_params(&t, root.span, specs, &owner, &ports, &mut diags);
         (s, r.ok_or(diags))
     }
 
     fn errors(text: &str) -> Vec<(usize, usize, String)> {
-        let (s, r) = check(text);
+        errors_with(text, SPECS)
+    }
+
+    fn errors_with(text: &str, specs: &'static [ParamSpec]) -> Vec<(usize, usize, String)> {
+        let (s, r) = check_with(text, specs);
         let diags = r.err().expect("expected errors");
         diags
             .iter()
@@ -442,5 +538,144 @@ mod tests {
         assert_eq!(nearest("counter", c.iter().copied()), Some("Counter"));
         assert_eq!(nearest("xyz", c.iter().copied()), None);
         assert_eq!(nearest("cnt2", ["cnt", "cls"].iter().copied()), Some("cnt"));
+    }
+
+    static RULE_FIELDS: &[ParamSpec] = &[
+        ParamSpec {
+            name: "action",
+            ty: ParamType::Choice(&["allow", "deny"]),
+            need: Need::Required,
+            doc: "what to do",
+        },
+        ParamSpec {
+            name: "match",
+            ty: ParamType::Str,
+            need: Need::Default("\"any\""),
+            doc: "",
+        },
+        ParamSpec {
+            name: "port",
+            ty: ParamType::PortRef,
+            need: Need::Optional,
+            doc: "",
+        },
+    ];
+    static RULE: ParamType = ParamType::Table(RULE_FIELDS);
+    static LIMIT_FIELDS: &[ParamSpec] = &[
+        ParamSpec {
+            name: "udp",
+            ty: ParamType::Duration,
+            need: Need::Default("\"30s\""),
+            doc: "",
+        },
+        ParamSpec {
+            name: "tcp",
+            ty: ParamType::Duration,
+            need: Need::Default("7200"),
+            doc: "",
+        },
+    ];
+    static TABLE_SPECS: &[ParamSpec] = &[
+        ParamSpec {
+            name: "rules",
+            ty: ParamType::List(&RULE),
+            need: Need::Required,
+            doc: "",
+        },
+        ParamSpec {
+            name: "limits",
+            ty: ParamType::Table(LIMIT_FIELDS),
+            need: Need::Default("{}"),
+            doc: "",
+        },
+    ];
+
+    #[test]
+    fn tables_are_checked_field_by_field_with_defaults() {
+        let text = "rules = [\n  { action = \"allow\", match = \"tcp\" },\n  { action = \"deny\", port = \"left\" },\n]\nlimits = { udp = \"1m\" }";
+        let (_, r) = check_with(text, TABLE_SPECS);
+        let p = r.expect("valid").params;
+        let rules = p.table_list("rules").unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].str("action"), Ok("allow"));
+        assert_eq!(rules[0].str("match"), Ok("tcp"));
+        assert_eq!(rules[1].str("match"), Ok("any"), "field default");
+        assert_eq!(rules[1].str("port"), Ok("left"));
+        assert!(rules[0].get("port").is_none());
+        let limits = p.table("limits").unwrap();
+        assert_eq!(limits.duration("udp"), Ok(Duration::from_secs(60)));
+        assert_eq!(limits.duration("tcp"), Ok(Duration::from_secs(7200)));
+        // Left out entirely, the table default `{}` fills in every field's default.
+        let (_, r) = check_with("rules = []", TABLE_SPECS);
+        let p = r.expect("valid").params;
+        assert_eq!(
+            p.table("limits").unwrap().duration("udp"),
+            Ok(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn table_errors_name_the_field_and_item() {
+        let e = errors_with(
+            "rules = [\n  { action = \"alow\" },\n  { acton = \"deny\" },\n  { action = \"deny\", port = \"up\" },\n  \"tcp\",\n]\nlimits = { udp = \"soon\", icmp = 3 }",
+            TABLE_SPECS,
+        );
+        let want = [
+            (2, 14, "invalid value for `action` in item 0 of `rules`: expected one of \"allow\", \"deny\", found \"alow\" (did you mean `allow`?)"),
+            (3, 5, "unknown key `acton` in item 1 of `rules` (did you mean `action`?); expected one of: action, match, port"),
+            (3, 3, "missing required key `action` in item 1 of `rules` (one of \"allow\", \"deny\": what to do)"),
+            (4, 29, "invalid value for `port` in item 2 of `rules`: unknown port `up`; declared ports: left, right"),
+            (5, 3, "invalid item 3 of `rules`: expected a table with keys action, match, port, found the string \"tcp\""),
+            (7, 18, "invalid value for `udp` in `limits`: expected a duration (seconds, or a string like \"250ms\"), found the string \"soon\""),
+            (7, 26, "unknown key `icmp` in `limits` (did you mean `tcp`?); expected one of: udp, tcp"),
+        ];
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        for (got, want) in e.iter().zip(want) {
+            assert_eq!((got.0, got.1, got.2.as_str()), want);
+        }
+    }
+
+    #[test]
+    fn element_errors_locate_fields_and_bytes_inside_strings() {
+        let text = "rules = [\n  { action = \"allow\" },\n  { action = \"deny\", match = \"tcp and dst prot 1\" },\n]";
+        let (s, r) = check_with(text, TABLE_SPECS);
+        let c = r.expect("valid");
+        let at = |e: &ParamError| {
+            let d = c.diag(e);
+            let (l, col) = s.line_col(d.span);
+            (l, col, d.message)
+        };
+        // A field of an item, at a byte inside its string.
+        let e = ParamError::nested(
+            "rules",
+            Some(1),
+            ParamError::new("match", "at byte 8: unknown term").at_offset(8),
+        );
+        assert_eq!(
+            at(&e),
+            (
+                3,
+                39,
+                "invalid `match` in item 1 of `rules`: at byte 8: unknown term".into()
+            )
+        );
+        assert_eq!(&text[c.locate(&e).start..][..4], "dst ");
+        // The same field without an offset: the whole value.
+        let e = ParamError::nested("rules", Some(1), ParamError::new("match", "no"));
+        assert_eq!(at(&e).1, 30);
+        // A field that was defaulted (not written): the item.
+        let e = ParamError::nested("rules", Some(0), ParamError::new("match", "no"));
+        assert_eq!(at(&e).1, 3);
+        // A table parameter that was not written: the header.
+        let e = ParamError::nested("limits", None, ParamError::new("udp", "too short"));
+        assert_eq!(at(&e).2, "invalid `udp` in `limits`: too short");
+        assert_eq!(c.locate(&e), c.header);
+        // An offset past the string falls back to the value.
+        let e = ParamError::nested(
+            "rules",
+            Some(1),
+            ParamError::new("match", "x").at_offset(99),
+        );
+        assert_eq!(at(&e).1, 30);
     }
 }

@@ -246,7 +246,7 @@ fn unknown_keys_anywhere() {
         "workers = 2\n",
         1,
         1,
-        "unknown top-level key `workers`; expected one of: connections, runtime, ports, elements",
+        "unknown top-level key `workers`; expected one of: plugins, connections, runtime, ports, elements",
     );
     assert_eq!(
         e.help.as_deref(),
@@ -256,7 +256,7 @@ fn unknown_keys_anywhere() {
         "conections = []\n",
         1,
         1,
-        "unknown top-level key `conections` (did you mean `connections`?); expected one of: connections, runtime, ports, elements",
+        "unknown top-level key `conections` (did you mean `connections`?); expected one of: plugins, connections, runtime, ports, elements",
     );
     one(
         "[runtime]\nworker = 2\n",

@@ -1,16 +1,116 @@
 //! The element API: what an element is, what it sees while running, and how
 //! its class declares itself to the registry.
 //!
-//! Built-in elements and third-party ones use exactly this API.
+//! Built-in elements and third-party ones use exactly this API (also
+//! re-exported in [`crate::prelude`]); nothing internal is needed to write
+//! one. The pieces:
+//!
+//! - [`Element`]: the trait a packet-processing type implements. `push` gets
+//!   a batch that arrived on one input; `stats` reports its own counters.
+//! - [`Context`]: what a running element may use besides its packets: the
+//!   time of the burst ([`Context::now`]), the worker's index
+//!   ([`Context::worker`]) and the worker's packet pool.
+//! - [`Packet`]: the packet view: frame bytes ([`Packet::data`],
+//!   [`Packet::data_mut`]), the header parse computed once and cached
+//!   ([`Packet::headers`]), receive time ([`Packet::timestamp`]), input
+//!   port and four annotation words ([`Packet::anno`]).
+//! - [`Output`]: where packets go: [`Output::push`] to a numbered output,
+//!   [`Output::drop`] with a [`DropReason`] the class declared.
+//! - [`ParamSpec`], [`ParamType`], [`Need`]: the declaration of a class's
+//!   parameters, checked by the config loader before the class's
+//!   `configure` runs; [`Params`] gives the checked values, and
+//!   [`ParamError`] reports a wrong one with file, line and column.
+//! - [`ClassInfo`] and [`ElementClass`]: a class's documentation (the manual
+//!   `hpio-nf elements NAME` prints) and its `configure`, which returns a
+//!   [`Configured`]: port counts and the per-worker replicas.
+//! - [`Registry`]: classes by name; a crate of elements exposes
+//!   `pub fn register(r: &mut Registry)`.
+//!
+//! The runtime counts packets in, out and dropped (by reason) for every
+//! element; [`Element::stats`] adds the element's own counters. A panic in
+//! an element is caught at its boundary (see [`Configured`]).
+//!
+//! # A complete element
+//!
+//! ```
+//! use hpio_nf::prelude::*;
+//!
+//! /// Passes frames of at least `min` bytes to output 0, drops the rest.
+//! #[derive(Clone)]
+//! struct MinLen {
+//!     min: usize,
+//!     passed: u64,
+//! }
+//!
+//! const TOO_SHORT: DropReason = DropReason(0);
+//!
+//! impl Element for MinLen {
+//!     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+//!         for pkt in batch.drain(..) {
+//!             if pkt.len() >= self.min {
+//!                 self.passed += 1;
+//!                 out.push(0, pkt);
+//!             } else {
+//!                 out.drop(pkt, TOO_SHORT);
+//!             }
+//!         }
+//!     }
+//!
+//!     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
+//!         report("passed", self.passed);
+//!     }
+//! }
+//!
+//! fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+//!     let min = p.usize("min")?;
+//!     Ok(Configured::cloning(Inputs::Fixed(1), 1, MinLen { min, passed: 0 }))
+//! }
+//!
+//! pub const CLASS: ElementClass = ElementClass {
+//!     info: ClassInfo {
+//!         name: "MinLen",
+//!         summary: "Drops frames shorter than a minimum",
+//!         description: "Ports: 1 input, 1 output.\n\nPasses frames of at least `min` bytes.",
+//!         params: &[ParamSpec {
+//!             name: "min",
+//!             ty: ParamType::U16,
+//!             need: Need::Default("60"),
+//!             doc: "Shortest frame passed, in bytes",
+//!         }],
+//!         drop_reasons: &["too-short"],
+//!         counters: &[("passed", "Frames passed")],
+//!         example: "[elements.min]\nclass = \"MinLen\"\nmin = 64",
+//!         see_also: &[],
+//!     },
+//!     configure,
+//! };
+//!
+//! // Register it, configure it from TOML as a config would, and run a batch.
+//! let mut registry = Registry::builtin();
+//! registry.register(CLASS);
+//! let configured = hpio_nf::config::configure_element(&registry, &[], "MinLen", CLASS.info.example)
+//!     .expect("the example is valid");
+//! let mut element = configured.instantiate(0);
+//! let mut pool = Pool::new(8);
+//! let mut cx = Context::new(&mut pool, 0, 0);
+//! let mut out = Output::new(configured.outputs, CLASS.info.drop_reasons.len());
+//! let mut batch: Batch = [64, 20, 1500].iter().map(|&n| Packet::from_bytes(&vec![0; n])).collect();
+//! element.push(&mut cx, 0, &mut batch, &mut out);
+//! assert_eq!(out.batch(0).len(), 2);
+//! assert_eq!(out.drops(TOO_SHORT), 1);
+//! ```
 
+pub(crate) mod guard;
 mod output;
 mod params;
 mod registry;
 
-pub use output::{DropReason, Output};
+pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
 pub use params::{mask_addr, parse_duration, parse_mac, parse_prefix};
 pub use params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, Registry};
+
+pub(crate) use guard::ConfigureError;
 
 use crate::packet::{Batch, Packet, Pool};
 
@@ -22,13 +122,34 @@ use crate::packet::{Batch, Packet, Pool};
 /// left in the batch when `push` returns are dropped and counted as
 /// `unhandled`. Each worker runs its own replica of every element, so an
 /// element needs no locks.
+///
+/// `push` runs on the data path: it should not allocate, lock or make a
+/// system call per packet, and should read each packet's headers through
+/// [`Packet::headers`] (parsed once, shared by every element). A panic in
+/// `push` is caught at the element's boundary; the batch is then dropped
+/// and counted as `panic`. See the [module documentation](self) for a
+/// complete element.
 pub trait Element: Send {
     /// Processes `batch`, which arrived on input `input`.
     fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output);
 
     /// Reports element-specific counters (the runtime adds packets in, out and
-    /// dropped by reason on its own). Called a few times per second, not per packet.
+    /// dropped by reason on its own), each under a name the class lists in
+    /// [`ClassInfo::counters`]. Called a few times per second from the
+    /// worker's thread, not per packet; the report sums them over workers.
     fn stats(&self, _report: &mut dyn FnMut(&str, u64)) {}
+}
+
+/// A boxed element is an element (factories return `Box<dyn Element>`).
+impl<E: Element + ?Sized> Element for Box<E> {
+    #[inline]
+    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+        (**self).push(cx, input, batch, out)
+    }
+
+    fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
+        (**self).stats(report)
+    }
 }
 
 /// What a running element may use besides its packets: the worker's pool,
@@ -49,14 +170,19 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Time of the current burst in nanoseconds: monotonic time for live
-    /// runs, the packet clock when the runtime replays a capture.
+    /// Time of the current burst in nanoseconds, read once per burst: with
+    /// `[runtime] clock = "system"` (the default) monotonic time since the
+    /// worker started, with `clock = "packet"` the receive timestamp of the
+    /// latest packet (replays and golden tests are then deterministic).
+    /// Only differences between readings are meaningful; the clock may stand
+    /// still between bursts and, on packet time, may even go back.
     #[inline]
     pub fn now(&self) -> u64 {
         self.now_ns
     }
 
-    /// Index of the worker running this replica.
+    /// Index of the worker running this replica (`0..workers`; the factory
+    /// given to [`Configured::new`] was called with the same index).
     #[inline]
     pub fn worker(&self) -> usize {
         self.worker

@@ -4,17 +4,49 @@ use crate::packet::{Batch, Packet};
 
 /// Index of a drop reason in the element class's `drop_reasons` list.
 ///
-/// The runtime's own reasons (`unhandled`, `no-such-output`) come after the
+/// The runtime's own reasons ([`RUNTIME_DROP_REASONS`]) come after the
 /// class's own, so they never collide.
+///
+/// ```
+/// use hpio_nf::prelude::*;
+///
+/// // The class declares `drop_reasons: &["too-short", "not-ip"]`:
+/// const TOO_SHORT: DropReason = DropReason(0);
+/// const NOT_IP: DropReason = DropReason(1);
+///
+/// let mut out = Output::new(1, 2);
+/// out.drop(Packet::from_bytes(&[0; 10]), TOO_SHORT);
+/// assert_eq!(out.drops(TOO_SHORT), 1);
+/// assert_eq!(out.drops(NOT_IP), 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropReason(pub u8);
 
+/// The drop reasons the runtime counts for every element, after the class's
+/// own, in this order: packets the element left in its batch (`unhandled`),
+/// packets sent to an output it does not have (`no-such-output`, also used
+/// for a [`DropReason`] past the class's list), and packets of a batch during
+/// which the element panicked (`panic`).
+pub const RUNTIME_DROP_REASONS: [&str; 3] = ["unhandled", "no-such-output", "panic"];
+
+/// Position of each runtime reason in [`RUNTIME_DROP_REASONS`].
+const UNHANDLED: usize = 0;
+const NO_SUCH_OUTPUT: usize = 1;
+const PANIC: usize = 2;
+
 /// Staging batches for one element's outputs, plus its drops.
+///
+/// The runtime makes one per element replica; tests make their own with
+/// [`Output::new`] and look at the results with [`Output::batch`],
+/// [`Output::take`] and [`Output::drops`].
 pub struct Output {
     pub(crate) batches: Vec<Batch>,
     pub(crate) dropped: Batch,
-    /// Count per reason: the class's reasons, then `unhandled`, then `no-such-output`.
+    /// Count per reason: the class's reasons, then [`RUNTIME_DROP_REASONS`].
     pub(crate) drop_counts: Vec<u64>,
+    /// The message of a panic caught during the element's last `push`
+    /// (set by the replica's guard, taken by the graph).
+    pub(crate) panic: Option<String>,
 }
 
 impl Output {
@@ -23,7 +55,8 @@ impl Output {
         Output {
             batches: (0..outputs).map(|_| Batch::new()).collect(),
             dropped: Batch::new(),
-            drop_counts: vec![0; reasons + 2],
+            drop_counts: vec![0; reasons + RUNTIME_DROP_REASONS.len()],
+            panic: None,
         }
     }
 
@@ -46,7 +79,7 @@ impl Output {
     pub fn push(&mut self, port: usize, pkt: Packet) {
         match self.batches.get_mut(port) {
             Some(b) => b.push(pkt),
-            None => self.drop_internal(pkt, self.drop_counts.len() - 1),
+            None => self.drop_internal(pkt, self.runtime_reason(NO_SUCH_OUTPUT)),
         }
     }
 
@@ -57,7 +90,7 @@ impl Output {
             Some(b) if b.is_empty() => std::mem::swap(b, batch),
             Some(b) => b.extend(batch.drain(..)),
             None => {
-                let idx = self.drop_counts.len() - 1;
+                let idx = self.runtime_reason(NO_SUCH_OUTPUT);
                 for p in batch.drain(..) {
                     self.drop_internal(p, idx);
                 }
@@ -68,7 +101,7 @@ impl Output {
     /// Drops `pkt`, counting it under `reason`; the slot goes back to the pool.
     #[inline]
     pub fn drop(&mut self, pkt: Packet, reason: DropReason) {
-        let idx = (reason.0 as usize).min(self.drop_counts.len() - 1);
+        let idx = self.class_reason(reason);
         self.drop_internal(pkt, idx);
     }
 
@@ -76,8 +109,21 @@ impl Output {
     /// back (a copy that could not be allocated, say).
     #[inline]
     pub fn count_drop(&mut self, reason: DropReason, n: u64) {
-        let idx = (reason.0 as usize).min(self.drop_counts.len() - 1);
+        let idx = self.class_reason(reason);
         self.drop_counts[idx] += n;
+    }
+
+    /// Index in `drop_counts` of a class reason (`no-such-output` when the
+    /// class has no such reason).
+    #[inline]
+    fn class_reason(&self, reason: DropReason) -> usize {
+        (reason.0 as usize).min(self.runtime_reason(NO_SUCH_OUTPUT))
+    }
+
+    /// Index in `drop_counts` of runtime reason `k` of [`RUNTIME_DROP_REASONS`].
+    #[inline]
+    fn runtime_reason(&self, k: usize) -> usize {
+        self.drop_counts.len() - RUNTIME_DROP_REASONS.len() + k
     }
 
     #[inline]
@@ -88,9 +134,30 @@ impl Output {
 
     /// Drops every packet left in `batch` as `unhandled`.
     pub(crate) fn drop_unhandled(&mut self, batch: &mut Batch) {
-        let idx = self.drop_counts.len() - 2;
+        let idx = self.runtime_reason(UNHANDLED);
         self.drop_counts[idx] += batch.len() as u64;
         self.dropped.extend(batch.drain(..));
+    }
+
+    /// After a panic during a `push` that was handed `handed` packets:
+    /// drops what is left in `batch` and every packet the element had
+    /// already put on an output, and counts as `panic` every packet of the
+    /// batch that the element had not dropped with a reason itself.
+    ///
+    /// Returns that count and how many packets of the batch are nowhere to
+    /// be found (destroyed while the panic unwound, say from a `drain`), so
+    /// that the caller can give their slots back to the pool.
+    pub(crate) fn drop_after_panic(&mut self, batch: &mut Batch, handed: usize) -> (u64, usize) {
+        let explicit = self.dropped.len();
+        self.dropped.extend(batch.drain(..));
+        for b in &mut self.batches {
+            self.dropped.extend(b.drain(..));
+        }
+        let found = self.dropped.len() - explicit;
+        let counted = handed.saturating_sub(explicit).max(found);
+        let idx = self.runtime_reason(PANIC);
+        self.drop_counts[idx] += counted as u64;
+        (counted as u64, handed.saturating_sub(explicit + found))
     }
 
     /// The packets waiting on output `port` (tests use this to look at results).
@@ -101,6 +168,12 @@ impl Output {
     /// Takes the packets waiting on output `port`.
     pub fn take(&mut self, port: usize) -> Batch {
         std::mem::take(&mut self.batches[port])
+    }
+
+    /// Whether the element panicked during its last `push` (the runtime
+    /// then drops the batch; tests of a guarded replica look here).
+    pub fn panicked(&self) -> Option<&str> {
+        self.panic.as_deref()
     }
 
     /// Packets dropped so far under the class's reason `reason`.
@@ -123,7 +196,22 @@ mod tests {
         out.push(5, Packet::new());
         out.drop(Packet::new(), DropReason(0));
         assert_eq!(out.batch(0).len(), 1);
-        assert_eq!(out.drop_counts, vec![1, 0, 1]);
-        assert_eq!(out.dropped.len(), 2);
+        out.drop(Packet::new(), DropReason(9));
+        assert_eq!(out.drop_counts, vec![1, 0, 2, 0]);
+        assert_eq!(out.dropped.len(), 3);
+    }
+
+    #[test]
+    fn a_panic_drops_the_batch_and_what_was_already_output() {
+        let mut out = Output::new(2, 1);
+        out.push(0, Packet::new());
+        out.push(1, Packet::new());
+        out.drop(Packet::new(), DropReason(0));
+        let mut rest: Batch = (0..3).map(|_| Packet::new()).collect();
+        // 8 handed: 1 dropped with a reason, 5 found, 2 destroyed.
+        assert_eq!(out.drop_after_panic(&mut rest, 8), (7, 2));
+        assert!(rest.is_empty() && out.batch(0).is_empty() && out.batch(1).is_empty());
+        assert_eq!(out.drop_counts, vec![1, 0, 0, 7]);
+        assert_eq!(out.dropped.len(), 6);
     }
 }

@@ -35,6 +35,11 @@ pub enum ParamType {
     PortRef,
     /// An array of values of one type.
     List(&'static ParamType),
+    /// A table (an inline table `{ key = value, ... }` in TOML, typically
+    /// an item of a `List`) whose keys are declared like parameters: each
+    /// field is type-checked, defaulted and reported on like a parameter,
+    /// and unknown keys are errors.
+    Table(&'static [ParamSpec]),
 }
 
 impl ParamType {
@@ -64,6 +69,10 @@ impl ParamType {
             ParamType::Duration => "a duration (seconds, or a string like \"250ms\")".into(),
             ParamType::PortRef => "the name of a port".into(),
             ParamType::List(t) => format!("an array of {}", t.short()),
+            ParamType::Table(fields) => {
+                let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                format!("a table with keys {}", names.join(", "))
+            }
         }
     }
 
@@ -81,6 +90,7 @@ impl ParamType {
             ParamType::Duration => "duration".into(),
             ParamType::PortRef => "port".into(),
             ParamType::List(t) => format!("[{}]", t.short()),
+            ParamType::Table(_) => "table".into(),
         }
     }
 
@@ -185,8 +195,9 @@ pub enum Need {
     Default(&'static str),
 }
 
-/// The declaration of one parameter of an element class.
-#[derive(Debug, Clone, Copy)]
+/// The declaration of one parameter of an element class (or of one field
+/// of a [`ParamType::Table`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParamSpec {
     /// Key in the element's TOML table.
     pub name: &'static str,
@@ -219,10 +230,13 @@ pub enum Value {
     Duration(Duration),
     /// An array.
     List(Vec<Value>),
+    /// A table: its fields, checked against their declarations, defaults
+    /// filled in (read them with the [`Params`] getters).
+    Table(Params),
 }
 
-/// An element's checked parameters, defaults filled in.
-#[derive(Debug, Clone, Default)]
+/// An element's checked parameters (or a table's fields), defaults filled in.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
     values: BTreeMap<&'static str, Value>,
 }
@@ -230,12 +244,22 @@ pub struct Params {
 /// A problem with a parameter, found when an element is configured. The
 /// config loader turns it into a message with file, line and column.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("parameter `{param}`{}: {message}", .index.map(|i| format!(" item {i}")).unwrap_or_default())]
+#[error(
+    "parameter `{param}`{}{}: {message}",
+    .index.map(|i| format!(" item {i}")).unwrap_or_default(),
+    .field.as_ref().map(|f| format!(" field `{f}`")).unwrap_or_default()
+)]
 pub struct ParamError {
     /// The parameter's name.
     pub param: String,
     /// The item of an array parameter, when the problem is in one item.
     pub index: Option<usize>,
+    /// The field of a table parameter (or of a table item), when the problem
+    /// is in one field.
+    pub field: Option<String>,
+    /// Byte offset of the problem inside the (string) value, when known: the
+    /// loader then points at that byte rather than at the whole value.
+    pub offset: Option<usize>,
     /// What is wrong and what was expected.
     pub message: String,
 }
@@ -246,6 +270,8 @@ impl ParamError {
         ParamError {
             param: param.to_string(),
             index: None,
+            field: None,
+            offset: None,
             message: message.into(),
         }
     }
@@ -255,8 +281,37 @@ impl ParamError {
         ParamError {
             param: param.to_string(),
             index: Some(index),
+            field: None,
+            offset: None,
             message: message.into(),
         }
+    }
+
+    /// Moves `inner`, a problem reported about a field of a table (its
+    /// `param` is the field's name, as the [`Params`] getters of the table's
+    /// fields report it), to table parameter `param`, or to item `index` of
+    /// it when the table is an array item.
+    ///
+    /// ```
+    /// # use hpio_nf::element::ParamError;
+    /// let e = ParamError::nested("rules", Some(2), ParamError::new("match", "bad"));
+    /// assert_eq!(e.to_string(), "parameter `rules` item 2 field `match`: bad");
+    /// ```
+    pub fn nested(param: &str, index: Option<usize>, inner: ParamError) -> ParamError {
+        ParamError {
+            param: param.to_string(),
+            index,
+            field: Some(inner.param),
+            offset: inner.offset,
+            message: inner.message,
+        }
+    }
+
+    /// The same problem, located at byte `offset` inside the string value
+    /// (a position in a rule, say).
+    pub fn at_offset(mut self, offset: usize) -> ParamError {
+        self.offset = Some(offset);
+        self
     }
 }
 
@@ -357,6 +412,27 @@ impl Params {
         }
     }
 
+    /// A table parameter: its fields.
+    pub fn table(&self, name: &str) -> Result<&Params, ParamError> {
+        match self.need(name)? {
+            Value::Table(t) => Ok(t),
+            _ => Err(Self::wrong(name, "a table")),
+        }
+    }
+
+    /// An array of tables parameter: each item's fields (empty when left
+    /// out and optional).
+    pub fn table_list(&self, name: &str) -> Result<Vec<&Params>, ParamError> {
+        self.list(name)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Table(t) => Ok(t),
+                _ => Err(ParamError::item(name, i, "expected a table")),
+            })
+            .collect()
+    }
+
     /// An array of strings parameter.
     pub fn str_list(&self, name: &str) -> Result<Vec<&str>, ParamError> {
         self.list(name)?
@@ -406,5 +482,33 @@ mod tests {
             .contains("expected a string"));
         assert!(p.int("x").unwrap_err().to_string().contains("missing"));
         assert_eq!(p.list("absent").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn tables_and_nested_errors() {
+        let mut item = Params::new();
+        item.set("action", Value::Str("allow".into()));
+        let mut p = Params::new();
+        p.set(
+            "rules",
+            Value::List(vec![Value::Table(item.clone()), Value::Int(1)]),
+        );
+        p.set("t", Value::Table(item.clone()));
+        assert_eq!(p.table("t"), Ok(&item));
+        assert!(p.table("rules").is_err());
+        let e = p.table_list("rules").unwrap_err();
+        assert_eq!((e.param.as_str(), e.index), ("rules", Some(1)));
+        let e = ParamError::nested("rules", Some(0), item.int("action").unwrap_err());
+        assert_eq!(e.field.as_deref(), Some("action"));
+        assert_eq!(
+            e.to_string(),
+            "parameter `rules` item 0 field `action`: expected an integer"
+        );
+        let e = ParamError::nested("t", None, ParamError::new("m", "x").at_offset(4));
+        assert_eq!(
+            (e.to_string().as_str(), e.offset),
+            ("parameter `t` field `m`: x", Some(4))
+        );
+        assert_eq!(ParamType::Table(&[]).short(), "table");
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::guard::{self, ConfigureError, ConfigureFn};
 use super::{Element, ParamError, ParamSpec, Params};
 
 /// How many inputs an element accepts.
@@ -55,6 +56,12 @@ impl ConfigCx<'_> {
 type Factory = dyn Fn(usize) -> Box<dyn Element> + Send + Sync;
 
 /// A configured element: its port counts and a factory for per-worker replicas.
+///
+/// Every replica the factory makes is guarded: a panic in its
+/// [`Element::push`] is caught at the element's boundary, its batch is
+/// dropped and counted as `panic`, and the run goes on or stops as
+/// `[runtime] on_panic` says. A panic while building a replica is reported
+/// the same way, on every batch that replica gets.
 pub struct Configured {
     /// Inputs it accepts.
     pub inputs: Inputs,
@@ -67,25 +74,56 @@ pub struct Configured {
 }
 
 impl Configured {
-    /// An element with `outputs` outputs whose replicas come from `factory(worker)`.
+    /// An element with `outputs` outputs whose replicas come from
+    /// `factory(worker)`: for elements whose replicas differ per worker
+    /// (a share of a table, say) or cannot be cloned.
+    ///
+    /// ```
+    /// use hpio_nf::prelude::*;
+    ///
+    /// #[derive(Default)]
+    /// struct PerWorker { seen: u64 }
+    ///
+    /// impl Element for PerWorker {
+    ///     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+    ///         self.seen += batch.len() as u64;
+    ///         out.push_all(0, batch);
+    ///     }
+    /// }
+    ///
+    /// let c = Configured::new(Inputs::Fixed(1), 1, |_worker| Box::new(PerWorker::default()));
+    /// let _replica_for_worker_0 = c.instantiate(0);
+    /// ```
     pub fn new<F>(inputs: Inputs, outputs: usize, factory: F) -> Configured
     where
         F: Fn(usize) -> Box<dyn Element> + Send + Sync + 'static,
     {
+        Configured::guarded(inputs, outputs, move |w| guard::replica(w, || factory(w)))
+    }
+
+    /// An element whose replicas are clones of `element` (the usual case:
+    /// configure once, clone per worker).
+    pub fn cloning<E>(inputs: Inputs, outputs: usize, element: E) -> Configured
+    where
+        E: Element + Clone + Sync + 'static,
+    {
+        Configured::guarded(inputs, outputs, move |w| {
+            guard::replica(w, || element.clone())
+        })
+    }
+
+    /// A `Configured` whose `factory` already guards its replicas.
+    fn guarded<F>(inputs: Inputs, outputs: usize, factory: F) -> Configured
+    where
+        F: Fn(usize) -> Box<dyn Element> + Send + Sync + 'static,
+    {
+        guard::install_hook();
         Configured {
             inputs,
             outputs,
             port_outputs: Vec::new(),
             factory: Arc::new(factory),
         }
-    }
-
-    /// An element whose replicas are clones of `element`.
-    pub fn cloning<E>(inputs: Inputs, outputs: usize, element: E) -> Configured
-    where
-        E: Element + Clone + Sync + 'static,
-    {
-        Configured::new(inputs, outputs, move |_| Box::new(element.clone()))
     }
 
     /// Declares that output `output` goes to the transmit side of port `port`.
@@ -127,10 +165,29 @@ impl std::fmt::Debug for ElementClass {
     }
 }
 
+/// A registered class and how to run its `configure`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    class: ElementClass,
+    /// [`guard::configure_guarded`] of the crate copy that registered the
+    /// class: a plugin's own, so that a panic in its `configure` is caught by
+    /// the standard library that raised it.
+    configure: fn(ConfigureFn, &Params, &ConfigCx<'_>) -> Result<Configured, ConfigureError>,
+}
+
 /// Element classes by name.
+///
+/// ```
+/// use hpio_nf::prelude::*;
+///
+/// let mut r = Registry::builtin();
+/// assert!(r.get("Counter").is_some());
+/// assert_eq!(r.suggest("Countr"), Some("Counter"));
+/// // An NF crate or plugin adds its classes with `r.register(my_crate::CLASS)`.
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    classes: BTreeMap<&'static str, ElementClass>,
+    classes: BTreeMap<&'static str, Entry>,
 }
 
 impl Registry {
@@ -148,17 +205,48 @@ impl Registry {
 
     /// Adds `class`; a class of the same name is replaced and returned.
     pub fn register(&mut self, class: ElementClass) -> Option<ElementClass> {
-        self.classes.insert(class.info.name, class)
+        let entry = Entry {
+            class,
+            configure: guard::configure_guarded,
+        };
+        self.classes.insert(class.info.name, entry).map(|e| e.class)
     }
 
     /// The class called `name`.
     pub fn get(&self, name: &str) -> Option<&ElementClass> {
-        self.classes.get(name)
+        self.classes.get(name).map(|e| &e.class)
     }
 
     /// All classes, sorted by name.
     pub fn classes(&self) -> impl Iterator<Item = &ElementClass> {
-        self.classes.values()
+        self.classes.values().map(|e| &e.class)
+    }
+
+    /// Runs `class.configure`, catching a panic in it (with the guard of the
+    /// crate that registered a class of that name, else this crate's own).
+    pub(crate) fn configure(
+        &self,
+        class: &ElementClass,
+        params: &Params,
+        cx: &ConfigCx<'_>,
+    ) -> Result<Configured, ConfigureError> {
+        let run = self
+            .classes
+            .get(class.info.name)
+            .map_or(guard::configure_guarded as _, |e| e.configure);
+        run(class.configure, params, cx)
+    }
+
+    /// Moves every class of `other` into `self`. Fails without changing
+    /// `self` when a class of the same name is already there, and returns
+    /// the names moved.
+    pub(crate) fn absorb(&mut self, other: Registry) -> Result<Vec<&'static str>, &'static str> {
+        if let Some(dup) = other.classes.keys().find(|k| self.classes.contains_key(*k)) {
+            return Err(dup);
+        }
+        let names = other.classes.keys().copied().collect();
+        self.classes.extend(other.classes);
+        Ok(names)
     }
 
     /// The registered name closest to `name`, if any is reasonably close.

@@ -1,7 +1,7 @@
 //! The element graph: its resolved, checked form ([`GraphSpec`]) and the
 //! per-worker replica that pushes batches through it ([`Graph`]).
 
-use crate::element::{ClassInfo, Configured, Context, Output};
+use crate::element::{ClassInfo, Configured, Context, Output, RUNTIME_DROP_REASONS};
 use crate::packet::Batch;
 
 /// Where packets leaving an output (or arriving on a port) go.
@@ -79,6 +79,25 @@ fn merge_named(into: &mut Vec<(String, u64)>, from: &[(String, u64)]) {
     }
 }
 
+/// The first panic caught in one element of a worker's graph.
+///
+/// Its batch (what was left of it and what the element had already put on
+/// its outputs) has been dropped and counted as `panic`; later panics of the
+/// same element are counted the same way but not reported again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementPanic {
+    /// Index of the element in [`GraphSpec::nodes`].
+    pub node: usize,
+    /// Element name from the config.
+    pub element: String,
+    /// Its class.
+    pub class: &'static str,
+    /// The panic's message and location.
+    pub message: String,
+    /// Packets dropped with the batch.
+    pub dropped: u64,
+}
+
 struct Node {
     element: Box<dyn crate::element::Element>,
     out: Output,
@@ -86,6 +105,9 @@ struct Node {
     packets_in: u64,
     packets_out: u64,
     reasons: &'static [&'static str],
+    name: String,
+    class: &'static str,
+    panics: u64,
 }
 
 /// A worker's replica of the graph: its elements and, per port, the packets
@@ -94,6 +116,9 @@ pub struct Graph {
     nodes: Vec<Node>,
     sources: Vec<Option<Target>>,
     tx: Vec<Batch>,
+    /// First panics of elements, not yet taken by the worker (at most one
+    /// per element, so this never grows past the number of elements).
+    panics: Vec<ElementPanic>,
 }
 
 impl Graph {
@@ -109,12 +134,16 @@ impl Graph {
                 packets_in: 0,
                 packets_out: 0,
                 reasons: n.class.drop_reasons,
+                name: n.name.clone(),
+                class: n.class.name,
+                panics: 0,
             })
             .collect();
         Graph {
             nodes,
             sources: spec.sources.clone(),
             tx: spec.ports.iter().map(|_| Batch::new()).collect(),
+            panics: Vec::with_capacity(spec.nodes.len()),
         }
     }
 
@@ -128,6 +157,11 @@ impl Graph {
     }
 
     /// Runs `batch` into `target` and everything downstream of it.
+    ///
+    /// A panic in an element is caught at its boundary (by the guard every
+    /// replica has, see [`Configured`]): its batch is dropped and counted as
+    /// `panic`, nothing goes downstream from that call, and the element's
+    /// first panic waits in [`Graph::take_panic`].
     pub fn push(&mut self, cx: &mut Context<'_>, target: Target, batch: &mut Batch) {
         let (idx, input) = match target {
             Target::Port(p) => {
@@ -142,8 +176,13 @@ impl Graph {
             Target::Element { node, input } => (node, input),
         };
         let node = &mut self.nodes[idx];
-        node.packets_in += batch.len() as u64;
+        let handed = batch.len();
+        node.packets_in += handed as u64;
         node.element.push(cx, input, batch, &mut node.out);
+        if node.out.panic.is_some() {
+            self.dropped_after_panic(cx, idx, batch, handed);
+        }
+        let node = &mut self.nodes[idx];
         if !batch.is_empty() {
             node.out.drop_unhandled(batch);
         }
@@ -162,6 +201,43 @@ impl Graph {
             // Hand the (now empty) batch back so a spilled one keeps its capacity.
             self.nodes[idx].out.batches[o] = b;
         }
+    }
+
+    /// Drops what is left of element `idx`'s batch after it panicked,
+    /// replaces the slots destroyed while the panic unwound, and records the
+    /// element's first panic.
+    #[cold]
+    #[inline(never)]
+    fn dropped_after_panic(
+        &mut self,
+        cx: &mut Context<'_>,
+        idx: usize,
+        batch: &mut Batch,
+        handed: usize,
+    ) {
+        let node = &mut self.nodes[idx];
+        let message = node.out.panic.take().unwrap_or_default();
+        let (dropped, destroyed) = node.out.drop_after_panic(batch, handed);
+        for _ in 0..destroyed {
+            cx.pool.free(crate::packet::Packet::new());
+        }
+        node.panics += 1;
+        if node.panics == 1 {
+            self.panics.push(ElementPanic {
+                node: idx,
+                element: node.name.clone(),
+                class: node.class,
+                message,
+                dropped,
+            });
+        }
+    }
+
+    /// The first panic of an element not taken yet, if any (the worker
+    /// checks after each burst; one per element at most).
+    #[inline]
+    pub fn take_panic(&mut self) -> Option<ElementPanic> {
+        self.panics.pop()
     }
 
     /// The packets waiting to be sent on `port`.
@@ -186,8 +262,10 @@ impl Graph {
                     }
                     let name = match n.reasons.get(i) {
                         Some(r) => r,
-                        None if i == n.reasons.len() => "unhandled",
-                        None => "no-such-output",
+                        None => RUNTIME_DROP_REASONS
+                            .get(i - n.reasons.len())
+                            .copied()
+                            .unwrap_or("?"),
                     };
                     drops.push((name.to_string(), c));
                 }
@@ -201,5 +279,117 @@ impl Graph {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::{Element, Inputs};
+    use crate::packet::{Packet, Pool};
+
+    /// Forwards everything; panics on a batch holding a frame that starts with 0xff.
+    #[derive(Clone)]
+    struct Touchy;
+
+    impl Element for Touchy {
+        fn push(&mut self, _: &mut Context<'_>, _: usize, batch: &mut Batch, out: &mut Output) {
+            for p in batch.drain(..) {
+                out.push(0, p);
+            }
+            let marked = out.batch(0).iter().any(|p| p.data()[0] == 0xff);
+            assert!(!marked, "marked packet");
+        }
+    }
+
+    /// Panics in the middle of draining its batch on a frame starting with 0xee:
+    /// the packets left in the drain are destroyed by the unwinding.
+    #[derive(Clone)]
+    struct Drainer;
+
+    impl Element for Drainer {
+        fn push(&mut self, _: &mut Context<'_>, _: usize, batch: &mut Batch, out: &mut Output) {
+            for p in batch.drain(..) {
+                assert!(p.data()[0] != 0xee, "drained into a marked packet");
+                out.push(0, p);
+            }
+        }
+    }
+
+    const INFO: ClassInfo = ClassInfo {
+        name: "Touchy",
+        summary: "",
+        description: "",
+        params: &[],
+        drop_reasons: &["mine"],
+        counters: &[],
+        example: "",
+        see_also: &[],
+    };
+
+    fn spec() -> GraphSpec {
+        GraphSpec {
+            nodes: vec![NodeSpec {
+                name: "t".into(),
+                class: INFO,
+                configured: Configured::cloning(Inputs::Fixed(1), 1, Touchy),
+                outputs: vec![Target::Port(0)],
+            }],
+            ports: vec!["p".into()],
+            sources: vec![Some(Target::Element { node: 0, input: 0 })],
+        }
+    }
+
+    fn batch(first_bytes: &[u8]) -> Batch {
+        first_bytes
+            .iter()
+            .map(|&b| Packet::from_bytes(&[b; 60]))
+            .collect()
+    }
+
+    #[test]
+    fn a_panicking_element_loses_its_batch_and_nothing_else() {
+        let spec = spec();
+        let mut g = Graph::new(&spec, 0);
+        let mut pool = Pool::new(16);
+        let mut cx = Context::new(&mut pool, 0, 0);
+        g.push_from_port(&mut cx, 0, &mut batch(&[1, 2]));
+        assert_eq!(g.take_panic(), None);
+        g.push_from_port(&mut cx, 0, &mut batch(&[3, 0xff, 4]));
+        g.push_from_port(&mut cx, 0, &mut batch(&[5]));
+        g.push_from_port(&mut cx, 0, &mut batch(&[0xff]));
+        let sent: Vec<u8> = g.tx_batch(0).iter().map(|p| p.data()[0]).collect();
+        assert_eq!(sent, [1, 2, 5], "the batches with a marked packet are gone");
+        let p = g.take_panic().expect("the first panic is reported");
+        assert_eq!((p.node, p.element.as_str(), p.class), (0, "t", "Touchy"));
+        assert!(p.message.starts_with("marked packet (at "), "{}", p.message);
+        assert_eq!(p.dropped, 3);
+        assert_eq!(g.take_panic(), None, "later panics are only counted");
+        let c = &g.counters()[0];
+        assert_eq!((c.packets_in, c.packets_out), (7, 3));
+        assert_eq!(c.drops, vec![("panic".to_string(), 4)]);
+        assert_eq!(pool.available(), 16, "dropped slots went back to the pool");
+    }
+
+    #[test]
+    fn packets_destroyed_by_the_unwinding_are_counted_and_their_slots_replaced() {
+        let mut spec = spec();
+        spec.nodes[0].configured = Configured::cloning(Inputs::Fixed(1), 1, Drainer);
+        let mut g = Graph::new(&spec, 0);
+        let mut pool = Pool::new(16);
+        let mut cx = Context::new(&mut pool, 0, 0);
+        let mut b: Batch = [1u8, 0xee, 2, 3]
+            .iter()
+            .map(|&f| {
+                let mut p = cx.alloc().unwrap();
+                p.set_frame(&[f; 60]);
+                p
+            })
+            .collect();
+        g.push_from_port(&mut cx, 0, &mut b);
+        assert!(g.tx_batch(0).is_empty());
+        assert_eq!(g.take_panic().unwrap().dropped, 4);
+        assert_eq!(g.counters()[0].drops, vec![("panic".to_string(), 4)]);
+        assert_eq!(pool.available(), 16, "the pool is whole again");
     }
 }

@@ -17,11 +17,11 @@ use crate::wire::Headers;
 
 /// Largest frame a slot holds at the default data offset.
 pub const MAX_FRAME: usize = 2048;
-/// Offset of the frame in [`Slot::raw`] as a receive leaves it: 64-byte aligned.
+/// Offset of the frame in the slot's `raw` bytes as a receive leaves it: 64-byte aligned.
 pub const DEFAULT_DATA_OFFSET: usize = 64;
 /// Bytes of `raw` before the default frame start; the hpio header uses the last 12.
 pub const HEADROOM: usize = DEFAULT_DATA_OFFSET - HPIO_HDR_LEN;
-/// Size of [`Slot::raw`].
+/// Size of a slot's `raw` bytes (headroom, hpio header and frame).
 pub const RAW_LEN: usize = DEFAULT_DATA_OFFSET + MAX_FRAME;
 
 /// Most packets a batch holds without spilling to the heap.

@@ -7,7 +7,10 @@
 //! opened into per-queue handles: receive queues ([`RxQueue`]), spread over
 //! the workers, and one transmit handle ([`TxQueue`]) per worker.
 
+pub mod af_packet;
+pub mod auto;
 pub mod generator;
+pub mod hpio;
 pub mod pcap;
 
 use std::collections::BTreeMap;
@@ -20,14 +23,16 @@ use crate::packet::{Batch, Pool};
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
     /// A system call or file operation failed.
-    #[error("port `{port}`: {what}: {source}")]
+    // The OS error is part of the one-line message, not a chained source,
+    // so that it is printed once.
+    #[error("port `{port}`: {what}: {error}")]
     Io {
         /// Port name.
         port: String,
         /// What was being done.
         what: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Anything else, with a message saying what and how to fix it.
     #[error("port `{port}`: {message}")]
@@ -45,7 +50,7 @@ impl PortError {
         PortError::Io {
             port: port.to_string(),
             what: what.into(),
-            source,
+            error: source,
         }
     }
 
@@ -175,6 +180,9 @@ impl PortRegistry {
         let mut r = PortRegistry::default();
         r.register(pcap::CLASS);
         r.register(generator::CLASS);
+        r.register(af_packet::CLASS);
+        r.register(auto::CLASS);
+        r.register(hpio::CLASS);
         r
     }
 

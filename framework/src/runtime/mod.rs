@@ -14,6 +14,8 @@
 //! final report.
 
 mod report;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use crate::config::{Clock, OnPanic};
@@ -40,6 +42,9 @@ pub struct RunOptions {
     pub pool: usize,
     /// Time source for elements.
     pub clock: Clock,
+    /// What a worker does after an element panicked (its batch is dropped
+    /// either way).
+    pub on_panic: OnPanic,
     /// How often to call the progress callback (`None`: never).
     pub stats_interval: Option<Duration>,
     /// Set to stop the run (signal handlers set it).
@@ -54,6 +59,7 @@ impl Default for RunOptions {
             burst: 32,
             pool: 4096,
             clock: Clock::System,
+            on_panic: OnPanic::Drop,
             stats_interval: None,
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -77,6 +83,18 @@ pub enum RunError {
     /// The options do not fit the ports.
     #[error("{0}")]
     Setup(String),
+    /// An element panicked and `on_panic` is [`OnPanic::Stop`].
+    #[error("element `{element}` (class {class}) panicked on worker {worker}: {message}\n(the run stopped because [runtime] on_panic = \"stop\")")]
+    ElementPanic {
+        /// Worker index.
+        worker: usize,
+        /// Element name.
+        element: String,
+        /// Its class.
+        class: String,
+        /// The panic's message and location.
+        message: String,
+    },
 }
 
 /// How often workers publish their counters.

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Clock, RunError, RunOptions, PUBLISH_EVERY};
+use super::{Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
-use crate::graph::{ElementCounters, Graph};
+use crate::graph::{ElementCounters, ElementPanic, Graph};
 use crate::packet::{Batch, Pool};
 use crate::port::{QueueStats, Recv, RxQueue, TxQueue};
 
@@ -41,6 +41,7 @@ pub(crate) struct Worker {
     burst: usize,
     pool_size: usize,
     clock: Clock,
+    on_panic: OnPanic,
     stop: Arc<AtomicBool>,
     rx: Vec<RxSlot>,
     tx: Vec<Option<Box<dyn TxQueue>>>,
@@ -63,6 +64,7 @@ impl Worker {
             burst: opts.burst.max(1),
             pool_size: opts.pool.max(opts.burst * 2),
             clock: opts.clock,
+            on_panic: opts.on_panic,
             stop: opts.stop.clone(),
             rx: Vec::new(),
             tx: (0..ports).map(|_| None).collect(),
@@ -162,6 +164,9 @@ impl Worker {
                         }
                         let mut cx = Context::new(pool, now_ns, self.index);
                         graph.push_from_port(&mut cx, slot.port, &mut batch);
+                        while let Some(p) = graph.take_panic() {
+                            element_panicked(self.on_panic, self.index, p)?;
+                        }
                     }
                 }
             }
@@ -228,6 +233,32 @@ impl Worker {
             s.idle_polls = self.idle_polls;
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
             s.finished = finished;
+        }
+    }
+}
+
+/// Applies `on_panic` to an element's first panic: log it once and go on,
+/// or stop the run.
+#[cold]
+fn element_panicked(on_panic: OnPanic, worker: usize, p: ElementPanic) -> Result<(), RunError> {
+    match on_panic {
+        OnPanic::Stop => Err(RunError::ElementPanic {
+            worker,
+            element: p.element,
+            class: p.class.to_string(),
+            message: p.message,
+        }),
+        OnPanic::Drop => {
+            log::error!(
+                "element `{}` (class {}) panicked on worker {}: {}; its batch of {} packet(s) was dropped; \
+                 going on ([runtime] on_panic = \"drop\"), counting its later panics as drops with reason `panic`",
+                p.element,
+                p.class,
+                worker,
+                p.message,
+                p.dropped
+            );
+            Ok(())
         }
     }
 }

@@ -16,7 +16,12 @@ struct Scenario {
     what: &'static str,
     config: &'static str,
     file: &'static str,
+    /// Its generator ports; the packet count is split over them.
+    gens: &'static [&'static str],
 }
+
+/// The generator port of the single-source scenarios.
+const GEN: &[&str] = &["gen"];
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -24,24 +29,35 @@ const SCENARIOS: &[Scenario] = &[
         what: "generator -> Discard",
         config: include_str!("../../../configs/bench/discard.toml"),
         file: "configs/bench/discard.toml",
+        gens: GEN,
     },
     Scenario {
         name: "classify",
         what: "generator -> Classify (IPv4 vs other) -> Counter -> Discard",
         config: include_str!("../../../configs/bench/classify.toml"),
         file: "configs/bench/classify.toml",
+        gens: GEN,
     },
     Scenario {
         name: "firewall",
         what: "generator -> Classify (20-rule firewall) -> Counter -> Discard",
         config: include_str!("../../../configs/bench/firewall.toml"),
         file: "configs/bench/firewall.toml",
+        gens: GEN,
     },
     Scenario {
         name: "rewrite",
         what: "generator -> Rewrite (Ethernet src/dst) -> Counter -> Discard",
         config: include_str!("../../../configs/bench/rewrite.toml"),
         file: "configs/bench/rewrite.toml",
+        gens: GEN,
+    },
+    Scenario {
+        name: "bridge",
+        what: "2 generators (16 hosts each side) -> Bridge (2 ports, all learned) -> back out",
+        config: include_str!("../../../configs/bench/bridge.toml"),
+        file: "configs/bench/bridge.toml",
+        gens: &["a", "b"],
     },
 ];
 
@@ -55,6 +71,7 @@ struct Result {
 }
 
 pub fn cmd_bench(
+    registry: &hpio_nf::element::Registry,
     names: &[String],
     count: u64,
     runs: u32,
@@ -77,14 +94,16 @@ pub fn cmd_bench(
         );
     }
     for s in chosen {
-        let overrides = vec![
-            format!("ports.gen.count={count}"),
-            format!("runtime.cores=[{core}]"),
-        ];
+        let mut overrides = vec![format!("runtime.cores=[{core}]")];
+        let n = s.gens.len() as u64;
+        for (i, g) in s.gens.iter().enumerate() {
+            let share = count / n + u64::from((i as u64) < count % n);
+            overrides.push(format!("ports.{g}.count={share}"));
+        }
         let config = Config::parse_str(
             s.config,
             s.file,
-            &crate::registry(),
+            registry,
             &crate::port_registry(),
             &overrides,
         )

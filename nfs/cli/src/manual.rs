@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use hpio_nf::element::{ClassInfo, Need, ParamSpec, Registry};
+use hpio_nf::element::{ClassInfo, Need, ParamSpec, ParamType, Registry};
 use hpio_nf::port::{PortClass, PortRegistry};
 
 pub fn cmd_elements(
@@ -43,6 +43,24 @@ fn need_text(p: &ParamSpec) -> String {
         Need::Optional => "optional".into(),
         Need::Default(d) => format!("default {d}"),
     }
+}
+
+/// The parameters of a class, each followed by its fields when it is a
+/// table or an array of tables (`rules[].action`, `timeouts.udp`).
+fn param_rows(params: &'static [ParamSpec]) -> Vec<(String, &'static ParamSpec)> {
+    let mut rows = Vec::new();
+    for p in params {
+        rows.push((p.name.to_string(), p));
+        let (fields, sep) = match p.ty {
+            ParamType::Table(f) => (f, "."),
+            ParamType::List(ParamType::Table(f)) => (*f, "[]."),
+            _ => continue,
+        };
+        for f in fields {
+            rows.push((format!("{}{sep}{}", p.name, f.name), f));
+        }
+    }
+    rows
 }
 
 /// A class's signature, Click style: `Tee(outputs?)`.
@@ -86,12 +104,14 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         if markdown {
             let _ = writeln!(s, "| name | type | need | description |\n|---|---|---|---|");
         }
-        for p in info.params {
+        let rows = param_rows(info.params);
+        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(14);
+        for (name, p) in rows {
             if markdown {
                 let _ = writeln!(
                     s,
                     "| `{}` | {} | {} | {} |",
-                    p.name,
+                    name,
                     p.ty.short(),
                     need_text(p),
                     p.doc
@@ -99,8 +119,8 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
             } else {
                 let _ = writeln!(
                     s,
-                    "  {:<14} {:<10} {:<16} {}",
-                    p.name,
+                    "  {:<width$} {:<10} {:<16} {}",
+                    name,
                     p.ty.short(),
                     need_text(p),
                     p.doc

@@ -112,3 +112,36 @@ fn json_report_counts_match_the_traffic() {
     assert_eq!(cnt["packets_in"], 1000);
     assert_eq!(cnt["packets_out"], 1000);
 }
+
+#[test]
+fn sigterm_and_sigint_stop_an_endless_run_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let child = hpio_nf()
+            .args(["run", "configs/bench/discard.toml", "--set"])
+            .arg("ports.gen.count=1000000000000")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{signal}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("run time"),
+            "{signal}: final report missing: {stdout}"
+        );
+        assert!(stdout.contains("discard"), "{stdout}");
+    }
+}

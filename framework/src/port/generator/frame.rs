@@ -75,12 +75,16 @@ pub(super) struct FrameSpec {
     pub dst_port: u16,
     pub src_port_count: u32,
     pub dst_port_count: u32,
+    pub src_mac_count: u64,
+    pub dst_mac_count: u64,
     pub tcp_flags: u8,
 }
 
 /// The varying fields of one flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Flow {
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
     pub src_ip: u128,
     pub dst_ip: u128,
     pub src_port: u16,
@@ -121,17 +125,26 @@ impl FrameSpec {
         }
     }
 
-    /// Number of distinct flows (the product of the four counts).
-    pub fn flows(&self) -> u128 {
+    /// Number of distinct flows (the product of the six counts), or `None`
+    /// when it does not fit in a `u128`.
+    pub fn checked_flows(&self) -> Option<u128> {
         u128::from(self.src_port_count)
-            * u128::from(self.dst_port_count)
-            * u128::from(self.src_ip_count)
-            * u128::from(self.dst_ip_count)
+            .checked_mul(u128::from(self.dst_port_count))?
+            .checked_mul(u128::from(self.src_ip_count))?
+            .checked_mul(u128::from(self.dst_ip_count))?
+            .checked_mul(u128::from(self.src_mac_count))?
+            .checked_mul(u128::from(self.dst_mac_count))
+    }
+
+    /// Number of distinct flows (the product of the six counts; the
+    /// configuration checks that it fits).
+    pub fn flows(&self) -> u128 {
+        self.checked_flows().unwrap_or(u128::MAX)
     }
 
     /// Flow number `k` (taken modulo [`FrameSpec::flows`]): the source port
-    /// varies fastest, then the destination port, the source address and
-    /// the destination address.
+    /// varies fastest, then the destination port, the source address, the
+    /// destination address, the source MAC and the destination MAC.
     pub fn flow(&self, k: u128) -> Flow {
         let mut k = k % self.flows();
         let mut digit = |n: u128| {
@@ -143,7 +156,11 @@ impl FrameSpec {
         let dp = digit(self.dst_port_count.into());
         let si = digit(self.src_ip_count.into());
         let di = digit(self.dst_ip_count.into());
+        let sm = digit(self.src_mac_count.into());
+        let dm = digit(self.dst_mac_count.into());
         Flow {
+            src_mac: mac_add(self.src_mac, sm as u64),
+            dst_mac: mac_add(self.dst_mac, dm as u64),
             src_ip: self.src_ip + si,
             dst_ip: self.dst_ip + di,
             src_port: (u32::from(self.src_port) + sp as u32) as u16,
@@ -156,8 +173,8 @@ impl FrameSpec {
     pub fn build(&self, flow: &Flow, out: &mut [u8]) {
         let out = &mut out[..self.size];
         out.fill(0);
-        out[0..6].copy_from_slice(&self.dst_mac);
-        out[6..12].copy_from_slice(&self.src_mac);
+        out[0..6].copy_from_slice(&flow.dst_mac);
+        out[6..12].copy_from_slice(&flow.src_mac);
         let ethertype = if self.ipv6 {
             ETHERTYPE_IPV6
         } else {
@@ -218,6 +235,8 @@ impl FrameSpec {
     /// ports and checksum). Adding the varying words gives each packet's sums.
     pub fn constant_sums(&self) -> (u32, u32) {
         let zero = Flow {
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
             src_ip: 0,
             dst_ip: 0,
             src_port: 0,
@@ -242,6 +261,21 @@ impl FrameSpec {
         acc = sum(&((self.size - l4) as u32).to_be_bytes(), acc);
         (ip, sum(&f[l4..], acc))
     }
+}
+
+/// A MAC address as a 48-bit number.
+pub(super) fn mac_num(mac: [u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(&mac);
+    u64::from_be_bytes(b)
+}
+
+/// The MAC address `i` after `base` (the configuration checks that the
+/// range stays below ff:ff:ff:ff:ff:ff; past it the sum wraps).
+pub(super) fn mac_add(base: [u8; 6], i: u64) -> [u8; 6] {
+    let n = mac_num(base).wrapping_add(i) & 0xffff_ffff_ffff;
+    let b = n.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
 /// The address as its 4 or 16 bytes on the wire.
@@ -300,6 +334,17 @@ mod tests {
         assert_eq!(min_size(Proto::Tcp, false), 54);
         assert_eq!(min_size(Proto::Udp, true), 62);
         assert_eq!(min_size(Proto::Tcp, true), 74);
+    }
+
+    #[test]
+    fn mac_arithmetic_carries_across_bytes() {
+        assert_eq!(mac_num([0, 0, 0, 0, 1, 2]), 0x0102);
+        assert_eq!(mac_add([2, 0, 0, 0, 0, 0xff], 1), [2, 0, 0, 0, 1, 0]);
+        assert_eq!(
+            mac_add([2, 0xff, 0xff, 0xff, 0xff, 0xff], 1),
+            [3, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(mac_add([2, 0, 0, 0, 0, 1], 0), [2, 0, 0, 0, 0, 1]);
     }
 
     #[test]

@@ -2,21 +2,23 @@
 //!
 //! Each receive queue produces Ethernet + IPv4/IPv6 + UDP/TCP frames of a
 //! fixed size with a zero payload, every checksum correct. Flows vary over
-//! consecutive source and destination ports and addresses
+//! consecutive source and destination ports, IP addresses and MAC addresses
 //! (`*_count` parameters); flow `k` takes the source port fastest, then the
-//! destination port, the source address and the destination address, so
-//! the flows cycle through every combination, in order. Queue `q` of `n`
-//! starts at flow `q * flows / n` (different flows per queue when there
-//! are enough) and sends its share of `count`; without `count` the port
-//! never ends. Timestamps are wall-clock nanoseconds, read once per burst.
+//! destination port, the source address, the destination address, the
+//! source MAC and the destination MAC, so the flows cycle through every
+//! combination, in order. Queue `q` of `n` starts at flow `q * flows / n`
+//! (different flows per queue when there are enough) and sends its share
+//! of `count`; without `count` the port never ends. Timestamps are
+//! wall-clock nanoseconds, read once per burst.
 //!
 //! Frames are built once at open. Per packet a queue takes a pool slot and
 //! copies a prebuilt frame into it: with few flows (all their frames fit in
 //! 256 KiB) it cycles through a table holding every flow's frame; with more
 //! it copies the frame of the current addresses and writes the ports and
 //! the transport checksum from precomputed partial sums, rewriting the
-//! addresses and the IPv4 header checksum only when they change. No
-//! allocation, lock or system call per packet; one clock read per burst.
+//! addresses (IP and MAC) and the IPv4 header checksum only when they
+//! change. No allocation, lock or system call per packet; one clock read
+//! per burst.
 //! An empty pool ends a burst early; nothing is skipped.
 //!
 //! Packets sent to a generator port are counted and freed, like a wire
@@ -28,7 +30,7 @@ mod queue;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::frame::{min_size, parse_tcp_flags, FrameSpec, Proto};
+use self::frame::{mac_num, min_size, parse_tcp_flags, FrameSpec, Proto};
 use self::queue::{share, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
@@ -47,6 +49,10 @@ const MIN_SIZE: i64 = 42;
 const DEFAULT_SIZE: usize = 64;
 /// Most receive queues a generator port may have.
 const MAX_QUEUES: i64 = 1024;
+/// Most MAC addresses a `*_mac_count` may cycle through.
+const MAX_MAC_COUNT: i64 = u32::MAX as i64;
+/// The largest MAC address as a number.
+const MAC_MAX: u64 = 0xffff_ffff_ffff;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -75,13 +81,32 @@ const PARAMS: &[ParamSpec] = &[
         name: "src_mac",
         ty: ParamType::Mac,
         need: Need::Default("\"02:00:00:00:00:01\""),
-        doc: "Ethernet source address",
+        doc: "first Ethernet source address",
     },
     ParamSpec {
         name: "dst_mac",
         ty: ParamType::Mac,
         need: Need::Default("\"02:00:00:00:00:02\""),
-        doc: "Ethernet destination address",
+        doc: "first Ethernet destination address",
+    },
+    ParamSpec {
+        name: "src_mac_count",
+        ty: ParamType::Int {
+            min: 1,
+            max: MAX_MAC_COUNT,
+        },
+        need: Need::Default("1"),
+        doc: "consecutive source MAC addresses to cycle through, from src_mac \
+              (the address read as a 48-bit number, last byte fastest)",
+    },
+    ParamSpec {
+        name: "dst_mac_count",
+        ty: ParamType::Int {
+            min: 1,
+            max: MAX_MAC_COUNT,
+        },
+        need: Need::Default("1"),
+        doc: "consecutive destination MAC addresses to cycle through, from dst_mac",
     },
     ParamSpec {
         name: "src_ip",
@@ -195,6 +220,26 @@ fn check_ip_range(name: &str, base: IpAddr, count: u64) -> Result<(), ParamError
     Ok(())
 }
 
+/// The `{name}_count` of MAC parameter `name`, checked to stay below
+/// ff:ff:ff:ff:ff:ff.
+fn mac_range(p: &Params, name: &str) -> Result<([u8; 6], u64), ParamError> {
+    let base = p.mac(name)?;
+    let cname = format!("{name}_count");
+    let n = p.int(&cname)?;
+    let count = u64::try_from(n)
+        .ok()
+        .filter(|&c| (1..=MAX_MAC_COUNT as u64).contains(&c))
+        .ok_or_else(|| ParamError::new(&cname, format!("expected 1..={MAX_MAC_COUNT}, got {n}")))?;
+    if MAC_MAX - mac_num(base) < count - 1 {
+        let b = base.map(|x| format!("{x:02x}")).join(":");
+        return Err(ParamError::new(
+            &cname,
+            format!("{count} MAC addresses from {b} run past ff:ff:ff:ff:ff:ff"),
+        ));
+    }
+    Ok((base, count))
+}
+
 /// A port parameter and its count, checked to stay within 0..=65535.
 fn ports(p: &Params, name: &'static str) -> Result<(u16, u32), ParamError> {
     let first = p.int(name)?;
@@ -262,6 +307,8 @@ impl GenSpec {
         check_ip_range("dst_ip", dst, dst_ip_count)?;
         let (src_port, src_port_count) = ports(p, "src_port")?;
         let (dst_port, dst_port_count) = ports(p, "dst_port")?;
+        let (src_mac, src_mac_count) = mac_range(p, "src_mac")?;
+        let (dst_mac, dst_mac_count) = mac_range(p, "dst_mac")?;
 
         let min = min_size(proto, ipv6);
         let what = format!(
@@ -305,23 +352,37 @@ impl GenSpec {
                 format!("expected 1..={MAX_QUEUES}, got {queues}"),
             ));
         }
+        let frame = FrameSpec {
+            size,
+            proto,
+            ipv6,
+            src_mac,
+            dst_mac,
+            src_ip: ip_num(src).0,
+            dst_ip: ip_num(dst).0,
+            src_ip_count,
+            dst_ip_count,
+            src_port,
+            dst_port,
+            src_port_count,
+            dst_port_count,
+            src_mac_count,
+            dst_mac_count,
+            tcp_flags,
+        };
+        if frame.checked_flows().is_none() {
+            // Ports and IP addresses alone give at most 2^96 flows: the MAC
+            // counts made the product too large.
+            return Err(ParamError::new(
+                "dst_mac_count",
+                format!(
+                    "{src_mac_count} source x {dst_mac_count} destination MAC addresses, \
+                     times the port and IP address combinations, exceed 2^128 flows"
+                ),
+            ));
+        }
         Ok(GenSpec {
-            frame: FrameSpec {
-                size,
-                proto,
-                ipv6,
-                src_mac: p.mac("src_mac")?,
-                dst_mac: p.mac("dst_mac")?,
-                src_ip: ip_num(src).0,
-                dst_ip: ip_num(dst).0,
-                src_ip_count,
-                dst_ip_count,
-                src_port,
-                dst_port,
-                src_port_count,
-                dst_port_count,
-                tcp_flags,
-            },
+            frame,
             count,
             queues: queues as usize,
             table_bytes: TABLE_BYTES,
@@ -330,8 +391,10 @@ impl GenSpec {
 
     /// True when every flow's frame fits in the table.
     fn use_table(&self) -> bool {
-        let bytes = self.frame.flows() * stride(self.frame.size) as u128;
-        bytes <= self.table_bytes as u128
+        self.frame
+            .flows()
+            .checked_mul(stride(self.frame.size) as u128)
+            .is_some_and(|bytes| bytes <= self.table_bytes as u128)
     }
 }
 

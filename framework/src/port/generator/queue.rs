@@ -6,13 +6,14 @@
 //! and packets cycle through that table: per packet one slot, one copy, no
 //! arithmetic. With more flows, each queue keeps the frame of the current
 //! addresses and per packet copies it, writes the two ports and the
-//! transport checksum from precomputed partial sums; the addresses (and the
-//! IPv4 header checksum) are rewritten only when they change.
+//! transport checksum from precomputed partial sums; the IP and MAC
+//! addresses (and the IPv4 header checksum) are rewritten only when they
+//! change.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::frame::{addr_sum, l4_checksum, FrameSpec};
+use super::frame::{addr_sum, l4_checksum, mac_add, FrameSpec};
 use crate::packet::{Batch, Pool};
 use crate::port::{PortError, QueueStats, Recv, RxQueue, TxQueue};
 use crate::wire::checksum::fold;
@@ -159,11 +160,13 @@ pub(super) struct PatchRx {
     /// are overwritten per packet), padded to whole copy blocks.
     cur: Vec<u8>,
     /// Digits of the current flow: source port, destination port,
-    /// source address, destination address.
+    /// source address, destination address, source MAC, destination MAC.
     sp: u32,
     dp: u32,
     si: u64,
     di: u64,
+    sm: u64,
+    dm: u64,
     /// Current ports and addresses.
     sport: u16,
     dport: u16,
@@ -195,6 +198,8 @@ impl PatchRx {
         let dp = digit(spec.dst_port_count.into()) as u32;
         let si = digit(spec.src_ip_count.into()) as u64;
         let di = digit(spec.dst_ip_count.into()) as u64;
+        let sm = digit(spec.src_mac_count.into()) as u64;
+        let dm = digit(spec.dst_mac_count.into()) as u64;
         let flow = spec.flow(first);
         let mut cur = vec![0u8; stride(spec.size)];
         spec.build(&flow, &mut cur);
@@ -205,6 +210,8 @@ impl PatchRx {
             dp,
             si,
             di,
+            sm,
+            dm,
             sport: flow.src_port,
             dport: flow.dst_port,
             src: flow.src_ip,
@@ -246,7 +253,8 @@ impl PatchRx {
         }
     }
 
-    /// Moves to the next addresses once the ports have wrapped.
+    /// Moves to the next addresses once the ports have wrapped: IP
+    /// addresses, then MAC addresses once both IP addresses have wrapped.
     fn next_addrs(&mut self) {
         let (src_at, dst_at, _) = self.spec.addr_offs();
         self.si += 1;
@@ -259,11 +267,26 @@ impl PatchRx {
             if self.di == self.spec.dst_ip_count {
                 self.di = 0;
                 self.dst = self.spec.dst_ip;
+                self.next_macs();
             }
             self.dst_sum = self.put_addr(dst_at, self.dst);
         }
         self.src_sum = self.put_addr(src_at, self.src);
         self.set_sums();
+    }
+
+    /// Moves to the next MAC addresses (no checksum covers them).
+    fn next_macs(&mut self) {
+        self.sm += 1;
+        if self.sm == self.spec.src_mac_count {
+            self.sm = 0;
+            self.dm += 1;
+            if self.dm == self.spec.dst_mac_count {
+                self.dm = 0;
+            }
+            self.cur[0..6].copy_from_slice(&mac_add(self.spec.dst_mac, self.dm));
+        }
+        self.cur[6..12].copy_from_slice(&mac_add(self.spec.src_mac, self.sm));
     }
 
     /// The burst loop, with the frame copy specialised for templates of
@@ -279,7 +302,10 @@ impl PatchRx {
         let size = self.spec.size;
         let (sp_n, dp_n) = (self.spec.src_port_count, self.spec.dst_port_count);
         let (sp0, dp0) = (self.spec.src_port, self.spec.dst_port);
-        let addrs_vary = self.spec.src_ip_count > 1 || self.spec.dst_ip_count > 1;
+        let addrs_vary = self.spec.src_ip_count > 1
+            || self.spec.dst_ip_count > 1
+            || self.spec.src_mac_count > 1
+            || self.spec.dst_mac_count > 1;
         let proto = self.spec.proto;
         let l4 = self.spec.l4_off();
         let csum_at = self.spec.l4_csum_off();

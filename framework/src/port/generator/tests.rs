@@ -58,6 +58,8 @@ fn take(spec: &GenSpec, n: usize) -> Vec<Packet> {
 /// The fields of one frame, read and checked by etherparse.
 #[derive(Debug, PartialEq)]
 struct Seen {
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
     src_ip: IpAddr,
     dst_ip: IpAddr,
     src_port: u16,
@@ -72,8 +74,6 @@ fn check(spec: &FrameSpec, frame: &[u8]) -> Seen {
     let Some(LinkHeader::Ethernet2(eth)) = h.link else {
         panic!("no Ethernet header")
     };
-    assert_eq!(eth.source, spec.src_mac);
-    assert_eq!(eth.destination, spec.dst_mac);
     let l4_off = spec.l4_off();
     let l4_len = spec.size - l4_off;
     let (src_ip, dst_ip) = match h.net.as_ref().unwrap() {
@@ -128,11 +128,27 @@ fn check(spec: &FrameSpec, frame: &[u8]) -> Seen {
         "zero payload"
     );
     Seen {
+        src_mac: eth.source,
+        dst_mac: eth.destination,
         src_ip,
         dst_ip,
         src_port,
         dst_port,
     }
+}
+
+/// MAC address `i` after `base`, computed byte by byte with carries.
+fn mac_plus(base: [u8; 6], i: u64) -> [u8; 6] {
+    let mut m = base;
+    for _ in 0..i {
+        for b in m.iter_mut().rev() {
+            *b = b.wrapping_add(1);
+            if *b != 0 {
+                break;
+            }
+        }
+    }
+    m
 }
 
 /// The flows in the documented order, computed with plain nested loops.
@@ -146,16 +162,22 @@ fn expected_flows(spec: &FrameSpec) -> Vec<Seen> {
         }
     };
     let mut v = vec![];
-    for di in 0..spec.dst_ip_count {
-        for si in 0..spec.src_ip_count {
-            for dp in 0..spec.dst_port_count {
-                for sp in 0..spec.src_port_count {
-                    v.push(Seen {
-                        src_ip: addr(spec.src_ip, si),
-                        dst_ip: addr(spec.dst_ip, di),
-                        src_port: (u32::from(spec.src_port) + sp) as u16,
-                        dst_port: (u32::from(spec.dst_port) + dp) as u16,
-                    });
+    for dm in 0..spec.dst_mac_count {
+        for sm in 0..spec.src_mac_count {
+            for di in 0..spec.dst_ip_count {
+                for si in 0..spec.src_ip_count {
+                    for dp in 0..spec.dst_port_count {
+                        for sp in 0..spec.src_port_count {
+                            v.push(Seen {
+                                src_mac: mac_plus(spec.src_mac, sm),
+                                dst_mac: mac_plus(spec.dst_mac, dm),
+                                src_ip: addr(spec.src_ip, si),
+                                dst_ip: addr(spec.dst_ip, di),
+                                src_port: (u32::from(spec.src_port) + sp) as u16,
+                                dst_port: (u32::from(spec.dst_port) + dp) as u16,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -177,6 +199,8 @@ fn defaults_give_64_byte_udp_ipv4() {
         assert_eq!(seen.src_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(seen.dst_ip, "10.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!((seen.src_port, seen.dst_port), (1024, 9));
+        assert_eq!(seen.src_mac, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(seen.dst_mac, [2, 0, 0, 0, 0, 2]);
         assert_eq!(p.wire_len(), 64);
         assert_eq!(p.in_port(), None);
         // Our own parser agrees too.
@@ -221,6 +245,75 @@ fn every_family_and_protocol_with_varied_flows() {
                     }
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn mac_ranges_cycle_slowest_in_both_strategies() {
+    for (proto, src) in [("udp", "10.0.0.1"), ("tcp", "2001:db8::1")] {
+        let mut g = gen(&[
+            ("proto", Value::Str(proto.into())),
+            ("src_ip", ip(src)),
+            // Crosses a byte boundary: ..:00:fe, ..:00:ff, ..:01:00.
+            ("src_mac", Value::Mac([0x02, 0, 0, 0, 0, 0xfe])),
+            ("src_mac_count", Value::Int(3)),
+            ("dst_mac", Value::Mac([0x02, 0xaa, 0, 0, 0, 0x10])),
+            ("dst_mac_count", Value::Int(4)),
+            ("src_ip_count", Value::Int(2)),
+            ("src_port_count", Value::Int(2)),
+        ]);
+        let flows = expected_flows(&g.frame);
+        assert_eq!(flows.len(), 48);
+        assert_eq!(g.frame.flows(), 48);
+        assert_eq!(flows[4].src_mac, [0x02, 0, 0, 0, 0, 0xff]);
+        assert_eq!(flows[8].src_mac, [0x02, 0, 0, 0, 1, 0]);
+        assert_eq!(flows[12].dst_mac, [0x02, 0xaa, 0, 0, 0, 0x11]);
+        for table_bytes in [TABLE_BYTES, 0] {
+            g.table_bytes = table_bytes;
+            assert_eq!(g.use_table(), table_bytes > 0);
+            let pkts = take(&g, 2 * flows.len() + 7);
+            for (i, p) in pkts.iter().enumerate() {
+                let seen = check(&g.frame, p.data());
+                assert_eq!(seen, flows[i % flows.len()], "packet {i} of {g:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn mac_ranges_alone_vary_the_ethernet_header_only() {
+    // 16 x 16 MACs, everything else fixed: 256 flows, each MAC pair once.
+    let mut g = gen(&[
+        ("src_mac_count", Value::Int(16)),
+        ("dst_mac", Value::Mac([0x02, 0, 0, 0, 1, 0])),
+        ("dst_mac_count", Value::Int(16)),
+        ("queues", Value::Int(3)),
+    ]);
+    assert_eq!(g.frame.flows(), 256);
+    assert!(g.describe().contains("256 flow(s)"));
+    for table_bytes in [TABLE_BYTES, 0] {
+        g.table_bytes = table_bytes;
+        let mut port = g.open("gen", 1, true, false).unwrap();
+        let mut pool = Pool::new(1024);
+        // Every queue follows the flow order from its own first flow.
+        for (q, rx) in port.rx.iter_mut().enumerate() {
+            let first = g.frame.flows() * q as u128 / 3;
+            let mut batch = Batch::new();
+            while batch.len() < 300 {
+                rx.recv(&mut pool, &mut batch, 32).unwrap();
+            }
+            let mut pairs = std::collections::HashSet::new();
+            for (i, p) in batch.iter().enumerate() {
+                let seen = check(&g.frame, p.data());
+                let f = g.frame.flow(first + i as u128);
+                assert_eq!((seen.src_mac, seen.dst_mac), (f.src_mac, f.dst_mac));
+                assert_eq!(seen.src_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
+                assert_eq!((seen.src_port, seen.dst_port), (1024, 9));
+                pairs.insert((seen.src_mac, seen.dst_mac));
+            }
+            assert_eq!(pairs.len(), 256, "queue {q} covers every pair");
+            pool.free_batch(&mut batch);
         }
     }
 }
@@ -453,6 +546,38 @@ fn bad_parameters_are_explained() {
     assert_eq!(e.param, "tcp_flags");
     assert!(e.message.contains("unknown TCP flag `fyn`"), "{e}");
 
+    let e = err(&[
+        ("src_mac", Value::Mac([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])),
+        ("src_mac_count", Value::Int(3)),
+    ]);
+    assert_eq!(e.param, "src_mac_count");
+    assert!(
+        e.message
+            .contains("3 MAC addresses from ff:ff:ff:ff:ff:fe run past ff:ff:ff:ff:ff:ff"),
+        "{e}"
+    );
+    gen(&[
+        ("src_mac", Value::Mac([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])),
+        ("src_mac_count", Value::Int(2)),
+    ]);
+    let e = err(&[("dst_mac_count", Value::Int(0))]);
+    assert_eq!(e.param, "dst_mac_count");
+    // 2^96 port and address combinations times 2^64 MAC pairs: too many flows.
+    let e = err(&[
+        ("src_ip", ip("::")),
+        ("dst_ip", ip("::")),
+        ("src_ip_count", Value::Int(u32::MAX as i64)),
+        ("dst_ip_count", Value::Int(u32::MAX as i64)),
+        ("src_port", Value::Int(0)),
+        ("dst_port", Value::Int(0)),
+        ("src_port_count", Value::Int(65536)),
+        ("dst_port_count", Value::Int(65536)),
+        ("src_mac_count", Value::Int(u32::MAX as i64)),
+        ("dst_mac_count", Value::Int(u32::MAX as i64)),
+    ]);
+    assert_eq!(e.param, "dst_mac_count");
+    assert!(e.message.contains("exceed 2^128 flows"), "{e}");
+
     let e = err(&[("queues", Value::Int(0))]);
     assert_eq!(e.param, "queues");
     let e = err(&[("count", Value::Int(-1))]);
@@ -487,6 +612,7 @@ fn large_flow_counts_stay_exact() {
         let seen = check(&g.frame, p.data());
         assert_eq!(seen.src_port, f.src_port);
         assert_eq!(seen.dst_port, f.dst_port);
+        assert_eq!((seen.src_mac, seen.dst_mac), (f.src_mac, f.dst_mac));
         assert_eq!(
             seen.src_ip,
             IpAddr::from(std::net::Ipv4Addr::from(f.src_ip as u32))

@@ -14,16 +14,16 @@
 //! in `packets`). The queue ends ([`Recv::Ended`](super::Recv::Ended)) at the
 //! end of the file; a corrupt file is an error naming the file and the record.
 //!
-//! Transmit: every worker's [`TxQueue`](super::TxQueue) of one port shares a
+//! Transmit: every worker's [`TxQueue`] of one port shares a
 //! single writer (`Arc<Mutex<..>>`) that appends to a classic pcap file
 //! (little-endian, microsecond timestamps, `LINKTYPE_ETHERNET`, snaplen
 //! 65535: the format every tcpdump reads). The lock is taken once per
-//! [`TxQueue::send`](super::TxQueue::send) call, that is once per burst, not
+//! [`TxQueue::send`] call, that is once per burst, not
 //! per packet. That is a lock on the data path, which live drivers never
 //! take; it is fine here because a pcap port is for offline runs, where the
 //! file, not the lock, is the bottleneck. With several workers the records
 //! of different workers interleave burst by burst, each burst in order.
-//! [`TxQueue::finish`](super::TxQueue::finish) flushes the file; the last
+//! [`TxQueue::finish`] flushes the file; the last
 //! handle dropped flushes it too, ignoring errors.
 //!
 //! Files are opened by [`PortSpec::open`], never while configuring, and

@@ -1,0 +1,12 @@
+# make demo: the live bridge demo (root; Ctrl-C stops it and removes the testbed).
+# make test: the whole suite, as .ci/run runs it (root for the live tests).
+.PHONY: demo test
+
+demo:
+	scripts/demo
+
+test:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace --release
+	$(MAKE) -C kmod check

@@ -1,0 +1,136 @@
+//! The receive queue of `rx_mode = "mmsg"`: one `recvmmsg` per burst straight
+//! into pool slots.
+
+use std::cell::Cell;
+use std::io;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{fix_up, Counters};
+use crate::packet::{Batch, Pool, MAX_FRAME};
+use crate::port::{PortError, QueueStats, Recv, RxQueue};
+use crate::sys::{MsgVec, PacketSocket};
+
+/// Wall-clock nanoseconds since the Unix epoch (a vDSO read, not a system call).
+pub(super) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// One receive socket (a fanout member when the port has several).
+pub(super) struct MmsgRx {
+    sock: PacketSocket,
+    msgs: MsgVec,
+    port: String,
+    interface: String,
+    stats: QueueStats,
+    /// Kernel drops read so far (`stats` takes `&self`; the kernel resets on read).
+    kernel_drops: Cell<u64>,
+    counters: Arc<Counters>,
+}
+
+impl MmsgRx {
+    pub(super) fn new(
+        sock: PacketSocket,
+        burst: usize,
+        port: &str,
+        interface: &str,
+        counters: Arc<Counters>,
+    ) -> MmsgRx {
+        MmsgRx {
+            sock,
+            msgs: MsgVec::with_auxdata(burst),
+            port: port.to_string(),
+            interface: interface.to_string(),
+            stats: QueueStats::default(),
+            kernel_drops: Cell::new(0),
+            counters,
+        }
+    }
+}
+
+impl RxQueue for MmsgRx {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
+        let start = batch.len();
+        let want = max.min(self.msgs.capacity());
+        batch.reserve(want);
+        for _ in 0..want {
+            match pool.alloc() {
+                Some(p) => batch.push(p),
+                None => break,
+            }
+        }
+        if batch.len() == start {
+            // No free slot: leave the frames in the socket buffer for now.
+            return Ok(Recv::Got(0));
+        }
+        let res = self.sock.recv_batch(
+            &mut self.msgs,
+            batch[start..].iter_mut().map(|p| p.recv_buf()),
+        );
+        let n = match res {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // The link went down (the socket reports it once): keep polling.
+            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                self.stats.errors += 1;
+                0
+            }
+            Err(e) => {
+                while batch.len() > start {
+                    if let Some(p) = batch.pop() {
+                        pool.free(p);
+                    }
+                }
+                self.stats.errors += 1;
+                return Err(PortError::io(
+                    &self.port,
+                    format!("receiving from interface `{}`", self.interface),
+                    e,
+                ));
+            }
+        };
+        if n > 0 {
+            let ts = now_ns();
+            let mut bytes = 0;
+            let mut truncated = 0;
+            let mut bad_tags = 0;
+            let mut csums = 0;
+            for (i, p) in batch[start..start + n].iter_mut().enumerate() {
+                let wire = self.msgs.len(i);
+                let len = wire.min(MAX_FRAME);
+                truncated += u64::from(self.msgs.truncated(i));
+                p.finish_recv(len, wire, ts);
+                fix_up(p, self.msgs.info(i), &mut bad_tags, &mut csums);
+                bytes += p.len() as u64;
+            }
+            self.stats.packets += n as u64;
+            self.stats.bytes += bytes;
+            self.stats.errors += bad_tags;
+            Counters::add(&self.counters.rx_csum_completed, csums);
+            if truncated != 0 {
+                self.stats.errors += truncated;
+                Counters::add(&self.counters.rx_truncated, truncated);
+            }
+        }
+        while batch.len() > start + n {
+            if let Some(p) = batch.pop() {
+                pool.free(p);
+            }
+        }
+        Ok(Recv::Got(n))
+    }
+
+    fn stats(&self) -> QueueStats {
+        // Called a few times per second by the worker: one getsockopt each.
+        if let Ok(k) = self.sock.take_stats() {
+            self.kernel_drops.set(self.kernel_drops.get() + k.drops);
+            Counters::add(&self.counters.rx_kernel_drops, k.drops);
+        }
+        QueueStats {
+            drops: self.stats.drops + self.kernel_drops.get(),
+            ..self.stats
+        }
+    }
+}

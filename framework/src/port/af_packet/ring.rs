@@ -1,0 +1,71 @@
+//! The receive queue over a mapped ring (`rx_mode = "tpacket_v2"` or
+//! `"tpacket_v3"`): frames are copied from the ring into pool slots, with
+//! no system call per burst.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use super::{fix_up, Counters};
+use crate::packet::{Batch, Pool, MAX_FRAME};
+use crate::port::{PortError, QueueStats, Recv, RxQueue};
+use crate::sys::RxRing;
+
+/// One receive socket with its ring.
+pub(super) struct RingRx<R> {
+    ring: R,
+    stats: QueueStats,
+    kernel_drops: Cell<u64>,
+    counters: Arc<Counters>,
+}
+
+impl<R: RxRing> RingRx<R> {
+    pub(super) fn new(ring: R, counters: Arc<Counters>) -> RingRx<R> {
+        RingRx {
+            ring,
+            stats: QueueStats::default(),
+            kernel_drops: Cell::new(0),
+            counters,
+        }
+    }
+}
+
+impl<R: RxRing> RxQueue for RingRx<R> {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
+        // Never take a frame off the ring without a slot for it.
+        let want = max.min(pool.available());
+        let mut bytes = 0;
+        let mut truncated = 0;
+        let mut bad_tags = 0;
+        let mut csums = 0;
+        let n = self.ring.recv(want, |frame, wire, ts, info| {
+            let Some(mut p) = pool.alloc() else { return };
+            let len = frame.len().min(MAX_FRAME);
+            p.recv_buf()[..len].copy_from_slice(&frame[..len]);
+            p.finish_recv(len, wire, ts);
+            fix_up(&mut p, info, &mut bad_tags, &mut csums);
+            truncated += u64::from(wire > len);
+            bytes += p.len() as u64;
+            batch.push(p);
+        });
+        self.stats.packets += n as u64;
+        self.stats.bytes += bytes;
+        self.stats.errors += bad_tags;
+        Counters::add(&self.counters.rx_csum_completed, csums);
+        if truncated != 0 {
+            self.stats.errors += truncated;
+            Counters::add(&self.counters.rx_truncated, truncated);
+        }
+        Ok(Recv::Got(n))
+    }
+
+    fn stats(&self) -> QueueStats {
+        if let Ok(k) = self.ring.socket().take_stats() {
+            self.kernel_drops.set(self.kernel_drops.get() + k.drops);
+            Counters::add(&self.counters.rx_kernel_drops, k.drops);
+        }
+        QueueStats {
+            drops: self.stats.drops + self.kernel_drops.get(),
+            ..self.stats
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Live interfaces through the hpio kernel module (`kmod/hpio.ko`):
+//! `readv` and `writev` on `/dev/hpio/<interface>`, one packet per iovec,
+//! straight into and out of the pool's slots.
+//!
+//! A slot is laid out as an hpio packet (the 12-byte `hpio_hdr` right
+//! before the frame, see [`crate::packet`]), so the kernel's copy is the
+//! only one: a receive burst is ONE `readv` whose iovec `i` is slot `i`'s
+//! header + frame room, a transmit burst is ONE `writev` whose iovec `i` is
+//! slot `i`'s header + frame.
+//!
+//! Receive: [`PortSpec::rx_queues`] is `queues`. Receive queue `q` is its
+//! own file, opened for reading and bound to the module's queue `q`
+//! (`HPIO_IOC_BIND_QUEUE`), so a worker reads one ring whatever CPU it runs
+//! on. The module fills the ring of the interface's RX queue a frame came
+//! in on (a multiqueue NIC), else the ring of the CPU that received it:
+//! with one queue on a single-queue device, only frames received on CPU 0
+//! reach ring 0 (see `docs/kmod.md`, "Queues"). While a file is open for
+//! reading, the module takes every frame of the interface from the stack.
+//! Nothing waiting: `Got(0)` (`EAGAIN`, the files are nonblocking). A frame
+//! larger than a slot (2048 bytes) arrives truncated, with its real length
+//! as [`Packet::wire_len`](crate::packet::Packet::wire_len); truncations
+//! count in [`QueueStats::errors`] and in the driver counter
+//! `rx_truncated`.
+//!
+//! Transmit: one file per worker, opened for writing only (the receive
+//! path is left alone) and bound to queue `worker`, so each worker sends on
+//! a fixed TX queue of the device. When the driver takes only part of a
+//! burst (`ENOBUFS`: its queue is stopped), the rest is retried a few times
+//! at once, then counted as drops; a packet the module refuses (`EINVAL`,
+//! too long for the MTU or too short) is dropped and counted as an error,
+//! and the burst goes on; `ENETDOWN` drops the rest of the burst. Every
+//! slot goes back to the pool.
+//!
+//! [`OpenPort::driver_stats`] reports the module's counters of the device
+//! (`HPIO_IOC_GET_STATS`, device totals: every user of the device counts)
+//! as `hpio_rx_packets`, `hpio_rx_drops` (ring full), `hpio_rx_errors`,
+//! `hpio_tx_packets`, `hpio_tx_errors`, `hpio_truncated`, beside the
+//! driver's own `rx_truncated`, `tx_retries`, `tx_full_drops` and
+//! `tx_rejected`.
+//!
+//! [`PortSpec::open`] fails with one line naming the fix when the device
+//! node is missing (module not loaded), when a bridge or bond owns the
+//! interface (`EBUSY`), or when the interface is down. Configuring touches
+//! nothing.
+
+mod rx;
+mod tx;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::auto::HPIO_DEV_DIR;
+use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
+use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
+
+/// The `hpio` driver.
+pub const CLASS: PortClass = PortClass {
+    name: "hpio",
+    summary: "a live interface through the hpio kernel module (readv/writev on \
+              /dev/hpio/<interface>, no copy in user space)",
+    params: PARAMS,
+    configure,
+};
+
+/// Most receive queues.
+pub const MAX_QUEUES: usize = 256;
+
+/// Packets per `readv`/`writev` call at most (bigger bursts take several calls).
+const MAX_BURST: usize = 256;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "interface",
+        ty: ParamType::Str,
+        need: Need::Required,
+        doc: "the network interface, as `ip link` names it (the module serves it as \
+              /dev/hpio/<interface>)",
+    },
+    ParamSpec {
+        name: "queues",
+        ty: ParamType::Int {
+            min: 1,
+            max: MAX_QUEUES as i64,
+        },
+        need: Need::Default("1"),
+        doc: "receive queues: queue q reads the module's ring q (the NIC's RX queue q, \
+              or CPU q on a single-queue device), spread over the workers",
+    },
+];
+
+/// A configured `hpio` port: checked values, nothing opened.
+#[derive(Debug, Clone, PartialEq)]
+struct HpioSpec {
+    interface: String,
+    queues: usize,
+    /// Where the device nodes are ([`HPIO_DEV_DIR`]; tests use another).
+    dev_dir: PathBuf,
+}
+
+fn configure(p: &Params) -> Result<Box<dyn PortSpec>, ParamError> {
+    Ok(Box::new(HpioSpec::from_params(p, Path::new(HPIO_DEV_DIR))?))
+}
+
+/// Counters the driver keeps beside the module's, shared by the queues.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Frames received truncated to a slot.
+    rx_truncated: AtomicU64,
+    /// Transmit calls repeated after the driver took part of a burst.
+    tx_retries: AtomicU64,
+    /// Frames dropped because the device queue stayed full.
+    tx_full_drops: AtomicU64,
+    /// Packets the module refused (bad length).
+    tx_rejected: AtomicU64,
+}
+
+impl Counters {
+    fn add(c: &AtomicU64, n: u64) {
+        if n != 0 {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl HpioSpec {
+    fn from_params(p: &Params, dev_dir: &Path) -> Result<HpioSpec, ParamError> {
+        let interface = p.str("interface")?.to_string();
+        if interface.is_empty()
+            || interface.len() >= 16
+            || interface == "."
+            || interface == ".."
+            || interface
+                .chars()
+                .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+        {
+            return Err(ParamError::new(
+                "interface",
+                format!(
+                    "`{}` is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)",
+                    interface.escape_debug()
+                ),
+            ));
+        }
+        let queues = p.usize("queues")?;
+        if !(1..=MAX_QUEUES).contains(&queues) {
+            return Err(ParamError::new(
+                "queues",
+                format!("expected 1..={MAX_QUEUES}, got {queues}"),
+            ));
+        }
+        Ok(HpioSpec {
+            interface,
+            queues,
+            dev_dir: dev_dir.to_path_buf(),
+        })
+    }
+
+    fn node(&self) -> PathBuf {
+        self.dev_dir.join(&self.interface)
+    }
+
+    /// Opens the node, mapping failures to what the user can do about them.
+    fn open_dev(&self, port: &str, read: bool) -> Result<HpioDev, PortError> {
+        let node = self.node();
+        let ifname = &self.interface;
+        HpioDev::open(&node, read).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => {
+                if self.dev_dir.exists() {
+                    PortError::other(
+                        port,
+                        format!(
+                            "no {}: the hpio module does not serve interface `{ifname}` \
+                             (check `ip link`; only the initial namespace is served)",
+                            node.display()
+                        ),
+                    )
+                } else {
+                    PortError::other(
+                        port,
+                        format!(
+                            "no {}: hpio module not loaded? `insmod kmod/hpio.ko`",
+                            node.display()
+                        ),
+                    )
+                }
+            }
+            Some(libc::EBUSY) => PortError::other(
+                port,
+                format!(
+                    "interface `{ifname}` is owned by another receiver (a bridge, bond, team \
+                     or macvlan port): take it out (`ip link set {ifname} nomaster`) or use \
+                     driver = \"af_packet\""
+                ),
+            ),
+            Some(libc::EPERM) | Some(libc::EACCES) => PortError::other(
+                port,
+                format!("{}: permission denied (run as root)", node.display()),
+            ),
+            _ => PortError::io(port, format!("opening {}", node.display()), e),
+        })
+    }
+
+    fn ioctl_error(&self, port: &str, what: &str, e: io::Error) -> PortError {
+        PortError::io(
+            port,
+            format!(
+                "{what} on {} (is it an hpio device?)",
+                self.node().display()
+            ),
+            e,
+        )
+    }
+}
+
+impl PortSpec for HpioSpec {
+    fn rx_queues(&self) -> usize {
+        self.queues
+    }
+
+    fn endless(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "hpio: interface `{}` ({})",
+            self.interface,
+            self.node().display()
+        );
+        if self.queues > 1 {
+            s += &format!(", {} queues", self.queues);
+        }
+        s
+    }
+
+    fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError> {
+        let ifname = &self.interface;
+        // A writer-only file to check the device and read its counters: it
+        // never disturbs the receive path.
+        let probe = self.open_dev(name, false)?;
+        let info = probe
+            .info()
+            .map_err(|e| self.ioctl_error(name, "HPIO_IOC_GET_INFO", e))?;
+        if info.flags & INFO_UP == 0 {
+            return Err(PortError::other(
+                name,
+                format!("interface `{ifname}` is down: `ip link set {ifname} up`"),
+            ));
+        }
+        let nqueues = info.nqueues.max(1) as usize;
+        if rx && self.queues > nqueues {
+            return Err(PortError::other(
+                name,
+                format!(
+                    "queues = {}, but the module has {nqueues} queue(s) for `{ifname}` \
+                     (max(CPUs, RX queues, TX queues)): lower `queues`",
+                    self.queues
+                ),
+            ));
+        }
+        let counters = Arc::new(Counters::default());
+        let mut rxq: Vec<Box<dyn RxQueue>> = Vec::new();
+        if rx {
+            for q in 0..self.queues {
+                let dev = self.open_dev(name, true)?;
+                dev.bind_queue(q as u32)
+                    .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
+                rxq.push(Box::new(rx::HpioRx::new(
+                    dev,
+                    MAX_BURST,
+                    name,
+                    ifname,
+                    counters.clone(),
+                )));
+            }
+        }
+        let mut txq: Vec<Box<dyn TxQueue>> = Vec::new();
+        if tx {
+            for w in 0..workers {
+                let dev = self.open_dev(name, false)?;
+                dev.bind_queue((w % nqueues) as u32)
+                    .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
+                txq.push(Box::new(tx::HpioTx::new(
+                    dev,
+                    MAX_BURST,
+                    name,
+                    ifname,
+                    counters.clone(),
+                )));
+            }
+        }
+        let (want_rx, want_tx) = (rx, tx);
+        let driver_stats = move || {
+            let mut m = BTreeMap::new();
+            if let Ok(s) = probe.stats(QUEUE_ALL) {
+                for (k, v) in [
+                    ("hpio_rx_packets", s.rx_packets),
+                    ("hpio_rx_drops", s.rx_drops),
+                    ("hpio_rx_errors", s.rx_errors),
+                    ("hpio_tx_packets", s.tx_packets),
+                    ("hpio_tx_errors", s.tx_errors),
+                    ("hpio_truncated", s.truncated),
+                ] {
+                    m.insert(k.to_string(), v);
+                }
+            }
+            for (side, k, v) in [
+                (want_rx, "rx_truncated", &counters.rx_truncated),
+                (want_tx, "tx_retries", &counters.tx_retries),
+                (want_tx, "tx_full_drops", &counters.tx_full_drops),
+                (want_tx, "tx_rejected", &counters.tx_rejected),
+            ] {
+                if side {
+                    m.insert(k.to_string(), v.load(Ordering::Relaxed));
+                }
+            }
+            m
+        };
+        Ok(OpenPort {
+            rx: rxq,
+            tx: txq,
+            driver: "hpio".into(),
+            driver_stats: Some(Box::new(driver_stats)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Value;
+
+    fn params(ifname: &str, queues: i64) -> Params {
+        let mut p = Params::new();
+        p.set("interface", Value::Str(ifname.into()))
+            .set("queues", Value::Int(queues));
+        p
+    }
+
+    #[test]
+    fn params_are_checked() {
+        let s = HpioSpec::from_params(&params("eth1", 4), Path::new(HPIO_DEV_DIR)).unwrap();
+        assert_eq!(s.rx_queues(), 4);
+        assert!(s.endless());
+        assert_eq!(
+            s.describe(),
+            "hpio: interface `eth1` (/dev/hpio/eth1), 4 queues"
+        );
+        for bad in ["", "a/b", "x:1", "much-too-long-name", "..", "a b"] {
+            let e = HpioSpec::from_params(&params(bad, 1), Path::new(HPIO_DEV_DIR)).unwrap_err();
+            assert_eq!(e.param, "interface", "{bad:?}");
+        }
+        for q in [0, 257, -1] {
+            let e = HpioSpec::from_params(&params("eth1", q), Path::new(HPIO_DEV_DIR)).unwrap_err();
+            assert_eq!(e.param, "queues", "{q}");
+        }
+    }
+
+    #[test]
+    fn params_from_toml_with_defaults() {
+        let reg = crate::port::PortRegistry::builtin();
+        let class = reg.get("hpio").expect("registered");
+        assert_eq!(class.name, "hpio");
+        let mut p = Params::new();
+        p.set("interface", Value::Str("eth9".into()))
+            .set("queues", Value::Int(1));
+        let spec = (class.configure)(&p).unwrap();
+        assert_eq!(spec.rx_queues(), 1);
+        let missing = Params::new();
+        assert!((class.configure)(&missing).is_err());
+    }
+
+    #[test]
+    fn missing_node_says_load_the_module() {
+        let dir = std::env::temp_dir().join(format!("hpio-nf-nodev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = HpioSpec::from_params(&params("hpnf-x0", 1), &dir).unwrap();
+        let e = s.open("wan", 1, true, true).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "port `wan`: no {}/hpnf-x0: hpio module not loaded? `insmod kmod/hpio.ko`",
+                dir.display()
+            )
+        );
+        // The directory exists (module loaded) but not this interface's node.
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = s.open("wan", 1, true, true).err().unwrap().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("does not serve interface `hpnf-x0`"), "{e}");
+    }
+
+    #[test]
+    fn a_node_that_is_no_hpio_device_is_refused() {
+        // /dev/null opens, but GET_INFO fails: a clear error, no panic.
+        let s = HpioSpec::from_params(&params("null", 1), Path::new("/dev")).unwrap();
+        let e = s.open("p", 1, false, true).err().unwrap().to_string();
+        assert!(e.contains("HPIO_IOC_GET_INFO on /dev/null"), "{e}");
+    }
+}

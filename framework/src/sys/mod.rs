@@ -1,0 +1,37 @@
+//! The syscall layer: the one place in the crate with `unsafe` code.
+//!
+//! Everything above this module is safe Rust; this module turns the few
+//! Linux system calls the live drivers need into safe functions and types:
+//!
+//! - [`netdev`]: interface lookups (`if_nametoindex`, `SIOCGIFFLAGS`);
+//! - [`packet_socket`]: `AF_PACKET` sockets, their options, and batched
+//!   `recvmmsg`/`sendmmsg` straight into and out of caller-owned buffers;
+//! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
+//!   the process;
+//! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point.
+//!
+//! Rules kept here: every `unsafe` block has a `// SAFETY:` comment saying
+//! why the pointers it hands the kernel are valid for the call; no pointer
+//! handed to the kernel outlives the call that hands it over; errors come
+//! back as [`std::io::Error`] for the caller to map to what a user can act on.
+
+#![allow(unsafe_code)]
+
+pub(crate) mod dylib;
+pub(crate) mod hpio_dev;
+pub(crate) mod netdev;
+pub(crate) mod packet_ring;
+pub(crate) mod packet_socket;
+
+pub(crate) use netdev::{if_flags, if_index};
+pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
+pub(crate) use packet_socket::{MsgVec, PacketSocket, RxInfo, VlanTag, ETH_P_ALL};
+
+/// Converts a C return value (negative: failure, `errno` set) into a result.
+fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hpio: the receive side.
+ *
+ * While a device has at least one reader, hpio_rx_handler is its
+ * rx_handler: every frame (or, with tos_value set, every matching IP
+ * frame) is taken from the stack and queued to one of the device's rings.
+ * The ring is the hardware receive queue the frame arrived on when the
+ * device has several, else the CPU that received it.  Readers copy frames
+ * out as struct hpio_hdr + frame: readv one frame per iovec, read one frame.
+ */
+#include <linux/if_vlan.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/rtnetlink.h>
+#include <linux/sched/signal.h>
+#include <linux/skbuff.h>
+#include <linux/uaccess.h>
+#include <net/dsfield.h>
+
+#include "hpio.h"
+
+static void hpio_skb_free(void *ptr)
+{
+	kfree_skb(ptr);
+}
+
+/* Requires RTNL.  Allocate one ring per queue. */
+static int hpio_rings_alloc(struct hpio_dev *hdev)
+{
+	unsigned int size = READ_ONCE(hpio_ring_size);
+	unsigned int i;
+	int err;
+
+	ASSERT_RTNL();
+	size = clamp(size, HPIO_RING_MIN, HPIO_RING_MAX);
+	for (i = 0; i < hdev->nqueues; i++) {
+		err = ptr_ring_init(&hdev->queues[i].ring, size, GFP_KERNEL);
+		if (err)
+			goto err_free;
+	}
+	WRITE_ONCE(hdev->ring_size, size);
+	return 0;
+
+err_free:
+	while (i--)
+		ptr_ring_cleanup(&hdev->queues[i].ring, hpio_skb_free);
+	return err;
+}
+
+/* Requires RTNL, no reader left and no rx_handler installed. */
+static void hpio_rings_free(struct hpio_dev *hdev)
+{
+	unsigned int i;
+
+	ASSERT_RTNL();
+	for (i = 0; i < hdev->nqueues; i++)
+		ptr_ring_cleanup(&hdev->queues[i].ring, hpio_skb_free);
+	WRITE_ONCE(hdev->ring_size, 0);
+}
+
+/* Should this frame be stolen?  Called before anything is changed. */
+static bool hpio_rx_wanted(const struct sk_buff *skb)
+{
+	int tos = READ_ONCE(hpio_tos_value);
+
+	if (unlikely(skb->pkt_type == PACKET_LOOPBACK))
+		return false;
+	if (likely(tos < 0))
+		return true;
+
+	/* skb->data is at the network header here. */
+	if (skb->protocol == htons(ETH_P_IP)) {
+		const struct iphdr *iph;
+		struct iphdr _iph;
+
+		iph = skb_header_pointer(skb, 0, sizeof(_iph), &_iph);
+		return iph && iph->tos == tos;
+	}
+	if (skb->protocol == htons(ETH_P_IPV6)) {
+		const struct ipv6hdr *ip6h;
+		struct ipv6hdr _ip6h;
+
+		ip6h = skb_header_pointer(skb, 0, sizeof(_ip6h), &_ip6h);
+		return ip6h && ipv6_get_dsfield(ip6h) == tos;
+	}
+	return false;
+}
+
+static unsigned int hpio_rx_ring_index(const struct hpio_dev *hdev,
+				       const struct sk_buff *skb)
+{
+	unsigned int idx;
+
+	if (skb->dev->real_num_rx_queues > 1 && skb_rx_queue_recorded(skb))
+		idx = skb_get_rx_queue(skb);
+	else
+		idx = smp_processor_id();
+	return idx < hdev->nqueues ? idx : idx % hdev->nqueues;
+}
+
+/*
+ * Make the frame what the wire carried: a checksum left to the NIC by a
+ * local sender (veth, loopback paths) is computed now, so readers never see
+ * a half-done checksum.
+ */
+static int hpio_rx_fix_csum(struct sk_buff *skb)
+{
+	int end;
+
+	if (skb->ip_summed != CHECKSUM_PARTIAL)
+		return 0;
+	end = skb_checksum_start_offset(skb) + skb->csum_offset +
+	      sizeof(__sum16);
+	if (!pskb_may_pull(skb, end))
+		return -EINVAL;
+	return skb_checksum_help(skb);
+}
+
+static void hpio_rx_enqueue(struct hpio_queue *q, struct sk_buff *skb)
+{
+	unsigned int len = skb->len;
+
+	if (skb_vlan_tag_present(skb))
+		len += VLAN_HLEN;
+	if (unlikely(len > U16_MAX || hpio_rx_fix_csum(skb))) {
+		atomic64_inc(&q->rx_errors);
+		kfree_skb(skb);
+		return;
+	}
+	if (unlikely(ptr_ring_produce(&q->ring, skb))) {
+		atomic64_inc(&q->rx_drops);
+		kfree_skb(skb);
+		return;
+	}
+	atomic64_inc(&q->rx_packets);
+	if (wq_has_sleeper(&q->wait))
+		wake_up_interruptible_poll(&q->wait, EPOLLIN | EPOLLRDNORM);
+}
+
+/* A GRO/GSO super-frame: queue it as the wire frames it stands for. */
+static void hpio_rx_segment(struct hpio_queue *q, struct sk_buff *skb)
+{
+	struct sk_buff *segs, *seg, *next;
+
+	/* Segmenting a frame without checksum state would warn; none of the
+	 * stack's GSO/GRO producers make one. */
+	if (skb->ip_summed == CHECKSUM_NONE)
+		goto drop;
+	segs = __skb_gso_segment(skb, NETIF_F_SG, false);
+	if (IS_ERR_OR_NULL(segs))
+		goto drop;
+	consume_skb(skb);
+	skb_list_walk_safe(segs, seg, next) {
+		skb_mark_not_on_list(seg);
+		hpio_rx_enqueue(q, seg);
+	}
+	return;
+
+drop:
+	atomic64_inc(&q->rx_errors);
+	kfree_skb(skb);
+}
+
+/* Runs under rcu_read_lock in softirq context, installed while readers > 0. */
+static rx_handler_result_t hpio_rx_handler(struct sk_buff **pskb)
+{
+	struct sk_buff *skb = *pskb;
+	struct hpio_dev *hdev = rcu_dereference(skb->dev->rx_handler_data);
+	struct hpio_queue *q;
+	ktime_t stamp;
+
+	if (!hpio_rx_wanted(skb))
+		return RX_HANDLER_PASS;
+	q = &hdev->queues[hpio_rx_ring_index(hdev, skb)];
+
+	skb = skb_share_check(skb, GFP_ATOMIC);
+	if (unlikely(!skb)) {
+		atomic64_inc(&q->rx_errors);
+		return RX_HANDLER_CONSUMED;
+	}
+	skb_orphan(skb);
+
+	/* Give readers the frame from its link-layer header on. */
+	if (skb_mac_header_was_set(skb))
+		__skb_push(skb, skb->data - skb_mac_header(skb));
+
+	/* The frame never returns to the stack, so tstamp is ours. */
+	stamp = skb_hwtstamps(skb)->hwtstamp;
+	skb->tstamp = stamp ? stamp : ktime_get_real();
+
+	if (skb_is_gso(skb))
+		hpio_rx_segment(q, skb);
+	else
+		hpio_rx_enqueue(q, skb);
+	return RX_HANDLER_CONSUMED;
+}
+
+/* Requires RTNL.  A file was opened for reading. */
+int hpio_rx_open(struct hpio_dev *hdev)
+{
+	struct net_device *dev;
+	int err;
+
+	ASSERT_RTNL();
+	if (hdev->gone)
+		return -ENODEV;
+	if (hdev->readers) {
+		WRITE_ONCE(hdev->readers, hdev->readers + 1);
+		return 0;
+	}
+
+	err = hpio_rings_alloc(hdev);
+	if (err)
+		return err;
+	/* -EBUSY when a bridge, bond, macvlan, team... owns the device. */
+	dev = rtnl_dereference(hdev->netdev);
+	err = netdev_rx_handler_register(dev, hpio_rx_handler, hdev);
+	if (err)
+		goto err_rings;
+	hdev->rx_attached = true;
+	WRITE_ONCE(hdev->readers, 1);
+	return 0;
+
+err_rings:
+	hpio_rings_free(hdev);
+	return err;
+}
+
+/* Requires RTNL.  Stop stealing frames (waits for handlers in flight). */
+static void hpio_rx_detach(struct hpio_dev *hdev)
+{
+	ASSERT_RTNL();
+	if (!hdev->rx_attached)
+		return;
+	netdev_rx_handler_unregister(rtnl_dereference(hdev->netdev));
+	hdev->rx_attached = false;
+}
+
+/* Requires RTNL.  A file opened for reading is being released. */
+void hpio_rx_close(struct hpio_dev *hdev)
+{
+	ASSERT_RTNL();
+	WRITE_ONCE(hdev->readers, hdev->readers - 1);
+	if (hdev->readers)
+		return;
+	hpio_rx_detach(hdev);
+	hpio_rings_free(hdev);
+}
+
+/*
+ * Requires RTNL.  The network device is going away: stop stealing, drop
+ * queued frames and wake every sleeper so that it returns ENODEV.  The
+ * rings themselves stay until the last reader closes.
+ */
+void hpio_rx_gone(struct hpio_dev *hdev)
+{
+	unsigned int i;
+	void *skb;
+
+	ASSERT_RTNL();
+	WRITE_ONCE(hdev->gone, true);
+	hpio_rx_detach(hdev);
+	if (!hdev->readers)
+		return;
+	for (i = 0; i < hdev->nqueues; i++) {
+		struct hpio_queue *q = &hdev->queues[i];
+
+		while ((skb = ptr_ring_consume(&q->ring)))
+			kfree_skb(skb);
+		wake_up_interruptible_poll(&q->wait, EPOLLHUP | EPOLLERR);
+	}
+}
+
+/*
+ * Copy @skb into the current segment of @to (@seg bytes, at least the
+ * header) as struct hpio_hdr + frame, truncating the frame to fit, then
+ * move @to to the next segment.  Returns the bytes written or -EFAULT.
+ */
+static ssize_t hpio_rx_copy(struct hpio_queue *q, struct sk_buff *skb,
+			    struct iov_iter *to, size_t seg)
+{
+	bool tagged = skb_vlan_tag_present(skb);
+	size_t len = skb->len + (tagged ? VLAN_HLEN : 0);
+	size_t n = min(len, seg - sizeof(struct hpio_hdr));
+	struct hpio_hdr hdr = {
+		.version = HPIO_HDR_VERSION,
+		.hdrlen = sizeof(hdr),
+		.pktlen = len,
+		.tstamp = ktime_to_ns(skb->tstamp),
+	};
+
+	if (copy_to_iter(&hdr, sizeof(hdr), to) != sizeof(hdr))
+		return -EFAULT;
+
+	if (tagged) {
+		/* Put back the 802.1Q/802.1ad tag the NIC (or the stack's
+		 * skb_vlan_untag) moved out of the frame: MACs, tag, rest. */
+		__be16 tag[2] = { skb->vlan_proto,
+				  htons(skb_vlan_tag_get(skb)) };
+		size_t mac = min_t(size_t, n, 2 * ETH_ALEN);
+		size_t tl = min_t(size_t, n - mac, VLAN_HLEN);
+
+		if (skb_copy_datagram_iter(skb, 0, to, mac))
+			return -EFAULT;
+		if (copy_to_iter(tag, tl, to) != tl)
+			return -EFAULT;
+		if (skb_copy_datagram_iter(skb, mac, to, n - mac - tl))
+			return -EFAULT;
+	} else if (skb_copy_datagram_iter(skb, 0, to, n)) {
+		return -EFAULT;
+	}
+
+	if (n < len)
+		atomic64_inc(&q->truncated);
+	iov_iter_advance(to, seg - sizeof(hdr) - n);
+	return sizeof(hdr) + n;
+}
+
+static bool hpio_rx_ready(struct hpio_dev *hdev, struct hpio_queue *q)
+{
+	return !__ptr_ring_empty(&q->ring) || READ_ONCE(hdev->gone);
+}
+
+/*
+ * Deliver queued frames into @to, one per segment, at most one if @single.
+ * Blocks while the ring is empty unless @nonblock or legacy_empty.
+ * Returns the number of frames (bytes of the frame if @single) or an errno.
+ */
+static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
+			 bool nonblock, bool single)
+{
+	struct hpio_dev *hdev = hf->hdev;
+	struct hpio_queue *q = hpio_file_queue(hf, NULL);
+	size_t seg = iov_iter_single_seg_count(to);
+	ssize_t copied = 0, frames = 0, ret;
+	struct sk_buff *skb;
+
+	if (seg < sizeof(struct hpio_hdr))
+		return -EINVAL;
+
+	for (;;) {
+		if (READ_ONCE(hdev->gone))
+			return -ENODEV;
+		skb = ptr_ring_consume(&q->ring);
+		if (skb)
+			break;
+		if (READ_ONCE(hpio_legacy_empty))
+			return 0;
+		if (nonblock)
+			return -EAGAIN;
+		ret = wait_event_interruptible(q->wait, hpio_rx_ready(hdev, q));
+		if (ret)
+			return ret;
+	}
+
+	for (;;) {
+		ret = hpio_rx_copy(q, skb, to, seg);
+		consume_skb(skb);
+		if (ret < 0) {
+			/* The frame is lost: it left the ring. */
+			atomic64_inc(&q->rx_errors);
+			break;
+		}
+		copied += ret;
+		frames++;
+		if (single || !iov_iter_count(to))
+			break;
+		seg = iov_iter_single_seg_count(to);
+		if (seg < sizeof(struct hpio_hdr))
+			break;
+		skb = ptr_ring_consume(&q->ring);
+		if (!skb)
+			break;
+	}
+
+	if (!frames)
+		return ret;
+	return single ? copied : frames;
+}
+
+/* readv/preadv/aio/io_uring: one frame per iovec, returns frames. */
+ssize_t hpio_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct file *file = iocb->ki_filp;
+	bool nonblock = (file->f_flags & O_NONBLOCK) ||
+			(iocb->ki_flags & IOCB_NOWAIT);
+
+	return hpio_recv(file->private_data, to, nonblock, false);
+}
+
+/* read(): one frame, returns header + frame bytes copied. */
+ssize_t hpio_read(struct file *file, char __user *buf, size_t count,
+		  loff_t *pos)
+{
+	struct iov_iter to;
+
+	if (!access_ok(buf, count))
+		return -EFAULT;
+	iov_iter_ubuf(&to, ITER_DEST, buf, count);
+	return hpio_recv(file->private_data, &to,
+			 file->f_flags & O_NONBLOCK, true);
+}
+
+/* Requires a reader file. */
+__poll_t hpio_rx_poll(struct hpio_file *hf, struct file *file,
+		      poll_table *wait)
+{
+	struct hpio_queue *q = hpio_file_queue(hf, NULL);
+
+	poll_wait(file, &q->wait, wait);
+	if (!__ptr_ring_empty(&q->ring))
+		return EPOLLIN | EPOLLRDNORM;
+	return 0;
+}

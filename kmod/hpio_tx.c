@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hpio: the transmit side.
+ *
+ * writev takes one struct hpio_hdr + frame per iovec.  Frames are checked
+ * and copied into fresh skbs first (this may sleep), then handed straight
+ * to the driver's ndo_start_xmit in batches of tx_batch under one TX lock,
+ * with the xmit_more hint set on all but the last frame of a batch.  The
+ * qdisc layer is bypassed, as are packet taps on the device.
+ */
+#include <linux/etherdevice.h>
+#include <linux/if_vlan.h>
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+#include <linux/uaccess.h>
+
+#include "hpio.h"
+
+/*
+ * Build the skb for the packet in the current segment of @from and move
+ * @from to the next segment.  Returns the skb or an ERR_PTR: -EINVAL for a
+ * short segment, bad version, header length or frame length, -EFAULT for a
+ * bad user buffer, -ENOMEM.
+ */
+static struct sk_buff *hpio_tx_build(struct net_device *dev,
+				     struct iov_iter *from)
+{
+	size_t seg = iov_iter_single_seg_count(from);
+	unsigned int max = dev->mtu + dev->hard_header_len;
+	unsigned int reserve = LL_RESERVED_SPACE(dev);
+	struct hpio_hdr hdr;
+	struct sk_buff *skb;
+	unsigned int len;
+
+	if (seg < sizeof(hdr))
+		return ERR_PTR(-EINVAL);
+	if (!copy_from_iter_full(&hdr, sizeof(hdr), from))
+		return ERR_PTR(-EFAULT);
+	len = hdr.pktlen;
+	if (hdr.version != HPIO_HDR_VERSION || hdr.hdrlen != sizeof(hdr) ||
+	    len < HPIO_MIN_PKTLEN || len > seg - sizeof(hdr) ||
+	    len > max + VLAN_HLEN)
+		return ERR_PTR(-EINVAL);
+
+	skb = alloc_skb(reserve + len + dev->needed_tailroom, GFP_KERNEL);
+	if (!skb)
+		return ERR_PTR(-ENOMEM);
+	skb_reserve(skb, reserve);
+	if (!copy_from_iter_full(skb_put(skb, len), len, from)) {
+		kfree_skb(skb);
+		return ERR_PTR(-EFAULT);
+	}
+	skb_reset_mac_header(skb);
+	/* Room for a VLAN tag only when the frame carries one. */
+	if (len > max && !eth_type_vlan(eth_hdr(skb)->h_proto)) {
+		kfree_skb(skb);
+		return ERR_PTR(-EINVAL);
+	}
+	iov_iter_advance(from, seg - sizeof(hdr) - len);
+
+	skb->dev = dev;
+	skb->protocol = dev_parse_header_protocol(skb);
+	if (!skb->protocol)
+		skb->protocol = eth_hdr(skb)->h_proto;
+	skb_set_network_header(skb, min(len, (unsigned int)dev->hard_header_len));
+	return skb;
+}
+
+/*
+ * Hand @n skbs to the driver on TX queue @txq_index.  Stops early when the
+ * device is down, the queue is stopped or the driver is busy; the skbs not
+ * taken stay ours.
+ * Returns the number the driver took; *@refused counts those of them it
+ * dropped with an error.
+ */
+static unsigned int hpio_tx_xmit(struct net_device *dev, u16 txq_index,
+				 struct sk_buff **skbs, unsigned int n,
+				 unsigned int *refused)
+{
+	struct netdev_queue *txq;
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		skb_set_queue_mapping(skbs[i], txq_index);
+
+	/* BH off is an RCU read-side section: once netif_running() was seen
+	 * true here, dev_close() waits for us before calling ndo_stop. */
+	local_bh_disable();
+	if (unlikely(!netif_running(dev))) {
+		local_bh_enable();
+		return 0;
+	}
+	txq = netdev_get_tx_queue(dev, txq_index);
+	HARD_TX_LOCK(dev, txq, smp_processor_id());
+	for (i = 0; i < n; i++) {
+		if (netif_xmit_frozen_or_drv_stopped(txq))
+			break;
+		rc = netdev_start_xmit(skbs[i], dev, txq, i + 1 < n);
+		if (!dev_xmit_complete(rc))
+			break;	/* NETDEV_TX_BUSY: skbs[i] was not consumed */
+		if (rc != NETDEV_TX_OK)
+			(*refused)++;
+	}
+	HARD_TX_UNLOCK(dev, txq);
+	local_bh_enable();
+	return i;
+}
+
+/*
+ * Transmit the packets of @from (at most one if @single).  Returns the
+ * number of frames the driver took (the header + frame bytes if @single),
+ * or an errno when none was taken: the error of the first bad packet,
+ * -ENOBUFS when the TX queue is full, -ENETDOWN, -ENODEV.
+ */
+static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
+			 bool single)
+{
+	struct sk_buff *batch[HPIO_TX_BATCH_MAX];
+	struct hpio_dev *hdev = hf->hdev;
+	unsigned int budget, n, done, errors = 0, refused = 0;
+	ssize_t sent = 0, bytes = 0;
+	netdevice_tracker tracker;
+	struct net_device *dev;
+	struct hpio_queue *q;
+	struct sk_buff *skb;
+	int err = 0;
+	u32 qidx;
+
+	dev = hpio_netdev_get(hdev, &tracker);
+	if (!dev)
+		return -ENODEV;
+	if (!netif_running(dev) || !netif_device_present(dev)) {
+		err = -ENETDOWN;
+		goto out;
+	}
+	q = hpio_file_queue(hf, &qidx);
+	budget = clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
+
+	while (iov_iter_count(from) && !err) {
+		n = 0;
+		while (n < budget && iov_iter_count(from)) {
+			skb = hpio_tx_build(dev, from);
+			if (IS_ERR(skb)) {
+				err = PTR_ERR(skb);
+				errors++;
+				break;
+			}
+			batch[n++] = skb;
+			bytes = sizeof(struct hpio_hdr) + skb->len;
+			if (single)
+				break;
+		}
+		if (!n)
+			break;
+
+		done = hpio_tx_xmit(dev, qidx % dev->real_num_tx_queues,
+				    batch, n, &refused);
+		sent += done;
+		if (done < n) {
+			/* Queue full: the rest is not sent, the caller
+			 * retries it (a later bad packet is not reported). */
+			while (done < n)
+				kfree_skb(batch[done++]);
+			if (!sent)
+				err = netif_running(dev) ? -ENOBUFS : -ENETDOWN;
+			break;
+		}
+		if (single)
+			break;
+	}
+
+	atomic64_add(sent - refused, &q->tx_packets);
+	if (errors + refused)
+		atomic64_add(errors + refused, &q->tx_errors);
+out:
+	netdev_put(dev, &tracker);
+	if (!sent)
+		return err;
+	return single ? bytes : sent;
+}
+
+/* writev/aio/io_uring: one packet per iovec, returns frames sent. */
+ssize_t hpio_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	return hpio_send(iocb->ki_filp->private_data, from, false);
+}
+
+/* write(): one packet, returns header + frame bytes. */
+ssize_t hpio_write(struct file *file, const char __user *buf, size_t count,
+		   loff_t *pos)
+{
+	struct iov_iter from;
+
+	if (!access_ok(buf, count))
+		return -EFAULT;
+	iov_iter_ubuf(&from, ITER_SOURCE, (void __user *)buf, count);
+	return hpio_send(file->private_data, &from, true);
+}

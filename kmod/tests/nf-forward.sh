@@ -1,0 +1,196 @@
+#!/bin/busybox sh
+# hpio-nf over hpio, inside the test VM (run by /init after hpio_test).
+#
+#   ns A: vA --veth-- vB  [hpio-nf: hpio vB -> hpio vC]  vC --veth-- vD :ns D
+#
+# pktgen sends N UDP frames on vA (AF_PACKET) in namespace A; hpio-nf runs
+# /etc/hpio-nf/vm-forward.toml (hpio on vB and vC, in the initial
+# namespace, where the module serves devices); hpio-nf dump captures on vD
+# in namespace D. Checks: the frames arrive byte for byte (against the same
+# frames written to a pcap file by pktgen's pcap driver) and the counters
+# agree (the module's, through sysfs and hpio-nf's driver_stats, hpio-nf's
+# port counters, the sender's and the receiver's counts).
+#
+# Prints one "ok"/"FAIL" line per check and, last, "nf: N passed, M failed";
+# writes "N M" to /tmp/nf.result for /init's total.
+
+NF=/bin/hpio-nf
+CONF=/etc/hpio-nf/vm-forward.toml
+N=2000
+LEN=128
+MAC_A=02:00:00:00:0a:01
+MAC_D=02:00:00:00:0d:01
+T=/tmp/nf
+passed=0
+failed=0
+PIDS=""
+
+check() { # check DESCRIPTION COMMAND...
+	desc=$1
+	shift
+	if "$@"; then
+		echo "ok   nf: $desc"
+		passed=$((passed + 1))
+	else
+		echo "FAIL nf: $desc"
+		failed=$((failed + 1))
+	fi
+}
+eq() { # eq WHAT GOT WANT
+	if [ "$2" = "$3" ]; then
+		echo "ok   nf: $1 = $3"
+		passed=$((passed + 1))
+	else
+		echo "FAIL nf: $1 = '$2', expected '$3'"
+		failed=$((failed + 1))
+	fi
+}
+finish() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	/sbin/ip link del vA 2>/dev/null
+	/sbin/ip link del vB 2>/dev/null
+	/sbin/ip link del vC 2>/dev/null
+	/sbin/ip link del vD 2>/dev/null
+	echo "$passed $failed" >/tmp/nf.result
+	echo "nf: $passed passed, $failed failed"
+	exit 0
+}
+# wait_for SECONDS COMMAND...: polls every 0.1 s.
+wait_for() {
+	n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+# json_num FILE PORT KEY [SUBKEY]: the number after KEY (then after SUBKEY)
+# in port PORT's object of a hpio-nf run report (keys as they appear, e.g.
+# '"tx":{' '"drops":').
+json_num() {
+	awk -v port="$2" -v key="$3" -v sub_="$4" '{
+		i = index($0, "\"name\":\"" port "\""); if (!i) next
+		s = substr($0, i); j = index(s, key); if (!j) next
+		s = substr(s, j + length(key))
+		if (sub_ != "") { j = index(s, sub_); if (!j) next; s = substr(s, j + length(sub_)) }
+		match(s, /^[0-9]+/); print substr(s, 1, RLENGTH); exit }' "$1"
+}
+# summary_num FILE KEY: a top-level number of a pktgen/dump JSON summary.
+summary_num() {
+	awk -v key="\"$2\":" '/"event":"summary"/ {
+		j = index($0, key); if (!j) next
+		s = substr($0, j + length(key)); match(s, /^[0-9]+/)
+		print substr(s, 1, RLENGTH); exit }' "$1"
+}
+# frames FILE: the frames of a pcap of LEN-byte frames, one hex line each,
+# without the file header and the record headers.
+frames() {
+	tail -c +25 "$1" | od -An -v -tx1 -w$((16 + LEN)) | cut -c49-
+}
+sysfs() { cat "/sys/class/hpio/$1/$2" 2>/dev/null; }
+
+mkdir -p $T
+echo "== hpio-nf forwarding over hpio"
+[ -d /sys/module/hpio ] || insmod /lib/hpio/hpio.ko
+check "hpio.ko loaded" test -d /sys/module/hpio
+check "hpio-nf runs in the VM" $NF --version
+$NF check $CONF >$T/check.out 2>&1
+check "hpio-nf check $CONF" test $? = 0
+[ -d /sys/module/hpio ] || finish
+
+# Two namespaces held by sleepers; IPv6 off there so nothing but our
+# frames crosses the links.
+unshare -n sleep 600 &
+NSA=$!
+unshare -n sleep 600 &
+NSD=$!
+PIDS="$NSA $NSD"
+sleep 0.2
+for ns in $NSA $NSD; do
+	nsenter -t $ns -n sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6;
+		echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; /sbin/ip link set lo up'
+done
+/sbin/ip link add vA type veth peer name vB
+/sbin/ip link add vC type veth peer name vD
+/sbin/ip link set vA netns $NSA
+/sbin/ip link set vD netns $NSD
+nsenter -t $NSA -n /sbin/ip link set vA address $MAC_A up
+nsenter -t $NSD -n /sbin/ip link set vD address $MAC_D up
+/sbin/ip link set vB up
+/sbin/ip link set vC up
+check "nodes /dev/hpio/vB and /dev/hpio/vC" test -c /dev/hpio/vB -a -c /dev/hpio/vC
+
+# The receiver first: it counts and captures what reaches vD.
+nsenter -t $NSD -n $NF dump -i vD --driver af_packet -w $T/rx.pcap -c $N --duration 60s \
+	"udp and dst port 9" >$T/dump.out 2>&1 &
+DUMP=$!
+PIDS="$PIDS $DUMP"
+check "receiver listening on vD" wait_for 30 sh -c \
+	"nsenter -t $NSD -n cat /proc/net/packet | grep -q ."
+# Every ring of vB read (a frame lands in the ring of the CPU that received
+# it): ready when all its files are open.
+Q=$(cat /sys/class/hpio/vB/queues)
+$NF run $CONF --set ports.a.queues=$Q --json >$T/run.json 2>$T/run.err &
+RUN=$!
+PIDS="$PIDS $RUN"
+check "hpio-nf opened all $Q receive queues of vB" wait_for 30 sh -c \
+	"[ \"\$(cat /sys/class/hpio/vB/readers 2>/dev/null)\" = $Q ]"
+[ -s $T/run.err ] && sed 's/^/  hpio-nf: /' $T/run.err
+
+PKT="-S $MAC_A -D $MAC_D -s 10.0.0.1 -d 10.0.1.1-10.0.1.40 --src-port 1024-1073 -l $LEN -b 32"
+nsenter -t $NSA -n $NF pktgen -i vA --driver af_packet $PKT -n $N --interval 2ms --json \
+	>$T/tx.json 2>&1
+eq "pktgen sent (AF_PACKET on vA)" "$(summary_num $T/tx.json packets)" $N
+# The same frames, written to a file instead.
+$NF pktgen --driver pcap --param output=$T/ref.pcap $PKT -n $N >/dev/null 2>&1
+check "reference pcap written" test -s $T/ref.pcap
+
+wait_for 60 sh -c "[ \"\$(cat /sys/class/hpio/vC/tx_packets)\" -ge $N ]"
+# Let the receiver take the last frames, then stop hpio-nf (SIGINT).
+wait_for 30 sh -c "! kill -0 $DUMP 2>/dev/null"
+kill -INT $RUN
+wait $RUN
+check "hpio-nf run exits 0 after SIGINT" test $? = 0
+wait $DUMP 2>/dev/null
+[ -s $T/run.err ] && sed 's/^/  hpio-nf: /' $T/run.err
+
+# Frames intact, in order.
+frames $T/ref.pcap >$T/ref.hex
+frames $T/rx.pcap >$T/rx.hex
+eq "frames captured on vD" "$(wc -l <$T/rx.hex)" $N
+check "frames on vD byte for byte as sent" cmp -s $T/ref.hex $T/rx.hex
+check "frames are distinct (flows vary)" test "$(sort -u $T/rx.hex | wc -l)" -ge 40
+
+# Counters agree: the module (sysfs and hpio-nf's driver_stats), the
+# hpio-nf ports, sender and receiver.
+R=$T/run.json
+check "hpio-nf printed a JSON report" grep -q '"driver":"hpio"' $R
+eq "module vB rx_packets (sysfs)" "$(sysfs vB rx_packets)" $N
+eq "module vB rx_drops (sysfs)" "$(sysfs vB rx_drops)" 0
+eq "module vC tx_packets (sysfs)" "$(sysfs vC tx_packets)" $N
+eq "module vC tx_errors (sysfs)" "$(sysfs vC tx_errors)" 0
+eq "hpio-nf port a rx.packets" "$(json_num $R a '"rx":{"packets":')" $N
+eq "hpio-nf port a driver_stats.hpio_rx_packets" \
+	"$(json_num $R a '"hpio_rx_packets":')" $N
+eq "hpio-nf port a driver_stats.hpio_rx_drops" "$(json_num $R a '"hpio_rx_drops":')" 0
+eq "hpio-nf port a driver_stats.rx_truncated" "$(json_num $R a '"rx_truncated":')" 0
+eq "hpio-nf port b tx.packets" "$(json_num $R b '"tx":{"packets":')" $N
+eq "hpio-nf port b tx.drops" "$(json_num $R b '"tx":{' '"drops":')" 0
+eq "hpio-nf port b driver_stats.hpio_tx_packets" \
+	"$(json_num $R b '"hpio_tx_packets":')" $N
+eq "hpio-nf port b tx.bytes" "$(json_num $R b '"tx":{' '"bytes":')" $((N * LEN))
+eq "bytes on vD" $(($(wc -c <$T/rx.pcap) - 24 - 16 * N)) $((N * LEN))
+
+# The driver's errors are one line each.
+/sbin/ip link set vC down
+$NF run $CONF >$T/down.out 2>&1
+check "interface down: one clear line" grep -q "interface \`vC\` is down: \`ip link set vC up\`" \
+	$T/down.out
+/sbin/ip link set vC up
+sed 's/interface = "vB"/interface = "nfnone0"/' $CONF >$T/none.toml
+$NF run $T/none.toml >$T/none.out 2>&1
+check "no node: one clear line" grep -q "no /dev/hpio/nfnone0: the hpio module does not serve" \
+	$T/none.out
+finish

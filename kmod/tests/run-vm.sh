@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# hpio.ko VM test suite (make -C kmod check).
+#
+#   tests/run-vm.sh KERNEL [KDIR]
+#
+# Builds hpio.ko against the headers of KERNEL (a Debian kernel version such
+# as 6.1.0-56-amd64, installed with linux-image-amd64 linux-headers-amd64),
+# builds the test programs and the C example statically, packs a busybox
+# initramfs with them, veth/macvlan/bridge modules and iproute2, boots
+# /boot/vmlinuz-KERNEL in qemu and runs the tests.  Fails on a build
+# warning, a failed check, a missing summary line or a kernel warning/oops.
+#
+# Environment: HPIO_VM_ACCEL=kvm|tcg skips the KVM probe, HPIO_VM_CPUS
+# (default 2), HPIO_VM_TIMEOUT seconds (default 900), HPIO_VM_MODE=check
+# (default), nf (the hpio-nf tests alone) or bench (tests/nf-bench.sh).
+set -euo pipefail
+
+KERNEL=${1:?usage: run-vm.sh KERNEL [KDIR]}
+KDIR=${2:-/usr/src/linux-headers-$KERNEL}
+HERE=$(cd "$(dirname "$0")" && pwd)
+KMOD=$(dirname "$HERE")
+OUT=$KMOD/build/vm
+ROOT=$OUT/root
+VMLINUZ=/boot/vmlinuz-$KERNEL
+MODDIR=/lib/modules/$KERNEL
+CPUS=${HPIO_VM_CPUS:-2}
+TIMEOUT=${HPIO_VM_TIMEOUT:-900}
+START=$(date +%s)
+# check: the test suite; nf: its hpio-nf tests alone; bench: tests/nf-bench.sh's
+# measurements (make bench).
+MODE=${HPIO_VM_MODE:-check}
+
+die() { echo "run-vm: $*" >&2; exit 1; }
+
+for f in "$VMLINUZ" "$KDIR/Makefile" "$MODDIR/modules.dep" /bin/busybox; do
+	[ -e "$f" ] || die "missing $f (apt-get install linux-image-amd64 linux-headers-amd64 busybox-static qemu-system-x86 cpio iproute2)"
+done
+for c in qemu-system-x86_64 cpio gcc ip; do
+	command -v "$c" >/dev/null || die "missing $c"
+done
+file_of() { readlink -f "$(command -v "$1")"; }
+if ldd /bin/busybox >/dev/null 2>&1; then
+	die "/bin/busybox is not static (apt-get install busybox-static)"
+fi
+
+rm -rf "$OUT"
+mkdir -p "$ROOT"/{bin,sbin,proc,sys,dev,tmp,lib/hpio,lib/modules}
+
+echo "== build hpio.ko against $KDIR (W=1)"
+if ! make -C "$KMOD" KDIR="$KDIR" modules >"$OUT/build.log" 2>&1; then
+	cat "$OUT/build.log"
+	die "module build failed"
+fi
+if grep -E "warning:|error:" "$OUT/build.log"; then
+	die "module build has warnings"
+fi
+cp "$KMOD/hpio.ko" "$ROOT/lib/hpio/"
+
+echo "== build test programs and the C example"
+CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KMOD/include/uapi"
+gcc $CFLAGS -o "$ROOT/bin/hpio_test" "$HERE"/main.c "$HERE"/harness.c \
+	"$HERE"/t_data.c "$HERE"/t_errors.c "$HERE"/t_life.c "$HERE"/t_removal.c -lpthread
+gcc $CFLAGS -o "$ROOT/bin/hpio_example" "$KMOD/examples/hpio_tx.c"
+
+echo "== build hpio-nf (release) for the hpio-nf tests"
+WS=$(dirname "$KMOD")
+command -v cargo >/dev/null || die "missing cargo (the hpio-nf tests run the workspace's hpio-nf)"
+(cd "$WS" && cargo build --release -q -p hpio-nf-cli) || die "hpio-nf build failed"
+NF="$WS/target/release/hpio-nf"
+mkdir -p "$ROOT/etc/hpio-nf"
+# Without its debug info: a smaller initramfs.
+strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
+cp "$WS/configs/vm-forward.toml" "$ROOT/etc/hpio-nf/"
+install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$ROOT/bin/"
+
+echo "== pack initramfs"
+cp "$(readlink -f /bin/busybox)" "$ROOT/bin/busybox"
+IP=$(file_of ip)
+cp "$IP" "$ROOT/sbin/ip"
+# iproute2's shared libraries and the dynamic loader, at their own paths.
+{ ldd "$IP"; ldd "$NF"; } | awk '/=>/ { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
+	[ -n "$lib" ] || continue
+	mkdir -p "$ROOT$(dirname "$lib")"
+	cp -L "$lib" "$ROOT$lib"
+done
+for m in drivers/net/veth drivers/net/macvlan net/llc/llc net/802/stp net/bridge/bridge; do
+	src=$MODDIR/kernel/$m.ko
+	name=$(basename "$m").ko
+	if [ -e "$src" ]; then
+		cp "$src" "$ROOT/lib/modules/$name"
+	elif [ -e "$src.xz" ]; then
+		xz -dc "$src.xz" >"$ROOT/lib/modules/$name"
+	else
+		die "missing $src"
+	fi
+done
+install -m 755 "$HERE/vm-init.sh" "$ROOT/init"
+(cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
+
+qemu() {
+	qemu-system-x86_64 -accel "$1" -m 1024 -smp "$2" -nographic -no-reboot -nic none \
+		-kernel "$VMLINUZ" -initrd "$3" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE"
+}
+
+ACCEL=${HPIO_VM_ACCEL:-}
+if [ -z "$ACCEL" ]; then
+	# /dev/kvm may exist and still hang (nested virtualisation): boot a
+	# two-line init under KVM with a short timeout, else use TCG.
+	ACCEL=tcg
+	if [ -w /dev/kvm ]; then
+		mkdir -p "$OUT/probe/bin"
+		cp "$ROOT/bin/busybox" "$OUT/probe/bin/"
+		printf '#!/bin/busybox sh\necho KVM-PROBE-OK\n/bin/busybox poweroff -f\n' >"$OUT/probe/init"
+		chmod +x "$OUT/probe/init"
+		(cd "$OUT/probe" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/probe.gz"
+		if timeout 20 bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=probe qemu kvm 1 $OUT/probe.gz" \
+			</dev/null 2>&1 | grep -q KVM-PROBE-OK; then
+			ACCEL=kvm
+		fi
+	fi
+fi
+
+echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
+set +e
+timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
+	</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+set -e
+echo "== serial log: $OUT/serial.log ($(( $(date +%s) - START )) s in all)"
+
+fail=0
+if grep -nE "Oops|BUG:|WARNING:|Kernel panic|unregister_netdevice: waiting|Call Trace" "$OUT/serial.log"; then
+	echo "run-vm: the kernel reported a problem (above)"
+	fail=1
+fi
+if [ "$MODE" = bench ]; then
+	[ "$fail" = 0 ] || exit 1
+	grep -q "^bench: done" "$OUT/serial.log" || die "no \"bench: done\" line: the VM crashed, hung or timed out"
+	echo "== results (ratios hpio / AF_PACKET; absolute rates are TCG's)"
+	grep "^bench:" "$OUT/serial.log"
+	exit 0
+fi
+summary=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$OUT/serial.log" | tail -n1 || true)
+if [ -z "$summary" ]; then
+	echo "run-vm: no summary line: the VM crashed, hung or timed out"
+	fail=1
+else
+	failed=$(echo "$summary" | awk '{ print $3 }')
+	[ "$failed" = 0 ] || { echo "run-vm: $failed check(s) failed"; fail=1; }
+fi
+[ "$fail" = 0 ] || exit 1
+echo "run-vm: PASS ($summary)"

@@ -1,0 +1,284 @@
+//! The `hpio-nf` command as a library: run, check and benchmark
+//! network-function graphs, and list the element classes they are made of.
+//!
+//! The `hpio-nf` binary is [`main_with`] plus the NF crates shipped with
+//! hpio-nf. A binary with more element classes (static plugins) is the
+//! same few lines with its own crates:
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use hpio_nf::element::Registry;
+//!
+//! fn register(r: &mut Registry) {
+//!     // my_elements::register(r);
+//!     # let _ = r;
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     hpio_nf_cli::main_with(register)
+//! }
+//! ```
+
+mod bench;
+mod dump;
+mod manual;
+mod pktgen;
+mod testbed;
+mod tool;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hpio_nf::config::Config;
+use hpio_nf::element::Registry;
+use hpio_nf::port::PortRegistry;
+use hpio_nf::runtime::{self, RunOptions};
+
+/// hpio-nf: Click-like network functions over batched packet I/O.
+#[derive(Parser)]
+#[command(name = "hpio-nf", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a config until its sources end or SIGINT/SIGTERM arrives.
+    Run {
+        /// The config file (TOML).
+        config: PathBuf,
+        /// Override a config value: `ports.left.input=x.pcap`, `runtime.workers=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print a line of rates every SECONDS while running.
+        #[arg(long, value_name = "SECONDS")]
+        stats_interval: Option<f64>,
+        /// Print the final counters (and live lines) as JSON, one object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config and print the resolved graph; touches no port.
+    Check {
+        /// The config file (TOML).
+        config: PathBuf,
+        /// Override a config value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// List element classes, or show one class's manual page.
+    Elements {
+        /// Class to show in full.
+        name: Option<String>,
+        /// Load the element classes of this plugin library first (repeatable).
+        #[arg(long = "plugin", value_name = "LIBRARY")]
+        plugins: Vec<PathBuf>,
+        /// Print the whole manual as Markdown (docs/elements.md is made this way).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Measure Mpps on one core for the standard in-memory graphs.
+    Bench {
+        /// Scenarios to run (default: all): discard, classify, firewall, rewrite.
+        scenarios: Vec<String>,
+        /// Packets per scenario.
+        #[arg(long, default_value_t = 50_000_000)]
+        count: u64,
+        /// Runs per scenario; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Core to pin the worker to.
+        #[arg(long, default_value_t = 0)]
+        core: usize,
+        /// Print results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send UDP test traffic on a port, or count what arrives (--rx).
+    Pktgen(pktgen::PktgenArgs),
+    /// Capture frames arriving on a port to a pcap file or the terminal.
+    Dump(dump::DumpArgs),
+    /// Create or remove the namespaces and veth pairs the shipped configs use.
+    Testbed(testbed::TestbedArgs),
+}
+
+/// Runs the `hpio-nf` command line of this process with the built-in
+/// element classes plus those `register` adds, and returns the exit code:
+/// 0 on success, 1 when a run fails (a port error, an element panic with
+/// `on_panic = "stop"`), 2 for an invalid command line or config.
+pub fn main_with(register: impl FnOnce(&mut Registry)) -> ExitCode {
+    run_with(std::env::args_os(), register)
+}
+
+/// [`main_with`] over explicit arguments (the first is the program name),
+/// for tests and programs that build their command line themselves.
+pub fn run_with<I, T>(args: I, register: impl FnOnce(&mut Registry)) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // A second call in the same process keeps the first logger.
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .try_init();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let mut elements = Registry::builtin();
+    register(&mut elements);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            set,
+            stats_interval,
+            json,
+        } => cmd_run(&elements, &config, &set, stats_interval, json),
+        Command::Check { config, set } => cmd_check(&elements, &config, &set),
+        Command::Elements {
+            name,
+            plugins,
+            markdown,
+        } => load_plugins(&mut elements, &plugins)
+            .and_then(|()| manual::cmd_elements(&elements, name, markdown)),
+        Command::Bench {
+            scenarios,
+            count,
+            runs,
+            core,
+            json,
+        } => bench::cmd_bench(&elements, &scenarios, count, runs, core, json),
+        Command::Pktgen(a) => pktgen::cmd_pktgen(&a),
+        Command::Dump(a) => dump::cmd_dump(&a),
+        Command::Testbed(a) => testbed::cmd_testbed(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Adds the classes of plugin libraries given on the command line.
+fn load_plugins(elements: &mut Registry, plugins: &[PathBuf]) -> anyhow::Result<()> {
+    for p in plugins {
+        hpio_nf::plugin::load(p, elements)?;
+    }
+    Ok(())
+}
+
+/// The port drivers this binary knows.
+pub(crate) fn port_registry() -> PortRegistry {
+    PortRegistry::builtin()
+}
+
+/// Loads a config; on errors prints them all and returns `None`.
+fn load(elements: &Registry, path: &std::path::Path, set: &[String]) -> Option<Config> {
+    match Config::load(path, elements, &port_registry(), set) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
+        }
+    }
+}
+
+fn cmd_check(
+    elements: &Registry,
+    path: &std::path::Path,
+    set: &[String],
+) -> anyhow::Result<ExitCode> {
+    let Some(config) = load(elements, path, set) else {
+        return Ok(ExitCode::from(2));
+    };
+    print!("{config}");
+    println!("ok: {} is valid", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_run(
+    elements: &Registry,
+    path: &std::path::Path,
+    set: &[String],
+    stats_interval: Option<f64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(config) = load(elements, path, set) else {
+        return Ok(ExitCode::from(2));
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    let report = run_config(&config, stats_interval, json, stop)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the config's ports and runs it; shared by `run` and `bench`.
+pub(crate) fn run_config(
+    config: &Config,
+    stats_interval: Option<f64>,
+    json: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<runtime::Report> {
+    let rt = &config.runtime;
+    let mut ports = Vec::new();
+    for p in &config.ports {
+        let open = p.spec.open(&p.name, rt.workers, p.rx_used, p.tx_used)?;
+        log::info!(
+            "port {}: driver {} ({}), {} receive queue(s)",
+            p.name,
+            open.driver,
+            p.spec.describe(),
+            open.rx.len()
+        );
+        ports.push(open);
+    }
+    let opts = RunOptions {
+        workers: rt.workers,
+        cores: rt.cores.clone(),
+        burst: rt.burst,
+        pool: rt.pool,
+        clock: rt.clock,
+        on_panic: rt.on_panic,
+        stats_interval: stats_interval
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64),
+        stop,
+    };
+    let mut prev: Option<runtime::Report> = None;
+    let report = runtime::run(&config.graph, ports, &opts, |r| {
+        if json {
+            if let Ok(line) = serde_json::to_string(r) {
+                println!("{line}");
+            }
+        } else {
+            eprintln!("{}", r.live_line(prev.as_ref()));
+        }
+        prev = Some(r.clone());
+    })?;
+    Ok(report)
+}

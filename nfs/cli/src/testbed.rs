@@ -1,0 +1,256 @@
+//! `hpio-nf testbed up|down [bridge|firewall|all]`: the network namespaces
+//! and veth pairs behind the interfaces the shipped configs name.
+//!
+//! Each host is a network namespace with one veth interface `eth0` holding
+//! its address; the other end of the pair lives in the root namespace
+//! under the name the config's port uses, up and without an address:
+//!
+//! | topology | namespace | address | root-side interface |
+//! |---|---|---|---|
+//! | bridge | `hpnf-h1` | 10.0.0.1/24 | `hpnf-br0` |
+//! | bridge | `hpnf-h2` | 10.0.0.2/24 | `hpnf-br1` |
+//! | firewall | `hpnf-in` | 10.0.1.2/24 | `hpnf-fw-in` |
+//! | firewall | `hpnf-out` | 10.0.1.3/24 | `hpnf-fw-out` |
+//!
+//! IPv6 is disabled in the namespaces and on the root-side interfaces so
+//! that the only traffic is what the user sends (and ARP). Both commands
+//! are idempotent: `up` creates what is missing and (re)applies addresses
+//! and link state; `down` deletes what exists. Needs root and `ip`
+//! (iproute2).
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{bail, Context as _};
+
+/// One host of a topology.
+struct Host {
+    /// Network namespace name.
+    netns: &'static str,
+    /// Address with prefix length, on `eth0` in the namespace.
+    addr: &'static str,
+    /// The veth end in the root namespace (a config's `interface`).
+    root_if: &'static str,
+}
+
+/// The bridge topology (configs/bridge.toml).
+const BRIDGE: [Host; 2] = [
+    Host {
+        netns: "hpnf-h1",
+        addr: "10.0.0.1/24",
+        root_if: "hpnf-br0",
+    },
+    Host {
+        netns: "hpnf-h2",
+        addr: "10.0.0.2/24",
+        root_if: "hpnf-br1",
+    },
+];
+
+/// The firewall topology (configs/firewall.toml).
+const FIREWALL: [Host; 2] = [
+    Host {
+        netns: "hpnf-in",
+        addr: "10.0.1.2/24",
+        root_if: "hpnf-fw-in",
+    },
+    Host {
+        netns: "hpnf-out",
+        addr: "10.0.1.3/24",
+        root_if: "hpnf-fw-out",
+    },
+];
+
+/// Name of the host-side interface in every namespace.
+const HOST_IF: &str = "eth0";
+
+/// What to do.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Create the namespaces and veth pairs (what is missing).
+    Up,
+    /// Delete them (what exists).
+    Down,
+}
+
+/// Which topology.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Topology {
+    /// hpnf-h1 and hpnf-h2 behind hpnf-br0/hpnf-br1 (configs/bridge.toml).
+    Bridge,
+    /// hpnf-in and hpnf-out behind hpnf-fw-in/hpnf-fw-out (configs/firewall.toml).
+    Firewall,
+    /// Both.
+    #[default]
+    All,
+}
+
+/// `hpio-nf testbed`'s options.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Topologies (host namespace, address, interface in the root namespace):
+  bridge:   hpnf-h1 10.0.0.1/24 hpnf-br0,  hpnf-h2 10.0.0.2/24 hpnf-br1
+  firewall: hpnf-in 10.0.1.2/24 hpnf-fw-in, hpnf-out 10.0.1.3/24 hpnf-fw-out
+
+Examples:
+  hpio-nf testbed up bridge
+  ip netns exec hpnf-h1 ping 10.0.0.2
+  hpio-nf testbed down")]
+pub(crate) struct TestbedArgs {
+    /// up or down.
+    #[arg(value_enum)]
+    pub action: Action,
+    /// bridge, firewall or all.
+    #[arg(value_enum, default_value_t = Topology::All)]
+    pub topology: Topology,
+}
+
+/// Runs `hpio-nf testbed`.
+pub(crate) fn cmd_testbed(a: &TestbedArgs) -> anyhow::Result<ExitCode> {
+    let hosts: Vec<&Host> = match a.topology {
+        Topology::Bridge => BRIDGE.iter().collect(),
+        Topology::Firewall => FIREWALL.iter().collect(),
+        Topology::All => BRIDGE.iter().chain(FIREWALL.iter()).collect(),
+    };
+    for h in hosts {
+        match a.action {
+            Action::Up => up(h)?,
+            Action::Down => down(h)?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn netns_exists(name: &str) -> bool {
+    Path::new("/var/run/netns").join(name).exists()
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Runs `ip ARGS`, failing with its error output.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running `ip` (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            if not_root() {
+                " (the testbed needs root)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Whether we are probably not root (for the error hint).
+fn not_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u != "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Writes a sysctl under /proc/sys in namespace `netns` (or the root one).
+fn sysctl(netns: Option<&str>, key: &str, value: &str) -> anyhow::Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    match netns {
+        None => std::fs::write(&path, value).with_context(|| format!("writing {path}")),
+        Some(ns) => ip(&[
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("echo {value} > {path}"),
+        ]),
+    }
+}
+
+fn up(h: &Host) -> anyhow::Result<()> {
+    if !netns_exists(h.netns) {
+        ip(&["netns", "add", h.netns])?;
+    }
+    let ns = Some(h.netns);
+    sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
+    sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
+    if !link_exists(h.root_if) {
+        ip(&[
+            "link", "add", h.root_if, "type", "veth", "peer", "name", HOST_IF, "netns", h.netns,
+        ])?;
+    }
+    // Interface names are not dotted, so the sysctl path is plain.
+    let _ = sysctl(
+        None,
+        &format!("net.ipv6.conf.{}.disable_ipv6", h.root_if),
+        "1",
+    );
+    ip(&["-n", h.netns, "addr", "replace", h.addr, "dev", HOST_IF])?;
+    ip(&["-n", h.netns, "link", "set", "lo", "up"])?;
+    ip(&["-n", h.netns, "link", "set", HOST_IF, "up"])?;
+    ip(&["link", "set", h.root_if, "up"])?;
+    // Packet-socket forwarders see frames as the kernel holds them: with
+    // segmentation offload a host's stack hands the veth 64 KB TCP frames,
+    // and with GRO a receiving interface merges wire frames into such
+    // frames. hpio-nf forwards wire-sized frames only (like Suricata or
+    // Snort inline over AF_PACKET), so the testbed turns these offloads off,
+    // as docs/config.md tells users to do on the interfaces they serve.
+    ethtool(
+        Some(h.netns),
+        HOST_IF,
+        &["tso", "off", "gso", "off", "gro", "off"],
+    )?;
+    ethtool(None, h.root_if, &["tso", "off", "gso", "off", "gro", "off"])?;
+    println!(
+        "testbed: {} ({} on {HOST_IF}) <-> {} up",
+        h.netns, h.addr, h.root_if
+    );
+    Ok(())
+}
+
+/// `ethtool -K IF SETTINGS...`, in namespace `netns` or the root one.
+fn ethtool(netns: Option<&str>, ifname: &str, settings: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => std::process::Command::new("ethtool"),
+    };
+    cmd.arg("-K").arg(ifname).args(settings);
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run ethtool (apt-get install ethtool): {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ethtool -K {ifname} {}: {}",
+        settings.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+fn down(h: &Host) -> anyhow::Result<()> {
+    if link_exists(h.root_if) {
+        // Deleting one end of a veth pair deletes both.
+        ip(&["link", "del", h.root_if])?;
+    }
+    if netns_exists(h.netns) {
+        ip(&["netns", "del", h.netns])?;
+    }
+    println!("testbed: {} and {} removed", h.netns, h.root_if);
+    Ok(())
+}

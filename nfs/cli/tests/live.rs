@@ -1,0 +1,515 @@
+//! End-to-end tests with real traffic: `hpio-nf testbed` builds network
+//! namespaces joined by veth pairs, `hpio-nf run` runs the shipped bridge
+//! and firewall configs over AF_PACKET between them, and the namespaces'
+//! own stacks (ping, python3 sockets) talk through the NF.
+//!
+//! Needs root, `ip` (iproute2), `ping` (iputils-ping) and `python3`; as
+//! another user the tests print why and pass without running. The testbed
+//! has fixed names (those the configs use), so the tests take a lock and
+//! run one at a time; a guard removes the testbed and stops every process
+//! it started even when a test fails.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Serializes the tests of this file: they share the testbed's names.
+static TESTBED: Mutex<()> = Mutex::new(());
+
+/// The socket helper run in the namespaces.
+///
+/// - `server PORT`: accepts one connection, reads to EOF, answers
+///   `BYTES SHA256` and exits (60 s limit).
+/// - `client HOST PORT BYTES`: connects (retrying while refused, for the
+///   server to come up), sends BYTES random bytes, reads the answer and
+///   prints `BYTES SHA256` of what it sent, a space, and the answer.
+/// - `probe HOST PORT SECONDS`: one connection attempt; prints
+///   `connected`, `refused` or `timeout`.
+/// - `udp-send HOST PORT COUNT`, `udp-recv PORT SECONDS`: datagrams; the
+///   receiver prints how many arrived.
+const SOCK_PY: &str = r#"
+import hashlib, os, socket, sys, time
+cmd = sys.argv[1]
+if cmd == "server":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(60)
+    c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d: break
+        h.update(d); n += len(d)
+    c.sendall(f"{n} {h.hexdigest()}".encode()); c.close()
+elif cmd == "client":
+    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    data = os.urandom(n); deadline = time.time() + 20
+    while True:
+        try:
+            c = socket.create_connection((host, port), timeout=30); break
+        except ConnectionRefusedError:
+            if time.time() > deadline: raise
+            time.sleep(0.2)
+    c.settimeout(60); c.sendall(data); c.shutdown(socket.SHUT_WR)
+    ans = b""
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        ans += d
+    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()}")
+elif cmd == "probe":
+    try:
+        socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=float(sys.argv[4]))
+        print("connected")
+    except ConnectionRefusedError:
+        print("refused")
+    except (socket.timeout, TimeoutError):
+        print("timeout")
+elif cmd == "udp-send":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(int(sys.argv[4])):
+        s.sendto(b"unsolicited", (sys.argv[2], int(sys.argv[3]))); time.sleep(0.01)
+elif cmd == "udp-recv":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[2])))
+    s.settimeout(0.2); n = 0; end = time.time() + float(sys.argv[3])
+    print("ready", flush=True)
+    while time.time() < end:
+        try:
+            s.recv(2048); n += 1
+        except socket.timeout:
+            pass
+    print(n)
+"#;
+
+/// Whether this process runs as root (uid 0).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Takes the lock, or returns `None` (and says why) when the tests cannot
+/// run here.
+fn setup() -> Option<MutexGuard<'static, ()>> {
+    if !is_root() {
+        eprintln!("skipped: live tests need root (network namespaces, AF_PACKET)");
+        return None;
+    }
+    // A failed test poisons the lock; the next one still runs.
+    Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn testbed(action: &str, topology: &str) {
+    let out = common::hpio_nf()
+        .args(["testbed", action, topology])
+        .output()
+        .expect("run hpio-nf testbed");
+    assert!(
+        out.status.success(),
+        "hpio-nf testbed {action} {topology}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Everything a test set up: the testbed, the NF, background helpers, a
+/// temporary directory. Dropping it stops the processes and removes the
+/// testbed, also when the test panics.
+struct Live {
+    topology: &'static str,
+    nf: Option<Child>,
+    /// The NF's stdout lines (JSON reports, one a second, the final last).
+    reports: Arc<Mutex<Vec<String>>>,
+    helpers: Vec<Option<Child>>,
+    dir: tempfile::TempDir,
+    script: PathBuf,
+}
+
+impl Live {
+    /// Builds the testbed `topology` (from scratch) and starts
+    /// `hpio-nf run CONFIG --json --stats-interval 1` with overrides.
+    fn start(topology: &'static str, config: &str, set: &[String]) -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("sock.py");
+        std::fs::write(&script, SOCK_PY).unwrap();
+        testbed("down", topology);
+        let mut live = Live {
+            topology,
+            nf: None,
+            reports: Arc::new(Mutex::new(Vec::new())),
+            helpers: Vec::new(),
+            dir,
+            script,
+        };
+        testbed("up", topology);
+        let mut cmd = common::hpio_nf();
+        cmd.env("RUST_LOG", "info")
+            .args(["run", config, "--json", "--stats-interval", "1"]);
+        for s in set {
+            cmd.arg("--set").arg(s);
+        }
+        let log = std::fs::File::create(live.dir.path().join("nf.log")).unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start hpio-nf run");
+        let stdout = child.stdout.take().unwrap();
+        live.nf = Some(child);
+        let reports = live.reports.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                reports.lock().unwrap().push(line);
+            }
+        });
+        // The first live line means the ports are open and the workers run.
+        live.next_report();
+        live
+    }
+
+    /// The NF's log so far (for failure messages).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
+    }
+
+    /// Waits for the next live report (at most a second away) and returns it.
+    fn next_report(&mut self) -> Value {
+        let seen = self.reports.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(line) = self.reports.lock().unwrap().get(seen) {
+                return serde_json::from_str(line).expect("report is JSON");
+            }
+            if let Some(status) = self.nf.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hpio-nf run exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no report from hpio-nf:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the NF with SIGTERM and returns its final report.
+    fn stop(&mut self) -> Value {
+        let mut child = self.nf.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "hpio-nf run: {status}\n{}", self.log());
+        // The reader thread sees EOF once the process is gone.
+        thread::sleep(Duration::from_millis(200));
+        let last = self.reports.lock().unwrap().last().cloned().unwrap();
+        serde_json::from_str(&last).unwrap()
+    }
+
+    /// `ip netns exec NS ARGS`.
+    fn ns(netns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", netns]).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the socket helper in `netns` and returns its output.
+    fn py(&self, netns: &str, args: &[&str]) -> String {
+        let script = self.script.to_str().unwrap();
+        let out = Self::ns(netns, &["python3", script])
+            .args(args)
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "python3 {args:?} in {netns}: {}\nNF log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Starts the socket helper in `netns` in the background.
+    fn py_background(&mut self, netns: &str, args: &[&str]) -> usize {
+        let script = self.script.to_str().unwrap();
+        let child = Self::ns(netns, &["python3", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        self.helpers.push(Some(child));
+        self.helpers.len() - 1
+    }
+
+    /// Waits for background helper `i` and returns its output.
+    fn wait_helper(&mut self, i: usize) -> String {
+        let child = self.helpers[i].take().expect("helper waited for once");
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "background python3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Pings `dst` from `netns`: first until one answer comes (ARP,
+    /// learning and the NF settling; up to 20 tries), then `count` more
+    /// that must all be answered.
+    fn ping(&self, netns: &str, dst: &str, count: u32) {
+        let ok = |c: &str, wait: &str| {
+            Self::ns(
+                netns,
+                &["ping", "-n", "-q", "-c", c, "-i", "0.2", "-W", wait, dst],
+            )
+            .stdout(Stdio::null())
+            .status()
+            .expect("run ping (install iputils-ping)")
+            .success()
+        };
+        assert!(
+            (0..20).any(|_| ok("1", "1")),
+            "no ping answer from {dst} in {netns}\nNF log:\n{}",
+            self.log()
+        );
+        assert!(
+            ok(&count.to_string(), "3"),
+            "pings from {netns} to {dst} were lost"
+        );
+    }
+
+    /// Sends `bytes` random bytes over TCP from `client_ns` to a server in
+    /// `server_ns` on `addr:port` and asserts that the server received
+    /// exactly them (length and SHA-256, reported back over the same
+    /// connection, so replies pass too).
+    fn tcp_transfer(
+        &mut self,
+        server_ns: &str,
+        client_ns: &str,
+        addr: &str,
+        port: u16,
+        bytes: u64,
+    ) {
+        let port = port.to_string();
+        let server = self.py_background(server_ns, &["server", &port]);
+        let out = self.py(client_ns, &["client", addr, &port, &bytes.to_string()]);
+        self.wait_helper(server);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f.len(), 4, "client output: {out}");
+        assert_eq!(f[0], bytes.to_string());
+        assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.nf.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for c in self.helpers.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Removing the namespaces also ends what still runs in them.
+        testbed("down", self.topology);
+    }
+}
+
+/// The MAC address of `eth0` in `netns`.
+fn mac_of(netns: &str) -> String {
+    let out = Live::ns(netns, &["cat", "/sys/class/net/eth0/address"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Custom counter `name` of element `element` in a report.
+fn counter(report: &Value, element: &str, name: &str) -> u64 {
+    common::element(report, element)["custom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c[0] == name)
+        .unwrap_or_else(|| panic!("no counter {name} in {report}"))[1]
+        .as_u64()
+        .unwrap()
+}
+
+/// The `(mac, port)` entries of a bridge table file.
+fn table(path: &Path) -> Vec<(String, u64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn bridge_flooded(r: &Value) -> u64 {
+    counter(r, "br", "port0.flooded") + counter(r, "br", "port1.flooded")
+}
+
+fn bridge_forwarded(r: &Value) -> u64 {
+    counter(r, "br", "port0.forwarded") + counter(r, "br", "port1.forwarded")
+}
+
+#[test]
+fn bridge_ping_tcp_learning_and_flooding() {
+    let Some(_lock) = setup() else { return };
+    let fdb = tempfile::tempdir().unwrap();
+    let fdb = fdb.path().join("bridge.fdb");
+    let mut live = Live::start(
+        "bridge",
+        "configs/bridge.toml",
+        &[format!("elements.br.table_file={}", fdb.display())],
+    );
+    let before = live.next_report();
+
+    // Ping both ways. The first ARP request is a broadcast: flooded.
+    live.ping("hpnf-h1", "10.0.0.2", 5);
+    live.ping("hpnf-h2", "10.0.0.1", 5);
+
+    // Learning: h1 behind bridge port 0 (hpnf-br0), h2 behind port 1.
+    let (h1, h2) = (mac_of("hpnf-h1"), mac_of("hpnf-h2"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = table(&fdb);
+        if t.contains(&(h1.clone(), 0)) && t.contains(&(h2.clone(), 1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "table {} lacks {h1} on 0 / {h2} on 1: {t:?}",
+            fdb.display()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let learned = live.next_report();
+    assert!(
+        bridge_flooded(&learned) > bridge_flooded(&before),
+        "the first ARP request should have been flooded: {learned}"
+    );
+    assert!(counter(&learned, "br", "learned") >= 2);
+
+    // 10 MiB over TCP, intact; once both hosts are learned, unicast
+    // traffic is forwarded and nothing is flooded (a stray ARP broadcast
+    // at most).
+    live.tcp_transfer("hpnf-h2", "hpnf-h1", "10.0.0.2", 5001, 10 << 20);
+    let after = live.next_report();
+    let forwarded = bridge_forwarded(&after) - bridge_forwarded(&learned);
+    let flooded = bridge_flooded(&after) - bridge_flooded(&learned);
+    assert!(
+        forwarded > 1000,
+        "the transfer was not forwarded: {forwarded}"
+    );
+    assert!(
+        flooded <= 4,
+        "{flooded} frames flooded while {forwarded} were forwarded to learned hosts"
+    );
+
+    let last = live.stop();
+    assert_eq!(counter(&last, "br", "table-full"), 0);
+    assert_eq!(counter(&last, "br", "table-file-errors"), 0);
+}
+
+#[test]
+fn firewall_policy_and_conntrack() {
+    let Some(_lock) = setup() else { return };
+    let mut live = Live::start("firewall", "configs/firewall.toml", &[]);
+
+    // Inside may ping out; the replies are established.
+    live.ping("hpnf-in", "10.0.1.3", 3);
+
+    // The allowed service: outside -> 10.0.1.2:8080, 1 MiB, intact, and
+    // the server's answer comes back.
+    let r0 = live.next_report();
+    live.tcp_transfer("hpnf-in", "hpnf-out", "10.0.1.2", 8080, 1 << 20);
+    let r1 = live.next_report();
+    assert!(
+        counter(&r1, "fw", "outside to service") > counter(&r0, "fw", "outside to service"),
+        "the SYN to 8080 should hit `outside to service`: {r1}"
+    );
+
+    // A flow the inside opens: its replies pass (data both ways).
+    live.tcp_transfer("hpnf-out", "hpnf-in", "10.0.1.3", 9000, 1 << 20);
+    let r2 = live.next_report();
+    assert!(counter(&r2, "fw", "inside tcp") > counter(&r1, "fw", "inside tcp"));
+    assert!(counter(&r2, "fw", "established") > counter(&r1, "fw", "established") + 100);
+
+    // A denied port: the SYN is dropped, so the connection times out
+    // (without the firewall the inside host would refuse it: no listener).
+    let probe = live.py("hpnf-out", &["probe", "10.0.1.2", "22", "3"]);
+    assert_eq!(probe, "timeout");
+
+    // Unsolicited UDP from outside: dropped (never arrives) and counted
+    // on `outside default deny`.
+    let r3 = live.next_report();
+    let recv = live.py_background("hpnf-in", &["udp-recv", "5555", "3"]);
+    thread::sleep(Duration::from_millis(500));
+    live.py("hpnf-out", &["udp-send", "10.0.1.2", "5555", "10"]);
+    let got = live.wait_helper(recv);
+    assert_eq!(got.lines().last(), Some("0"), "unsolicited UDP got through");
+    let r4 = live.next_report();
+    let denied =
+        counter(&r4, "fw", "outside default deny") - counter(&r3, "fw", "outside default deny");
+    assert!(
+        denied >= 10,
+        "outside default deny counted {denied}, sent 10"
+    );
+    assert_eq!(
+        counter(&r4, "fw", "inside udp"),
+        counter(&r3, "fw", "inside udp")
+    );
+
+    // The final report (SIGTERM) has them too; the SYNs to port 22 and
+    // the datagrams are `denied` drops.
+    let last = live.stop();
+    assert!(
+        counter(&last, "fw", "outside default deny") >= counter(&r4, "fw", "outside default deny")
+    );
+    assert!(common::drop_count(common::element(&last, "fw"), "denied") >= 11);
+}
+
+#[test]
+fn testbed_is_idempotent() {
+    let Some(_lock) = setup() else { return };
+    for _ in 0..2 {
+        testbed("up", "all");
+    }
+    for ifname in ["hpnf-br0", "hpnf-br1", "hpnf-fw-in", "hpnf-fw-out"] {
+        assert!(
+            Path::new("/sys/class/net").join(ifname).exists(),
+            "{ifname}"
+        );
+    }
+    assert_eq!(mac_of("hpnf-h1").len(), 17);
+    for _ in 0..2 {
+        testbed("down", "all");
+    }
+    for ifname in ["hpnf-br0", "hpnf-br1", "hpnf-fw-in", "hpnf-fw-out"] {
+        assert!(
+            !Path::new("/sys/class/net").join(ifname).exists(),
+            "{ifname}"
+        );
+    }
+    for ns in ["hpnf-h1", "hpnf-h2", "hpnf-in", "hpnf-out"] {
+        assert!(!Path::new("/var/run/netns").join(ns).exists(), "{ns}");
+    }
+}

@@ -1,0 +1,379 @@
+//! What connection tracking reads from a packet: the flow's endpoints and
+//! protocol in a canonical order (so both directions of a flow give the same
+//! [`Tuple`]), which way the packet goes, and what it says about the flow
+//! (TCP flags, ICMP echo request or reply).
+//!
+//! Stateless, like the framework's `wire` layer: bytes in, meaning out.
+
+use hpio_nf::wire::{be16, field, Headers, L3Kind, ParseStatus};
+use hpio_nf::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+
+/// ICMP echo request / reply types.
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+/// ICMPv6 echo request / reply types.
+const ICMP6_ECHO_REQUEST: u8 = 128;
+const ICMP6_ECHO_REPLY: u8 = 129;
+/// Offset of the identifier in an ICMP echo message.
+const ECHO_ID: usize = 4;
+
+/// TCP flag bits.
+pub(crate) mod tcp_flags {
+    /// No more data from the sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers (opens a connection).
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// The acknowledgment field is significant.
+    pub const ACK: u8 = 0x10;
+}
+
+/// The endpoints and protocol of a flow, endpoint `a` being the smaller
+/// (address, port) pair: both directions of a flow have the same tuple.
+///
+/// Addresses are two big-endian 64-bit words (an IPv4 address is the low 32
+/// bits of the second word); ICMP echo flows use the echo identifier as both
+/// ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Tuple {
+    pub(crate) a: [u64; 2],
+    pub(crate) b: [u64; 2],
+    /// Port of `a` (bits 48..64), port of `b` (32..48), protocol (8..16),
+    /// IPv6 (bit 0).
+    pub(crate) rest: u64,
+}
+
+impl Tuple {
+    /// The tuple of a packet from `src`:`sport` to `dst`:`dport`, and whether
+    /// the packet goes from `a` to `b`.
+    #[inline(always)]
+    pub(crate) fn new(
+        src: [u64; 2],
+        sport: u16,
+        dst: [u64; 2],
+        dport: u16,
+        proto: u8,
+        v6: bool,
+    ) -> (Tuple, bool) {
+        let s = (src[0] as u128) << 64 | src[1] as u128;
+        let d = (dst[0] as u128) << 64 | dst[1] as u128;
+        let forward = s < d || (s == d && sport <= dport);
+        let ((a, pa), (b, pb)) = if forward {
+            ((src, sport), (dst, dport))
+        } else {
+            ((dst, dport), (src, sport))
+        };
+        let rest = (pa as u64) << 48 | (pb as u64) << 32 | (proto as u64) << 8 | u64::from(v6);
+        (Tuple { a, b, rest }, forward)
+    }
+
+    /// The IP protocol.
+    #[cfg(test)]
+    pub(crate) fn proto(&self) -> u8 {
+        (self.rest >> 8) as u8
+    }
+
+    /// The tuple's words, for hashing.
+    #[inline]
+    pub(crate) fn words(&self) -> [u64; 5] {
+        [self.a[0], self.a[1], self.b[0], self.b[1], self.rest]
+    }
+}
+
+/// What a packet says about its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A TCP segment with these flags.
+    Tcp(u8),
+    /// A UDP datagram.
+    Udp,
+    /// An ICMP or ICMPv6 echo request.
+    EchoRequest,
+    /// An ICMP or ICMPv6 echo reply.
+    EchoReply,
+}
+
+impl Kind {
+    /// True when a packet of this kind may open a flow: a TCP SYN without
+    /// ACK, RST or FIN, any UDP datagram, an echo request.
+    #[inline]
+    pub(crate) fn starts_flow(self) -> bool {
+        use tcp_flags::*;
+        match self {
+            Kind::Tcp(f) => f & (SYN | ACK | RST | FIN) == SYN,
+            Kind::Udp | Kind::EchoRequest => true,
+            Kind::EchoReply => false,
+        }
+    }
+}
+
+/// A packet as connection tracking sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// Its flow.
+    pub(crate) tuple: Tuple,
+    /// It goes from the tuple's `a` to its `b`.
+    pub(crate) forward: bool,
+    /// What it says about the flow.
+    pub(crate) kind: Kind,
+}
+
+/// The result of reading a packet for connection tracking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extract {
+    /// A TCP, UDP or ICMP echo packet.
+    Tracked(Seen),
+    /// An IP packet that is not tracked: another protocol, another ICMP
+    /// type, a non-first fragment.
+    Untracked,
+    /// An ICMP echo message too short to hold its identifier.
+    Malformed,
+}
+
+/// Reads the flow of an IP packet whose parse `h` has status `Ok`.
+/// Never panics: a field outside `frame` makes the packet `Malformed`.
+#[inline(always)]
+pub(crate) fn extract(h: &Headers, frame: &[u8]) -> Extract {
+    debug_assert_eq!(h.status, ParseStatus::Ok);
+    let l3 = h.l3_off as usize;
+    let (src, dst, ip_end, v6) = match h.l3 {
+        L3Kind::Ipv4 => {
+            let Some(ip) = frame.get(l3..l3 + field::ipv4::MIN_LEN) else {
+                return Extract::Malformed;
+            };
+            let word = |r: std::ops::Range<usize>| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&ip[r]);
+                [0, u32::from_be_bytes(b) as u64]
+            };
+            let total = be16(ip, field::ipv4::TOTAL_LEN.start) as usize;
+            (
+                word(field::ipv4::SRC),
+                word(field::ipv4::DST),
+                l3 + total,
+                false,
+            )
+        }
+        L3Kind::Ipv6 => {
+            let Some(ip) = frame.get(l3..l3 + field::ipv6::LEN) else {
+                return Extract::Malformed;
+            };
+            let words = |r: std::ops::Range<usize>| {
+                let mut hi = [0u8; 8];
+                let mut lo = [0u8; 8];
+                hi.copy_from_slice(&ip[r.start..r.start + 8]);
+                lo.copy_from_slice(&ip[r.start + 8..r.end]);
+                [u64::from_be_bytes(hi), u64::from_be_bytes(lo)]
+            };
+            let payload = be16(ip, field::ipv6::PAYLOAD_LEN.start) as usize;
+            (
+                words(field::ipv6::SRC),
+                words(field::ipv6::DST),
+                l3 + field::ipv6::LEN + payload,
+                true,
+            )
+        }
+        L3Kind::Other => return Extract::Untracked,
+    };
+    if !h.has_l4 {
+        return Extract::Untracked;
+    }
+    let l4 = h.l4_off as usize;
+    // The transport header as far as the IP packet goes (not into padding).
+    let Some(seg) = frame.get(l4..ip_end.min(frame.len())) else {
+        return Extract::Malformed;
+    };
+    let proto = h.l4_proto;
+    let (sport, dport, kind) = match proto {
+        IPPROTO_TCP => match seg.get(..field::tcp::MIN_LEN) {
+            Some(t) => (
+                be16(t, field::tcp::SRC_PORT.start),
+                be16(t, field::tcp::DST_PORT.start),
+                Kind::Tcp(t[field::tcp::FLAGS]),
+            ),
+            None => return Extract::Malformed,
+        },
+        IPPROTO_UDP => match seg.get(..field::udp::LEN) {
+            Some(u) => (
+                be16(u, field::udp::SRC_PORT.start),
+                be16(u, field::udp::DST_PORT.start),
+                Kind::Udp,
+            ),
+            None => return Extract::Malformed,
+        },
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let ty = match seg.get(field::icmp::TYPE) {
+                Some(&t) => t,
+                None => return Extract::Malformed,
+            };
+            let kind = match (proto, ty, v6) {
+                (IPPROTO_ICMP, ICMP_ECHO_REQUEST, false) => Kind::EchoRequest,
+                (IPPROTO_ICMP, ICMP_ECHO_REPLY, false) => Kind::EchoReply,
+                (IPPROTO_ICMPV6, ICMP6_ECHO_REQUEST, true) => Kind::EchoRequest,
+                (IPPROTO_ICMPV6, ICMP6_ECHO_REPLY, true) => Kind::EchoReply,
+                _ => return Extract::Untracked,
+            };
+            let Some(id) = seg.get(ECHO_ID..ECHO_ID + 2) else {
+                return Extract::Malformed;
+            };
+            let id = be16(id, 0);
+            (id, id, kind)
+        }
+        _ => return Extract::Untracked,
+    };
+    let (tuple, forward) = Tuple::new(src, sport, dst, dport, proto, v6);
+    Extract::Tracked(Seen {
+        tuple,
+        forward,
+        kind,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const M2: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn seen(frame: &[u8]) -> Extract {
+        let h = Headers::parse(frame);
+        assert_eq!(h.status, ParseStatus::Ok);
+        extract(&h, frame)
+    }
+
+    pub(crate) fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = PacketBuilder::ethernet2(M1, M2)
+            .ipv4(src, dst, 64)
+            .tcp(sport, dport, 1, 1000);
+        let b = if syn { b.syn() } else { b.ack(5) };
+        b.write(&mut v, b"x").unwrap();
+        v
+    }
+
+    fn echo4(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = PacketBuilder::ethernet2(M1, M2).ipv4(src, dst, 64);
+        if request {
+            b.icmpv4_echo_request(id, 1).write(&mut v, b"p").unwrap();
+        } else {
+            b.icmpv4_echo_reply(id, 1).write(&mut v, b"p").unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn both_directions_share_a_tuple() {
+        let a = [10, 0, 1, 2];
+        let b = [10, 0, 1, 3];
+        let Extract::Tracked(out) = seen(&tcp4(a, 40000, b, 80, true)) else {
+            panic!()
+        };
+        let Extract::Tracked(back) = seen(&tcp4(b, 80, a, 40000, false)) else {
+            panic!()
+        };
+        assert_eq!(out.tuple, back.tuple);
+        assert_ne!(out.forward, back.forward);
+        assert_eq!(out.kind, Kind::Tcp(tcp_flags::SYN));
+        assert!(out.kind.starts_flow());
+        assert!(!back.kind.starts_flow());
+        assert_eq!(out.tuple.proto(), 6);
+        // A different port is a different flow.
+        let Extract::Tracked(other) = seen(&tcp4(a, 40001, b, 80, true)) else {
+            panic!()
+        };
+        assert_ne!(other.tuple, out.tuple);
+
+        let mut u = Vec::new();
+        PacketBuilder::ethernet2(M1, M2)
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5000, 53)
+            .write(&mut u, b"q")
+            .unwrap();
+        let mut r = Vec::new();
+        PacketBuilder::ethernet2(M2, M1)
+            .ipv6([2; 16], [1; 16], 64)
+            .udp(53, 5000)
+            .write(&mut r, b"a")
+            .unwrap();
+        let (Extract::Tracked(q), Extract::Tracked(a6)) = (seen(&u), seen(&r)) else {
+            panic!()
+        };
+        assert_eq!(q.tuple, a6.tuple);
+        assert_eq!((q.kind, q.tuple.rest & 1), (Kind::Udp, 1));
+    }
+
+    #[test]
+    fn echo_flows_use_the_identifier() {
+        let a = [10, 0, 1, 2];
+        let b = [192, 0, 2, 1];
+        let (Extract::Tracked(req), Extract::Tracked(rep)) =
+            (seen(&echo4(a, b, true, 77)), seen(&echo4(b, a, false, 77)))
+        else {
+            panic!()
+        };
+        assert_eq!(req.tuple, rep.tuple);
+        assert_eq!((req.kind, rep.kind), (Kind::EchoRequest, Kind::EchoReply));
+        assert!(req.kind.starts_flow() && !rep.kind.starts_flow());
+        let Extract::Tracked(other) = seen(&echo4(a, b, true, 78)) else {
+            panic!()
+        };
+        assert_ne!(other.tuple, req.tuple);
+    }
+
+    #[test]
+    fn untracked_and_malformed() {
+        // Destination unreachable: ICMP but not echo.
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(M1, M2)
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut v, &[0; 28])
+            .unwrap();
+        assert_eq!(seen(&v), Extract::Untracked);
+        // GRE.
+        let mut g = Vec::new();
+        PacketBuilder::ethernet2(M1, M2)
+            .ip(etherparse::IpHeaders::Ipv4(
+                etherparse::Ipv4Header::new(4, 64, etherparse::IpNumber::GRE, [1; 4], [2; 4])
+                    .unwrap(),
+                Default::default(),
+            ))
+            .write(&mut g, etherparse::IpNumber::GRE, &[0; 4])
+            .unwrap();
+        assert_eq!(seen(&g), Extract::Untracked);
+        // An echo request cut to its first 4 ICMP bytes (the IP length says so):
+        // the framework parses it (4 bytes of ICMP), the identifier is missing.
+        let mut e = echo4([1; 4], [2; 4], true, 5);
+        e.truncate(14 + 20 + 4);
+        e[16..18].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(seen(&e), Extract::Malformed);
+        // The same cut, but Ethernet padding after it: the padding is not read as the id.
+        e.resize(60, 0xaa);
+        assert_eq!(seen(&e), Extract::Malformed);
+        // ARP is not IP.
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&M1);
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.resize(60, 0);
+        assert_eq!(seen(&arp), Extract::Untracked);
+    }
+
+    #[test]
+    fn tuple_orders_by_address_then_port() {
+        let lo = [0, 1];
+        let hi = [0, 2];
+        let (t, fwd) = Tuple::new(hi, 1, lo, 9, 17, false);
+        assert!(!fwd);
+        assert_eq!((t.a, t.b), (lo, hi));
+        assert_eq!(t.rest >> 48, 9);
+        let (t2, fwd) = Tuple::new(lo, 5, lo, 4, 17, false);
+        assert!(!fwd, "same address: the smaller port is `a`");
+        assert_eq!(t2.rest >> 48, 4);
+    }
+}

@@ -1,0 +1,39 @@
+//! A SYN-flood guard for hpio-nf: the `SynGuard` element, shipped as a plugin.
+//!
+//! `SynGuard` passes all traffic but rate-limits TCP connection attempts
+//! (SYNs) per source address with a token bucket per source, kept in a
+//! fixed-size table per worker. See `hpio-nf elements SynGuard` for its
+//! manual.
+//!
+//! This crate is also the worked example of docs/plugins.md: it uses only
+//! hpio-nf's public element API and builds both ways.
+//!
+//! - Static: a custom binary links the crate and calls [`register`]:
+//!   `hpio_nf_cli::main_with(hpio_nf_syn_guard::register)` (see
+//!   `examples/hpio-nf-syn-guard.rs`).
+//! - Dynamic: `cargo build --release -p hpio-nf-syn-guard` also gives
+//!   `target/release/libhpio_nf_syn_guard.so`, which a config loads with
+//!   `plugins = ["path/to/libhpio_nf_syn_guard.so"]`
+//!   (see configs/plugins/syn-guard.toml).
+//!
+//! ```
+//! let mut registry = hpio_nf::element::Registry::builtin();
+//! hpio_nf_syn_guard::register(&mut registry);
+//! assert!(registry.get("SynGuard").is_some());
+//! ```
+#![deny(unsafe_code)]
+
+mod syn_guard;
+mod table;
+
+pub use syn_guard::CLASS;
+
+use hpio_nf::element::Registry;
+
+/// Registers this crate's element classes (`SynGuard`) in `registry`.
+pub fn register(registry: &mut Registry) {
+    registry.register(CLASS);
+}
+
+// The entry point a dynamic build exports (`plugins = [...]` in a config).
+hpio_nf::export_plugin!(register);

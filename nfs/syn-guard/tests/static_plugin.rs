@@ -1,0 +1,77 @@
+//! SynGuard linked statically into a custom `hpio-nf` (what
+//! examples/hpio-nf-syn-guard.rs builds), run in-process over pcap files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn syn(src: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, [192, 0, 2, 80], 64)
+        .tcp(sport, 443, 1, 64240)
+        .syn()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+fn read(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet() {
+        v.push(p.unwrap().data.into_owned());
+    }
+    v
+}
+
+/// The exit code's text (`ExitCode` has no `PartialEq`).
+fn code(c: ExitCode) -> String {
+    format!("{c:?}")
+}
+
+#[test]
+fn a_custom_binary_knows_syn_guard_without_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("in.pcap");
+    let out = dir.path().join("out.pcap");
+    // 15 SYNs from one source and 1 from another, all at the same time.
+    let mut frames: Vec<Vec<u8>> = (0..15).map(|i| syn([198, 51, 100, 1], 1000 + i)).collect();
+    frames.push(syn([203, 0, 113, 9], 5000));
+    let mut w = PcapWriter::new(std::fs::File::create(&inp).unwrap()).unwrap();
+    for f in &frames {
+        w.write_packet(&PcapPacket::new(Duration::from_secs(1), f.len() as u32, f))
+            .unwrap();
+    }
+    drop(w);
+    let config = root().join("configs/plugins/syn-guard.toml");
+    let args = [
+        "hpio-nf-syn-guard".to_string(),
+        "run".into(),
+        config.display().to_string(),
+        // The class is built in: load no library.
+        "--set".into(),
+        "plugins=[]".into(),
+        "--set".into(),
+        format!("ports.in.input={}", inp.display()),
+        "--set".into(),
+        format!("ports.out.output={}", out.display()),
+    ];
+    let c = hpio_nf_cli::run_with(args.clone(), hpio_nf_syn_guard::register);
+    assert_eq!(code(c), code(ExitCode::SUCCESS));
+    // burst = 10 in the config: 10 of the first source's SYNs, and the other source's.
+    let mut expected = frames[..10].to_vec();
+    expected.push(frames[15].clone());
+    assert_eq!(read(&out), expected);
+
+    // Without the class, the same config is rejected (exit code 2).
+    let c = hpio_nf_cli::run_with(args, |_| {});
+    assert_eq!(code(c), code(ExitCode::from(2)));
+}
