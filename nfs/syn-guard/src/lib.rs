@@ -16,10 +16,9 @@
 //!   `plugins = ["path/to/libhpio_nf_syn_guard.so"]`
 //!   (see configs/plugins/syn-guard.toml).
 //!
-//! ```
+//! ```text
 //! let mut registry = hpio_nf::element::Registry::builtin();
 //! hpio_nf_syn_guard::register(&mut registry);
-//! assert!(registry.get("SynGuard").is_some());
 //! ```
 #![deny(unsafe_code)]
 
@@ -37,3 +36,15 @@ pub fn register(registry: &mut Registry) {
 
 // The entry point a dynamic build exports (`plugins = [...]` in a config).
 hpio_nf::export_plugin!(register);
+
+#[cfg(test)]
+mod tests {
+    // A doctest would link this crate's rlib next to a second copy of
+    // hpio_nf (the crate is also a cdylib), so the example is tested here.
+    #[test]
+    fn register_adds_syn_guard() {
+        let mut registry = hpio_nf::element::Registry::builtin();
+        super::register(&mut registry);
+        assert!(registry.get("SynGuard").is_some());
+    }
+}
