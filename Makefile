@@ -12,4 +12,4 @@ test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace --release
-	$(MAKE) -C kmod check
+	$(MAKE) -C kmod check-all
