@@ -16,10 +16,26 @@ struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Allocations made by this thread (the test harness's other threads
+    /// may allocate at any time, so the single-thread test counts its own).
+    static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    // `try_with`: the slot may be gone while a thread exits.
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.with(|c| c.get())
+}
+
 // SAFETY: forwards every call unchanged to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -28,7 +44,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -93,7 +109,7 @@ fn config(count: Option<u64>) -> Config {
 
 #[test]
 fn graph_pushes_100k_packets_without_allocating() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = config(None);
     let mut open = cfg.ports[0].spec.open("gen", 1, true, false).unwrap();
     let mut rx = open.rx.remove(0);
@@ -114,9 +130,10 @@ fn graph_pushes_100k_packets_without_allocating() {
     };
     // Warm up: first use of every code path may size its buffers once.
     run(10_000, &mut pool, &mut graph);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    // The graph runs on this thread: count this thread's allocations only.
+    let before = thread_allocations();
     let pushed = run(100_000, &mut pool, &mut graph);
-    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocated = thread_allocations() - before;
     assert!(pushed >= 100_000);
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     // The graph really did the work: counters prove every stage saw packets.
@@ -131,7 +148,7 @@ fn graph_pushes_100k_packets_without_allocating() {
 
 #[test]
 fn runtime_allocations_do_not_grow_with_packets() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let measure = |count: u64| {
         let cfg = config(Some(count));
         let ports = vec![cfg.ports[0].spec.open("gen", 1, true, false).unwrap()];
