@@ -40,6 +40,22 @@ impl Pool {
         }
     }
 
+    /// Appends up to `n` fresh slots to `batch` (fewer when the pool runs
+    /// out) and returns how many it added: the buffers a batched receive
+    /// fills.
+    #[inline]
+    pub fn alloc_into(&mut self, batch: &mut Batch, n: usize) -> usize {
+        let start = batch.len();
+        batch.reserve(n);
+        for _ in 0..n {
+            match self.alloc() {
+                Some(p) => batch.push(p),
+                None => break,
+            }
+        }
+        batch.len() - start
+    }
+
     /// Returns a slot to the pool. A pool never grows past its capacity:
     /// a surplus packet (one not allocated here) is released to the allocator.
     #[inline]
@@ -98,5 +114,17 @@ mod tests {
         pool.free(again);
         pool.free(Packet::new());
         assert_eq!(pool.available(), 2, "pool must not grow past capacity");
+    }
+
+    #[test]
+    fn alloc_into_stops_when_the_pool_runs_out() {
+        let mut pool = Pool::new(3);
+        let mut batch = Batch::new();
+        batch.push(Packet::new());
+        assert_eq!(pool.alloc_into(&mut batch, 2), 2);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(pool.alloc_into(&mut batch, 5), 1);
+        assert_eq!(pool.alloc_into(&mut batch, 5), 0);
+        assert_eq!(batch.len(), 4);
     }
 }

@@ -53,15 +53,7 @@ impl MmsgRx {
 impl RxQueue for MmsgRx {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
         let start = batch.len();
-        let want = max.min(self.msgs.capacity());
-        batch.reserve(want);
-        for _ in 0..want {
-            match pool.alloc() {
-                Some(p) => batch.push(p),
-                None => break,
-            }
-        }
-        if batch.len() == start {
+        if pool.alloc_into(batch, max.min(self.msgs.capacity())) == 0 {
             // No free slot: leave the frames in the socket buffer for now.
             return Ok(Recv::Got(0));
         }

@@ -40,15 +40,7 @@ impl HpioRx {
 impl RxQueue for HpioRx {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
         let start = batch.len();
-        let want = max.min(self.iov.capacity());
-        batch.reserve(want);
-        for _ in 0..want {
-            match pool.alloc() {
-                Some(p) => batch.push(p),
-                None => break,
-            }
-        }
-        if batch.len() == start {
+        if pool.alloc_into(batch, max.min(self.iov.capacity())) == 0 {
             // No free slot: leave the frames in the ring for now.
             return Ok(Recv::Got(0));
         }
