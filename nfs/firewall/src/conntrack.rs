@@ -165,7 +165,7 @@ impl FlowTable {
         FlowTable::with_seed(max_flows, timeouts, seed)
     }
 
-    /// A table with a chosen hash seed (tests use this to force collisions).
+    /// A table with a chosen hash seed (reproducible runs; tests force collisions with it).
     pub(crate) fn with_seed(max_flows: usize, timeouts: Timeouts, seed: u64) -> FlowTable {
         let max = max_flows.max(1);
         let len = (max * 2).next_power_of_two().max(MAX_PROBE);

@@ -198,6 +198,16 @@ const PARAMS: &[ParamSpec] = &[
         doc: "most flows tracked per worker; new flows beyond it are dropped as `table-full`",
     },
     ParamSpec {
+        name: "hash_seed",
+        ty: ParamType::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        need: Need::Optional,
+        doc: "seed of the flow table's hash; left out, each worker picks a random one (so senders \
+              cannot aim flows at one slot); set it only to make runs reproducible",
+    },
+    ParamSpec {
         name: "timeouts",
         ty: ParamType::Table(TIMEOUT_FIELDS),
         need: Need::Default("{}"),
@@ -258,6 +268,8 @@ struct Shared {
     timeouts: Timeouts,
     non_ip: NonIp,
     max_flows: usize,
+    /// `None`: a random seed per replica.
+    hash_seed: Option<u64>,
 }
 
 /// A worker's replica: the shared rules, its own flow table and counters.
@@ -271,7 +283,10 @@ struct Firewall {
 impl Firewall {
     fn new(shared: Arc<Shared>) -> Firewall {
         Firewall {
-            table: FlowTable::new(shared.max_flows, shared.timeouts),
+            table: match shared.hash_seed {
+                Some(seed) => FlowTable::with_seed(shared.max_flows, shared.timeouts, seed),
+                None => FlowTable::new(shared.max_flows, shared.timeouts),
+            },
             hits: vec![0; shared.rules.len()].into_boxed_slice(),
             shared,
         }
@@ -388,6 +403,10 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     if max_flows == 0 || max_flows > 1 << 24 {
         return Err(ParamError::new("max_flows", "expected 1..=16777216"));
     }
+    let hash_seed = match p.get("hash_seed") {
+        Some(_) => Some(p.int("hash_seed")? as u64),
+        None => None,
+    };
     let t = p.table("timeouts")?;
     let timeouts = Timeouts {
         tcp_syn: timeout(t, "tcp_syn")?,
@@ -404,6 +423,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         timeouts,
         non_ip,
         max_flows,
+        hash_seed,
     });
     Ok(Configured::new(Inputs::Fixed(2), 2, move |_worker| {
         Box::new(Firewall::new(shared.clone()))
@@ -789,6 +809,8 @@ rules = [
         assert!(e.contains("unknown key `tcp` in `timeouts`"), "{e}");
         let e = config_error(&format!("{RULES}\nmax_flows = 0"));
         assert!(e.contains("invalid value for `max_flows`"), "{e}");
+        let e = config_error(&format!("{RULES}\nhash_seed = -1"));
+        assert!(e.contains("invalid value for `hash_seed`"), "{e}");
         let e = config_error("rules = []");
         assert!(e.contains("at least one rule"), "{e}");
         let e = config_error(
