@@ -51,6 +51,7 @@ finish() {
 	/sbin/ip link del vB 2>/dev/null
 	/sbin/ip link del vC 2>/dev/null
 	/sbin/ip link del vD 2>/dev/null
+	/sbin/ip link del vE 2>/dev/null
 	echo "$passed $failed" >/tmp/nf.result
 	echo "nf: $passed passed, $failed failed"
 	exit 0
@@ -185,6 +186,51 @@ eq "hpio-nf port b driver_stats.hpio_tx_packets" \
 	"$(json_num $R b '"hpio_tx_packets":')" $N
 eq "hpio-nf port b tx.bytes" "$(json_num $R b '"tx":{' '"bytes":')" $((N * LEN))
 eq "bytes on vD" $(($(wc -c <$T/rx.pcap) - 24 - 16 * N)) $((N * LEN))
+
+# pktgen and dump over hpio: both ends of a veth pair in the initial
+# namespace (where the module serves devices), vE sending, vF receiving.
+echo "== hpio-nf pktgen and dump over hpio"
+/sbin/ip link add vE type veth peer name vF
+for i in vE vF; do
+	echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6
+	/sbin/ip link set $i up
+done
+QF=$(cat /sys/class/hpio/vF/queues)
+$NF pktgen --rx -i vF --driver hpio --param queues=$QF --filter "udp and dst port 9" -n $N \
+	--duration 60s --json >$T/hrx.json 2>&1 &
+PIDS="$PIDS $!"
+HRX=$!
+check "pktgen --rx opened all $QF queues of vF" wait_for 30 sh -c \
+	"[ \"\$(cat /sys/class/hpio/vF/readers 2>/dev/null)\" = $QF ]"
+$NF pktgen -i vE --driver hpio $PKT -n $N --interval 2ms --json >$T/htx.json 2>&1
+wait $HRX
+eq "pktgen sent over hpio on vE" "$(summary_num $T/htx.json packets)" $N
+eq "module vE tx_packets (sysfs)" "$(sysfs vE tx_packets)" $N
+eq "pktgen --rx over hpio counted on vF" "$(summary_num $T/hrx.json packets)" $N
+$NF dump -i vF --driver hpio --param queues=$QF -w $T/hpio.pcap -c $N --duration 60s \
+	"udp and dst port 9" >$T/hdump.out 2>&1 &
+PIDS="$PIDS $!"
+HDUMP=$!
+check "dump opened all $QF queues of vF" wait_for 30 sh -c \
+	"[ \"\$(cat /sys/class/hpio/vF/readers 2>/dev/null)\" = $QF ]"
+$NF pktgen -i vE --driver hpio $PKT -n $N --interval 2ms >/dev/null 2>&1
+wait $HDUMP
+check "dump over hpio exits 0" test $? = 0
+frames $T/hpio.pcap >$T/hpio.hex
+eq "frames dumped over hpio" "$(wc -l <$T/hpio.hex)" $N
+check "frames dumped over hpio byte for byte as sent" cmp -s $T/ref.hex $T/hpio.hex
+# tcpdump reads the file back: every frame with the sent addresses, ports
+# and lengths (128-byte frames: 86 bytes of UDP payload).
+tcpdump -Z root -e -nn -r $T/hpio.pcap >$T/tcpdump.txt 2>$T/tcpdump.err
+check "tcpdump reads the dump" test $? = 0
+eq "frames tcpdump read" "$(wc -l <$T/tcpdump.txt)" $N
+want="$MAC_A > $MAC_D, ethertype IPv4 (0x0800), length $LEN: 10.0.0.1.[0-9]* > 10.0.1.[0-9]*.9: UDP, length $((LEN - 42))"
+eq "tcpdump lines with the sent fields" "$(grep -c "$want" $T/tcpdump.txt)" $N
+eq "destination addresses tcpdump saw" \
+	"$(awk '{ print $(NF - 3) }' $T/tcpdump.txt | sed 's/\.9:$//' | sort -u | wc -l)" 40
+eq "source ports tcpdump saw" \
+	"$(awk '{ print $(NF - 5) }' $T/tcpdump.txt | sed 's/.*\.//' | sort -u | wc -l)" 50
+/sbin/ip link del vE
 
 # The driver's errors are one line each.
 /sbin/ip link set vC down

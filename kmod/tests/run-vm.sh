@@ -12,7 +12,8 @@
 #
 # Environment: HPIO_VM_ACCEL=kvm|tcg skips the KVM probe, HPIO_VM_CPUS
 # (default 2), HPIO_VM_TIMEOUT seconds (default 900), HPIO_VM_MODE=check
-# (default), nf (the hpio-nf tests alone) or bench (tests/nf-bench.sh).
+# (default), nf (the hpio-nf tests alone), bench (tests/nf-bench.sh), virtio
+# or virtio-bench (two virtio-net NICs: tests/virtio-host.sh).
 set -euo pipefail
 
 KERNEL=${1:?usage: run-vm.sh KERNEL [KDIR]}
@@ -35,7 +36,7 @@ die() { echo "run-vm: $*" >&2; exit 1; }
 for f in "$VMLINUZ" "$KDIR/Makefile" "$MODDIR/modules.dep" /bin/busybox; do
 	[ -e "$f" ] || die "missing $f (apt-get install linux-image-amd64 linux-headers-amd64 busybox-static qemu-system-x86 cpio iproute2)"
 done
-for c in qemu-system-x86_64 cpio gcc ip; do
+for c in qemu-system-x86_64 cpio gcc ip modprobe xz; do
 	command -v "$c" >/dev/null || die "missing $c"
 done
 file_of() { readlink -f "$(command -v "$1")"; }
@@ -70,8 +71,8 @@ NF="$WS/target/release/hpio-nf"
 mkdir -p "$ROOT/etc/hpio-nf"
 # Without its debug info: a smaller initramfs.
 strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
-cp "$WS/configs/vm-forward.toml" "$ROOT/etc/hpio-nf/"
-install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$ROOT/bin/"
+cp "$WS/configs/vm-forward.toml" "$WS/configs/bridge.toml" "$ROOT/etc/hpio-nf/"
+install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$HERE/nf-virtio.sh" "$ROOT/bin/"
 
 echo "== pack initramfs"
 cp "$(readlink -f /bin/busybox)" "$ROOT/bin/busybox"
@@ -83,17 +84,34 @@ cp "$IP" "$ROOT/sbin/ip"
 	mkdir -p "$ROOT$(dirname "$lib")"
 	cp -L "$lib" "$ROOT$lib"
 done
-for m in drivers/net/veth drivers/net/macvlan net/llc/llc net/802/stp net/bridge/bridge; do
-	src=$MODDIR/kernel/$m.ko
-	name=$(basename "$m").ko
-	if [ -e "$src" ]; then
-		cp "$src" "$ROOT/lib/modules/$name"
-	elif [ -e "$src.xz" ]; then
-		xz -dc "$src.xz" >"$ROOT/lib/modules/$name"
-	else
-		die "missing $src"
-	fi
+# Modules the tests use, with what they depend on, in load order: /init
+# loads those of /lib/modules/order.
+for m in veth macvlan bridge virtio_pci virtio_net; do
+	modprobe --show-depends -S "$KERNEL" "$m" || die "no module $m for $KERNEL"
+done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r src; do
+	name=$(basename "$src")
+	name=${name%.xz}
+	case "$src" in
+	*.xz) xz -dc "$src" >"$ROOT/lib/modules/$name" ;;
+	*) cp "$src" "$ROOT/lib/modules/$name" ;;
+	esac
+	echo "${name%.ko}" >>"$ROOT/lib/modules/order"
 done
+[ -s "$ROOT/lib/modules/order" ] || die "no modules packed"
+# The virtio tests' tools: ethtool (channels, offloads) and tcpdump, with
+# users for tcpdump's privilege drop.
+for tool in ethtool tcpdump; do
+	command -v "$tool" >/dev/null || die "missing $tool (apt-get install $tool)"
+	cp "$(file_of "$tool")" "$ROOT/bin/$tool"
+	ldd "$(file_of "$tool")" | awk '/=>/ { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
+		[ -n "$lib" ] || continue
+		mkdir -p "$ROOT$(dirname "$lib")"
+		cp -L "$lib" "$ROOT$lib"
+	done
+done
+mkdir -p "$ROOT/etc"
+printf 'root:x:0:0:root:/:/bin/sh\ntcpdump:x:0:0:tcpdump:/:/bin/false\n' >"$ROOT/etc/passwd"
+printf 'root:x:0:\ntcpdump:x:0:\n' >"$ROOT/etc/group"
 install -m 755 "$HERE/vm-init.sh" "$ROOT/init"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
 
@@ -120,6 +138,14 @@ if [ -z "$ACCEL" ]; then
 		fi
 	fi
 fi
+
+case "$MODE" in
+virtio | virtio-bench)
+	# Two virtio-net NICs on host taps: tests/virtio-host.sh drives the VM.
+	export VMLINUZ OUT ACCEL CPUS MODE TIMEOUT NF INITRD=$OUT/initramfs.gz
+	exec "$HERE/virtio-host.sh"
+	;;
+esac
 
 echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
 set +e

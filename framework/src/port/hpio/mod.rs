@@ -16,6 +16,9 @@
 //! with one queue on a single-queue device, only frames received on CPU 0
 //! reach ring 0 (see `docs/kmod.md`, "Queues"). While a file is open for
 //! reading, the module takes every frame of the interface from the stack.
+//! With `promisc` (the default), the interface is promiscuous while the
+//! port receives, so that a NIC passes frames for other MAC addresses (a
+//! bridge's traffic) up to the module.
 //! Nothing waiting: `Got(0)` (`EAGAIN`, the files are nonblocking). A frame
 //! larger than a slot (2048 bytes) arrives truncated, with its real length
 //! as [`Packet::wire_len`](crate::packet::Packet::wire_len); truncations
@@ -56,6 +59,8 @@ use super::auto::HPIO_DEV_DIR;
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
+use crate::sys::netdev;
+use crate::sys::packet_socket::PacketSocket;
 
 /// The `hpio` driver.
 pub const CLASS: PortClass = PortClass {
@@ -90,6 +95,13 @@ const PARAMS: &[ParamSpec] = &[
         doc: "receive queues: queue q reads the module's ring q (the NIC's RX queue q, \
               or CPU q on a single-queue device), spread over the workers",
     },
+    ParamSpec {
+        name: "promisc",
+        ty: ParamType::Bool,
+        need: Need::Default("true"),
+        doc: "put the interface in promiscuous mode while the port receives (a NIC \
+              otherwise drops frames for other MAC addresses before hpio sees them)",
+    },
 ];
 
 /// A configured `hpio` port: checked values, nothing opened.
@@ -97,6 +109,7 @@ const PARAMS: &[ParamSpec] = &[
 struct HpioSpec {
     interface: String,
     queues: usize,
+    promisc: bool,
     /// Where the device nodes are ([`HPIO_DEV_DIR`]; tests use another).
     dev_dir: PathBuf,
 }
@@ -155,6 +168,7 @@ impl HpioSpec {
         Ok(HpioSpec {
             interface,
             queues,
+            promisc: p.bool("promisc")?,
             dev_dir: dev_dir.to_path_buf(),
         })
     }
@@ -202,6 +216,26 @@ impl HpioSpec {
             ),
             _ => PortError::io(port, format!("opening {}", node.display()), e),
         })
+    }
+
+    /// A packet socket that receives nothing (protocol 0) and holds the
+    /// interface in promiscuous mode until it is closed. The kernel counts
+    /// such users, so other holders (tcpdump, a bridge) are unaffected.
+    fn promisc_membership(&self, port: &str) -> Result<PacketSocket, PortError> {
+        let ifname = &self.interface;
+        let err = |e: io::Error| {
+            PortError::io(
+                port,
+                format!("turning promiscuous mode on for `{ifname}` (or set promisc = false)"),
+                e,
+            )
+        };
+        let index = netdev::if_index(ifname)
+            .map_err(err)?
+            .ok_or_else(|| PortError::other(port, format!("no interface `{ifname}`")))?;
+        let socket = PacketSocket::new().map_err(err)?;
+        socket.add_promisc(index).map_err(err)?;
+        Ok(socket)
     }
 
     fn ioctl_error(&self, port: &str, what: &str, e: io::Error) -> PortError {
@@ -265,6 +299,13 @@ impl PortSpec for HpioSpec {
         let counters = Arc::new(Counters::default());
         let mut rxq: Vec<Box<dyn RxQueue>> = Vec::new();
         if rx {
+            // The module takes what the device accepts; a NIC filters on its
+            // own MAC addresses unless promiscuous.
+            let mut promisc = if self.promisc {
+                Some(self.promisc_membership(name)?)
+            } else {
+                None
+            };
             for q in 0..self.queues {
                 let dev = self.open_dev(name, true)?;
                 dev.bind_queue(q as u32)
@@ -275,6 +316,7 @@ impl PortSpec for HpioSpec {
                     name,
                     ifname,
                     counters.clone(),
+                    promisc.take(),
                 )));
             }
         }
@@ -337,7 +379,8 @@ mod tests {
     fn params(ifname: &str, queues: i64) -> Params {
         let mut p = Params::new();
         p.set("interface", Value::Str(ifname.into()))
-            .set("queues", Value::Int(queues));
+            .set("queues", Value::Int(queues))
+            .set("promisc", Value::Bool(true));
         p
     }
 
@@ -367,7 +410,8 @@ mod tests {
         assert_eq!(class.name, "hpio");
         let mut p = Params::new();
         p.set("interface", Value::Str("eth9".into()))
-            .set("queues", Value::Int(1));
+            .set("queues", Value::Int(1))
+            .set("promisc", Value::Bool(false));
         let spec = (class.configure)(&p).unwrap();
         assert_eq!(spec.rx_queues(), 1);
         let missing = Params::new();

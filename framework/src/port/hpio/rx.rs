@@ -7,6 +7,7 @@ use super::Counters;
 use crate::packet::{Batch, Pool, MAX_FRAME};
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
 use crate::sys::hpio_dev::{HpioDev, IoVecs};
+use crate::sys::packet_socket::PacketSocket;
 
 /// One receive queue: a file bound to one of the module's rings.
 pub(super) struct HpioRx {
@@ -16,6 +17,8 @@ pub(super) struct HpioRx {
     interface: String,
     stats: QueueStats,
     counters: Arc<Counters>,
+    /// Holds the interface promiscuous while the port receives (first queue).
+    _promisc: Option<PacketSocket>,
 }
 
 impl HpioRx {
@@ -25,6 +28,7 @@ impl HpioRx {
         port: &str,
         interface: &str,
         counters: Arc<Counters>,
+        promisc: Option<PacketSocket>,
     ) -> HpioRx {
         HpioRx {
             dev,
@@ -33,6 +37,7 @@ impl HpioRx {
             interface: interface.to_string(),
             stats: QueueStats::default(),
             counters,
+            _promisc: promisc,
         }
     }
 }

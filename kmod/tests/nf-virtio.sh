@@ -1,0 +1,186 @@
+#!/bin/busybox sh
+# The guest half of the virtio-net tests (tests/virtio-host.sh is the host's).
+#
+#   host ns hpvm-a: hpvt-a (tap) == eth0 [guest: hpio-nf bridge] eth1 == hpvt-b (tap) :host ns hpvm-b
+#
+# eth0 and eth1 are virtio-net NICs with several queue pairs (qemu's
+# `queues=N`, `mq=on`). This script sets them to Q combined channels with
+# ethtool -L, then obeys commands that the host writes, one per line, to
+# the second serial port (/dev/ttyS1):
+#
+#   start DRIVER   run configs/bridge.toml on eth0 and eth1 over DRIVER
+#                  (hpio or af_packet), one worker per queue; answers
+#                  "virtio: ready DRIVER" once every queue is open
+#   stop           SIGINT to hpio-nf; prints its JSON report and the
+#                  module's per-queue counters, checks them (check mode),
+#                  answers "virtio: stopped DRIVER"
+#   quit           prints "nf: N passed, M failed" and returns
+#
+# Check lines are "ok   nf: ..." / "FAIL nf: ..." like nf-forward.sh's.
+
+NF=/bin/hpio-nf
+CONF=/etc/hpio-nf/bridge.toml
+T=/tmp/virtio
+Q=$(sed -n 's/.*hpio_queues=\([0-9]*\).*/\1/p' /proc/cmdline)
+Q=${Q:-2}
+# virtio-bench: overload is the point, so counters are printed, not checked.
+BENCH=0
+grep -q "hpio_mode=virtio-bench" /proc/cmdline && BENCH=1
+passed=0
+failed=0
+RUN=""
+DRIVER=""
+
+check() { # check DESCRIPTION COMMAND...
+	desc=$1
+	shift
+	if "$@"; then
+		echo "ok   nf: $desc"
+		passed=$((passed + 1))
+	else
+		echo "FAIL nf: $desc"
+		failed=$((failed + 1))
+	fi
+}
+# wait_for SECONDS COMMAND...: polls every 0.1 s.
+wait_for() {
+	n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+# json_num FILE PORT KEY [SUBKEY]: as in nf-forward.sh.
+json_num() {
+	awk -v port="$2" -v key="$3" -v sub_="$4" '{
+		i = index($0, "\"name\":\"" port "\""); if (!i) next
+		s = substr($0, i); j = index(s, key); if (!j) next
+		s = substr(s, j + length(key))
+		if (sub_ != "") { j = index(s, sub_); if (!j) next; s = substr(s, j + length(sub_)) }
+		match(s, /^[0-9]+/); print substr(s, 1, RLENGTH); exit }' "$1"
+}
+# busy_queues IF: how many of the module's receive queues of IF carried frames.
+busy_queues() {
+	awk '$2 > 0 { n++ } END { print n + 0 }' "/sys/class/hpio/$1/queue_stats"
+}
+open_queues() { # open_queues DRIVER: every receive queue of both ports open?
+	if [ "$1" = hpio ]; then
+		[ "$(cat /sys/class/hpio/eth0/readers 2>/dev/null)" = "$Q" ] &&
+			[ "$(cat /sys/class/hpio/eth1/readers 2>/dev/null)" = "$Q" ]
+	else
+		# Q fanout sockets per port, one transmit socket per worker and port.
+		[ "$(($(wc -l </proc/net/packet) - 1))" -ge $((4 * Q)) ]
+	fi
+}
+
+start() {
+	DRIVER=$1
+	# GRO merges TCP segments into frames AF_PACKET cannot send on; hpio
+	# splits them back itself, so it keeps GRO (the NIC's default).
+	gro=on
+	[ "$DRIVER" = hpio ] || gro=off
+	for i in eth0 eth1; do ethtool -K $i gro $gro; done
+	# Zero the module's counters: unload and load again.
+	[ "$DRIVER" = hpio ] && { rmmod hpio; insmod /lib/hpio/hpio.ko; }
+	set --
+	for p in lan0:eth0 lan1:eth1; do
+		set -- "$@" --set "ports.${p%%:*}.driver=$DRIVER" \
+			--set "ports.${p%%:*}.interface=${p#*:}" --set "ports.${p%%:*}.queues=$Q"
+	done
+	$NF run $CONF --set runtime.workers=$Q "$@" --json >$T/run.json 2>$T/run.err &
+	RUN=$!
+	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
+		echo "virtio: ready $DRIVER"
+	else
+		sed 's/^/  hpio-nf: /' $T/run.err
+		echo "virtio: failed to start $DRIVER"
+	fi
+}
+
+stop() {
+	kill -INT $RUN
+	wait $RUN
+	check "hpio-nf ($DRIVER) exits 0 after SIGINT" test $? = 0
+	[ -s $T/run.err ] && sed 's/^/  hpio-nf: /' $T/run.err
+	R=$T/run.json
+	echo "virtio-report $DRIVER $(grep '"ports"' $R | tail -n 1)"
+	if [ "$DRIVER" = hpio ]; then
+		for i in eth0 eth1; do
+			sed "s/^/virtio-queue $i /" /sys/class/hpio/$i/queue_stats
+		done
+	fi
+	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
+	if [ $BENCH = 1 ]; then
+		echo "virtio: stopped $DRIVER"
+		return
+	fi
+	# Nothing lost without a counted reason: every frame a port received
+	# left by the other port (a two-port bridge floods to the other side)
+	# or was dropped by the bridge with a reason (frames for a station on
+	# the side they came from).
+	rx=0
+	tx=0
+	for p in lan0 lan1; do
+		rx=$((rx + $(json_num $R $p '"rx":{"packets":')))
+		tx=$((tx + $(json_num $R $p '"tx":{"packets":')))
+		check "port $p ($DRIVER) dropped nothing on transmit" \
+			test "$(json_num $R $p '"tx":{' '"drops":')" = 0
+	done
+	# The bridge's drops, summed over reasons: "drops":[["reason",N],...].
+	dropped=$(awk '{ i = index($0, "\"name\":\"br\""); if (!i) next
+		s = substr($0, i); j = index(s, "\"drops\":["); s = substr(s, j + 9)
+		s = substr(s, 1, index(s, "]") == 1 ? 0 : index(s, "]]")); gsub(/"[^"]*"/, "", s)
+		n = split(s, a, /[^0-9]+/); t = 0; for (x = 1; x <= n; x++) t += a[x]
+		print t; exit }' $R)
+	echo "virtio-count $DRIVER rx=$rx tx=$tx bridge_dropped=$dropped"
+	check "$DRIVER: frames received ($rx) = frames sent ($tx) + counted drops ($dropped)" \
+		test "$rx" -gt 0 -a "$rx" = $((tx + dropped))
+	if [ "$DRIVER" = hpio ]; then
+		for i in eth0 eth1; do
+			check "module $i: no receive drops" test "$(cat /sys/class/hpio/$i/rx_drops)" = 0
+			check "module $i: no transmit errors" test "$(cat /sys/class/hpio/$i/tx_errors)" = 0
+		done
+		check "more than one receive queue of eth0 carried frames ($(busy_queues eth0) of $Q)" \
+			test "$(busy_queues eth0)" -gt 1
+		# NAPI on several CPUs: virtio-net steers queue q's interrupt to CPU q.
+		vdev=$(basename "$(readlink /sys/class/net/eth0/device)")
+		cpus=$(awk -v dev="$vdev-input" -v n="$(nproc)" 'index($0, dev) {
+			for (c = 0; c < n; c++) sum[c] += $(c + 2) }
+			END { for (c in sum) if (sum[c] > 0) k++; print k + 0 }' /proc/interrupts)
+		check "eth0's receive interrupts came on more than one CPU ($cpus of $(nproc))" \
+			test "$cpus" -gt 1
+	fi
+	echo "virtio: stopped $DRIVER"
+}
+
+mkdir -p $T
+echo "== hpio-nf bridge over hpio on virtio-net ($Q queues)"
+insmod /lib/hpio/hpio.ko
+for i in eth0 eth1; do
+	check "$i is virtio-net" test "$(basename "$(readlink /sys/class/net/$i/device/driver)")" = virtio_net
+	# The guest itself stays silent on the bridged links.
+	echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6
+	ethtool -L $i combined "$Q"
+	check "ethtool -L $i combined $Q" test "$(ls -d /sys/class/net/$i/queues/rx-* | wc -l)" = "$Q"
+	ip link set $i up
+done
+check "nodes /dev/hpio/eth0 and /dev/hpio/eth1" test -c /dev/hpio/eth0 -a -c /dev/hpio/eth1
+$NF check $CONF >$T/check.out 2>&1
+check "hpio-nf check $CONF" test $? = 0
+
+stty -F /dev/ttyS1 -echo
+exec 3</dev/ttyS1
+echo "virtio: waiting for commands"
+while read -r cmd arg <&3; do
+	case "$cmd" in
+	start) start "$arg" ;;
+	stop) stop ;;
+	quit) break ;;
+	*) echo "virtio: unknown command '$cmd'" ;;
+	esac
+done
+echo "$passed $failed" >/tmp/nf.result
+echo "nf: $passed passed, $failed failed"
