@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::key::{at, class, FlowKey, KEY_LEN};
+use super::key::{at, class, FlowKey, Needs, KEY_LEN};
 use super::rule::{Match, Proto, Vlan, L3};
 use crate::wire::Headers;
 
@@ -151,6 +151,17 @@ impl Pattern {
             _ => return true,
         };
         (hi.0..=hi.1).contains(&b)
+    }
+
+    /// The key parts this rule tests.
+    fn needs(&self) -> Needs {
+        let any = |r: std::ops::Range<usize>| r.into_iter().any(|pos| self.looks_at(pos));
+        Needs {
+            addrs: any(at::SRC_ADDR..at::DST_ADDR + 16),
+            l4: any(at::PROTO..at::SRC_ADDR)
+                || self.mask[at::CLASS] & (class::L4 | class::PORTS) != 0
+                || self.ranged,
+        }
     }
 
     /// Whether the tables need a lookup at `pos` for this rule.
@@ -339,16 +350,33 @@ impl Chunk {
 pub struct RuleSet {
     chunks: Vec<Chunk>,
     len: usize,
+    needs: Needs,
 }
 
 impl RuleSet {
     /// Compiles `matches`, in priority order (the first has the highest).
     pub fn new<'a>(matches: impl IntoIterator<Item = &'a Match>) -> RuleSet {
         let patterns: Vec<Pattern> = matches.into_iter().map(Pattern::new).collect();
+        let needs = patterns.iter().map(Pattern::needs).fold(
+            Needs {
+                addrs: false,
+                l4: false,
+            },
+            |a, b| Needs {
+                addrs: a.addrs || b.addrs,
+                l4: a.l4 || b.l4,
+            },
+        );
         RuleSet {
             chunks: patterns.chunks(64).map(Chunk::new).collect(),
             len: patterns.len(),
+            needs,
         }
+    }
+
+    /// The parts of a packet's key that some rule tests.
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// Number of rules.
@@ -376,7 +404,9 @@ impl RuleSet {
     /// (extracts the key, then [`RuleSet::first_match`]).
     #[inline]
     pub fn classify(&self, h: &Headers, frame: &[u8]) -> Option<usize> {
-        self.first_match(&FlowKey::extract(h, frame))
+        let mut key = FlowKey([0; KEY_LEN]);
+        key.fill(h, frame, self.needs);
+        self.first_match(&key)
     }
 
     /// Table loads per packet in the worst case (a packet that no rule
@@ -693,6 +723,54 @@ mod tests {
             13 => format!("icmp6 type {}", r.pick(&[1, 128, 135])),
             _ => "any".to_string(),
         }
+    }
+
+    #[test]
+    fn a_rule_set_extracts_only_what_its_rules_test() {
+        let needs = |rules: &[&str]| {
+            let ms: Vec<Match> = rules.iter().map(|r| parse_match(r).unwrap()).collect();
+            let n = RuleSet::new(&ms).needs();
+            (n.addrs, n.l4)
+        };
+        assert_eq!(needs(&["ip4"]), (false, false));
+        assert_eq!(
+            needs(&["ip6", "vlan 10", "ether type 0x0806"]),
+            (false, false)
+        );
+        assert_eq!(needs(&["tcp"]), (false, true));
+        assert_eq!(needs(&["ip4 and dst port 53"]), (false, true));
+        assert_eq!(needs(&["udp and src port 1000-1500"]), (false, true));
+        assert_eq!(needs(&["icmp type 8"]), (false, true));
+        assert_eq!(needs(&["src net 10.0.0.0/8"]), (true, false));
+        assert_eq!(needs(&["ip4", "dst host fd00::1 and tcp"]), (true, true));
+    }
+
+    /// Small random rule sets (which test only some key parts) decide
+    /// exactly as they would on the full key.
+    #[test]
+    fn a_partial_key_decides_as_the_full_key() {
+        let mut r = Rng(0x2545f4914f6cdd1d);
+        let mut partial = 0;
+        for _ in 0..400 {
+            let rules: Vec<Match> = (0..1 + r.next() % 3)
+                .filter_map(|_| parse_match(&random_term(&mut r)).ok())
+                .collect();
+            let set = RuleSet::new(&rules);
+            if set.needs() != Needs::ALL {
+                partial += 1;
+            }
+            for _ in 0..20 {
+                let f = frame(&random_spec(&mut r));
+                let h = Headers::parse(&f);
+                assert_eq!(
+                    set.classify(&h, &f),
+                    set.first_match(&FlowKey::extract(&h, &f)),
+                    "{rules:?} on {:?}",
+                    facts(&f)
+                );
+            }
+        }
+        assert!(partial > 100, "only {partial} sets with a partial key");
     }
 
     /// Random rule lists over random frames: the compiled set must pick the

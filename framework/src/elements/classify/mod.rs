@@ -14,7 +14,7 @@ mod rule;
 #[cfg(test)]
 mod testutil;
 
-pub use key::FlowKey;
+pub use key::{FlowKey, Needs};
 pub use matcher::RuleSet;
 pub use parse::{parse_match, parse_rule};
 pub use rule::{Match, Rule, RuleError, MAX_OUTPUT};
@@ -25,7 +25,7 @@ use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
     Output, ParamError, ParamSpec, ParamType, Params,
 };
-use crate::packet::Batch;
+use crate::packet::{Batch, Packet};
 use crate::wire::ParseStatus;
 
 /// Drop reason: the packet matched no rule and `default` is not set.
@@ -205,25 +205,69 @@ struct Classify {
     names: Arc<[String]>,
 }
 
+/// Batches up to this size are decided in one pass, then sent.
+const WHOLE_BATCH: usize = 64;
+
+impl Classify {
+    /// The slot of `pkt`: its first matching rule, the default, or malformed.
+    #[inline(always)]
+    fn decide(&self, pkt: &mut Packet) -> usize {
+        let h = pkt.headers();
+        let default = self.rules.len();
+        if h.status == ParseStatus::Ok {
+            self.rules.classify(&h, pkt.data()).unwrap_or(default)
+        } else {
+            default + 1
+        }
+    }
+
+    /// Sends `pkt` where its slot says, and counts it.
+    #[inline(always)]
+    fn send(&mut self, pkt: Packet, slot: usize, out: &mut Output) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            out.drop(pkt, MALFORMED);
+            return;
+        };
+        s.hits += 1;
+        match s.target {
+            Target::Out(o) => out.push(o, pkt),
+            Target::Drop(reason) => out.drop(pkt, reason),
+        }
+    }
+}
+
 impl Element for Classify {
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
-        let default = self.rules.len();
-        for mut pkt in batch.drain(..) {
-            let h = pkt.headers();
-            let slot = if h.status == ParseStatus::Ok {
-                self.rules.classify(&h, pkt.data()).unwrap_or(default)
-            } else {
-                default + 1
-            };
-            let Some(s) = self.slots.get_mut(slot) else {
-                out.drop(pkt, MALFORMED);
-                continue;
-            };
-            s.hits += 1;
-            match s.target {
-                Target::Out(o) => out.push(o, pkt),
-                Target::Drop(reason) => out.drop(pkt, reason),
+        let n = batch.len();
+        if n > WHOLE_BATCH {
+            for mut pkt in batch.drain(..) {
+                let slot = self.decide(&mut pkt);
+                self.send(pkt, slot, out);
             }
+            return;
+        }
+        // Decide every packet first: a batch that all goes one way (the
+        // common case) then moves whole, without a push per packet.
+        let mut slots = [0u32; WHOLE_BATCH];
+        for (slot, pkt) in slots.iter_mut().zip(batch.iter_mut()) {
+            *slot = self.decide(pkt) as u32;
+        }
+        let slots = &slots[..n];
+        if let Some(&first) = slots.first() {
+            if slots.iter().all(|&s| s == first) {
+                if let Some(Slot {
+                    target: Target::Out(o),
+                    hits,
+                }) = self.slots.get_mut(first as usize)
+                {
+                    *hits += n as u64;
+                    out.push_all(*o, batch);
+                    return;
+                }
+            }
+        }
+        for (pkt, &slot) in batch.drain(..).zip(slots) {
+            self.send(pkt, slot as usize, out);
         }
     }
 
@@ -517,6 +561,43 @@ mod tests {
         assert_eq!(out.drops(NO_MATCH), 2);
         assert_eq!(out.drops(MALFORMED), 0);
         assert_eq!(stats[1], ("default".to_string(), 2));
+    }
+
+    /// Batches that all go one way move whole; mixed batches and batches
+    /// longer than [`WHOLE_BATCH`] go packet by packet. All keep order and
+    /// count alike.
+    #[test]
+    fn whole_mixed_and_long_batches_agree() {
+        let p = params(&["tcp and dst port 22 -> 1", "tcp -> 0"], None, None);
+        for n in [1, 2, 63, 64, 65, 130] {
+            let same: Vec<Vec<u8>> = (0..n).map(|i| tcp(80 + (i % 7) as u16, 0x10)).collect();
+            let (out, stats) = run(&p, &same);
+            assert_eq!(frames_of(&out, 0), same, "{n} packets one way");
+            assert!(out.batch(1).is_empty());
+            assert_eq!(stats[1], ("rule 1: tcp -> 0".to_string(), n as u64));
+
+            let mixed: Vec<Vec<u8>> = (0..n)
+                .map(|i| tcp(if i % 3 == 1 { 22 } else { 80 }, 0x10))
+                .collect();
+            let (out, stats) = run(&p, &mixed);
+            let to = |port: u16| -> Vec<Vec<u8>> {
+                mixed
+                    .iter()
+                    .filter(|f| f[37] == port as u8)
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(frames_of(&out, 0), to(80), "{n} packets mixed");
+            assert_eq!(frames_of(&out, 1), to(22), "{n} packets mixed");
+            assert_eq!(stats[0].1 + stats[1].1, n as u64);
+
+            // All to a drop: counted under its reason, nothing sent.
+            let udp: Vec<Vec<u8>> = (0..n).map(|_| udp6(53)).collect();
+            let (out, stats) = run(&p, &udp);
+            assert!(out.batch(0).is_empty() && out.batch(1).is_empty());
+            assert_eq!(out.drops(NO_MATCH), n as u64);
+            assert_eq!(stats[2], ("default".to_string(), n as u64));
+        }
     }
 
     #[test]
