@@ -3,7 +3,6 @@
 //! the table, forward, flood (with copies) and get filtered flow through it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
@@ -13,12 +12,25 @@ use hpio_nf::port::{PortRegistry, Recv};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Allocations made by this thread: the test pushes packets on its own
+    /// thread, and the harness's other threads may allocate at any time.
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: the slot may be gone while a thread exits.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -120,9 +132,9 @@ fn bridge_pushes_100k_packets_without_allocating() {
         done
     };
     run(10_000, &mut pool, &mut graph);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let pushed = run(100_000, &mut pool, &mut graph);
-    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocated = allocations() - before;
     assert!(pushed >= 100_000);
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     assert_eq!(pool.available(), 1024, "every slot came back to the pool");

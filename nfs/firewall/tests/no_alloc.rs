@@ -4,7 +4,6 @@
 //! seed is fixed so that the run, and so every count below, is reproducible.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
@@ -15,12 +14,25 @@ use hpio_nf::port::PortRegistry;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Allocations made by this thread: the test pushes packets on its own
+    /// thread, and the harness's other threads may allocate at any time.
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: the slot may be gone while a thread exits.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -29,7 +41,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -154,9 +166,9 @@ fn firewall_pushes_100k_packets_without_allocating() {
     };
     // Warm up: the first use of every path may size its buffers once.
     run(2, &mut graph, &mut pool);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let pushed = run(100, &mut graph, &mut pool);
-    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocated = allocations() - before;
     assert!(pushed >= 100_000, "{pushed}");
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     // The firewall did the work: flows came and went, SSH was denied.
