@@ -476,25 +476,38 @@ fn missing_interface_and_down_link_are_one_line_errors() {
 
 #[test]
 fn link_down_while_running_is_counted_and_a_deleted_interface_is_an_error() {
+    for mode in ["tpacket_v2", "tpacket_v3", "mmsg"] {
+        link_down_then_deleted(mode);
+    }
+}
+
+fn link_down_then_deleted(mode: &str) {
     let v = Veth::up("lost");
     let mac = src_mac(4);
-    let mut a = open(&af_packet(&v.a, ""), 1, true, true).unwrap();
+    let extra = format!("rx_mode = \"{mode}\"");
+    let mut a = open(&af_packet(&v.a, &extra), 1, true, true).unwrap();
+    let mut b = open(&af_packet(&v.b, &extra), 1, true, false).unwrap();
     let frames: Vec<Vec<u8>> = (0..10).map(|i| udp_frame(mac, 0, i, 64)).collect();
     ip(&["link", "set", &v.a, "down"]);
     send_all(&mut *a.tx[0], &frames, 10);
     let s = a.tx[0].stats();
-    assert_eq!((s.packets, s.drops), (0, 10), "{s:?}");
+    assert_eq!((s.packets, s.drops), (0, 10), "{mode}: {s:?}");
     assert!(s.errors >= 1);
-    // Receiving on a down link: nothing, no failure.
+    // Receiving on a down link: nothing, no failure, for longer than the
+    // receive queue's watch waits between looks at the interface.
     let mut pool = Pool::new(64);
     let mut batch = Batch::new();
-    for _ in 0..3 {
+    let until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < until {
         assert_eq!(
             a.rx[0].recv(&mut pool, &mut batch, 32).unwrap(),
-            Recv::Got(0)
+            Recv::Got(0),
+            "{mode}"
         );
+        std::thread::sleep(Duration::from_micros(50));
     }
     drop(v);
+    // Deleted: the transmit side fails on its next send...
     let mut p = pool.alloc().unwrap();
     p.set_frame(&frames[0]);
     batch.push(p);
@@ -503,9 +516,26 @@ fn link_down_while_running_is_counted_and_a_deleted_interface_is_an_error() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.starts_with("port `p`: interface `hnlost"), "{e}");
+    assert!(e.starts_with("port `p`: interface `hnlost"), "{mode}: {e}");
     assert!(e.contains("disappeared"), "{e}");
     assert!(batch.is_empty());
+    // ...and idle receive queues notice within a few tenths of a second,
+    // whether their link was down (a) or up (b) when it went.
+    for (side, rx) in [("a", &mut a.rx[0]), ("b", &mut b.rx[0])] {
+        let until = Instant::now() + Duration::from_secs(5);
+        let e = loop {
+            match rx.recv(&mut pool, &mut batch, 32) {
+                Ok(Recv::Got(0)) => {}
+                other => break other,
+            }
+            assert!(Instant::now() < until, "{mode}: side {side} never noticed");
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        let e = e.expect_err("an error").to_string();
+        assert!(e.contains("disappeared (deleted or moved"), "{mode}: {e}");
+        assert!(batch.is_empty(), "{mode}: no slot kept");
+    }
+    assert_eq!(pool.available(), 64, "{mode}: every slot back");
 }
 
 /// Run by `without_cap_net_raw_open_says_what_is_needed` in a child process

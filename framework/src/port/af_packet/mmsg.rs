@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Pool, MAX_FRAME};
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
@@ -28,6 +29,7 @@ pub(super) struct MmsgRx {
     /// Kernel drops read so far (`stats` takes `&self`; the kernel resets on read).
     kernel_drops: Cell<u64>,
     counters: Arc<Counters>,
+    watch: LinkWatch,
 }
 
 impl MmsgRx {
@@ -37,6 +39,7 @@ impl MmsgRx {
         port: &str,
         interface: &str,
         counters: Arc<Counters>,
+        watch: LinkWatch,
     ) -> MmsgRx {
         MmsgRx {
             sock,
@@ -46,6 +49,7 @@ impl MmsgRx {
             stats: QueueStats::default(),
             kernel_drops: Cell::new(0),
             counters,
+            watch,
         }
     }
 }
@@ -64,7 +68,8 @@ impl RxQueue for MmsgRx {
         let n = match res {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            // The link went down (the socket reports it once): keep polling.
+            // The link went down, or the interface is gone (the socket
+            // reports either once): keep polling; the watch tells them apart.
             Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
                 self.stats.errors += 1;
                 0
@@ -110,6 +115,9 @@ impl RxQueue for MmsgRx {
             if let Some(p) = batch.pop() {
                 pool.free(p);
             }
+        }
+        if n == 0 {
+            self.watch.idle()?;
         }
         Ok(Recv::Got(n))
     }

@@ -78,6 +78,7 @@ mod csum;
 mod mmsg;
 mod ring;
 mod tx;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -398,15 +399,17 @@ impl AfPacketSpec {
                         .map_err(|e| err("joining the fanout group", e))?,
                 }
             }
+            let watch = watch::LinkWatch::new(port, &self.interface, ifindex);
             queues.push(match rxs {
-                RxSocket::V2(ring) => Box::new(ring::RingRx::new(ring, counters.clone())),
-                RxSocket::V3(ring) => Box::new(ring::RingRx::new(ring, counters.clone())),
+                RxSocket::V2(ring) => Box::new(ring::RingRx::new(ring, counters.clone(), watch)),
+                RxSocket::V3(ring) => Box::new(ring::RingRx::new(ring, counters.clone(), watch)),
                 RxSocket::Plain(s) => Box::new(mmsg::MmsgRx::new(
                     s,
                     MAX_BURST,
                     port,
                     &self.interface,
                     counters.clone(),
+                    watch,
                 )),
             });
         }

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
+use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Pool, MAX_FRAME};
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
@@ -16,15 +17,17 @@ pub(super) struct RingRx<R> {
     stats: QueueStats,
     kernel_drops: Cell<u64>,
     counters: Arc<Counters>,
+    watch: LinkWatch,
 }
 
 impl<R: RxRing> RingRx<R> {
-    pub(super) fn new(ring: R, counters: Arc<Counters>) -> RingRx<R> {
+    pub(super) fn new(ring: R, counters: Arc<Counters>, watch: LinkWatch) -> RingRx<R> {
         RingRx {
             ring,
             stats: QueueStats::default(),
             kernel_drops: Cell::new(0),
             counters,
+            watch,
         }
     }
 }
@@ -37,6 +40,9 @@ impl<R: RxRing> RxQueue for RingRx<R> {
         let mut truncated = 0;
         let mut bad_tags = 0;
         let mut csums = 0;
+        if want == 0 {
+            return Ok(Recv::Got(0));
+        }
         let n = self.ring.recv(want, |frame, wire, ts, info| {
             let Some(mut p) = pool.alloc() else { return };
             let len = frame.len().min(MAX_FRAME);
@@ -47,6 +53,11 @@ impl<R: RxRing> RxQueue for RingRx<R> {
             bytes += p.len() as u64;
             batch.push(p);
         });
+        if n == 0 {
+            // A ring whose interface is gone stays empty without a word.
+            self.watch.idle()?;
+            return Ok(Recv::Got(0));
+        }
         self.stats.packets += n as u64;
         self.stats.bytes += bytes;
         self.stats.errors += bad_tags;

@@ -101,14 +101,7 @@ impl TxQueue for AfPacketTx {
                     Some(libc::ENXIO) | Some(libc::ENODEV) => {
                         o.errors += 1;
                         o.failed += (total - i) as u64;
-                        fatal = Some(PortError::other(
-                            &self.port,
-                            format!(
-                                "interface `{}` disappeared (deleted or moved to another \
-                                 namespace)",
-                                self.interface
-                            ),
-                        ));
+                        fatal = Some(super::watch::disappeared(&self.port, &self.interface));
                         break;
                     }
                     _ => {
