@@ -44,16 +44,35 @@ impl Pool {
     /// out) and returns how many it added: the buffers a batched receive
     /// fills.
     #[inline]
+    #[allow(unsafe_code)]
     pub fn alloc_into(&mut self, batch: &mut Batch, n: usize) -> usize {
-        let start = batch.len();
-        batch.reserve(n);
-        for _ in 0..n {
-            match self.alloc() {
-                Some(p) => batch.push(p),
-                None => break,
-            }
+        let have = self.free.len();
+        let take = n.min(have);
+        if take < n {
+            self.exhausted += 1;
         }
-        batch.len() - start
+        let start = batch.len();
+        batch.reserve(take);
+        let from = have - take;
+        // SAFETY: the last `take` elements of `free` (from index `from`) are
+        // initialised, and `batch` has room for `take` more after `start`
+        // (reserved just above); the buffers are distinct, so they do not
+        // overlap. Ownership moves bitwise: `free.set_len(from)` forgets the
+        // packets in `free` without dropping them and `batch.set_len` takes
+        // them in, so each `Packet` keeps exactly one owner.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.free.as_ptr().add(from),
+                batch.as_mut_ptr().add(start),
+                take,
+            );
+            self.free.set_len(from);
+            batch.set_len(start + take);
+        }
+        for p in &mut batch[start..] {
+            p.reset();
+        }
+        take
     }
 
     /// Returns a slot to the pool. A pool never grows past its capacity:
@@ -67,9 +86,25 @@ impl Pool {
 
     /// Returns every packet of `batch` to the pool, leaving it empty.
     #[inline]
+    #[allow(unsafe_code)]
     pub fn free_batch(&mut self, batch: &mut Batch) {
-        if self.free.len() + batch.len() <= self.capacity {
-            self.free.extend(batch.drain(..));
+        let (have, n) = (self.free.len(), batch.len());
+        if have + n <= self.capacity {
+            // One copy of n pointers instead of n pushes (`Vec::extend` from
+            // a `SmallVec` drain goes packet by packet).
+            self.free.reserve(n);
+            // SAFETY: `free` has room for `n` more elements after `have`
+            // (reserved just above), and `batch`'s first `n` elements are
+            // initialised; the two buffers are distinct allocations (or
+            // inline storage) so they do not overlap. The packets' ownership
+            // moves bitwise into `free`: `free.set_len` takes them in, and
+            // `batch.set_len(0)` forgets them in `batch` without dropping, so
+            // each `Packet` keeps exactly one owner.
+            unsafe {
+                std::ptr::copy_nonoverlapping(batch.as_ptr(), self.free.as_mut_ptr().add(have), n);
+                self.free.set_len(have + n);
+                batch.set_len(0);
+            }
         } else {
             for p in batch.drain(..) {
                 self.free(p);
@@ -126,5 +161,40 @@ mod tests {
         assert_eq!(pool.alloc_into(&mut batch, 5), 1);
         assert_eq!(pool.alloc_into(&mut batch, 5), 0);
         assert_eq!(batch.len(), 4);
+        assert_eq!(pool.exhausted(), 2, "each short fill counts once");
+    }
+
+    /// The bulk moves of `alloc_into` and `free_batch` hand over the very
+    /// slots (each exactly once), reset what they hand out, and respect the
+    /// capacity, across inline and spilled batches.
+    #[test]
+    fn bulk_moves_keep_every_slot_exactly_once() {
+        let addr = |p: &Packet| p.data().as_ptr() as usize;
+        let mut pool = Pool::new(200);
+        let mut all = std::collections::BTreeSet::new();
+        for n in [1, 31, 64, 65, 130, 200] {
+            let mut batch = Batch::new();
+            assert_eq!(pool.alloc_into(&mut batch, n), n);
+            assert_eq!(pool.available(), 200 - n);
+            for (i, p) in batch.iter_mut().enumerate() {
+                // Handed out reset, whatever the last user left.
+                assert_eq!((p.len(), *p.anno()), (0, [0; 4]), "slot {i} of {n}");
+                p.set_frame(&[0xee; 60]);
+                *p.anno_mut() = [7; 4];
+            }
+            let slots: std::collections::BTreeSet<usize> = batch.iter().map(addr).collect();
+            assert_eq!(slots.len(), n, "no slot handed out twice");
+            all.extend(slots);
+            pool.free_batch(&mut batch);
+            assert!(batch.is_empty());
+            assert_eq!(pool.available(), 200);
+        }
+        assert_eq!(all.len(), 200, "only the pool's own slots");
+        // A batch that would overfill the pool: the surplus is released.
+        let mut batch = Batch::new();
+        pool.alloc_into(&mut batch, 10);
+        batch.extend((0..5).map(|_| Packet::new()));
+        pool.free_batch(&mut batch);
+        assert_eq!((pool.available(), batch.len()), (200, 0));
     }
 }

@@ -108,10 +108,9 @@ impl TableRx {
         let (size, stride) = (self.size, self.stride);
         let table: &[u8] = &self.table;
         let mut next = self.next;
-        let mut got = 0;
-        batch.reserve(want);
-        while got < want {
-            let Some(mut p) = pool.alloc() else { break };
+        let start = batch.len();
+        let got = pool.alloc_into(batch, want);
+        for p in &mut batch[start..] {
             let frame = &table[next..next + stride];
             if BLOCKS == 0 {
                 copy_blocks(p.recv_buf(), frame);
@@ -119,12 +118,10 @@ impl TableRx {
                 p.recv_buf()[..BLOCKS * BLOCK].copy_from_slice(&frame[..BLOCKS * BLOCK]);
             }
             p.finish_recv(size, size, ts);
-            batch.push(p);
             next += stride;
             if next == table.len() {
                 next = 0;
             }
-            got += 1;
         }
         self.next = next;
         got
@@ -309,10 +306,9 @@ impl PatchRx {
         let proto = self.spec.proto;
         let l4 = self.spec.l4_off();
         let csum_at = self.spec.l4_csum_off();
-        let mut got = 0;
-        batch.reserve(want);
-        while got < want {
-            let Some(mut p) = pool.alloc() else { break };
+        let start = batch.len();
+        let got = pool.alloc_into(batch, want);
+        for p in &mut batch[start..] {
             let buf = p.recv_buf();
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
@@ -325,8 +321,6 @@ impl PatchRx {
             let c = l4_checksum(proto, fold(acc));
             buf[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
             p.finish_recv(size, size, ts);
-            batch.push(p);
-            got += 1;
             // Next flow: source port fastest, then destination port, then addresses.
             self.sp += 1;
             self.sport = self.sport.wrapping_add(1);
