@@ -1,4 +1,5 @@
-//! The syscall layer: the one place in the crate with `unsafe` code.
+//! The syscall layer: the crate's `unsafe` code (besides `packet::Pool`'s two
+//! bulk moves of packet pointers).
 //!
 //! Everything above this module is safe Rust; this module turns the few
 //! Linux system calls the live drivers need into safe functions and types:
