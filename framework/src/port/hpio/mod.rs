@@ -218,6 +218,35 @@ impl HpioSpec {
         })
     }
 
+    /// A warning when the port reads fewer of the module's rings than can
+    /// receive this interface's frames: the frames of the others wait in
+    /// the module until its rings overflow (`rx_drops`).
+    fn queue_advice(&self, port: &str, nqueues: usize) -> Option<String> {
+        let ifname = &self.interface;
+        let rx_queues = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+            .count();
+        let cpus = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| cpu_count(&s))?;
+        let rings = receiving_rings(rx_queues, cpus, nqueues);
+        (self.queues < rings).then(|| {
+            let why = if rx_queues > 1 {
+                format!("{rx_queues} RX queues, a ring each")
+            } else {
+                format!("one RX queue: a ring per CPU that receives, {cpus} CPUs")
+            };
+            format!(
+                "port `{port}`: reads {} of the {rings} rings that receive `{ifname}`'s frames \
+                 ({why}); frames on the others are dropped by the module (rx_drops): set \
+                 queues = {rings}",
+                self.queues
+            )
+        })
+    }
+
     /// A packet socket that receives nothing (protocol 0) and holds the
     /// interface in promiscuous mode until it is closed. The kernel counts
     /// such users, so other holders (tcpdump, a bridge) are unaffected.
@@ -296,6 +325,11 @@ impl PortSpec for HpioSpec {
                 ),
             ));
         }
+        if rx {
+            if let Some(advice) = self.queue_advice(name, nqueues) {
+                log::warn!("{advice}");
+            }
+        }
         let counters = Arc::new(Counters::default());
         let mut rxq: Vec<Box<dyn RxQueue>> = Vec::new();
         if rx {
@@ -371,10 +405,72 @@ impl PortSpec for HpioSpec {
     }
 }
 
+/// How many of the module's rings receive an interface's frames: one per
+/// hardware RX queue on a multiqueue device, else one per CPU (the ring of
+/// the CPU that received the frame); never more than the module has.
+fn receiving_rings(rx_queues: usize, cpus: usize, nqueues: usize) -> usize {
+    let rings = if rx_queues > 1 { rx_queues } else { cpus };
+    rings.clamp(1, nqueues.max(1))
+}
+
+/// The number of CPU ids in a kernel CPU list such as `0-3,6,8-9` (the
+/// highest id plus one: the rings are indexed by CPU id).
+fn cpu_count(list: &str) -> Option<usize> {
+    let mut top = None;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let last = part.rsplit('-').next()?;
+        let id: usize = last.trim().parse().ok()?;
+        top = top.max(Some(id));
+    }
+    top.map(|t| t + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::element::Value;
+
+    #[test]
+    fn rings_that_receive_follow_rx_queues_or_cpus() {
+        assert_eq!(cpu_count("0-1\n"), Some(2));
+        assert_eq!(cpu_count("0,2-3,7"), Some(8));
+        assert_eq!(cpu_count("5"), Some(6));
+        assert_eq!(cpu_count(""), None);
+        assert_eq!(cpu_count("0-x"), None);
+        // A 4-queue NIC on 8 CPUs: the 4 queues' rings.
+        assert_eq!(receiving_rings(4, 8, 8), 4);
+        // A single-queue device (veth) on 2 CPUs: each CPU's ring.
+        assert_eq!(receiving_rings(1, 2, 2), 2);
+        // Never more than the module's rings.
+        assert_eq!(receiving_rings(1, 64, 8), 8);
+        assert_eq!(receiving_rings(0, 0, 0), 1);
+    }
+
+    #[test]
+    fn too_few_queues_get_a_warning_naming_the_fix() {
+        // `lo` has one RX queue: its frames land in the ring of the CPU
+        // that receives them.
+        let cpus = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| cpu_count(&s))
+            .unwrap();
+        let spec = |q| HpioSpec::from_params(&params("lo", q), Path::new(HPIO_DEV_DIR)).unwrap();
+        let advice = spec(1).queue_advice("wan", cpus);
+        if cpus > 1 {
+            let a = advice.expect("a warning");
+            assert!(
+                a.starts_with(&format!("port `wan`: reads 1 of the {cpus} rings")),
+                "{a}"
+            );
+            assert!(a.ends_with(&format!("set queues = {cpus}")), "{a}");
+        } else {
+            assert_eq!(advice, None);
+        }
+        assert_eq!(spec(cpus as i64).queue_advice("wan", cpus), None);
+        // No such interface: no advice (open reports the real problem).
+        let none = HpioSpec::from_params(&params("hpnf-none9", 1), Path::new(HPIO_DEV_DIR));
+        assert_eq!(none.unwrap().queue_advice("wan", 8), None);
+    }
 
     fn params(ifname: &str, queues: i64) -> Params {
         let mut p = Params::new();
