@@ -36,3 +36,12 @@ fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {
         Ok(r)
     }
 }
+
+/// Tests that send or receive on `lo` hold this lock: they share the
+/// interface, and one test's burst (some flood it on purpose) can overflow
+/// another's socket buffer or ring.
+#[cfg(test)]
+pub(crate) fn lo_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LO.lock().unwrap_or_else(|e| e.into_inner())
+}

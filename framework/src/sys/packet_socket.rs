@@ -566,6 +566,7 @@ mod tests {
 
     #[test]
     fn batch_round_trip_on_loopback() {
+        let _lo = crate::sys::lo_lock();
         let rx = lo_rx();
         let tx = lo_tx();
         let t = token();
@@ -595,6 +596,7 @@ mod tests {
 
     #[test]
     fn without_ignore_outgoing_loopback_frames_come_twice() {
+        let _lo = crate::sys::lo_lock();
         let rx = PacketSocket::new().unwrap();
         rx.bind(1, ETH_P_ALL).unwrap();
         let tx = lo_tx();
@@ -606,6 +608,7 @@ mod tests {
 
     #[test]
     fn nothing_waiting_would_block_and_empty_batches_are_no_calls() {
+        let _lo = crate::sys::lo_lock();
         let rx = lo_rx();
         let mut msgs = MsgVec::new(4);
         assert_eq!(rx.recv_batch(&mut msgs, std::iter::empty()).unwrap(), 0);
@@ -627,6 +630,7 @@ mod tests {
 
     #[test]
     fn msg_trunc_reports_the_full_length_of_a_big_frame() {
+        let _lo = crate::sys::lo_lock();
         let rx = lo_rx();
         let tx = lo_tx();
         let t = token();
@@ -643,6 +647,7 @@ mod tests {
 
     #[test]
     fn full_receive_buffer_drops_are_counted() {
+        let _lo = crate::sys::lo_lock();
         let rx = lo_rx();
         rx.set_recv_buffer(1).unwrap(); // the kernel's minimum
         let small = rx.recv_buffer().unwrap();
@@ -670,6 +675,7 @@ mod tests {
 
     #[test]
     fn fanout_group_members_share_the_frames() {
+        let _lo = crate::sys::lo_lock();
         let a = lo_rx();
         let b = lo_rx();
         let id = a.fanout_create(false).unwrap();
@@ -719,6 +725,7 @@ mod tests {
 
     #[test]
     fn auxdata_reports_the_vlan_tag_the_kernel_took_out() {
+        let _lo = crate::sys::lo_lock();
         // On `lo` the kernel moves an 802.1Q tag out of the frame before
         // packet sockets see it; PACKET_AUXDATA gives it back.
         let rx = lo_rx();
@@ -789,6 +796,7 @@ mod tests {
 
     #[test]
     fn send_errors_come_back_per_call() {
+        let _lo = crate::sys::lo_lock();
         let tx = lo_tx();
         let mut msgs = MsgVec::new(4);
         // A frame shorter than an Ethernet header is refused.

@@ -237,6 +237,7 @@ fn errors_name_the_port_and_the_fix() {
 
 #[test]
 fn open_makes_the_queues_asked_for() {
+    let _lo = crate::sys::lo_lock();
     let mut p = params("lo");
     p.set("queues", Value::Int(3));
     let s = spec(&p);
@@ -265,6 +266,7 @@ fn open_makes_the_queues_asked_for() {
 
 #[test]
 fn receives_into_slots_with_length_truncation_and_time() {
+    let _lo = crate::sys::lo_lock();
     for mode in ["mmsg", "tpacket_v2", "tpacket_v3"] {
         receive_into_slots(mode);
     }
@@ -315,6 +317,7 @@ fn receive_into_slots(mode: &str) {
 
 #[test]
 fn empty_pool_or_no_traffic_receive_nothing_and_lose_nothing() {
+    let _lo = crate::sys::lo_lock();
     for mode in ["mmsg", "tpacket_v2", "tpacket_v3"] {
         empty_pool_or_no_traffic(mode);
     }
@@ -344,6 +347,7 @@ fn empty_pool_or_no_traffic(mode: &str) {
 
 #[test]
 fn full_socket_buffer_drops_show_in_stats() {
+    let _lo = crate::sys::lo_lock();
     for mode in ["mmsg", "tpacket_v2", "tpacket_v3"] {
         full_buffer_drops(mode);
     }
@@ -368,6 +372,7 @@ fn full_buffer_drops(mode: &str) {
 
 #[test]
 fn transmits_batches_and_counts_refused_frames() {
+    let _lo = crate::sys::lo_lock();
     let port = spec(&params("lo")).open("l", 1, false, true).unwrap();
     let mut tx = port.tx.into_iter().next().unwrap();
     // A receiver of our own: an af_packet port on lo.
@@ -404,6 +409,7 @@ fn transmits_batches_and_counts_refused_frames() {
 
 #[test]
 fn vlan_tags_go_back_between_the_addresses_and_the_ethertype() {
+    let _lo = crate::sys::lo_lock();
     let f = frame(token(), 1, 60);
     let mut p = Packet::from_bytes(&f);
     assert!(restore_vlan(&mut p, (0x8100, 0x2064)));
