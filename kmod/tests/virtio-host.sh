@@ -6,8 +6,9 @@
 #   ns hpvm-a: hpvt-a (10.77.0.1) == [VM eth0 | hpio-nf bridge | eth1] == hpvt-b (10.77.0.2) :ns hpvm-b
 #
 # hpvt-a and hpvt-b are multiqueue tap devices; qemu attaches Q queues of
-# each to a virtio-net NIC with `mq=on`, then the taps move into their
-# namespaces. The guest (tests/nf-virtio.sh) takes commands on its second
+# each to a virtio-net NIC with `mq=on` (and `vnet_hdr=on`: the offloads a
+# real NIC has, so TCP arrives as TSO super-frames with partial checksums),
+# then the taps move into their namespaces. The guest (tests/nf-virtio.sh) takes commands on its second
 # serial port, a FIFO here.
 #
 #   virtio        the bridge over hpio: ping, a TCP transfer with its bytes
@@ -105,7 +106,7 @@ echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs), two virtio-net NICs with $Q
 nic=0
 NICS=()
 for tap in $TAPA $TAPB; do
-	NICS+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no,queues=$Q,vnet_hdr=off"
+	NICS+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no,queues=$Q,vnet_hdr=on"
 		-device "virtio-net-pci,netdev=n$nic,mq=on,vectors=$((2 * Q + 2)),mac=52:54:00:77:00:0$nic")
 	nic=$((nic + 1))
 done
