@@ -21,30 +21,9 @@ LEN=128
 MAC_A=02:00:00:00:0a:01
 MAC_D=02:00:00:00:0d:01
 T=/tmp/nf
-passed=0
-failed=0
 PIDS=""
+. /bin/nf-lib.sh
 
-check() { # check DESCRIPTION COMMAND...
-	desc=$1
-	shift
-	if "$@"; then
-		echo "ok   nf: $desc"
-		passed=$((passed + 1))
-	else
-		echo "FAIL nf: $desc"
-		failed=$((failed + 1))
-	fi
-}
-eq() { # eq WHAT GOT WANT
-	if [ "$2" = "$3" ]; then
-		echo "ok   nf: $1 = $3"
-		passed=$((passed + 1))
-	else
-		echo "FAIL nf: $1 = '$2', expected '$3'"
-		failed=$((failed + 1))
-	fi
-}
 finish() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	/sbin/ip link del vA 2>/dev/null
@@ -55,35 +34,6 @@ finish() {
 	echo "$passed $failed" >/tmp/nf.result
 	echo "nf: $passed passed, $failed failed"
 	exit 0
-}
-# wait_for SECONDS COMMAND...: polls every 0.1 s.
-wait_for() {
-	n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-# json_num FILE PORT KEY [SUBKEY]: the number after KEY (then after SUBKEY)
-# in port PORT's object of a hpio-nf run report (keys as they appear, e.g.
-# '"tx":{' '"drops":').
-json_num() {
-	awk -v port="$2" -v key="$3" -v sub_="$4" '{
-		i = index($0, "\"name\":\"" port "\""); if (!i) next
-		s = substr($0, i); j = index(s, key); if (!j) next
-		s = substr(s, j + length(key))
-		if (sub_ != "") { j = index(s, sub_); if (!j) next; s = substr(s, j + length(sub_)) }
-		match(s, /^[0-9]+/); print substr(s, 1, RLENGTH); exit }' "$1"
-}
-# summary_num FILE KEY: a top-level number of a pktgen/dump JSON summary.
-summary_num() {
-	awk -v key="\"$2\":" '/"event":"summary"/ {
-		j = index($0, key); if (!j) next
-		s = substr($0, j + length(key)); match(s, /^[0-9]+/)
-		print substr(s, 1, RLENGTH); exit }' "$1"
 }
 # frames FILE: the frames of a pcap of LEN-byte frames, one hex line each,
 # without the file header and the record headers.

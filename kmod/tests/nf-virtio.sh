@@ -26,42 +26,10 @@ Q=${Q:-2}
 # virtio-bench: overload is the point, so counters are printed, not checked.
 BENCH=0
 grep -q "hpio_mode=virtio-bench" /proc/cmdline && BENCH=1
-passed=0
-failed=0
 RUN=""
 DRIVER=""
+. /bin/nf-lib.sh
 
-check() { # check DESCRIPTION COMMAND...
-	desc=$1
-	shift
-	if "$@"; then
-		echo "ok   nf: $desc"
-		passed=$((passed + 1))
-	else
-		echo "FAIL nf: $desc"
-		failed=$((failed + 1))
-	fi
-}
-# wait_for SECONDS COMMAND...: polls every 0.1 s.
-wait_for() {
-	n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-# json_num FILE PORT KEY [SUBKEY]: as in nf-forward.sh.
-json_num() {
-	awk -v port="$2" -v key="$3" -v sub_="$4" '{
-		i = index($0, "\"name\":\"" port "\""); if (!i) next
-		s = substr($0, i); j = index(s, key); if (!j) next
-		s = substr(s, j + length(key))
-		if (sub_ != "") { j = index(s, sub_); if (!j) next; s = substr(s, j + length(sub_)) }
-		match(s, /^[0-9]+/); print substr(s, 1, RLENGTH); exit }' "$1"
-}
 # busy_queues IF: how many of the module's receive queues of IF carried frames.
 busy_queues() {
 	awk '$2 > 0 { n++ } END { print n + 0 }' "/sys/class/hpio/$1/queue_stats"

@@ -73,6 +73,7 @@ mkdir -p "$ROOT/etc/hpio-nf"
 strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
 cp "$WS/configs/vm-forward.toml" "$WS/configs/bridge.toml" "$ROOT/etc/hpio-nf/"
 install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$HERE/nf-virtio.sh" "$ROOT/bin/"
+install -m 644 "$HERE/nf-lib.sh" "$ROOT/bin/"
 
 echo "== pack initramfs"
 cp "$(readlink -f /bin/busybox)" "$ROOT/bin/busybox"

@@ -37,22 +37,11 @@ IPB=10.77.0.2
 SERIAL=$OUT/serial.log
 CTL=$OUT/ctl
 T=$OUT/virtio
-passed=0
-failed=0
 QEMU=""
+CHECK_TAG=host
+. "$(dirname "$0")/nf-lib.sh"
 
 die() { echo "virtio-host: $*" >&2; exit 1; }
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	if "$@"; then
-		echo "ok   host: $desc"
-		passed=$((passed + 1))
-	else
-		echo "FAIL host: $desc"
-		failed=$((failed + 1))
-	fi
-}
 cleanup() {
 	[ -n "$QEMU" ] && kill "$QEMU" 2>/dev/null
 	ip netns del $NSA 2>/dev/null
@@ -86,12 +75,6 @@ guest() {
 	wait_serial "$3" "$2\|virtio: failed" "$seen" || die "no \"$2\" from the guest (serial log: $SERIAL)"
 	[ "$(grep -c "virtio: failed" "$SERIAL")" = "$failed" ] ||
 		die "the guest failed to obey \"$1\": $(tr -d '\r' <"$SERIAL" | grep -B5 "virtio: failed" | tail -n 6)"
-}
-summary_num() { # summary_num FILE KEY: a number of a pktgen JSON summary.
-	awk -v key="\"$2\":" '/"event":"summary"/ {
-		j = index($0, key); if (!j) next
-		s = substr($0, j + length(key)); match(s, /^[0-9]+/)
-		print substr(s, 1, RLENGTH); exit }' "$1"
 }
 
 cleanup
