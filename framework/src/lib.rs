@@ -21,6 +21,7 @@ pub mod plugin;
 pub mod port;
 pub mod runtime;
 mod sys;
+pub mod testing;
 pub mod wire;
 
 /// The names an element author needs.

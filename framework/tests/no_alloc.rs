@@ -1,8 +1,7 @@
 //! No heap allocation per packet in steady state, proved with a counting
 //! global allocator while packets flow through a graph.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use hpio_nf::config::Config;
@@ -11,47 +10,10 @@ use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::{PortRegistry, Recv};
 use hpio_nf::runtime::{self, RunOptions};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Allocations made by this thread (the test harness's other threads
-    /// may allocate at any time, so the single-thread test counts its own).
-    static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-fn count() {
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    // `try_with`: the slot may be gone while a thread exits.
-    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn thread_allocations() -> u64 {
-    THREAD_ALLOCATIONS.with(|c| c.get())
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use hpio_nf::testing::{allocations_here, allocations_total, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Tests in this file measure a process-wide counter: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -131,9 +93,9 @@ fn graph_pushes_100k_packets_without_allocating() {
     // Warm up: first use of every code path may size its buffers once.
     run(10_000, &mut pool, &mut graph);
     // The graph runs on this thread: count this thread's allocations only.
-    let before = thread_allocations();
+    let before = allocations_here();
     let pushed = run(100_000, &mut pool, &mut graph);
-    let allocated = thread_allocations() - before;
+    let allocated = allocations_here() - before;
     assert!(pushed >= 100_000);
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     // The graph really did the work: counters prove every stage saw packets.
@@ -156,9 +118,9 @@ fn runtime_allocations_do_not_grow_with_packets() {
             stop: Arc::new(AtomicBool::new(false)),
             ..RunOptions::default()
         };
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations_total();
         let report = runtime::run(&cfg.graph, ports, &opts, |_| {}).unwrap();
-        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocated = allocations_total() - before;
         assert_eq!(report.ports[0].rx.packets, count);
         allocated
     };

@@ -1,5 +1,5 @@
 //! The syscall layer: the crate's `unsafe` code (besides `packet::Pool`'s two
-//! bulk moves of packet pointers).
+//! bulk moves of packet pointers and `testing::CountingAlloc`).
 //!
 //! Everything above this module is safe Rust; this module turns the few
 //! Linux system calls the live drivers need into safe functions and types:

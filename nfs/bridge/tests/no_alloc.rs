@@ -2,51 +2,15 @@
 //! global allocator while frames that learn, refresh, move, expire, fill
 //! the table, forward, flood (with copies) and get filtered flow through it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::{PortRegistry, Recv};
-
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread: the test pushes packets on its own
-    /// thread, and the harness's other threads may allocate at any time.
-    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the slot may be gone while a thread exits.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use hpio_nf::testing::{allocations_here, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Three bridge ports. Port 0's 8 hosts (..:00:00-07) talk to 16 addresses
 /// of which port 1 holds 8: half forwarded, half flooded (one copy each).
@@ -132,9 +96,9 @@ fn bridge_pushes_100k_packets_without_allocating() {
         done
     };
     run(10_000, &mut pool, &mut graph);
-    let before = allocations();
+    let before = allocations_here();
     let pushed = run(100_000, &mut pool, &mut graph);
-    let allocated = allocations() - before;
+    let allocated = allocations_here() - before;
     assert!(pushed >= 100_000);
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     assert_eq!(pool.available(), 1024, "every slot came back to the pool");

@@ -3,52 +3,16 @@
 //! expiring connections go through a graph with the firewall in it. The hash
 //! seed is fixed so that the run, and so every count below, is reproducible.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-
 use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::PortRegistry;
-
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread: the test pushes packets on its own
-    /// thread, and the harness's other threads may allocate at any time.
-    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the slot may be gone while a thread exits.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use hpio_nf::testing::{allocations_here, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Ports are only declared (never opened): the test feeds the graph itself.
 const GRAPH: &str = r#"
@@ -166,9 +130,9 @@ fn firewall_pushes_100k_packets_without_allocating() {
     };
     // Warm up: the first use of every path may size its buffers once.
     run(2, &mut graph, &mut pool);
-    let before = allocations();
+    let before = allocations_here();
     let pushed = run(100, &mut graph, &mut pool);
-    let allocated = allocations() - before;
+    let allocated = allocations_here() - before;
     assert!(pushed >= 100_000, "{pushed}");
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
     // The firewall did the work: flows came and went, SSH was denied.
