@@ -22,7 +22,7 @@
 //! Nothing waiting: `Got(0)` (`EAGAIN`, the files are nonblocking). A frame
 //! larger than a slot (2048 bytes) arrives truncated, with its real length
 //! as [`Packet::wire_len`](crate::packet::Packet::wire_len); truncations
-//! count in [`QueueStats::errors`] and in the driver counter
+//! count in [`QueueStats::errors`](super::QueueStats::errors) and in the driver counter
 //! `rx_truncated`.
 //!
 //! Transmit: one file per worker, opened for writing only (the receive
