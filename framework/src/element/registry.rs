@@ -196,13 +196,6 @@ impl Registry {
         Registry::default()
     }
 
-    /// A registry holding the built-in classes.
-    pub fn builtin() -> Registry {
-        let mut r = Registry::empty();
-        crate::elements::register_builtins(&mut r);
-        r
-    }
-
     /// Adds `class`; a class of the same name is replaced and returned.
     pub fn register(&mut self, class: ElementClass) -> Option<ElementClass> {
         let entry = Entry {

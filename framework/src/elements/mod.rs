@@ -15,6 +15,17 @@ mod print;
 mod rewrite;
 mod tee;
 
+// Defined here, not in `element`, so that the element API does not name its
+// built-ins (the layer below would reach up).
+impl Registry {
+    /// A registry holding the built-in classes.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::empty();
+        register_builtins(&mut r);
+        r
+    }
+}
+
 /// Adds every built-in class to `r`.
 pub fn register_builtins(r: &mut Registry) {
     r.register(classify::CLASS);

@@ -1,0 +1,352 @@
+//! The layering check: `framework/src`'s top-level modules depend only on the
+//! modules below them in [`LAYERS`], and no two source files of the workspace's
+//! crates import each other (directly or round a longer cycle).
+//!
+//! It reads the sources, not the compiler's view: every `crate::m` and
+//! `super::m` path outside comments and test code counts as a dependency.
+//! Known violations are listed in [`KNOWN`] and [`KNOWN_CYCLES`]; the test
+//! fails both on a new violation and on a listed one that has gone (so the
+//! lists only shrink).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// framework/src's top-level modules, lowest first: each may use only those
+/// before it. `testing` (a test kit with no dependencies) and `prelude` (the
+/// re-exports in lib.rs) stand outside the order.
+const LAYERS: &[&str] = &[
+    "sys", "wire", "packet", "element", "elements", "plugin", "port", "graph", "config", "runtime",
+];
+
+/// Layer violations still to remove (issue 12): `from -> to`.
+const KNOWN: &[(&str, &str)] = &[("sys", "element"), ("sys", "plugin")];
+
+/// File-level import cycles still to remove (issue 12), each as its files
+/// sorted, relative to the workspace root.
+const KNOWN_CYCLES: &[&[&str]] = &[
+    &[
+        "framework/src/config/load.rs",
+        "framework/src/config/validate.rs",
+    ],
+    &["nfs/firewall/src/firewall.rs", "nfs/firewall/src/rules.rs"],
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("framework/ has a parent")
+        .to_path_buf()
+}
+
+/// Rust files under `dir`, sorted.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Test-only files: `tests.rs`, `tests_*.rs`, `testutil.rs` and anything in a `tests/` folder.
+fn is_test_file(rel: &Path) -> bool {
+    let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    name == "tests"
+        || name.starts_with("tests_")
+        || name == "testutil"
+        || rel.components().any(|c| c.as_os_str() == "tests")
+}
+
+/// The code of `text`: comments removed, and everything from the first
+/// `#[cfg(test)]` on (test modules sit at the end of a file here).
+fn code_of(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if t.starts_with("//") {
+            continue;
+        }
+        let code = match line.find("//") {
+            // A `//` inside a string literal is rare in paths; good enough here.
+            Some(i) if !line[..i].contains('"') => &line[..i],
+            _ => line,
+        };
+        out.push_str(code);
+        out.push('\n');
+    }
+    out
+}
+
+fn ident_at(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The first path segments named after `prefix` (`crate::` or `super::`),
+/// including each name of a `prefix{a, b::c}` group.
+fn names_after(code: &str, prefix: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find(prefix) {
+        let before = rest[..i].chars().last();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for part in group[..end].split(',') {
+                let id = ident_at(part.trim());
+                if !id.is_empty() && id != "self" {
+                    names.insert(id.to_string());
+                }
+            }
+        } else {
+            let id = ident_at(rest);
+            if !id.is_empty() {
+                names.insert(id.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Dependencies between framework/src's top-level modules, from non-test code.
+fn layer_deps(root: &Path) -> BTreeSet<(String, String)> {
+    let src = root.join("framework/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut deps = BTreeSet::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        if is_test_file(rel) {
+            continue;
+        }
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
+        let from = top.trim_end_matches(".rs");
+        if from == "lib" {
+            continue;
+        }
+        let code = code_of(&fs::read_to_string(&f).unwrap());
+        for to in names_after(&code, "crate::") {
+            if to != from {
+                deps.insert((from.to_string(), to));
+            }
+        }
+    }
+    deps
+}
+
+#[test]
+fn framework_layers_depend_only_downwards() {
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut violations = BTreeSet::new();
+    for (from, to) in layer_deps(&workspace_root()) {
+        if to == "testing" || to == "prelude" {
+            continue;
+        }
+        let (Some(rf), Some(rt)) = (rank(&from), rank(&to)) else {
+            panic!("module `{from}` or `{to}` is missing from LAYERS: place it in the order");
+        };
+        if rt > rf {
+            violations.insert((from, to));
+        }
+    }
+    let known: BTreeSet<(String, String)> = KNOWN
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let new: Vec<_> = violations.difference(&known).collect();
+    let gone: Vec<_> = known.difference(&violations).collect();
+    assert!(
+        new.is_empty(),
+        "layers that reach up (a lower module names a higher one; order: {LAYERS:?}): {new:?}"
+    );
+    assert!(
+        gone.is_empty(),
+        "fixed, remove from KNOWN in {}: {gone:?}",
+        file!()
+    );
+}
+
+/// The file of module `name` in folder `dir_of_module`, if there is one.
+fn module_file(dir_of_module: &Path, name: &str) -> Option<PathBuf> {
+    let file = dir_of_module.join(format!("{name}.rs"));
+    if file.is_file() {
+        return Some(file);
+    }
+    let m = dir_of_module.join(name).join("mod.rs");
+    m.is_file().then_some(m)
+}
+
+/// Import edges between the files of one crate's `src/`.
+fn file_edges(crate_src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    let mut files = Vec::new();
+    rust_files(crate_src, &mut files);
+    let mut edges: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(crate_src).unwrap();
+        if is_test_file(rel) {
+            continue;
+        }
+        let code = code_of(&fs::read_to_string(&f).unwrap());
+        // The folder holding this file's own module and that of its parent module.
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let own_dir = if name == "mod.rs" || name == "lib.rs" {
+            f.parent().unwrap().to_path_buf()
+        } else {
+            f.with_extension("")
+        };
+        let parent_dir = if name == "mod.rs" {
+            f.parent().unwrap().parent().unwrap().to_path_buf()
+        } else {
+            f.parent().unwrap().to_path_buf()
+        };
+        let mut targets = BTreeSet::new();
+        for n in names_after(&code, "super::") {
+            targets.extend(module_file(&parent_dir, &n));
+        }
+        for n in names_after(&code, "self::") {
+            targets.extend(module_file(&own_dir, &n));
+        }
+        for n in names_after(&code, "crate::") {
+            targets.extend(module_file(crate_src, &n));
+        }
+        targets.remove(&f);
+        edges.insert(f, targets);
+    }
+    edges
+}
+
+/// Strongly connected components with more than one file (Tarjan's algorithm).
+fn cycles(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
+    struct State<'a> {
+        edges: &'a BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+        index: BTreeMap<&'a PathBuf, usize>,
+        low: BTreeMap<&'a PathBuf, usize>,
+        stack: Vec<&'a PathBuf>,
+        on_stack: BTreeSet<&'a PathBuf>,
+        out: Vec<Vec<PathBuf>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a PathBuf) {
+        let i = s.index.len();
+        s.index.insert(v, i);
+        s.low.insert(v, i);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        if let Some(ws) = s.edges.get(v) {
+            for w in ws {
+                let Some((w, _)) = s.edges.get_key_value(w) else {
+                    continue;
+                };
+                if !s.index.contains_key(w) {
+                    visit(s, w);
+                    let lw = s.low[w];
+                    let lv = s.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if s.on_stack.contains(w) {
+                    let iw = s.index[w];
+                    let lv = s.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut comp = Vec::new();
+            loop {
+                let w = s.stack.pop().unwrap();
+                s.on_stack.remove(w);
+                comp.push(w.clone());
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                comp.sort();
+                s.out.push(comp);
+            }
+        }
+    }
+    let mut s = State {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !s.index.contains_key(v) {
+            visit(&mut s, v);
+        }
+    }
+    s.out
+}
+
+#[test]
+fn no_two_source_files_import_each_other() {
+    let root = workspace_root();
+    let mut crates = vec![root.join("framework/src")];
+    let mut nfs: Vec<_> = fs::read_dir(root.join("nfs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("src"))
+        .filter(|p| p.is_dir())
+        .collect();
+    nfs.sort();
+    crates.extend(nfs);
+    let mut found = BTreeSet::new();
+    for src in crates {
+        for comp in cycles(&file_edges(&src)) {
+            let names: Vec<String> = comp
+                .iter()
+                .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+                .collect();
+            found.insert(names);
+        }
+    }
+    let known: BTreeSet<Vec<String>> = KNOWN_CYCLES
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect();
+    let new: Vec<_> = found.difference(&known).collect();
+    let gone: Vec<_> = known.difference(&found).collect();
+    assert!(new.is_empty(), "files that import each other: {new:?}");
+    assert!(
+        gone.is_empty(),
+        "fixed, remove from KNOWN_CYCLES in {}: {gone:?}",
+        file!()
+    );
+}
+
+#[test]
+fn the_scanner_sees_paths_groups_and_skips_comments() {
+    let code = code_of(
+        "use crate::wire::Headers;\n// use crate::runtime::x;\nuse super::{load, tree::Item, self};\nlet a = crate::port::x(); // crate::graph\n#[cfg(test)]\nuse crate::config;\n",
+    );
+    assert_eq!(
+        names_after(&code, "crate::"),
+        ["port", "wire"].iter().map(|s| s.to_string()).collect()
+    );
+    assert_eq!(
+        names_after(&code, "super::"),
+        ["load", "tree"].iter().map(|s| s.to_string()).collect()
+    );
+}
