@@ -1,46 +1,21 @@
 //! Loading: the top-level keys, `plugins`, `[runtime]`, `[ports]` and
 //! `[elements]`, each checked into typed form; then
-//! [`validate`](super::validate) wires the graph.
+//! [`wiring`](super::wiring) wires the graph.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use crate::element::{ConfigCx, ConfigureError, Configured, ElementClass, Registry, Value};
+use crate::element::{Configured, Registry, Value};
 use crate::plugin::{self, Plugin};
-use crate::port::{PortRegistry, PortSpec};
+use crate::port::PortRegistry;
 
-use super::params::{check_params, did_you_mean, nearest, Checked, Owner};
-use super::path::{bad_name, is_ident};
+use super::connection::{bad_name, is_ident};
+use super::loader::{ElemDecl, Loader, PortDecl};
+use super::params::{check_params, did_you_mean, nearest, Owner};
 use super::source::{ConfigErrors, Diag, Sources, Span};
 use super::tree::{apply_override, parse_document, Item, Node, Table};
-use super::validate;
+use super::wiring;
 use super::{Clock, Config, OnPanic, PortConfig, RuntimeConfig, RUNTIME_PARAMS};
-
-/// State of one load: the texts read and the problems found so far.
-pub(crate) struct Loader<'r> {
-    pub sources: Sources,
-    pub diags: Vec<Diag>,
-    /// The caller's classes, plus (in a copy) those of the config's plugins.
-    pub elements: Cow<'r, Registry>,
-    pub drivers: &'r PortRegistry,
-}
-
-/// A port as declared (its spec is `None` when it did not check out).
-pub(crate) struct PortDecl {
-    pub name: String,
-    pub key_span: Span,
-    pub driver: String,
-    pub spec: Option<Box<dyn PortSpec>>,
-}
-
-/// An element as declared (`configured` is `None` when it did not check out).
-pub(crate) struct ElemDecl {
-    pub name: String,
-    /// Its `[elements.NAME]` header (or table), where whole-element problems point.
-    pub header: Span,
-    pub class: Option<ElementClass>,
-    pub configured: Option<Configured>,
-}
 
 /// The top-level tables and keys.
 #[derive(Default)]
@@ -80,7 +55,7 @@ pub(crate) fn load(
     let runtime = l.runtime(top.runtime);
     let ports = l.ports(top.ports);
     let elems = l.elements(top.elements, &ports, runtime.workers);
-    let wiring = validate::wire(&mut l, &ports, elems, top.connections.as_ref());
+    let wiring = wiring::wire(&mut l, &ports, elems, top.connections.as_ref());
     let ports: Option<Vec<PortConfig>> = ports
         .into_iter()
         .enumerate()
@@ -513,49 +488,5 @@ impl Loader<'_> {
             out.push(decl);
         }
         out
-    }
-
-    /// Type-checks `t` against `class` and runs its `configure`.
-    pub(crate) fn configure(
-        &mut self,
-        class: ElementClass,
-        t: &Table,
-        header: Span,
-        ports: &[String],
-        workers: usize,
-    ) -> Option<Configured> {
-        let owner = Owner {
-            noun: "parameter",
-            of: format!("for class `{}`", class.info.name),
-        };
-        let c: Checked =
-            check_params(t, header, class.info.params, &owner, ports, &mut self.diags)?;
-        let cx = ConfigCx { ports, workers };
-        let configured = match self.elements.configure(&class, &c.params, &cx) {
-            Ok(cfg) => cfg,
-            Err(ConfigureError::Param(pe)) => {
-                self.diags.push(c.diag(&pe));
-                return None;
-            }
-            Err(ConfigureError::Panicked(msg)) => {
-                let msg = format!(
-                    "class `{}` panicked while configuring this element (a bug in the class): {msg}",
-                    class.info.name
-                );
-                self.diags.push(Diag::new(header, msg));
-                return None;
-            }
-        };
-        for &(out, port) in &configured.port_outputs {
-            if out >= configured.outputs || port >= ports.len() {
-                let msg = format!(
-                    "class `{}` wired output {out} to port {port}, which does not exist (a bug in the class)",
-                    class.info.name
-                );
-                self.diags.push(Diag::new(header, msg));
-                return None;
-            }
-        }
-        Some(configured)
     }
 }

@@ -26,13 +26,14 @@
 //! Every problem found is reported with file, line and column
 //! ([`ConfigErrors`]); independent problems are reported together.
 
+mod connection;
 mod display;
 mod load;
+mod loader;
 mod params;
-mod path;
 mod source;
 mod tree;
-mod validate;
+mod wiring;
 
 #[cfg(test)]
 mod tests;

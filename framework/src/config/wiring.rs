@@ -5,9 +5,9 @@
 use crate::element::Inputs;
 use crate::graph::{GraphSpec, NodeSpec, Target};
 
-use super::load::{ElemDecl, Loader, PortDecl};
+use super::connection::{parse_path, Endpoint};
+use super::loader::{ElemDecl, Loader, PortDecl};
 use super::params::{did_you_mean, nearest};
-use super::path::{parse_path, Endpoint};
 use super::source::{Diag, Span};
 use super::tree::{Item, Node, Table};
 
