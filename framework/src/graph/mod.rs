@@ -186,6 +186,30 @@ impl Graph {
         if !batch.is_empty() {
             node.out.drop_unhandled(batch);
         }
+        self.forward(cx, idx);
+    }
+
+    /// Ends the run: calls every element's [`Element::finish`] once, in node
+    /// order, and runs what each one outputs through the rest of the graph
+    /// (packets for ports then wait in [`Graph::tx_batch`] for the last flush).
+    ///
+    /// [`Element::finish`]: crate::element::Element::finish
+    pub fn finish(&mut self, cx: &mut Context<'_>) {
+        for idx in 0..self.nodes.len() {
+            let node = &mut self.nodes[idx];
+            node.element.finish(cx, &mut node.out);
+            if node.out.panic.is_some() {
+                let mut none = Batch::new();
+                self.dropped_after_panic(cx, idx, &mut none, 0);
+            }
+            self.forward(cx, idx);
+        }
+    }
+
+    /// Recycles what element `idx` dropped and hands what it output to its targets.
+    #[inline]
+    fn forward(&mut self, cx: &mut Context<'_>, idx: usize) {
+        let node = &mut self.nodes[idx];
         if !node.out.dropped.is_empty() {
             cx.pool.free_batch(&mut node.out.dropped);
         }
