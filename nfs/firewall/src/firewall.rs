@@ -100,8 +100,8 @@ originator. A packet's state for the rules is:
                responder, or it is one (the first reply is established)
   new          it opens a flow, or belongs to one that has seen no reply yet
                (a retransmitted SYN, a second UDP datagram before an answer)
-  neither      it is untracked (other IP protocols, non-first fragments, ICMP
-               other than echo, non-IP frames under `non_ip = \"rules\"`) or
+  neither      it is untracked (other IP protocols, ICMP other than echo,
+               non-IP frames under `non_ip = \"rules\"`) or
                invalid (a TCP segment other than a SYN, or an echo reply,
                without a flow; an echo request from the responder's side):
                only rules with `state = \"any\"` match it
@@ -134,7 +134,59 @@ drops them as `non-ip`, \"rules\" hands them to the rules (a match such as
 established).
 
 Malformed frames (headers cut short or inconsistent, an ICMP echo without
-its identifier) are dropped as `malformed` before the rules.";
+its identifier) are dropped as `malformed` before the rules.
+
+Fragments. Only the first fragment of an IP datagram carries the transport
+header, so only it goes through the rules, exactly as a whole packet would
+(it is matched, counts its rule hit, opens or updates its flow). Its
+verdict is remembered for the datagram -- same source, destination,
+protocol, IPv4 identification or IPv6 Fragment header identification, and
+input -- for `frag_timeout`, and the datagram's non-first fragments follow
+it: they pass to the same output when it passed, and are dropped with its
+reason (`denied`, `no-rule`, `table-full`, ...) when it was dropped. They
+match no rule themselves (rule hit counters count first fragments), and
+do not refresh their flow's timeout. Fragments are not reassembled: each
+leaves as it came.
+
+A non-first fragment that arrives before its first is held -- the packet
+itself in its pool slot, not a copy -- and passed or dropped when the first
+is decided, in the order held fragments came. At most `frag_hold` packets
+are held per worker, and none while fewer than half of the worker's pool
+slots are free (so holding cannot starve receive); a fragment that cannot
+be held is dropped as `fragment`. A held fragment whose first has not come
+within `frag_timeout` is dropped as `fragment` (`fragments expired`): that
+is the fate of unsolicited fragments. Expiry is checked once per burst
+that reaches the firewall (on either input), against the burst's time
+(`[runtime] clock`); with no traffic at all, held fragments wait for the
+next burst, and those still held when the run ends are dropped as
+`fragment` (`fragments dropped at end`), so none is lost uncounted.
+
+Dropped as `fragment` before anything else (RFC 1858 and 3128, counted
+`fragments overlapping`): a first fragment too short for its whole
+transport header (the TCP header with its options, UDP's 8 bytes, the ICMP
+header), a TCP fragment at offset 8 or 16 (inside any TCP header), and a
+fragment that starts inside the transport header of its datagram's first
+fragment. Also dropped as `fragment`: a first fragment the rules allowed
+but whose datagram finds no room in the fragment table (its rest could not
+follow), a fragment that cannot be held. The fragment table holds
+`frag_max` datagrams per worker (set-associative, 8 entries per bucket,
+under 64 bytes per entry, allocated when the worker starts). An IPv6
+atomic fragment (offset 0, M clear: RFC 6946) is a whole datagram.
+Non-fragmented traffic pays one comparison per burst and one per packet
+for all this.
+
+Several workers. A worker sees only its own queues, so all fragments of a
+datagram must reach the worker that sees its first. They do with the
+AF_PACKET driver's hash fanout: Linux's symmetric flow hash reads no ports
+from a fragment (first included), so every fragment of a datagram hashes
+by addresses and protocol alone, to one queue (NICs' RSS generally hashes
+fragments by addresses too). But the unfragmented packets of the same flow
+hash with their ports and may land on another worker, whose flow table
+then holds the flow: a reply that comes back fragmented may meet no flow
+on its worker and be refused. Where UDP is fragmented in either direction
+(DNS over EDNS0, IKE, NFS over UDP), run the firewall on one worker.
+(`fanout_defrag` is no remedy: the kernel would hand over reassembled
+datagrams, larger than the link's MTU.)";
 
 static RULE: ParamType = ParamType::Table(RULE_FIELDS);
 
@@ -229,7 +281,7 @@ const PARAMS: &[ParamSpec] = &[
             max: 1 << 20,
         },
         need: Need::Default("1024"),
-        doc: "datagrams whose fragments are tracked at once per worker (entries of 64 bytes, \
+        doc: "datagrams whose fragments are tracked at once per worker (entries under 64 bytes, \
               allocated at start); a fragment that finds no room is dropped as `fragment`",
     },
     ParamSpec {

@@ -92,10 +92,11 @@ which must hold. Keywords are case-insensitive; numbers are decimal or 0x-hex.
 
 What terms imply: an address or prefix implies its IP version (an IPv4
 prefix never matches an IPv6 packet, whatever its bytes); tcp, udp, proto,
-frag and first-frag imply IP; icmp and `icmp type` imply IPv4, icmp6 and `icmp6 type`
-imply IPv6; a port term implies a complete TCP or UDP header (so it never
-matches ICMP, other protocols or non-first IP fragments); `tcp flags`
-implies tcp; a type term implies a complete ICMP header. Repeating a kind
+frag and first-frag imply IP; icmp and `icmp type` imply IPv4, icmp6 and
+`icmp6 type` imply IPv6; a port term implies a complete TCP or UDP header
+(so it never matches ICMP, other protocols or non-first IP fragments);
+`tcp flags` implies tcp; a type term implies a complete ICMP header.
+`frag and first-frag` is `first-frag`. Repeating a kind
 of term narrows it (`vlan and vlan 5`, `src net 10.0.0.0/8 and src net
 10.1.0.0/16`, `dst port 1-100 and dst port 50-200`).
 
