@@ -407,6 +407,55 @@ struct Shared {
     frag_timeout: u64,
 }
 
+/// The rules' decision on packet `$pkt` (parse `$h`, not a non-first
+/// fragment) from `$side` at `$now`: written once, expanded in `push` for
+/// whole packets -- where `$pass!()` and `$fail!(reason)` send or drop the
+/// packet and go on to the next, the shape the compiler makes fastest --
+/// and in [`Firewall::decide`] for first fragments, where they return the
+/// verdict. Both must diverge; the expansion falls through when the packet
+/// passes after its flow was updated or created.
+macro_rules! decision {
+    ($fw:ident, $h:expr, $pkt:expr, $side:expr, $now:expr, $pass:ident, $fail:ident) => {
+        let shared = &*$fw.shared;
+        let (seen, track, state) = if $h.l3 == L3Kind::Other {
+            match shared.non_ip {
+                NonIp::Allow => $pass!(),
+                NonIp::Deny => $fail!(NON_IP),
+                NonIp::Rules => (None, Track::Invalid, ConnState::Other),
+            }
+        } else {
+            match extract(&$h, $pkt.data()) {
+                Extract::Tracked(seen) => {
+                    let track = $fw.table.track(&seen, $now);
+                    let state = match track {
+                        Track::Flow {
+                            established: true, ..
+                        } => ConnState::Established,
+                        Track::Flow { .. } | Track::Start { .. } => ConnState::New,
+                        Track::Invalid => ConnState::Other,
+                    };
+                    (Some(seen), track, state)
+                }
+                Extract::Untracked => (None, Track::Invalid, ConnState::Other),
+                Extract::Malformed => $fail!(MALFORMED),
+            }
+        };
+        let key = FlowKey::extract(&$h, $pkt.data());
+        let Some(rule) = shared.rules.first($side, state, &key) else {
+            $fail!(NO_RULE);
+        };
+        if let Some(hit) = $fw.hits.get_mut(rule) {
+            *hit += 1;
+        }
+        if !shared.rules.allow.get(rule).copied().unwrap_or(false) {
+            $fail!(DENIED);
+        }
+        if let Some(Err(_)) = seen.map(|s| $fw.table.pass(track, &s, $now)) {
+            $fail!(TABLE_FULL);
+        }
+    };
+}
+
 /// A worker's replica: the shared rules, its own flow table and counters.
 struct Firewall {
     shared: Arc<Shared>,
@@ -434,9 +483,9 @@ impl Firewall {
         }
     }
 
-    /// The rules' verdict on a packet that is not a non-first fragment:
-    /// `Ok` to pass it (its flow updated or created), or the drop reason.
-    #[inline(always)]
+    /// The rules' verdict on a first fragment: `Ok` to pass it (its flow
+    /// updated or created), or the drop reason.
+    #[inline(never)]
     fn decide(
         &mut self,
         h: &Headers,
@@ -444,52 +493,31 @@ impl Firewall {
         side: Side,
         now: u64,
     ) -> Result<(), DropReason> {
-        let shared = &*self.shared;
-        let (seen, track, state) = if h.l3 == L3Kind::Other {
-            match shared.non_ip {
-                NonIp::Allow => return Ok(()),
-                NonIp::Deny => return Err(NON_IP),
-                NonIp::Rules => (None, Track::Invalid, ConnState::Other),
-            }
-        } else {
-            match extract(h, pkt.data()) {
-                Extract::Tracked(seen) => {
-                    let track = self.table.track(&seen, now);
-                    let state = match track {
-                        Track::Flow {
-                            established: true, ..
-                        } => ConnState::Established,
-                        Track::Flow { .. } | Track::Start { .. } => ConnState::New,
-                        Track::Invalid => ConnState::Other,
-                    };
-                    (Some(seen), track, state)
-                }
-                Extract::Untracked => (None, Track::Invalid, ConnState::Other),
-                Extract::Malformed => return Err(MALFORMED),
-            }
-        };
-        let key = FlowKey::extract(h, pkt.data());
-        let Some(rule) = shared.rules.first(side, state, &key) else {
-            return Err(NO_RULE);
-        };
-        if let Some(hit) = self.hits.get_mut(rule) {
-            *hit += 1;
+        macro_rules! pass {
+            () => {
+                return Ok(())
+            };
         }
-        if !shared.rules.allow.get(rule).copied().unwrap_or(false) {
-            return Err(DENIED);
+        macro_rules! fail {
+            ($r:expr) => {
+                return Err($r)
+            };
         }
-        match seen.map(|s| self.table.pass(track, &s, now)) {
-            Some(Err(_)) => Err(TABLE_FULL),
-            _ => Ok(()),
-        }
+        decision!(self, h, pkt, side, now, pass, fail);
+        Ok(())
     }
 
-    /// A fragment (first or not) that parsed: a first fragment is decided by
-    /// the rules like a whole packet and its verdict recorded for the rest
-    /// of its datagram; a later one follows that verdict, or waits for it.
+    /// A frame that did not parse, or a fragment: everything about it but
+    /// the rules. A malformed frame is dropped (as `fragment` when it is a
+    /// first fragment too short for its transport header, which could hide
+    /// the ports from the rules: RFC 1858's tiny fragment); a later fragment
+    /// follows its first's verdict, or waits for it; a first fragment goes
+    /// through the rules ([`Firewall::decide`]) and its verdict is recorded
+    /// for the rest ([`Firewall::first_decided`]).
+    #[cold]
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn fragment(
+    fn rare(
         &mut self,
         cx: &mut Context<'_>,
         h: &Headers,
@@ -499,25 +527,59 @@ impl Firewall {
         now: u64,
         out: &mut Output,
     ) {
-        let frame = pkt.data();
-        let Some(frag) = h.fragment(frame) else {
-            out.drop(pkt, MALFORMED);
-            return;
-        };
-        let Some(key) = FragKey::of(h, frame, &frag, input as u8) else {
-            out.drop(pkt, MALFORMED);
-            return;
-        };
-        if h.frag == FragKind::Later {
-            // Never hold a packet when fewer than half the pool's slots are
-            // free: the worker needs them to receive.
-            let pool = cx.pool();
-            let room = pool.available() * 2 >= pool.capacity();
-            self.frags.later(&key, frag.offset, now, pkt, room, out);
+        if h.status != ParseStatus::Ok {
+            let reason = if h.frag != FragKind::None && h.status == ParseStatus::L4Truncated {
+                self.frags.stats.overlapping += 1;
+                FRAGMENT
+            } else {
+                MALFORMED
+            };
+            out.drop(pkt, reason);
             return;
         }
+        if h.frag != FragKind::Later {
+            let verdict = self.decide(h, &pkt, side, now);
+            self.first_decided(h, pkt, input, now, verdict, out);
+            return;
+        }
+        let frame = pkt.data();
+        let Some((key, frag)) = h
+            .fragment(frame)
+            .and_then(|f| Some((FragKey::of(h, frame, &f, input as u8)?, f)))
+        else {
+            out.drop(pkt, MALFORMED);
+            return;
+        };
+        // Never hold a packet when fewer than half the pool's slots are
+        // free: the worker needs them to receive.
+        let pool = cx.pool();
+        let room = pool.available() * 2 >= pool.capacity();
+        self.frags.later(&key, frag.offset, now, pkt, room, out);
+    }
+
+    /// A first fragment the rules decided on (`verdict`): records the
+    /// verdict for the rest of its datagram, sends or drops it, then the
+    /// fragments held for it.
+    #[cold]
+    #[inline(never)]
+    fn first_decided(
+        &mut self,
+        h: &Headers,
+        pkt: Packet,
+        input: usize,
+        now: u64,
+        verdict: Result<(), DropReason>,
+        out: &mut Output,
+    ) {
+        let frame = pkt.data();
+        let Some((key, frag)) = h
+            .fragment(frame)
+            .and_then(|f| Some((FragKey::of(h, frame, &f, input as u8)?, f)))
+        else {
+            out.drop(pkt, MALFORMED);
+            return;
+        };
         let end = header_end(h, frame, &frag);
-        let verdict = self.decide(h, &pkt, side, now);
         match self
             .frags
             .first(&key, now, verdict.map(|()| input as u8), end)
@@ -554,26 +616,25 @@ impl Element for Firewall {
         }
         for mut pkt in batch.drain(..) {
             let h = pkt.headers();
-            if h.status != ParseStatus::Ok {
-                // A first fragment too short for its transport header could
-                // hide the ports from the rules (RFC 1858's tiny fragment).
-                let reason = if h.frag != FragKind::None && h.status == ParseStatus::L4Truncated {
-                    self.frags.stats.overlapping += 1;
-                    FRAGMENT
-                } else {
-                    MALFORMED
-                };
-                out.drop(pkt, reason);
+            // One test for both rare cases: a frame that did not parse, a fragment.
+            if (h.status != ParseStatus::Ok) | (h.frag != FragKind::None) {
+                self.rare(cx, &h, pkt, input, side, now, out);
                 continue;
             }
-            if h.frag != FragKind::None {
-                self.fragment(cx, &h, pkt, input, side, now, out);
-                continue;
+            macro_rules! pass {
+                () => {{
+                    out.push(port, pkt);
+                    continue;
+                }};
             }
-            match self.decide(&h, &pkt, side, now) {
-                Ok(()) => out.push(port, pkt),
-                Err(r) => out.drop(pkt, r),
+            macro_rules! fail {
+                ($r:expr) => {{
+                    out.drop(pkt, $r);
+                    continue;
+                }};
             }
+            decision!(self, h, pkt, side, now, pass, fail);
+            out.push(port, pkt);
         }
     }
 
