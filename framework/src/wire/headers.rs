@@ -16,8 +16,9 @@ pub enum L3Kind {
 
 /// Whether a packet is an IP fragment, and which.
 ///
-/// The discriminants are bits: `FRAG` (1) for any fragment, `FIRST` (2) for
-/// a first one, so that `kind as u8` is a cheap flag set.
+/// The discriminants are flag bits: 0x20 for any fragment, 0x40 for a
+/// first one (the positions of Classify's key class bits, so that building
+/// a key takes them with one OR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FragKind {
@@ -26,10 +27,10 @@ pub enum FragKind {
     /// says to process it as a whole datagram), or not IP.
     None = 0,
     /// A non-first fragment (offset != 0): no transport header.
-    Later = 1,
+    Later = 0x20,
     /// The first fragment of a datagram (offset 0, more fragments follow):
     /// it carries the transport header.
-    First = 3,
+    First = 0x60,
 }
 
 /// A fragment's identity and place in its datagram, read by
