@@ -43,6 +43,11 @@ pub struct Fragment {
     pub offset: u16,
     /// More fragments follow (MF / M flag).
     pub more: bool,
+    /// The IPv4 protocol, or the IPv6 Fragment header's Next Header (the
+    /// first header of the fragmentable part): the same in every fragment
+    /// of a datagram, unlike [`Headers::l4_proto`] when extension headers
+    /// follow the Fragment header.
+    pub proto: u8,
     /// Offset in the frame of the fragment's data: after the IPv4 header, or
     /// after the IPv6 Fragment header.
     pub data_off: u16,
@@ -220,6 +225,7 @@ impl Headers {
                     id: be16(ip, field::ipv4::ID.start) as u32,
                     offset: (f & IPV4_OFFSET) << 3,
                     more: f & IPV4_MF != 0,
+                    proto: ip[field::ipv4::PROTO],
                     data_off: (l3 + ihl) as u16,
                 })
             }
@@ -232,6 +238,7 @@ impl Headers {
                     id: u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]),
                     offset: f & 0xfff8,
                     more: f & 1 != 0,
+                    proto: fh[0],
                     data_off: (l3 + at + 8) as u16,
                 })
             }
@@ -504,6 +511,7 @@ mod tests {
                 id: 0xbeef,
                 offset: 0,
                 more: true,
+                proto: 17,
                 data_off: 38
             })
         );
@@ -567,7 +575,25 @@ mod tests {
             (FragKind::Later, false, 17, 70)
         );
         let fr = h.fragment(&later).unwrap();
-        assert_eq!((fr.offset, fr.more, fr.data_off), (24, false, 70));
+        assert_eq!(
+            (fr.offset, fr.more, fr.data_off, fr.proto),
+            (24, false, 70, 17)
+        );
+        // Destination options after the Fragment header: the first fragment's
+        // transport protocol is UDP, but the datagram's fragments all say 60.
+        let mut opts = build(1, &[]);
+        opts[62] = 60; // the Fragment header's next header
+        opts.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        opts.extend_from_slice(&whole[54..]);
+        let plen = (opts.len() - 54) as u16;
+        opts[18..20].copy_from_slice(&plen.to_be_bytes());
+        let h = Headers::parse(&opts);
+        assert_eq!(
+            (h.status, h.frag, h.l4_proto, h.l4_off),
+            (ParseStatus::Ok, FragKind::First, 17, 78)
+        );
+        let fr = h.fragment(&opts).unwrap();
+        assert_eq!((fr.proto, fr.data_off), (60, 70));
         // Atomic fragment: a whole datagram.
         let atomic = build(0, &whole[54..]);
         let h = Headers::parse(&atomic);

@@ -81,7 +81,7 @@ impl FragKey {
             src,
             dst,
             id: frag.id,
-            proto: h.l4_proto,
+            proto: frag.proto,
             v6,
             side,
         })
