@@ -103,6 +103,13 @@ impl<E: Element> Element for Guarded<E> {
         }
     }
 
+    fn finish(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        let inner = &mut self.inner;
+        if let Err(msg) = catch(|| inner.finish(cx, out)) {
+            out.panic = Some(msg);
+        }
+    }
+
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         if self.stats_failed.get() || catch(|| self.inner.stats(report)).is_err() {
             self.stats_failed.set(true);

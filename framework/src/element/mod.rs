@@ -138,6 +138,14 @@ pub trait Element: Send {
     /// [`ClassInfo::counters`]. Called a few times per second from the
     /// worker's thread, not per packet; the report sums them over workers.
     fn stats(&self, _report: &mut dyn FnMut(&str, u64)) {}
+
+    /// Called once when the run ends, after the last `push` (the context's
+    /// [`Context::now`] is the time of the last burst): an element that holds
+    /// packets back (a fragment or reordering buffer) outputs or drops them
+    /// here, with a reason, so that none is lost without a count. Packets
+    /// sent to an output go through the rest of the graph and are
+    /// transmitted before the ports close. The default does nothing.
+    fn finish(&mut self, _cx: &mut Context<'_>, _out: &mut Output) {}
 }
 
 /// A boxed element is an element (factories return `Box<dyn Element>`).
@@ -149,6 +157,10 @@ impl<E: Element + ?Sized> Element for Box<E> {
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         (**self).stats(report)
+    }
+
+    fn finish(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        (**self).finish(cx, out)
     }
 }
 

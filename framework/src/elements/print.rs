@@ -10,7 +10,7 @@ use crate::element::{
     ParamError, ParamSpec, ParamType, Params,
 };
 use crate::packet::{Batch, MAX_FRAME};
-use crate::wire::{be16, field, Headers, L3Kind, ParseStatus};
+use crate::wire::{be16, field, FragKind, Headers, L3Kind, ParseStatus};
 use crate::wire::{ETHERTYPE_ARP, ETH_HLEN, VLAN_HLEN};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -287,17 +287,8 @@ fn write_summary(s: &mut String, f: &[u8]) {
         icmp(s, proto, l4[field::icmp::TYPE], l4[field::icmp::CODE]);
     } else if h.status == ParseStatus::L4Truncated {
         s.push_str(" malformed");
-    } else if is_fragment(&h, l3) {
+    } else if h.frag == FragKind::Later {
         s.push_str(" fragment");
-    }
-}
-
-/// True for a non-first fragment (the parse found no transport header for that reason).
-fn is_fragment(h: &Headers, l3: &[u8]) -> bool {
-    match h.l3 {
-        L3Kind::Ipv4 => be16(l3, field::ipv4::FRAG.start) & 0x1fff != 0,
-        // The parser leaves l4_off at 0 only for a non-first IPv6 fragment.
-        _ => h.l4_off == 0,
     }
 }
 

@@ -186,6 +186,30 @@ impl Graph {
         if !batch.is_empty() {
             node.out.drop_unhandled(batch);
         }
+        self.forward(cx, idx);
+    }
+
+    /// Ends the run: calls every element's [`Element::finish`] once, in node
+    /// order, and runs what each one outputs through the rest of the graph
+    /// (packets for ports then wait in [`Graph::tx_batch`] for the last flush).
+    ///
+    /// [`Element::finish`]: crate::element::Element::finish
+    pub fn finish(&mut self, cx: &mut Context<'_>) {
+        for idx in 0..self.nodes.len() {
+            let node = &mut self.nodes[idx];
+            node.element.finish(cx, &mut node.out);
+            if node.out.panic.is_some() {
+                let mut none = Batch::new();
+                self.dropped_after_panic(cx, idx, &mut none, 0);
+            }
+            self.forward(cx, idx);
+        }
+    }
+
+    /// Recycles what element `idx` dropped and hands what it output to its targets.
+    #[inline]
+    fn forward(&mut self, cx: &mut Context<'_>, idx: usize) {
+        let node = &mut self.nodes[idx];
         if !node.out.dropped.is_empty() {
             cx.pool.free_batch(&mut node.out.dropped);
         }
@@ -391,5 +415,58 @@ mod tests {
         assert_eq!(g.take_panic().unwrap().dropped, 4);
         assert_eq!(g.counters()[0].drops, vec![("panic".to_string(), 4)]);
         assert_eq!(pool.available(), 16, "the pool is whole again");
+    }
+
+    /// Holds every packet; at the end of the run sends the first it holds
+    /// on and drops the rest with its own reason.
+    #[derive(Default)]
+    struct Holder {
+        held: Vec<Packet>,
+    }
+
+    impl Element for Holder {
+        fn push(&mut self, _: &mut Context<'_>, _: usize, batch: &mut Batch, _: &mut Output) {
+            self.held.extend(batch.drain(..));
+        }
+
+        fn finish(&mut self, _: &mut Context<'_>, out: &mut Output) {
+            let mut held = std::mem::take(&mut self.held).into_iter();
+            if let Some(p) = held.next() {
+                out.push(0, p);
+            }
+            for p in held {
+                out.drop(p, crate::element::DropReason(0));
+            }
+        }
+    }
+
+    #[test]
+    fn finish_lets_held_packets_out_or_counts_their_drops() {
+        let mut spec = spec();
+        spec.nodes[0].configured =
+            Configured::new(Inputs::Fixed(1), 1, |_| Box::new(Holder::default()));
+        let mut g = Graph::new(&spec, 0);
+        let mut pool = Pool::new(16);
+        let mut cx = Context::new(&mut pool, 0, 0);
+        let mut b: Batch = (1..=3u8)
+            .map(|f| {
+                let mut p = cx.alloc().unwrap();
+                p.set_frame(&[f; 60]);
+                p
+            })
+            .collect();
+        g.push_from_port(&mut cx, 0, &mut b);
+        assert!(g.tx_batch(0).is_empty());
+        g.finish(&mut cx);
+        let sent: Vec<u8> = g.tx_batch(0).iter().map(|p| p.data()[0]).collect();
+        assert_eq!(sent, [1], "what finish outputs goes on to the port");
+        let c = &g.counters()[0];
+        assert_eq!((c.packets_in, c.packets_out), (3, 1));
+        assert_eq!(c.drops, vec![("mine".to_string(), 2)]);
+        assert_eq!(
+            pool.available(),
+            15,
+            "the dropped slots are back in the pool"
+        );
     }
 }

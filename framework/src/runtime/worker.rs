@@ -49,6 +49,8 @@ pub(crate) struct Worker {
     bursts: u64,
     idle_polls: u64,
     started: Option<Instant>,
+    /// The time of the last burst (what `Context::now` said).
+    last_now: u64,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -72,6 +74,7 @@ impl Worker {
             bursts: 0,
             idle_polls: 0,
             started: None,
+            last_now: 0,
         }
     }
 
@@ -115,7 +118,12 @@ impl Worker {
                 .join(", ")
         );
         let mut pool = Pool::new(self.pool_size);
-        let result = self.main_loop(&mut graph, &mut pool);
+        let mut result = self.main_loop(&mut graph, &mut pool);
+        // Elements that hold packets back output or drop them (counted).
+        graph.finish(&mut Context::new(&mut pool, self.last_now, self.index));
+        while let Some(p) = graph.take_panic() {
+            result = result.and(element_panicked(self.on_panic, self.index, p));
+        }
         // Whatever happened, send what is queued and close files cleanly.
         let flushed = self.flush(&mut graph, &mut pool).and_then(|_| {
             for tx in self.tx.iter_mut().flatten() {
@@ -162,6 +170,7 @@ impl Worker {
                         if self.clock == Clock::Packet {
                             now_ns = batch.iter().map(|p| p.timestamp()).fold(now_ns, u64::max);
                         }
+                        self.last_now = now_ns;
                         let mut cx = Context::new(pool, now_ns, self.index);
                         graph.push_from_port(&mut cx, slot.port, &mut batch);
                         while let Some(p) = graph.take_panic() {

@@ -32,6 +32,8 @@ pub mod ipv4 {
     pub const TOS: usize = 1;
     /// Total length.
     pub const TOTAL_LEN: Field = 2..4;
+    /// Identification (of a datagram's fragments).
+    pub const ID: Field = 4..6;
     /// Flags (3 bits) and fragment offset (13 bits).
     pub const FRAG: Field = 6..8;
     /// Time to live.

@@ -14,6 +14,45 @@ pub enum L3Kind {
     Other,
 }
 
+/// Whether a packet is an IP fragment, and which.
+///
+/// The discriminants are flag bits: 0x20 for any fragment, 0x40 for a
+/// first one (the positions of Classify's key class bits, so that building
+/// a key takes them with one OR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FragKind {
+    /// A whole datagram: IPv4 with MF clear and offset 0, IPv6 without a
+    /// Fragment header or with an atomic one (offset 0, M clear: RFC 6946
+    /// says to process it as a whole datagram), or not IP.
+    None = 0,
+    /// A non-first fragment (offset != 0): no transport header.
+    Later = 0x20,
+    /// The first fragment of a datagram (offset 0, more fragments follow):
+    /// it carries the transport header.
+    First = 0x60,
+}
+
+/// A fragment's identity and place in its datagram, read by
+/// [`Headers::fragment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// IPv4 identification (16 bits) or IPv6 Fragment header identification.
+    pub id: u32,
+    /// Offset of the fragment's data in the datagram's fragmentable part, in bytes.
+    pub offset: u16,
+    /// More fragments follow (MF / M flag).
+    pub more: bool,
+    /// The IPv4 protocol, or the IPv6 Fragment header's Next Header (the
+    /// first header of the fragmentable part): the same in every fragment
+    /// of a datagram, unlike [`Headers::l4_proto`] when extension headers
+    /// follow the Fragment header.
+    pub proto: u8,
+    /// Offset in the frame of the fragment's data: after the IPv4 header, or
+    /// after the IPv6 Fragment header.
+    pub data_off: u16,
+}
+
 /// How far the parse got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseStatus {
@@ -44,13 +83,17 @@ pub struct Headers {
     pub l3: L3Kind,
     /// Offset of the network header.
     pub l3_off: u16,
-    /// Offset of the transport header (valid when [`Headers::has_l4`]).
+    /// Offset of the transport header (valid when [`Headers::has_l4`]); in a
+    /// non-first fragment, of the fragment's data.
     pub l4_off: u16,
     /// IP protocol of the transport header (0 when none).
     pub l4_proto: u8,
     /// A complete TCP, UDP, ICMP or ICMPv6 header is at `l4_off`
     /// (false for non-first fragments and other protocols).
     pub has_l4: bool,
+    /// Whether the packet is an IP fragment ([`Headers::fragment`] reads its
+    /// identification and offset).
+    pub frag: FragKind,
     /// How far the parse got.
     pub status: ParseStatus,
 }
@@ -66,6 +109,7 @@ impl Headers {
             l4_off: 0,
             l4_proto: 0,
             has_l4: false,
+            frag: FragKind::None,
             status,
         }
     }
@@ -80,7 +124,7 @@ impl Headers {
     }
 
     /// The common case in few instructions: an untagged IPv4 frame with a
-    /// 20-byte header, not a later fragment, carrying a complete UDP or TCP
+    /// 20-byte header, not a fragment, carrying a complete UDP or TCP
     /// header. `None` for anything else, which [`Headers::parse_any`] handles.
     /// Gives exactly what `parse_any` would (a test compares them).
     #[inline(always)]
@@ -93,7 +137,8 @@ impl Headers {
             return None;
         }
         let total = be16(b, L3 + field::ipv4::TOTAL_LEN.start) as usize;
-        let frag_offset = be16(b, L3 + field::ipv4::FRAG.start) & 0x1fff;
+        // Offset and MF: any fragment takes the general path.
+        let frag = be16(b, L3 + field::ipv4::FRAG.start) & (IPV4_MF | IPV4_OFFSET);
         let proto = b[L3 + field::ipv4::PROTO];
         let (l4_len, l4_min) = match proto {
             IPPROTO_UDP => (field::udp::LEN, field::udp::LEN),
@@ -103,7 +148,7 @@ impl Headers {
             ),
             _ => return None,
         };
-        if frag_offset != 0
+        if frag != 0
             || L3 + total > frame.len()
             || l4_len < l4_min
             || total < field::ipv4::MIN_LEN + l4_len
@@ -119,6 +164,7 @@ impl Headers {
             l4_off: L4 as u16,
             l4_proto: proto,
             has_l4: true,
+            frag: FragKind::None,
             status: ParseStatus::Ok,
         })
     }
@@ -161,6 +207,45 @@ impl Headers {
         h
     }
 
+    /// The identification and offset of a fragment (`None` when
+    /// [`Headers::frag`] is [`FragKind::None`]). Reads the IPv4 header, or
+    /// walks the IPv6 extension headers again to the Fragment header: meant
+    /// for fragments only, not for every packet.
+    pub fn fragment(&self, frame: &[u8]) -> Option<Fragment> {
+        if self.frag == FragKind::None {
+            return None;
+        }
+        let l3 = self.l3_off as usize;
+        match self.l3 {
+            L3Kind::Ipv4 => {
+                let ip = frame.get(l3..l3 + field::ipv4::MIN_LEN)?;
+                let ihl = (ip[field::ipv4::VER_IHL] & 0x0f) as usize * 4;
+                let f = be16(ip, field::ipv4::FRAG.start);
+                Some(Fragment {
+                    id: be16(ip, field::ipv4::ID.start) as u32,
+                    offset: (f & IPV4_OFFSET) << 3,
+                    more: f & IPV4_MF != 0,
+                    proto: ip[field::ipv4::PROTO],
+                    data_off: (l3 + ihl) as u16,
+                })
+            }
+            L3Kind::Ipv6 => {
+                let ip = frame.get(l3..)?;
+                let at = ipv6_fragment_header(ip)?;
+                let fh = ip.get(at..at + 8)?;
+                let f = be16(fh, 2);
+                Some(Fragment {
+                    id: u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]),
+                    offset: f & 0xfff8,
+                    more: f & 1 != 0,
+                    proto: fh[0],
+                    data_off: (l3 + at + 8) as u16,
+                })
+            }
+            L3Kind::Other => None,
+        }
+    }
+
     /// True for IPv4 or IPv6 frames whose IP header parsed.
     #[inline]
     pub fn is_ip(&self) -> bool {
@@ -184,10 +269,50 @@ fn parse_ipv4(frame: &[u8], l3: usize, h: &mut Headers) {
     }
     h.l4_proto = ip[PROTO];
     h.l4_off = (l3 + ihl) as u16;
-    let frag_offset = be16(ip, FRAG.start) & 0x1fff;
-    if frag_offset == 0 {
-        check_l4(&ip[ihl..total], h);
+    let frag = be16(ip, FRAG.start);
+    if frag & IPV4_OFFSET != 0 {
+        h.frag = FragKind::Later;
+        return;
     }
+    if frag & IPV4_MF != 0 {
+        h.frag = FragKind::First;
+    }
+    check_l4(&ip[ihl..total], h);
+}
+
+/// IPv4 "more fragments" flag and fragment offset (in 8-byte units) bits.
+const IPV4_MF: u16 = 0x2000;
+const IPV4_OFFSET: u16 = 0x1fff;
+
+/// Length of an IPv6 extension header of type `next` starting at `ip[off]`
+/// (`None` for a header that is not an extension header, or cut short).
+fn ipv6_ext_len(ip: &[u8], next: u8, off: usize) -> Option<Option<usize>> {
+    let len = match next {
+        IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
+            ip.get(off + 1).map(|&l| (l as usize + 1) * 8)
+        }
+        IPV6_EXT_AUTH => ip.get(off + 1).map(|&l| (l as usize + 2) * 4),
+        IPV6_EXT_FRAGMENT => Some(8),
+        _ => return None,
+    };
+    Some(len.filter(|&l| off + l <= ip.len()))
+}
+
+/// Offset in the IPv6 packet `ip` of its Fragment header, if it has one
+/// within the first [`IPV6_MAX_EXT`] extension headers.
+fn ipv6_fragment_header(ip: &[u8]) -> Option<usize> {
+    use field::ipv6::*;
+    let mut next = *ip.get(NEXT_HEADER)?;
+    let mut off = LEN;
+    for _ in 0..IPV6_MAX_EXT {
+        let len = ipv6_ext_len(ip, next, off)??;
+        if next == IPV6_EXT_FRAGMENT {
+            return Some(off);
+        }
+        next = ip[off];
+        off += len;
+    }
+    None
 }
 
 /// IPv6 extension headers the parser walks over to find the transport header.
@@ -215,22 +340,25 @@ fn parse_ipv6(frame: &[u8], l3: usize, h: &mut Headers) {
     let mut next = ip[NEXT_HEADER];
     let mut off = LEN;
     for _ in 0..IPV6_MAX_EXT {
-        let ext_len = match next {
-            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
-                ip.get(off + 1).map(|&l| (l as usize + 1) * 8)
-            }
-            IPV6_EXT_AUTH => ip.get(off + 1).map(|&l| (l as usize + 2) * 4),
-            IPV6_EXT_FRAGMENT => Some(8),
-            _ => break,
+        let Some(ext_len) = ipv6_ext_len(ip, next, off) else {
+            break;
         };
-        let Some(ext_len) = ext_len.filter(|&l| off + l <= ip.len()) else {
+        let Some(ext_len) = ext_len else {
             h.status = ParseStatus::L3Malformed;
             return;
         };
-        if next == IPV6_EXT_FRAGMENT && be16(ip, off + 2) & 0xfff8 != 0 {
-            // A non-first fragment carries no transport header.
-            h.l4_proto = ip[off];
-            return;
+        if next == IPV6_EXT_FRAGMENT {
+            let f = be16(ip, off + 2);
+            if f & 0xfff8 != 0 {
+                // A non-first fragment carries no transport header.
+                h.frag = FragKind::Later;
+                h.l4_proto = ip[off];
+                h.l4_off = (l3 + off + ext_len) as u16;
+                return;
+            }
+            if f & 1 != 0 {
+                h.frag = FragKind::First;
+            }
         }
         next = ip[off];
         off += ext_len;
@@ -359,6 +487,130 @@ mod tests {
         let h = Headers::parse(&f);
         assert_eq!(h.status, ParseStatus::Ok);
         assert!(!h.has_l4);
+    }
+
+    #[test]
+    fn fragments_are_told_apart_and_read() {
+        let whole = udp4(Some(3));
+        let l3 = 18;
+        let with = |flags: u16| {
+            let mut f = whole.clone();
+            f[l3 + 4..l3 + 6].copy_from_slice(&0xbeefu16.to_be_bytes());
+            f[l3 + 6..l3 + 8].copy_from_slice(&flags.to_be_bytes());
+            f
+        };
+        let h = Headers::parse(&whole);
+        assert_eq!((h.frag, h.fragment(&whole)), (FragKind::None, None));
+        // MF with offset 0: the first fragment, transport header and all.
+        let f = with(0x2000);
+        let h = Headers::parse(&f);
+        assert_eq!((h.frag, h.has_l4, h.l4_off), (FragKind::First, true, 38));
+        assert_eq!(
+            h.fragment(&f),
+            Some(Fragment {
+                id: 0xbeef,
+                offset: 0,
+                more: true,
+                proto: 17,
+                data_off: 38
+            })
+        );
+        // Offset 185 (1480 bytes), last: no transport header; data at l4_off.
+        let f = with(185);
+        let h = Headers::parse(&f);
+        assert_eq!(h.status, ParseStatus::Ok);
+        assert_eq!(
+            (h.frag, h.has_l4, h.l4_proto, h.l4_off),
+            (FragKind::Later, false, 17, 38)
+        );
+        let fr = h.fragment(&f).unwrap();
+        assert_eq!((fr.id, fr.offset, fr.more), (0xbeef, 1480, false));
+        // DF alone is not a fragment.
+        assert_eq!(Headers::parse(&with(0x4000)).frag, FragKind::None);
+        // A first fragment too short for its UDP header: truncated, still a fragment.
+        let mut cut = with(0x2000);
+        cut.truncate(l3 + 20 + 4);
+        cut[l3 + 2..l3 + 4].copy_from_slice(&24u16.to_be_bytes());
+        let h = Headers::parse(&cut);
+        assert_eq!(
+            (h.status, h.frag),
+            (ParseStatus::L4Truncated, FragKind::First)
+        );
+    }
+
+    #[test]
+    fn ipv6_fragment_header_behind_other_extension_headers() {
+        // IPv6, hop-by-hop options (8 bytes), Fragment header, then UDP.
+        let mut whole = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(1000, 53)
+            .write(&mut whole, &[7u8; 16])
+            .unwrap();
+        let build = |frag: u16, body: &[u8]| {
+            let mut f = whole[..54].to_vec();
+            f[20] = 0; // next: hop-by-hop
+            f.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]); // next: fragment; PadN
+            f.extend_from_slice(&[17, 0]);
+            f.extend_from_slice(&frag.to_be_bytes());
+            f.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+            f.extend_from_slice(body);
+            let plen = (f.len() - 54) as u16;
+            f[18..20].copy_from_slice(&plen.to_be_bytes());
+            f
+        };
+        let first = build(1, &whole[54..]);
+        let h = Headers::parse(&first);
+        assert_eq!(h.status, ParseStatus::Ok);
+        assert_eq!((h.frag, h.has_l4, h.l4_off), (FragKind::First, true, 70));
+        let fr = h.fragment(&first).unwrap();
+        assert_eq!(
+            (fr.id, fr.offset, fr.more, fr.data_off),
+            (0x0102_0304, 0, true, 70)
+        );
+        let later = build(24, &[9; 8]);
+        let h = Headers::parse(&later);
+        assert_eq!(
+            (h.frag, h.has_l4, h.l4_proto, h.l4_off),
+            (FragKind::Later, false, 17, 70)
+        );
+        let fr = h.fragment(&later).unwrap();
+        assert_eq!(
+            (fr.offset, fr.more, fr.data_off, fr.proto),
+            (24, false, 70, 17)
+        );
+        // Destination options after the Fragment header: the first fragment's
+        // transport protocol is UDP, but the datagram's fragments all say 60.
+        let mut opts = build(1, &[]);
+        opts[62] = 60; // the Fragment header's next header
+        opts.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        opts.extend_from_slice(&whole[54..]);
+        let plen = (opts.len() - 54) as u16;
+        opts[18..20].copy_from_slice(&plen.to_be_bytes());
+        let h = Headers::parse(&opts);
+        assert_eq!(
+            (h.status, h.frag, h.l4_proto, h.l4_off),
+            (ParseStatus::Ok, FragKind::First, 17, 78)
+        );
+        let fr = h.fragment(&opts).unwrap();
+        assert_eq!((fr.proto, fr.data_off), (60, 70));
+        // Atomic fragment: a whole datagram.
+        let atomic = build(0, &whole[54..]);
+        let h = Headers::parse(&atomic);
+        assert_eq!((h.frag, h.has_l4), (FragKind::None, true));
+        // etherparse agrees on each.
+        for (f, frag) in [(&first, true), (&later, true), (&atomic, false)] {
+            let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+            let Some(etherparse::NetSlice::Ipv6(v6)) = p.net else {
+                panic!("IPv6")
+            };
+            assert_eq!(v6.is_payload_fragmented(), frag);
+        }
+    }
+
+    #[test]
+    fn headers_stay_small() {
+        assert!(std::mem::size_of::<Headers>() <= 14);
     }
 
     #[test]

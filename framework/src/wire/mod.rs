@@ -8,7 +8,7 @@ pub mod checksum;
 pub mod field;
 mod headers;
 
-pub use headers::{Headers, L3Kind, ParseStatus};
+pub use headers::{FragKind, Fragment, Headers, L3Kind, ParseStatus};
 
 /// Ethernet type of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;

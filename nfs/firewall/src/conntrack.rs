@@ -207,7 +207,7 @@ impl FlowTable {
 
     /// Finds the flow of `seen` at time `now` and says what the packet is to it.
     /// An expired flow met on the way is removed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn track(&mut self, seen: &Seen, now: u64) -> Track {
         let hash = self.hash(&seen.tuple);
         let Some(slot) = self.find(&seen.tuple, hash, now) else {
@@ -243,7 +243,7 @@ impl FlowTable {
 
     /// Records that a packet the rules passed went through: updates its flow
     /// or creates one. `Err(Full)` when a new flow does not fit.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pass(&mut self, track: Track, seen: &Seen, now: u64) -> Result<(), Full> {
         match track {
             Track::Invalid => Ok(()),
@@ -372,7 +372,7 @@ impl FlowTable {
 
     /// Advances the flow in `slot` for a packet of kind `kind` sent by the
     /// originator (`orig`) or the responder, and pushes its expiry.
-    #[inline]
+    #[inline(always)]
     fn update(&mut self, slot: usize, kind: Kind, orig: bool, now: u64) {
         let timeouts = &self.timeouts;
         let s = &mut self.slots[slot];

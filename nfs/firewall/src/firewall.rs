@@ -10,9 +10,11 @@ use hpio_nf::element::{
 };
 use hpio_nf::elements::classify::FlowKey;
 use hpio_nf::packet::Batch;
-use hpio_nf::wire::{L3Kind, ParseStatus};
+use hpio_nf::packet::Packet;
+use hpio_nf::wire::{FragKind, Headers, L3Kind, ParseStatus};
 
 use crate::conntrack::{FlowTable, Timeouts, Track};
+use crate::frag::{header_end, FragKey, FragTable, FRAGMENT};
 use crate::rules::{parse_rules, ConnState, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
 
@@ -28,7 +30,20 @@ const MALFORMED: DropReason = DropReason(3);
 const NON_IP: DropReason = DropReason(4);
 
 /// The firewall's own counters (besides one per rule).
-pub(crate) const COUNTERS: &[&str] = &["flows", "flows created", "flows expired"];
+pub(crate) const COUNTERS: &[&str] = &[
+    "flows",
+    "flows created",
+    "flows expired",
+    "fragments passed",
+    "fragments held",
+    "fragments released",
+    "fragments expired",
+    "fragments denied",
+    "fragments overlapping",
+    "fragments table full",
+    "fragments dropped at end",
+    "fragments held now",
+];
 
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
 /// cache line; the sweep only keeps the `flows` count close to the truth,
@@ -85,8 +100,8 @@ originator. A packet's state for the rules is:
                responder, or it is one (the first reply is established)
   new          it opens a flow, or belongs to one that has seen no reply yet
                (a retransmitted SYN, a second UDP datagram before an answer)
-  neither      it is untracked (other IP protocols, non-first fragments, ICMP
-               other than echo, non-IP frames under `non_ip = \"rules\"`) or
+  neither      it is untracked (other IP protocols, ICMP other than echo,
+               non-IP frames under `non_ip = \"rules\"`) or
                invalid (a TCP segment other than a SYN, or an echo reply,
                without a flow; an echo request from the responder's side):
                only rules with `state = \"any\"` match it
@@ -119,7 +134,59 @@ drops them as `non-ip`, \"rules\" hands them to the rules (a match such as
 established).
 
 Malformed frames (headers cut short or inconsistent, an ICMP echo without
-its identifier) are dropped as `malformed` before the rules.";
+its identifier) are dropped as `malformed` before the rules.
+
+Fragments. Only the first fragment of an IP datagram carries the transport
+header, so only it goes through the rules, exactly as a whole packet would
+(it is matched, counts its rule hit, opens or updates its flow). Its
+verdict is remembered for the datagram -- same source, destination,
+protocol, IPv4 identification or IPv6 Fragment header identification, and
+input -- for `frag_timeout`, and the datagram's non-first fragments follow
+it: they pass to the same output when it passed, and are dropped with its
+reason (`denied`, `no-rule`, `table-full`, ...) when it was dropped. They
+match no rule themselves (rule hit counters count first fragments), and
+do not refresh their flow's timeout. Fragments are not reassembled: each
+leaves as it came.
+
+A non-first fragment that arrives before its first is held -- the packet
+itself in its pool slot, not a copy -- and passed or dropped when the first
+is decided, in the order held fragments came. At most `frag_hold` packets
+are held per worker, and none while fewer than half of the worker's pool
+slots are free (so holding cannot starve receive); a fragment that cannot
+be held is dropped as `fragment`. A held fragment whose first has not come
+within `frag_timeout` is dropped as `fragment` (`fragments expired`): that
+is the fate of unsolicited fragments. Expiry is checked once per burst
+that reaches the firewall (on either input), against the burst's time
+(`[runtime] clock`); with no traffic at all, held fragments wait for the
+next burst, and those still held when the run ends are dropped as
+`fragment` (`fragments dropped at end`), so none is lost uncounted.
+
+Dropped as `fragment` before anything else (RFC 1858 and 3128, counted
+`fragments overlapping`): a first fragment too short for its whole
+transport header (the TCP header with its options, UDP's 8 bytes, the ICMP
+header), a TCP fragment at offset 8 or 16 (inside any TCP header), and a
+fragment that starts inside the transport header of its datagram's first
+fragment. Also dropped as `fragment`: a first fragment the rules allowed
+but whose datagram finds no room in the fragment table (its rest could not
+follow), a fragment that cannot be held. The fragment table holds
+`frag_max` datagrams per worker (set-associative, 8 entries per bucket,
+under 64 bytes per entry, allocated when the worker starts). An IPv6
+atomic fragment (offset 0, M clear: RFC 6946) is a whole datagram.
+Non-fragmented traffic pays one comparison per burst and one per packet
+for all this.
+
+Several workers. A worker sees only its own queues, so all fragments of a
+datagram must reach the worker that sees its first. They do with the
+AF_PACKET driver's hash fanout: Linux's symmetric flow hash reads no ports
+from a fragment (first included), so every fragment of a datagram hashes
+by addresses and protocol alone, to one queue (NICs' RSS generally hashes
+fragments by addresses too). But the unfragmented packets of the same flow
+hash with their ports and may land on another worker, whose flow table
+then holds the flow: a reply that comes back fragmented may meet no flow
+on its worker and be refused. Where UDP is fragmented in either direction
+(DNS over EDNS0, IKE, NFS over UDP), run the firewall on one worker.
+(`fanout_defrag` is no remedy: the kernel would hand over reassembled
+datagrams, larger than the link's MTU.)";
 
 static RULE: ParamType = ParamType::Table(RULE_FIELDS);
 
@@ -208,6 +275,30 @@ const PARAMS: &[ParamSpec] = &[
               cannot aim flows at one slot); set it only to make runs reproducible",
     },
     ParamSpec {
+        name: "frag_max",
+        ty: ParamType::Int {
+            min: 8,
+            max: 1 << 20,
+        },
+        need: Need::Default("1024"),
+        doc: "datagrams whose fragments are tracked at once per worker (entries under 64 bytes, \
+              allocated at start); a fragment that finds no room is dropped as `fragment`",
+    },
+    ParamSpec {
+        name: "frag_hold",
+        ty: ParamType::Int { min: 0, max: 4096 },
+        need: Need::Default("64"),
+        doc: "most non-first fragments per worker held, in their pool slots, until the first \
+              fragment of their datagram decides (0: such fragments are dropped as `fragment`)",
+    },
+    ParamSpec {
+        name: "frag_timeout",
+        ty: ParamType::Duration,
+        need: Need::Default("\"30s\""),
+        doc: "how long a datagram's fragments are tracked from its first fragment (or its \
+              first held one); held fragments whose first has not come by then are dropped",
+    },
+    ParamSpec {
         name: "timeouts",
         ty: ParamType::Table(TIMEOUT_FIELDS),
         need: Need::Default("{}"),
@@ -223,7 +314,14 @@ pub const CLASS: ElementClass = ElementClass {
             "stateful firewall: ordered allow/deny rules with TCP/UDP/ICMP connection tracking",
         description: DESCRIPTION,
         params: PARAMS,
-        drop_reasons: &["denied", "no-rule", "table-full", "malformed", "non-ip"],
+        drop_reasons: &[
+            "denied",
+            "no-rule",
+            "table-full",
+            "malformed",
+            "non-ip",
+            "fragment",
+        ],
         counters: &[
             (
                 "rule N: ACTION from SIDE (STATE): MATCH",
@@ -235,6 +333,40 @@ pub const CLASS: ElementClass = ElementClass {
             ),
             ("flows created", "flows created by allowed packets"),
             ("flows expired", "flows removed after their timeout"),
+            (
+                "fragments passed",
+                "non-first fragments passed after their allowed first fragment (held ones included)",
+            ),
+            (
+                "fragments held",
+                "non-first fragments held because they came before their first fragment",
+            ),
+            (
+                "fragments released",
+                "held fragments passed once their first fragment was allowed",
+            ),
+            (
+                "fragments expired",
+                "held fragments dropped as `fragment`: their first fragment did not come \
+                 within `frag_timeout` (unsolicited fragments)",
+            ),
+            (
+                "fragments denied",
+                "non-first fragments dropped because their first fragment was dropped (with its reason)",
+            ),
+            (
+                "fragments overlapping",
+                "tiny or overlapping fragments dropped as `fragment` (RFC 1858)",
+            ),
+            (
+                "fragments table full",
+                "fragments dropped as `fragment` because the fragment table, the hold or the pool was full",
+            ),
+            (
+                "fragments dropped at end",
+                "held fragments dropped as `fragment` when the run ended",
+            ),
+            ("fragments held now", "non-first fragments held at the moment"),
         ],
         example: r#"[elements.fw]
 class = "Firewall"
@@ -270,12 +402,65 @@ struct Shared {
     max_flows: usize,
     /// `None`: a random seed per replica.
     hash_seed: Option<u64>,
+    frag_max: usize,
+    frag_hold: usize,
+    frag_timeout: u64,
+}
+
+/// The rules' decision on packet `$pkt` (parse `$h`, not a non-first
+/// fragment) from `$side` at `$now`: written once, expanded in `push` for
+/// whole packets -- where `$pass!()` and `$fail!(reason)` send or drop the
+/// packet and go on to the next, the shape the compiler makes fastest --
+/// and in [`Firewall::decide`] for first fragments, where they return the
+/// verdict. Both must diverge; the expansion falls through when the packet
+/// passes after its flow was updated or created.
+macro_rules! decision {
+    ($fw:ident, $h:expr, $pkt:expr, $side:expr, $now:expr, $pass:ident, $fail:ident) => {
+        let shared = &*$fw.shared;
+        let (seen, track, state) = if $h.l3 == L3Kind::Other {
+            match shared.non_ip {
+                NonIp::Allow => $pass!(),
+                NonIp::Deny => $fail!(NON_IP),
+                NonIp::Rules => (None, Track::Invalid, ConnState::Other),
+            }
+        } else {
+            match extract(&$h, $pkt.data()) {
+                Extract::Tracked(seen) => {
+                    let track = $fw.table.track(&seen, $now);
+                    let state = match track {
+                        Track::Flow {
+                            established: true, ..
+                        } => ConnState::Established,
+                        Track::Flow { .. } | Track::Start { .. } => ConnState::New,
+                        Track::Invalid => ConnState::Other,
+                    };
+                    (Some(seen), track, state)
+                }
+                Extract::Untracked => (None, Track::Invalid, ConnState::Other),
+                Extract::Malformed => $fail!(MALFORMED),
+            }
+        };
+        let key = FlowKey::extract(&$h, $pkt.data());
+        let Some(rule) = shared.rules.first($side, state, &key) else {
+            $fail!(NO_RULE);
+        };
+        if let Some(hit) = $fw.hits.get_mut(rule) {
+            *hit += 1;
+        }
+        if !shared.rules.allow.get(rule).copied().unwrap_or(false) {
+            $fail!(DENIED);
+        }
+        if let Some(Err(_)) = seen.map(|s| $fw.table.pass(track, &s, $now)) {
+            $fail!(TABLE_FULL);
+        }
+    };
 }
 
 /// A worker's replica: the shared rules, its own flow table and counters.
 struct Firewall {
     shared: Arc<Shared>,
     table: FlowTable,
+    frags: FragTable,
     /// Hits per rule.
     hits: Box<[u64]>,
 }
@@ -287,8 +472,131 @@ impl Firewall {
                 Some(seed) => FlowTable::with_seed(shared.max_flows, shared.timeouts, seed),
                 None => FlowTable::new(shared.max_flows, shared.timeouts),
             },
+            frags: FragTable::new(
+                shared.frag_max,
+                shared.frag_hold,
+                shared.frag_timeout,
+                shared.hash_seed.map(|s| s ^ 0xf4a6),
+            ),
             hits: vec![0; shared.rules.len()].into_boxed_slice(),
             shared,
+        }
+    }
+
+    /// The rules' verdict on a first fragment: `Ok` to pass it (its flow
+    /// updated or created), or the drop reason.
+    #[inline(never)]
+    fn decide(
+        &mut self,
+        h: &Headers,
+        pkt: &Packet,
+        side: Side,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        macro_rules! pass {
+            () => {
+                return Ok(())
+            };
+        }
+        macro_rules! fail {
+            ($r:expr) => {
+                return Err($r)
+            };
+        }
+        decision!(self, h, pkt, side, now, pass, fail);
+        Ok(())
+    }
+
+    /// A frame that did not parse, or a fragment: everything about it but
+    /// the rules. A malformed frame is dropped (as `fragment` when it is a
+    /// first fragment too short for its transport header, which could hide
+    /// the ports from the rules: RFC 1858's tiny fragment); a later fragment
+    /// follows its first's verdict, or waits for it; a first fragment goes
+    /// through the rules ([`Firewall::decide`]) and its verdict is recorded
+    /// for the rest ([`Firewall::first_decided`]).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn rare(
+        &mut self,
+        cx: &mut Context<'_>,
+        h: &Headers,
+        pkt: Packet,
+        input: usize,
+        side: Side,
+        now: u64,
+        out: &mut Output,
+    ) {
+        if h.status != ParseStatus::Ok {
+            let reason = if h.frag != FragKind::None && h.status == ParseStatus::L4Truncated {
+                self.frags.stats.overlapping += 1;
+                FRAGMENT
+            } else {
+                MALFORMED
+            };
+            out.drop(pkt, reason);
+            return;
+        }
+        if h.frag != FragKind::Later {
+            let verdict = self.decide(h, &pkt, side, now);
+            self.first_decided(h, pkt, input, now, verdict, out);
+            return;
+        }
+        let frame = pkt.data();
+        let Some((key, frag)) = h
+            .fragment(frame)
+            .and_then(|f| Some((FragKey::of(h, frame, &f, input as u8)?, f)))
+        else {
+            out.drop(pkt, MALFORMED);
+            return;
+        };
+        // Never hold a packet when fewer than half the pool's slots are
+        // free: the worker needs them to receive.
+        let pool = cx.pool();
+        let room = pool.available() * 2 >= pool.capacity();
+        self.frags.later(&key, frag.offset, now, pkt, room, out);
+    }
+
+    /// A first fragment the rules decided on (`verdict`): records the
+    /// verdict for the rest of its datagram, sends or drops it, then the
+    /// fragments held for it.
+    #[cold]
+    #[inline(never)]
+    fn first_decided(
+        &mut self,
+        h: &Headers,
+        pkt: Packet,
+        input: usize,
+        now: u64,
+        verdict: Result<(), DropReason>,
+        out: &mut Output,
+    ) {
+        let frame = pkt.data();
+        let Some((key, frag)) = h
+            .fragment(frame)
+            .and_then(|f| Some((FragKey::of(h, frame, &f, input as u8)?, f)))
+        else {
+            out.drop(pkt, MALFORMED);
+            return;
+        };
+        let end = header_end(h, frame, &frag);
+        match self
+            .frags
+            .first(&key, now, verdict.map(|()| input as u8), end)
+        {
+            Some(entry) => {
+                match verdict {
+                    Ok(()) => out.push(input, pkt),
+                    Err(r) => out.drop(pkt, r),
+                }
+                self.frags.release(entry, out);
+            }
+            None => match verdict {
+                // No room to let the rest follow: the datagram cannot be
+                // completed, so its first fragment goes no further either.
+                Ok(()) => out.drop(pkt, FRAGMENT),
+                Err(r) => out.drop(pkt, r),
+            },
         }
     }
 }
@@ -301,73 +609,61 @@ impl Element for Firewall {
             (Side::Outside, 1)
         };
         let now = cx.now();
-        let shared = &*self.shared;
         self.table
             .sweep(now, batch.len().div_ceil(PACKETS_PER_SWEPT_SLOT));
+        if self.frags.due(now) {
+            self.frags.expire(now, out);
+        }
         for mut pkt in batch.drain(..) {
             let h = pkt.headers();
-            if h.status != ParseStatus::Ok {
-                out.drop(pkt, MALFORMED);
+            // One test for both rare cases: a frame that did not parse, a fragment.
+            if (h.status != ParseStatus::Ok) | (h.frag != FragKind::None) {
+                self.rare(cx, &h, pkt, input, side, now, out);
                 continue;
             }
-            let (seen, track, state) = if h.l3 == L3Kind::Other {
-                match shared.non_ip {
-                    NonIp::Allow => {
-                        out.push(port, pkt);
-                        continue;
-                    }
-                    NonIp::Deny => {
-                        out.drop(pkt, NON_IP);
-                        continue;
-                    }
-                    NonIp::Rules => (None, Track::Invalid, ConnState::Other),
-                }
-            } else {
-                match extract(&h, pkt.data()) {
-                    Extract::Tracked(seen) => {
-                        let track = self.table.track(&seen, now);
-                        let state = match track {
-                            Track::Flow {
-                                established: true, ..
-                            } => ConnState::Established,
-                            Track::Flow { .. } | Track::Start { .. } => ConnState::New,
-                            Track::Invalid => ConnState::Other,
-                        };
-                        (Some(seen), track, state)
-                    }
-                    Extract::Untracked => (None, Track::Invalid, ConnState::Other),
-                    Extract::Malformed => {
-                        out.drop(pkt, MALFORMED);
-                        continue;
-                    }
-                }
-            };
-            let key = FlowKey::extract(&h, pkt.data());
-            let Some(rule) = shared.rules.first(side, state, &key) else {
-                out.drop(pkt, NO_RULE);
-                continue;
-            };
-            if let Some(hit) = self.hits.get_mut(rule) {
-                *hit += 1;
+            macro_rules! pass {
+                () => {{
+                    out.push(port, pkt);
+                    continue;
+                }};
             }
-            if !shared.rules.allow.get(rule).copied().unwrap_or(false) {
-                out.drop(pkt, DENIED);
-                continue;
+            macro_rules! fail {
+                ($r:expr) => {{
+                    out.drop(pkt, $r);
+                    continue;
+                }};
             }
-            match seen.map(|s| self.table.pass(track, &s, now)) {
-                Some(Err(_)) => out.drop(pkt, TABLE_FULL),
-                _ => out.push(port, pkt),
-            }
+            decision!(self, h, pkt, side, now, pass, fail);
+            out.push(port, pkt);
         }
+    }
+
+    fn finish(&mut self, _cx: &mut Context<'_>, out: &mut Output) {
+        self.frags.finish(out);
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         for (name, hits) in self.shared.rules.names.iter().zip(self.hits.iter()) {
             report(name, *hits);
         }
-        report(COUNTERS[0], self.table.len() as u64);
-        report(COUNTERS[1], self.table.created);
-        report(COUNTERS[2], self.table.expired);
+        let f = &self.frags.stats;
+        let values = [
+            self.table.len() as u64,
+            self.table.created,
+            self.table.expired,
+            f.passed,
+            f.held,
+            f.released,
+            f.expired,
+            f.denied,
+            f.overlapping,
+            f.full,
+            f.at_end,
+            self.frags.held_now() as u64,
+        ];
+        for (name, v) in COUNTERS.iter().zip(values) {
+            report(name, v);
+        }
     }
 }
 
@@ -418,12 +714,19 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         udp_stream: timeout(t, "udp_stream")?,
         icmp: timeout(t, "icmp")?,
     };
+    let frag_timeout = p.duration("frag_timeout")?;
+    if frag_timeout < Duration::from_millis(1) {
+        return Err(ParamError::new("frag_timeout", "must be at least 1ms"));
+    }
     let shared = Arc::new(Shared {
         rules: Rules::new(&rules),
         timeouts,
         non_ip,
         max_flows,
         hash_seed,
+        frag_max: p.usize("frag_max")?,
+        frag_hold: p.usize("frag_hold")?,
+        frag_timeout: u64::try_from(frag_timeout.as_nanos()).unwrap_or(u64::MAX),
     });
     Ok(Configured::new(Inputs::Fixed(2), 2, move |_worker| {
         Box::new(Firewall::new(shared.clone()))
@@ -437,6 +740,8 @@ mod tests {
     use hpio_nf::config::{configure_element, ConfigErrors};
     use hpio_nf::element::Registry;
     use hpio_nf::packet::{Packet, Pool};
+
+    use crate::testfrag::fragments;
 
     const S: u64 = 1_000_000_000;
     const IN_HOST: [u8; 4] = [10, 0, 1, 2];
@@ -821,6 +1126,304 @@ rules = [
             "{e}"
         );
         assert!(e.contains("<snippet>:3:3"), "{e}");
+    }
+
+    /// An inside UDP datagram of `len` data bytes (`v6`: over IPv6).
+    fn big_udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, len: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
+            .ipv4(src, dst, 64)
+            .udp(sport, dport)
+            .write(&mut v, &data)
+            .unwrap();
+        v
+    }
+
+    fn big_udp6(src: u8, sport: u16, dst: u8, dport: u16, len: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
+            .ipv6([src; 16], [dst; 16], 64)
+            .udp(sport, dport)
+            .write(&mut v, &data)
+            .unwrap();
+        v
+    }
+
+    fn big_echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16, len: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let data = vec![0x5a; len];
+        let b = PacketBuilder::ethernet2(IN_MAC, OUT_MAC).ipv4(src, dst, 64);
+        if request {
+            b.icmpv4_echo_request(id, 1).write(&mut v, &data).unwrap();
+        } else {
+            b.icmpv4_echo_reply(id, 1).write(&mut v, &data).unwrap();
+        }
+        v
+    }
+
+    impl Fw {
+        /// Pushes `frames` into `input` at `now`; returns the frames that
+        /// came out of the matching output, in order.
+        fn run(&mut self, input: usize, now: u64, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+            let mut cx = Context::new(&mut self.pool, now, 0);
+            let mut batch: Batch = frames.iter().map(|f| Packet::from_bytes(f)).collect();
+            self.e.push(&mut cx, input, &mut batch, &mut self.out);
+            assert!(batch.is_empty(), "every packet is handled");
+            self.out
+                .take(input)
+                .iter()
+                .map(|p| p.data().to_vec())
+                .collect()
+        }
+
+        fn finish(&mut self) {
+            let mut cx = Context::new(&mut self.pool, 0, 0);
+            self.e.finish(&mut cx, &mut self.out);
+        }
+    }
+
+    const FRAGMENT_DROP: DropReason = FRAGMENT;
+
+    #[test]
+    fn fragmented_udp_passes_both_ways_with_its_first_fragment() {
+        let mut fw = Fw::new(RULES);
+        // The reported case: 3000 bytes of UDP from the inside, three fragments.
+        let out = fragments(&big_udp(IN_HOST, 5000, OUT_HOST, 4500, 3000), 1480, 7);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            fw.run(0, 0, &out),
+            out,
+            "all three, byte for byte, in order"
+        );
+        assert_eq!(
+            fw.counter("out udp"),
+            1,
+            "the rules see the first fragment only"
+        );
+        assert_eq!(fw.counter("fragments passed"), 2);
+        // The answer, fragmented too, is established.
+        let back = fragments(&big_udp(OUT_HOST, 4500, IN_HOST, 5000, 2500), 1024, 99);
+        assert_eq!(back.len(), 3);
+        assert_eq!(fw.run(1, S, &back), back);
+        assert_eq!(fw.counter("replies"), 1);
+        assert_eq!(fw.counter("fragments passed"), 4);
+        assert_eq!(fw.counter("in deny"), 0);
+        // An unsolicited fragmented datagram from outside: the first is denied, the rest with it.
+        let unsolicited = fragments(&big_udp(OUT_HOST, 4500, IN_HOST, 5001, 3000), 1480, 8);
+        assert!(fw.run(1, S, &unsolicited).is_empty());
+        assert_eq!(fw.counter("in deny"), 1);
+        assert_eq!(fw.counter("fragments denied"), 2);
+        assert_eq!(fw.drops(DENIED), 3);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 0);
+    }
+
+    #[test]
+    fn fragmented_pings_and_their_replies() {
+        let mut fw = Fw::new(RULES);
+        let req = fragments(&big_echo(IN_HOST, OUT_HOST, true, 3, 4000), 1480, 1);
+        assert_eq!(req.len(), 3);
+        assert_eq!(fw.run(0, 0, &req), req);
+        let rep = fragments(&big_echo(OUT_HOST, IN_HOST, false, 3, 4000), 1480, 2);
+        assert_eq!(fw.run(1, 0, &rep), rep);
+        assert_eq!((fw.counter("out ping"), fw.counter("replies")), (1, 1));
+        // A fragmented ping from outside is denied, all of it.
+        let inbound = fragments(&big_echo(OUT_HOST, IN_HOST, true, 4, 4000), 1480, 3);
+        assert!(fw.run(1, 0, &inbound).is_empty());
+        assert_eq!(fw.drops(DENIED), 3);
+        assert_eq!(fw.counter("fragments passed"), 4);
+    }
+
+    #[test]
+    fn fragments_before_their_first_wait_for_it() {
+        let mut fw = Fw::new(RULES);
+        let f = fragments(&big_udp(IN_HOST, 5000, OUT_HOST, 53, 4000), 1480, 11);
+        assert_eq!(f.len(), 3);
+        // Last, then middle: held.
+        assert!(fw.run(0, 0, &[f[2].clone()]).is_empty());
+        assert!(fw.run(0, S, &[f[1].clone()]).is_empty());
+        assert_eq!(
+            (
+                fw.counter("fragments held"),
+                fw.counter("fragments held now")
+            ),
+            (2, 2)
+        );
+        // The first: allowed, then both held ones follow it.
+        let out = fw.run(0, 2 * S, &[f[0].clone()]);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], f[0], "the first goes first");
+        assert!(out.contains(&f[1]) && out.contains(&f[2]));
+        assert_eq!(fw.counter("fragments released"), 2);
+        assert_eq!(fw.counter("fragments held now"), 0);
+        // In one burst, in reverse order.
+        let g = fragments(&big_udp(IN_HOST, 5001, OUT_HOST, 53, 4000), 1480, 12);
+        let rev: Vec<Vec<u8>> = g.iter().rev().cloned().collect();
+        let out = fw.run(0, 3 * S, &rev);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], g[0]);
+        // Held before a first that is denied: dropped with the first's reason.
+        let h = fragments(&big_udp(OUT_HOST, 53, IN_HOST, 7777, 3000), 1480, 13);
+        assert!(fw
+            .run(1, 4 * S, &[h[1].clone(), h[2].clone(), h[0].clone()])
+            .is_empty());
+        assert_eq!(fw.drops(DENIED), 3);
+        assert_eq!(fw.counter("fragments denied"), 2);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 0);
+    }
+
+    #[test]
+    fn unsolicited_fragments_expire_and_are_counted() {
+        let mut fw = Fw::new(&format!("{RULES}\nfrag_timeout = \"5s\""));
+        let f = fragments(&big_udp(OUT_HOST, 53, IN_HOST, 5000, 3000), 1480, 21);
+        // Later fragments whose first never comes.
+        assert!(fw.run(1, 0, &f[1..]).is_empty());
+        assert_eq!(fw.counter("fragments held now"), 2);
+        // Still held just before the timeout; dropped at it (on the next burst).
+        assert!(fw.run(0, 5 * S - 1, &[]).is_empty());
+        assert_eq!(fw.counter("fragments held now"), 2);
+        assert!(fw.run(0, 5 * S, &[]).is_empty());
+        assert_eq!(fw.counter("fragments expired"), 2);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 2);
+        assert_eq!(fw.counter("fragments held now"), 0);
+        // A first fragment allowed long ago lets no late fragment through.
+        let g = fragments(&big_udp(IN_HOST, 6000, OUT_HOST, 53, 3000), 1480, 22);
+        assert_eq!(fw.run(0, 10 * S, &g[..2]).len(), 2);
+        assert!(
+            fw.run(0, 16 * S, &g[2..]).is_empty(),
+            "held: its entry expired"
+        );
+        fw.finish();
+        assert_eq!(fw.counter("fragments dropped at end"), 1);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 3);
+    }
+
+    #[test]
+    fn tiny_and_overlapping_tcp_fragments_are_dropped() {
+        let mut fw = Fw::new(RULES);
+        let syn = {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
+                .ipv4(IN_HOST, OUT_HOST, 64)
+                .tcp(40000, 80, 1, 1000)
+                .syn()
+                .write(&mut v, &[0; 64])
+                .unwrap();
+            v
+        };
+        // The first fragment holds 8 bytes of TCP: no flags for the rules to see.
+        let tiny = fragments(&syn, 8, 31);
+        assert!(fw.run(0, 0, &tiny[..1]).is_empty());
+        assert_eq!(fw.drops(FRAGMENT_DROP), 1);
+        assert_eq!(fw.drops(MALFORMED), 0);
+        // A later fragment at offset 8 (inside any TCP header): RFC 1858's overlap.
+        assert!(fw.run(0, 0, &tiny[1..2]).is_empty());
+        assert_eq!(fw.drops(FRAGMENT_DROP), 2);
+        assert_eq!(fw.counter("fragments overlapping"), 2);
+        // A first fragment with the whole header passes; a forged fragment
+        // overlapping its 32-byte header (offset 24) does not, the rest does.
+        let mut opts = Vec::new();
+        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
+            .ipv4(IN_HOST, OUT_HOST, 64)
+            .tcp(40001, 80, 1, 1000)
+            .options(&[
+                etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+                etherparse::TcpOptionElement::WindowScale(7),
+                etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
+            ])
+            .unwrap()
+            .syn()
+            .write(&mut opts, &[1; 64])
+            .unwrap();
+        assert_eq!(opts[14 + 20 + 12] >> 4, 8, "a 32-byte TCP header");
+        let f = fragments(&opts, 40, 32);
+        let mut forged = f[1].clone();
+        let (mut ip, _) = etherparse::Ipv4Header::from_slice(&forged[14..]).unwrap();
+        ip.fragment_offset = etherparse::IpFragOffset::try_new(3).unwrap();
+        let mut hdr = Vec::new();
+        ip.write(&mut hdr).unwrap();
+        forged[14..34].copy_from_slice(&hdr);
+        let out = fw.run(0, 0, &[f[0].clone(), forged, f[1].clone(), f[2].clone()]);
+        assert_eq!(out, vec![f[0].clone(), f[1].clone(), f[2].clone()]);
+        assert_eq!(fw.counter("fragments overlapping"), 3);
+    }
+
+    #[test]
+    fn ipv6_fragments_follow_their_first() {
+        let body = r#"rules = [
+  { match = "any", state = "established", action = "allow", name = "replies" },
+  { from = "inside", match = "ip6 and udp and dst port 4500", action = "allow", name = "ike" },
+  { match = "any", action = "deny", name = "deny" },
+]"#;
+        let mut fw = Fw::new(body);
+        let out6 = fragments(&big_udp6(1, 500, 2, 4500, 3000), 1232, 0xdead_beef);
+        assert_eq!(out6.len(), 3);
+        // Out of order: the last one first.
+        let order = [out6[2].clone(), out6[0].clone(), out6[1].clone()];
+        let got = fw.run(0, 0, &order);
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (got[0].clone(), got[1].clone()),
+            (out6[0].clone(), out6[2].clone())
+        );
+        assert_eq!(got[2], out6[1]);
+        let back = fragments(&big_udp6(2, 4500, 1, 500, 2000), 1232, 5);
+        assert_eq!(fw.run(1, 0, &back), back);
+        // Another port is denied, with all its fragments.
+        let other = fragments(&big_udp6(1, 500, 2, 4501, 3000), 1232, 6);
+        assert!(fw.run(0, 0, &other).is_empty());
+        assert_eq!(fw.drops(DENIED), 3);
+        assert_eq!(fw.counter("fragments passed"), 2 + 1);
+    }
+
+    #[test]
+    fn holding_is_bounded_by_frag_hold_and_the_pool() {
+        let mut fw = Fw::new(&format!("{RULES}\nfrag_hold = 2"));
+        let later: Vec<Vec<u8>> = (0..3)
+            .map(|i| {
+                fragments(
+                    &big_udp(IN_HOST, 100 + i, OUT_HOST, 53, 2000),
+                    1480,
+                    i as u32,
+                )[1]
+                .clone()
+            })
+            .collect();
+        assert!(fw.run(0, 0, &later).is_empty());
+        assert_eq!(fw.counter("fragments held now"), 2);
+        assert_eq!(fw.counter("fragments table full"), 1);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 1);
+        // frag_hold = 0: nothing waits.
+        let mut fw = Fw::new(&format!("{RULES}\nfrag_hold = 0"));
+        assert!(fw.run(0, 0, &later[..1]).is_empty());
+        assert_eq!(fw.drops(FRAGMENT_DROP), 1);
+        // A pool more than half in use: nothing waits either.
+        let mut fw = Fw::new(RULES);
+        let taken: Vec<Packet> = (0..3).map(|_| fw.pool.alloc().unwrap()).collect();
+        assert!(fw.run(0, 0, &later[..1]).is_empty());
+        assert_eq!(fw.counter("fragments held now"), 0);
+        assert_eq!(fw.drops(FRAGMENT_DROP), 1);
+        drop(taken);
+    }
+
+    #[test]
+    fn classify_terms_work_in_firewall_rules() {
+        // A policy that refuses fragments outright.
+        let body = r#"rules = [
+  { match = "frag", action = "deny", name = "no fragments" },
+  { from = "inside", match = "udp", action = "allow", name = "out" },
+]"#;
+        let mut fw = Fw::new(body);
+        let f = fragments(&big_udp(IN_HOST, 1, OUT_HOST, 2, 3000), 1480, 1);
+        assert!(fw.run(0, 0, &f).is_empty());
+        assert_eq!(
+            fw.counter("no fragments"),
+            1,
+            "the first; the rest follow it"
+        );
+        assert_eq!(fw.drops(DENIED), 3);
+        assert_eq!(fw.run(0, 0, &[udp(IN_HOST, 1, OUT_HOST, 2)]).len(), 1);
     }
 
     /// Nanoseconds per packet for established UDP flows through the shipped

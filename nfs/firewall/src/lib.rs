@@ -22,7 +22,10 @@
 
 mod conntrack;
 mod firewall;
+mod frag;
 mod rules;
+#[cfg(test)]
+mod testfrag;
 mod tuple;
 
 pub use firewall::CLASS;

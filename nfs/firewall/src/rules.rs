@@ -127,7 +127,7 @@ impl Rules {
 
     /// Index of the first rule that a packet with flow key `key`, from
     /// `side`, in connection state `state`, satisfies.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn first(&self, side: Side, state: ConnState, key: &FlowKey) -> Option<usize> {
         let (set, index) = &self.sets[side as usize * STATES.len() + state as usize];
         set.first_match(key)

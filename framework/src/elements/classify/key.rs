@@ -45,7 +45,18 @@ pub(super) mod class {
     pub const L4: u8 = 0x08;
     /// A complete TCP or UDP header: the port bytes are valid.
     pub const PORTS: u8 = 0x10;
+    /// An IP fragment, first or not.
+    pub const FRAG: u8 = 0x20;
+    /// The first fragment of a datagram (with `FRAG`).
+    pub const FIRST_FRAG: u8 = 0x40;
 }
+
+// `FragKind`'s discriminants are the class bits: the key takes them as they are.
+const _: () = assert!(
+    crate::wire::FragKind::First as u8 == class::FRAG | class::FIRST_FRAG
+        && crate::wire::FragKind::Later as u8 == class::FRAG
+        && crate::wire::FragKind::None as u8 == 0
+);
 
 /// The fields of one packet that rules test, extracted once per packet.
 ///
@@ -92,6 +103,8 @@ impl FlowKey {
         }
         let l3 = h.l3_off as usize;
         let ip = matches!(h.status, ParseStatus::Ok | ParseStatus::L4Truncated);
+        // Fragment bits (zero for whole datagrams and non-IP frames).
+        cls |= h.frag as u8;
         let l4 = |k: &mut [u8; KEY_LEN]| {
             if needs.l4 {
                 extract_l4(k, h, frame)

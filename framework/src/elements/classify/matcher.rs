@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::key::{at, class, FlowKey, Needs, KEY_LEN};
-use super::rule::{Match, Proto, Vlan, L3};
+use super::rule::{Frag, Match, Proto, Vlan, L3};
 use crate::wire::Headers;
 
 /// An inclusive port range that is never a constraint.
@@ -75,6 +75,11 @@ impl Pattern {
         }
         if m.icmp_type.is_some() {
             p.class(class::L4, true);
+        }
+        match m.frag {
+            Frag::Any => {}
+            Frag::Fragment => p.class(class::FRAG, true),
+            Frag::First => p.class(class::FRAG | class::FIRST_FRAG, true),
         }
         for (pos, prefix) in [(at::SRC_ADDR, m.src), (at::DST_ADDR, m.dst)] {
             if let Some((addr, len)) = prefix {
@@ -282,8 +287,8 @@ impl Chunk {
         }
         let mut class_row = [0u16; 256];
         for (row, id) in class_row.iter_mut().zip(class_id) {
-            // At most 32 class rows (5 class bits) of at most 65 protocol
-            // columns (64 rules' protocols and "none of them").
+            // At most 128 class rows (7 class bits) of at most 65 protocol
+            // columns (64 rules' protocols and "none of them"): below 2^16.
             *row = (id as usize * proto_rows.len()) as u16;
         }
         Chunk {
@@ -428,7 +433,7 @@ impl fmt::Debug for RuleSet {
 #[cfg(test)]
 mod tests {
     use super::super::parse::parse_match;
-    use super::super::testutil::{facts, frame, reference, Net, Spec, Tp};
+    use super::super::testutil::{facts, fragment4, frame, reference, Net, Spec, Tp};
     use super::*;
 
     fn matches(rule: &str, f: &[u8]) -> bool {
@@ -586,6 +591,82 @@ mod tests {
         assert!(!matches("icmp6 type 128", &ns6));
     }
 
+    /// `frag` and `first-frag`, and what port terms mean on fragments:
+    /// a first fragment has its ports, a later one none (so no port, flag or
+    /// type term matches it), over IPv4 and IPv6.
+    #[test]
+    fn fragment_terms_and_ports_of_fragments() {
+        let udp = frame(&Spec {
+            vlan: vec![9],
+            net: Net::V4([1; 4], [2; 4]),
+            tp: Tp::Udp(5000, 53),
+        });
+        let l3 = 18;
+        let mut first = udp.clone();
+        fragment4(&mut first, l3, 0, true);
+        let mut middle = udp.clone();
+        fragment4(&mut middle, l3, 185, true);
+        let mut last = udp.clone();
+        fragment4(&mut last, l3, 370, false);
+        for f in [&first, &middle, &last] {
+            assert!(matches("frag", f) && matches("ip4 and frag and udp", f));
+            assert!(matches("vlan 9 and src host 1.1.1.1 and frag", f));
+        }
+        assert!(!matches("frag", &udp) && !matches("first-frag", &udp));
+        assert!(matches("first-frag", &first) && matches("first-frag and dst port 53", &first));
+        assert!(
+            matches("udp and dst port 53", &first),
+            "a first fragment has its ports"
+        );
+        for f in [&middle, &last] {
+            assert!(!matches("first-frag", f));
+            assert!(!matches("dst port 53", f) && !matches("udp and src port 0-65535", f));
+            assert!(!matches("frag and dst port 53", f));
+        }
+        // MF with offset 0 and IPv6: through the parse alone (etherparse
+        // builds no IPv6 Fragment header here).
+        let hit = |rule: &str, f: &[u8]| {
+            let h = Headers::parse(f);
+            assert_eq!(h.status, crate::wire::ParseStatus::Ok);
+            RuleSet::new([&parse_match(rule).unwrap()]).classify(&h, f) == Some(0)
+        };
+        let v6 = frame(&Spec {
+            vlan: vec![],
+            net: Net::V6([1; 16], [2; 16]),
+            tp: Tp::Udp(5000, 53),
+        });
+        let v6_frag = |offset: u16, more: bool| {
+            // Insert a Fragment header (next header UDP) after the fixed header.
+            let mut f = v6[..54].to_vec();
+            f[14 + 6] = 44;
+            let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+            f[18..20].copy_from_slice(&plen.to_be_bytes());
+            f.extend_from_slice(&[17, 0]);
+            f.extend_from_slice(&(offset | more as u16).to_be_bytes());
+            f.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            f.extend_from_slice(&v6[54..]);
+            f
+        };
+        let (first6, later6, atomic6) = (v6_frag(0, true), v6_frag(1448, false), v6_frag(0, false));
+        assert!(hit("ip6 and first-frag and udp and dst port 53", &first6));
+        assert!(hit("frag", &later6) && hit("udp and frag", &later6));
+        assert!(!hit("first-frag", &later6) && !hit("dst port 53", &later6));
+        assert!(
+            !hit("frag", &atomic6),
+            "an atomic fragment is a whole datagram"
+        );
+        assert!(hit("dst port 53", &atomic6));
+        assert!(!hit("frag", &v6));
+        assert!(!hit(
+            "frag",
+            &frame(&Spec {
+                vlan: vec![],
+                net: Net::Arp,
+                tp: Tp::None
+            })
+        ));
+    }
+
     #[test]
     fn non_first_fragment_has_a_protocol_but_no_ports() {
         let mut f = frame(&Spec {
@@ -721,6 +802,7 @@ mod tests {
             }
             12 => format!("icmp type {}", r.pick(&[0, 3, 8])),
             13 => format!("icmp6 type {}", r.pick(&[1, 128, 135])),
+            14 if r.next() % 2 == 0 => r.pick(&["frag", "first-frag"]).to_string(),
             _ => "any".to_string(),
         }
     }
@@ -803,7 +885,17 @@ mod tests {
             }
             let set = RuleSet::new(&rules);
             for _ in 0..200 {
-                let f = frame(&random_spec(&mut r));
+                let spec = random_spec(&mut r);
+                let mut f = frame(&spec);
+                if let Net::V4(..) = spec.net {
+                    // Some IPv4 frames become first or later fragments.
+                    let l3 = 14 + 4 * spec.vlan.len();
+                    match r.next() % 6 {
+                        0 => fragment4(&mut f, l3, 0, true),
+                        1 => fragment4(&mut f, l3, 1 + r.next() as u16 % 300, r.next() % 2 == 0),
+                        _ => {}
+                    }
+                }
                 let h = Headers::parse(&f);
                 assert_eq!(h.status, crate::wire::ParseStatus::Ok);
                 let x = facts(&f);

@@ -83,13 +83,20 @@ which must hold. Keywords are case-insensitive; numbers are decimal or 0x-hex.
                              router-solicitation, router-advertisement,
                              neighbor-solicitation, neighbor-advertisement,
                              redirect
+  frag                       an IP fragment, first or not: IPv4 with MF set
+                             or a fragment offset, IPv6 with a Fragment
+                             header (an atomic one, offset 0 and M clear,
+                             is a whole datagram: RFC 6946)
+  first-frag                 the first fragment of a datagram (offset 0,
+                             more fragments follow)
 
 What terms imply: an address or prefix implies its IP version (an IPv4
-prefix never matches an IPv6 packet, whatever its bytes); tcp, udp and
-proto imply IP; icmp and `icmp type` imply IPv4, icmp6 and `icmp6 type`
-imply IPv6; a port term implies a complete TCP or UDP header (so it never
-matches ICMP, other protocols or non-first IP fragments); `tcp flags`
-implies tcp; a type term implies a complete ICMP header. Repeating a kind
+prefix never matches an IPv6 packet, whatever its bytes); tcp, udp, proto,
+frag and first-frag imply IP; icmp and `icmp type` imply IPv4, icmp6 and
+`icmp6 type` imply IPv6; a port term implies a complete TCP or UDP header
+(so it never matches ICMP, other protocols or non-first IP fragments);
+`tcp flags` implies tcp; a type term implies a complete ICMP header.
+`frag and first-frag` is `first-frag`. Repeating a kind
 of term narrows it (`vlan and vlan 5`, `src net 10.0.0.0/8 and src net
 10.1.0.0/16`, `dst port 1-100 and dst port 50-200`).
 
@@ -109,6 +116,16 @@ goes to output `malformed` when that is set, and is dropped as `malformed`
 otherwise. A frame that parses but carries no transport header (a
 non-first fragment, a protocol other than TCP/UDP/ICMP) is well-formed:
 it matches protocol and address terms, but no port, flag or type term.
+
+Fragments. A first fragment carries the transport header, so port, flag
+and type terms test it as they would the whole datagram. A non-first
+fragment has no transport header: it matches protocol, address, VLAN and
+`frag` terms, never a port, flag or type term. So `udp and dst port 53`
+catches the first fragment of a large DNS answer but not the rest; a
+stateless rule list passes the rest with a rule such as `udp and frag`
+after its port rules (or drops every fragment with `frag` first). The
+Firewall element instead lets a non-first fragment through only when the
+first fragment of its datagram was allowed.
 
 Packets that match no rule go to output `default` when that is set, and
 are dropped as `no-match` otherwise.

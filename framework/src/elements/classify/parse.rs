@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::rule::{Match, Proto, Rule, RuleError, Vlan, L3, MAX_OUTPUT, TCP_FLAGS};
+use super::rule::{Frag, Match, Proto, Rule, RuleError, Vlan, L3, MAX_OUTPUT, TCP_FLAGS};
 use crate::element::parse_prefix;
 use crate::wire::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
@@ -121,7 +121,7 @@ struct Parser<'a> {
 
 const TERMS: &str = "any, ip4, ip6, arp, ether type N, vlan, vlan N, novlan, \
     src/dst net P, src/dst host A, tcp, udp, icmp, icmp6, proto N, src/dst port N[-M], \
-    tcp flags F,!F, icmp type T, icmp6 type T";
+    tcp flags F,!F, icmp type T, icmp6 type T, frag, first-frag";
 
 fn parse_at(text: &str, start: usize, end: usize) -> Result<Match, RuleError> {
     let mut p = Parser {
@@ -302,6 +302,18 @@ impl<'a> Parser<'a> {
                 self.set_vlan(vlan, self.span(start))
             }
             "novlan" => self.set_vlan(Vlan::Untagged, self.span(start)),
+            "frag" | "first-frag" => {
+                let by = self.span(start);
+                self.set_l3(L3::Ip, by)?;
+                if lower == "first-frag" || self.m.frag == Frag::Any {
+                    self.m.frag = if lower == "frag" {
+                        Frag::Fragment
+                    } else {
+                        Frag::First
+                    };
+                }
+                Ok(())
+            }
             "tcp" => {
                 if matches!(self.peek(), Some((_, t)) if t.eq_ignore_ascii_case("flags")) {
                     let flags = self.take().expect("peeked");

@@ -79,6 +79,17 @@ pub(super) enum Proto {
     Is(u8),
 }
 
+/// The fragments a match requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Frag {
+    /// No requirement.
+    Any,
+    /// Any IP fragment (`frag`).
+    Fragment,
+    /// A first fragment (`first-frag`).
+    First,
+}
+
 /// The packets one rule selects: a conjunction of constraints, normalized so
 /// that equal meanings compare equal (`ip4 and tcp` == `tcp and ip4`).
 ///
@@ -102,6 +113,8 @@ pub struct Match {
     pub(super) tcp_flags: (u8, u8),
     /// ICMP or ICMPv6 type (the protocol says which); implies a complete ICMP header.
     pub(super) icmp_type: Option<u8>,
+    /// Fragments only (implies IP).
+    pub(super) frag: Frag,
 }
 
 impl Match {
@@ -116,6 +129,7 @@ impl Match {
         dst_port: None,
         tcp_flags: (0, 0),
         icmp_type: None,
+        frag: Frag::Any,
     };
 
     /// True for `any`: the match has no constraint.
@@ -163,6 +177,11 @@ impl fmt::Display for Match {
                 Some((a, len)) => terms.push(format!("{dir} net {a}/{len}")),
                 None => {}
             }
+        }
+        match self.frag {
+            Frag::Any => {}
+            Frag::Fragment => terms.push("frag".into()),
+            Frag::First => terms.push("first-frag".into()),
         }
         match (self.proto, self.l3) {
             (Proto::Is(IPPROTO_TCP), _) => terms.push("tcp".into()),
@@ -224,11 +243,16 @@ mod tests {
             "icmp type 3",
             "icmp6 type 135",
             "tcp and src port 22 and dst port 1024-65535",
+            "frag",
+            "ip6 and first-frag and udp",
+            "udp and frag and dst port 53",
         ] {
             let x = m(text);
             let shown = x.to_string();
             assert_eq!(m(&shown), x, "`{text}` shown as `{shown}`");
         }
         assert_eq!(m("tcp and dst port 80").to_string(), "tcp and dst port 80");
+        assert_eq!(m("first-frag and frag"), m("first-frag"));
+        assert_eq!(m("frag and first-frag").to_string(), "first-frag");
     }
 }

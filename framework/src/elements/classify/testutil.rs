@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::rule::{Match, Proto, Vlan, L3};
+use super::rule::{Frag, Match, Proto, Vlan, L3};
 use etherparse::{ArpEthIpv4Packet, ArpOperation, IpHeaders, IpNumber, PacketBuilder};
 use etherparse::{NetSlice, PacketBuilderStep, SlicedPacket, TransportSlice, VlanId};
 
@@ -150,10 +150,37 @@ pub struct Facts {
     ports: Option<(u16, u16)>,
     tcp_flags: Option<u8>,
     icmp_type: Option<u8>,
+    /// An IP fragment: (first, later).
+    frag: (bool, bool),
+}
+
+/// Makes the IPv4 packet in `f` (at `l3`) a fragment: offset `offset8` (in
+/// 8-byte units) with MF `more`. The header checksum is not updated (the
+/// parsers here do not check it).
+pub fn fragment4(f: &mut [u8], l3: usize, offset8: u16, more: bool) {
+    let v = offset8 & 0x1fff | if more { 0x2000 } else { 0 };
+    f[l3 + 6..l3 + 8].copy_from_slice(&v.to_be_bytes());
 }
 
 pub fn facts(f: &[u8]) -> Facts {
     let sp = SlicedPacket::from_ethernet(f).expect("etherparse slices the test frame");
+    if let Some(NetSlice::Ipv4(s)) = &sp.net {
+        let h = s.header();
+        if h.is_fragmenting_payload() {
+            let first = h.fragments_offset().value() == 0;
+            // etherparse reads no transport header in any fragment; a first
+            // fragment carries the datagram's, so read it as a whole datagram.
+            let l3 = 14 + 4 * sp.vlan_ids().len();
+            let mut whole = f.to_vec();
+            fragment4(&mut whole, l3, 0, false);
+            let mut x = facts(&whole);
+            if !first {
+                (x.ports, x.tcp_flags, x.icmp_type) = (None, None, None);
+            }
+            x.frag = (first, !first);
+            return x;
+        }
+    }
     let mut x = Facts {
         ethertype: 0,
         vlan: sp.vlan_ids().first().map(|v| v.value()),
@@ -163,6 +190,7 @@ pub fn facts(f: &[u8]) -> Facts {
         ports: None,
         tcp_flags: None,
         icmp_type: None,
+        frag: (false, false),
     };
     match &sp.net {
         Some(NetSlice::Ipv4(s)) => {
@@ -250,7 +278,13 @@ pub fn reference(m: &Match, x: &Facts) -> bool {
         || x.tcp_flags
             .is_some_and(|f| f & m.tcp_flags.0 == m.tcp_flags.1);
     let icmp = m.icmp_type.is_none() || x.icmp_type == m.icmp_type;
+    let frag = match m.frag {
+        Frag::Any => true,
+        Frag::Fragment => x.frag.0 || x.frag.1,
+        Frag::First => x.frag.0,
+    };
     l3 && vlan
+        && frag
         && proto
         && ports
         && flags

@@ -8,7 +8,7 @@ use crate::element::DropReason;
 use crate::packet::Packet;
 use crate::wire::checksum::{apply_delta, delta, delta16, fold};
 use crate::wire::field::{eth, ipv4, ipv6, tcp, udp, vlan};
-use crate::wire::{be16, set_be16, Headers, L3Kind, ParseStatus};
+use crate::wire::{be16, set_be16, FragKind, Headers, L3Kind, ParseStatus};
 use crate::wire::{ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN, VLAN_HLEN};
 use crate::wire::{IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -198,9 +198,11 @@ fn transport(plan: &Plan, h: &Headers, v6: bool, addrs: bool) -> Result<L4, Drop
         IPPROTO_TCP => (L4::Tcp, true),
         IPPROTO_UDP => (L4::Udp, true),
         IPPROTO_ICMPV6 if v6 => (L4::Icmp6, true),
-        p if v6 && addrs && is_ipv6_ext(p) && h.l4_off != 0 => {
+        p if v6 && addrs && is_ipv6_ext(p) && h.frag != FragKind::Later => {
             // The parser gave up walking extension headers before finding
-            // the transport header, whose checksum the addresses feed.
+            // the transport header, whose checksum the addresses feed (a
+            // non-first fragment has none: its protocol is the Fragment
+            // header's next header).
             return Err(MALFORMED);
         }
         _ => (L4::None, false),

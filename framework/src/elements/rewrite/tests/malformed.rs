@@ -180,3 +180,27 @@ fn non_first_fragments_keep_their_payload() {
     );
     assert_eq!(rest, &f[34..]);
 }
+
+#[test]
+fn ipv6_non_first_fragments_get_new_addresses_whatever_their_next_header() {
+    // A non-first fragment whose Fragment header names Destination Options
+    // (60) as the next header: there is no transport header to update, so
+    // the address rewrite goes through, payload untouched.
+    let mut whole = Vec::new();
+    PacketBuilder::ethernet2(MAC_1, MAC_2)
+        .ipv6([1; 16], [2; 16], 64)
+        .udp(1000, 53)
+        .write(&mut whole, &[7u8; 24])
+        .unwrap();
+    let mut f = whole[..54].to_vec();
+    f[20] = 44;
+    f.extend_from_slice(&[60, 0, 0, 24, 0, 0, 0, 9]); // offset 24, last
+    f.extend_from_slice(&[0xab; 16]);
+    let plen = (f.len() - 54) as u16;
+    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    let list = [("ip_src", ip("2001:db8::abcd:7"))];
+    let got = rewrite(&list, &f).unwrap();
+    let want: std::net::Ipv6Addr = "2001:db8::abcd:7".parse().unwrap();
+    assert_eq!(got[22..38], want.octets());
+    assert_eq!(got[38..], f[38..], "the rest as it was");
+}
