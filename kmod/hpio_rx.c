@@ -370,10 +370,7 @@ static struct sk_buff *hpio_rx_take(struct hpio_dev *hdev, u32 *ring,
 	struct sk_buff *skb;
 
 	while (*count) {
-		struct ptr_ring *r = &hdev->queues[*ring].ring;
-
-		/* The lockless peek skips empty rings without their lock. */
-		skb = __ptr_ring_empty(r) ? NULL : ptr_ring_consume(r);
+		skb = ptr_ring_consume(&hdev->queues[*ring].ring);
 		if (skb)
 			return skb;
 		if (--*count)
