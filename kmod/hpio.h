@@ -12,13 +12,17 @@
  *                     Freed after an RCU grace period because open() finds
  *                     it through an RCU lookup in hpio_minors.
  *   struct hpio_queue one per queue index of a hpio_dev: the receive ring,
- *                     the wait queue of its readers and its counters.
+ *                     the wait queue of its bound readers and its counters.
  *   struct hpio_file  one per open file: the device and the bound queue.
  *
  * Locking: RTNL guards the device list, hdev->netdev, the names and every
  * change of the reader count and of the rx_handler.  Receive rings are
  * ptr_rings: the rx_handler (softirq) is the only producer, readers
  * (process context) consume under the ring's consumer lock.
+ *
+ * Only Ethernet devices (ARPHRD_ETHER) of init_net get a hpio_dev: the
+ * transmit path takes the first 14 bytes of every frame for an Ethernet
+ * header.
  */
 #ifndef _HPIO_H
 #define _HPIO_H
@@ -78,9 +82,10 @@ extern bool hpio_legacy_empty;
 
 struct hpio_queue {
 	/* Frames (struct sk_buff *) waiting for a reader.  Storage exists
-	 * while hdev->readers > 0; produced by hpio_rx_handler only. */
+	 * while hdev->readers > 0; produced by hpio_rx_handler only.  Each
+	 * holds a whole frame: the ring has no slot size. */
 	struct ptr_ring ring;
-	/* Readers sleeping in read/poll on this ring. */
+	/* Readers bound to this queue sleeping in read/poll. */
 	wait_queue_head_t wait;
 	atomic64_t rx_packets;
 	atomic64_t rx_drops;
@@ -113,6 +118,9 @@ struct hpio_dev {
 	bool rx_attached;
 	/* The network device is gone: set under RTNL, read with READ_ONCE. */
 	bool gone;
+	/* Unbound readers sleeping in read/poll: they take frames from any
+	 * ring, so every frame queued to any ring wakes them. */
+	wait_queue_head_t wait;
 	/* Number of queues, fixed for the life of the hpio_dev. */
 	unsigned int nqueues;
 	struct hpio_queue queues[];
@@ -127,7 +135,11 @@ struct hpio_file {
 	bool reader;
 };
 
-/* Queue used by the current call on this file. */
+/*
+ * Queue used by the current call on this file: the bound one, or that of
+ * the CPU the caller runs on.  Transmit uses it; receive reads that ring
+ * (bound), or every ring from that one on (unbound: hpio_rx.c).
+ */
 static inline struct hpio_queue *hpio_file_queue(const struct hpio_file *hf,
 						 u32 *index)
 {

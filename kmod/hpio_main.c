@@ -2,7 +2,7 @@
 /*
  * hpio: packet I/O for user space through /dev/hpio/<ifname>.
  *
- * This file: module parameters, the character devices (one per network
+ * This file: module parameters, the character devices (one per Ethernet
  * device of the initial namespace, kept in step by a netdevice notifier),
  * open/release/poll/ioctl and the sysfs counters.  Receiving is in
  * hpio_rx.c, transmitting in hpio_tx.c.
@@ -10,6 +10,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cdev.h>
+#include <linux/if_arp.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -84,7 +85,7 @@ MODULE_PARM_DESC(legacy_empty,
 
 /* ---- devices ---- */
 
-/* All hpio_devs, one per registered device of init_net; RTNL. */
+/* All hpio_devs, one per registered Ethernet device of init_net; RTNL. */
 static LIST_HEAD(hpio_devs);
 /* minor -> hpio_dev for open(); entries live while the device does.
  * Lookups run under RCU, updates under RTNL (plus the xarray's lock). */
@@ -260,7 +261,17 @@ static void hpio_node_del(struct hpio_dev *hdev)
 	hdev->node = NULL;
 }
 
-/* Requires RTNL.  NETDEV_REGISTER of a device in init_net. */
+/*
+ * Devices served: Ethernet ones of the initial namespace.  Transmit takes
+ * the first 14 bytes of a frame for an Ethernet header; a tun, wireguard,
+ * ipip... device (no link header, or another one) gets no node.
+ */
+static bool hpio_dev_wanted(const struct net_device *dev)
+{
+	return net_eq(dev_net(dev), &init_net) && dev->type == ARPHRD_ETHER;
+}
+
+/* Requires RTNL.  A served device appeared (or became one). */
 static void hpio_dev_add(struct net_device *dev)
 {
 	struct hpio_dev *hdev;
@@ -274,21 +285,33 @@ static void hpio_dev_add(struct net_device *dev)
 		goto err;
 	kref_init(&hdev->kref);
 	hdev->nqueues = nq;
+	init_waitqueue_head(&hdev->wait);
 	for (i = 0; i < nq; i++)
 		init_waitqueue_head(&hdev->queues[i].wait);
 	strscpy(hdev->ifname, dev->name, sizeof(hdev->ifname));
 
-	err = xa_alloc(&hpio_minors, &hdev->minor, hdev,
+	/* Reserve a minor: lookups see no entry until it is stored below. */
+	err = xa_alloc(&hpio_minors, &hdev->minor, NULL,
 		       XA_LIMIT(0, HPIO_MINORS - 1), GFP_KERNEL);
 	if (err)
 		goto err_free;
 
 	netdev_hold(dev, &hdev->tracker, GFP_KERNEL);
 	rcu_assign_pointer(hdev->netdev, dev);
+
+	/* Publish the fully initialised device: from here on, open() of the
+	 * minor finds it (xa_store orders the stores above before it). */
+	err = xa_err(xa_store(&hpio_minors, hdev->minor, hdev, GFP_KERNEL));
+	if (err)
+		goto err_unhold;
 	list_add_tail(&hdev->list, &hpio_devs);
 	hpio_node_add(hdev);
 	return;
 
+err_unhold:
+	RCU_INIT_POINTER(hdev->netdev, NULL);
+	netdev_put(dev, &hdev->tracker);
+	xa_erase(&hpio_minors, hdev->minor);
 err_free:
 	kvfree(hdev);
 err:
@@ -347,14 +370,22 @@ static int hpio_netdev_event(struct notifier_block *nb, unsigned long event,
 
 	switch (event) {
 	case NETDEV_REGISTER:
-		/* Only the initial namespace has /dev/hpio nodes. */
-		if (net_eq(dev_net(dev), &init_net))
+		if (hpio_dev_wanted(dev))
 			hpio_dev_add(dev);
 		break;
 	case NETDEV_UNREGISTER:
 		hdev = hpio_dev_find(dev);
 		if (hdev)
 			hpio_dev_remove(hdev);
+		break;
+	case NETDEV_POST_TYPE_CHANGE:
+		/* A bond or team takes the type of its first port: an
+		 * Ethernet device may stop being one, or become one. */
+		hdev = hpio_dev_find(dev);
+		if (hdev && !hpio_dev_wanted(dev))
+			hpio_dev_remove(hdev);
+		else if (!hdev && hpio_dev_wanted(dev))
+			hpio_dev_add(dev);
 		break;
 	case NETDEV_CHANGENAME:
 		hdev = hpio_dev_find(dev);

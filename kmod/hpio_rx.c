@@ -8,6 +8,9 @@
  * The ring is the hardware receive queue the frame arrived on when the
  * device has several, else the CPU that received it.  Readers copy frames
  * out as struct hpio_hdr + frame: readv one frame per iovec, read one frame.
+ * A bound reader reads its queue's ring; an unbound one reads every ring,
+ * that of its CPU first, so that no ring is out of its reach (a device may
+ * have more RX queues than there are CPUs).
  */
 #include <linux/if_vlan.h>
 #include <linux/ip.h>
@@ -117,7 +120,8 @@ static int hpio_rx_fix_csum(struct sk_buff *skb)
 	return skb_checksum_help(skb);
 }
 
-static void hpio_rx_enqueue(struct hpio_queue *q, struct sk_buff *skb)
+static void hpio_rx_enqueue(struct hpio_dev *hdev, struct hpio_queue *q,
+			    struct sk_buff *skb)
 {
 	unsigned int len = skb->len;
 
@@ -134,12 +138,19 @@ static void hpio_rx_enqueue(struct hpio_queue *q, struct sk_buff *skb)
 		return;
 	}
 	atomic64_inc(&q->rx_packets);
-	if (wq_has_sleeper(&q->wait))
+	/* As wq_has_sleeper, for both queues: the frame is in the ring
+	 * before a sleeper is looked for (pairs with the barrier of
+	 * prepare_to_wait and of poll's set_current_state). */
+	smp_mb();
+	if (waitqueue_active(&q->wait))
 		wake_up_interruptible_poll(&q->wait, EPOLLIN | EPOLLRDNORM);
+	if (waitqueue_active(&hdev->wait))
+		wake_up_interruptible_poll(&hdev->wait, EPOLLIN | EPOLLRDNORM);
 }
 
 /* A GRO/GSO super-frame: queue it as the wire frames it stands for. */
-static void hpio_rx_segment(struct hpio_queue *q, struct sk_buff *skb)
+static void hpio_rx_segment(struct hpio_dev *hdev, struct hpio_queue *q,
+			    struct sk_buff *skb)
 {
 	struct sk_buff *segs, *seg, *next;
 
@@ -153,7 +164,7 @@ static void hpio_rx_segment(struct hpio_queue *q, struct sk_buff *skb)
 	consume_skb(skb);
 	skb_list_walk_safe(segs, seg, next) {
 		skb_mark_not_on_list(seg);
-		hpio_rx_enqueue(q, seg);
+		hpio_rx_enqueue(hdev, q, seg);
 	}
 	return;
 
@@ -190,9 +201,9 @@ static rx_handler_result_t hpio_rx_handler(struct sk_buff **pskb)
 	skb->tstamp = stamp ? stamp : ktime_get_real();
 
 	if (skb_is_gso(skb))
-		hpio_rx_segment(q, skb);
+		hpio_rx_segment(hdev, q, skb);
 	else
-		hpio_rx_enqueue(q, skb);
+		hpio_rx_enqueue(hdev, q, skb);
 	return RX_HANDLER_CONSUMED;
 }
 
@@ -270,6 +281,7 @@ void hpio_rx_gone(struct hpio_dev *hdev)
 			kfree_skb(skb);
 		wake_up_interruptible_poll(&q->wait, EPOLLHUP | EPOLLERR);
 	}
+	wake_up_interruptible_poll(&hdev->wait, EPOLLHUP | EPOLLERR);
 }
 
 /*
@@ -317,44 +329,101 @@ static ssize_t hpio_rx_copy(struct hpio_queue *q, struct sk_buff *skb,
 	return sizeof(hdr) + n;
 }
 
-static bool hpio_rx_ready(struct hpio_dev *hdev, struct hpio_queue *q)
+/*
+ * The rings a call on @hf reads: the bound queue's, or for an unbound file
+ * all of them, starting with that of the caller's CPU.  *@first is the
+ * first ring, the return value how many to visit: ring (first + i) %
+ * nqueues for i < count.
+ */
+static unsigned int hpio_rx_rings(const struct hpio_file *hf, u32 *first)
 {
-	return !__ptr_ring_empty(&q->ring) || READ_ONCE(hdev->gone);
+	unsigned int nq = hf->hdev->nqueues;
+	u32 q = READ_ONCE(hf->queue);
+
+	if (q != HPIO_QUEUE_CPU) {
+		*first = q;
+		return 1;
+	}
+	*first = raw_smp_processor_id() % nq;
+	return nq;
+}
+
+/* Does one of the @count rings from @first hold a frame? */
+static bool hpio_rx_any(struct hpio_dev *hdev, u32 first, unsigned int count)
+{
+	unsigned int i, nq = hdev->nqueues;
+
+	for (i = 0; i < count; i++)
+		if (!__ptr_ring_empty(&hdev->queues[(first + i) % nq].ring))
+			return true;
+	return false;
+}
+
+/*
+ * Take a frame from the first non-empty ring among the @count from
+ * *@ring on (in ring order, wrapping), moving *@ring and *@count to it.
+ * Returns NULL when all are empty.
+ */
+static struct sk_buff *hpio_rx_take(struct hpio_dev *hdev, u32 *ring,
+				    unsigned int *count)
+{
+	struct sk_buff *skb;
+
+	while (*count) {
+		skb = ptr_ring_consume(&hdev->queues[*ring].ring);
+		if (skb)
+			return skb;
+		if (--*count)
+			*ring = (*ring + 1) % hdev->nqueues;
+	}
+	return NULL;
 }
 
 /*
  * Deliver queued frames into @to, one per segment, at most one if @single.
- * Blocks while the ring is empty unless @nonblock or legacy_empty.
+ * A bound file reads its ring; an unbound one drains the ring of its CPU,
+ * then the next ones in turn.  Blocks while every ring it reads is empty,
+ * unless @nonblock or legacy_empty.
  * Returns the number of frames (bytes of the frame if @single) or an errno.
  */
 static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 			 bool nonblock, bool single)
 {
 	struct hpio_dev *hdev = hf->hdev;
-	struct hpio_queue *q = hpio_file_queue(hf, NULL);
 	size_t seg = iov_iter_single_seg_count(to);
 	ssize_t copied = 0, frames = 0, ret;
+	unsigned int rings, left;
+	wait_queue_head_t *wq;
 	struct sk_buff *skb;
+	u32 first, ring;
 
 	if (seg < sizeof(struct hpio_hdr))
 		return -EINVAL;
+	rings = hpio_rx_rings(hf, &first);
+	wq = rings == 1 ? &hdev->queues[first].wait : &hdev->wait;
 
 	for (;;) {
 		if (READ_ONCE(hdev->gone))
 			return -ENODEV;
-		skb = ptr_ring_consume(&q->ring);
+		ring = first;
+		left = rings;
+		skb = hpio_rx_take(hdev, &ring, &left);
 		if (skb)
 			break;
 		if (READ_ONCE(hpio_legacy_empty))
 			return 0;
 		if (nonblock)
 			return -EAGAIN;
-		ret = wait_event_interruptible(q->wait, hpio_rx_ready(hdev, q));
+		ret = wait_event_interruptible(*wq,
+					       hpio_rx_any(hdev, first, rings) ||
+					       READ_ONCE(hdev->gone));
 		if (ret)
 			return ret;
 	}
 
 	for (;;) {
+		struct hpio_queue *q = &hdev->queues[ring];
+
 		ret = hpio_rx_copy(q, skb, to, seg);
 		consume_skb(skb);
 		if (ret < 0) {
@@ -369,7 +438,7 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 		seg = iov_iter_single_seg_count(to);
 		if (seg < sizeof(struct hpio_hdr))
 			break;
-		skb = ptr_ring_consume(&q->ring);
+		skb = hpio_rx_take(hdev, &ring, &left);
 		if (!skb)
 			break;
 	}
@@ -402,14 +471,22 @@ ssize_t hpio_read(struct file *file, char __user *buf, size_t count,
 			 file->f_flags & O_NONBLOCK, true);
 }
 
-/* Requires a reader file. */
+/*
+ * Requires a reader file.  Waits on, and reports, the rings a read would
+ * take from: the bound one, or every ring for an unbound file (whatever
+ * CPU the read then runs on).
+ */
 __poll_t hpio_rx_poll(struct hpio_file *hf, struct file *file,
 		      poll_table *wait)
 {
-	struct hpio_queue *q = hpio_file_queue(hf, NULL);
+	struct hpio_dev *hdev = hf->hdev;
+	unsigned int rings;
+	u32 first;
 
-	poll_wait(file, &q->wait, wait);
-	if (!__ptr_ring_empty(&q->ring))
+	rings = hpio_rx_rings(hf, &first);
+	poll_wait(file, rings == 1 ? &hdev->queues[first].wait : &hdev->wait,
+		  wait);
+	if (hpio_rx_any(hdev, first, rings))
 		return EPOLLIN | EPOLLRDNORM;
 	return 0;
 }

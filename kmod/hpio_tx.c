@@ -16,17 +16,28 @@
 
 #include "hpio.h"
 
+/* hdrlen is the header size in bytes, or the original hpio's 4-byte words. */
+static bool hpio_tx_hdrlen_ok(u8 hdrlen)
+{
+	return hdrlen == HPIO_HDR_LEN || hdrlen == HPIO_HDR_LEN_WORDS;
+}
+
 /*
  * Build the skb for the packet in the current segment of @from and move
  * @from to the next segment.  Returns the skb or an ERR_PTR: -EINVAL for a
  * short segment, bad version, header length or frame length, -EFAULT for a
  * bad user buffer, -ENOMEM.
+ *
+ * Length limit: what the stack itself sends on (packet_snd) and forwards
+ * to (is_skb_forwardable) a device: MTU + link header, plus 4 bytes when
+ * the frame carries one VLAN tag.  Only Ethernet devices have nodes, so
+ * the link header is 14 bytes and a tag follows the MAC addresses.
  */
 static struct sk_buff *hpio_tx_build(struct net_device *dev,
 				     struct iov_iter *from)
 {
 	size_t seg = iov_iter_single_seg_count(from);
-	unsigned int max = dev->mtu + dev->hard_header_len;
+	unsigned int max = READ_ONCE(dev->mtu) + dev->hard_header_len;
 	unsigned int reserve = LL_RESERVED_SPACE(dev);
 	struct hpio_hdr hdr;
 	struct sk_buff *skb;
@@ -37,7 +48,7 @@ static struct sk_buff *hpio_tx_build(struct net_device *dev,
 	if (!copy_from_iter_full(&hdr, sizeof(hdr), from))
 		return ERR_PTR(-EFAULT);
 	len = hdr.pktlen;
-	if (hdr.version != HPIO_HDR_VERSION || hdr.hdrlen != sizeof(hdr) ||
+	if (hdr.version != HPIO_HDR_VERSION || !hpio_tx_hdrlen_ok(hdr.hdrlen) ||
 	    len < HPIO_MIN_PKTLEN || len > seg - sizeof(hdr) ||
 	    len > max + VLAN_HLEN)
 		return ERR_PTR(-EINVAL);
@@ -67,22 +78,20 @@ static struct sk_buff *hpio_tx_build(struct net_device *dev,
 }
 
 /*
- * Hand @n skbs to the driver on TX queue @txq_index.  Stops early when the
- * device is down, the queue is stopped or the driver is busy; the skbs not
- * taken stay ours.
+ * Hand @n skbs to the driver on TX queue @qidx % real_num_tx_queues.
+ * Stops early when the device is down, the queue is stopped or the driver
+ * is busy; the skbs not taken stay ours.
  * Returns the number the driver took; *@refused counts those of them it
  * dropped with an error.
  */
-static unsigned int hpio_tx_xmit(struct net_device *dev, u16 txq_index,
+static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
 				 struct sk_buff **skbs, unsigned int n,
 				 unsigned int *refused)
 {
 	struct netdev_queue *txq;
 	unsigned int i;
+	u16 txq_index;
 	int rc;
-
-	for (i = 0; i < n; i++)
-		skb_set_queue_mapping(skbs[i], txq_index);
 
 	/* BH off is an RCU read-side section: once netif_running() was seen
 	 * true here, dev_close() waits for us before calling ndo_stop. */
@@ -91,6 +100,13 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u16 txq_index,
 		local_bh_enable();
 		return 0;
 	}
+	/* Cap the queue here, as netdev_cap_txqueue does for the stack: a
+	 * driver shrinking its queues (ethtool -L) lowers real_num_tx_queues
+	 * and then waits (synchronize_net) for sections like this one before
+	 * it tears the queues above down. */
+	txq_index = qidx % READ_ONCE(dev->real_num_tx_queues);
+	for (i = 0; i < n; i++)
+		skb_set_queue_mapping(skbs[i], txq_index);
 	txq = netdev_get_tx_queue(dev, txq_index);
 	HARD_TX_LOCK(dev, txq, smp_processor_id());
 	for (i = 0; i < n; i++) {
@@ -154,8 +170,7 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 		if (!n)
 			break;
 
-		done = hpio_tx_xmit(dev, qidx % dev->real_num_tx_queues,
-				    batch, n, &refused);
+		done = hpio_tx_xmit(dev, qidx, batch, n, &refused);
 		sent += done;
 		if (done < n) {
 			/* Queue full: the rest is not sent, the caller

@@ -71,6 +71,14 @@ void check_err(long ret, int err, int want, const char *file, int line,
 
 void section(const char *name)
 {
+	static uint64_t t0;
+	uint64_t now = mono_ms();
+
+	/* With the time the previous section took: the suite's budget is
+	 * tight under TCG. */
+	if (t0)
+		printf("     (%llu ms)\n", (unsigned long long)(now - t0));
+	t0 = now;
 	printf("=== %s\n", name);
 	fflush(stdout);
 }

@@ -146,6 +146,7 @@ void test_lifecycle_load(void);
 void test_nodes(void);
 void test_roundtrip(void);
 void test_frames(void);
+void test_sizes(void);
 void test_stack(void);
 void test_errors(void);
 void test_blocking(void);

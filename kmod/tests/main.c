@@ -30,6 +30,7 @@ int main(void)
 		test_nodes();
 		test_roundtrip();
 		test_frames();
+		test_sizes();
 		test_stack();
 		test_errors();
 		test_blocking();

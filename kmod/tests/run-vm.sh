@@ -6,7 +6,7 @@
 # Builds hpio.ko against the headers of KERNEL (a Debian kernel version such
 # as 6.1.0-56-amd64, installed with linux-image-amd64 linux-headers-amd64),
 # builds the test programs and the C example statically, packs a busybox
-# initramfs with them, veth/macvlan/bridge modules and iproute2, boots
+# initramfs with them, veth/macvlan/bridge/tun modules and iproute2, boots
 # /boot/vmlinuz-KERNEL in qemu and runs the tests.  Fails on a build
 # warning, a failed check, a missing summary line or a kernel warning/oops.
 #
@@ -60,7 +60,8 @@ cp "$KMOD/hpio.ko" "$ROOT/lib/hpio/"
 echo "== build test programs and the C example"
 CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KMOD/include/uapi"
 gcc $CFLAGS -o "$ROOT/bin/hpio_test" "$HERE"/main.c "$HERE"/harness.c \
-	"$HERE"/t_data.c "$HERE"/t_errors.c "$HERE"/t_life.c "$HERE"/t_removal.c -lpthread
+	"$HERE"/t_data.c "$HERE"/t_errors.c "$HERE"/t_life.c "$HERE"/t_removal.c \
+	"$HERE"/t_sizes.c -lpthread
 gcc $CFLAGS -o "$ROOT/bin/hpio_example" "$KMOD/examples/hpio_tx.c"
 
 echo "== build hpio-nf (release) for the hpio-nf tests"
@@ -87,7 +88,7 @@ cp "$IP" "$ROOT/sbin/ip"
 done
 # Modules the tests use, with what they depend on, in load order: /init
 # loads those of /lib/modules/order.
-for m in veth macvlan bridge virtio_pci virtio_net; do
+for m in veth macvlan bridge tun virtio_pci virtio_net; do
 	modprobe --show-depends -S "$KERNEL" "$m" || die "no module $m for $KERNEL"
 done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r src; do
 	name=$(basename "$src")

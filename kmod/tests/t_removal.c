@@ -297,7 +297,7 @@ void test_unload(void)
 
 	section("unload");
 	veth_add("u0", "u1", 0x74, 0x75);
-	fd = hp_open("lo", O_WRONLY);
+	fd = hp_open("u1", O_WRONLY);
 	ret = mod_unload();
 	CHECK(ret == -EWOULDBLOCK && mod_loaded() && read_long("/sys/module/hpio/refcnt") > 0,
 	      "rmmod with a file open fails (%s) and the module stays", strerrorname_np(-ret));
@@ -305,7 +305,7 @@ void test_unload(void)
 	fd = hp_open("u0", O_RDONLY);
 	CHECK(mod_unload() == -EWOULDBLOCK, "rmmod with a reader attached fails");
 	close(fd);
-	CHECK(mod_unload() == 0 && !mod_loaded() && !path_exists("/dev/hpio/lo"),
+	CHECK(mod_unload() == 0 && !mod_loaded() && !path_exists("/dev/hpio/u1"),
 	      "rmmod after the last close succeeds and removes the nodes");
 	for (i = 0; i < 50; i++) {
 		if (mod_load(i % 2 ? "ring_size=128 tx_batch=8" : NULL))

@@ -30,8 +30,11 @@
  * buffer), tstamp = receive time in ns since the epoch (CLOCK_REALTIME);
  * the NIC's hardware time stamp when the driver supplies one.
  *
- * Transmit: version and hdrlen must be as above, pktlen is the number of
- * frame bytes that follow the header, tstamp is ignored.
+ * Transmit: version must be as above; hdrlen is 12, or 3 (the original
+ * hpio's encoding: the header length in 4-byte words).  pktlen is the
+ * number of frame bytes that follow the header: 14 to MTU + 14, or
+ * MTU + 18 when the frame's EtherType is 802.1Q or 802.1ad (one tag);
+ * tstamp is ignored.
  */
 struct hpio_hdr {
 	__u8	version;	/* HPIO_HDR_VERSION */
@@ -41,6 +44,9 @@ struct hpio_hdr {
 } __attribute__((packed));
 
 #define HPIO_HDR_LEN		12
+/* hdrlen of the original hpio (12 bytes in 4-byte words), accepted on
+ * transmit; received headers always carry HPIO_HDR_LEN. */
+#define HPIO_HDR_LEN_WORDS	3
 
 /*
  * Queue selectors.  HPIO_QUEUE_CPU in HPIO_IOC_BIND_QUEUE unbinds the file:
