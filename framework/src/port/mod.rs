@@ -247,3 +247,36 @@ impl PortRegistry {
         self.classes.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_received_removes_the_bad_keeps_order_and_recycles_slots() {
+        let mut pool = Pool::new(16);
+        let mut batch = Batch::new();
+        // Two packets before the received ones must stay untouched.
+        for i in 0..2u8 {
+            batch.push(Packet::from_bytes(&[100 + i; 60]));
+        }
+        assert_eq!(pool.alloc_into(&mut batch, 8), 8);
+        for (i, p) in batch[2..].iter_mut().enumerate() {
+            p.set_frame(&[i as u8; 60]);
+        }
+        let bad = [true, false, false, true, true, false, false, true];
+        let mut seen = Vec::new();
+        let kept = drop_received(&mut pool, &mut batch, 2, 8, |i, p| {
+            seen.push((i, p.data()[0]));
+            bad[i]
+        });
+        assert_eq!(kept, 4);
+        // Asked about each received packet once, in order, by its first index.
+        assert_eq!(seen, (0..8).map(|i| (i, i as u8)).collect::<Vec<_>>());
+        let firsts: Vec<u8> = batch.iter().map(|p| p.data()[0]).collect();
+        assert_eq!(firsts, [100, 101, 1, 2, 5, 6]);
+        assert_eq!(pool.available(), 8 + 4, "dropped slots went back to the pool");
+        assert_eq!(drop_received(&mut pool, &mut batch, 2, 4, |_, _| false), 4);
+        assert_eq!(batch.len(), 6);
+    }
+}
