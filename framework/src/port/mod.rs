@@ -275,7 +275,11 @@ mod tests {
         assert_eq!(seen, (0..8).map(|i| (i, i as u8)).collect::<Vec<_>>());
         let firsts: Vec<u8> = batch.iter().map(|p| p.data()[0]).collect();
         assert_eq!(firsts, [100, 101, 1, 2, 5, 6]);
-        assert_eq!(pool.available(), 8 + 4, "dropped slots went back to the pool");
+        assert_eq!(
+            pool.available(),
+            8 + 4,
+            "dropped slots went back to the pool"
+        );
         assert_eq!(drop_received(&mut pool, &mut batch, 2, 4, |_, _| false), 4);
         assert_eq!(batch.len(), 6);
     }

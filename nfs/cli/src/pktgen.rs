@@ -993,7 +993,10 @@ mod tests {
         assert!(err("-l 40").contains("-l 40: a UDP/IPv4 frame takes 42..=65535"));
         assert!(err("-6 -l 60").contains("UDP/IPv6 frame takes 62"));
         assert!(err("-l 70000").contains("42..=65535"));
-        assert!(Frames::new(&args("-l 9014").unwrap()).is_ok(), "jumbo frames");
+        assert!(
+            Frames::new(&args("-l 9014").unwrap()).is_ok(),
+            "jumbo frames"
+        );
         assert!(err("-s 10.0.0.1 -d fd00::2").contains("different IP families"));
         assert!(err("-6 -d 10.0.0.2").contains("-6 asks for IPv6"));
         // Options of one mode are refused in the other.

@@ -515,6 +515,36 @@ mod tests {
     }
 
     #[test]
+    fn absurd_original_lengths_are_cut_captures_not_panics() {
+        // orig_len far over anything real (and over the 16-bit frame length):
+        // a capture cut short, dropped by default, passed with its length
+        // saturated when asked.
+        let f = TempPath::new("pcap");
+        let frame = udp_frame(7, 20);
+        let mut w =
+            PcapWriter::with_header(File::create(&f.0).unwrap(), PcapHeader::default()).unwrap();
+        w.write_raw_packet(&pcap_file::pcap::RawPcapPacket {
+            ts_sec: 1,
+            ts_frac: 0,
+            incl_len: frame.len() as u32,
+            orig_len: u32::MAX,
+            data: Cow::Borrowed(&frame),
+        })
+        .unwrap();
+        drop(w);
+        let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        let (mut pool, mut batch) = (Pool::new(2), Batch::new());
+        assert_eq!(
+            port.rx[0].recv(&mut pool, &mut batch, 8).unwrap(),
+            Recv::Ended
+        );
+        assert_eq!(port.rx[0].stats().truncated_capture, 1);
+        let got = read_all_with(&f.s(), &[("truncated", "pass")]).unwrap();
+        assert_eq!(got[0].data(), &frame[..]);
+        assert_eq!(got[0].wire_len(), 65535);
+    }
+
+    #[test]
     fn non_ethernet_linktype_is_refused_at_open() {
         let f = TempPath::new("pcap");
         let header = PcapHeader {
