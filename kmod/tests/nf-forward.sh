@@ -182,6 +182,42 @@ eq "source ports tcpdump saw" \
 	"$(awk '{ print $(NF - 5) }' $T/tcpdump.txt | sed 's/.*\.//' | sort -u | wc -l)" 50
 /sbin/ip link del vE
 
+# Jumbo frames over hpio: a veth pair of MTU 9000, 9014-byte frames (a full
+# 9000-byte IP packet) sent by pktgen over hpio on vJ, received over hpio on
+# vK into slots sized from the MTU (9024 bytes): every frame whole, none
+# counted oversize or truncated.
+echo "== hpio-nf jumbo frames over hpio (MTU 9000)"
+JN=200
+JLEN=9014
+/sbin/ip link add vJ mtu 9000 type veth peer name vK mtu 9000
+for i in vJ vK; do
+	echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6
+	/sbin/ip link set $i up
+done
+QK=$(cat /sys/class/hpio/vK/queues)
+JPKT="-S $MAC_A -D $MAC_D -s 10.0.0.1 -d 10.0.1.1 -l $JLEN -b 8"
+$NF dump -i vK --driver hpio --param queues=$QK -w $T/jumbo.pcap -c $JN --duration 60s \
+	"udp and dst port 9" >$T/jdump.out 2>&1 &
+PIDS="$PIDS $!"
+JDUMP=$!
+check "jumbo: dump opened all $QK queues of vK" wait_for 30 sh -c \
+	"[ \"\$(cat /sys/class/hpio/vK/readers 2>/dev/null)\" = $QK ]"
+$NF pktgen -i vJ --driver hpio $JPKT -n $JN --interval 5ms --json >$T/jtx.json 2>&1
+wait $JDUMP
+check "jumbo: dump over hpio exits 0" test $? = 0
+eq "jumbo: pktgen sent $JLEN-byte frames over hpio on vJ" "$(summary_num $T/jtx.json packets)" $JN
+eq "jumbo: module vJ tx_errors (sysfs)" "$(sysfs vJ tx_errors)" 0
+eq "jumbo: module vK truncated (sysfs)" "$(sysfs vK truncated)" 0
+$NF pktgen --driver pcap --param output=$T/jref.pcap $JPKT -n 1 >/dev/null 2>&1
+# Every record whole (incl_len = orig_len = 9014) and equal to the reference frame.
+tail -c +41 $T/jref.pcap >$T/jref.bin
+eq "jumbo: dump file size" "$(wc -c <$T/jumbo.pcap)" $((24 + JN * (16 + JLEN)))
+eq "jumbo: records of $JLEN bytes, whole" \
+	"$(tcpdump -Z root -nn -r $T/jumbo.pcap 2>/dev/null | grep -c "UDP, length $((JLEN - 42))")" $JN
+tail -c +41 $T/jumbo.pcap | head -c $JLEN >$T/jfirst.bin
+check "jumbo: first frame byte for byte as sent" cmp -s $T/jref.bin $T/jfirst.bin
+/sbin/ip link del vJ
+
 # The driver's errors are one line each.
 /sbin/ip link set vC down
 $NF run $CONF >$T/down.out 2>&1

@@ -67,6 +67,9 @@ impl fmt::Display for Config {
             r.burst,
             r.pool
         )?;
+        if let Some(m) = r.max_frame {
+            writeln!(f, "runtime: packet slots of {m} bytes of frame (max_frame)")?;
+        }
         for p in &self.plugins {
             writeln!(
                 f,

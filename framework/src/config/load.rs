@@ -320,6 +320,7 @@ impl Loader<'_> {
             cores,
             burst,
             pool,
+            max_frame: c.params.get("max_frame").map(|_| int("max_frame")),
             clock: if choice("clock") == "packet" {
                 Clock::Packet
             } else {

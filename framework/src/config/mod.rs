@@ -83,6 +83,8 @@ pub struct RuntimeConfig {
     pub burst: usize,
     /// Packet slots per worker.
     pub pool: usize,
+    /// Bytes of frame a packet slot holds; `None`: derived from the ports.
+    pub max_frame: Option<usize>,
     /// Time source for elements.
     pub clock: Clock,
     /// What to do when an element panics.
@@ -96,6 +98,7 @@ impl Default for RuntimeConfig {
             cores: vec![0],
             burst: 32,
             pool: 4096,
+            max_frame: None,
             clock: Clock::System,
             on_panic: OnPanic::Drop,
         }
@@ -134,6 +137,18 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
         },
         need: Need::Default("4096"),
         doc: "packet slots per worker (at least twice `burst`)",
+    },
+    ParamSpec {
+        name: "max_frame",
+        ty: ParamType::Int {
+            min: crate::packet::DEFAULT_MAX_FRAME as i64,
+            max: crate::packet::MAX_FRAME_LIMIT as i64,
+        },
+        need: Need::Optional,
+        doc: "bytes of frame each packet slot holds; frames longer than this are dropped and \
+              counted `oversize` by the port that receives them (default: the largest frame \
+              the ports deliver, interface MTU + 22 rounded up to 64, 9216 for a pcap input, \
+              the generator's size; at least 2048)",
     },
     ParamSpec {
         name: "clock",

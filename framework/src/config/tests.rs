@@ -237,6 +237,7 @@ fn valid_config_resolves_to_the_expected_graph() {
             cores: vec![0, 1],
             burst: 64,
             pool: 4096,
+            max_frame: None,
             clock: Clock::Packet,
             on_panic: OnPanic::Drop,
         }

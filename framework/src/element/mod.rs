@@ -206,11 +206,16 @@ impl<'a> Context<'a> {
         self.pool.alloc()
     }
 
-    /// A copy of `pkt` in a fresh slot, or `None` when the pool is empty.
+    /// A copy of `pkt` in a fresh slot, or `None` when the pool is empty
+    /// (or, for a packet made outside the pool, when its frame does not fit a slot).
     #[inline]
     pub fn clone_packet(&mut self, pkt: &Packet) -> Option<Packet> {
         let mut p = self.pool.alloc()?;
-        p.copy_from(pkt);
+        if p.copy_from(pkt).is_err() {
+            // A packet from outside the pool, larger than its slots.
+            self.pool.free(p);
+            return None;
+        }
         Some(p)
     }
 

@@ -242,9 +242,7 @@ impl Graph {
         let node = &mut self.nodes[idx];
         let message = node.out.panic.take().unwrap_or_default();
         let (dropped, destroyed) = node.out.drop_after_panic(batch, handed);
-        for _ in 0..destroyed {
-            cx.pool.free(crate::packet::Packet::new());
-        }
+        cx.pool.replace_lost(destroyed);
         node.panics += 1;
         if node.panics == 1 {
             self.panics.push(ElementPanic {

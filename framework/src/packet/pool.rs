@@ -1,6 +1,6 @@
 //! A per-worker pool of packet slots.
 
-use super::{Batch, Packet};
+use super::{Batch, Packet, DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
 
 /// A worker's packet buffers: all slots are allocated up front and recycled
 /// last-in first-out, so the slots in use stay hot in cache.
@@ -9,18 +9,39 @@ use super::{Batch, Packet};
 pub struct Pool {
     free: Vec<Packet>,
     capacity: usize,
+    max_frame: usize,
     exhausted: u64,
 }
 
 impl Pool {
-    /// A pool of `capacity` slots, all allocated now.
+    /// A pool of `capacity` slots of [`DEFAULT_MAX_FRAME`] bytes, all allocated now.
     pub fn new(capacity: usize) -> Pool {
+        Pool::with_max_frame(capacity, DEFAULT_MAX_FRAME)
+    }
+
+    /// A pool of `capacity` slots that each hold a frame of up to
+    /// `max_frame` bytes (see [`Packet::with_capacity`]), all allocated now.
+    pub fn with_max_frame(capacity: usize, max_frame: usize) -> Pool {
         let mut free = Vec::with_capacity(capacity);
-        free.extend((0..capacity).map(|_| Packet::new()));
+        free.extend((0..capacity).map(|_| Packet::with_capacity(max_frame)));
         Pool {
             free,
             capacity,
+            max_frame: max_frame.clamp(DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT),
             exhausted: 0,
+        }
+    }
+
+    /// Frame capacity of the pool's slots.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Puts `n` new slots of the pool's size back in place of packets that
+    /// were lost (an element panicked holding them), up to the capacity.
+    pub fn replace_lost(&mut self, n: usize) {
+        for _ in 0..n {
+            self.free(Packet::with_capacity(self.max_frame));
         }
     }
 
@@ -196,5 +217,24 @@ mod tests {
         batch.extend((0..5).map(|_| Packet::new()));
         pool.free_batch(&mut batch);
         assert_eq!((pool.available(), batch.len()), (200, 0));
+    }
+
+    #[test]
+    fn slots_have_the_pool_size() {
+        let mut pool = Pool::with_max_frame(4, 9216);
+        assert_eq!(pool.max_frame(), 9216);
+        let mut batch = Batch::new();
+        assert_eq!(pool.alloc_into(&mut batch, 4), 4);
+        assert!(batch.iter().all(|p| p.capacity() == 9216));
+        batch[0].set_len(9216).unwrap();
+        pool.free_batch(&mut batch);
+        assert_eq!(pool.alloc().unwrap().capacity(), 9216);
+        assert_eq!(Pool::new(1).max_frame(), DEFAULT_MAX_FRAME);
+        let mut lost = Pool::with_max_frame(3, 4000);
+        let (a, b) = (lost.alloc().unwrap(), lost.alloc().unwrap());
+        drop((a, b));
+        lost.replace_lost(5);
+        assert_eq!(lost.available(), 3, "never past the capacity");
+        assert!((0..3).all(|_| lost.alloc().unwrap().capacity() == 4000));
     }
 }

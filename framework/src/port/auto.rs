@@ -224,6 +224,7 @@ mod tests {
                 tx: Vec::new(),
                 driver: format!("fake({})", self.mode),
                 driver_stats: None,
+                max_frame: crate::packet::DEFAULT_MAX_FRAME,
             })
         }
     }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::element::{ParamError, ParamSpec, Params};
-use crate::packet::{Batch, Pool};
+use crate::packet::{Batch, Packet, Pool};
 
 /// Errors from opening or using a port.
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +79,17 @@ pub struct QueueStats {
     pub packets: u64,
     /// Bytes of frames received or sent.
     pub bytes: u64,
-    /// Packets lost: not sent (queue full, error) or not received (no buffer).
+    /// Packets lost: not sent (queue full, error) or not received (no buffer),
+    /// including those counted by reason below.
     pub drops: u64,
     /// Failed system calls or other errors.
     pub errors: u64,
+    /// Of `drops`: frames longer than a packet slot (receive) or than the
+    /// interface can send (transmit). Never forwarded cut short.
+    pub oversize: u64,
+    /// Of `drops`: pcap records whose capture was cut by a snap length
+    /// (`incl_len` < `orig_len`), dropped unless the port says `truncated = "pass"`.
+    pub truncated_capture: u64,
 }
 
 impl std::ops::AddAssign for QueueStats {
@@ -91,7 +98,34 @@ impl std::ops::AddAssign for QueueStats {
         self.bytes += o.bytes;
         self.drops += o.drops;
         self.errors += o.errors;
+        self.oversize += o.oversize;
+        self.truncated_capture += o.truncated_capture;
     }
+}
+
+/// Removes from `batch[start..start + n]` the packets for which `bad(i, p)`
+/// is true (`i` counts from 0 over those `n` packets, in their original
+/// order), returning their slots to `pool`, and returns how many stayed.
+/// The others keep their order. For the rare frames a receive must drop
+/// after the fact (oversize); costs nothing when `bad` is never true but
+/// the checks.
+pub(crate) fn drop_received(
+    pool: &mut Pool,
+    batch: &mut Batch,
+    start: usize,
+    n: usize,
+    mut bad: impl FnMut(usize, &Packet) -> bool,
+) -> usize {
+    let mut kept = 0;
+    for i in 0..n {
+        let at = start + kept;
+        if bad(i, &batch[at]) {
+            pool.free(batch.remove(at));
+        } else {
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// A receive queue, owned by one worker.
@@ -129,6 +163,18 @@ pub struct OpenPort {
     pub driver: String,
     /// Extra counters the driver reads from the system (a kernel module's, say).
     pub driver_stats: Option<Box<dyn Fn() -> BTreeMap<String, u64> + Send>>,
+    /// Largest frame the port can deliver or send, in bytes: for an
+    /// interface its MTU plus an Ethernet header and two VLAN tags, rounded
+    /// up ([`frame_for_mtu`]). Unless `[runtime] max_frame` is set, the run's
+    /// packet slots hold the largest of its ports' (at least
+    /// [`DEFAULT_MAX_FRAME`](crate::packet::DEFAULT_MAX_FRAME)).
+    pub max_frame: usize,
+}
+
+/// Bytes of a frame around an MTU's worth of payload: Ethernet header (14)
+/// and two VLAN tags (8), rounded up to a multiple of 64.
+pub fn frame_for_mtu(mtu: usize) -> usize {
+    (mtu + 14 + 8).div_ceil(64) * 64
 }
 
 /// A configured port, checked but not opened: no file or device touched yet.
@@ -199,5 +245,42 @@ impl PortRegistry {
     /// All drivers, sorted by name.
     pub fn classes(&self) -> impl Iterator<Item = &PortClass> {
         self.classes.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_received_removes_the_bad_keeps_order_and_recycles_slots() {
+        let mut pool = Pool::new(16);
+        let mut batch = Batch::new();
+        // Two packets before the received ones must stay untouched.
+        for i in 0..2u8 {
+            batch.push(Packet::from_bytes(&[100 + i; 60]));
+        }
+        assert_eq!(pool.alloc_into(&mut batch, 8), 8);
+        for (i, p) in batch[2..].iter_mut().enumerate() {
+            p.set_frame(&[i as u8; 60]);
+        }
+        let bad = [true, false, false, true, true, false, false, true];
+        let mut seen = Vec::new();
+        let kept = drop_received(&mut pool, &mut batch, 2, 8, |i, p| {
+            seen.push((i, p.data()[0]));
+            bad[i]
+        });
+        assert_eq!(kept, 4);
+        // Asked about each received packet once, in order, by its first index.
+        assert_eq!(seen, (0..8).map(|i| (i, i as u8)).collect::<Vec<_>>());
+        let firsts: Vec<u8> = batch.iter().map(|p| p.data()[0]).collect();
+        assert_eq!(firsts, [100, 101, 1, 2, 5, 6]);
+        assert_eq!(
+            pool.available(),
+            8 + 4,
+            "dropped slots went back to the pool"
+        );
+        assert_eq!(drop_received(&mut pool, &mut batch, 2, 4, |_, _| false), 4);
+        assert_eq!(batch.len(), 6);
     }
 }

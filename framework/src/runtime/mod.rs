@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::graph::GraphSpec;
+use crate::packet::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
 use crate::port::{OpenPort, PortError};
 use worker::{Snapshot, Worker};
 
@@ -40,6 +41,10 @@ pub struct RunOptions {
     pub burst: usize,
     /// Packet slots per worker.
     pub pool: usize,
+    /// Bytes of frame each packet slot holds; `None`: the largest
+    /// [`OpenPort::max_frame`] of the run's ports, at least
+    /// [`DEFAULT_MAX_FRAME`] (see [`slot_frame`]).
+    pub max_frame: Option<usize>,
     /// Time source for elements.
     pub clock: Clock,
     /// What a worker does after an element panicked (its batch is dropped
@@ -58,6 +63,7 @@ impl Default for RunOptions {
             cores: Vec::new(),
             burst: 32,
             pool: 4096,
+            max_frame: None,
             clock: Clock::System,
             on_panic: OnPanic::Drop,
             stats_interval: None,
@@ -120,8 +126,17 @@ pub fn run(
         )));
     }
     let start = Instant::now();
+    let max_frame = slot_frame(opts.max_frame, &ports);
+    log::info!(
+        "packet slots hold frames of up to {max_frame} bytes{}",
+        if opts.max_frame.is_some() {
+            " ([runtime] max_frame)"
+        } else {
+            " (the largest the ports deliver)"
+        }
+    );
     let mut workers: Vec<Worker> = (0..opts.workers)
-        .map(|w| Worker::new(w, opts, spec.ports.len()))
+        .map(|w| Worker::new(w, opts, spec.ports.len(), max_frame))
         .collect();
     let mut port_meta = Vec::new();
     for (p, port) in ports.into_iter().enumerate() {
@@ -130,6 +145,7 @@ pub fn run(
             tx,
             driver,
             driver_stats,
+            max_frame: _,
         } = port;
         port_meta.push((spec.ports[p].clone(), driver, driver_stats, rx.len()));
         for (q, queue) in rx.into_iter().enumerate() {
@@ -160,7 +176,7 @@ pub fn run(
     }
 
     let report = |snaps: &[Arc<Mutex<Snapshot>>], meta: &[_]| {
-        Report::collect(spec, meta, snaps, start.elapsed())
+        Report::collect(spec, meta, snaps, start.elapsed(), max_frame)
     };
     let mut next_progress = opts.stats_interval.map(|i| Instant::now() + i);
     while !handles.iter().all(|h| h.is_finished()) {
@@ -190,6 +206,21 @@ pub fn run(
     match first_error {
         Some(e) => Err(e),
         None => Ok(report(&snapshots, &port_meta)),
+    }
+}
+
+/// Bytes of frame the run's packet slots hold: `max_frame` when set (at
+/// most [`MAX_FRAME_LIMIT`]), else the largest frame any of `ports` delivers,
+/// at least [`DEFAULT_MAX_FRAME`] (so runs of standard-MTU ports keep
+/// 2048-byte slots).
+pub fn slot_frame(max_frame: Option<usize>, ports: &[OpenPort]) -> usize {
+    match max_frame {
+        Some(m) => m.clamp(DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT),
+        None => ports
+            .iter()
+            .map(|p| p.max_frame)
+            .fold(DEFAULT_MAX_FRAME, usize::max)
+            .min(MAX_FRAME_LIMIT),
     }
 }
 

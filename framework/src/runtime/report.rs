@@ -62,6 +62,8 @@ pub struct WorkerReport {
 pub struct Report {
     /// Seconds since the run started.
     pub elapsed_secs: f64,
+    /// Bytes of frame each packet slot holds in this run.
+    pub max_frame: usize,
     /// Per port, in config order.
     pub ports: Vec<PortReport>,
     /// Per element, in config order.
@@ -83,6 +85,7 @@ impl Report {
         meta: &[PortMeta],
         snaps: &[Arc<Mutex<Snapshot>>],
         elapsed: Duration,
+        max_frame: usize,
     ) -> Report {
         let snaps: Vec<Snapshot> = snaps
             .iter()
@@ -141,6 +144,7 @@ impl Report {
             .collect();
         Report {
             elapsed_secs: elapsed.as_secs_f64(),
+            max_frame,
             ports,
             elements,
             workers,
@@ -167,6 +171,18 @@ impl Report {
         }
         let dropped: u64 = self.elements.iter().map(|e| e.counters.dropped()).sum();
         parts.push(format!("dropped {dropped}"));
+        let oversize: u64 = self
+            .ports
+            .iter()
+            .map(|p| p.rx.oversize + p.tx.oversize)
+            .sum();
+        if oversize > 0 {
+            parts.push(format!("oversize {oversize}"));
+        }
+        let cut: u64 = self.ports.iter().map(|p| p.rx.truncated_capture).sum();
+        if cut > 0 {
+            parts.push(format!("truncated-capture {cut}"));
+        }
         parts.join("  ")
     }
 }
@@ -184,7 +200,11 @@ fn human_rate(pps: f64) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "run time {:.3} s", self.elapsed_secs)?;
+        writeln!(
+            f,
+            "run time {:.3} s, frames up to {} bytes per slot",
+            self.elapsed_secs, self.max_frame
+        )?;
         writeln!(
             f,
             "{:<16} {:<10} {:>12} {:>14} {:>12} {:>14} {:>10}",
@@ -202,6 +222,16 @@ impl fmt::Display for Report {
                 p.tx.bytes,
                 p.rx.drops + p.tx.drops
             )?;
+            for (side, q) in [("rx", &p.rx), ("tx", &p.tx)] {
+                for (reason, n) in [
+                    ("oversize", q.oversize),
+                    ("truncated-capture", q.truncated_capture),
+                ] {
+                    if n > 0 {
+                        writeln!(f, "{:<16}   {side} dropped {reason}: {n}", "")?;
+                    }
+                }
+            }
             for (k, v) in &p.driver_stats {
                 writeln!(f, "{:<16}   {k}: {v}", "")?;
             }
@@ -238,5 +268,94 @@ impl fmt::Display for Report {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
+    use crate::port::OpenPort;
+    use crate::runtime::slot_frame;
+
+    fn port(max_frame: usize) -> OpenPort {
+        OpenPort {
+            rx: Vec::new(),
+            tx: Vec::new(),
+            driver: "x".into(),
+            driver_stats: None,
+            max_frame,
+        }
+    }
+
+    #[test]
+    fn slots_hold_the_largest_port_frame_unless_max_frame_says() {
+        // Standard MTUs keep the default slot: 64-byte runs pay nothing.
+        assert_eq!(slot_frame(None, &[]), DEFAULT_MAX_FRAME);
+        assert_eq!(
+            slot_frame(None, &[port(1536), port(128)]),
+            DEFAULT_MAX_FRAME
+        );
+        assert_eq!(slot_frame(None, &[port(1536), port(9024)]), 9024);
+        assert_eq!(slot_frame(None, &[port(1 << 20)]), MAX_FRAME_LIMIT);
+        // The setting wins, both ways, within the limits.
+        assert_eq!(slot_frame(Some(4000), &[port(9024)]), 4000);
+        assert_eq!(slot_frame(Some(65535), &[port(1536)]), 65535);
+        assert_eq!(slot_frame(Some(10), &[]), DEFAULT_MAX_FRAME);
+    }
+
+    fn report(rx: QueueStats, tx: QueueStats) -> Report {
+        Report {
+            elapsed_secs: 1.0,
+            max_frame: 9216,
+            ports: vec![PortReport {
+                name: "in".into(),
+                driver: "pcap".into(),
+                rx_queues: 1,
+                rx,
+                tx,
+                driver_stats: BTreeMap::new(),
+            }],
+            elements: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn oversize_and_truncated_captures_show_in_the_table_json_and_live_line() {
+        let rx = QueueStats {
+            packets: 5,
+            drops: 3,
+            oversize: 2,
+            truncated_capture: 1,
+            ..QueueStats::default()
+        };
+        let tx = QueueStats {
+            drops: 4,
+            oversize: 4,
+            ..QueueStats::default()
+        };
+        let r = report(rx, tx);
+        let table = r.to_string();
+        assert!(
+            table.contains("frames up to 9216 bytes per slot"),
+            "{table}"
+        );
+        assert!(table.contains("rx dropped oversize: 2"), "{table}");
+        assert!(table.contains("rx dropped truncated-capture: 1"), "{table}");
+        assert!(table.contains("tx dropped oversize: 4"), "{table}");
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        let port = &json["ports"][0];
+        assert_eq!(port["rx"]["oversize"], 2);
+        assert_eq!(port["rx"]["truncated_capture"], 1);
+        assert_eq!(port["tx"]["oversize"], 4);
+        assert_eq!(json["max_frame"], 9216);
+        let line = r.live_line(None);
+        assert!(line.contains("oversize 6"), "{line}");
+        assert!(line.contains("truncated-capture 1"), "{line}");
+        // Nothing to say: no such lines.
+        let quiet = report(QueueStats::default(), QueueStats::default());
+        assert!(!quiet.to_string().contains("x dropped"));
+        assert!(!quiet.live_line(None).contains("oversize"));
     }
 }

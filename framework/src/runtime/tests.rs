@@ -100,12 +100,14 @@ fn run_touchy(frames: Vec<Vec<u8>>, on_panic: OnPanic) -> (Result<Report, RunErr
             tx: vec![],
             driver: "mem".into(),
             driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
         },
         OpenPort {
             rx: vec![],
             tx: vec![Box::new(MemTx(sent.clone()))],
             driver: "mem".into(),
             driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
         },
     ];
     let opts = RunOptions {

@@ -40,6 +40,7 @@ pub(crate) struct Worker {
     core: Option<usize>,
     burst: usize,
     pool_size: usize,
+    max_frame: usize,
     clock: Clock,
     on_panic: OnPanic,
     stop: Arc<AtomicBool>,
@@ -59,12 +60,13 @@ const YIELD_PASSES: u32 = 256;
 const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
-    pub fn new(index: usize, opts: &RunOptions, ports: usize) -> Worker {
+    pub fn new(index: usize, opts: &RunOptions, ports: usize, max_frame: usize) -> Worker {
         Worker {
             index,
             core: opts.cores.get(index).copied(),
             burst: opts.burst.max(1),
             pool_size: opts.pool.max(opts.burst * 2),
+            max_frame,
             clock: opts.clock,
             on_panic: opts.on_panic,
             stop: opts.stop.clone(),
@@ -117,7 +119,7 @@ impl Worker {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut pool = Pool::new(self.pool_size);
+        let mut pool = Pool::with_max_frame(self.pool_size, self.max_frame);
         let mut result = self.main_loop(&mut graph, &mut pool);
         // Elements that hold packets back output or drop them (counted).
         graph.finish(&mut Context::new(&mut pool, self.last_now, self.index));

@@ -24,7 +24,7 @@ pub(crate) mod netdev;
 pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 
-pub(crate) use netdev::{if_flags, if_index};
+pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
 pub(crate) use packet_socket::{MsgVec, PacketSocket, RxInfo, VlanTag, ETH_P_ALL};
 

@@ -42,9 +42,10 @@ pub(crate) fn if_index(name: &str) -> io::Result<Option<u32>> {
     }
 }
 
-/// The flags of interface `name`. Needs no privilege (the ioctl goes through
-/// an `AF_UNIX` socket). Fails with `ENODEV` when there is no such interface.
-pub(crate) fn if_flags(name: &str) -> io::Result<IfFlags> {
+/// Runs `SIOCGIF*` ioctl `req_code` on interface `name` and returns the
+/// filled `ifreq`. Needs no privilege (the ioctl goes through an `AF_UNIX`
+/// socket). Fails with `ENODEV` when there is no such interface.
+fn if_ioctl(name: &str, req_code: libc::c_ulong) -> io::Result<libc::ifreq> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::ENODEV));
@@ -60,11 +61,28 @@ pub(crate) fn if_flags(name: &str) -> io::Result<IfFlags> {
         *d = s as libc::c_char;
     }
     // SAFETY: `req` is a valid, NUL-terminated ifreq that lives across the
-    // call; SIOCGIFFLAGS reads the name and writes only `ifr_flags` in it.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // call; the SIOCGIF* requests used here read the name and write only
+    // one integer field of the union.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), req_code as _, &mut req) })?;
+    Ok(req)
+}
+
+/// The flags of interface `name` (`SIOCGIFFLAGS`). Fails with `ENODEV` when
+/// there is no such interface.
+pub(crate) fn if_flags(name: &str) -> io::Result<IfFlags> {
+    let req = if_ioctl(name, libc::SIOCGIFFLAGS as libc::c_ulong)?;
     // SAFETY: the kernel wrote `ifru_flags`; every bit pattern is a valid c_short.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok(IfFlags(u32::from(flags as u16)))
+}
+
+/// The MTU of interface `name` in bytes (`SIOCGIFMTU`). Fails with
+/// `ENODEV` when there is no such interface.
+pub(crate) fn if_mtu(name: &str) -> io::Result<usize> {
+    let req = if_ioctl(name, libc::SIOCGIFMTU as libc::c_ulong)?;
+    // SAFETY: the kernel wrote `ifru_mtu`; every bit pattern is a valid c_int.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    Ok(usize::try_from(mtu).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -77,6 +95,7 @@ mod tests {
         let f = if_flags("lo").unwrap();
         assert!(f.up());
         assert!(f.running());
+        assert_eq!(if_mtu("lo").unwrap(), 65536);
     }
 
     #[test]
@@ -86,6 +105,8 @@ mod tests {
         assert_eq!(if_index("").unwrap(), None);
         for name in ["hpnf-none0", "", "much-too-long-interface", "a\0b"] {
             let e = if_flags(name).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{name:?}");
+            let e = if_mtu(name).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{name:?}");
         }
     }

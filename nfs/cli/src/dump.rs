@@ -118,7 +118,8 @@ pub(crate) fn cmd_dump(a: &DumpArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(&stop)?;
     let deadline = a.duration.map(|d| Instant::now() + d);
-    let mut pool = Pool::new(4 * BURST);
+    // Slots that hold the largest frame the interface delivers.
+    let mut pool = Pool::with_max_frame(4 * BURST, open.max_frame);
     let (mut b, mut out) = (Batch::new(), Batch::new());
     let mut tally = Tally::default();
     let mut ended = vec![false; open.rx.len()];

@@ -262,6 +262,7 @@ pub(crate) fn run_config(
         cores: rt.cores.clone(),
         burst: rt.burst,
         pool: rt.pool,
+        max_frame: rt.max_frame,
         clock: rt.clock,
         on_panic: rt.on_panic,
         stats_interval: stats_interval

@@ -253,7 +253,7 @@ impl Frames {
         // Ethernet + IPv4/IPv6 + UDP headers.
         let min = 14 + if ipv6 { 40 } else { 20 } + 8;
         let length = a.length.unwrap_or(min.max(60));
-        let max = hpio_nf::packet::MAX_FRAME;
+        let max = hpio_nf::packet::MAX_FRAME_LIMIT;
         if !(min..=max).contains(&length) {
             bail!(
                 "-l {length}: a UDP/IPv{} frame takes {min}..={max} bytes (without FCS)",
@@ -411,6 +411,8 @@ fn start_tx(a: &PktgenArgs, cores: &[usize], stop: &Arc<AtomicBool>) -> anyhow::
     let live: Arc<[Live]> = (0..threads).map(|_| Live::default()).collect();
     let start = Instant::now();
     let batch = usize::from(a.batch);
+    // Slots that hold the generator's frames (jumbo frames included).
+    let slot = generated.max_frame;
     let handles = generated
         .rx
         .into_iter()
@@ -422,7 +424,7 @@ fn start_tx(a: &PktgenArgs, cores: &[usize], stop: &Arc<AtomicBool>) -> anyhow::
                 .name(format!("pktgen-tx{t}"))
                 .spawn(move || {
                     pin(core);
-                    let r = send_loop(gen, tx, batch, interval, &stop, &live[t]);
+                    let r = send_loop(gen, tx, batch, slot, interval, &stop, &live[t]);
                     live[t].finish();
                     r
                 })
@@ -445,12 +447,13 @@ fn send_loop(
     mut gen: Box<dyn RxQueue>,
     mut tx: Box<dyn TxQueue>,
     batch: usize,
+    slot: usize,
     interval: Option<Duration>,
     stop: &AtomicBool,
     live: &Live,
 ) -> Result<Instant, PortError> {
     // The generator fills a batch from the pool and sending returns every slot.
-    let mut pool = Pool::new(2 * batch.max(32));
+    let mut pool = Pool::with_max_frame(2 * batch.max(32), slot);
     let mut b = Batch::new();
     let mut next = Instant::now();
     let result = loop {
@@ -500,6 +503,8 @@ fn start_rx(a: &PktgenArgs, cores: &[usize], stop: &Arc<AtomicBool>) -> anyhow::
     )?;
     let open = config.ports[0].spec.open(PORT, threads, true, false)?;
     let queues = open.rx.len();
+    // Slots that hold the largest frame the interface delivers.
+    let slot = open.max_frame;
     if queues < threads {
         log::warn!(
             "port `{PORT}` has {queues} receive queue(s) for {threads} threads: \
@@ -533,7 +538,7 @@ fn start_rx(a: &PktgenArgs, cores: &[usize], stop: &Arc<AtomicBool>) -> anyhow::
                 .name(format!("pktgen-rx{t}"))
                 .spawn(move || {
                     pin(core);
-                    let r = count_loop(qs, filter.as_ref(), limit, &stop, &live[t]);
+                    let r = count_loop(qs, filter.as_ref(), limit, slot, &stop, &live[t]);
                     live[t].finish();
                     r
                 })
@@ -556,10 +561,11 @@ fn count_loop(
     mut queues: Vec<Box<dyn RxQueue>>,
     filter: Option<&Filter>,
     limit: Option<(u64, Arc<AtomicU64>)>,
+    slot: usize,
     stop: &AtomicBool,
     live: &Live,
 ) -> Result<Instant, PortError> {
-    let mut pool = Pool::new(4 * RX_BURST);
+    let mut pool = Pool::with_max_frame(4 * RX_BURST, slot);
     let mut b = Batch::new();
     let mut counted = QueueStats::default();
     let mut ended = vec![false; queues.len()];
@@ -984,9 +990,13 @@ mod tests {
     #[test]
     fn bad_options_are_clear_errors() {
         let err = |line: &str| Frames::new(&args(line).unwrap()).unwrap_err().to_string();
-        assert!(err("-l 40").contains("-l 40: a UDP/IPv4 frame takes 42..=2048"));
+        assert!(err("-l 40").contains("-l 40: a UDP/IPv4 frame takes 42..=65535"));
         assert!(err("-6 -l 60").contains("UDP/IPv6 frame takes 62"));
-        assert!(err("-l 3000").contains("42..=2048"));
+        assert!(err("-l 70000").contains("42..=65535"));
+        assert!(
+            Frames::new(&args("-l 9014").unwrap()).is_ok(),
+            "jumbo frames"
+        );
         assert!(err("-s 10.0.0.1 -d fd00::2").contains("different IP families"));
         assert!(err("-6 -d 10.0.0.2").contains("-6 asks for IPv6"));
         // Options of one mode are refused in the other.

@@ -225,6 +225,7 @@ impl Live {
             bytes: self.bytes.load(Ordering::Relaxed),
             drops: self.drops.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            ..QueueStats::default()
         }
     }
 }

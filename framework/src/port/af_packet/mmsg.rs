@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
-use crate::packet::{Batch, Pool, MAX_FRAME};
-use crate::port::{PortError, QueueStats, Recv, RxQueue};
+use crate::packet::{Batch, Pool};
+use crate::port::{drop_received, PortError, QueueStats, Recv, RxQueue};
 use crate::sys::{MsgVec, PacketSocket};
 
 /// Wall-clock nanoseconds since the Unix epoch (a vDSO read, not a system call).
@@ -88,6 +88,7 @@ impl RxQueue for MmsgRx {
                 ));
             }
         };
+        let mut got = n;
         if n > 0 {
             let ts = now_ns();
             let mut bytes = 0;
@@ -96,22 +97,30 @@ impl RxQueue for MmsgRx {
             let mut csums = 0;
             for (i, p) in batch[start..start + n].iter_mut().enumerate() {
                 let wire = self.msgs.len(i);
-                let len = wire.min(MAX_FRAME);
-                truncated += u64::from(self.msgs.truncated(i));
-                p.finish_recv(len, wire, ts);
-                fix_up(p, self.msgs.info(i), &mut bad_tags, &mut csums);
-                bytes += p.len() as u64;
+                // Longer than the slot (MSG_TRUNC): dropped below, never handed on cut.
+                let cut = self.msgs.truncated(i) || wire > p.capacity();
+                truncated += u64::from(cut);
+                p.finish_recv(wire.min(p.capacity()), wire, ts);
+                if !cut {
+                    fix_up(p, self.msgs.info(i), &mut bad_tags, &mut csums);
+                    bytes += p.len() as u64;
+                }
             }
-            self.stats.packets += n as u64;
+            if truncated != 0 {
+                let msgs = &self.msgs;
+                got = drop_received(pool, batch, start, n, |i, p| {
+                    msgs.truncated(i) || msgs.len(i) > p.capacity()
+                });
+                self.stats.drops += truncated;
+                self.stats.oversize += truncated;
+                Counters::add(&self.counters.rx_truncated, truncated);
+            }
+            self.stats.packets += got as u64;
             self.stats.bytes += bytes;
             self.stats.errors += bad_tags;
             Counters::add(&self.counters.rx_csum_completed, csums);
-            if truncated != 0 {
-                self.stats.errors += truncated;
-                Counters::add(&self.counters.rx_truncated, truncated);
-            }
         }
-        while batch.len() > start + n {
+        while batch.len() > start + got {
             if let Some(p) = batch.pop() {
                 pool.free(p);
             }
@@ -119,7 +128,7 @@ impl RxQueue for MmsgRx {
         if n == 0 {
             self.watch.idle()?;
         }
-        Ok(Recv::Got(n))
+        Ok(Recv::Got(got))
     }
 
     fn stats(&self) -> QueueStats {

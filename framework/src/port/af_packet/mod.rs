@@ -33,11 +33,15 @@
 //! Nothing waiting: `Got(0)` in every mode; an empty pool leaves frames
 //! where they are.
 //!
-//! A frame larger than a slot (2048 bytes) is delivered truncated, with its
-//! real length as [`Packet::wire_len`](crate::packet::Packet::wire_len)
-//! (`MSG_TRUNC`, or the ring header's length); truncations count in
-//! [`QueueStats::errors`](super::QueueStats::errors) and in the driver
-//! counter `rx_truncated`. Frames the kernel dropped because a queue's ring
+//! Frame size: the port reports the interface's MTU + 22 (Ethernet header
+//! and two VLAN tags), rounded up to 64 and at most [`MAX_PORT_FRAME`], as
+//! [`OpenPort::max_frame`], so the run's packet slots hold its largest
+//! frames; a `TPACKET_V2` ring's frames are sized for it too. A frame that
+//! still does not fit (the ring's frame or the slot: `MSG_TRUNC`, or the
+//! ring header's `tp_snaplen` < `tp_len`) is never handed on cut short: it
+//! is dropped and counted in [`QueueStats::oversize`](super::QueueStats::oversize)
+//! (and `drops`); the driver counter `rx_truncated` counts those the kernel
+//! handed over cut. Frames the kernel dropped because a queue's ring
 //! or socket buffer was full (`PACKET_STATISTICS`) count in `drops` and in
 //! `rx_kernel_drops`.
 //!
@@ -62,9 +66,10 @@
 //! `sendmmsg` straight from the slots. When
 //! the kernel takes only part of it (socket buffer or device queue full:
 //! `EAGAIN`/`ENOBUFS`), the rest is retried a few times at once, then
-//! counted as drops; a frame the kernel refuses (too long for the MTU, too
-//! short) is dropped and counted as an error, and the burst goes on. Every
-//! slot goes back to the pool.
+//! counted as drops; a frame the kernel refuses as too long for the MTU
+//! (`EMSGSIZE`) is dropped and counted `oversize`, one refused as too short
+//! is dropped and counted as an error (`tx_rejected`), and the burst goes
+//! on. Every slot goes back to the pool.
 //!
 //! While the port is open and `promisc` is set, the interface is in
 //! promiscuous mode (a membership of the first receive socket, which the
@@ -107,9 +112,23 @@ const MAX_BURST: usize = 256;
 
 /// Bytes per block of a ring (`socket_buffer` sets the number of blocks).
 const RING_BLOCK: usize = 1 << 17;
-/// Bytes per frame of a `TPACKET_V2` ring: a 2048-byte frame after the
-/// kernel's 66 bytes of header and link address, rounded to 16.
-const RING_FRAME: usize = 2048 + 128;
+/// Largest frame an `af_packet` port asks the run's slots to hold (and a
+/// `TPACKET_V2` ring's frames to take), whatever the MTU: more than a 9,000
+/// MTU needs; only interfaces with a larger MTU (`lo`: 65,536) are capped.
+pub const MAX_PORT_FRAME: usize = 16384;
+
+/// The largest frame a port on an interface of `mtu` receives: MTU + 22,
+/// rounded up to 64, at least the default slot and at most [`MAX_PORT_FRAME`].
+fn port_frame(mtu: usize) -> usize {
+    super::frame_for_mtu(mtu).clamp(crate::packet::DEFAULT_MAX_FRAME, MAX_PORT_FRAME)
+}
+
+/// Bytes per frame of a `TPACKET_V2` ring holding frames of up to `frame`
+/// bytes: the kernel puts 66 bytes of header and link address in front
+/// (more with a virtio-net header); 128 leaves room, rounded to 16.
+fn ring_frame(frame: usize) -> usize {
+    (frame + 128).div_ceil(16) * 16
+}
 /// Milliseconds after which the kernel hands over a `TPACKET_V3` block that is not full.
 const RING_RETIRE_MS: u32 = 1;
 
@@ -176,7 +195,8 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
         ty: ParamType::Bool,
         need: Need::Default("false"),
         doc: "with several queues, let the kernel reassemble IP fragments before \
-              hashing them to a queue (reassembled packets over 2048 bytes are truncated)",
+              hashing them to a queue (reassembled packets longer than a packet slot are \
+              dropped and counted `oversize`)",
     },
     ParamSpec {
         name: "rx_mode",
@@ -339,6 +359,7 @@ impl AfPacketSpec {
         &self,
         port: &str,
         ifindex: u32,
+        max_frame: usize,
         counters: &Arc<Counters>,
     ) -> Result<Vec<Box<dyn RxQueue>>, PortError> {
         let mut queues: Vec<Box<dyn RxQueue>> = Vec::with_capacity(self.queues);
@@ -371,7 +392,7 @@ impl AfPacketSpec {
                 RxMode::V2 => {
                     let blocks = (self.socket_buffer / RING_BLOCK).max(2);
                     RxSocket::V2(
-                        FrameRing::new(s, RING_BLOCK, blocks, RING_FRAME)
+                        FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
                             .map_err(|e| err("setting up the TPACKET_V2 ring", e))?,
                     )
                 }
@@ -516,9 +537,12 @@ impl PortSpec for AfPacketSpec {
 
     fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError> {
         let ifindex = self.check_interface(name)?;
+        let mtu =
+            sys::if_mtu(&self.interface).map_err(|e| self.error(name, "reading the MTU", e))?;
+        let max_frame = port_frame(mtu);
         let counters = Arc::new(Counters::default());
         let rx_queues = if rx {
-            self.open_rx(name, ifindex, &counters)?
+            self.open_rx(name, ifindex, max_frame, &counters)?
         } else {
             Vec::new()
         };
@@ -533,6 +557,7 @@ impl PortSpec for AfPacketSpec {
             tx: tx_queues,
             driver: CLASS.name.to_string(),
             driver_stats: Some(Box::new(move || counters.snapshot(rx, tx))),
+            max_frame,
         })
     }
 }
@@ -541,7 +566,8 @@ impl PortSpec for AfPacketSpec {
 /// once per burst, and only when there is something to add.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Frames received truncated to a slot.
+    /// Frames the kernel handed over cut short (longer than the ring's
+    /// frame or the slot): dropped, and counted `oversize` too.
     rx_truncated: AtomicU64,
     /// Frames the kernel dropped because a receive socket's buffer was full.
     rx_kernel_drops: AtomicU64,
@@ -552,7 +578,8 @@ pub(crate) struct Counters {
     tx_retries: AtomicU64,
     /// Frames dropped because the socket buffer or device queue stayed full.
     tx_full_drops: AtomicU64,
-    /// Frames the kernel refused (longer than the MTU, shorter than a header).
+    /// Frames the kernel refused as malformed (shorter than a header); those
+    /// longer than the MTU count `oversize` instead.
     tx_rejected: AtomicU64,
 }
 

@@ -265,19 +265,24 @@ fn open_makes_the_queues_asked_for() {
 }
 
 #[test]
-fn receives_into_slots_with_length_truncation_and_time() {
+fn receives_into_slots_drops_oversize_and_keeps_time() {
     let _lo = crate::sys::lo_lock();
     for mode in ["mmsg", "tpacket_v2", "tpacket_v3"] {
-        receive_into_slots(mode);
+        // Default slots: the 4000-byte frame is dropped, counted oversize.
+        receive_into_slots(mode, MAX_FRAME);
+        // Jumbo slots: it passes whole.
+        receive_into_slots(mode, 9216);
     }
 }
 
-fn receive_into_slots(mode: &str) {
+fn receive_into_slots(mode: &str, slot: usize) {
     let mut p = params("lo");
     p.set("rx_mode", Value::Str(mode.into()));
     let port = spec(&p).open("l", 1, true, false).unwrap();
+    // lo's MTU (65536) is over what a port asks for.
+    assert_eq!(port.max_frame, MAX_PORT_FRAME);
     let mut rx = port.rx.into_iter().next().unwrap();
-    let mut pool = Pool::new(256);
+    let mut pool = Pool::with_max_frame(256, slot);
     let t = token();
     let frames: Vec<Vec<u8>> = (0..50)
         .map(|i| frame(t, i, 60 + i as usize * 29))
@@ -289,30 +294,33 @@ fn receive_into_slots(mode: &str) {
         .collect();
     let before = mmsg::now_ns();
     send_on_lo(&frames);
-    let got = recv_ours(&mut *rx, &mut pool, t, frames.len());
+    let expected: Vec<&Vec<u8>> = frames.iter().filter(|f| f.len() <= slot).collect();
+    let got = recv_ours(&mut *rx, &mut pool, t, expected.len());
     let after = mmsg::now_ns();
     assert_eq!(
         got.len(),
-        frames.len(),
-        "{mode}: each frame once (lo shows it twice)"
+        expected.len(),
+        "{mode}: each frame once (lo shows it twice), none over the slot"
     );
-    for (p, f) in got.iter().zip(&frames) {
+    for (p, f) in got.iter().zip(expected) {
         assert!(p.timestamp() >= before && p.timestamp() <= after);
-        if f.len() <= MAX_FRAME {
-            // VLAN tags included: the kernel takes them out, the driver puts them back.
-            assert_eq!(p.data(), &f[..], "{mode}");
-            assert_eq!(p.wire_len(), f.len());
-        } else {
-            assert_eq!(p.len(), MAX_FRAME);
-            assert_eq!(p.wire_len(), 4000);
-            assert_eq!(p.data(), &f[..MAX_FRAME]);
-        }
+        // VLAN tags included: the kernel takes them out, the driver puts them back.
+        assert_eq!(p.data(), &f[..], "{mode}: whole, never cut");
+        assert_eq!(p.wire_len(), f.len());
     }
     let s = rx.stats();
-    assert!(s.packets >= frames.len() as u64);
-    assert!(s.errors >= 1, "the truncation counts as an error: {s:?}");
+    let over = u64::from(slot < 4000);
+    assert!(s.oversize >= over, "{mode}: {s:?}");
+    assert!(
+        s.drops >= s.oversize,
+        "{mode}: oversize counts in drops: {s:?}"
+    );
+    assert_eq!(s.errors, 0, "{mode}: {s:?}");
     let d = (port.driver_stats.as_ref().unwrap())();
-    assert!(d["rx_truncated"] >= 1, "{d:?}");
+    if mode == "mmsg" {
+        // recvmmsg into the slot: the kernel cut it (MSG_TRUNC).
+        assert!(d["rx_truncated"] >= over, "{d:?}");
+    }
 }
 
 #[test]

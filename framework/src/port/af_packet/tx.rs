@@ -48,8 +48,10 @@ struct Outcome {
     retries: u64,
     /// Dropped because buffers stayed full.
     full: u64,
-    /// Refused by the kernel one by one (bad length).
+    /// Refused by the kernel one by one (too short, malformed).
     rejected: u64,
+    /// Refused by the kernel as longer than the interface sends (`EMSGSIZE`).
+    oversize: u64,
     /// Dropped because the link is down or another error ended the burst.
     failed: u64,
     /// Failed calls (each ENETDOWN or unexpected error).
@@ -88,8 +90,13 @@ impl TxQueue for AfPacketTx {
                         o.retries += 1;
                         std::hint::spin_loop();
                     }
-                    // This frame is too long for the MTU or too short: skip it.
-                    Some(libc::EMSGSIZE) | Some(libc::EINVAL) => {
+                    // This frame is longer than the MTU allows: skip it.
+                    Some(libc::EMSGSIZE) => {
+                        o.oversize += 1;
+                        i += 1;
+                    }
+                    // This frame is too short or malformed: skip it.
+                    Some(libc::EINVAL) => {
                         o.rejected += 1;
                         i += 1;
                     }
@@ -120,7 +127,8 @@ impl TxQueue for AfPacketTx {
         pool.free_batch(batch);
         self.stats.packets += o.sent;
         self.stats.bytes += o.bytes;
-        self.stats.drops += o.full + o.rejected + o.failed;
+        self.stats.drops += o.full + o.rejected + o.oversize + o.failed;
+        self.stats.oversize += o.oversize;
         self.stats.errors += o.rejected + o.errors;
         Counters::add(&self.counters.tx_retries, o.retries);
         Counters::add(&self.counters.tx_full_drops, o.full);

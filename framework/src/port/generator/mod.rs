@@ -65,7 +65,7 @@ const PARAMS: &[ParamSpec] = &[
         name: "size",
         ty: ParamType::Int {
             min: MIN_SIZE,
-            max: crate::packet::MAX_FRAME as i64,
+            max: crate::packet::MAX_FRAME_LIMIT as i64,
         },
         need: Need::Optional,
         doc: "frame bytes without FCS (default 64, or the headers' length when larger); \
@@ -320,7 +320,7 @@ impl GenSpec {
             None => DEFAULT_SIZE.max(min),
             Some(_) => {
                 let s = p.int("size")?;
-                let max = crate::packet::MAX_FRAME;
+                let max = crate::packet::MAX_FRAME_LIMIT;
                 match usize::try_from(s) {
                     Ok(s) if (min..=max).contains(&s) => s,
                     _ => {
@@ -449,6 +449,8 @@ impl PortSpec for GenSpec {
             tx: tx_queues,
             driver: "generator".to_string(),
             driver_stats: None,
+            // Frames are copied in whole 64-byte blocks.
+            max_frame: queue::stride(self.frame.size),
         })
     }
 }

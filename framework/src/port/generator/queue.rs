@@ -128,12 +128,32 @@ impl TableRx {
     }
 }
 
+/// A burst of frames larger than the pool's slots (`[runtime] max_frame`
+/// set below the generator's `size`): each is dropped and counted
+/// `oversize`, as a receive port would, and none reaches the graph.
+#[cold]
+fn oversize(remaining: &mut u64, stats: &mut QueueStats, want: usize) -> Recv {
+    *remaining -= want as u64;
+    stats.drops += want as u64;
+    stats.oversize += want as u64;
+    Recv::Got(0)
+}
+
+impl TableRx {
+    fn oversize(&mut self, want: usize) -> Recv {
+        oversize(&mut self.remaining, &mut self.stats, want)
+    }
+}
+
 impl RxQueue for TableRx {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
         if self.remaining == 0 {
             return Ok(Recv::Ended);
         }
         let want = (max as u64).min(self.remaining) as usize;
+        if pool.max_frame() < self.stride {
+            return Ok(self.oversize(want));
+        }
         let got = match self.stride / BLOCK {
             1 => self.fill::<1>(pool, batch, want),
             2 => self.fill::<2>(pool, batch, want),
@@ -348,6 +368,10 @@ impl RxQueue for PatchRx {
             return Ok(Recv::Ended);
         }
         let want = (max as u64).min(self.remaining) as usize;
+        if pool.max_frame() < self.cur.len() {
+            let (remaining, stats) = (&mut self.remaining, &mut self.stats);
+            return Ok(oversize(remaining, stats, want));
+        }
         let got = match self.cur.len() / BLOCK {
             1 => self.fill::<1>(pool, batch, want),
             2 => self.fill::<2>(pool, batch, want),

@@ -505,12 +505,12 @@ fn bad_parameters_are_explained() {
         ]);
         assert_eq!(e.param, "size");
         assert!(
-            e.message.contains(&format!("takes {min}..=2048 bytes")),
+            e.message.contains(&format!("takes {min}..=65535 bytes")),
             "{e}"
         );
         assert!(e.message.contains(&format!("got {size}")), "{e}");
     }
-    let e = err(&[("size", Value::Int(2049))]);
+    let e = err(&[("size", Value::Int(65536))]);
     assert_eq!(e.param, "size");
 
     let e = err(&[
@@ -686,4 +686,40 @@ fn config_loader_defaults_and_a_run_into_a_pcap_file() {
         ports,
         [1024, 1024, 1024, 1025, 1025, 1025, 1026, 1026, 1026, 1027, 1027, 1027]
     );
+}
+
+/// A jumbo-sized generator asks for slots that hold its frames, fills them
+/// whole and checksummed, and counts a burst into too-small slots as
+/// `oversize` instead of cutting it (both queue kinds: table and patch).
+#[test]
+fn jumbo_frames_fit_their_slots_or_count_as_oversize() {
+    for flows in [1i64, 5000] {
+        let g = gen(&[
+            ("size", Value::Int(9000)),
+            ("count", Value::Int(40)),
+            ("src_port_count", Value::Int(flows)),
+        ]);
+        let mut port = g.open("gen", 1, true, false).unwrap();
+        assert_eq!(port.max_frame, 9024, "whole 64-byte copy blocks");
+        let mut pool = Pool::with_max_frame(64, port.max_frame);
+        let mut batch = Batch::new();
+        assert_eq!(
+            port.rx[0].recv(&mut pool, &mut batch, 8).unwrap(),
+            Recv::Got(8)
+        );
+        for p in &batch {
+            check(&g.frame, p.data());
+        }
+        pool.free_batch(&mut batch);
+        // Slots of the default size: the burst is dropped and counted.
+        let mut small = Pool::new(64);
+        assert_eq!(
+            port.rx[0].recv(&mut small, &mut batch, 8).unwrap(),
+            Recv::Got(0)
+        );
+        assert!(batch.is_empty());
+        let s = port.rx[0].stats();
+        assert_eq!((s.packets, s.drops, s.oversize), (8, 8, 8), "flows {flows}");
+        assert_eq!(small.available(), 64);
+    }
 }

@@ -19,19 +19,25 @@
 //! With `promisc` (the default), the interface is promiscuous while the
 //! port receives, so that a NIC passes frames for other MAC addresses (a
 //! bridge's traffic) up to the module.
-//! Nothing waiting: `Got(0)` (`EAGAIN`, the files are nonblocking). A frame
-//! larger than a slot (2048 bytes) arrives truncated, with its real length
-//! as [`Packet::wire_len`](crate::packet::Packet::wire_len); truncations
-//! count in [`QueueStats::errors`](super::QueueStats::errors) and in the driver counter
-//! `rx_truncated`.
+//! Nothing waiting: `Got(0)` (`EAGAIN`, the files are nonblocking).
+//!
+//! Frame size: the port reports the interface's MTU (from the module's
+//! `HPIO_IOC_GET_INFO`) + 22, rounded up to 64, as [`OpenPort::max_frame`],
+//! so the run's slots hold its largest frames. A frame longer than the
+//! iovec the module copies into is copied cut to it, with its whole length
+//! in the header's `pktlen` (and the module's `hpio_truncated` counts it):
+//! the driver drops such a frame, never hands it on, and counts it in
+//! [`QueueStats::oversize`](super::QueueStats::oversize) (and `drops`) and
+//! in the driver counter `rx_truncated`.
 //!
 //! Transmit: one file per worker, opened for writing only (the receive
 //! path is left alone) and bound to queue `worker`, so each worker sends on
 //! a fixed TX queue of the device. When the driver takes only part of a
 //! burst (`ENOBUFS`: its queue is stopped), the rest is retried a few times
-//! at once, then counted as drops; a packet the module refuses (`EINVAL`,
-//! too long for the MTU or too short) is dropped and counted as an error,
-//! and the burst goes on; `ENETDOWN` drops the rest of the burst. Every
+//! at once, then counted as drops; a packet the module refuses (`EINVAL` or
+//! `EMSGSIZE`) is dropped and the burst goes on: counted `oversize` when it
+//! is longer than MTU + 14 (the module says only "invalid"; the length
+//! tells why), else as an error (`tx_rejected`); `ENETDOWN` drops the rest of the burst. Every
 //! slot goes back to the pool.
 //!
 //! [`OpenPort::driver_stats`] reports the module's counters of the device
@@ -365,6 +371,7 @@ impl PortSpec for HpioSpec {
                     MAX_BURST,
                     name,
                     ifname,
+                    info.mtu as usize + 14,
                     counters.clone(),
                 )));
             }
@@ -401,6 +408,10 @@ impl PortSpec for HpioSpec {
             tx: txq,
             driver: "hpio".into(),
             driver_stats: Some(Box::new(driver_stats)),
+            max_frame: super::frame_for_mtu(info.mtu as usize).clamp(
+                crate::packet::DEFAULT_MAX_FRAME,
+                crate::packet::MAX_FRAME_LIMIT,
+            ),
         })
     }
 }

@@ -4,8 +4,8 @@ use std::io;
 use std::sync::Arc;
 
 use super::Counters;
-use crate::packet::{Batch, Pool, MAX_FRAME};
-use crate::port::{PortError, QueueStats, Recv, RxQueue};
+use crate::packet::{Batch, Pool};
+use crate::port::{drop_received, PortError, QueueStats, Recv, RxQueue};
 use crate::sys::hpio_dev::{HpioDev, IoVecs};
 use crate::sys::packet_socket::PacketSocket;
 
@@ -83,27 +83,33 @@ impl RxQueue for HpioRx {
                 });
             }
         };
+        let mut got = n;
         if n > 0 {
             let mut bytes = 0;
             let mut truncated = 0;
             for p in batch[start..start + n].iter_mut() {
                 let hdr = p.finish_hpio_recv();
-                truncated += u64::from(usize::from(hdr.pktlen) > MAX_FRAME);
-                bytes += p.len() as u64;
+                // The module copied what fit and says how long it was.
+                let cut = usize::from(hdr.pktlen) > p.capacity();
+                truncated += u64::from(cut);
+                bytes += if cut { 0 } else { p.len() as u64 };
             }
-            self.stats.packets += n as u64;
-            self.stats.bytes += bytes;
             if truncated != 0 {
-                self.stats.errors += truncated;
+                // Dropped, never handed on cut short.
+                got = drop_received(pool, batch, start, n, |_, p| p.wire_len() > p.len());
+                self.stats.drops += truncated;
+                self.stats.oversize += truncated;
                 Counters::add(&self.counters.rx_truncated, truncated);
             }
+            self.stats.packets += got as u64;
+            self.stats.bytes += bytes;
         }
-        while batch.len() > start + n {
+        while batch.len() > start + got {
             if let Some(p) = batch.pop() {
                 pool.free(p);
             }
         }
-        Ok(Recv::Got(n))
+        Ok(Recv::Got(got))
     }
 
     fn stats(&self) -> QueueStats {

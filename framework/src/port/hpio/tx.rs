@@ -18,6 +18,9 @@ pub(super) struct HpioTx {
     port: String,
     interface: String,
     stats: QueueStats,
+    /// Longest frame the interface sends (MTU + Ethernet header): a refused
+    /// frame longer than this is counted `oversize`.
+    max_tx: usize,
     counters: Arc<Counters>,
 }
 
@@ -27,6 +30,7 @@ impl HpioTx {
         burst: usize,
         port: &str,
         interface: &str,
+        max_tx: usize,
         counters: Arc<Counters>,
     ) -> HpioTx {
         HpioTx {
@@ -35,6 +39,7 @@ impl HpioTx {
             port: port.to_string(),
             interface: interface.to_string(),
             stats: QueueStats::default(),
+            max_tx,
             counters,
         }
     }
@@ -45,6 +50,7 @@ impl TxQueue for HpioTx {
         let total = batch.len();
         let (mut sent, mut bytes, mut retries) = (0u64, 0u64, 0u64);
         let (mut full, mut rejected, mut failed, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut oversize = 0u64;
         let mut fatal = None;
         let mut i = 0;
         let mut retries_left = MAX_RETRIES;
@@ -80,9 +86,14 @@ impl TxQueue for HpioTx {
                         retries += 1;
                         std::hint::spin_loop();
                     }
-                    // This packet is too long for the MTU or too short: skip it.
+                    // This packet is too long for the MTU or too short: skip
+                    // it. The module says only "invalid"; the length tells which.
                     Some(libc::EINVAL) | Some(libc::EMSGSIZE) => {
-                        rejected += 1;
+                        if batch[i].len() > self.max_tx {
+                            oversize += 1;
+                        } else {
+                            rejected += 1;
+                        }
                         i += 1;
                     }
                     Some(libc::ENETDOWN) => {
@@ -119,7 +130,8 @@ impl TxQueue for HpioTx {
         pool.free_batch(batch);
         self.stats.packets += sent;
         self.stats.bytes += bytes;
-        self.stats.drops += full + rejected + failed;
+        self.stats.drops += full + rejected + oversize + failed;
+        self.stats.oversize += oversize;
         self.stats.errors += rejected + errors;
         Counters::add(&self.counters.tx_retries, retries);
         Counters::add(&self.counters.tx_full_drops, full);

@@ -8,16 +8,26 @@
 //! timestamps) or a pcapng file, whose link type must be Ethernet. Each
 //! record becomes one packet with the record's timestamp in nanoseconds and
 //! its original length as [`Packet::wire_len`](crate::packet::Packet::wire_len).
-//! Frames longer than [`MAX_FRAME`](crate::packet::MAX_FRAME) are truncated
-//! to it and counted in [`QueueStats::errors`](super::QueueStats::errors),
-//! the only place the traits offer for them (the packet itself still counts
-//! in `packets`). The queue ends ([`Recv::Ended`](super::Recv::Ended)) at the
+//! No frame is ever handed on cut short by the port:
+//! - a record longer than a packet slot is dropped and counted in
+//!   [`QueueStats::oversize`](super::QueueStats::oversize) (and `drops`).
+//!   The port asks for slots of [`DEFAULT_PCAP_FRAME`] bytes (9,216: a jumbo
+//!   frame with tags); `[runtime] max_frame` sets another size;
+//! - a record the capture itself cut (`incl_len` < `orig_len`, a snap
+//!   length) is dropped and counted in
+//!   [`QueueStats::truncated_capture`](super::QueueStats::truncated_capture),
+//!   unless `truncated = "pass"`: then it goes on as captured, with its
+//!   original length as `wire_len` (an output pcap keeps both lengths).
+//!
+//! A record over [`MAX_CAPLEN`] bytes means a corrupt file (an error, with
+//! no allocation of that size). The queue ends ([`Recv::Ended`](super::Recv::Ended)) at the
 //! end of the file; a corrupt file is an error naming the file and the record.
 //!
 //! Transmit: every worker's [`TxQueue`] of one port shares a
 //! single writer (`Arc<Mutex<..>>`) that appends to a classic pcap file
 //! (little-endian, microsecond timestamps, `LINKTYPE_ETHERNET`, snaplen
-//! 65535: the format every tcpdump reads). The lock is taken once per
+//! 65535: the format every tcpdump reads). Frames are written whole, up to
+//! the slot size. The lock is taken once per
 //! [`TxQueue::send`] call, that is once per burst, not
 //! per packet. That is a lock on the data path, which live drivers never
 //! take; it is fine here because a pcap port is for offline runs, where the
@@ -53,7 +63,15 @@ const PARAMS: &[ParamSpec] = &[
         ty: ParamType::Str,
         need: Need::Optional,
         doc: "pcap or pcapng file (Ethernet) replayed on receive, once, in order; \
-              frames over 2048 bytes are truncated",
+              records longer than a packet slot (9216 bytes unless [runtime] max_frame says \
+              otherwise) are dropped and counted `oversize`",
+    },
+    ParamSpec {
+        name: "truncated",
+        ty: ParamType::Choice(&["drop", "pass"]),
+        need: Need::Default("\"drop\""),
+        doc: "records the capture cut short (`incl_len` < `orig_len`, a snap length): \
+              `drop` them and count them `truncated_capture`, or `pass` them on as captured",
     },
     ParamSpec {
         name: "output",
@@ -69,7 +87,12 @@ const PARAMS: &[ParamSpec] = &[
 struct PcapSpec {
     input: Option<PathBuf>,
     output: Option<PathBuf>,
+    pass_truncated: bool,
 }
+
+/// Largest frame a pcap input asks the run's slots to hold: a 9,000-byte MTU
+/// jumbo frame with its Ethernet header and tags, rounded up.
+pub const DEFAULT_PCAP_FRAME: usize = 9216;
 
 fn path_param(p: &Params, name: &str) -> Result<Option<PathBuf>, ParamError> {
     match p.get(name) {
@@ -102,7 +125,11 @@ fn configure(p: &Params) -> Result<Box<dyn PortSpec>, ParamError> {
                 o.display()
             ),
         )),
-        _ => Ok(Box::new(PcapSpec { input, output })),
+        _ => Ok(Box::new(PcapSpec {
+            input,
+            output,
+            pass_truncated: p.get("truncated").is_some() && p.str("truncated")? == "pass",
+        })),
     }
 }
 
@@ -169,7 +196,11 @@ impl PortSpec for PcapSpec {
         }
         let mut rx_queues: Vec<Box<dyn RxQueue>> = Vec::new();
         if let Some(path) = input {
-            rx_queues.push(Box::new(read::PcapRx::open(name, path)?));
+            rx_queues.push(Box::new(read::PcapRx::open(
+                name,
+                path,
+                self.pass_truncated,
+            )?));
         }
         let mut tx_queues: Vec<Box<dyn TxQueue>> = Vec::new();
         if let Some(path) = output {
@@ -183,6 +214,7 @@ impl PortSpec for PcapSpec {
             tx: tx_queues,
             driver: "pcap".to_string(),
             driver_stats: None,
+            max_frame: DEFAULT_PCAP_FRAME,
         })
     }
 }
@@ -257,9 +289,22 @@ pub(crate) mod tests {
         assert_eq!(tx.stats().packets, frames.len() as u64);
     }
 
-    /// Reads every packet of a pcap port's input.
+    /// Reads every packet of a pcap port's input into default slots.
     pub(crate) fn read_all(path: &str) -> Result<Vec<Packet>, PortError> {
-        let mut port = spec(Some(path), None).open("in", 1, true, false)?;
+        read_all_with(path, &[])
+    }
+
+    /// [`read_all`] with more port parameters.
+    pub(crate) fn read_all_with(
+        path: &str,
+        params: &[(&'static str, &str)],
+    ) -> Result<Vec<Packet>, PortError> {
+        let mut p = Params::new();
+        p.set("input", Value::Str(path.into()));
+        for (k, v) in params {
+            p.set(k, Value::Str(v.to_string()));
+        }
+        let mut port = (CLASS.configure)(&p).unwrap().open("in", 1, true, false)?;
         let rx = &mut port.rx[0];
         let mut pool = Pool::new(1024);
         let mut batch = Batch::new();

@@ -12,7 +12,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, PcapError, TsResolution};
 
-use crate::packet::{Batch, Pool, MAX_FRAME};
+use crate::packet::{Batch, Pool};
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
 
 /// Largest record length accepted (libpcap's own limit, 256 KiB): a larger
@@ -83,12 +83,14 @@ pub(super) struct PcapRx {
     ended: bool,
     /// An error met after some packets of a burst were read, reported by the next call.
     failed: Option<PortError>,
+    /// Pass records cut by a snap length (`truncated = "pass"`) instead of dropping them.
+    pass_truncated: bool,
     stats: QueueStats,
 }
 
 impl PcapRx {
     /// Opens `path` and reads its file header.
-    pub(super) fn open(port: &str, path: &Path) -> Result<PcapRx, PortError> {
+    pub(super) fn open(port: &str, path: &Path, pass_truncated: bool) -> Result<PcapRx, PortError> {
         let file = path.display().to_string();
         let mut f = File::open(path)
             .map_err(|e| PortError::io(port, format!("cannot open input file `{file}`"), e))?;
@@ -149,6 +151,7 @@ impl PcapRx {
             records: 0,
             ended: false,
             failed: None,
+            pass_truncated,
             stats: QueueStats::default(),
         })
     }
@@ -318,10 +321,25 @@ impl RxQueue for PcapRx {
             // Take the slot first: when the pool is empty nothing is read, so
             // nothing is lost; the next call reads the record.
             let Some(mut pkt) = pool.alloc() else { break };
+            let cap = pkt.capacity();
             let rec = loop {
                 match next_step(&mut self.format) {
                     Ok(Step::Skip) => {}
-                    Ok(Step::Packet(rec)) => break Ok(rec),
+                    Ok(Step::Packet(rec)) => {
+                        // Records that are dropped here leave the slot for the next one.
+                        let cut = (rec.data.len() as u64) < u64::from(rec.orig_len);
+                        if cut && !self.pass_truncated {
+                            self.records += 1;
+                            self.stats.drops += 1;
+                            self.stats.truncated_capture += 1;
+                        } else if rec.data.len() > cap {
+                            self.records += 1;
+                            self.stats.drops += 1;
+                            self.stats.oversize += 1;
+                        } else {
+                            break Ok(rec);
+                        }
+                    }
                     Ok(Step::End) => break Err(None),
                     Err(bad) => break Err(Some(bad)),
                 }
@@ -346,14 +364,10 @@ impl RxQueue for PcapRx {
                     break;
                 }
             };
-            let len = rec.data.len().min(MAX_FRAME);
-            pkt.recv_buf()[..len].copy_from_slice(&rec.data[..len]);
-            let wire = (rec.orig_len as usize).max(rec.data.len());
+            let len = rec.data.len();
+            pkt.recv_buf()[..len].copy_from_slice(&rec.data);
+            let wire = (rec.orig_len as usize).max(len);
             pkt.finish_recv(len, wire, rec.ts_ns);
-            if len < rec.data.len() {
-                // Truncated to the slot: counted as an error (see the module doc).
-                self.stats.errors += 1;
-            }
             self.records += 1;
             self.stats.packets += 1;
             self.stats.bytes += len as u64;
@@ -373,7 +387,10 @@ impl RxQueue for PcapRx {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{read_all, spec, udp_frame, write_through_port, TempPath};
+    use super::super::tests::{
+        read_all, read_all_with, spec, udp_frame, write_through_port, TempPath,
+    };
+    use super::super::DEFAULT_PCAP_FRAME;
     use super::*;
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
@@ -423,41 +440,108 @@ mod tests {
         })
         .unwrap();
         drop(w);
-        let got = read_all(&f.s()).unwrap();
+        // By default a record cut by the snap length is dropped and counted.
+        let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        let (mut pool, mut batch) = (Pool::new(4), Batch::new());
+        assert_eq!(
+            port.rx[0].recv(&mut pool, &mut batch, 8).unwrap(),
+            Recv::Ended
+        );
+        let st = port.rx[0].stats();
+        assert_eq!((st.packets, st.drops, st.truncated_capture), (0, 1, 1));
+        assert_eq!(pool.available(), 4, "no slot leaked");
+        // `truncated = "pass"` hands it on, with its length on the wire.
+        let got = read_all_with(&f.s(), &[("truncated", "pass")]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].data(), &frame[..100]);
         assert_eq!(got[0].wire_len(), frame.len());
         assert_eq!(got[0].timestamp(), 3_999_999_999);
     }
 
-    #[test]
-    fn frames_over_2048_bytes_are_truncated_and_counted() {
+    /// Records of 9,216 and 16,450 bytes, whole (incl_len = orig_len), with a
+    /// short frame after each.
+    fn jumbo_file() -> (TempPath, Vec<Vec<u8>>) {
         let f = TempPath::new("pcap");
-        let big = udp_frame(0, 3000);
-        let small = udp_frame(1, 10);
+        let frames = vec![
+            udp_frame(0, 9216 - 42),
+            udp_frame(1, 10),
+            udp_frame(2, 16450 - 42),
+            udp_frame(3, 10),
+        ];
         let ts = Duration::from_micros(5);
-        write_pcap(
-            &f,
-            PcapHeader::default(),
-            &[
-                PcapPacket::new(ts, big.len() as u32, &big),
-                PcapPacket::new(ts, small.len() as u32, &small),
-            ],
-        );
+        let header = PcapHeader {
+            snaplen: 65535,
+            ..PcapHeader::default()
+        };
+        let pkts: Vec<_> = frames
+            .iter()
+            .map(|b| PcapPacket::new(ts, b.len() as u32, b))
+            .collect();
+        write_pcap(&f, header, &pkts);
+        (f, frames)
+    }
+
+    #[test]
+    fn frames_that_fit_the_slot_pass_whole_and_bigger_ones_are_dropped_as_oversize() {
+        let (f, frames) = jumbo_file();
+        assert_eq!((frames[0].len(), frames[2].len()), (9216, 16450));
         let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        assert_eq!(port.max_frame, DEFAULT_PCAP_FRAME);
         let rx = &mut port.rx[0];
-        let mut pool = Pool::new(8);
+        let mut pool = Pool::with_max_frame(8, 9216);
         let mut batch = Batch::new();
-        assert_eq!(rx.recv(&mut pool, &mut batch, 8).unwrap(), Recv::Got(2));
+        assert_eq!(rx.recv(&mut pool, &mut batch, 8).unwrap(), Recv::Got(3));
         assert_eq!(rx.recv(&mut pool, &mut batch, 8).unwrap(), Recv::Ended);
-        assert_eq!(batch[0].len(), MAX_FRAME);
-        assert_eq!(batch[0].data(), &big[..MAX_FRAME]);
-        assert_eq!(batch[0].wire_len(), big.len());
-        assert_eq!(batch[1].data(), &small[..]);
+        assert_eq!(batch[0].data(), &frames[0][..], "9,216 bytes, whole");
+        assert_eq!(batch[1].data(), &frames[1][..]);
+        assert_eq!(batch[2].data(), &frames[3][..]);
         let st = rx.stats();
-        assert_eq!(st.packets, 2);
-        assert_eq!(st.errors, 1, "one truncated frame");
-        assert_eq!(st.bytes, (MAX_FRAME + small.len()) as u64);
+        assert_eq!((st.packets, st.drops, st.oversize, st.errors), (3, 1, 1, 0));
+        assert_eq!(st.bytes, (9216 + 2 * frames[1].len()) as u64);
+        pool.free_batch(&mut batch);
+        assert_eq!(pool.available(), 8, "no slot leaked");
+        // Default slots (2048) take neither; a 64 KiB slot takes both.
+        let got = read_all(&f.s()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|p| p.len() == p.wire_len()), "none cut");
+        let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        let mut pool = Pool::with_max_frame(8, 65535);
+        let mut batch = Batch::new();
+        assert_eq!(
+            port.rx[0].recv(&mut pool, &mut batch, 8).unwrap(),
+            Recv::Got(4)
+        );
+        assert_eq!(batch[2].data(), &frames[2][..], "16,450 bytes, whole");
+    }
+
+    #[test]
+    fn absurd_original_lengths_are_cut_captures_not_panics() {
+        // orig_len far over anything real (and over the 16-bit frame length):
+        // a capture cut short, dropped by default, passed with its length
+        // saturated when asked.
+        let f = TempPath::new("pcap");
+        let frame = udp_frame(7, 20);
+        let mut w =
+            PcapWriter::with_header(File::create(&f.0).unwrap(), PcapHeader::default()).unwrap();
+        w.write_raw_packet(&pcap_file::pcap::RawPcapPacket {
+            ts_sec: 1,
+            ts_frac: 0,
+            incl_len: frame.len() as u32,
+            orig_len: u32::MAX,
+            data: Cow::Borrowed(&frame),
+        })
+        .unwrap();
+        drop(w);
+        let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        let (mut pool, mut batch) = (Pool::new(2), Batch::new());
+        assert_eq!(
+            port.rx[0].recv(&mut pool, &mut batch, 8).unwrap(),
+            Recv::Ended
+        );
+        assert_eq!(port.rx[0].stats().truncated_capture, 1);
+        let got = read_all_with(&f.s(), &[("truncated", "pass")]).unwrap();
+        assert_eq!(got[0].data(), &frame[..]);
+        assert_eq!(got[0].wire_len(), 65535);
     }
 
     #[test]

@@ -129,8 +129,9 @@ impl TxQueue for PcapTx {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{read_all, spec, udp_frame, TempPath};
+    use super::super::tests::{read_all_with, spec, udp_frame, TempPath};
     use super::*;
+    use crate::port::Recv;
 
     #[test]
     fn header_is_classic_little_endian_microsecond_ethernet() {
@@ -175,17 +176,32 @@ mod tests {
             tx.send(&mut pool, &mut batch).unwrap();
             assert_eq!(tx.stats().packets, 2);
         }
-        // A truncated frame keeps its wire length.
+        // A truncated frame (a capture passed with `truncated = "pass"`)
+        // keeps its wire length; a jumbo frame is written whole.
         let mut batch = Batch::new();
-        let mut p = Packet::from_bytes(&udp_frame(99, 3000));
+        let mut p = Packet::new();
+        assert!(!p.set_frame(&udp_frame(99, 3000)));
         assert_eq!(p.len(), 2048);
         p.set_timestamp(7000);
         batch.push(p);
+        let jumbo = udp_frame(100, 9216 - 42);
+        batch.push(Packet::from_bytes(&jumbo));
         txs[0].send(&mut pool, &mut batch).unwrap();
         assert_eq!(pool.available(), 8);
         drop(txs); // The last handle flushes.
-        let got = read_all(&f.s()).unwrap();
-        assert_eq!(got.len(), 7);
+        let got = read_all_with(&f.s(), &[("truncated", "pass")]).unwrap();
+        assert_eq!(
+            got.len(),
+            7,
+            "the jumbo frame is over the reader's 2048-byte slots"
+        );
+        let mut port = spec(Some(&f.s()), None).open("in", 1, true, false).unwrap();
+        let mut big = Pool::with_max_frame(16, 9216);
+        let mut all = Batch::new();
+        while let Recv::Got(_) = port.rx[0].recv(&mut big, &mut all, 16).unwrap() {}
+        assert_eq!(all.len(), 7, "the cut record is dropped by default");
+        assert_eq!(all[6].data(), &jumbo[..]);
+        assert_eq!(port.rx[0].stats().truncated_capture, 1);
         for (i, p) in got[..6].iter().enumerate() {
             let (w, k) = (i / 2, i % 2);
             assert_eq!(p.data(), &udp_frame(w as u16 * 10 + k as u16, 8)[..]);

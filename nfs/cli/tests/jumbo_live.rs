@@ -1,0 +1,359 @@
+//! Jumbo frames (MTU 9000) through the Bridge over AF_PACKET, live: two
+//! network namespaces joined through veth pairs of MTU 9000 to a bridge
+//! run by `hpio-nf run`. A 9000-byte ping that must not be fragmented
+//! (`ping -M do -s 8972`) and a TCP transfer with 9000-byte segments pass;
+//! nothing is counted oversize. Then one side's MTU drops to 1500 while the
+//! bridge runs: the jumbo ping is counted `oversize` on that port's
+//! transmit side instead of vanishing as an error.
+//!
+//! Needs root, `ip`, `ethtool`, `ping` and `python3`; otherwise it says why
+//! and passes without running. Its names (`hpjm-*`) are its own; a guard
+//! removes them even when the test fails. Run it under the machine's
+//! network lock (`flock /tmp/hpnf-net.lock`) like the other live tests.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const NS: [&str; 2] = ["hpjm-h1", "hpjm-h2"];
+const ROOT_IF: [&str; 2] = ["hpjm-br0", "hpjm-br1"];
+const ADDR: [&str; 2] = ["10.9.0.1", "10.9.0.2"];
+
+/// Receives bytes to EOF and answers `BYTES SHA256` (server), or sends
+/// random bytes and prints `BYTES SHA256 ANSWER` (client); the client sets
+/// no MSS, so with MTU 9000 its segments carry 8,948 bytes.
+const SOCK_PY: &str = r#"
+import hashlib, os, socket, sys, time
+if sys.argv[1] == "server":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(60)
+    print("ready", flush=True)
+    c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d: break
+        h.update(d); n += len(d)
+    c.sendall(f"{n} {h.hexdigest()}".encode()); c.close()
+else:
+    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    data = os.urandom(n)
+    c = socket.create_connection((host, port), timeout=30)
+    mss = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    c.settimeout(60); c.sendall(data); c.shutdown(socket.SHUT_WR)
+    ans = b""
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        ans += d
+    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()} {mss}")
+"#;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a command; panics with its stderr when it fails.
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(args: &[&str]) {
+    sh(Command::new("ip").args(args));
+}
+
+fn in_ns(netns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns]).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// The two namespaces and veth pairs, all at MTU 9000, offloads off (so
+/// the stacks hand the veths wire-sized frames: see docs/config.md). Drop
+/// removes them.
+struct Fixture {
+    nf: Option<Child>,
+    reports: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+fn remove_all() {
+    for (ns, rif) in NS.iter().zip(ROOT_IF) {
+        let _ = Command::new("ip").args(["link", "del", rif]).output();
+        let _ = Command::new("ip").args(["netns", "del", ns]).output();
+    }
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        remove_all();
+        let fx = Fixture {
+            nf: None,
+            reports: Arc::new(Mutex::new(Vec::new())),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for i in 0..2 {
+            let (ns, rif) = (NS[i], ROOT_IF[i]);
+            ip(&["netns", "add", ns]);
+            ip(&[
+                "link", "add", rif, "mtu", "9000", "type", "veth", "peer", "name", "eth0", "mtu",
+                "9000", "netns", ns,
+            ]);
+            sh(&mut in_ns(
+                ns,
+                &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+            ));
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", ADDR[i]),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+            ip(&["link", "set", rif, "up"]);
+            let off = ["-K", "X", "tso", "off", "gso", "off", "gro", "off"];
+            let mut a = off;
+            a[1] = "eth0";
+            sh(in_ns(ns, &["ethtool"]).args(a));
+            a[1] = rif;
+            sh(Command::new("ethtool").args(a));
+        }
+        fx
+    }
+
+    /// Starts the bridge over AF_PACKET on the two root-side veths,
+    /// receiving with `rx_mode`.
+    fn start_bridge(&mut self, rx_mode: &str) {
+        if let Some(mut c) = self.nf.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.reports.lock().unwrap().clear();
+        let config = self.dir.path().join("bridge.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "connections = [\"lan0 -> [0]br\", \"br[0] -> lan0\", \"lan1 -> [1]br\", \"br[1] -> lan1\"]\n\
+                 [ports.lan0]\ndriver = \"af_packet\"\ninterface = \"{}\"\nrx_mode = \"{rx_mode}\"\n\
+                 [ports.lan1]\ndriver = \"af_packet\"\ninterface = \"{}\"\nrx_mode = \"{rx_mode}\"\n\
+                 [elements.br]\nclass = \"Bridge\"\nports = 2\n",
+                ROOT_IF[0], ROOT_IF[1]
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(self.dir.path().join("nf.log")).unwrap();
+        let mut child = common::hpio_nf()
+            .env("RUST_LOG", "info")
+            .arg("run")
+            .arg(&config)
+            .args(["--json", "--stats-interval", "1"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        self.nf = Some(child);
+        let reports = self.reports.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                reports.lock().unwrap().push(line);
+            }
+        });
+        self.next_report();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
+    }
+
+    fn next_report(&mut self) -> Value {
+        let seen = self.reports.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(line) = self.reports.lock().unwrap().get(seen) {
+                return serde_json::from_str(line).unwrap();
+            }
+            if let Some(status) = self.nf.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hpio-nf run exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "no report:\n{}", self.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `ping -M do -s SIZE` from h1 to h2: `count` answers wanted.
+    fn ping(&self, size: usize, count: u32) -> bool {
+        in_ns(
+            NS[0],
+            &[
+                "ping",
+                "-n",
+                "-q",
+                "-M",
+                "do",
+                "-s",
+                &size.to_string(),
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                ADDR[1],
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.nf.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        remove_all();
+    }
+}
+
+fn port(r: &Value, i: usize) -> &Value {
+    &r["ports"][i]
+}
+
+#[test]
+fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    if let Some(t) = ["ip", "ethtool", "ping", "python3"]
+        .into_iter()
+        .find(|t| !have(t))
+    {
+        eprintln!("skipped: `{t}` is not installed");
+        return;
+    }
+    let mut fx = Fixture::new();
+    // Every receive mode takes 9014-byte frames whole, both ways.
+    for mode in ["mmsg", "tpacket_v3"] {
+        fx.start_bridge(mode);
+        assert!(
+            (0..20).any(|_| fx.ping(56, 1)),
+            "{mode}: no ping answer\n{}",
+            fx.log()
+        );
+        assert!(fx.ping(8972, 3), "{mode}: jumbo pings lost\n{}", fx.log());
+        let r = fx.next_report();
+        assert_eq!(port(&r, 0)["rx"]["oversize"], 0, "{mode}: {r}");
+    }
+    fx.start_bridge("tpacket_v2");
+    let first = fx.next_report();
+    // The slots hold the interfaces' largest frame: 9000 + 22, rounded up.
+    assert_eq!(first["max_frame"], 9024, "{first}");
+
+    // Small pings first (ARP, learning), then 9000-byte IP packets that
+    // must cross unfragmented (DF set): 9014-byte frames both ways.
+    assert!(
+        (0..20).any(|_| fx.ping(56, 1)),
+        "no ping answer\n{}",
+        fx.log()
+    );
+    assert!(fx.ping(8972, 5), "jumbo pings lost\n{}", fx.log());
+
+    // TCP with MTU 9000: the MSS is 8948, the bytes arrive intact.
+    let script = fx.dir.path().join("sock.py");
+    std::fs::write(&script, SOCK_PY).unwrap();
+    let script = script.to_str().unwrap().to_string();
+    let mut server = in_ns(NS[1], &["python3", &script, "server", "5001"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let bytes = 10u64 << 20;
+    let out = in_ns(
+        NS[0],
+        &[
+            "python3",
+            &script,
+            "client",
+            ADDR[1],
+            "5001",
+            &bytes.to_string(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let _ = server.wait();
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 5, "client: {out}\n{}", fx.log());
+    assert_eq!(f[0], bytes.to_string());
+    assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
+    assert_eq!(f[4], "8948", "TCP segments of MTU 9000");
+
+    let r = fx.next_report();
+    for i in 0..2 {
+        let p = port(&r, i);
+        for side in ["rx", "tx"] {
+            assert_eq!(p[side]["oversize"], 0, "{side} of {}: {r}", p["name"]);
+        }
+        // Jumbo frames crossed: more bytes than 2048 per frame on average
+        // in the transfer's direction.
+        assert!(p["rx"]["packets"].as_u64().unwrap() > 0);
+    }
+    let (rx0, tx1) = (&port(&r, 0)["rx"], &port(&r, 1)["tx"]);
+    let avg = rx0["bytes"].as_u64().unwrap() / rx0["packets"].as_u64().unwrap();
+    assert!(avg > 4000, "average frame {avg} bytes: {r}");
+    assert!(tx1["bytes"].as_u64().unwrap() >= bytes, "{r}");
+
+    // h2's side of the bridge drops to MTU 1500: the bridge can no longer
+    // send the jumbo echo requests there. They are counted oversize on
+    // lan1's transmit side, not as errors.
+    ip(&["link", "set", ROOT_IF[1], "mtu", "1500"]);
+    assert!(!fx.ping(8972, 3), "a 9014-byte frame crossed a 1500 MTU");
+    let r = fx.next_report();
+    let tx = &port(&r, 1)["tx"];
+    assert!(tx["oversize"].as_u64().unwrap() >= 3, "{r}");
+    assert!(
+        tx["drops"].as_u64().unwrap() >= tx["oversize"].as_u64().unwrap(),
+        "{r}"
+    );
+}
