@@ -515,3 +515,64 @@ fn a_port_driver_panic_on_one_worker_stops_every_worker_with_the_error() {
         "{text}"
     );
 }
+
+#[test]
+fn two_pcap_inputs_replay_in_timestamp_order() {
+    use crate::port::pcap::tests::{read_all, spec, udp_frame, write_through_port, TempPath};
+    // Input 0 at even microseconds, input 1 at odd ones, two runs of five
+    // in a row, and one tie (input 0 first).
+    let t = |us: u64| 1_700_000_000_000_000_000 + us * 1000;
+    let times: [Vec<u64>; 2] = [
+        vec![0, 2, 4, 6, 8, 10, 30, 31, 32, 33, 34, 50],
+        vec![1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 50],
+    ];
+    let files = [TempPath::new("pcap"), TempPath::new("pcap")];
+    for (k, f) in files.iter().enumerate() {
+        let frames: Vec<(u64, Vec<u8>)> = times[k]
+            .iter()
+            .enumerate()
+            .map(|(i, &us)| (t(us), udp_frame(100 * k as u16 + i as u16, 10)))
+            .collect();
+        write_through_port(&f.s(), &frames);
+    }
+    let mut want: Vec<(u64, usize, usize)> = (0..2)
+        .flat_map(|k| times[k].iter().enumerate().map(move |(i, &us)| (us, k, i)))
+        .collect();
+    want.sort();
+    let want: Vec<u16> = want
+        .iter()
+        .map(|&(_, k, i)| 1000 + 100 * k as u16 + i as u16)
+        .collect();
+    for burst in [1, 7, 32] {
+        let out = TempPath::new("pcap");
+        let ports = vec![
+            spec(Some(&files[0].s()), None)
+                .open("in0", 1, true, false)
+                .unwrap(),
+            spec(Some(&files[1].s()), None)
+                .open("in1", 1, true, false)
+                .unwrap(),
+            spec(None, Some(&out.s()))
+                .open("out", 1, false, true)
+                .unwrap(),
+        ];
+        let graph = GraphSpec {
+            nodes: vec![],
+            ports: vec!["in0".into(), "in1".into(), "out".into()],
+            sources: vec![Some(Target::Port(2)), Some(Target::Port(2)), None],
+        };
+        let opts = RunOptions {
+            burst,
+            clock: Clock::Packet,
+            ..RunOptions::default()
+        };
+        run(&graph, ports, &opts, |_| {}).unwrap();
+        // The UDP source port (bytes 34..36) tells the frames apart.
+        let got: Vec<u16> = read_all(&out.s())
+            .unwrap()
+            .iter()
+            .map(|p| u16::from_be_bytes([p.data()[34], p.data()[35]]))
+            .collect();
+        assert_eq!(got, want, "burst {burst}");
+    }
+}
