@@ -576,3 +576,95 @@ fn two_pcap_inputs_replay_in_timestamp_order() {
         assert_eq!(got, want, "burst {burst}");
     }
 }
+
+/// Keeps the first `keep` packets it is given (until dropped), forwards the rest.
+struct Hoard {
+    keep: usize,
+    kept: Vec<crate::packet::Packet>,
+}
+
+impl Clone for Hoard {
+    fn clone(&self) -> Hoard {
+        Hoard {
+            keep: self.keep,
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl Element for Hoard {
+    fn push(&mut self, _: &mut Context<'_>, _: usize, batch: &mut Batch, out: &mut Output) {
+        for p in batch.drain(..) {
+            if self.kept.len() < self.keep {
+                self.kept.push(p);
+            } else {
+                out.push(0, p);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
+    // Pool of 8 for three inputs read one packet ahead each: with 6 slots
+    // held by the element, an input cannot read its next packet; the merge
+    // goes on (order no longer guaranteed) instead of waiting forever.
+    let inputs = merge_inputs();
+    let total: usize = inputs.iter().map(|i| i.len()).sum();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| OpenPort {
+            rx: vec![Box::new(ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay: true,
+            })],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+        })
+        .collect();
+    ports.push(OpenPort {
+        rx: vec![],
+        tx: vec![Box::new(MemTx(sent.clone()))],
+        driver: "mem".into(),
+        driver_stats: None,
+    });
+    let hoard = Target::Element { node: 0, input: 0 };
+    let graph = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "hoard".into(),
+            class: ClassInfo {
+                name: "Hoard",
+                summary: "",
+                description: "",
+                params: &[],
+                drop_reasons: &[],
+                counters: &[],
+                example: "",
+                see_also: &[],
+            },
+            configured: Configured::cloning(
+                Inputs::Fixed(1),
+                1,
+                Hoard {
+                    keep: 6,
+                    kept: Vec::new(),
+                },
+            ),
+            outputs: vec![Target::Port(3)],
+        }],
+        ports: vec!["in0".into(), "in1".into(), "in2".into(), "out".into()],
+        sources: vec![Some(hoard), Some(hoard), Some(hoard), None],
+    };
+    let opts = RunOptions {
+        burst: 1,
+        pool: 8,
+        clock: Clock::Packet,
+        ..RunOptions::default()
+    };
+    let t = Instant::now();
+    run(&graph, ports, &opts, |_| {}).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(sent.lock().unwrap().len(), total - 6);
+}

@@ -62,6 +62,8 @@ pub(crate) struct Worker {
     bursts: u64,
     idle_polls: u64,
     started: Option<Instant>,
+    /// The merge had to go on without knowing every input's next packet.
+    order_warned: bool,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -87,6 +89,7 @@ impl Worker {
             bursts: 0,
             idle_polls: 0,
             started: None,
+            order_warned: false,
         }
     }
 
@@ -328,6 +331,16 @@ impl Worker {
         let Some((first, k)) = next_run(&self.merged, self.burst) else {
             return Ok((0, live));
         };
+        if waiting && !self.order_warned {
+            self.order_warned = true;
+            log::warn!(
+                "worker {}: the pool ran out while replaying pcap inputs in timestamp order; \
+                 packets may now reach the graph out of order (elements hold over half of \
+                 [runtime] pool = {}: raise it)",
+                self.index,
+                self.pool_size
+            );
+        }
         let port = self.merged[first].port;
         batch.extend(self.merged[first].pending.drain(..k));
         self.push(graph, pool, port, batch, now_ns)?;
