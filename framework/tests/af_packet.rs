@@ -1,7 +1,9 @@
 //! Live tests of the `af_packet` (and `auto`) port drivers over veth pairs,
 //! through the public API only. They need root (CAP_NET_RAW, CAP_NET_ADMIN)
-//! and the `ip` command; each test makes its own veth pair with a unique
-//! name and removes it on drop, even when the test fails.
+//! and the `ip` command (without them each test prints a `SKIPPED:` line,
+//! or fails under `HPIO_NF_REQUIRE_ALL=1`: see the testkit crate); each test
+//! makes its own veth pair with a unique name and removes it on drop, even
+//! when the test fails.
 //!
 //! Both ends of a pair stay in the host namespace with IPv6 off, so the
 //! kernel sends nothing on them by itself; frames are also told apart by a
@@ -28,6 +30,11 @@ const RX_MODES: [&str; 3] = ["mmsg", "tpacket_v2", "tpacket_v3"];
 /// The throughput measurements (ignored tests).
 #[path = "af_packet/bench.rs"]
 mod bench;
+
+/// Whether live test `test` can run here (root and `ip`); see the testkit crate.
+fn live(test: &str) -> bool {
+    testkit::require(test, &[testkit::Need::Root, testkit::Need::Command("ip")])
+}
 
 /// Runs `ip` with `args`; panics with its output when it fails.
 fn ip(args: &[&str]) {
@@ -262,6 +269,9 @@ fn recv_counting(
 
 #[test]
 fn frames_sent_on_one_end_arrive_byte_for_byte_on_the_other() {
+    if !live("frames_sent_on_one_end_arrive_byte_for_byte_on_the_other") {
+        return;
+    }
     let v = Veth::up("byte");
     for mode in RX_MODES {
         byte_for_byte(&v, mode);
@@ -327,6 +337,9 @@ fn byte_for_byte(v: &Veth, mode: &str) {
 
 #[test]
 fn frames_the_port_sends_are_not_read_back() {
+    if !live("frames_the_port_sends_are_not_read_back") {
+        return;
+    }
     let v = Veth::up("echo");
     let mac = src_mac(2);
     // With qdisc bypass the kernel hides sent frames from packet taps
@@ -360,6 +373,9 @@ fn frames_the_port_sends_are_not_read_back() {
 
 #[test]
 fn fanout_spreads_flows_over_queues_and_loses_none() {
+    if !live("fanout_spreads_flows_over_queues_and_loses_none") {
+        return;
+    }
     let v = Veth::up("fan");
     for mode in RX_MODES {
         fanout(&v, mode);
@@ -425,6 +441,9 @@ fn promiscuity(ifname: &str) -> u64 {
 
 #[test]
 fn promiscuous_mode_is_on_exactly_while_the_port_is_open() {
+    if !live("promiscuous_mode_is_on_exactly_while_the_port_is_open") {
+        return;
+    }
     let v = Veth::up("prom");
     assert_eq!(promiscuity(&v.a), 0);
     let port = open(&af_packet(&v.a, "queues = 2"), 1, true, true).unwrap();
@@ -441,6 +460,9 @@ fn promiscuous_mode_is_on_exactly_while_the_port_is_open() {
 
 #[test]
 fn missing_interface_and_down_link_are_one_line_errors() {
+    if !live("missing_interface_and_down_link_are_one_line_errors") {
+        return;
+    }
     let pid = std::process::id() % 100_000;
     let missing = format!("hnnone{pid}");
     assert_eq!(
@@ -476,6 +498,9 @@ fn missing_interface_and_down_link_are_one_line_errors() {
 
 #[test]
 fn link_down_while_running_is_counted_and_a_deleted_interface_is_an_error() {
+    if !live("link_down_while_running_is_counted_and_a_deleted_interface_is_an_error") {
+        return;
+    }
     for mode in ["tpacket_v2", "tpacket_v3", "mmsg"] {
         link_down_then_deleted(mode);
     }
@@ -565,6 +590,10 @@ fn helper_open_without_cap_net_raw() {
 
 #[test]
 fn without_cap_net_raw_open_says_what_is_needed() {
+    let needs = [testkit::Need::Root, testkit::Need::Command("setpriv")];
+    if !testkit::require("without_cap_net_raw_open_says_what_is_needed", &needs) {
+        return;
+    }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("setpriv")
         .args(["--bounding-set", "-net_raw", "--inh-caps", "-net_raw"])
@@ -589,6 +618,9 @@ fn without_cap_net_raw_open_says_what_is_needed() {
 
 #[test]
 fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet() {
+    if !live("a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet") {
+        return;
+    }
     let v = Veth::up("run");
     const N: u64 = 2000;
     let text = format!(
@@ -722,6 +754,9 @@ impl Drop for Namespaces {
 /// must finish, or the receiving stack drops them (ping would still work).
 #[test]
 fn tcp_between_namespaces_through_forwarded_veth_peers() {
+    if !live("tcp_between_namespaces_through_forwarded_veth_peers") {
+        return;
+    }
     for (i, mode) in RX_MODES.iter().enumerate() {
         let n = Namespaces::new(&format!("ck{i}"), 10 + i as u8);
         let text = format!(

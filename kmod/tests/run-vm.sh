@@ -176,5 +176,11 @@ else
 	failed=$(echo "$summary" | awk '{ print $3 }')
 	[ "$failed" = 0 ] || { echo "run-vm: $failed check(s) failed"; fail=1; }
 fi
+# Checks the guest skipped ("(...: skipped)"): counted like the workspace's
+# skipped tests (testkit), and a failure under HPIO_NF_REQUIRE_ALL=1.
+while IFS= read -r l; do
+	echo "SKIPPED: kmod $MODE $KERNEL: $l" | tee -a "${HPIO_NF_SKIP_LOG:-/dev/null}"
+	[ "${HPIO_NF_REQUIRE_ALL:-0}" != 1 ] || { echo "run-vm: HPIO_NF_REQUIRE_ALL=1: a skipped check fails"; fail=1; }
+done < <(grep -E "skipped\)$" "$OUT/serial.log" | sed 's/^ *//')
 [ "$fail" = 0 ] || exit 1
 echo "run-vm: PASS ($summary)"

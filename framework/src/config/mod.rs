@@ -154,7 +154,7 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
         name: "clock",
         ty: ParamType::Choice(&["system", "packet"]),
         need: Need::Default("\"system\""),
-        doc: "time given to elements: `system` (monotonic) or `packet` (last received packet's timestamp)",
+        doc: "time given to elements: `system` (monotonic) or `packet` (last received packet's timestamp; pcap inputs are then replayed merged in timestamp order)",
     },
     ParamSpec {
         name: "on_panic",

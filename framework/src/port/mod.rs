@@ -136,6 +136,16 @@ pub trait RxQueue: Send {
 
     /// Counters so far.
     fn stats(&self) -> QueueStats;
+
+    /// True when this queue replays a recording: it ends by itself, its
+    /// packets carry their capture timestamps, oldest first, and `recv`
+    /// returns `Got(0)` only when the pool is empty. Under
+    /// `[runtime] clock = "packet"` a worker merges its replay queues by
+    /// timestamp (see [`crate::runtime`]); other queues are read burst by
+    /// burst.
+    fn replay(&self) -> bool {
+        false
+    }
 }
 
 /// A transmit handle, owned by one worker.

@@ -12,6 +12,33 @@
 //! Workers share nothing on the data path. Each publishes a snapshot of its
 //! counters a few times per second (and at exit) for the live line and the
 //! final report.
+//!
+//! # Replays in timestamp order
+//!
+//! With [`Clock::Packet`], a worker merges its replay queues (pcap inputs:
+//! [`RxQueue::replay`](crate::port::RxQueue::replay)) by timestamp, so that
+//! a capture taken on both sides of a device replays as it happened. Each
+//! replay queue reads up to a burst ahead into a batch of its own (the
+//! worker's pool is raised to at least 2 x burst x replay queues, so the
+//! read-ahead holds at most half of it); each pass pushes, from the queue
+//! whose next packet is the oldest, the packets that come before every
+//! other queue's next packet (at most a burst). A burst is thus cut where
+//! another input's next packet is older; equal timestamps go in port order
+//! (config order). Packets move between batches by pointer, nothing is
+//! allocated per packet. The result is the same for every `burst`. Each
+//! input must be in timestamp order itself (a capture is); the merge does
+//! not sort within one input. A pcap port has one receive queue, which
+//! always goes to worker 0, so with several workers every pcap input is
+//! still merged on worker 0. With [`Clock::System`] inputs are read burst
+//! by burst, in turn.
+//!
+//! # Faults
+//!
+//! A port error, or a panic in a port driver (caught around each receive,
+//! transmit and finish call), ends the worker with [`RunError::Port`]
+//! naming the port and the worker, and sets the stop flag so that every
+//! other worker stops within a pass of its loop; `run` returns the first
+//! error.
 
 mod report;
 #[cfg(test)]
@@ -75,9 +102,15 @@ impl Default for RunOptions {
 /// Errors that end a run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A port failed while running.
-    #[error(transparent)]
-    Port(#[from] PortError),
+    /// A port failed (or its driver panicked) while running; the other
+    /// workers were stopped.
+    #[error("{error} (worker {worker}; the run stopped)")]
+    Port {
+        /// Worker index.
+        worker: usize,
+        /// What failed, naming the port.
+        error: PortError,
+    },
     /// A worker thread could not start or died.
     #[error("worker {worker}: {message}")]
     Worker {
@@ -136,7 +169,7 @@ pub fn run(
         }
     );
     let mut workers: Vec<Worker> = (0..opts.workers)
-        .map(|w| Worker::new(w, opts, spec.ports.len(), max_frame))
+        .map(|w| Worker::new(w, opts, &spec.ports, max_frame))
         .collect();
     let mut port_meta = Vec::new();
     for (p, port) in ports.into_iter().enumerate() {

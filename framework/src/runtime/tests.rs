@@ -1,6 +1,8 @@
-//! The runtime over in-memory queues: what happens after an element panics.
+//! The runtime over in-memory queues: element panics, the timestamp merge
+//! of replays, and port faults.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::element::{ClassInfo, Configured, Context, Element, Inputs, Output};
@@ -172,4 +174,508 @@ fn on_panic_stop_ends_the_run_with_an_error_naming_the_element() {
         vec![vec![1u8; 60]],
         "what passed before the panic was still sent"
     );
+}
+
+/// A recording: hands out `(timestamp, frame)` pairs, at most `max` per
+/// call, then ends; a replay queue when `replay` is set.
+struct ReplayRx {
+    frames: std::vec::IntoIter<(u64, Vec<u8>)>,
+    replay: bool,
+}
+
+impl RxQueue for ReplayRx {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
+        let mut n = 0;
+        while n < max {
+            let Some(mut p) = pool.alloc() else { break };
+            let Some((ts, f)) = self.frames.next() else {
+                pool.free(p);
+                break;
+            };
+            p.set_frame(&f);
+            p.set_timestamp(ts);
+            batch.push(p);
+            n += 1;
+        }
+        if n == 0 && self.frames.len() == 0 {
+            return Ok(Recv::Ended);
+        }
+        Ok(Recv::Got(n))
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+
+    fn replay(&self) -> bool {
+        self.replay
+    }
+}
+
+/// `in0 -> out`, `in1 -> out`, `in2 -> out`: what comes out shows the order
+/// the runtime read the inputs in.
+fn merge_graph() -> GraphSpec {
+    GraphSpec {
+        nodes: vec![],
+        ports: vec!["in0".into(), "in1".into(), "in2".into(), "out".into()],
+        sources: vec![
+            Some(Target::Port(3)),
+            Some(Target::Port(3)),
+            Some(Target::Port(3)),
+            None,
+        ],
+    }
+}
+
+/// Input `k`'s frames at `times`: byte 0 is `k`, byte 1 the frame's index.
+fn recording(k: u8, times: &[u64]) -> Vec<(u64, Vec<u8>)> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (t, vec![k, i as u8, 0, 0]))
+        .collect()
+}
+
+/// Runs the three `inputs` into one output; returns `(input, index)` of
+/// each frame sent, in order.
+fn run_merge(
+    inputs: &[Vec<(u64, Vec<u8>)>],
+    clock: Clock,
+    burst: usize,
+    pool: usize,
+) -> Vec<(u8, u8)> {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| OpenPort {
+            rx: vec![Box::new(ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay: true,
+            })],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        })
+        .collect();
+    ports.push(OpenPort {
+        rx: vec![],
+        tx: vec![Box::new(MemTx(sent.clone()))],
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    });
+    let opts = RunOptions {
+        burst,
+        pool,
+        clock,
+        ..RunOptions::default()
+    };
+    run(&merge_graph(), ports, &opts, |_| {}).unwrap();
+    let sent = sent.lock().unwrap();
+    sent.iter().map(|f| (f[0], f[1])).collect()
+}
+
+fn merge_inputs() -> Vec<Vec<(u64, Vec<u8>)>> {
+    vec![
+        // Runs of several packets, a tie with input 1 at 50 and with input 2 at 90.
+        recording(
+            0,
+            &[
+                10, 11, 12, 13, 50, 51, 90, 200, 201, 202, 203, 204, 205, 206, 207,
+            ],
+        ),
+        recording(
+            1,
+            &[
+                5, 20, 21, 50, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 100,
+            ],
+        ),
+        recording(2, &[1, 90, 300]),
+    ]
+}
+
+/// The expected order: by timestamp, equal timestamps in port order.
+fn merged_order(inputs: &[Vec<(u64, Vec<u8>)>]) -> Vec<(u8, u8)> {
+    let mut all: Vec<(u64, u8, u8)> = inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(k, fr)| fr.iter().map(move |(t, f)| (*t, k as u8, f[1])))
+        .collect();
+    all.sort();
+    all.into_iter().map(|(_, k, i)| (k, i)).collect()
+}
+
+#[test]
+fn packet_clock_merges_replays_by_timestamp_for_every_burst_and_pool() {
+    let inputs = merge_inputs();
+    let want = merged_order(&inputs);
+    assert_eq!(want.len(), 34);
+    for burst in [1, 2, 3, 7, 32, 256] {
+        for pool in [2, 8, 64, 4096] {
+            let got = run_merge(&inputs, Clock::Packet, burst, pool);
+            assert_eq!(got, want, "burst {burst}, pool {pool}");
+        }
+    }
+    // Ties: input 0 before input 1 at 50, input 1's 90-less run cut by input 2's 90.
+    let at50: Vec<_> = want
+        .iter()
+        .filter(|&&(k, i)| (k, i) == (0, 4) || (k, i) == (1, 3))
+        .collect();
+    assert_eq!(at50, [&(0, 4), &(1, 3)]);
+}
+
+#[test]
+fn system_clock_reads_inputs_burst_by_burst() {
+    let inputs = merge_inputs();
+    let got = run_merge(&inputs, Clock::System, 32, 4096);
+    // Each input's whole file in one burst, in port order.
+    let want: Vec<(u8, u8)> = inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(k, fr)| (0..fr.len()).map(move |i| (k as u8, i as u8)))
+        .collect();
+    assert_eq!(got, want);
+    assert_ne!(got, merged_order(&inputs));
+}
+
+#[test]
+fn queues_that_are_not_replays_are_not_merged() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let inputs = merge_inputs();
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| OpenPort {
+            rx: vec![Box::new(ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay: false,
+            })],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        })
+        .collect();
+    ports.push(OpenPort {
+        rx: vec![],
+        tx: vec![Box::new(MemTx(sent.clone()))],
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    });
+    let opts = RunOptions {
+        burst: 256,
+        clock: Clock::Packet,
+        ..RunOptions::default()
+    };
+    run(&merge_graph(), ports, &opts, |_| {}).unwrap();
+    let firsts: Vec<u8> = sent.lock().unwrap().iter().map(|f| f[0]).collect();
+    assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
+}
+
+/// Never ends: one small frame per call.
+struct Endless;
+
+impl RxQueue for Endless {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, _: usize) -> Result<Recv, PortError> {
+        if let Some(mut p) = pool.alloc() {
+            p.set_frame(&[1; 60]);
+            batch.push(p);
+            return Ok(Recv::Got(1));
+        }
+        Ok(Recv::Got(0))
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+}
+
+/// Fails on its fourth call: with an error, or a panic.
+struct Failing {
+    calls: u32,
+    panic: bool,
+}
+
+impl RxQueue for Failing {
+    fn recv(&mut self, _: &mut Pool, _: &mut Batch, _: usize) -> Result<Recv, PortError> {
+        self.calls += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        if self.calls < 4 {
+            return Ok(Recv::Got(0));
+        }
+        if self.panic {
+            panic!("rigged receive panic");
+        }
+        Err(PortError::other("flaky", "rigged receive error"))
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+}
+
+/// Fails when it is given packets to send.
+struct FailingTx;
+
+impl TxQueue for FailingTx {
+    fn send(&mut self, _: &mut Pool, _: &mut Batch) -> Result<(), PortError> {
+        panic!("rigged transmit panic");
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+}
+
+/// Two workers: `endless` (worker 0, never ends) and `flaky` (its queue on
+/// worker 1) into `sink`; returns the run's result and how long it took.
+fn run_fault(
+    flaky_rx: Box<dyn RxQueue>,
+    tx1: Box<dyn TxQueue>,
+) -> (Result<Report, RunError>, Duration) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let graph = GraphSpec {
+        nodes: vec![],
+        ports: vec!["endless".into(), "flaky".into(), "sink".into()],
+        sources: vec![Some(Target::Port(2)), Some(Target::Port(2)), None],
+    };
+    let ports = vec![
+        OpenPort {
+            rx: vec![Box::new(Endless)],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        },
+        OpenPort {
+            // Queue 1 goes to worker 1; queue 0 never ends, like `endless`.
+            rx: vec![Box::new(Endless), flaky_rx],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        },
+        OpenPort {
+            rx: vec![],
+            tx: vec![Box::new(MemTx(sent.clone())), tx1],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        },
+    ];
+    let opts = RunOptions {
+        workers: 2,
+        burst: 4,
+        pool: 64,
+        ..RunOptions::default()
+    };
+    let t = Instant::now();
+    let r = run(&graph, ports, &opts, |_| {});
+    (r, t.elapsed())
+}
+
+#[test]
+fn a_port_error_on_one_worker_stops_every_worker_with_the_error() {
+    let (r, took) = run_fault(
+        Box::new(Failing {
+            calls: 0,
+            panic: false,
+        }),
+        Box::new(MemTx(Arc::new(Mutex::new(Vec::new())))),
+    );
+    let e = r.expect_err("the run stops");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(matches!(e, RunError::Port { worker: 1, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "port `flaky`: rigged receive error (worker 1; the run stopped)"
+    );
+}
+
+#[test]
+fn a_port_driver_panic_on_one_worker_stops_every_worker_with_the_error() {
+    let (r, took) = run_fault(
+        Box::new(Failing {
+            calls: 0,
+            panic: true,
+        }),
+        Box::new(MemTx(Arc::new(Mutex::new(Vec::new())))),
+    );
+    let e = r.expect_err("the run stops");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "port `flaky`: the driver panicked on receive in worker 1: rigged receive panic"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("(worker 1; the run stopped)"), "{text}");
+
+    // A transmit handle that panics (worker 1's side of `sink`).
+    let (r, took) = run_fault(Box::new(Endless), Box::new(FailingTx));
+    let text = r.expect_err("the run stops").to_string();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        text.starts_with(
+            "port `sink`: the driver panicked on transmit in worker 1: rigged transmit panic"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_pcap_inputs_replay_in_timestamp_order() {
+    use crate::port::pcap::tests::{read_all, spec, udp_frame, write_through_port, TempPath};
+    // Input 0 at even microseconds, input 1 at odd ones, two runs of five
+    // in a row, and one tie (input 0 first).
+    let t = |us: u64| 1_700_000_000_000_000_000 + us * 1000;
+    let times: [Vec<u64>; 2] = [
+        vec![0, 2, 4, 6, 8, 10, 30, 31, 32, 33, 34, 50],
+        vec![1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 50],
+    ];
+    let files = [TempPath::new("pcap"), TempPath::new("pcap")];
+    for (k, f) in files.iter().enumerate() {
+        let frames: Vec<(u64, Vec<u8>)> = times[k]
+            .iter()
+            .enumerate()
+            .map(|(i, &us)| (t(us), udp_frame(100 * k as u16 + i as u16, 10)))
+            .collect();
+        write_through_port(&f.s(), &frames);
+    }
+    let mut want: Vec<(u64, usize, usize)> = (0..2)
+        .flat_map(|k| times[k].iter().enumerate().map(move |(i, &us)| (us, k, i)))
+        .collect();
+    want.sort();
+    let want: Vec<u16> = want
+        .iter()
+        .map(|&(_, k, i)| 1000 + 100 * k as u16 + i as u16)
+        .collect();
+    for burst in [1, 7, 32] {
+        let out = TempPath::new("pcap");
+        let ports = vec![
+            spec(Some(&files[0].s()), None)
+                .open("in0", 1, true, false)
+                .unwrap(),
+            spec(Some(&files[1].s()), None)
+                .open("in1", 1, true, false)
+                .unwrap(),
+            spec(None, Some(&out.s()))
+                .open("out", 1, false, true)
+                .unwrap(),
+        ];
+        let graph = GraphSpec {
+            nodes: vec![],
+            ports: vec!["in0".into(), "in1".into(), "out".into()],
+            sources: vec![Some(Target::Port(2)), Some(Target::Port(2)), None],
+        };
+        let opts = RunOptions {
+            burst,
+            clock: Clock::Packet,
+            ..RunOptions::default()
+        };
+        run(&graph, ports, &opts, |_| {}).unwrap();
+        // The UDP source port (bytes 34..36) tells the frames apart.
+        let got: Vec<u16> = read_all(&out.s())
+            .unwrap()
+            .iter()
+            .map(|p| u16::from_be_bytes([p.data()[34], p.data()[35]]))
+            .collect();
+        assert_eq!(got, want, "burst {burst}");
+    }
+}
+
+/// Keeps the first `keep` packets it is given (until dropped), forwards the rest.
+struct Hoard {
+    keep: usize,
+    kept: Vec<crate::packet::Packet>,
+}
+
+impl Clone for Hoard {
+    fn clone(&self) -> Hoard {
+        Hoard {
+            keep: self.keep,
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl Element for Hoard {
+    fn push(&mut self, _: &mut Context<'_>, _: usize, batch: &mut Batch, out: &mut Output) {
+        for p in batch.drain(..) {
+            if self.kept.len() < self.keep {
+                self.kept.push(p);
+            } else {
+                out.push(0, p);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
+    // Pool of 8 for three inputs read one packet ahead each: with 6 slots
+    // held by the element, an input cannot read its next packet; the merge
+    // goes on (order no longer guaranteed) instead of waiting forever.
+    let inputs = merge_inputs();
+    let total: usize = inputs.iter().map(|i| i.len()).sum();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| OpenPort {
+            rx: vec![Box::new(ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay: true,
+            })],
+            tx: vec![],
+            driver: "mem".into(),
+            driver_stats: None,
+            max_frame: crate::packet::DEFAULT_MAX_FRAME,
+        })
+        .collect();
+    ports.push(OpenPort {
+        rx: vec![],
+        tx: vec![Box::new(MemTx(sent.clone()))],
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    });
+    let hoard = Target::Element { node: 0, input: 0 };
+    let graph = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "hoard".into(),
+            class: ClassInfo {
+                name: "Hoard",
+                summary: "",
+                description: "",
+                params: &[],
+                drop_reasons: &[],
+                counters: &[],
+                example: "",
+                see_also: &[],
+            },
+            configured: Configured::cloning(
+                Inputs::Fixed(1),
+                1,
+                Hoard {
+                    keep: 6,
+                    kept: Vec::new(),
+                },
+            ),
+            outputs: vec![Target::Port(3)],
+        }],
+        ports: vec!["in0".into(), "in1".into(), "in2".into(), "out".into()],
+        sources: vec![Some(hoard), Some(hoard), Some(hoard), None],
+    };
+    let opts = RunOptions {
+        burst: 1,
+        pool: 8,
+        clock: Clock::Packet,
+        ..RunOptions::default()
+    };
+    let t = Instant::now();
+    run(&graph, ports, &opts, |_| {}).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(sent.lock().unwrap().len(), total - 6);
 }

@@ -1,14 +1,19 @@
 //! One worker: its queues, pool and graph replica, and the loop that runs them.
+//!
+//! Under `clock = "packet"` the worker's replay queues (pcap inputs, see
+//! [`RxQueue::replay`]) are merged by timestamp ([`Merge`]); every other
+//! queue is read burst by burst, in turn.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
+use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
 use crate::graph::{ElementCounters, ElementPanic, Graph};
 use crate::packet::{Batch, Pool};
-use crate::port::{QueueStats, Recv, RxQueue, TxQueue};
+use crate::port::{PortError, QueueStats, Recv, RxQueue, TxQueue};
 
 /// Counters a worker publishes for the reporter.
 #[derive(Debug, Clone, Default)]
@@ -28,11 +33,14 @@ pub(crate) struct Snapshot {
     pub run_secs: f64,
 }
 
-struct RxSlot {
-    port: usize,
+pub(super) struct RxSlot {
+    pub port: usize,
     queue: usize,
     rx: Box<dyn RxQueue>,
-    ended: bool,
+    /// `recv` said `Ended` (packets may still wait in `pending`).
+    pub ended: bool,
+    /// Merged replay queues only: packets read ahead, oldest first.
+    pub pending: Batch,
 }
 
 pub(crate) struct Worker {
@@ -44,7 +52,12 @@ pub(crate) struct Worker {
     clock: Clock,
     on_panic: OnPanic,
     stop: Arc<AtomicBool>,
+    /// Port names (for errors).
+    names: Vec<String>,
+    /// Queues read burst by burst.
     rx: Vec<RxSlot>,
+    /// Replay queues merged by timestamp (`clock = "packet"`), in port order.
+    merged: Vec<RxSlot>,
     tx: Vec<Option<Box<dyn TxQueue>>>,
     snapshot: Arc<Mutex<Snapshot>>,
     bursts: u64,
@@ -52,6 +65,8 @@ pub(crate) struct Worker {
     started: Option<Instant>,
     /// The time of the last burst (what `Context::now` said).
     last_now: u64,
+    /// The merge had to go on without knowing every input's next packet.
+    order_warned: bool,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -60,7 +75,7 @@ const YIELD_PASSES: u32 = 256;
 const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
-    pub fn new(index: usize, opts: &RunOptions, ports: usize, max_frame: usize) -> Worker {
+    pub fn new(index: usize, opts: &RunOptions, names: &[String], max_frame: usize) -> Worker {
         Worker {
             index,
             core: opts.cores.get(index).copied(),
@@ -70,13 +85,16 @@ impl Worker {
             clock: opts.clock,
             on_panic: opts.on_panic,
             stop: opts.stop.clone(),
+            names: names.to_vec(),
             rx: Vec::new(),
-            tx: (0..ports).map(|_| None).collect(),
+            merged: Vec::new(),
+            tx: (0..names.len()).map(|_| None).collect(),
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
             bursts: 0,
             idle_polls: 0,
             started: None,
             last_now: 0,
+            order_warned: false,
         }
     }
 
@@ -84,13 +102,21 @@ impl Worker {
         self.index
     }
 
+    /// Adds receive queue `queue` of port `port` (called in port order).
     pub fn add_rx(&mut self, port: usize, queue: usize, rx: Box<dyn RxQueue>) {
-        self.rx.push(RxSlot {
+        let ordered = self.clock == Clock::Packet && rx.replay();
+        let slot = RxSlot {
             port,
             queue,
             rx,
             ended: false,
-        });
+            pending: Batch::new(),
+        };
+        if ordered {
+            self.merged.push(slot);
+        } else {
+            self.rx.push(slot);
+        }
     }
 
     pub fn set_tx(&mut self, port: usize, tx: Box<dyn TxQueue>) {
@@ -102,25 +128,40 @@ impl Worker {
     }
 
     /// Runs until every receive queue has ended or the stop flag is set.
+    /// An error (or a panic in a port driver) sets the stop flag, so that
+    /// the other workers stop too.
     pub fn run(mut self, mut graph: Graph) -> Result<(), RunError> {
+        // Set on every way out but a clean end, unwinding included.
+        let stop_others = StopOnDrop(Some(self.stop.clone()));
         if let Some(core) = self.core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 log::warn!("worker {}: could not pin to core {core}", self.index);
             }
         }
         log::debug!(
-            "worker {} on core {:?}: {} receive queue(s): {}",
+            "worker {} on core {:?}: {} receive queue(s): {}{}",
             self.index,
             self.core,
-            self.rx.len(),
+            self.rx.len() + self.merged.len(),
             self.rx
                 .iter()
+                .chain(&self.merged)
                 .map(|r| format!("port {} queue {}", r.port, r.queue))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if self.merged.is_empty() {
+                ""
+            } else {
+                " (replays merged by timestamp)"
+            }
         );
-        let mut pool = Pool::with_max_frame(self.pool_size, self.max_frame);
+        // Merged queues read a burst ahead each: keep them to half the pool.
+        let pool_size = self.pool_size.max(2 * self.burst * self.merged.len());
+        let mut pool = Pool::with_max_frame(pool_size, self.max_frame);
         let mut result = self.main_loop(&mut graph, &mut pool);
+        for slot in &mut self.merged {
+            pool.free_batch(&mut slot.pending);
+        }
         // Elements that hold packets back output or drop them (counted).
         graph.finish(&mut Context::new(&mut pool, self.last_now, self.index));
         while let Some(p) = graph.take_panic() {
@@ -128,17 +169,30 @@ impl Worker {
         }
         // Whatever happened, send what is queued and close files cleanly.
         let flushed = self.flush(&mut graph, &mut pool).and_then(|_| {
-            for tx in self.tx.iter_mut().flatten() {
-                tx.finish()?;
+            for (port, tx) in self.tx.iter_mut().enumerate() {
+                if let Some(tx) = tx {
+                    guarded(&self.names[port], self.index, "finish", || tx.finish())?;
+                }
             }
             Ok(())
         });
         self.publish(&graph, &pool, true);
-        let result = result.and(flushed.map_err(RunError::from));
-        if result.is_err() {
-            self.stop.store(true, Ordering::Relaxed);
+        let index = self.index;
+        let result = result.and(flushed.map_err(|error| RunError::Port {
+            worker: index,
+            error,
+        }));
+        if result.is_ok() {
+            stop_others.disarm();
         }
         result
+    }
+
+    fn port_error(&self, error: PortError) -> RunError {
+        RunError::Port {
+            worker: self.index,
+            error,
+        }
     }
 
     fn main_loop(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), RunError> {
@@ -156,33 +210,14 @@ impl Worker {
             if self.clock == Clock::System {
                 now_ns = start.elapsed().as_nanos() as u64;
             }
-            let mut got = 0;
-            let mut live = 0;
-            for slot in self.rx.iter_mut().filter(|s| !s.ended) {
-                live += 1;
-                match slot.rx.recv(pool, &mut batch, self.burst)? {
-                    Recv::Ended => slot.ended = true,
-                    Recv::Got(0) => {}
-                    Recv::Got(n) => {
-                        got += n;
-                        self.bursts += 1;
-                        for p in batch.iter_mut() {
-                            p.set_in_port(Some(slot.port));
-                        }
-                        if self.clock == Clock::Packet {
-                            now_ns = batch.iter().map(|p| p.timestamp()).fold(now_ns, u64::max);
-                        }
-                        self.last_now = now_ns;
-                        let mut cx = Context::new(pool, now_ns, self.index);
-                        graph.push_from_port(&mut cx, slot.port, &mut batch);
-                        while let Some(p) = graph.take_panic() {
-                            element_panicked(self.on_panic, self.index, p)?;
-                        }
-                    }
-                }
+            let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
+            if !self.merged.is_empty() {
+                let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;
+                got += g;
+                live += l;
             }
             if got > 0 {
-                self.flush(graph, pool)?;
+                self.flush(graph, pool).map_err(|e| self.port_error(e))?;
                 idle = 0;
             } else {
                 self.idle_polls += 1;
@@ -206,15 +241,134 @@ impl Worker {
         }
     }
 
+    /// One burst from each queue that is not merged. Returns the packets
+    /// received and the number of queues still live.
+    fn plain_pass(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        batch: &mut Batch,
+        now_ns: &mut u64,
+    ) -> Result<(usize, usize), RunError> {
+        let (mut got, mut live) = (0, 0);
+        for i in 0..self.rx.len() {
+            if self.rx[i].ended {
+                continue;
+            }
+            live += 1;
+            let slot = &mut self.rx[i];
+            let (port, burst) = (slot.port, self.burst);
+            let r = guarded(&self.names[port], self.index, "receive", || {
+                slot.rx.recv(pool, batch, burst)
+            });
+            match r.map_err(|e| self.port_error(e))? {
+                Recv::Ended => self.rx[i].ended = true,
+                Recv::Got(0) => {}
+                Recv::Got(n) => {
+                    got += n;
+                    self.bursts += 1;
+                    self.push(graph, pool, port, batch, now_ns)?;
+                }
+            }
+        }
+        Ok((got, live))
+    }
+
+    /// Packets of `batch` (all from `port`) through the graph.
+    fn push(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        port: usize,
+        batch: &mut Batch,
+        now_ns: &mut u64,
+    ) -> Result<(), RunError> {
+        for p in batch.iter_mut() {
+            p.set_in_port(Some(port));
+        }
+        if self.clock == Clock::Packet {
+            *now_ns = batch.iter().map(|p| p.timestamp()).fold(*now_ns, u64::max);
+        }
+        self.last_now = *now_ns;
+        let mut cx = Context::new(pool, *now_ns, self.index);
+        graph.push_from_port(&mut cx, port, batch);
+        while let Some(p) = graph.take_panic() {
+            element_panicked(self.on_panic, self.index, p)?;
+        }
+        Ok(())
+    }
+
+    /// One step of the timestamp merge of the replay queues: refills each
+    /// queue's read-ahead that ran dry, then pushes the run of packets of
+    /// the queue with the oldest head that come before every other queue's
+    /// head (at most a burst). Equal timestamps go in port order. Returns
+    /// the packets pushed and the number of queues still live.
+    fn merge_pass(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        batch: &mut Batch,
+        now_ns: &mut u64,
+    ) -> Result<(usize, usize), RunError> {
+        let mut waiting = false;
+        for i in 0..self.merged.len() {
+            let slot = &mut self.merged[i];
+            if slot.ended || !slot.pending.is_empty() {
+                continue;
+            }
+            let (port, burst) = (slot.port, self.burst);
+            let r = guarded(&self.names[port], self.index, "receive", || {
+                slot.rx.recv(pool, &mut slot.pending, burst)
+            });
+            match r.map_err(|e| self.port_error(e))? {
+                Recv::Ended => self.merged[i].ended = true,
+                // Only an empty pool stops a replay queue short.
+                Recv::Got(0) => waiting = true,
+                Recv::Got(_) => self.bursts += 1,
+            }
+        }
+        let live = self
+            .merged
+            .iter()
+            .filter(|s| !s.ended || !s.pending.is_empty())
+            .count();
+        if waiting && pool.available() > 0 {
+            // A queue's next timestamp is unknown yet: try again.
+            return Ok((0, live));
+        }
+        // (With the pool empty, the packets held here must move on to free
+        // slots, and the order may break: only when elements hold over half
+        // the pool, see `run`.)
+        let Some((first, k)) = next_run(&self.merged, self.burst) else {
+            return Ok((0, live));
+        };
+        if waiting && !self.order_warned {
+            self.order_warned = true;
+            log::warn!(
+                "worker {}: the pool ran out while replaying pcap inputs in timestamp order; \
+                 packets may now reach the graph out of order (elements hold over half of \
+                 [runtime] pool = {}: raise it)",
+                self.index,
+                self.pool_size
+            );
+        }
+        let port = self.merged[first].port;
+        batch.extend(self.merged[first].pending.drain(..k));
+        self.push(graph, pool, port, batch, now_ns)?;
+        Ok((k, live))
+    }
+
     /// Sends every port's waiting packets: one call per port per burst.
-    fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), crate::port::PortError> {
+    fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), PortError> {
         for port in 0..graph.ports() {
             let batch = graph.tx_batch(port);
             if batch.is_empty() {
                 continue;
             }
             match &mut self.tx[port] {
-                Some(tx) => tx.send(pool, batch)?,
+                Some(tx) => guarded(&self.names[port], self.index, "transmit", || {
+                    tx.send(pool, batch)
+                })?,
                 // No transmit handle (the config checker prevents this): recycle.
                 None => pool.free_batch(batch),
             }
@@ -225,7 +379,7 @@ impl Worker {
     fn publish(&self, graph: &Graph, pool: &Pool, finished: bool) {
         let ports = graph.ports();
         let mut rx = vec![QueueStats::default(); ports];
-        for slot in &self.rx {
+        for slot in self.rx.iter().chain(&self.merged) {
             rx[slot.port] += slot.rx.stats();
         }
         let tx = self
@@ -244,6 +398,74 @@ impl Worker {
             s.idle_polls = self.idle_polls;
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
             s.finished = finished;
+        }
+    }
+}
+
+/// The next run of the merge: the slot whose first pending packet is the
+/// oldest (ties: the first slot, that is the lowest port), and how many of
+/// its pending packets (at most `burst`, at least 1) come before the first
+/// pending packet of every other slot. `None` when nothing is pending.
+pub(super) fn next_run(slots: &[RxSlot], burst: usize) -> Option<(usize, usize)> {
+    let mut first: Option<(u64, usize)> = None;
+    let mut second: Option<(u64, usize)> = None;
+    for (i, s) in slots.iter().enumerate() {
+        let Some(p) = s.pending.first() else { continue };
+        let key = (p.timestamp(), i);
+        if first.is_none_or(|f| key < f) {
+            second = first;
+            first = Some(key);
+        } else if second.is_none_or(|s| key < s) {
+            second = Some(key);
+        }
+    }
+    let (_, i) = first?;
+    let pending = &slots[i].pending;
+    let limit = pending.len().min(burst);
+    let k = match second {
+        None => limit,
+        // Slot i's packets go before a later slot's head of equal time,
+        // after an earlier slot's.
+        Some((ts, j)) => pending[..limit]
+            .iter()
+            .take_while(|p| (p.timestamp(), i) < (ts, j))
+            .count(),
+    };
+    Some((i, k.max(1)))
+}
+
+/// Calls port driver code, turning a panic into an error naming the port,
+/// the worker and what was being done.
+fn guarded<T>(
+    port: &str,
+    worker: usize,
+    what: &str,
+    f: impl FnOnce() -> Result<T, PortError>,
+) -> Result<T, PortError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        Err(PortError::other(
+            port,
+            format!(
+                "the driver panicked on {what} in worker {worker}: {}",
+                panic_message(&*p)
+            ),
+        ))
+    })
+}
+
+/// Sets the stop flag when dropped, unless disarmed.
+struct StopOnDrop(Option<Arc<AtomicBool>>);
+
+impl StopOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.0 {
+            stop.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -145,3 +145,30 @@ fn sigterm_and_sigint_stop_an_endless_run_cleanly() {
         assert!(stdout.contains("discard"), "{stdout}");
     }
 }
+
+#[test]
+fn a_failing_output_stops_an_endless_run_on_every_worker() {
+    // Two workers on an endless generator, writing to a file that refuses
+    // every write: the run must end, promptly, with the port's error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.toml");
+    std::fs::write(
+        &path,
+        "connections = [\"gen -> out\"]\n\
+         [runtime]\nworkers = 2\ncores = [0, 1]\n\
+         [ports.gen]\ndriver = \"generator\"\nqueues = 2\n\
+         [ports.out]\ndriver = \"pcap\"\noutput = \"/dev/full\"\n",
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = hpio_nf().arg("run").arg(&path).output().unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert!(
+        stderr.contains("port `out`: cannot write output file `/dev/full`")
+            && stderr.contains("(worker "),
+        "{stderr}"
+    );
+}

@@ -3,8 +3,9 @@
 //! and firewall configs over AF_PACKET between them, and the namespaces'
 //! own stacks (ping, python3 sockets) talk through the NF.
 //!
-//! Needs root, `ip` (iproute2), `ping` (iputils-ping) and `python3`; as
-//! another user the tests print why and pass without running. The testbed
+//! Needs root, `ip` (iproute2), `ping` (iputils-ping) and `python3`;
+//! without them the tests print a `SKIPPED:` line and pass without running,
+//! or fail under `HPIO_NF_REQUIRE_ALL=1` (testkit). The testbed
 //! has fixed names (those the configs use), so the tests take a lock and
 //! run one at a time; a guard removes the testbed and stops every process
 //! it started even when a test fails.
@@ -19,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::Need;
 
 /// Serializes the tests of this file: they share the testbed's names.
 static TESTBED: Mutex<()> = Mutex::new(());
@@ -86,23 +88,17 @@ elif cmd == "udp-recv":
     print(n)
 "#;
 
-/// Whether this process runs as root (uid 0).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Takes the lock, or returns `None` (and says why) when the tests cannot
-/// run here.
-fn setup() -> Option<MutexGuard<'static, ()>> {
-    if !is_root() {
-        eprintln!("skipped: live tests need root (network namespaces, AF_PACKET)");
+/// Takes the lock, or returns `None` (with a `SKIPPED:` line, or a failure
+/// under `HPIO_NF_REQUIRE_ALL=1`: see the testkit crate) when test `test`
+/// cannot run here.
+fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let needs = [
+        Need::Root,
+        Need::Command("ip"),
+        Need::Command("ping"),
+        Need::Command("python3"),
+    ];
+    if !testkit::require(test, &needs) {
         return None;
     }
     // A failed test poisons the lock; the next one still runs.
@@ -372,7 +368,9 @@ fn bridge_forwarded(r: &Value) -> u64 {
 
 #[test]
 fn bridge_ping_tcp_learning_and_flooding() {
-    let Some(_lock) = setup() else { return };
+    let Some(_lock) = setup("bridge_ping_tcp_learning_and_flooding") else {
+        return;
+    };
     let fdb = tempfile::tempdir().unwrap();
     let fdb = fdb.path().join("bridge.fdb");
     let mut live = Live::start(
@@ -431,7 +429,9 @@ fn bridge_ping_tcp_learning_and_flooding() {
 
 #[test]
 fn firewall_policy_and_conntrack() {
-    let Some(_lock) = setup() else { return };
+    let Some(_lock) = setup("firewall_policy_and_conntrack") else {
+        return;
+    };
     let mut live = Live::start("firewall", "configs/firewall.toml", &[]);
 
     // Inside may ping out; the replies are established.
@@ -489,7 +489,9 @@ fn firewall_policy_and_conntrack() {
 
 #[test]
 fn testbed_is_idempotent() {
-    let Some(_lock) = setup() else { return };
+    let Some(_lock) = setup("testbed_is_idempotent") else {
+        return;
+    };
     for _ in 0..2 {
         testbed("up", "all");
     }

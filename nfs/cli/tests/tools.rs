@@ -9,8 +9,8 @@
 //! holds) draw no reply: what the receiver counts is exactly what was sent.
 //!
 //! They need root (namespaces, AF_PACKET) and `ip`; the dump tests also
-//! `tcpdump`. Without root they are skipped with a message. The error tests
-//! need neither.
+//! `tcpdump`. Without them they are skipped with a `SKIPPED:` line, or fail
+//! under `HPIO_NF_REQUIRE_ALL=1` (testkit). The error tests need neither.
 
 mod common;
 
@@ -21,34 +21,17 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use common::{hpio_nf, root};
+use testkit::Need;
 
-/// Whether this process runs as root (uid 0).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Skips the calling test (returns `true`) when it cannot run here.
+/// Skips the calling test (returns `true`) when it cannot run here: no
+/// root, no `ip`, or (`tcpdump`) no tcpdump. Under `HPIO_NF_REQUIRE_ALL=1`
+/// that is a failure instead (see the testkit crate).
 fn skip(test: &str, tcpdump: bool) -> bool {
-    if !is_root() {
-        eprintln!("skipping {test}: needs root");
-        return true;
+    let mut needs = vec![Need::Root, Need::Command("ip")];
+    if tcpdump {
+        needs.push(Need::Command("tcpdump"));
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipping {test}: needs `ip` (iproute2)");
-        return true;
-    }
-    if tcpdump && Command::new("tcpdump").arg("--version").output().is_err() {
-        eprintln!("skipping {test}: needs tcpdump");
-        return true;
-    }
-    false
+    !testkit::require(test, &needs)
 }
 
 /// Runs `ip` with `args`; panics with its output when it fails.

@@ -430,17 +430,14 @@ pub(crate) mod tests {
             })
             .collect();
         write_through_port(&f.s(), &frames);
-        let out = match std::process::Command::new("tcpdump")
+        let tcpdump = testkit::Need::Command("tcpdump");
+        if !testkit::require("tcpdump_reads_what_we_write", &[tcpdump]) {
+            return;
+        }
+        let out = std::process::Command::new("tcpdump")
             .args(["-nn", "-r", &f.s()])
             .output()
-        {
-            Ok(out) => out,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!("note: tcpdump is not installed; skipping the tcpdump check");
-                return;
-            }
-            Err(e) => panic!("cannot run tcpdump: {e}"),
-        };
+            .expect("run tcpdump");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "tcpdump failed: {stderr}");

@@ -383,6 +383,10 @@ impl RxQueue for PcapRx {
     fn stats(&self) -> QueueStats {
         self.stats
     }
+
+    fn replay(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 /// The workspace root (configs/ lives there).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    testkit::workspace_root()
 }
 
 /// The `hpio-nf` binary under test.
