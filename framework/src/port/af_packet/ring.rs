@@ -1,10 +1,12 @@
 //! The receive queue over a mapped ring (`rx_mode = "tpacket_v2"` or
 //! `"tpacket_v3"`): frames are copied from the ring into pool slots, with
-//! no system call per burst.
+//! no system call per burst. Super-frames (offloads on) are cut into
+//! segments on the way (see `gso`).
 
 use std::cell::Cell;
 use std::sync::Arc;
 
+use super::gso::{Segmenter, Src};
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Pool, MAX_FRAME};
@@ -18,6 +20,7 @@ pub(super) struct RingRx<R> {
     kernel_drops: Cell<u64>,
     counters: Arc<Counters>,
     watch: LinkWatch,
+    gso: Segmenter,
 }
 
 impl<R: RxRing> RingRx<R> {
@@ -28,32 +31,52 @@ impl<R: RxRing> RingRx<R> {
             kernel_drops: Cell::new(0),
             counters,
             watch,
+            gso: Segmenter::new(),
         }
     }
 }
 
 impl<R: RxRing> RxQueue for RingRx<R> {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
-        // Never take a frame off the ring without a slot for it.
-        let want = max.min(pool.available());
+        let start = batch.len();
+        let mut budget = max;
         let mut bytes = 0;
         let mut truncated = 0;
         let mut bad_tags = 0;
         let mut csums = 0;
-        if want == 0 {
-            return Ok(Recv::Got(0));
+        let mut taken = 0;
+        // Segments of a super-frame left over from the last burst go first.
+        self.gso.drain(batch, &mut budget, &mut bytes);
+        // Never take a frame off the ring without a slot for it.
+        let want = budget.min(pool.available());
+        if want > 0 && !self.gso.pending() {
+            let gso = &mut self.gso;
+            taken = self.ring.recv(want, |frame, wire, ts, info| {
+                if info.vnet.is_gso() {
+                    let src = Src {
+                        head: frame,
+                        tail: &[],
+                    };
+                    gso.cut(src, wire, &info, ts, pool, batch, &mut budget, &mut bytes);
+                    return budget > 0 && pool.available() > 0 && !gso.pending();
+                }
+                let Some(mut p) = pool.alloc() else {
+                    return false;
+                };
+                let len = frame.len().min(MAX_FRAME);
+                p.recv_buf()[..len].copy_from_slice(&frame[..len]);
+                p.finish_recv(len, wire, ts);
+                fix_up(&mut p, info, &mut bad_tags, &mut csums);
+                truncated += u64::from(wire > len);
+                bytes += p.len() as u64;
+                batch.push(p);
+                budget -= 1;
+                budget > 0 && pool.available() > 0
+            });
         }
-        let n = self.ring.recv(want, |frame, wire, ts, info| {
-            let Some(mut p) = pool.alloc() else { return };
-            let len = frame.len().min(MAX_FRAME);
-            p.recv_buf()[..len].copy_from_slice(&frame[..len]);
-            p.finish_recv(len, wire, ts);
-            fix_up(&mut p, info, &mut bad_tags, &mut csums);
-            truncated += u64::from(wire > len);
-            bytes += p.len() as u64;
-            batch.push(p);
-        });
-        if n == 0 {
+        let n = batch.len() - start;
+        self.gso.flush(&self.counters, &mut self.stats);
+        if n == 0 && taken == 0 {
             // A ring whose interface is gone stays empty without a word.
             self.watch.idle()?;
             return Ok(Recv::Got(0));
