@@ -207,18 +207,22 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
 }
 
 /// One's-complement sum of `b` (as 16-bit big-endian words, an odd last
-/// byte padded with zero), added to `acc`, not folded. Sums 32-bit words:
-/// their sum folds to the same 16-bit sum.
+/// byte padded with zero), added to `acc`, not folded. The words are summed
+/// in native byte order, 32 bits at a time into a 64-bit accumulator (which
+/// the compiler vectorises), and the folded sum byte-swapped to big-endian
+/// at the end: the one's-complement sum does not depend on byte order
+/// (RFC 1071).
 #[inline]
-fn sum(b: &[u8], mut acc: u64) -> u64 {
+fn sum(b: &[u8], acc: u64) -> u64 {
     let mut c = b.chunks_exact(4);
-    for w in &mut c {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
+    let mut s: u64 = (&mut c)
+        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+        .sum();
     let r = c.remainder();
     let mut last = [0u8; 4];
     last[..r.len()].copy_from_slice(r);
-    acc + u64::from(u32::from_be_bytes(last))
+    s += u64::from(u32::from_ne_bytes(last));
+    acc + u64::from(u16::from_be_bytes(fold(s).to_ne_bytes()))
 }
 
 #[inline]

@@ -509,3 +509,65 @@ fn the_fast_sum_matches_the_plain_one() {
         assert_eq!(fold(sum(&b, 0)), plain, "{n} bytes");
     }
 }
+
+/// The cost of cutting, against copying the same wire frames one by one
+/// (what the driver does when offloads are off). Run with
+/// `cargo test --release -p hpio-nf --lib gso_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement"]
+fn gso_cost() {
+    use std::time::Instant;
+    let rounds = 20_000;
+    for (kind, payload, gso) in [
+        (Kind::Tcp4, 64_000, 1448),
+        (Kind::Tcp6, 64_000, 1428),
+        (Kind::Udp4, 64_000, 1472),
+        (Kind::Tcp4, 2896, 1448),
+    ] {
+        let o = Opts::new(kind, payload, gso);
+        let (f, v) = super_frame(o);
+        let i = info(v);
+        let segs = payload.div_ceil(usize::from(gso));
+        let mut pool = Pool::new(64);
+        let mut batch = Batch::new();
+        let src = Src {
+            head: &f,
+            tail: &[],
+        };
+        let mut best_cut = f64::MAX;
+        let mut best_copy = f64::MAX;
+        let wire = segment(src, f.len(), &i, 0, &mut pool, 64, |p| batch.push(p)).unwrap();
+        let frames: Vec<Vec<u8>> = batch.iter().map(|p| p.data().to_vec()).collect();
+        pool.free_batch(&mut batch);
+        assert_eq!(wire, segs);
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..rounds {
+                segment(src, f.len(), &i, 0, &mut pool, 64, |p| batch.push(p)).unwrap();
+                pool.free_batch(&mut batch);
+            }
+            best_cut = best_cut.min(t.elapsed().as_nanos() as f64 / rounds as f64);
+            let t = Instant::now();
+            for _ in 0..rounds {
+                for w in &frames {
+                    let mut p = pool.alloc().unwrap();
+                    p.recv_buf()[..w.len()].copy_from_slice(w);
+                    p.finish_recv(w.len(), w.len(), 0);
+                    batch.push(p);
+                }
+                pool.free_batch(&mut batch);
+            }
+            best_copy = best_copy.min(t.elapsed().as_nanos() as f64 / rounds as f64);
+        }
+        let bytes: usize = frames.iter().map(Vec::len).sum();
+        println!(
+            "{kind:?} {payload} B payload, gso_size {gso}: {segs} segments; cut {best_cut:.0} ns \
+             ({:.0} ns/segment, {:.3} ns/byte); copying the same {segs} wire frames \
+             {best_copy:.0} ns ({:.0} ns/frame); difference {:.0} ns/segment",
+            best_cut / segs as f64,
+            best_cut / bytes as f64,
+            best_copy / segs as f64,
+            (best_cut - best_copy) / segs as f64,
+        );
+    }
+}
