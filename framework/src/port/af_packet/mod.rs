@@ -41,6 +41,18 @@
 //! or socket buffer was full (`PACKET_STATISTICS`) count in `drops` and in
 //! `rx_kernel_drops`.
 //!
+//! Offloads: with TSO/GSO/GRO on, the kernel hands packet sockets TCP and
+//! UDP super-frames of up to 64 KiB. Receive sockets set `PACKET_VNET_HDR`
+//! (parameter `vnet_hdr`), so each frame comes with its `virtio_net_hdr`,
+//! and super-frames are cut into wire-sized segments in slots on receive
+//! (see `gso`; counters `rx_gso_*`). Each mode gets them whole: a
+//! `TPACKET_V3` block holds one; a `TPACKET_V2` ring flags a frame too long
+//! for its frames `TP_STATUS_COPY` and the kernel queues it whole on the
+//! socket (`PACKET_COPY_THRESH`), where the ring reads it; `recvmmsg` gives
+//! each message a 64 KiB overflow area after its slot. Transmit sockets
+//! have no vnet header: the frames they send are the wire frames in the
+//! slots.
+//!
 //! VLAN tags: Linux takes the outer 802.1Q/802.1ad tag out of a received
 //! frame before packet sockets see it and reports it beside the frame (the
 //! ring's frame header, or `PACKET_AUXDATA`). The driver puts it back
