@@ -641,6 +641,8 @@ fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet() {
 struct Namespaces {
     ns: [String; 2],
     host: [String; 2],
+    /// The veth ends inside the namespaces.
+    inner: [String; 2],
 }
 
 impl Namespaces {
@@ -656,24 +658,25 @@ impl Namespaces {
         let n = Namespaces {
             ns: [name("x"), name("y")],
             host: [name("a"), name("b")],
+            inner: [name("p"), name("q")],
         };
         n.remove();
         for i in 0..2 {
             let (ns, host) = (&n.ns[i], &n.host[i]);
-            let inner = name(["p", "q"][i]);
+            let inner = &n.inner[i];
             ip(&["netns", "add", ns]);
             let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
             ip(&[
-                "link", "add", host, "type", "veth", "peer", "name", &inner, "netns", ns,
+                "link", "add", host, "type", "veth", "peer", "name", inner, "netns", ns,
             ]);
             let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
             ip(&["link", "set", host, "up"]);
             let addr = format!("10.77.{net}.{}/24", i + 1);
-            ip(&["-n", ns, "addr", "add", &addr, "dev", &inner]);
-            ip(&["-n", ns, "link", "set", &inner, "up"]);
+            ip(&["-n", ns, "addr", "add", &addr, "dev", inner]);
+            ip(&["-n", ns, "link", "set", inner, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             let features = Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-k", &inner])
+                .args(["netns", "exec", ns, "ethtool", "-k", inner])
                 .output()
                 .expect("run ethtool");
             let features = String::from_utf8_lossy(&features.stdout);
@@ -707,6 +710,29 @@ impl Drop for Namespaces {
     }
 }
 
+/// `ethtool -K IFNAME SETTINGS...`, in namespace `ns` or the host's.
+fn ethtool(ns: Option<&str>, ifname: &str, settings: &[&str]) {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => Command::new("ethtool"),
+    };
+    let out = c
+        .arg("-K")
+        .arg(ifname)
+        .args(settings)
+        .output()
+        .expect("run ethtool");
+    assert!(
+        out.status.success(),
+        "ethtool -K {ifname} {settings:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// TCP from one namespace to the other through hpio-nf forwarding between
 /// the host-side peers, in every receive mode, offloads on: the namespaces'
 /// stacks hand their segments over with partial checksums, which the driver
@@ -715,8 +741,20 @@ impl Drop for Namespaces {
 /// wire-sized segments (none may be cut short).
 #[test]
 fn tcp_between_namespaces_through_forwarded_veth_peers() {
-    for (i, mode) in RX_MODES.iter().enumerate() {
+    // Each mode with the senders' TSO; then wire segments merged by GRO on
+    // the receiving (host-side) veth, the senders' TSO and GSO off.
+    let cases = RX_MODES
+        .iter()
+        .map(|m| (*m, false))
+        .chain([("tpacket_v2", true)]);
+    for (i, (mode, gro)) in cases.enumerate() {
         let n = Namespaces::new(&format!("ck{i}"), 10 + i as u8);
+        if gro {
+            for k in 0..2 {
+                ethtool(Some(&n.ns[k]), &n.inner[k], &["tso", "off", "gso", "off"]);
+                ethtool(None, &n.host[k], &["gro", "on"]);
+            }
+        }
         let text = format!(
             "connections = [\"a -> b\", \"b -> a\"]\n\
              [runtime]\nworkers = 1\n\
