@@ -136,7 +136,7 @@ impl PacketSocket {
 
     /// `PACKET_AUXDATA`: each received frame comes with a control message
     /// carrying, among others, the VLAN tag the kernel took out of the frame
-    /// (see [`MsgVec::vlan`]; receive with [`MsgVec::with_auxdata`]).
+    /// (see [`MsgVec::info`]; receive with [`MsgVec::with_auxdata`]).
     pub fn auxdata(&self) -> io::Result<()> {
         self.setsockopt(libc::SOL_PACKET, libc::PACKET_AUXDATA, &(1 as libc::c_int))
     }
