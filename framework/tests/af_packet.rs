@@ -673,14 +673,16 @@ fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet() {
 struct Namespaces {
     ns: [String; 2],
     host: [String; 2],
+    /// The veth ends inside the namespaces.
+    inner: [String; 2],
 }
 
 impl Namespaces {
     /// Namespaces `hn{tag}{pid}x`/`y` holding `…p`/`…q` (10.77.`net`.1 and
     /// .2), peers `…a`/`…b` up in the host namespace, with no address.
-    /// Checksum offload stays on (the default): segments from the
-    /// namespaces' stacks reach the peers with partial checksums. TSO/GSO
-    /// are off so that segments are no larger than the MTU.
+    /// Offloads stay as Linux sets them (checksum, TSO, GSO on): segments
+    /// from the namespaces' stacks reach the peers with partial checksums,
+    /// and TCP sends reach them as super-frames of up to 64 KiB.
     fn new(tag: &str, net: u8) -> Namespaces {
         assert!(tag.len() <= 4);
         let pid = std::process::id() % 100_000;
@@ -688,40 +690,32 @@ impl Namespaces {
         let n = Namespaces {
             ns: [name("x"), name("y")],
             host: [name("a"), name("b")],
+            inner: [name("p"), name("q")],
         };
         n.remove();
         for i in 0..2 {
             let (ns, host) = (&n.ns[i], &n.host[i]);
-            let inner = name(["p", "q"][i]);
+            let inner = &n.inner[i];
             ip(&["netns", "add", ns]);
             let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
             ip(&[
-                "link", "add", host, "type", "veth", "peer", "name", &inner, "netns", ns,
+                "link", "add", host, "type", "veth", "peer", "name", inner, "netns", ns,
             ]);
             let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
             ip(&["link", "set", host, "up"]);
             let addr = format!("10.77.{net}.{}/24", i + 1);
-            ip(&["-n", ns, "addr", "add", &addr, "dev", &inner]);
-            ip(&["-n", ns, "link", "set", &inner, "up"]);
+            ip(&["-n", ns, "addr", "add", &addr, "dev", inner]);
+            ip(&["-n", ns, "link", "set", inner, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
-            let out = Command::new("ip")
-                .args([
-                    "netns", "exec", ns, "ethtool", "-K", &inner, "tso", "off", "gso", "off",
-                ])
-                .output()
-                .expect("run ethtool");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
             let features = Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-k", &inner])
+                .args(["netns", "exec", ns, "ethtool", "-k", inner])
                 .output()
                 .expect("run ethtool");
+            let features = String::from_utf8_lossy(&features.stdout);
             assert!(
-                String::from_utf8_lossy(&features.stdout).contains("tx-checksumming: on"),
-                "checksum offload must stay on"
+                features.contains("tx-checksumming: on")
+                    && features.contains("tcp-segmentation-offload: on"),
+                "checksum and segmentation offloads must be on: {features}"
             );
         }
         n
@@ -748,17 +742,54 @@ impl Drop for Namespaces {
     }
 }
 
+/// `ethtool -K IFNAME SETTINGS...`, in namespace `ns` or the host's.
+fn ethtool(ns: Option<&str>, ifname: &str, settings: &[&str]) {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => Command::new("ethtool"),
+    };
+    let out = c
+        .arg("-K")
+        .arg(ifname)
+        .args(settings)
+        .output()
+        .expect("run ethtool");
+    assert!(
+        out.status.success(),
+        "ethtool -K {ifname} {settings:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// TCP from one namespace to the other through hpio-nf forwarding between
-/// the host-side peers, in every receive mode: the namespaces' stacks hand
-/// their segments over with partial checksums (offload on), which the driver
-/// must finish, or the receiving stack drops them (ping would still work).
+/// the host-side peers, in every receive mode, offloads on: the namespaces'
+/// stacks hand their segments over with partial checksums, which the driver
+/// must finish, or the receiving stack drops them (ping would still work),
+/// and their sends as 64 KiB super-frames, which the driver must cut into
+/// wire-sized segments (none may be cut short).
 #[test]
 fn tcp_between_namespaces_through_forwarded_veth_peers() {
     if !live("tcp_between_namespaces_through_forwarded_veth_peers") {
         return;
     }
-    for (i, mode) in RX_MODES.iter().enumerate() {
+    // Each mode with the senders' TSO; then wire segments merged by GRO on
+    // the receiving (host-side) veth, the senders' TSO and GSO off.
+    let cases = RX_MODES
+        .iter()
+        .map(|m| (*m, false))
+        .chain([("tpacket_v2", true)]);
+    for (i, (mode, gro)) in cases.enumerate() {
         let n = Namespaces::new(&format!("ck{i}"), 10 + i as u8);
+        if gro {
+            for k in 0..2 {
+                ethtool(Some(&n.ns[k]), &n.inner[k], &["tso", "off", "gso", "off"]);
+                ethtool(None, &n.host[k], &["gro", "on"]);
+            }
+        }
         let text = format!(
             "connections = [\"a -> b\", \"b -> a\"]\n\
              [runtime]\nworkers = 1\n\
@@ -788,7 +819,7 @@ fn tcp_between_namespaces_through_forwarded_veth_peers() {
         };
         let (report, client) = std::thread::scope(|s| {
             let run = s.spawn(|| runtime::run(&cfg.graph, ports, &opts, |_| {}).unwrap());
-            let client = tcp_transfer(&n, 10 + i as u8, 24_000);
+            let client = tcp_transfer(&n, 10 + i as u8, 2_000_000);
             stop.store(true, Ordering::Relaxed);
             (run.join().unwrap(), client)
         });
@@ -797,12 +828,27 @@ fn tcp_between_namespaces_through_forwarded_veth_peers() {
             "rx_mode {mode}: TCP through the bridge\n{report}"
         );
         for p in &report.ports {
+            let d = &p.driver_stats;
             assert!(
-                p.driver_stats["rx_csum_completed"] > 0,
+                d["rx_csum_completed"] > 0,
                 "rx_mode {mode}: port {} finished no checksum\n{report}",
                 p.name
             );
+            assert_eq!(d["rx_truncated"], 0, "rx_mode {mode}\n{report}");
+            for reason in ["bad_type", "malformed", "oversize", "no_slots"] {
+                assert_eq!(
+                    d[&format!("rx_gso_{reason}")],
+                    0,
+                    "rx_mode {mode}\n{report}"
+                );
+            }
         }
+        // The client's data reached `a` as super-frames, cut into segments.
+        let a = &report.ports[0].driver_stats;
+        assert!(
+            a["rx_gso_frames"] > 0 && a["rx_gso_segments"] > a["rx_gso_frames"],
+            "rx_mode {mode}: no super-frame seen\n{report}"
+        );
     }
 }
 

@@ -179,6 +179,7 @@ mod tests {
             .set("qdisc_bypass", Value::Bool(true))
             .set("fanout_defrag", Value::Bool(false))
             .set("rx_mode", Value::Str("mmsg".into()))
+            .set("vnet_hdr", Value::Bool(true))
             .set("socket_buffer", Value::Int(1 << 20));
         p
     }

@@ -26,7 +26,9 @@ pub(crate) mod packet_socket;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
-pub(crate) use packet_socket::{MsgVec, PacketSocket, RxInfo, VlanTag, ETH_P_ALL};
+pub(crate) use packet_socket::{
+    MsgVec, PacketSocket, RxInfo, VlanTag, VnetHdr, ETH_P_ALL, SUPER_FRAME_MAX,
+};
 
 /// Converts a C return value (negative: failure, `errno` set) into a result.
 fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {

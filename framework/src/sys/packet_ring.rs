@@ -19,7 +19,7 @@ use std::mem::size_of;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::packet_socket::RxInfo;
+use super::packet_socket::{RxInfo, VnetHdr, SUPER_FRAME_MAX, VNET_HDR_LEN};
 use super::PacketSocket;
 
 /// Offset of `block_status` in a V3 block (after `version` and `offset_to_priv`).
@@ -121,6 +121,17 @@ impl Drop for Mapping {
     }
 }
 
+/// The `virtio_net_hdr` the kernel wrote just before the frame at `frame`
+/// (zero when that would lie outside the mapping).
+#[inline]
+fn read_vnet(map: &Mapping, frame: usize) -> VnetHdr {
+    frame
+        .checked_sub(VNET_HDR_LEN)
+        .and_then(|at| map.read::<[u8; VNET_HDR_LEN]>(at))
+        .map(|b| VnetHdr::parse(&b))
+        .unwrap_or_default()
+}
+
 /// Checks ring geometry: blocks of a power of two of at least a page,
 /// holding whole frames of a multiple of 16 bytes.
 fn check_geometry(block_size: usize, blocks: usize, frame_size: usize) -> io::Result<()> {
@@ -142,12 +153,14 @@ pub(crate) trait RxRing: Send {
     fn socket(&self) -> &PacketSocket;
 
     /// Calls `f(frame, wire_len, ts_ns, info)` for up to `max` waiting
-    /// frames, in order, and returns how many. `frame` holds the bytes
-    /// captured (the whole frame unless it did not fit the ring's frame);
-    /// `wire_len` its length on the wire; `ts_ns` the kernel's receive time
-    /// in wall-clock ns; `info` the VLAN tag the kernel took out of it and
-    /// whether its checksum is ready.
-    fn recv(&mut self, max: usize, f: impl FnMut(&[u8], usize, u64, RxInfo)) -> usize;
+    /// frames, in order, and returns how many; stops early after a frame
+    /// for which `f` returns false. `frame` holds the bytes captured (the
+    /// whole frame unless it did not fit the ring's frame); `wire_len` its
+    /// length on the wire; `ts_ns` the kernel's receive time in wall-clock
+    /// ns; `info` the VLAN tag the kernel took out of it, whether its
+    /// checksum is ready and, when the socket was given `PACKET_VNET_HDR`
+    /// before the ring, its `virtio_net_hdr`.
+    fn recv(&mut self, max: usize, f: impl FnMut(&[u8], usize, u64, RxInfo) -> bool) -> usize;
 }
 
 /// A `TPACKET_V2` receive ring: fixed-size frame slots.
@@ -160,6 +173,11 @@ pub(crate) struct FrameRing {
     frames: usize,
     /// The frame to read next.
     next: usize,
+    /// Frames carry a `virtio_net_hdr` before them.
+    vnet: bool,
+    /// With `vnet`: where a frame too long for a ring frame, queued whole on
+    /// the socket (`TP_STATUS_COPY`), is read to (empty otherwise).
+    copy: Box<[u8]>,
 }
 
 impl FrameRing {
@@ -168,6 +186,12 @@ impl FrameRing {
     /// of 16; a frame holds a 32-byte header, the link address and about
     /// `frame_size - 66` bytes of frame), on `sock`, which must not be bound
     /// yet, and maps it.
+    ///
+    /// When `sock` has `PACKET_VNET_HDR`, each frame comes with its
+    /// `virtio_net_hdr`, and a frame longer than a ring frame (a super-frame
+    /// of up to 64 KiB) is also queued whole on the socket
+    /// (`PACKET_COPY_THRESH`), read from there into a buffer of the ring's
+    /// and handed over whole in place of the ring's cut copy.
     pub fn new(
         sock: PacketSocket,
         block_size: usize,
@@ -175,6 +199,10 @@ impl FrameRing {
         frame_size: usize,
     ) -> io::Result<FrameRing> {
         check_geometry(block_size, blocks, frame_size)?;
+        let vnet = sock.has_vnet_hdr()?;
+        if vnet {
+            sock.copy_thresh()?;
+        }
         let frames_per_block = block_size / frame_size;
         let frames = frames_per_block * blocks;
         let req = libc::tpacket_req {
@@ -185,6 +213,11 @@ impl FrameRing {
         };
         let version = libc::tpacket_versions::TPACKET_V2 as u32;
         let map = Mapping::new(sock, version, &req, block_size * blocks)?;
+        let copy = if vnet {
+            vec![0u8; SUPER_FRAME_MAX].into_boxed_slice()
+        } else {
+            Box::new([])
+        };
         Ok(FrameRing {
             map,
             block_size,
@@ -192,6 +225,8 @@ impl FrameRing {
             frames_per_block,
             frames,
             next: 0,
+            vnet,
+            copy,
         })
     }
 }
@@ -201,9 +236,10 @@ impl RxRing for FrameRing {
         &self.map.sock
     }
 
-    fn recv(&mut self, max: usize, mut f: impl FnMut(&[u8], usize, u64, RxInfo)) -> usize {
+    fn recv(&mut self, max: usize, mut f: impl FnMut(&[u8], usize, u64, RxInfo) -> bool) -> usize {
         let mut n = 0;
-        while n < max {
+        let mut more = true;
+        while n < max && more {
             let at = (self.next / self.frames_per_block) * self.block_size
                 + (self.next % self.frames_per_block) * self.frame_size;
             let Some(status) = self.map.status(at) else {
@@ -218,8 +254,24 @@ impl RxRing for FrameRing {
                 if start + len <= self.frame_size {
                     if let Some(frame) = self.map.bytes(at + start, len) {
                         let ts = u64::from(h.tp_sec) * 1_000_000_000 + u64::from(h.tp_nsec);
-                        let info = RxInfo::from_status(h.tp_status, h.tp_vlan_tci, h.tp_vlan_tpid);
-                        f(frame, h.tp_len as usize, ts, info);
+                        let mut info =
+                            RxInfo::from_status(h.tp_status, h.tp_vlan_tci, h.tp_vlan_tpid);
+                        let mut frame = frame;
+                        let mut wire = h.tp_len as usize;
+                        if self.vnet {
+                            info.vnet = read_vnet(&self.map, at + start);
+                            // The whole frame waits on the socket: read it
+                            // (the ring holds only its first bytes). Should
+                            // that fail, the cut frame goes on as such.
+                            if h.tp_status & libc::TP_STATUS_COPY != 0 {
+                                if let Ok((l, v)) = self.map.sock.recv_vnet(&mut self.copy) {
+                                    wire = l;
+                                    frame = &self.copy[..l.min(self.copy.len())];
+                                    info.vnet = v;
+                                }
+                            }
+                        }
+                        more = f(frame, wire, ts, info);
                         n += 1;
                     }
                 }
@@ -244,12 +296,17 @@ pub(crate) struct BlockRing {
     left: u32,
     /// Offset of the next frame in the current block.
     next: usize,
+    /// Frames carry a `virtio_net_hdr` before them.
+    vnet: bool,
 }
 
 impl BlockRing {
     /// Sets a ring of `blocks` blocks of `block_size` bytes (a power of two,
     /// at least a page) on `sock`, which must not be bound yet, and maps it.
     /// Blocks are handed over when full or after `retire_ms` milliseconds.
+    /// A frame may fill a block: with `PACKET_VNET_HDR` set on `sock`, each
+    /// comes with its `virtio_net_hdr`, and blocks of 128 KiB hold a whole
+    /// 64 KiB super-frame.
     pub fn new(
         sock: PacketSocket,
         block_size: usize,
@@ -258,6 +315,7 @@ impl BlockRing {
     ) -> io::Result<BlockRing> {
         let frame_size = 2048;
         check_geometry(block_size, blocks, frame_size)?;
+        let vnet = sock.has_vnet_hdr()?;
         let req = libc::tpacket_req3 {
             tp_block_size: block_size as libc::c_uint,
             tp_block_nr: blocks as libc::c_uint,
@@ -276,6 +334,7 @@ impl BlockRing {
             block: 0,
             left: 0,
             next: 0,
+            vnet,
         })
     }
 
@@ -294,9 +353,10 @@ impl RxRing for BlockRing {
         &self.map.sock
     }
 
-    fn recv(&mut self, max: usize, mut f: impl FnMut(&[u8], usize, u64, RxInfo)) -> usize {
+    fn recv(&mut self, max: usize, mut f: impl FnMut(&[u8], usize, u64, RxInfo) -> bool) -> usize {
         let mut n = 0;
-        while n < max {
+        let mut more = true;
+        while n < max && more {
             let base = self.block * self.block_size;
             if self.left == 0 {
                 let Some(status) = self.map.status(base + BLOCK_STATUS) else {
@@ -330,9 +390,12 @@ impl RxRing for BlockRing {
                 }
             };
             let ts = u64::from(h.tp_sec) * 1_000_000_000 + u64::from(h.tp_nsec);
-            let info =
+            let mut info =
                 RxInfo::from_status(h.tp_status, h.hv1.tp_vlan_tci as u16, h.hv1.tp_vlan_tpid);
-            f(frame, h.tp_len as usize, ts, info);
+            if self.vnet {
+                info.vnet = read_vnet(&self.map, base + start);
+            }
+            more = f(frame, h.tp_len as usize, ts, info);
             n += 1;
             self.left -= 1;
             if self.left == 0 {
@@ -429,6 +492,7 @@ mod tests {
                     assert!(!info.csum_not_ready);
                     got.push((f.to_vec(), wire, info.vlan));
                 }
+                true
             });
             assert!(n <= 64);
             if n == 0 {

@@ -136,9 +136,75 @@ impl PacketSocket {
 
     /// `PACKET_AUXDATA`: each received frame comes with a control message
     /// carrying, among others, the VLAN tag the kernel took out of the frame
-    /// (see [`MsgVec::vlan`]; receive with [`MsgVec::with_auxdata`]).
+    /// (see [`MsgVec::info`]; receive with [`MsgVec::with_auxdata`]).
     pub fn auxdata(&self) -> io::Result<()> {
         self.setsockopt(libc::SOL_PACKET, libc::PACKET_AUXDATA, &(1 as libc::c_int))
+    }
+
+    /// `PACKET_VNET_HDR`: each received frame comes with the `virtio_net_hdr`
+    /// the kernel fills from the socket buffer (see [`VnetHdr`]): a merged
+    /// (GRO) or unsegmented (GSO) frame arrives whole, with what is needed to
+    /// cut it into wire-sized segments. Before a ring is set up, and only on
+    /// receiving sockets: with it set, every frame sent needs a header too.
+    pub fn vnet_hdr(&self) -> io::Result<()> {
+        self.setsockopt(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &(1 as libc::c_int))
+    }
+
+    /// Whether `PACKET_VNET_HDR` is set.
+    pub fn has_vnet_hdr(&self) -> io::Result<bool> {
+        let v: libc::c_int = self.getsockopt(libc::SOL_PACKET, libc::PACKET_VNET_HDR)?;
+        Ok(v != 0)
+    }
+
+    /// `PACKET_COPY_THRESH`: a frame too long for a `TPACKET_V2` ring frame
+    /// is also queued whole on the socket (while the receive buffer has
+    /// room), and its ring frame is flagged `TP_STATUS_COPY`; read it with
+    /// [`PacketSocket::recv_vnet`].
+    pub fn copy_thresh(&self) -> io::Result<()> {
+        self.setsockopt(
+            libc::SOL_PACKET,
+            libc::PACKET_COPY_THRESH,
+            &(1 as libc::c_int),
+        )
+    }
+
+    /// Receives one waiting frame without waiting, on a socket with
+    /// [`PacketSocket::vnet_hdr`]: its header into `hdr`, the frame into
+    /// `buf`. Returns the frame's full length (beyond `buf` when truncated)
+    /// and the header. Nothing waiting: `WouldBlock`.
+    pub fn recv_vnet(&self, buf: &mut [u8]) -> io::Result<(usize, VnetHdr)> {
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        let mut iov = [
+            libc::iovec {
+                iov_base: hdr.as_mut_ptr().cast(),
+                iov_len: hdr.len(),
+            },
+            libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            },
+        ];
+        // SAFETY: all zeroes is a valid msghdr (no name, no control).
+        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+        m.msg_iov = iov.as_mut_ptr();
+        m.msg_iovlen = iov.len() as _;
+        // SAFETY: `m` points at two iovecs describing `hdr` and `buf`, both
+        // writable and living across the call; no name or control buffer.
+        // Nothing keeps the pointers after the call.
+        let r = unsafe {
+            libc::recvmsg(
+                self.fd.as_raw_fd(),
+                &mut m,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((
+            (r as usize).saturating_sub(VNET_HDR_LEN),
+            VnetHdr::parse(&hdr),
+        ))
     }
 
     /// `PACKET_QDISC_BYPASS`: transmit straight to the driver's queue,
@@ -246,12 +312,15 @@ impl PacketSocket {
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: `msgs.fill` pointed the first `n` headers at `n` iovecs,
-        // each describing a distinct buffer that the caller lends mutably
-        // for 'a, which outlives this call; the kernel writes at most
-        // `iov_len` bytes into each, and the lengths and flags of the headers.
-        // No name or control buffers are given. The pointers are not used
-        // after the call.
+        // SAFETY: `msgs.fill` pointed the first `n` headers at `n` iovecs
+        // (or `n` groups of three: a `virtio_net_hdr` and an overflow area,
+        // both owned by `msgs`, which is borrowed mutably for the call,
+        // around the caller's buffer), each describing a distinct buffer
+        // that the caller lends mutably for 'a, which outlives this call;
+        // the kernel writes at most `iov_len` bytes into each, and the
+        // lengths and flags of the headers, and into the control buffers
+        // (owned by `msgs`) at most `msg_controllen` bytes. No name buffers
+        // are given. The pointers are not used after the call.
         let r = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -302,14 +371,85 @@ pub(crate) type VlanTag = (u16, u16);
 /// generated, or from a virtual device, and no device has finished it yet).
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
+/// Longest frame read whole with a `virtio_net_hdr`: a 64 KiB super-frame
+/// (IP length 65,535) with its Ethernet header and two VLAN tags, rounded up.
+pub(crate) const SUPER_FRAME_MAX: usize = 65536 + 512;
+
+/// Bytes of a `struct virtio_net_hdr`.
+pub(crate) const VNET_HDR_LEN: usize = 10;
+
+/// The `struct virtio_net_hdr` the kernel puts before each frame received
+/// on a socket with [`PacketSocket::vnet_hdr`] (in host byte order: legacy
+/// virtio, which is what packet sockets use). All zero for a frame that is
+/// neither unsegmented nor checksum-partial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct VnetHdr {
+    /// [`VnetHdr::NEEDS_CSUM`], [`VnetHdr::DATA_VALID`].
+    pub flags: u8,
+    /// [`VnetHdr::GSO_NONE`], `GSO_TCPV4`, `GSO_TCPV6`, `GSO_UDP_L4`, maybe with `GSO_ECN`.
+    pub gso_type: u8,
+    /// Length of the headers (a hint, not relied on).
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where the checksummed part starts (the transport header), from the frame's start.
+    pub csum_start: u16,
+    /// Where the checksum field lies, from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// The transport checksum holds only the pseudo-header sum (`CHECKSUM_PARTIAL`).
+    pub const NEEDS_CSUM: u8 = 1;
+    /// The checksums were checked (`CHECKSUM_UNNECESSARY`): informative, the
+    /// driver does not rely on it.
+    #[allow(dead_code)]
+    pub const DATA_VALID: u8 = 2;
+    /// Not a super-frame.
+    pub const GSO_NONE: u8 = 0;
+    /// TCP over IPv4, to be cut at `gso_size` payload bytes.
+    pub const GSO_TCPV4: u8 = 1;
+    /// UDP fragmentation offload (no longer produced by Linux; not cut).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub const GSO_UDP: u8 = 3;
+    /// TCP over IPv6.
+    pub const GSO_TCPV6: u8 = 4;
+    /// UDP segmentation (`UDP_SEGMENT`): each segment its own datagram.
+    pub const GSO_UDP_L4: u8 = 5;
+    /// Flag: the TCP super-frame has CWR set (first segment only).
+    pub const GSO_ECN: u8 = 0x80;
+
+    /// Decodes the 10 bytes the kernel wrote.
+    #[inline]
+    pub fn parse(b: &[u8; VNET_HDR_LEN]) -> VnetHdr {
+        let u = |o: usize| u16::from_ne_bytes([b[o], b[o + 1]]);
+        VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        }
+    }
+
+    /// A super-frame, to be cut into segments.
+    #[inline]
+    pub fn is_gso(&self) -> bool {
+        self.gso_type != Self::GSO_NONE
+    }
+}
+
 /// What the kernel reports beside a received frame (ring frame header or
-/// `PACKET_AUXDATA`).
+/// `PACKET_AUXDATA`, and the `virtio_net_hdr` when the socket asks for it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RxInfo {
     /// The VLAN tag the kernel took out of the frame.
     pub vlan: Option<VlanTag>,
     /// The transport checksum is not filled in (`TP_STATUS_CSUMNOTREADY`).
     pub csum_not_ready: bool,
+    /// The frame's `virtio_net_hdr` (zero without `PACKET_VNET_HDR`).
+    pub vnet: VnetHdr,
 }
 
 impl RxInfo {
@@ -327,6 +467,7 @@ impl RxInfo {
         RxInfo {
             vlan,
             csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
+            vnet: VnetHdr::default(),
         }
     }
 }
@@ -338,9 +479,15 @@ type Control = [u64; 8];
 /// The header arrays of one `recvmmsg`/`sendmmsg` call, allocated once.
 pub(crate) struct MsgVec {
     hdrs: Box<[libc::mmsghdr]>,
+    /// One iovec per header, or three with `vnet` (header, buffer, overflow).
     iovs: Box<[libc::iovec]>,
     /// One control buffer per header, or none.
     ctrl: Box<[Control]>,
+    /// One `virtio_net_hdr` per header, or none (see [`MsgVec::with_vnet`]).
+    vnet: Box<[[u8; VNET_HDR_LEN]]>,
+    /// `over_len` bytes per header, past the caller's buffer.
+    over: Box<[u8]>,
+    over_len: usize,
 }
 
 // SAFETY: the raw pointers inside are written by `fill` and read by the
@@ -375,7 +522,30 @@ impl MsgVec {
             hdrs: vec![zero; capacity].into_boxed_slice(),
             iovs: iovs.into_boxed_slice(),
             ctrl: Box::new([]),
+            vnet: Box::new([]),
+            over: Box::new([]),
+            over_len: 0,
         }
+    }
+
+    /// Receives on a socket with [`PacketSocket::vnet_hdr`]: each frame's
+    /// `virtio_net_hdr` goes into its own place (see [`MsgVec::vnet`]), and
+    /// what does not fit the caller's buffer continues into `overflow`
+    /// bytes of this vector's own (see [`MsgVec::overflow`]), so that a
+    /// super-frame of up to 64 KiB arrives whole. The overflow memory
+    /// (`capacity * overflow` bytes) is reserved, not touched: pages are
+    /// used only as long frames land in them.
+    pub fn with_vnet(mut self, overflow: usize) -> MsgVec {
+        let cap = self.capacity();
+        let empty = libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        };
+        self.iovs = vec![empty; 3 * cap].into_boxed_slice();
+        self.vnet = vec![[0u8; VNET_HDR_LEN]; cap].into_boxed_slice();
+        self.over = vec![0u8; cap * overflow].into_boxed_slice();
+        self.over_len = overflow;
+        self
     }
 
     /// Like [`MsgVec::new`], with room for the `PACKET_AUXDATA` control
@@ -396,14 +566,31 @@ impl MsgVec {
     fn fill(&mut self, bufs: impl Iterator<Item = (*mut u8, usize)>) -> usize {
         let mut n = 0;
         let with_ctrl = !self.ctrl.is_empty();
-        for ((hdr, iov), (base, len)) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()).zip(bufs) {
-            iov.iov_base = base.cast::<libc::c_void>();
-            iov.iov_len = len;
+        let per = if self.vnet.is_empty() { 1 } else { 3 };
+        let over = self.over.as_mut_ptr();
+        for ((hdr, iov), (base, len)) in self
+            .hdrs
+            .iter_mut()
+            .zip(self.iovs.chunks_exact_mut(per))
+            .zip(bufs)
+        {
             let m = &mut hdr.msg_hdr;
+            if per == 3 {
+                iov[0].iov_base = self.vnet[n].as_mut_ptr().cast();
+                iov[0].iov_len = VNET_HDR_LEN;
+                iov[1].iov_base = base.cast::<libc::c_void>();
+                iov[1].iov_len = len;
+                // `over` holds `over_len` bytes per header.
+                iov[2].iov_base = over.wrapping_add(n * self.over_len).cast();
+                iov[2].iov_len = self.over_len;
+            } else {
+                iov[0].iov_base = base.cast::<libc::c_void>();
+                iov[0].iov_len = len;
+            }
             m.msg_name = ptr::null_mut();
             m.msg_namelen = 0;
-            m.msg_iov = iov;
-            m.msg_iovlen = 1;
+            m.msg_iov = iov.as_mut_ptr();
+            m.msg_iovlen = per as _;
             if with_ctrl {
                 m.msg_control = self.ctrl[n].as_mut_ptr().cast();
                 m.msg_controllen = size_of::<Control>() as _;
@@ -422,7 +609,28 @@ impl MsgVec {
     /// (beyond its buffer when truncated), the bytes sent on transmit.
     #[inline]
     pub fn len(&self, i: usize) -> usize {
-        self.hdrs[i].msg_len as usize
+        let n = self.hdrs[i].msg_len as usize;
+        if self.vnet.is_empty() {
+            n
+        } else {
+            n.saturating_sub(VNET_HDR_LEN)
+        }
+    }
+
+    /// The `virtio_net_hdr` of frame `i` of the last receive (zero without
+    /// [`MsgVec::with_vnet`]).
+    #[inline]
+    pub fn vnet(&self, i: usize) -> VnetHdr {
+        self.vnet.get(i).map(VnetHdr::parse).unwrap_or_default()
+    }
+
+    /// The bytes of frame `i` of the last receive past its buffer, up to
+    /// the overflow's size (empty without [`MsgVec::with_vnet`]). Frame `i`
+    /// is its buffer's first `buf_len` bytes followed by these.
+    pub fn overflow(&self, i: usize, buf_len: usize) -> &[u8] {
+        let used = self.len(i).saturating_sub(buf_len).min(self.over_len);
+        let at = i * self.over_len;
+        self.over.get(at..at + used).unwrap_or(&[])
     }
 
     /// What the kernel reported beside frame `i` of the last receive (the
@@ -433,17 +641,25 @@ impl MsgVec {
         // `msg_controllen` is a size_t with glibc, a socklen_t with musl.
         #[allow(clippy::unnecessary_cast)]
         let used = (self.hdrs[i].msg_hdr.msg_controllen as usize).min(size_of::<Control>());
+        let vnet = self.vnet(i);
         let Some(ctrl) = self.ctrl.get(i) else {
-            return RxInfo::default();
+            return RxInfo {
+                vnet,
+                ..RxInfo::default()
+            };
         };
         let mut b = [0u8; size_of::<Control>()];
         for (d, w) in b.chunks_exact_mut(8).zip(ctrl) {
             d.copy_from_slice(&w.to_ne_bytes());
         }
-        parse_auxdata(&b[..used]).unwrap_or_default()
+        RxInfo {
+            vnet,
+            ..parse_auxdata(&b[..used]).unwrap_or_default()
+        }
     }
 
-    /// Frame `i` of the last receive did not fit its buffer.
+    /// Frame `i` of the last receive did not fit its buffer (nor, with
+    /// [`MsgVec::with_vnet`], the overflow).
     #[inline]
     pub fn truncated(&self, i: usize) -> bool {
         self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
@@ -779,6 +995,7 @@ mod tests {
         let tagged = RxInfo {
             vlan: Some((0x88a8, 5)),
             csum_not_ready: false,
+            vnet: VnetHdr::default(),
         };
         assert_eq!(parse_auxdata(&b), Some(tagged));
         assert_eq!(parse_auxdata(&b[..30]), None, "cut short");
@@ -786,6 +1003,7 @@ mod tests {
         let partial = RxInfo {
             vlan: None,
             csum_not_ready: true,
+            vnet: VnetHdr::default(),
         };
         assert_eq!(
             parse_auxdata(&b),

@@ -44,7 +44,11 @@ fn bench_veth_throughput() {
         let (tx_pps, _) = blast(&mut *a.tx[0], &frame, secs, None);
         println!("{size:5} B  tx only: {:.3} Mpps", tx_pps / 1e6);
         for mode in RX_MODES {
-            let extra = format!("rx_mode = \"{mode}\"");
+            // BENCH_VNET=false measures the receive path without the
+            // vnet header (as before offloads were handled).
+            let vnet =
+                std::env::var("BENCH_VNET").map_or(String::new(), |v| format!("vnet_hdr = {v}"));
+            let extra = format!("rx_mode = \"{mode}\"\n{vnet}");
             let mut b = open(&af_packet(&v.b, &extra), 1, true, false).unwrap();
             // Receive cost: fill, then drain.
             let fill = if size == 64 { 1536 } else { 1024 };

@@ -13,7 +13,9 @@
 //! | firewall | `hpnf-out` | 10.0.1.3/24 | `hpnf-fw-out` |
 //!
 //! IPv6 is disabled in the namespaces and on the root-side interfaces so
-//! that the only traffic is what the user sends (and ARP). Both commands
+//! that the only traffic is what the user sends (and ARP). Offloads are
+//! left as Linux sets them (TSO, GSO and checksum offload on), like on any
+//! stock host. Both commands
 //! are idempotent: `up` creates what is missing and (re)applies addresses
 //! and link state; `down` deletes what exists. Needs root and `ip`
 //! (iproute2).
@@ -201,44 +203,12 @@ fn up(h: &Host) -> anyhow::Result<()> {
     ip(&["-n", h.netns, "link", "set", "lo", "up"])?;
     ip(&["-n", h.netns, "link", "set", HOST_IF, "up"])?;
     ip(&["link", "set", h.root_if, "up"])?;
-    // Packet-socket forwarders see frames as the kernel holds them: with
-    // segmentation offload a host's stack hands the veth 64 KB TCP frames,
-    // and with GRO a receiving interface merges wire frames into such
-    // frames. hpio-nf forwards wire-sized frames only (like Suricata or
-    // Snort inline over AF_PACKET), so the testbed turns these offloads off,
-    // as docs/config.md tells users to do on the interfaces they serve.
-    ethtool(
-        Some(h.netns),
-        HOST_IF,
-        &["tso", "off", "gso", "off", "gro", "off"],
-    )?;
-    ethtool(None, h.root_if, &["tso", "off", "gso", "off", "gro", "off"])?;
+    // Offloads stay as Linux sets them (TSO/GSO/checksum on): a host's
+    // TCP sends reach the root-side interface as super-frames of up to
+    // 64 KiB, which the af_packet driver cuts into wire-sized segments.
     println!(
         "testbed: {} ({} on {HOST_IF}) <-> {} up",
         h.netns, h.addr, h.root_if
-    );
-    Ok(())
-}
-
-/// `ethtool -K IF SETTINGS...`, in namespace `netns` or the root one.
-fn ethtool(netns: Option<&str>, ifname: &str, settings: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns, "ethtool"]);
-            c
-        }
-        None => std::process::Command::new("ethtool"),
-    };
-    cmd.arg("-K").arg(ifname).args(settings);
-    let out = cmd
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run ethtool (apt-get install ethtool): {e}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "ethtool -K {ifname} {}: {}",
-        settings.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! and firewall configs over AF_PACKET between them, and the namespaces'
 //! own stacks (ping, python3 sockets) talk through the NF.
 //!
-//! Needs root, `ip` (iproute2), `ping` (iputils-ping) and `python3`;
+//! Needs root, `ip` (iproute2), `ping` (iputils-ping), `ethtool` and `python3`;
 //! without them the tests print a `SKIPPED:` line and pass without running,
 //! or fail under `HPIO_NF_REQUIRE_ALL=1` (testkit). The testbed
 //! has fixed names (those the configs use), so the tests take a lock and
@@ -97,6 +97,7 @@ fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
         Need::Command("ip"),
         Need::Command("ping"),
         Need::Command("python3"),
+        Need::Command("ethtool"),
     ];
     if !testkit::require(test, &needs) {
         return None;
@@ -485,6 +486,123 @@ fn firewall_policy_and_conntrack() {
         counter(&last, "fw", "outside default deny") >= counter(&r4, "fw", "outside default deny")
     );
     assert!(common::drop_count(common::element(&last, "fw"), "denied") >= 11);
+}
+
+/// Port `name` of a report.
+fn port<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {report}"))
+}
+
+/// Asserts that segmentation offload is on in the testbed's namespaces (as
+/// Linux leaves it), so their TCP sends reach the NF as super-frames.
+fn assert_offloads_on(netns: &[&str]) {
+    for ns in netns {
+        let out = Live::ns(ns, &["ethtool", "-k", "eth0"])
+            .output()
+            .expect("run ethtool (install ethtool)");
+        let k = String::from_utf8_lossy(&out.stdout);
+        for feature in [
+            "tcp-segmentation-offload: on",
+            "generic-segmentation-offload: on",
+        ] {
+            assert!(k.contains(feature), "{ns}: {feature} expected:\n{k}");
+        }
+    }
+}
+
+/// Asserts that the af_packet ports of `report` cut super-frames into
+/// segments (on `receiver`, which the bulk data entered by, at least one
+/// per 64 KiB sent) and counted none truncated, oversize or uncuttable.
+fn assert_super_frames_cut(report: &Value, ports: &[&str], receiver: &str, bytes: u64) {
+    for name in ports {
+        let p = port(report, name);
+        assert_eq!(p["driver"], "af_packet", "{report}");
+        let d = &p["driver_stats"];
+        for k in [
+            "rx_truncated",
+            "rx_gso_bad_type",
+            "rx_gso_malformed",
+            "rx_gso_oversize",
+            "rx_gso_no_slots",
+        ] {
+            assert_eq!(d[k], 0, "port {name}: {k}\n{report}");
+        }
+        // The slot-size counter of the port statistics, where there is one.
+        for side in ["rx", "tx"] {
+            if let Some(n) = p[side].get("oversize") {
+                assert_eq!(n, 0, "port {name}: {side} oversize\n{report}");
+            }
+        }
+        assert_eq!(p["rx"]["errors"], 0, "port {name}\n{report}");
+    }
+    let d = &port(report, receiver)["driver_stats"];
+    let frames = d["rx_gso_frames"].as_u64().unwrap();
+    let segments = d["rx_gso_segments"].as_u64().unwrap();
+    assert!(
+        frames > 0 && segments >= bytes / 1448 / 2,
+        "port {receiver}: {frames} super-frames cut into {segments} segments \
+         for {bytes} bytes: the offload path did not run\n{report}"
+    );
+}
+
+/// 10 MiB over TCP through the bridge with the hosts' offloads on (the
+/// testbed leaves them on): the data leaves h1 as 64 KiB super-frames, the
+/// af_packet driver cuts them, and h2 gets every byte (SHA-256 checked at
+/// both ends).
+#[test]
+fn bridge_passes_tcp_with_offloads_on() {
+    let Some(_lock) = setup("bridge_passes_tcp_with_offloads_on") else {
+        return;
+    };
+    let fdb = tempfile::tempdir().unwrap();
+    let fdb = fdb.path().join("bridge.fdb");
+    let mut live = Live::start(
+        "bridge",
+        "configs/bridge.toml",
+        &[
+            format!("elements.br.table_file={}", fdb.display()),
+            "ports.lan0.driver=af_packet".into(),
+            "ports.lan1.driver=af_packet".into(),
+        ],
+    );
+    assert_offloads_on(&["hpnf-h1", "hpnf-h2"]);
+    live.ping("hpnf-h1", "10.0.0.2", 2);
+    let bytes = 10 << 20;
+    live.tcp_transfer("hpnf-h2", "hpnf-h1", "10.0.0.2", 5001, bytes);
+    let last = live.stop();
+    assert_super_frames_cut(&last, &["lan0", "lan1"], "lan0", bytes);
+}
+
+/// 10 MiB over TCP each way through the firewall with offloads on: to the
+/// allowed service and on a flow the inside opens. Every segment is checked
+/// by the firewall (a super-frame cut short would break the stream).
+#[test]
+fn firewall_passes_tcp_with_offloads_on() {
+    let Some(_lock) = setup("firewall_passes_tcp_with_offloads_on") else {
+        return;
+    };
+    let mut live = Live::start(
+        "firewall",
+        "configs/firewall.toml",
+        &[
+            "ports.inside.driver=af_packet".into(),
+            "ports.outside.driver=af_packet".into(),
+        ],
+    );
+    assert_offloads_on(&["hpnf-in", "hpnf-out"]);
+    live.ping("hpnf-in", "10.0.1.3", 2);
+    let bytes = 10 << 20;
+    live.tcp_transfer("hpnf-in", "hpnf-out", "10.0.1.2", 8080, bytes);
+    let r = live.next_report();
+    assert_super_frames_cut(&r, &["inside", "outside"], "outside", bytes);
+    live.tcp_transfer("hpnf-out", "hpnf-in", "10.0.1.3", 9000, bytes);
+    let last = live.stop();
+    assert_super_frames_cut(&last, &["inside", "outside"], "inside", bytes);
 }
 
 #[test]

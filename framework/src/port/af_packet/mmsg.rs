@@ -6,11 +6,17 @@ use std::io;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::gso::{Segmenter, Src};
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
-use crate::packet::{Batch, Pool};
+use crate::packet::{Batch, Packet, Pool};
 use crate::port::{drop_received, PortError, QueueStats, Recv, RxQueue};
-use crate::sys::{MsgVec, PacketSocket};
+use crate::sys::{MsgVec, PacketSocket, SUPER_FRAME_MAX};
+
+/// Frames per `recvmmsg` at most when super-frames are received whole: each
+/// has a 64 KiB overflow area (so 4 MiB of address space, touched only as
+/// super-frames arrive).
+pub(super) const VNET_BURST: usize = 64;
 
 /// Wall-clock nanoseconds since the Unix epoch (a vDSO read, not a system call).
 pub(super) fn now_ns() -> u64 {
@@ -30,6 +36,12 @@ pub(super) struct MmsgRx {
     kernel_drops: Cell<u64>,
     counters: Arc<Counters>,
     watch: LinkWatch,
+    /// The socket has `PACKET_VNET_HDR`.
+    vnet: bool,
+    gso: Segmenter,
+    /// The frames of a burst holding super-frames, while they are cut
+    /// (allocated once, `msgs`' capacity).
+    staging: Vec<Packet>,
 }
 
 impl MmsgRx {
@@ -41,25 +53,41 @@ impl MmsgRx {
         counters: Arc<Counters>,
         watch: LinkWatch,
     ) -> MmsgRx {
+        let vnet = sock.has_vnet_hdr().unwrap_or(false);
+        let msgs = if vnet {
+            MsgVec::with_auxdata(burst.min(VNET_BURST)).with_vnet(SUPER_FRAME_MAX)
+        } else {
+            MsgVec::with_auxdata(burst)
+        };
         MmsgRx {
             sock,
-            msgs: MsgVec::with_auxdata(burst),
+            staging: Vec::with_capacity(msgs.capacity()),
+            msgs,
             port: port.to_string(),
             interface: interface.to_string(),
             stats: QueueStats::default(),
             kernel_drops: Cell::new(0),
             counters,
             watch,
+            vnet,
+            gso: Segmenter::new(),
         }
     }
 }
 
-impl RxQueue for MmsgRx {
-    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
+impl MmsgRx {
+    /// One `recvmmsg` of up to `max` frames into fresh slots appended to
+    /// `batch`; returns how many arrived (slots not filled go back).
+    fn receive(
+        &mut self,
+        pool: &mut Pool,
+        batch: &mut Batch,
+        max: usize,
+    ) -> Result<usize, PortError> {
         let start = batch.len();
         if pool.alloc_into(batch, max.min(self.msgs.capacity())) == 0 {
             // No free slot: leave the frames in the socket buffer for now.
-            return Ok(Recv::Got(0));
+            return Ok(0);
         }
         let res = self.sock.recv_batch(
             &mut self.msgs,
@@ -72,6 +100,12 @@ impl RxQueue for MmsgRx {
             // reports either once): keep polling; the watch tells them apart.
             Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
                 self.stats.errors += 1;
+                0
+            }
+            // A super-frame whose kind has no virtio_net_hdr equivalent
+            // (the kernel fails it and it is gone): counted, go on.
+            Err(e) if self.vnet && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.gso.count_bad_type();
                 0
             }
             Err(e) => {
@@ -88,44 +122,114 @@ impl RxQueue for MmsgRx {
                 ));
             }
         };
-        let mut got = n;
-        if n > 0 {
-            let ts = now_ns();
-            let mut bytes = 0;
-            let mut truncated = 0;
-            let mut bad_tags = 0;
-            let mut csums = 0;
-            for (i, p) in batch[start..start + n].iter_mut().enumerate() {
-                let wire = self.msgs.len(i);
-                // Longer than the slot (MSG_TRUNC): dropped below, never handed on cut.
-                let cut = self.msgs.truncated(i) || wire > p.capacity();
-                truncated += u64::from(cut);
-                p.finish_recv(wire.min(p.capacity()), wire, ts);
-                if !cut {
-                    fix_up(p, self.msgs.info(i), &mut bad_tags, &mut csums);
-                    bytes += p.len() as u64;
-                }
-            }
-            if truncated != 0 {
-                let msgs = &self.msgs;
-                got = drop_received(pool, batch, start, n, |i, p| {
-                    msgs.truncated(i) || msgs.len(i) > p.capacity()
-                });
-                self.stats.drops += truncated;
-                self.stats.oversize += truncated;
-                Counters::add(&self.counters.rx_truncated, truncated);
-            }
-            self.stats.packets += got as u64;
-            self.stats.bytes += bytes;
-            self.stats.errors += bad_tags;
-            Counters::add(&self.counters.rx_csum_completed, csums);
-        }
-        while batch.len() > start + got {
+        while batch.len() > start + n {
             if let Some(p) = batch.pop() {
                 pool.free(p);
             }
         }
-        if n == 0 {
+        Ok(n)
+    }
+
+    /// The slow path of a burst holding super-frames: the `n` frames
+    /// received from `batch[first..]` are passed on again in order, each
+    /// super-frame replaced by its segments (its slot goes back), within
+    /// `budget`; the rest waits in the backlog.
+    fn cut(
+        &mut self,
+        pool: &mut Pool,
+        batch: &mut Batch,
+        first: usize,
+        ts: u64,
+        budget: &mut usize,
+        bytes: &mut u64,
+    ) {
+        self.staging.extend(batch.drain(first..));
+        let mut lost = 0;
+        for (i, mut p) in self.staging.drain(..).enumerate() {
+            let info = self.msgs.info(i);
+            if info.vnet.is_gso() {
+                let wire = self.msgs.len(i);
+                let buf = p.recv_buf();
+                let cap = buf.len();
+                let src = Src {
+                    head: &buf[..wire.min(cap)],
+                    tail: self.msgs.overflow(i, cap),
+                };
+                self.gso
+                    .cut(src, wire, &info, ts, pool, batch, budget, bytes);
+                pool.free(p);
+            } else if self.msgs.truncated(i) || self.msgs.len(i) > p.capacity() {
+                // Longer than a slot: counted by the caller, never handed on cut.
+                pool.free(p);
+            } else if !self.gso.pass(p, pool, batch, budget, bytes) {
+                lost += 1;
+            }
+        }
+        self.stats.drops += lost;
+    }
+}
+
+impl RxQueue for MmsgRx {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
+        let start = batch.len();
+        let mut budget = max;
+        let mut bytes = 0;
+        // Segments of super-frames left over from the last burst go first.
+        self.gso.drain(batch, &mut budget, &mut bytes);
+        let first = batch.len();
+        let n = if budget == 0 || self.gso.pending() {
+            0
+        } else {
+            self.receive(pool, batch, budget)?
+        };
+        if n > 0 {
+            let ts = now_ns();
+            let mut new_bytes = 0;
+            let mut truncated = 0;
+            let mut bad_tags = 0;
+            let mut csums = 0;
+            let mut supers = false;
+            for (i, p) in batch[first..first + n].iter_mut().enumerate() {
+                let info = self.msgs.info(i);
+                if info.vnet.is_gso() {
+                    supers = true;
+                    continue;
+                }
+                let wire = self.msgs.len(i);
+                // Longer than the slot (MSG_TRUNC, or spilled into the
+                // overflow area): dropped, never handed on cut.
+                let cut = self.msgs.truncated(i) || wire > p.capacity();
+                truncated += u64::from(cut);
+                p.finish_recv(wire.min(p.capacity()), wire, ts);
+                if !cut {
+                    fix_up(p, info, &mut bad_tags, &mut csums);
+                    new_bytes += p.len() as u64;
+                }
+            }
+            if supers {
+                self.cut(pool, batch, first, ts, &mut budget, &mut bytes);
+            } else {
+                bytes += new_bytes;
+                if truncated != 0 {
+                    let msgs = &self.msgs;
+                    drop_received(pool, batch, first, n, |i, p| {
+                        msgs.truncated(i) || msgs.len(i) > p.capacity()
+                    });
+                }
+            }
+            self.stats.errors += bad_tags;
+            Counters::add(&self.counters.rx_csum_completed, csums);
+            if truncated != 0 {
+                self.stats.drops += truncated;
+                self.stats.oversize += truncated;
+                Counters::add(&self.counters.rx_truncated, truncated);
+            }
+        }
+        let got = batch.len() - start;
+        self.stats.packets += got as u64;
+        self.stats.bytes += bytes;
+        self.gso.flush(&self.counters, &mut self.stats);
+        if n == 0 && got == 0 {
             self.watch.idle()?;
         }
         Ok(Recv::Got(got))

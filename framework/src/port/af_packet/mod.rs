@@ -45,6 +45,18 @@
 //! or socket buffer was full (`PACKET_STATISTICS`) count in `drops` and in
 //! `rx_kernel_drops`.
 //!
+//! Offloads: with TSO/GSO/GRO on, the kernel hands packet sockets TCP and
+//! UDP super-frames of up to 64 KiB. Receive sockets set `PACKET_VNET_HDR`
+//! (parameter `vnet_hdr`), so each frame comes with its `virtio_net_hdr`,
+//! and super-frames are cut into wire-sized segments in slots on receive
+//! (see `gso`; counters `rx_gso_*`). Each mode gets them whole: a
+//! `TPACKET_V3` block holds one; a `TPACKET_V2` ring flags a frame too long
+//! for its frames `TP_STATUS_COPY` and the kernel queues it whole on the
+//! socket (`PACKET_COPY_THRESH`), where the ring reads it; `recvmmsg` gives
+//! each message a 64 KiB overflow area after its slot. Transmit sockets
+//! have no vnet header: the frames they send are the wire frames in the
+//! slots.
+//!
 //! VLAN tags: Linux takes the outer 802.1Q/802.1ad tag out of a received
 //! frame before packet sockets see it and reports it beside the frame (the
 //! ring's frame header, or `PACKET_AUXDATA`). The driver puts it back
@@ -80,6 +92,7 @@
 //! port and the fix. Configuring touches nothing.
 
 mod csum;
+mod gso;
 mod mmsg;
 mod ring;
 mod tx;
@@ -93,7 +106,7 @@ use std::sync::Arc;
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::packet::Packet;
-use crate::sys::{self, BlockRing, FrameRing, PacketSocket, RxInfo, RxRing, VlanTag};
+use crate::sys::{self, BlockRing, FrameRing, PacketSocket, RxInfo, RxRing, VlanTag, VnetHdr};
 
 /// The `af_packet` driver.
 pub const CLASS: PortClass = PortClass {
@@ -208,6 +221,15 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
               recvmmsg straight into slots (one copy, a system call per burst)",
     },
     ParamSpec {
+        name: "vnet_hdr",
+        ty: ParamType::Bool,
+        need: Need::Default("true"),
+        doc: "receive with `PACKET_VNET_HDR`: frames merged or left unsegmented by the \
+              interface's offloads (TSO/GSO/GRO, up to 64 KiB) arrive whole and are cut \
+              into wire-sized segments (`rx_gso_*` counters); false: such frames are cut \
+              short to a slot and counted (`rx_truncated`)",
+    },
+    ParamSpec {
         name: "socket_buffer",
         ty: ParamType::Int {
             min: 65536,
@@ -229,6 +251,7 @@ pub(crate) struct AfPacketSpec {
     qdisc_bypass: bool,
     fanout_defrag: bool,
     rx_mode: RxMode,
+    vnet_hdr: bool,
     socket_buffer: usize,
 }
 
@@ -299,6 +322,7 @@ impl AfPacketSpec {
                     ))
                 }
             },
+            vnet_hdr: p.bool("vnet_hdr")?,
             socket_buffer,
         })
     }
@@ -373,6 +397,11 @@ impl AfPacketSpec {
                 s.add_promisc(ifindex)
                     .map_err(|e| err("turning promiscuous mode on", e))?;
             }
+            if self.vnet_hdr {
+                // Before the ring: its frames then carry the header.
+                s.vnet_hdr()
+                    .map_err(|e| err("setting PACKET_VNET_HDR", e))?;
+            }
             // The ring, if any, goes on before the socket is bound.
             let rxs = match self.rx_mode {
                 RxMode::Mmsg => {
@@ -390,6 +419,11 @@ impl AfPacketSpec {
                     RxSocket::Plain(s)
                 }
                 RxMode::V2 => {
+                    if self.vnet_hdr {
+                        // Super-frames come whole through the socket queue.
+                        s.set_recv_buffer(self.socket_buffer)
+                            .map_err(|e| err("setting the receive buffer", e))?;
+                    }
                     let blocks = (self.socket_buffer / RING_BLOCK).max(2);
                     RxSocket::V2(
                         FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
@@ -473,7 +507,10 @@ fn fix_up(p: &mut Packet, info: RxInfo, bad_tags: &mut u64, csums: &mut u64) {
     if let Some(tag) = info.vlan {
         *bad_tags += u64::from(!restore_vlan(p, tag));
     }
-    if info.csum_not_ready {
+    // TP_STATUS_CSUMNOTREADY and the vnet header's NEEDS_CSUM both say
+    // CHECKSUM_PARTIAL; super-frames never come here (their segments get
+    // full checksums).
+    if info.csum_not_ready || info.vnet.flags & VnetHdr::NEEDS_CSUM != 0 {
         *csums += u64::from(csum::complete(p));
     }
 }
@@ -532,6 +569,9 @@ impl PortSpec for AfPacketSpec {
             RxMode::V2 => ", rx by TPACKET_V2 ring",
             RxMode::V3 => ", rx by TPACKET_V3 ring",
         };
+        if !self.vnet_hdr {
+            s += ", no vnet header (super-frames cut short)";
+        }
         s
     }
 
@@ -569,6 +609,19 @@ pub(crate) struct Counters {
     /// Frames the kernel handed over cut short (longer than the ring's
     /// frame or the slot): dropped, and counted `oversize` too.
     rx_truncated: AtomicU64,
+    /// Super-frames cut into segments.
+    rx_gso_frames: AtomicU64,
+    /// Segments they were cut into.
+    rx_gso_segments: AtomicU64,
+    /// Super-frames dropped: a `gso_type` not cut here (or one the kernel
+    /// could not describe).
+    rx_gso_bad_type: AtomicU64,
+    /// Super-frames dropped: headers inconsistent with their vnet header.
+    rx_gso_malformed: AtomicU64,
+    /// Super-frames dropped: a segment would not fit a slot.
+    rx_gso_oversize: AtomicU64,
+    /// Super-frames dropped: more segments than free slots.
+    rx_gso_no_slots: AtomicU64,
     /// Frames the kernel dropped because a receive socket's buffer was full.
     rx_kernel_drops: AtomicU64,
     /// TCP/UDP checksums finished in software (frames the kernel flagged
@@ -594,6 +647,12 @@ impl Counters {
     fn snapshot(&self, rx: bool, tx: bool) -> BTreeMap<String, u64> {
         [
             (rx, "rx_truncated", &self.rx_truncated),
+            (rx, "rx_gso_frames", &self.rx_gso_frames),
+            (rx, "rx_gso_segments", &self.rx_gso_segments),
+            (rx, "rx_gso_bad_type", &self.rx_gso_bad_type),
+            (rx, "rx_gso_malformed", &self.rx_gso_malformed),
+            (rx, "rx_gso_oversize", &self.rx_gso_oversize),
+            (rx, "rx_gso_no_slots", &self.rx_gso_no_slots),
             (rx, "rx_kernel_drops", &self.rx_kernel_drops),
             (rx, "rx_csum_completed", &self.rx_csum_completed),
             (tx, "tx_retries", &self.tx_retries),

@@ -1,10 +1,12 @@
 //! The receive queue over a mapped ring (`rx_mode = "tpacket_v2"` or
 //! `"tpacket_v3"`): frames are copied from the ring into pool slots, with
-//! no system call per burst.
+//! no system call per burst. Super-frames (offloads on) are cut into
+//! segments on the way (see `gso`).
 
 use std::cell::Cell;
 use std::sync::Arc;
 
+use super::gso::{Segmenter, Src};
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Pool};
@@ -18,6 +20,7 @@ pub(super) struct RingRx<R> {
     kernel_drops: Cell<u64>,
     counters: Arc<Counters>,
     watch: LinkWatch,
+    gso: Segmenter,
 }
 
 impl<R: RxRing> RingRx<R> {
@@ -28,50 +31,68 @@ impl<R: RxRing> RingRx<R> {
             kernel_drops: Cell::new(0),
             counters,
             watch,
+            gso: Segmenter::new(),
         }
     }
 }
 
 impl<R: RxRing> RxQueue for RingRx<R> {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
-        // Never take a frame off the ring without a slot for it.
-        let want = max.min(pool.available());
+        let start = batch.len();
+        let mut budget = max;
         let mut bytes = 0;
-        let mut got = 0;
         // Frames the ring holds cut short, and frames longer than a slot:
         // both are dropped, never handed on truncated.
         let (mut truncated, mut oversize) = (0, 0);
         let mut bad_tags = 0;
         let mut csums = 0;
-        if want == 0 {
-            return Ok(Recv::Got(0));
+        let mut taken = 0;
+        // Segments of a super-frame left over from the last burst go first.
+        self.gso.drain(batch, &mut budget, &mut bytes);
+        // Never take a frame off the ring without a slot for it.
+        let want = budget.min(pool.available());
+        if want > 0 && !self.gso.pending() {
+            let gso = &mut self.gso;
+            taken = self.ring.recv(want, |frame, wire, ts, info| {
+                if info.vnet.is_gso() {
+                    let src = Src {
+                        head: frame,
+                        tail: &[],
+                    };
+                    gso.cut(src, wire, &info, ts, pool, batch, &mut budget, &mut bytes);
+                    return budget > 0 && pool.available() > 0 && !gso.pending();
+                }
+                if wire > frame.len() {
+                    truncated += 1;
+                    return true;
+                }
+                let Some(mut p) = pool.alloc() else {
+                    return false;
+                };
+                let buf = p.recv_buf();
+                let len = frame.len();
+                if len > buf.len() {
+                    oversize += 1;
+                    pool.free(p);
+                    return true;
+                }
+                buf[..len].copy_from_slice(frame);
+                p.finish_recv(len, wire, ts);
+                fix_up(&mut p, info, &mut bad_tags, &mut csums);
+                bytes += p.len() as u64;
+                batch.push(p);
+                budget -= 1;
+                budget > 0 && pool.available() > 0
+            });
         }
-        let n = self.ring.recv(want, |frame, wire, ts, info| {
-            if wire > frame.len() {
-                truncated += 1;
-                return;
-            }
-            let Some(mut p) = pool.alloc() else { return };
-            let buf = p.recv_buf();
-            let len = frame.len();
-            if len > buf.len() {
-                oversize += 1;
-                pool.free(p);
-                return;
-            }
-            buf[..len].copy_from_slice(frame);
-            p.finish_recv(len, wire, ts);
-            fix_up(&mut p, info, &mut bad_tags, &mut csums);
-            bytes += p.len() as u64;
-            batch.push(p);
-            got += 1;
-        });
-        if n == 0 {
+        let n = batch.len() - start;
+        self.gso.flush(&self.counters, &mut self.stats);
+        if n == 0 && taken == 0 {
             // A ring whose interface is gone stays empty without a word.
             self.watch.idle()?;
             return Ok(Recv::Got(0));
         }
-        self.stats.packets += got as u64;
+        self.stats.packets += n as u64;
         self.stats.bytes += bytes;
         self.stats.errors += bad_tags;
         Counters::add(&self.counters.rx_csum_completed, csums);
@@ -80,7 +101,7 @@ impl<R: RxRing> RxQueue for RingRx<R> {
             self.stats.oversize += truncated + oversize;
             Counters::add(&self.counters.rx_truncated, truncated);
         }
-        Ok(Recv::Got(got))
+        Ok(Recv::Got(n))
     }
 
     fn stats(&self) -> QueueStats {
