@@ -9,6 +9,7 @@
 
 pub mod af_packet;
 pub mod auto;
+mod burst;
 pub mod generator;
 pub mod hpio;
 pub mod pcap;
