@@ -12,6 +12,10 @@
 
 #![deny(unsafe_code)]
 
+// The declaration macros (`hpio_nf::drop_reasons!`, `hpio_nf::counters!`,
+// `hpio_nf::choice!`) are spelt the same inside this crate as in a plugin.
+extern crate self as hpio_nf;
+
 pub mod config;
 pub mod element;
 pub mod elements;
@@ -27,8 +31,8 @@ pub mod wire;
 /// The names an element author needs.
 pub mod prelude {
     pub use crate::element::{
-        ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-        Output, ParamError, ParamSpec, ParamType, Params, Registry, Value,
+        Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass,
+        Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount, Registry, Value,
     };
     pub use crate::packet::{Batch, Packet, Pool};
     pub use crate::wire::{Headers, L3Kind, ParseStatus};

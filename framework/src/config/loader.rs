@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::element::{ConfigCx, ConfigureError, Configured, ElementClass, Registry};
+use crate::element::{
+    ConfigCx, ConfigureError, Configured, ElementClass, Inputs, Params, PortCount, Registry,
+};
 use crate::port::{PortRegistry, PortSpec};
 
 use super::params::{check_params, Checked, Owner};
@@ -68,6 +70,10 @@ impl Loader<'_> {
                 return None;
             }
         };
+        if let Some(msg) = port_count_mismatch(&class, &configured, &c.params) {
+            self.diags.push(Diag::new(header, msg));
+            return None;
+        }
         for &(out, port) in &configured.port_outputs {
             if out >= configured.outputs || port >= ports.len() {
                 let msg = format!(
@@ -79,5 +85,115 @@ impl Loader<'_> {
             }
         }
         Some(configured)
+    }
+}
+
+/// What is wrong when the port counts `configure` returned differ from those
+/// the class declares (a bug in the class).
+fn port_count_mismatch(class: &ElementClass, c: &Configured, params: &Params) -> Option<String> {
+    let info = &class.info;
+    let inputs = match c.inputs {
+        Inputs::Fixed(n) => Some(n),
+        Inputs::Any => None,
+    };
+    let shown = |n: Option<usize>| n.map_or("any number of".to_string(), |n| n.to_string());
+    let wrong = |what: &str, n: Option<usize>, declared: PortCount| {
+        format!(
+            "class `{}` configured {} {what} but declares {} (a bug in the class)",
+            info.name,
+            shown(n),
+            declared.describe()
+        )
+    };
+    if !info.inputs.admits(inputs, params) {
+        return Some(wrong("inputs", inputs, info.inputs));
+    }
+    if !info.outputs.admits(Some(c.outputs), params) {
+        return Some(wrong("outputs", Some(c.outputs), info.outputs));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::configure_element;
+    use crate::element::{
+        ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+        ParamError, ParamSpec, ParamType, Params, PortCount, Registry,
+    };
+    use crate::packet::Batch;
+
+    #[derive(Clone)]
+    struct Nop;
+
+    impl Element for Nop {
+        fn push(&mut self, _: &mut Context<'_>, _: usize, _: &mut Batch, _: &mut Output) {}
+    }
+
+    /// Declares 1 input and `outputs` outputs; configures `inputs` inputs
+    /// and `outputs + extra` outputs.
+    const LIAR: ElementClass = ElementClass {
+        info: ClassInfo {
+            name: "Liar",
+            summary: "",
+            description: "",
+            inputs: PortCount::Fixed(1),
+            outputs: PortCount::Param("outputs"),
+            params: &[
+                ParamSpec {
+                    name: "outputs",
+                    ty: ParamType::U16,
+                    need: Need::Default("2"),
+                    doc: "",
+                },
+                ParamSpec {
+                    name: "extra",
+                    ty: ParamType::U16,
+                    need: Need::Default("0"),
+                    doc: "",
+                },
+                ParamSpec {
+                    name: "any_inputs",
+                    ty: ParamType::Bool,
+                    need: Need::Default("false"),
+                    doc: "",
+                },
+            ],
+            drop_reasons: &[],
+            counters: &[],
+            example: "",
+            see_also: &[],
+        },
+        configure: liar,
+    };
+
+    fn liar(p: &Params, _: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+        let inputs = match p.bool("any_inputs")? {
+            true => Inputs::Any,
+            false => Inputs::Fixed(1),
+        };
+        let outputs = p.usize("outputs")? + p.usize("extra")?;
+        Ok(Configured::cloning(inputs, outputs, Nop))
+    }
+
+    fn configure(params: &str) -> Result<Configured, String> {
+        let mut r = Registry::empty();
+        r.register(LIAR);
+        configure_element(&r, &[], "Liar", params).map_err(|e| e.0[0].message.clone())
+    }
+
+    #[test]
+    fn port_counts_are_checked_against_the_declaration() {
+        let c = configure("outputs = 3").expect("as declared");
+        assert_eq!((c.inputs, c.outputs), (Inputs::Fixed(1), 3));
+        assert_eq!(
+            configure("outputs = 3\nextra = 1").unwrap_err(),
+            "class `Liar` configured 4 outputs but declares `outputs` (the parameter) \
+             (a bug in the class)"
+        );
+        assert_eq!(
+            configure("any_inputs = true").unwrap_err(),
+            "class `Liar` configured any number of inputs but declares 1 (a bug in the class)"
+        );
     }
 }

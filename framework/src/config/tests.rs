@@ -27,6 +27,8 @@ const fn class(
             name,
             summary: "test class",
             description: "",
+            inputs: crate::element::PortCount::Any,
+            outputs: crate::element::PortCount::Any,
             params,
             drop_reasons: &[],
             counters: &[],

@@ -118,6 +118,8 @@ fn a_panicking_configure_is_an_error_at_the_element() {
             name: "Boom",
             summary: "",
             description: "",
+            inputs: crate::element::PortCount::Any,
+            outputs: crate::element::PortCount::Any,
             params: &[],
             drop_reasons: &[],
             counters: &[],

@@ -15,14 +15,21 @@
 //!   ([`Packet::headers`]), receive time ([`Packet::timestamp`]), input
 //!   port and four annotation words ([`Packet::anno`]).
 //! - [`Output`]: where packets go: [`Output::push`] to a numbered output,
-//!   [`Output::drop`] with a [`DropReason`] the class declared.
+//!   [`Output::drop`] with a [`DropReason`] the class declared (with
+//!   [`drop_reasons!`](crate::drop_reasons), which binds each reason's
+//!   constant to its name).
 //! - [`ParamSpec`], [`ParamType`], [`Need`]: the declaration of a class's
 //!   parameters, checked by the config loader before the class's
 //!   `configure` runs; [`Params`] gives the checked values, and
 //!   [`ParamError`] reports a wrong one with file, line and column.
 //! - [`ClassInfo`] and [`ElementClass`]: a class's documentation (the manual
-//!   `hpio-nf elements NAME` prints) and its `configure`, which returns a
-//!   [`Configured`]: port counts and the per-worker replicas.
+//!   `hpio-nf elements NAME` prints), its declared port counts
+//!   ([`PortCount`]), drop reasons and counters
+//!   ([`counters!`](crate::counters)), and its `configure`, which returns a
+//!   [`Configured`]: port counts (checked against the declared ones) and
+//!   the per-worker replicas.
+//! - [`Choice`]: a choice parameter read as an enum
+//!   ([`Params::choice`], declared with [`choice!`](crate::choice)).
 //! - [`Registry`]: classes by name; a crate of elements exposes
 //!   `pub fn register(r: &mut Registry)`.
 //!
@@ -42,7 +49,18 @@
 //!     passed: u64,
 //! }
 //!
-//! const TOO_SHORT: DropReason = DropReason(0);
+//! hpio_nf::drop_reasons! {
+//!     DROP_REASONS = [
+//!         /// Shorter than `min`.
+//!         TOO_SHORT = "too-short",
+//!     ]
+//! }
+//!
+//! hpio_nf::counters! {
+//!     COUNTERS = [
+//!         PASSED = "passed": "Frames passed",
+//!     ]
+//! }
 //!
 //! impl Element for MinLen {
 //!     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
@@ -57,7 +75,7 @@
 //!     }
 //!
 //!     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-//!         report("passed", self.passed);
+//!         report(PASSED, self.passed);
 //!     }
 //! }
 //!
@@ -70,15 +88,17 @@
 //!     info: ClassInfo {
 //!         name: "MinLen",
 //!         summary: "Drops frames shorter than a minimum",
-//!         description: "Ports: 1 input, 1 output.\n\nPasses frames of at least `min` bytes.",
+//!         description: "Passes frames of at least `min` bytes.",
+//!         inputs: PortCount::Fixed(1),
+//!         outputs: PortCount::Fixed(1),
 //!         params: &[ParamSpec {
 //!             name: "min",
 //!             ty: ParamType::U16,
 //!             need: Need::Default("60"),
 //!             doc: "Shortest frame passed, in bytes",
 //!         }],
-//!         drop_reasons: &["too-short"],
-//!         counters: &[("passed", "Frames passed")],
+//!         drop_reasons: DROP_REASONS,
+//!         counters: COUNTERS,
 //!         example: "[elements.min]\nclass = \"MinLen\"\nmin = 64",
 //!         see_also: &[],
 //!     },
@@ -100,15 +120,18 @@
 //! assert_eq!(out.drops(TOO_SHORT), 1);
 //! ```
 
+#[doc(hidden)]
+pub mod declare;
 pub(crate) mod guard;
 mod output;
 mod params;
 mod registry;
 
+pub use declare::Choice;
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
 pub use params::{mask_addr, parse_duration, parse_mac, parse_prefix};
 pub use params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
-pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, Registry};
+pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCount, Registry};
 
 pub(crate) use guard::ConfigureError;
 

@@ -3,6 +3,8 @@
 use crate::packet::{Batch, Packet};
 
 /// Index of a drop reason in the element class's `drop_reasons` list.
+/// Declare them with [`drop_reasons!`](crate::drop_reasons), which makes the
+/// list and a constant for each reason, bound by name rather than position.
 ///
 /// The runtime's own reasons ([`RUNTIME_DROP_REASONS`]) come after the
 /// class's own, so they never collide.
@@ -10,11 +12,14 @@ use crate::packet::{Batch, Packet};
 /// ```
 /// use hpio_nf::prelude::*;
 ///
-/// // The class declares `drop_reasons: &["too-short", "not-ip"]`:
-/// const TOO_SHORT: DropReason = DropReason(0);
-/// const NOT_IP: DropReason = DropReason(1);
+/// hpio_nf::drop_reasons! {
+///     DROP_REASONS = [
+///         TOO_SHORT = "too-short",
+///         NOT_IP = "not-ip",
+///     ]
+/// }
 ///
-/// let mut out = Output::new(1, 2);
+/// let mut out = Output::new(1, DROP_REASONS.len());
 /// out.drop(Packet::from_bytes(&[0; 10]), TOO_SHORT);
 /// assert_eq!(out.drops(TOO_SHORT), 1);
 /// assert_eq!(out.drops(NOT_IP), 0);

@@ -379,6 +379,21 @@ impl Params {
         }
     }
 
+    /// A choice parameter as its enum (declared with
+    /// `ParamType::Choice(T::NAMES)`; see [`Choice`](super::Choice)).
+    pub fn choice<T: super::Choice>(&self, name: &str) -> Result<T, ParamError> {
+        let s = self.str(name)?;
+        T::from_name(s).ok_or_else(|| {
+            ParamError::new(
+                name,
+                format!(
+                    "expected {}, found {s:?}",
+                    ParamType::Choice(T::NAMES).describe()
+                ),
+            )
+        })
+    }
+
     /// A MAC address parameter.
     pub fn mac(&self, name: &str) -> Result<[u8; 6], ParamError> {
         match self.need(name)? {

@@ -15,6 +15,46 @@ pub enum Inputs {
     Any,
 }
 
+/// How many inputs or outputs the elements of a class have, as the class
+/// declares it in [`ClassInfo`]. The config loader checks what the class's
+/// `configure` returns against it, and the manual shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortCount {
+    /// Exactly this many.
+    Fixed(usize),
+    /// Any number: inputs `0..n` for whatever `n` the config wires
+    /// ([`Inputs::Any`]), or outputs set by `configure` without a rule.
+    Any,
+    /// As many as the value of this integer parameter.
+    Param(&'static str),
+    /// Set by `configure` from the parameters, as the text says
+    /// (`"one more than the largest output a rule names"`).
+    Configured(&'static str),
+}
+
+impl PortCount {
+    /// Whether `n` ports (`None`: any number, [`Inputs::Any`]) agree with
+    /// this declaration, for an element configured from `params`.
+    pub fn admits(&self, n: Option<usize>, params: &Params) -> bool {
+        match *self {
+            PortCount::Fixed(k) => n == Some(k),
+            PortCount::Any => true,
+            PortCount::Param(p) => params.usize(p).ok() == n,
+            PortCount::Configured(_) => true,
+        }
+    }
+
+    /// How the count reads in the manual.
+    pub fn describe(&self) -> String {
+        match *self {
+            PortCount::Fixed(n) => n.to_string(),
+            PortCount::Any => "any number".into(),
+            PortCount::Param(p) => format!("`{p}` (the parameter)"),
+            PortCount::Configured(how) => how.into(),
+        }
+    }
+}
+
 /// The documentation and declarations of an element class: everything known
 /// before a packet flows. The same text feeds `hpio-nf elements` and
 /// docs/elements.md.
@@ -24,13 +64,20 @@ pub struct ClassInfo {
     pub name: &'static str,
     /// One-line summary.
     pub summary: &'static str,
-    /// What the element does, its ports and its notes (a few paragraphs).
+    /// What the element does, what its ports are for, and its notes (a few
+    /// paragraphs; the port counts are in `inputs` and `outputs`).
     pub description: &'static str,
+    /// Number of inputs.
+    pub inputs: PortCount,
+    /// Number of outputs.
+    pub outputs: PortCount,
     /// Declared parameters.
     pub params: &'static [ParamSpec],
-    /// Reasons for which the element drops packets, indexed by [`super::DropReason`].
+    /// Reasons for which the element drops packets, indexed by
+    /// [`super::DropReason`] (declare them with [`drop_reasons!`](crate::drop_reasons)).
     pub drop_reasons: &'static [&'static str],
-    /// Element-specific counters it reports, with a one-line doc each.
+    /// Element-specific counters it reports, with a one-line doc each
+    /// (declare them with [`counters!`](crate::counters)).
     pub counters: &'static [(&'static str, &'static str)],
     /// A config snippet that uses the class: an `[elements.NAME]` table.
     pub example: &'static str,

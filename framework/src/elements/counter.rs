@@ -2,11 +2,20 @@
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
 const NS_PER_SEC: u128 = 1_000_000_000;
+
+hpio_nf::counters! {
+    COUNTERS = [
+        PACKETS = "packets": "Packets counted",
+        BYTES = "bytes": "Frame bytes counted",
+        PPS = "pps": "Packets per second over the last completed window",
+        BPS = "bps": "Frame bits per second over the last completed window",
+    ]
+}
 
 /// The `Counter` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -14,8 +23,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "Counter",
         summary: "Counts packets and bytes passing through and measures their rate",
         description: "\
-Ports: 1 input, 1 output.
-
 Passes every packet to output 0 unchanged, counting packets and frame bytes
 (the bytes of the Ethernet frame as held in the buffer, without the FCS) and
 measuring the rate over a sliding measurement window.
@@ -30,6 +37,8 @@ is the packet clock when a capture is replayed), never per packet.
 Notes: rates are updated only when packets arrive; after traffic stops they
 keep the value of the last completed window. Each worker runs its own replica;
 the reported counters (and rates) are the sums over workers.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[ParamSpec {
             name: "window",
             ty: ParamType::Duration,
@@ -37,15 +46,7 @@ the reported counters (and rates) are the sums over workers.",
             doc: "Length of the window over which `pps` and `bps` are measured (> 0)",
         }],
         drop_reasons: &[],
-        counters: &[
-            ("packets", "Packets counted"),
-            ("bytes", "Frame bytes counted"),
-            ("pps", "Packets per second over the last completed window"),
-            (
-                "bps",
-                "Frame bits per second over the last completed window",
-            ),
-        ],
+        counters: COUNTERS,
         example: "\
 [elements.count]
 class = \"Counter\"
@@ -136,10 +137,10 @@ impl Element for Counter {
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report("packets", self.packets);
-        report("bytes", self.bytes);
-        report("pps", self.pps);
-        report("bps", self.bps);
+        report(PACKETS, self.packets);
+        report(BYTES, self.bytes);
+        report(PPS, self.pps);
+        report(BPS, self.bps);
     }
 }
 

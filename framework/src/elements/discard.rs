@@ -2,7 +2,7 @@
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Output, ParamError,
-    Params,
+    Params, PortCount,
 };
 use crate::packet::Batch;
 
@@ -12,8 +12,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "Discard",
         summary: "Frees every packet it receives (a sink)",
         description: "\
-Ports: any number of inputs, no outputs.
-
 Returns every packet it receives to the worker's pool. Packets consumed this way
 are not drops: the runtime counts them as packets in, and no drop reason is
 recorded.
@@ -21,6 +19,8 @@ recorded.
 Notes: this is the cheapest way to end a path (one pool push per packet) and the
 sink of the forwarding benchmarks. Use it to terminate traffic you mean to
 throw away; to see what is thrown away, put a `Counter` or `Print` before it.",
+        inputs: PortCount::Any,
+        outputs: PortCount::Fixed(0),
         params: &[],
         drop_reasons: &[],
         counters: &[],

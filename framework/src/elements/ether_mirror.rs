@@ -1,14 +1,18 @@
 //! `EtherMirror`: sends each frame back where it came from by swapping addresses.
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 use crate::wire::{field, L3Kind, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP};
 
-/// The frame is shorter than an Ethernet header.
-const TOO_SHORT: DropReason = DropReason(0);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// The frame is shorter than an Ethernet header.
+        TOO_SHORT = "too-short",
+    ]
+}
 
 /// The `EtherMirror` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -16,8 +20,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "EtherMirror",
         summary: "Swaps Ethernet source and destination addresses (a reflector)",
         description: "\
-Ports: 1 input, 1 output.
-
 Swaps the Ethernet source and destination addresses of every frame and sends it
 to output 0, so that a frame sent back out of the port it came in on returns to
 its sender. With `ip = true` it also swaps the IPv4 or IPv6 source and
@@ -35,13 +37,15 @@ swapped only. VLAN tags are left as they are.
 Notes: frames shorter than an Ethernet header (14 bytes) are dropped with reason
 `too-short`. Used as a reflector in benchmarks (`eth0 -> mirror -> eth0`) and
 to answer a traffic generator.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[ParamSpec {
             name: "ip",
             ty: ParamType::Bool,
             need: Need::Default("false"),
             doc: "Also swap IP addresses and TCP/UDP ports",
         }],
-        drop_reasons: &["too-short"],
+        drop_reasons: DROP_REASONS,
         counters: &[],
         example: "\
 [elements.reflect]

@@ -2,7 +2,7 @@
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
@@ -12,16 +12,16 @@ pub const CLASS: ElementClass = ElementClass {
         name: "Forward",
         summary: "Sends packets out of a port",
         description: "\
-Ports: any number of inputs; one output, wired by the element itself to the
-transmit side of port `port` (do not connect it in `connections`).
-
 Queues every packet it receives for transmission on `port`; the worker sends
-the queued packets once per burst.
+the queued packets once per burst. Its output is wired by the element itself
+to the transmit side of `port` (do not connect it in `connections`).
 
 Notes: `x -> fwd` with `fwd` a Forward to port `eth1` is equivalent to writing
 `x -> eth1` in a connection; the element exists so that a port can be named as
 a parameter (for example when generating configs) and so that the packets sent
 show up in the element counters under a name of your choosing.",
+        inputs: PortCount::Any,
+        outputs: PortCount::Fixed(1),
         params: &[ParamSpec {
             name: "port",
             ty: ParamType::PortRef,

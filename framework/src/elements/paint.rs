@@ -2,7 +2,7 @@
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
@@ -15,8 +15,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "Paint",
         summary: "Sets the paint annotation of every packet to a color",
         description: "\
-Ports: 1 input, 1 output.
-
 Sets annotation word 0 (the paint color) of every packet to `color` and sends
 it to output 0. Packets keep their annotations through the graph (copies made
 by Tee too), so an element further down, typically `PaintSwitch`, can tell
@@ -25,6 +23,8 @@ which path a packet came from.
 Notes: the usual Click idiom for flows that merge and split again: paint the
 packets of each input port with its own color, run them through shared
 elements, then send each color back out of its own port with PaintSwitch.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[ParamSpec {
             name: "color",
             ty: ParamType::Int { min: 0, max: 255 },

@@ -2,16 +2,20 @@
 
 use super::paint::PAINT_ANNO;
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
 /// Most outputs a `PaintSwitch` may have (one per possible color).
 const MAX_OUTPUTS: i64 = 256;
 
-/// The packet's color has no output.
-const NO_OUTPUT: DropReason = DropReason(0);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// The packet's color has no output.
+        NO_OUTPUT = "no-output",
+    ]
+}
 
 /// The `PaintSwitch` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -19,8 +23,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "PaintSwitch",
         summary: "Sends each packet to the output numbered by its paint color",
         description: "\
-Ports: 1 input, `outputs` outputs.
-
 Reads annotation word 0 (the paint color set by `Paint`) of every packet and
 sends a packet of color c to output c.
 
@@ -28,6 +30,8 @@ Notes: a packet whose color is `outputs` or more is dropped with reason
 `no-output`. Packets that were never painted have color 0. Pair it with Paint
 to send packets that went through shared elements back towards the port they
 came from.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Param("outputs"),
         params: &[ParamSpec {
             name: "outputs",
             ty: ParamType::Int {
@@ -37,7 +41,7 @@ came from.",
             need: Need::Required,
             doc: "Number of outputs; colors 0 to outputs-1 each have one",
         }],
-        drop_reasons: &["no-output"],
+        drop_reasons: DROP_REASONS,
         counters: &[],
         example: "\
 [elements.by_color]

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::{Batch, MAX_FRAME};
 use crate::wire::{be16, field, FragKind, Headers, L3Kind, ParseStatus};
@@ -19,14 +19,19 @@ pub const LOG_TARGET: &str = "hpio_nf::print";
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
+hpio_nf::counters! {
+    COUNTERS = [
+        PRINTED = "printed": "Packets printed (or that would be, if the logger showed them)",
+        SUPPRESSED = "suppressed": "Packets passed without printing because of the rate limit",
+    ]
+}
+
 /// The `Print` class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "Print",
         summary: "Logs a one-line summary of packets passing through (rate-limited)",
         description: "\
-Ports: 1 input, 1 output.
-
 Passes every packet to output 0 unchanged and logs a tcpdump-like line for it
 at level info, log target `hpio_nf::print` (shown with RUST_LOG=info or
 RUST_LOG=hpio_nf::print=info):
@@ -47,6 +52,8 @@ logger shows info messages for the target, so a disabled Print costs a
 counter update per batch.
 
 Notes: printing is for debugging; each printed packet allocates its line.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[
             ParamSpec {
                 name: "label",
@@ -71,16 +78,7 @@ Notes: printing is for debugging; each printed packet allocates its line.",
             },
         ],
         drop_reasons: &[],
-        counters: &[
-            (
-                "printed",
-                "Packets printed (or that would be, if the logger showed them)",
-            ),
-            (
-                "suppressed",
-                "Packets passed without printing because of the rate limit",
-            ),
-        ],
+        counters: COUNTERS,
         example: "\
 [elements.show]
 class = \"Print\"
@@ -191,8 +189,8 @@ impl Element for Print {
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report("printed", self.printed);
-        report("suppressed", self.suppressed);
+        report(PRINTED, self.printed);
+        report(SUPPRESSED, self.suppressed);
     }
 }
 

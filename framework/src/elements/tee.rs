@@ -1,16 +1,20 @@
 //! `Tee`: copies each packet to every output.
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
 /// Most outputs a `Tee` may have.
 const MAX_OUTPUTS: i64 = 256;
 
-/// A copy could not be made because the worker's pool was empty.
-const NO_BUFFER: DropReason = DropReason(0);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// A copy could not be made because the worker's pool was empty.
+        NO_BUFFER = "no-buffer",
+    ]
+}
 
 /// The `Tee` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -18,8 +22,6 @@ pub const CLASS: ElementClass = ElementClass {
         name: "Tee",
         summary: "Copies each packet to every output",
         description: "\
-Ports: 1 input, `outputs` outputs.
-
 Sends every packet to each of its outputs. Outputs 0 to n-2 get copies made in
 fresh buffers from the worker's pool (frame, timestamp, input port and
 annotations are copied); the last output gets the original packet, so a Tee
@@ -31,6 +33,8 @@ packet without affecting the others.
 Notes: when the pool has no free buffer, the copy for that output is not made
 and is counted as a drop with reason `no-buffer` (no packet is freed for it);
 the other outputs still get their packets.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Param("outputs"),
         params: &[ParamSpec {
             name: "outputs",
             ty: ParamType::Int {
@@ -40,7 +44,7 @@ the other outputs still get their packets.",
             need: Need::Default("2"),
             doc: "Number of outputs; each gets every packet",
         }],
-        drop_reasons: &["no-buffer"],
+        drop_reasons: DROP_REASONS,
         counters: &[],
         example: "\
 [elements.mirror]

@@ -342,6 +342,8 @@ mod tests {
         name: "Touchy",
         summary: "",
         description: "",
+        inputs: crate::element::PortCount::Any,
+        outputs: crate::element::PortCount::Any,
         params: &[],
         drop_reasons: &["mine"],
         counters: &[],

@@ -636,6 +636,8 @@ mod tests {
                 name: "Nothing",
                 summary: "",
                 description: "",
+                inputs: crate::element::PortCount::Any,
+                outputs: crate::element::PortCount::Any,
                 params: &[],
                 drop_reasons: &[],
                 counters: &[],

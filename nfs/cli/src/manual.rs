@@ -99,6 +99,10 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
     }
     h(&mut s, "Description");
     let _ = writeln!(s, "{}", info.description.trim());
+    h(&mut s, "Ports");
+    let bullet = if markdown { "- " } else { "  " };
+    let _ = writeln!(s, "{bullet}inputs: {}", info.inputs.describe());
+    let _ = writeln!(s, "{bullet}outputs: {}", info.outputs.describe());
     if !info.params.is_empty() {
         h(&mut s, "Parameters");
         if markdown {
@@ -129,7 +133,6 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         }
     }
     h(&mut s, "Counters");
-    let bullet = if markdown { "- " } else { "  " };
     let _ = writeln!(
         s,
         "{bullet}packets in, out and dropped (by reason) are kept for every element"

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hpio_nf::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs,
+    Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use hpio_nf::elements::classify::FlowKey;
 use hpio_nf::packet::Batch;
@@ -14,36 +14,10 @@ use hpio_nf::packet::Packet;
 use hpio_nf::wire::{FragKind, Headers, L3Kind, ParseStatus};
 
 use crate::conntrack::{FlowTable, Timeouts, Track};
-use crate::frag::{header_end, FragKey, FragTable, FRAGMENT};
+use crate::counts::*;
+use crate::frag::{header_end, FragKey, FragTable};
 use crate::rules::{parse_rules, ConnState, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
-
-/// Drop reason: the first rule the packet matched is a `deny` rule.
-const DENIED: DropReason = DropReason(0);
-/// Drop reason: the packet matched no rule.
-const NO_RULE: DropReason = DropReason(1);
-/// Drop reason: a rule allowed a packet that opens a flow, but the flow table is full.
-const TABLE_FULL: DropReason = DropReason(2);
-/// Drop reason: the frame's headers do not parse.
-const MALFORMED: DropReason = DropReason(3);
-/// Drop reason: a non-IP frame, with `non_ip = "deny"`.
-const NON_IP: DropReason = DropReason(4);
-
-/// The firewall's own counters (besides one per rule).
-pub(crate) const COUNTERS: &[&str] = &[
-    "flows",
-    "flows created",
-    "flows expired",
-    "fragments passed",
-    "fragments held",
-    "fragments released",
-    "fragments expired",
-    "fragments denied",
-    "fragments overlapping",
-    "fragments table full",
-    "fragments dropped at end",
-    "fragments held now",
-];
 
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
 /// cache line; the sweep only keeps the `flows` count close to the truth,
@@ -56,10 +30,10 @@ deny rules in the Classify rule language, and connection tracking for TCP,
 UDP and ICMP echo so that a rule can let in only the replies of flows that
 were let out.
 
-Ports: input 0 takes packets from the inside (going out), input 1 packets
-from the outside (coming in). Output 0 sends to the outside, output 1 to the
-inside: a packet that passes leaves on the output of its input's number.
-Wire it across two ports:
+Input 0 takes packets from the inside (going out), input 1 packets from the
+outside (coming in). Output 0 sends to the outside, output 1 to the inside:
+a packet that passes leaves on the output of its input's number. Wire it
+across two ports:
 
   lan -> [0]fw[0] -> wan
   wan -> [1]fw[1] -> lan
@@ -251,7 +225,7 @@ const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "non_ip",
-        ty: ParamType::Choice(&["allow", "deny", "rules"]),
+        ty: ParamType::Choice(NonIp::NAMES),
         need: Need::Default("\"allow\""),
         doc: "non-IP frames (ARP): pass untracked, drop as `non-ip`, or go through the rules",
     },
@@ -313,61 +287,11 @@ pub const CLASS: ElementClass = ElementClass {
         summary:
             "stateful firewall: ordered allow/deny rules with TCP/UDP/ICMP connection tracking",
         description: DESCRIPTION,
+        inputs: PortCount::Fixed(2),
+        outputs: PortCount::Fixed(2),
         params: PARAMS,
-        drop_reasons: &[
-            "denied",
-            "no-rule",
-            "table-full",
-            "malformed",
-            "non-ip",
-            "fragment",
-        ],
-        counters: &[
-            (
-                "rule N: ACTION from SIDE (STATE): MATCH",
-                "packets whose first matching rule is rule N (or the rule's `name`)",
-            ),
-            (
-                "flows",
-                "flows in the table (expired ones until they are removed)",
-            ),
-            ("flows created", "flows created by allowed packets"),
-            ("flows expired", "flows removed after their timeout"),
-            (
-                "fragments passed",
-                "non-first fragments passed after their allowed first fragment (held ones included)",
-            ),
-            (
-                "fragments held",
-                "non-first fragments held because they came before their first fragment",
-            ),
-            (
-                "fragments released",
-                "held fragments passed once their first fragment was allowed",
-            ),
-            (
-                "fragments expired",
-                "held fragments dropped as `fragment`: their first fragment did not come \
-                 within `frag_timeout` (unsolicited fragments)",
-            ),
-            (
-                "fragments denied",
-                "non-first fragments dropped because their first fragment was dropped (with its reason)",
-            ),
-            (
-                "fragments overlapping",
-                "tiny or overlapping fragments dropped as `fragment` (RFC 1858)",
-            ),
-            (
-                "fragments table full",
-                "fragments dropped as `fragment` because the fragment table, the hold or the pool was full",
-            ),
-            (
-                "fragments dropped at end",
-                "held fragments dropped as `fragment` when the run ended",
-            ),
-            ("fragments held now", "non-first fragments held at the moment"),
-        ],
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
         example: r#"[elements.fw]
 class = "Firewall"
 rules = [
@@ -386,12 +310,13 @@ timeouts = { udp = "20s" }
     configure,
 };
 
-/// What to do with non-IP frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NonIp {
-    Allow,
-    Deny,
-    Rules,
+hpio_nf::choice! {
+    /// What to do with non-IP frames (`non_ip`).
+    enum NonIp {
+        Allow = "allow",
+        Deny = "deny",
+        Rules = "rules",
+    }
 }
 
 /// What every replica shares: the configuration.
@@ -647,23 +572,18 @@ impl Element for Firewall {
             report(name, *hits);
         }
         let f = &self.frags.stats;
-        let values = [
-            self.table.len() as u64,
-            self.table.created,
-            self.table.expired,
-            f.passed,
-            f.held,
-            f.released,
-            f.expired,
-            f.denied,
-            f.overlapping,
-            f.full,
-            f.at_end,
-            self.frags.held_now() as u64,
-        ];
-        for (name, v) in COUNTERS.iter().zip(values) {
-            report(name, v);
-        }
+        report(FLOWS, self.table.len() as u64);
+        report(FLOWS_CREATED, self.table.created);
+        report(FLOWS_EXPIRED, self.table.expired);
+        report(FRAGMENTS_PASSED, f.passed);
+        report(FRAGMENTS_HELD, f.held);
+        report(FRAGMENTS_RELEASED, f.released);
+        report(FRAGMENTS_EXPIRED, f.expired);
+        report(FRAGMENTS_DENIED, f.denied);
+        report(FRAGMENTS_OVERLAPPING, f.overlapping);
+        report(FRAGMENTS_TABLE_FULL, f.full);
+        report(FRAGMENTS_DROPPED_AT_END, f.at_end);
+        report(FRAGMENTS_HELD_NOW, self.frags.held_now() as u64);
     }
 }
 
@@ -684,17 +604,7 @@ fn timeout(t: &Params, name: &str) -> Result<u64, ParamError> {
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let rules = parse_rules(p)?;
-    let non_ip = match p.str("non_ip")? {
-        "allow" => NonIp::Allow,
-        "deny" => NonIp::Deny,
-        "rules" => NonIp::Rules,
-        other => {
-            return Err(ParamError::new(
-                "non_ip",
-                format!("expected \"allow\", \"deny\" or \"rules\", found {other:?}"),
-            ))
-        }
-    };
+    let non_ip = p.choice::<NonIp>("non_ip")?;
     let max_flows = p.usize("max_flows")?;
     if max_flows == 0 || max_flows > 1 << 24 {
         return Err(ParamError::new("max_flows", "expected 1..=16777216"));

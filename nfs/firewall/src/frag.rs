@@ -24,11 +24,11 @@ use hpio_nf::packet::Packet;
 use hpio_nf::wire::{field, Fragment, Headers, L3Kind};
 use hpio_nf::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
+// The fragments this module refuses are dropped as `fragment`.
+use crate::counts::FRAGMENT;
+
 /// Entries per bucket: a datagram's entry lives in the bucket of its hash.
 pub(crate) const WAYS: usize = 8;
-
-/// Drop reason of the fragments this module refuses (the firewall's `fragment`).
-pub(crate) const FRAGMENT: DropReason = DropReason(5);
 
 /// Bytes of a TCP header without options: a later TCP fragment that starts
 /// inside them could rewrite the ports or flags the rules saw (RFC 1858).
@@ -441,7 +441,7 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
-    const DENIED: DropReason = DropReason(0);
+    use crate::counts::DENIED;
 
     fn key(n: u32) -> FragKey {
         FragKey {

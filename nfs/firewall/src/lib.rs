@@ -17,10 +17,13 @@
 //!
 //! Layout: `tuple` reads a packet's flow (stateless), `conntrack` keeps the
 //! flows (a fixed-capacity table per worker and the TCP state machine),
-//! `rules` reads and compiles the rules, `firewall` is the element.
+//! `rules` reads and compiles the rules, `frag` holds fragments until their
+//! first one is judged, `counts` declares the drop reasons and counters,
+//! `firewall` is the element.
 #![deny(unsafe_code)]
 
 mod conntrack;
+mod counts;
 mod firewall;
 mod frag;
 mod rules;

@@ -2,14 +2,16 @@
 //! compiled into one Classify [`RuleSet`] per (side, connection state), so
 //! that a packet's verdict is one first-match lookup.
 
-use hpio_nf::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use hpio_nf::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
 use hpio_nf::elements::classify::{parse_match, FlowKey, Match, RuleSet};
+
+use crate::counts::COUNTERS;
 
 /// The fields of one rule (an item of `rules`).
 pub(crate) const RULE_FIELDS: &[ParamSpec] = &[
     ParamSpec {
         name: "from",
-        ty: ParamType::Choice(&["inside", "outside", "any"]),
+        ty: ParamType::Choice(FromSide::NAMES),
         need: Need::Default("\"any\""),
         doc: "side the packet arrives from: `inside` (input 0), `outside` (input 1) or `any`",
     },
@@ -21,13 +23,13 @@ pub(crate) const RULE_FIELDS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "state",
-        ty: ParamType::Choice(&["new", "established", "any"]),
+        ty: ParamType::Choice(RuleState::NAMES),
         need: Need::Default("\"any\""),
         doc: "connection state the packet must be in: `new`, `established` or `any`",
     },
     ParamSpec {
         name: "action",
-        ty: ParamType::Choice(&["allow", "deny"]),
+        ty: ParamType::Choice(Action::NAMES),
         need: Need::Required,
         doc: "`allow` passes the packet (and tracks its flow), `deny` drops it",
     },
@@ -38,6 +40,32 @@ pub(crate) const RULE_FIELDS: &[ParamSpec] = &[
         doc: "name of the rule's hit counter (default: the rule as written)",
     },
 ];
+
+hpio_nf::choice! {
+    /// A rule's `from`: the sides it applies to.
+    enum FromSide {
+        Inside = "inside",
+        Outside = "outside",
+        Any = "any",
+    }
+}
+
+hpio_nf::choice! {
+    /// A rule's `state`: the connection states it applies to.
+    enum RuleState {
+        New = "new",
+        Established = "established",
+        Any = "any",
+    }
+}
+
+hpio_nf::choice! {
+    /// A rule's `action`.
+    enum Action {
+        Allow = "allow",
+        Deny = "deny",
+    }
+}
 
 /// The side a packet arrives from: its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,20 +183,20 @@ pub(crate) fn parse_rules(p: &Params) -> Result<Vec<Rule>, ParamError> {
     let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
     for (i, t) in items.iter().enumerate() {
         let field = |e: ParamError| ParamError::nested(P, Some(i), e);
-        let sides = match t.str("from").map_err(field)? {
-            "inside" => [true, false],
-            "outside" => [false, true],
-            _ => [true, true],
+        let sides = match t.choice::<FromSide>("from").map_err(field)? {
+            FromSide::Inside => [true, false],
+            FromSide::Outside => [false, true],
+            FromSide::Any => [true, true],
         };
-        let state = match t.str("state").map_err(field)? {
-            "new" => Some(ConnState::New),
-            "established" => Some(ConnState::Established),
-            _ => None,
+        let state = match t.choice::<RuleState>("state").map_err(field)? {
+            RuleState::New => Some(ConnState::New),
+            RuleState::Established => Some(ConnState::Established),
+            RuleState::Any => None,
         };
         let text = t.str("match").map_err(field)?;
         let pattern = parse_match(text)
             .map_err(|e| field(ParamError::new("match", e.to_string()).at_offset(e.pos)))?;
-        let allow = t.str("action").map_err(field)? == "allow";
+        let allow = t.choice::<Action>("action").map_err(field)? == Action::Allow;
         let name = match t.get("name") {
             Some(_) => {
                 let n = t.str("name").map_err(field)?.trim();
@@ -185,7 +213,7 @@ pub(crate) fn parse_rules(p: &Params) -> Result<Vec<Rule>, ParamError> {
                 format!("rule {j} already has the counter name {name:?}; names must be unique"),
             )));
         }
-        if super::firewall::COUNTERS.contains(&name.as_str()) {
+        if COUNTERS.iter().any(|&(own, _)| own == name) {
             return Err(field(ParamError::new(
                 "name",
                 format!("{name:?} is the name of one of the firewall's own counters"),

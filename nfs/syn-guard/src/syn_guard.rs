@@ -7,14 +7,29 @@ use hpio_nf::wire::IPPROTO_TCP;
 
 use crate::table::{Table, Verdict};
 
+// The class's drop reasons and counters, each bound by name to a constant.
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// A SYN from a source over its rate.
+        SYN_FLOOD = "syn-flood",
+    ]
+}
+
+hpio_nf::counters! {
+    COUNTERS = [
+        SYNS = "syns": "TCP SYNs seen (SYN set, ACK clear)",
+        SYNS_PASSED = "syns-passed": "SYNs within their source's rate, passed",
+        SOURCES = "sources": "Sources in the table (per worker, summed)",
+        EVICTIONS = "evictions": "Sources forgotten to make room for new ones",
+    ]
+}
+
 /// The `SynGuard` class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "SynGuard",
         summary: "Rate-limits TCP SYNs per source address (a SYN-flood guard)",
         description: "\
-Ports: 1 input, 1 output.
-
 Passes every packet to output 0, except TCP SYNs (SYN set, ACK clear) from a
 source that has sent more than its share: each source address (or each
 source prefix, see `ipv4_prefix` and `ipv6_prefix`) has a token bucket that
@@ -40,6 +55,8 @@ packets reach the same worker, otherwise a source may get up to `workers`
 times its rate. The element is built only on hpio-nf's public element API and
 ships as a plugin crate (nfs/syn-guard), linked statically or loaded with
 `plugins = [\"libhpio_nf_syn_guard.so\"]`.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[
             ParamSpec {
                 name: "rate",
@@ -78,13 +95,8 @@ ships as a plugin crate (nfs/syn-guard), linked statically or loaded with
                 doc: "IPv6 sources in the same prefix of this length share one bucket",
             },
         ],
-        drop_reasons: &["syn-flood"],
-        counters: &[
-            ("syns", "TCP SYNs seen (SYN set, ACK clear)"),
-            ("syns-passed", "SYNs within their source's rate, passed"),
-            ("sources", "Sources in the table (per worker, summed)"),
-            ("evictions", "Sources forgotten to make room for new ones"),
-        ],
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
         example: "\
 [elements.guard]
 class = \"SynGuard\"
@@ -95,9 +107,6 @@ table = 16384",
     },
     configure,
 };
-
-/// Index of `syn-flood` in the class's drop reasons.
-const SYN_FLOOD: DropReason = DropReason(0);
 
 /// TCP flag bits, in byte 13 of the TCP header.
 const TCP_FLAGS: usize = 13;
@@ -215,10 +224,10 @@ impl Element for SynGuard {
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report("syns", self.syns);
-        report("syns-passed", self.passed);
-        report("sources", self.table.used);
-        report("evictions", self.table.evictions);
+        report(SYNS, self.syns);
+        report(SYNS_PASSED, self.passed);
+        report(SOURCES, self.table.used);
+        report(EVICTIONS, self.table.evictions);
     }
 }
 

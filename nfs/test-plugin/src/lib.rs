@@ -6,17 +6,32 @@
 
 use hpio_nf::prelude::*;
 
+hpio_nf::counters! {
+    COUNTERS = [
+        FORWARDED = "forwarded": "Packets forwarded",
+    ]
+}
+
+hpio_nf::choice! {
+    /// Where to panic (`panic_in`).
+    enum PanicIn {
+        Push = "push",
+        Configure = "configure",
+        Replica = "replica",
+    }
+}
+
 /// The `PanicOnMark` class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "PanicOnMark",
         summary: "Forwards packets; panics on a marked one (for tests)",
         description: "\
-Ports: 1 input, 1 output.
-
 Forwards every packet to output 0, but panics on a frame that contains the
 bytes of `mark`, or while configuring (`panic_in = \"configure\"`) or
 building its replica (`panic_in = \"replica\"`). For hpio-nf's tests only.",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: &[
             ParamSpec {
                 name: "mark",
@@ -26,13 +41,13 @@ building its replica (`panic_in = \"replica\"`). For hpio-nf's tests only.",
             },
             ParamSpec {
                 name: "panic_in",
-                ty: ParamType::Choice(&["push", "configure", "replica"]),
+                ty: ParamType::Choice(PanicIn::NAMES),
                 need: Need::Default("\"push\""),
                 doc: "Where to panic",
             },
         ],
         drop_reasons: &[],
-        counters: &[("forwarded", "Packets forwarded")],
+        counters: COUNTERS,
         example: "[elements.boom]\nclass = \"PanicOnMark\"\nmark = \"PANIC\"",
         see_also: &[],
     },
@@ -41,12 +56,12 @@ building its replica (`panic_in = \"replica\"`). For hpio-nf's tests only.",
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let mark = p.str("mark")?.as_bytes().to_vec();
-    let at = p.str("panic_in")?;
-    log::info!("PanicOnMark: configured to panic in {at}");
-    if at == "configure" {
+    let at = p.choice::<PanicIn>("panic_in")?;
+    log::info!("PanicOnMark: configured to panic in {}", at.name());
+    if at == PanicIn::Configure {
         panic!("asked to panic while configuring");
     }
-    let in_replica = at == "replica";
+    let in_replica = at == PanicIn::Replica;
     Ok(Configured::new(Inputs::Fixed(1), 1, move |worker| {
         if in_replica {
             panic!("asked to panic building the replica of worker {worker}");
@@ -75,7 +90,7 @@ impl Element for PanicOnMark {
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report("forwarded", self.forwarded);
+        report(FORWARDED, self.forwarded);
     }
 }
 

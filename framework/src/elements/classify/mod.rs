@@ -23,15 +23,19 @@ use std::sync::Arc;
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::{Batch, Packet};
 use crate::wire::ParseStatus;
 
-/// Drop reason: the packet matched no rule and `default` is not set.
-const NO_MATCH: DropReason = DropReason(0);
-/// Drop reason: the frame's headers did not parse and `malformed` is not set.
-const MALFORMED: DropReason = DropReason(1);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// Drop reason: the packet matched no rule and `default` is not set.
+        NO_MATCH = "no-match",
+        /// Drop reason: the frame's headers did not parse and `malformed` is not set.
+        MALFORMED = "malformed",
+    ]
+}
 
 const OUTPUT_PARAM: ParamType = ParamType::Int {
     min: 0,
@@ -41,10 +45,6 @@ const OUTPUT_PARAM: ParamType = ParamType::Int {
 const DESCRIPTION: &str = "\
 Sends each packet to the output named by the first rule it matches, in the
 order the rules are listed.
-
-Ports: one input. Outputs 0..=N, where N is the largest output number named
-by `rules`, `default` or `malformed` (so N+1 outputs; every one must be
-connected).
 
 Rules. Each item of `rules` is a string `\"<match> -> <output>\"`. <match> is
 `any` (every well-formed packet) or one or more terms joined by `and`, all of
@@ -159,28 +159,33 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
+hpio_nf::counters! {
+    COUNTERS = [
+        /// A pattern: the names of the per-rule counters (not reported under this name).
+        #[allow(dead_code)]
+        RULE_HITS = "rule N: RULE":
+            "packets whose first matching rule is rule N (from 0), RULE as written",
+        DEFAULT_HITS = "default":
+            "packets that matched no rule (sent to `default`, or dropped as `no-match`)",
+        MALFORMED_HITS = "malformed":
+            "frames whose headers did not parse (sent to `malformed`, or dropped)",
+    ]
+}
+
 /// The `Classify` element class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "Classify",
         summary: "sends each packet to the output of the first rule it matches",
         description: DESCRIPTION,
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Configured(
+            "N+1, outputs 0..=N, where N is the largest output number named by `rules`, \
+             `default` or `malformed` (every one must be connected)",
+        ),
         params: PARAMS,
-        drop_reasons: &["no-match", "malformed"],
-        counters: &[
-            (
-                "rule N: RULE",
-                "packets whose first matching rule is rule N (from 0), RULE as written",
-            ),
-            (
-                "default",
-                "packets that matched no rule (sent to `default`, or dropped as `no-match`)",
-            ),
-            (
-                "malformed",
-                "frames whose headers did not parse (sent to `malformed`, or dropped)",
-            ),
-        ],
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
         example: r#"[elements.classify]
 class = "Classify"
 rules = [
@@ -359,8 +364,8 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
             )
         })
         .collect();
-    names.push("default".into());
-    names.push("malformed".into());
+    names.push(DEFAULT_HITS.into());
+    names.push(MALFORMED_HITS.into());
 
     let element = Classify {
         rules: RuleSet::new(rules.iter().map(|r| &r.pattern)),

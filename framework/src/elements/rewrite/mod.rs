@@ -12,21 +12,25 @@ mod plan;
 mod tests;
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 use crate::wire::field::eth;
 use crate::wire::ETH_HLEN;
 use plan::{Plan, VID_MAX};
 
-/// Dropped: shorter than an Ethernet header, a cut VLAN tag, or an IP or
-/// transport header the rewrite needs is malformed or truncated.
-const MALFORMED: DropReason = DropReason(0);
-/// Dropped: `dec_ttl` met a TTL or hop limit of 0 or 1.
-const TTL_EXPIRED: DropReason = DropReason(1);
-/// Dropped: no headroom left in front of the frame for `vlan_push`.
-const NO_HEADROOM: DropReason = DropReason(2);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// Dropped: shorter than an Ethernet header, a cut VLAN tag, or an IP or
+        /// transport header the rewrite needs is malformed or truncated.
+        MALFORMED = "malformed",
+        /// Dropped: `dec_ttl` met a TTL or hop limit of 0 or 1.
+        TTL_EXPIRED = "ttl-expired",
+        /// Dropped: no headroom left in front of the frame for `vlan_push`.
+        NO_HEADROOM = "no-headroom",
+    ]
+}
 
 const VID: ParamType = ParamType::Int {
     min: 0,
@@ -121,14 +125,20 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
+hpio_nf::counters! {
+    COUNTERS = [
+        REWRITTEN = "rewritten": "Packets sent on with at least one operation applied.",
+        SKIPPED = "skipped": "Packets sent on unchanged: no operation applied to them.",
+        UNTAGGED = "untagged": "Untagged frames that `vlan_pop` or `vlan_set` passed unchanged.",
+    ]
+}
+
 /// The `Rewrite` element class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "Rewrite",
         summary: "Sets MAC, VLAN, IP, port and DSCP fields, decrements TTL; keeps checksums right",
         description: "\
-Ports: 1 input, 1 output (0).
-
 Changes the header fields its parameters name in every packet and sends it on
 output 0. Operations apply in this order: drop checks first (a packet is
 either rewritten completely or dropped, never sent half-rewritten), then
@@ -166,22 +176,11 @@ DCCP) and IPv4 source routes are not handled. `vlan_push` needs 4 bytes of
 headroom and drops the packet (`no-headroom`) without them. With only
 `eth_src`/`eth_dst` set, no header is parsed at all; with no parameter at
 all, Rewrite passes frames unchanged (still dropping those under 14 bytes).",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Fixed(1),
         params: PARAMS,
-        drop_reasons: &["malformed", "ttl-expired", "no-headroom"],
-        counters: &[
-            (
-                "rewritten",
-                "Packets sent on with at least one operation applied.",
-            ),
-            (
-                "skipped",
-                "Packets sent on unchanged: no operation applied to them.",
-            ),
-            (
-                "untagged",
-                "Untagged frames that `vlan_pop` or `vlan_set` passed unchanged.",
-            ),
-        ],
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
         example: r#"[elements.to_gateway]
 class = "Rewrite"
 eth_src = "02:00:00:00:00:01"
@@ -286,8 +285,8 @@ impl Element for Rewrite {
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report("rewritten", self.rewritten);
-        report("skipped", self.skipped);
-        report("untagged", self.untagged);
+        report(REWRITTEN, self.rewritten);
+        report(SKIPPED, self.skipped);
+        report(UNTAGGED, self.untagged);
     }
 }

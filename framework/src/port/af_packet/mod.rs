@@ -105,7 +105,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
 use crate::packet::Packet;
 use crate::sys::{self, BlockRing, FrameRing, PacketSocket, RxInfo, RxRing, VlanTag, VnetHdr};
 
@@ -146,15 +146,16 @@ fn ring_frame(frame: usize) -> usize {
 /// Milliseconds after which the kernel hands over a `TPACKET_V3` block that is not full.
 const RING_RETIRE_MS: u32 = 1;
 
-/// How receive queues take frames from the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RxMode {
-    /// `recvmmsg` straight into pool slots.
-    Mmsg,
-    /// A mapped `TPACKET_V2` ring of frames, copied into pool slots.
-    V2,
-    /// A mapped `TPACKET_V3` ring of blocks, copied into pool slots.
-    V3,
+hpio_nf::choice! {
+    /// How receive queues take frames from the kernel (`rx_mode`).
+    enum RxMode {
+        /// A mapped `TPACKET_V2` ring of frames, copied into pool slots.
+        V2 = "tpacket_v2",
+        /// A mapped `TPACKET_V3` ring of blocks, copied into pool slots.
+        V3 = "tpacket_v3",
+        /// `recvmmsg` straight into pool slots.
+        Mmsg = "mmsg",
+    }
 }
 
 /// A receive socket, with its ring when it has one.
@@ -214,7 +215,7 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "rx_mode",
-        ty: ParamType::Choice(&["tpacket_v2", "tpacket_v3", "mmsg"]),
+        ty: ParamType::Choice(RxMode::NAMES),
         need: Need::Default("\"tpacket_v2\""),
         doc: "how frames are received: `tpacket_v2`, a mapped ring of frames copied into \
               packet slots, no system call per burst; `tpacket_v3`, a mapped ring of blocks \
@@ -310,19 +311,7 @@ impl AfPacketSpec {
             promisc: p.bool("promisc")?,
             qdisc_bypass: p.bool("qdisc_bypass")?,
             fanout_defrag: p.bool("fanout_defrag")?,
-            rx_mode: match p.str("rx_mode")? {
-                "mmsg" => RxMode::Mmsg,
-                "tpacket_v2" => RxMode::V2,
-                "tpacket_v3" => RxMode::V3,
-                other => {
-                    return Err(ParamError::new(
-                        "rx_mode",
-                        format!(
-                            "expected \"mmsg\", \"tpacket_v2\" or \"tpacket_v3\", found {other:?}"
-                        ),
-                    ))
-                }
-            },
+            rx_mode: p.choice::<RxMode>("rx_mode")?,
             vnet_hdr: p.bool("vnet_hdr")?,
             socket_buffer,
         })

@@ -15,11 +15,12 @@ const TCP_HLEN: usize = 20;
 /// Hop limit / TTL of generated packets.
 const TTL: u8 = 64;
 
-/// Transport protocol of the generated frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Proto {
-    Udp,
-    Tcp,
+hpio_nf::choice! {
+    /// Transport protocol of the generated frames (`proto`).
+    pub(super) enum Proto {
+        Udp = "udp",
+        Tcp = "tcp",
+    }
 }
 
 /// The TCP flag names `tcp_flags` accepts, with their bits.

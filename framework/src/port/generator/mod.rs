@@ -33,7 +33,7 @@ use std::sync::Arc;
 use self::frame::{mac_num, min_size, parse_tcp_flags, FrameSpec, Proto};
 use self::queue::{share, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
 
 /// The `generator` driver.
 pub const CLASS: PortClass = PortClass {
@@ -73,7 +73,7 @@ const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "proto",
-        ty: ParamType::Choice(&["udp", "tcp"]),
+        ty: ParamType::Choice(Proto::NAMES),
         need: Need::Default("\"udp\""),
         doc: "transport protocol",
     },
@@ -260,131 +260,140 @@ fn ports(p: &Params, name: &'static str) -> Result<(u16, u32), ParamError> {
     Ok((first, count as u32))
 }
 
+/// The frames to generate: protocol, addresses and their counts, ports,
+/// size and TCP flags.
+fn frame_spec(p: &Params) -> Result<FrameSpec, ParamError> {
+    let proto = p.choice::<Proto>("proto")?;
+    let (src, dst) = ip_pair(p)?;
+    let ipv6 = src.is_ipv6();
+    let (src_ip_count, dst_ip_count) = (ip_count(p, "src_ip_count")?, ip_count(p, "dst_ip_count")?);
+    check_ip_range("src_ip", src, src_ip_count)?;
+    check_ip_range("dst_ip", dst, dst_ip_count)?;
+    let (src_port, src_port_count) = ports(p, "src_port")?;
+    let (dst_port, dst_port_count) = ports(p, "dst_port")?;
+    let (src_mac, src_mac_count) = mac_range(p, "src_mac")?;
+    let (dst_mac, dst_mac_count) = mac_range(p, "dst_mac")?;
+    let frame = FrameSpec {
+        size: frame_size(p, proto, ipv6)?,
+        proto,
+        ipv6,
+        src_mac,
+        dst_mac,
+        src_ip: ip_num(src).0,
+        dst_ip: ip_num(dst).0,
+        src_ip_count,
+        dst_ip_count,
+        src_port,
+        dst_port,
+        src_port_count,
+        dst_port_count,
+        src_mac_count,
+        dst_mac_count,
+        tcp_flags: parse_tcp_flags(p.str("tcp_flags")?)
+            .map_err(|m| ParamError::new("tcp_flags", m))?,
+    };
+    if frame.checked_flows().is_none() {
+        // Ports and IP addresses alone give at most 2^96 flows: the MAC
+        // counts made the product too large.
+        return Err(ParamError::new(
+            "dst_mac_count",
+            format!(
+                "{src_mac_count} source x {dst_mac_count} destination MAC addresses, \
+                 times the port and IP address combinations, exceed 2^128 flows"
+            ),
+        ));
+    }
+    Ok(frame)
+}
+
+/// The first source and destination addresses, defaulted to the family of
+/// the one given (IPv4 when neither is), and checked to be of one family.
+fn ip_pair(p: &Params) -> Result<(IpAddr, IpAddr), ParamError> {
+    let (src, dst) = match (optional_ip(p, "src_ip")?, optional_ip(p, "dst_ip")?) {
+        (Some(s), Some(d)) => (s, d),
+        (Some(s @ IpAddr::V6(_)), None) => (s, "fd00::2".parse().expect("literal")),
+        (None, Some(d @ IpAddr::V6(_))) => ("fd00::1".parse().expect("literal"), d),
+        (s, d) => (
+            s.unwrap_or_else(|| [10, 0, 0, 1].into()),
+            d.unwrap_or_else(|| [10, 0, 0, 2].into()),
+        ),
+    };
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(ParamError::new(
+            "dst_ip",
+            format!(
+                "src_ip {src} and dst_ip {dst} are of different families: \
+                 give both as IPv4 or both as IPv6"
+            ),
+        ));
+    }
+    Ok((src, dst))
+}
+
+/// An `*_ip_count` parameter, checked to be in 1..=2^32-1.
+fn ip_count(p: &Params, name: &str) -> Result<u64, ParamError> {
+    let n = p.int(name)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| (1..=u64::from(u32::MAX)).contains(&n))
+        .ok_or_else(|| ParamError::new(name, format!("expected 1..={}, got {n}", u32::MAX)))
+}
+
+/// The frame size: `size`, checked to hold the headers, or the default.
+fn frame_size(p: &Params, proto: Proto, ipv6: bool) -> Result<usize, ParamError> {
+    let min = min_size(proto, ipv6);
+    if p.get("size").is_none() {
+        return Ok(DEFAULT_SIZE.max(min));
+    }
+    let s = p.int("size")?;
+    let max = crate::packet::MAX_FRAME_LIMIT;
+    match usize::try_from(s) {
+        Ok(s) if (min..=max).contains(&s) => Ok(s),
+        _ => Err(ParamError::new(
+            "size",
+            format!(
+                "a {}/IPv{} frame takes {min}..={max} bytes (without FCS), got {s}",
+                if proto == Proto::Udp { "UDP" } else { "TCP" },
+                if ipv6 { 6 } else { 4 }
+            ),
+        )),
+    }
+}
+
+/// `count`: packets to generate before the port ends (`None`: endless).
+fn packet_count(p: &Params) -> Result<Option<u64>, ParamError> {
+    p.get("count")
+        .map(|_| {
+            let c = p.int("count")?;
+            u64::try_from(c).map_err(|_| {
+                ParamError::new("count", format!("expected a number of packets, got {c}"))
+            })
+        })
+        .transpose()
+}
+
+/// `queues`, checked to be in 1..=MAX_QUEUES.
+fn queue_count(p: &Params) -> Result<usize, ParamError> {
+    let queues = p.int("queues")?;
+    if !(1..=MAX_QUEUES).contains(&queues) {
+        return Err(ParamError::new(
+            "queues",
+            format!("expected 1..={MAX_QUEUES}, got {queues}"),
+        ));
+    }
+    Ok(queues as usize)
+}
+
 fn configure(p: &Params) -> Result<Box<dyn PortSpec>, ParamError> {
     Ok(Box::new(GenSpec::from_params(p)?))
 }
 
 impl GenSpec {
     fn from_params(p: &Params) -> Result<GenSpec, ParamError> {
-        let proto = match p.str("proto")? {
-            "udp" => Proto::Udp,
-            "tcp" => Proto::Tcp,
-            other => {
-                return Err(ParamError::new(
-                    "proto",
-                    format!("expected \"udp\" or \"tcp\", found {other:?}"),
-                ))
-            }
-        };
-        let (src, dst) = match (optional_ip(p, "src_ip")?, optional_ip(p, "dst_ip")?) {
-            (Some(s), Some(d)) => (s, d),
-            (Some(s @ IpAddr::V6(_)), None) => (s, "fd00::2".parse().expect("literal")),
-            (None, Some(d @ IpAddr::V6(_))) => ("fd00::1".parse().expect("literal"), d),
-            (s, d) => (
-                s.unwrap_or_else(|| [10, 0, 0, 1].into()),
-                d.unwrap_or_else(|| [10, 0, 0, 2].into()),
-            ),
-        };
-        if src.is_ipv4() != dst.is_ipv4() {
-            return Err(ParamError::new(
-                "dst_ip",
-                format!(
-                    "src_ip {src} and dst_ip {dst} are of different families: \
-                     give both as IPv4 or both as IPv6"
-                ),
-            ));
-        }
-        let ipv6 = src.is_ipv6();
-        let count_of = |name: &str| -> Result<u64, ParamError> {
-            let n = p.int(name)?;
-            u64::try_from(n)
-                .ok()
-                .filter(|&n| (1..=u64::from(u32::MAX)).contains(&n))
-                .ok_or_else(|| ParamError::new(name, format!("expected 1..={}, got {n}", u32::MAX)))
-        };
-        let (src_ip_count, dst_ip_count) = (count_of("src_ip_count")?, count_of("dst_ip_count")?);
-        check_ip_range("src_ip", src, src_ip_count)?;
-        check_ip_range("dst_ip", dst, dst_ip_count)?;
-        let (src_port, src_port_count) = ports(p, "src_port")?;
-        let (dst_port, dst_port_count) = ports(p, "dst_port")?;
-        let (src_mac, src_mac_count) = mac_range(p, "src_mac")?;
-        let (dst_mac, dst_mac_count) = mac_range(p, "dst_mac")?;
-
-        let min = min_size(proto, ipv6);
-        let what = format!(
-            "{}/IPv{}",
-            if proto == Proto::Udp { "UDP" } else { "TCP" },
-            if ipv6 { 6 } else { 4 }
-        );
-        let size = match p.get("size") {
-            None => DEFAULT_SIZE.max(min),
-            Some(_) => {
-                let s = p.int("size")?;
-                let max = crate::packet::MAX_FRAME_LIMIT;
-                match usize::try_from(s) {
-                    Ok(s) if (min..=max).contains(&s) => s,
-                    _ => {
-                        return Err(ParamError::new(
-                            "size",
-                            format!(
-                                "a {what} frame takes {min}..={max} bytes (without FCS), got {s}"
-                            ),
-                        ))
-                    }
-                }
-            }
-        };
-        let tcp_flags =
-            parse_tcp_flags(p.str("tcp_flags")?).map_err(|m| ParamError::new("tcp_flags", m))?;
-        let count = p
-            .get("count")
-            .map(|_| {
-                let c = p.int("count")?;
-                u64::try_from(c).map_err(|_| {
-                    ParamError::new("count", format!("expected a number of packets, got {c}"))
-                })
-            })
-            .transpose()?;
-        let queues = p.int("queues")?;
-        if !(1..=MAX_QUEUES).contains(&queues) {
-            return Err(ParamError::new(
-                "queues",
-                format!("expected 1..={MAX_QUEUES}, got {queues}"),
-            ));
-        }
-        let frame = FrameSpec {
-            size,
-            proto,
-            ipv6,
-            src_mac,
-            dst_mac,
-            src_ip: ip_num(src).0,
-            dst_ip: ip_num(dst).0,
-            src_ip_count,
-            dst_ip_count,
-            src_port,
-            dst_port,
-            src_port_count,
-            dst_port_count,
-            src_mac_count,
-            dst_mac_count,
-            tcp_flags,
-        };
-        if frame.checked_flows().is_none() {
-            // Ports and IP addresses alone give at most 2^96 flows: the MAC
-            // counts made the product too large.
-            return Err(ParamError::new(
-                "dst_mac_count",
-                format!(
-                    "{src_mac_count} source x {dst_mac_count} destination MAC addresses, \
-                     times the port and IP address combinations, exceed 2^128 flows"
-                ),
-            ));
-        }
         Ok(GenSpec {
-            frame,
-            count,
-            queues: queues as usize,
+            frame: frame_spec(p)?,
+            count: packet_count(p)?,
+            queues: queue_count(p)?,
             table_bytes: TABLE_BYTES,
         })
     }

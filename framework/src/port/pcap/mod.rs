@@ -45,7 +45,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
 
 pub use read::MAX_CAPLEN;
 
@@ -56,6 +56,14 @@ pub const CLASS: PortClass = PortClass {
     params: PARAMS,
     configure,
 };
+
+hpio_nf::choice! {
+    /// What happens to records cut short by the capture (`truncated`).
+    enum Truncated {
+        Drop = "drop",
+        Pass = "pass",
+    }
+}
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -68,7 +76,7 @@ const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "truncated",
-        ty: ParamType::Choice(&["drop", "pass"]),
+        ty: ParamType::Choice(Truncated::NAMES),
         need: Need::Default("\"drop\""),
         doc: "records the capture cut short (`incl_len` < `orig_len`, a snap length): \
               `drop` them and count them `truncated_capture`, or `pass` them on as captured",
@@ -128,7 +136,8 @@ fn configure(p: &Params) -> Result<Box<dyn PortSpec>, ParamError> {
         _ => Ok(Box::new(PcapSpec {
             input,
             output,
-            pass_truncated: p.get("truncated").is_some() && p.str("truncated")? == "pass",
+            pass_truncated: p.get("truncated").is_some()
+                && p.choice::<Truncated>("truncated")? == Truncated::Pass,
         })),
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use hpio_nf::element::{
     ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params,
+    Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use hpio_nf::packet::{Batch, Packet};
 
@@ -53,16 +53,49 @@ const DROP_BASE: u16 = u16::MAX - 16;
 /// 256); larger ones are handled in pieces of this size.
 const PASS: usize = 256;
 
-/// The destination was learned on the port the frame came in on.
-const FILTERED: DropReason = DropReason(0);
-/// A flood copy could not be made: the worker's pool was empty.
-const NO_BUFFER: DropReason = DropReason(1);
-/// The source address is a group address or all zeros.
-const INVALID_SOURCE: DropReason = DropReason(2);
-/// The destination is an IEEE 802.1D reserved address.
-const RESERVED: DropReason = DropReason(3);
-/// Shorter than an Ethernet header.
-const RUNT: DropReason = DropReason(4);
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// The destination was learned on the port the frame came in on.
+        FILTERED = "filtered",
+        /// A flood copy could not be made: the worker's pool was empty.
+        NO_BUFFER = "no-buffer",
+        /// The source address is a group address or all zeros.
+        INVALID_SOURCE = "invalid-source",
+        /// The destination is an IEEE 802.1D reserved address.
+        RESERVED = "reserved",
+        /// Shorter than an Ethernet header.
+        RUNT = "runt",
+    ]
+}
+
+hpio_nf::counters! {
+    COUNTERS = [
+        ENTRIES = "entries": "addresses in the table (expired ones until swept)",
+        LEARNED = "learned": "addresses added to the table (or re-added after expiring)",
+        MOVES = "moves": "known addresses seen on another port: the entry moved",
+        AGED = "aged": "entries that expired (swept, or re-learned after expiring)",
+        TABLE_FULL = "table-full": "source addresses not learned because the table was full",
+        TABLE_FILE_ERRORS = "table-file-errors":
+            "failed writes of `table_file` (only with `table_file`)",
+        /// A pattern: reported as `port0.rx`, `port1.rx`, ...
+        #[allow(dead_code)]
+        PORT_RX = "port<i>.rx": "frames received on bridge port i",
+        /// A pattern: reported as `port0.tx`, `port1.tx`, ...
+        #[allow(dead_code)]
+        PORT_TX = "port<i>.tx": "frames sent out of bridge port i (forwarded and flooded)",
+        /// A pattern: reported as `port0.forwarded`, `port1.forwarded`, ...
+        #[allow(dead_code)]
+        PORT_FORWARDED = "port<i>.forwarded":
+            "frames received on port i sent to their learned port",
+        /// A pattern: reported as `port0.flooded`, `port1.flooded`, ...
+        #[allow(dead_code)]
+        PORT_FLOODED = "port<i>.flooded": "frames received on port i flooded to every other port",
+        /// A pattern: reported as `port0.filtered`, `port1.filtered`, ...
+        #[allow(dead_code)]
+        PORT_FILTERED = "port<i>.filtered":
+            "frames received on port i whose destination is on port i",
+    ]
+}
 
 /// The `Bridge` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -71,9 +104,9 @@ pub const CLASS: ElementClass = ElementClass {
         summary:
             "L2 learning bridge: learns source MACs, forwards to the learned port, floods the rest",
         description: "\
-Ports: `ports` inputs and `ports` outputs. Bridge port i is input i (frames
-received from a segment) and output i (frames to send to it): wire
-`eth0 -> [0]br`, `br[0] -> eth0`, `eth1 -> [1]br`, `br[1] -> eth1`, and so on.
+Bridge port i is input i (frames received from a segment) and output i
+(frames to send to it): wire `eth0 -> [0]br`, `br[0] -> eth0`,
+`eth1 -> [1]br`, `br[1] -> eth1`, and so on.
 
 For each frame arriving on bridge port i:
   1. Frames shorter than an Ethernet header are dropped (`runt`); frames
@@ -128,57 +161,11 @@ is only more flooding. Counters are summed over workers (so `entries` counts
 an address once per worker that knows it), and worker k writes its table to
 `<table_file>.k`. A bridge is best run with one worker, or with every port's
 traffic of a host pair steered to the same worker.",
+        inputs: PortCount::Param("ports"),
+        outputs: PortCount::Param("ports"),
         params: PARAMS,
-        drop_reasons: &[
-            "filtered",
-            "no-buffer",
-            "invalid-source",
-            "reserved",
-            "runt",
-        ],
-        counters: &[
-            (
-                "entries",
-                "addresses in the table (expired ones until swept)",
-            ),
-            (
-                "learned",
-                "addresses added to the table (or re-added after expiring)",
-            ),
-            (
-                "moves",
-                "known addresses seen on another port: the entry moved",
-            ),
-            (
-                "aged",
-                "entries that expired (swept, or re-learned after expiring)",
-            ),
-            (
-                "table-full",
-                "source addresses not learned because the table was full",
-            ),
-            (
-                "table-file-errors",
-                "failed writes of `table_file` (only with `table_file`)",
-            ),
-            ("port<i>.rx", "frames received on bridge port i"),
-            (
-                "port<i>.tx",
-                "frames sent out of bridge port i (forwarded and flooded)",
-            ),
-            (
-                "port<i>.forwarded",
-                "frames received on port i sent to their learned port",
-            ),
-            (
-                "port<i>.flooded",
-                "frames received on port i flooded to every other port",
-            ),
-            (
-                "port<i>.filtered",
-                "frames received on port i whose destination is on port i",
-            ),
-        ],
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
         example: "\
 [elements.br]
 class = \"Bridge\"
@@ -520,11 +507,11 @@ impl Element for Bridge {
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         let c = &self.counts;
-        report("entries", self.table.len() as u64);
-        report("learned", c.learned);
-        report("moves", c.moves);
-        report("aged", c.aged);
-        report("table-full", c.table_full);
+        report(ENTRIES, self.table.len() as u64);
+        report(LEARNED, c.learned);
+        report(MOVES, c.moves);
+        report(AGED, c.aged);
+        report(TABLE_FULL, c.table_full);
         for (i, p) in self.ports.iter().enumerate() {
             report(&format!("port{i}.rx"), p.rx);
             report(&format!("port{i}.tx"), p.tx);
@@ -537,7 +524,7 @@ impl Element for Bridge {
             // the packet path: the table file is rewritten from here.
             if let Ok(mut f) = f.try_borrow_mut() {
                 f.tick(&self.table, self.now, c.changes);
-                report("table-file-errors", f.errors());
+                report(TABLE_FILE_ERRORS, f.errors());
             }
         }
     }

@@ -221,7 +221,7 @@ fn rewrite(list: &[(&'static str, Value)], frame: &[u8]) -> Result<Vec<u8>, &'st
     match sent.pop() {
         Some(f) => Ok(f),
         None => Err((0..CLASS.info.drop_reasons.len())
-            .find(|&i| out.drops(DropReason(i as u8)) == 1)
+            .find(|&i| out.drops(crate::element::DropReason(i as u8)) == 1)
             .map(|i| CLASS.info.drop_reasons[i])
             .expect("a dropped packet has a reason")),
     }
