@@ -98,11 +98,17 @@ fn port_count_mismatch(class: &ElementClass, c: &Configured, params: &Params) ->
     };
     let shown = |n: Option<usize>| n.map_or("any number of".to_string(), |n| n.to_string());
     let wrong = |what: &str, n: Option<usize>, declared: PortCount| {
+        let declared = match declared {
+            PortCount::Param(p) => match params.usize(p) {
+                Ok(v) => format!("`{p}` = {v}"),
+                Err(_) => declared.describe(),
+            },
+            _ => declared.describe(),
+        };
         format!(
-            "class `{}` configured {} {what} but declares {} (a bug in the class)",
+            "class `{}` configured {} {what} but declares {declared} (a bug in the class)",
             info.name,
             shown(n),
-            declared.describe()
         )
     };
     if !info.inputs.admits(inputs, params) {
@@ -188,8 +194,7 @@ mod tests {
         assert_eq!((c.inputs, c.outputs), (Inputs::Fixed(1), 3));
         assert_eq!(
             configure("outputs = 3\nextra = 1").unwrap_err(),
-            "class `Liar` configured 4 outputs but declares `outputs` (the parameter) \
-             (a bug in the class)"
+            "class `Liar` configured 4 outputs but declares `outputs` = 3 (a bug in the class)"
         );
         assert_eq!(
             configure("any_inputs = true").unwrap_err(),

@@ -208,7 +208,7 @@ const fn same(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::element::{Choice, DropReason};
+    use crate::element::{Choice, DropReason, Params, Value};
 
     hpio_nf::drop_reasons! {
         REASONS = [
@@ -240,5 +240,14 @@ mod tests {
         assert_eq!(Mode::from_name("medium"), None);
         assert_eq!(Mode::Fast.name(), "fast");
         assert!(!super::distinct(&["a", "b", "a"]));
+    }
+
+    #[test]
+    fn a_choice_outside_the_enum_is_a_parameter_error() {
+        let mut p = Params::new();
+        p.set("mode", Value::Str("medium".into()));
+        let e = p.choice::<Mode>("mode").unwrap_err();
+        assert_eq!(e.param, "mode");
+        assert_eq!(e.message, "expected one of fast, slow, found \"medium\"");
     }
 }
