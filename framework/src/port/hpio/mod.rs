@@ -34,7 +34,7 @@
 //! path is left alone) and bound to queue `worker`, so each worker sends on
 //! a fixed TX queue of the device. When the driver takes only part of a
 //! burst (`ENOBUFS`: its queue is stopped), the rest is retried with a
-//! short back-off (spins, yields, then naps: about 1 ms in all, the
+//! short back-off (spins, yields, then naps: about 5 ms in all, the
 //! back-pressure of a full queue), then counted as drops (`tx_full_drops`); a packet the module refuses (`EINVAL` or
 //! `EMSGSIZE`) is dropped and the burst goes on: counted `oversize` when it
 //! is longer than MTU + 14 (the module says only "invalid"; the length
