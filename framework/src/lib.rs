@@ -8,7 +8,7 @@
 //! Layers, each depending only on those above it in this list:
 //! [`wire`] (header formats, stateless), [`packet`] (slots, pool, batches),
 //! [`element`] (the element API and registry), [`elements`] (built-ins),
-//! [`port`] (drivers), [`graph`], [`config`], [`runtime`].
+//! [`port`] (drivers), [`graph`], [`runtime`], [`config`].
 
 #![deny(unsafe_code)]
 
