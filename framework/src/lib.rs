@@ -7,7 +7,8 @@
 //!
 //! Layers, each depending only on those above it in this list:
 //! [`wire`] (header formats, stateless), [`packet`] (slots, pool, batches),
-//! [`element`] (the element API and registry), [`elements`] (built-ins),
+//! [`params`] (parameter declarations and values), [`element`] (the element
+//! API and registry), [`elements`] (built-ins),
 //! [`port`] (drivers), [`graph`], [`runtime`], [`config`].
 
 #![deny(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod element;
 pub mod elements;
 pub mod graph;
 pub mod packet;
+pub mod params;
 pub mod plugin;
 pub mod port;
 pub mod runtime;

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// before it. `testing` (a test kit with no dependencies) and `prelude` (the
 /// re-exports in lib.rs) stand outside the order.
 const LAYERS: &[&str] = &[
-    "sys", "wire", "packet", "element", "elements", "plugin", "port", "graph", "runtime", "config",
+    "sys", "wire", "packet", "params", "element", "elements", "plugin", "port", "graph", "runtime",
+    "config",
 ];
 
 /// Layer violations still to remove (issue 12): `from -> to`.
