@@ -102,12 +102,11 @@
 
 pub(crate) mod guard;
 mod output;
-mod params;
 mod registry;
 
+pub use crate::params::{mask_addr, parse_duration, parse_mac, parse_prefix};
+pub use crate::params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
-pub use params::{mask_addr, parse_duration, parse_mac, parse_prefix};
-pub use params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, Registry};
 
 pub(crate) use guard::ConfigureError;

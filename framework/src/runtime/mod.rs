@@ -45,7 +45,6 @@ mod report;
 mod tests;
 mod worker;
 
-pub use crate::config::{Clock, OnPanic};
 pub use report::{PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +55,26 @@ use crate::graph::GraphSpec;
 use crate::packet::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
 use crate::port::{OpenPort, PortError};
 use worker::{Snapshot, Worker};
+
+/// Where elements get the time from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Clock {
+    /// Monotonic time since the run started.
+    #[default]
+    System,
+    /// The timestamp of the latest packet received (replays and golden tests).
+    Packet,
+}
+
+/// What to do after an element panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum OnPanic {
+    /// Drop the batch, count it against the element, keep running.
+    #[default]
+    Drop,
+    /// Stop the run with an error naming the element.
+    Stop,
+}
 
 /// How to run a graph.
 #[derive(Debug, Clone)]

@@ -683,7 +683,7 @@ fn timeout(t: &Params, name: &str) -> Result<u64, ParamError> {
 }
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
-    let rules = parse_rules(p)?;
+    let rules = parse_rules(p, COUNTERS)?;
     let non_ip = match p.str("non_ip")? {
         "allow" => NonIp::Allow,
         "deny" => NonIp::Deny,

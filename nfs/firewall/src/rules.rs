@@ -136,8 +136,9 @@ impl Rules {
     }
 }
 
-/// Reads and checks the `rules` parameter.
-pub(crate) fn parse_rules(p: &Params) -> Result<Vec<Rule>, ParamError> {
+/// Reads and checks the `rules` parameter. `reserved` are the names a rule's
+/// counter may not take (the firewall's own counters).
+pub(crate) fn parse_rules(p: &Params, reserved: &[&str]) -> Result<Vec<Rule>, ParamError> {
     const P: &str = "rules";
     let items = p.table_list(P)?;
     if items.is_empty() {
@@ -185,7 +186,7 @@ pub(crate) fn parse_rules(p: &Params) -> Result<Vec<Rule>, ParamError> {
                 format!("rule {j} already has the counter name {name:?}; names must be unique"),
             )));
         }
-        if super::firewall::COUNTERS.contains(&name.as_str()) {
+        if reserved.contains(&name.as_str()) {
             return Err(field(ParamError::new(
                 "name",
                 format!("{name:?} is the name of one of the firewall's own counters"),
@@ -264,6 +265,11 @@ mod tests {
 
     type Item<'a> = &'a [(&'static str, &'a str)];
 
+    /// `parse_rules` with the firewall's own counter names reserved.
+    fn parse(p: &Params) -> Result<Vec<Rule>, ParamError> {
+        parse_rules(p, crate::firewall::COUNTERS)
+    }
+
     fn params(items: &[Item<'_>]) -> Params {
         let list = items
             .iter()
@@ -283,12 +289,12 @@ mod tests {
     }
 
     fn err(items: &[Item<'_>]) -> ParamError {
-        parse_rules(&params(items)).unwrap_err()
+        parse(&params(items)).unwrap_err()
     }
 
     #[test]
     fn rules_read_with_names_sides_and_states() {
-        let rules = parse_rules(&params(&[
+        let rules = parse(&params(&[
             &[
                 ("from", "inside"),
                 ("match", "tcp  and dst port 80"),
@@ -314,7 +320,7 @@ mod tests {
         assert_eq!(rules[1].state, Some(ConnState::Established));
         assert_eq!(rules[2].name, "rule 2: deny from outside: any");
         assert!(rules[0].allow && !rules[2].allow);
-        let rules = parse_rules(&params(&[&[
+        let rules = parse(&params(&[&[
             ("state", "new"),
             ("match", "udp"),
             ("action", "allow"),
@@ -350,12 +356,9 @@ mod tests {
         assert!(e.message.contains("empty"), "{e}");
         // A missing field (the loader fills defaults; a bare Params lacks them).
         let mut p = params(&[&[("match", "tcp")]]);
-        assert_eq!(
-            parse_rules(&p).unwrap_err().field.as_deref(),
-            Some("action")
-        );
+        assert_eq!(parse(&p).unwrap_err().field.as_deref(), Some("action"));
         p.set("rules", Value::List(vec![Value::Int(1)]));
-        assert_eq!(parse_rules(&p).unwrap_err().index, Some(0));
+        assert_eq!(parse(&p).unwrap_err().index, Some(0));
     }
 
     #[test]
@@ -376,7 +379,7 @@ mod tests {
         assert_eq!(e.index, Some(3));
         assert!(e.message.contains("rule 0"), "{e}");
         // By state: established + new still leave the invalid/untracked packets.
-        parse_rules(&params(&[
+        parse(&params(&[
             &[
                 ("state", "established"),
                 ("match", "any"),
@@ -387,7 +390,7 @@ mod tests {
         ]))
         .unwrap();
         // A narrower earlier rule shadows nothing.
-        parse_rules(&params(&[
+        parse(&params(&[
             &[("match", "tcp"), ("action", "deny")],
             &[("match", "tcp"), ("action", "allow")],
         ]))
@@ -400,7 +403,7 @@ mod tests {
 
     #[test]
     fn compiled_sets_honour_side_state_and_order() {
-        let rules = parse_rules(&params(&[
+        let rules = parse(&params(&[
             &[
                 ("from", "outside"),
                 ("match", "tcp and dst port 22"),

@@ -105,8 +105,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::packet::Packet;
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::{self, BlockRing, FrameRing, PacketSocket, RxInfo, RxRing, VlanTag, VnetHdr};
 
 /// The `af_packet` driver.

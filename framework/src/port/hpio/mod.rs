@@ -64,7 +64,7 @@ use std::sync::Arc;
 
 use super::auto::HPIO_DEV_DIR;
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
 use crate::sys::netdev;
 use crate::sys::packet_socket::PacketSocket;
@@ -440,7 +440,7 @@ fn cpu_count(list: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::element::Value;
+    use crate::params::Value;
 
     #[test]
     fn rings_that_receive_follow_rx_queues_or_cpus() {

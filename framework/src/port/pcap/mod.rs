@@ -45,7 +45,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 
 pub use read::MAX_CAPLEN;
 
@@ -222,8 +222,8 @@ impl PortSpec for PcapSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::element::Value;
     use crate::packet::{Batch, Packet, Pool};
+    use crate::params::Value;
     use crate::port::Recv;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,5 +1,11 @@
-//! Element parameters: their declaration, their typed values, and the errors
-//! an element gives back about them.
+//! Parameters of element classes and port drivers: their declaration
+//! ([`ParamSpec`], [`ParamType`], [`Need`]), their checked values
+//! ([`Params`], [`Value`]), and the errors a class or driver gives back
+//! about them ([`ParamError`]).
+//!
+//! A layer of its own, below both `element` and `port`, which declare their
+//! parameters the same way; [`crate::element`] re-exports it all, so element
+//! authors find it there and in [`crate::prelude`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
