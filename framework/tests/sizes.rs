@@ -30,7 +30,6 @@ const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     ("framework/src/port/af_packet/mod.rs", "open_rx"),
     ("framework/src/port/generator/mod.rs", "from_params"),
     ("framework/src/port/pcap/read.rs", "next_step"),
-    ("framework/src/runtime/mod.rs", "run"),
     ("nfs/firewall/src/tuple.rs", "extract"),
 ];
 
