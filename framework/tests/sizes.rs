@@ -27,7 +27,6 @@ const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     ("framework/src/port/af_packet/gso.rs", "segment"),
     ("framework/src/port/af_packet/mod.rs", "open_rx"),
     ("framework/src/port/generator/mod.rs", "from_params"),
-    ("framework/src/port/pcap/read.rs", "next_step"),
     ("nfs/firewall/src/tuple.rs", "extract"),
 ];
 
