@@ -22,15 +22,21 @@ const MAX_FILE_LINES: usize = 700;
 
 /// Functions still over [`MAX_FN_LINES`]: (file relative to the workspace root, name).
 const KNOWN_LONG_FNS: &[(&str, &str)] = &[
+    // 85 lines; print.rs is being moved onto typed header views (issue 12, item 4).
     ("framework/src/elements/print.rs", "write_summary"),
+    // 91 lines; its mode choice is becoming a typed parameter (issue 12, item 5).
     ("framework/src/port/af_packet/mod.rs", "open_rx"),
+    // 123 lines; typed choice parameters (issue 12, item 5) rework it.
     ("framework/src/port/generator/mod.rs", "from_params"),
+    // 95 lines; typed header views (issue 12, item 4) replace its offset arithmetic.
     ("nfs/firewall/src/tuple.rs", "extract"),
 ];
 
 /// Files still over [`MAX_FILE_LINES`], relative to the workspace root.
 const KNOWN_LONG_FILES: &[&str] = &[
+    // 702 lines: at the limit; the offload metadata (VnetHdr, RxInfo) could move to a file of its own.
     "framework/src/sys/packet_socket.rs",
+    // 735 lines; declarative metadata (issue 12, item 5) reworks it.
     "nfs/firewall/src/firewall.rs",
 ];
 
