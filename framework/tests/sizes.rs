@@ -24,6 +24,11 @@ const MAX_FILE_LINES: usize = 700;
 const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     // 85 lines; print.rs is being moved onto typed header views (issue 12, item 4).
     ("framework/src/elements/print.rs", "write_summary"),
+    // 93 and 86 lines, on the receive data path (per super-frame, per segment): a
+    // split into ip_layer / fix_ip_header / fix_transport_header measured 0.9% more
+    // instructions in segment (callgrind over gso_cost), so they stay whole for now.
+    ("framework/src/port/af_packet/gso.rs", "plan"),
+    ("framework/src/port/af_packet/gso.rs", "segment"),
     // 91 lines; its mode choice is becoming a typed parameter (issue 12, item 5).
     ("framework/src/port/af_packet/mod.rs", "open_rx"),
     // 123 lines; typed choice parameters (issue 12, item 5) rework it.

@@ -120,7 +120,13 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
         VnetHdr::GSO_UDP_L4 => (None, false),
         _ => return Err(GsoError::BadType),
     };
-    let need = |end: usize| need_bytes(h, end);
+    let need = |end: usize| {
+        if end <= h.len() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    };
     // Ethernet, then any VLAN tags left in the frame.
     need(14)?;
     let mut l3 = 14;
@@ -131,7 +137,40 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
         l3 += 4;
     }
     let proto = if tcp { PROTO_TCP } else { PROTO_UDP };
-    let (v6, l4, end) = ip_layer(h, l3, et, proto)?;
+    let (v6, l4, end) = match et {
+        ETH_P_IPV4 => {
+            need(l3 + 20)?;
+            let ihl = usize::from(h[l3] & 0x0f) * 4;
+            let frag = be16(h, l3 + 6) & 0x3fff;
+            let tot = usize::from(be16(h, l3 + 2));
+            if h[l3] >> 4 != 4 || ihl < 20 || frag != 0 || h[l3 + 9] != proto || tot < ihl {
+                return Err(Malformed);
+            }
+            need(l3 + ihl)?;
+            (false, l3 + ihl, l3 + tot)
+        }
+        ETH_P_IPV6 => {
+            need(l3 + 40)?;
+            let plen = usize::from(be16(h, l3 + 4));
+            if h[l3] >> 4 != 6 || plen == 0 {
+                return Err(Malformed);
+            }
+            let end = l3 + 40 + plen;
+            // Hop-by-hop, routing and destination options may come first.
+            let (mut nh, mut off) = (h[l3 + 6], l3 + 40);
+            while matches!(nh, 0 | 43 | 60) {
+                need(off + 8)?;
+                let next = h[off];
+                off += (usize::from(h[off + 1]) + 1) * 8;
+                nh = next;
+            }
+            if nh != proto || off > end {
+                return Err(Malformed);
+            }
+            (true, off, end)
+        }
+        _ => return Err(Malformed),
+    };
     if want_v6.is_some_and(|w| w != v6) || end > len {
         return Err(Malformed);
     }
@@ -165,59 +204,6 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
         gso,
         segs: (end - hdr).div_ceil(gso),
     })
-}
-
-/// `Ok` if the headers' bytes `h` reach `end`.
-#[inline]
-fn need_bytes(h: &[u8], end: usize) -> Result<(), GsoError> {
-    if end <= h.len() {
-        Ok(())
-    } else {
-        Err(GsoError::Malformed)
-    }
-}
-
-/// The IP header at `l3` (of Ethernet type `et`), carrying `proto`: returns
-/// whether it is IPv6, where the transport header starts and where the IP
-/// packet ends. No fragments; IPv6 extension headers are skipped.
-#[inline]
-fn ip_layer(h: &[u8], l3: usize, et: u16, proto: u8) -> Result<(bool, usize, usize), GsoError> {
-    use GsoError::Malformed;
-    let need = |end: usize| need_bytes(h, end);
-    match et {
-        ETH_P_IPV4 => {
-            need(l3 + 20)?;
-            let ihl = usize::from(h[l3] & 0x0f) * 4;
-            let frag = be16(h, l3 + 6) & 0x3fff;
-            let tot = usize::from(be16(h, l3 + 2));
-            if h[l3] >> 4 != 4 || ihl < 20 || frag != 0 || h[l3 + 9] != proto || tot < ihl {
-                return Err(Malformed);
-            }
-            need(l3 + ihl)?;
-            Ok((false, l3 + ihl, l3 + tot))
-        }
-        ETH_P_IPV6 => {
-            need(l3 + 40)?;
-            let plen = usize::from(be16(h, l3 + 4));
-            if h[l3] >> 4 != 6 || plen == 0 {
-                return Err(Malformed);
-            }
-            let end = l3 + 40 + plen;
-            // Hop-by-hop, routing and destination options may come first.
-            let (mut nh, mut off) = (h[l3 + 6], l3 + 40);
-            while matches!(nh, 0 | 43 | 60) {
-                need(off + 8)?;
-                let next = h[off];
-                off += (usize::from(h[off + 1]) + 1) * 8;
-                nh = next;
-            }
-            if nh != proto || off > end {
-                return Err(Malformed);
-            }
-            Ok((true, off, end))
-        }
-        _ => Err(Malformed),
-    }
 }
 
 /// One's-complement sum of `b` (as 16-bit big-endian words, an odd last
@@ -282,6 +268,7 @@ pub(super) fn segment(
         &h[p.l3 + 12..p.l3 + 20]
     };
     let pseudo = sum(addrs, u64::from(if p.tcp { PROTO_TCP } else { PROTO_UDP }));
+    let check_at = p.l4 + if p.tcp { 16 } else { 6 };
     for k in 0..p.segs {
         let Some(mut pkt) = pool.alloc() else {
             // Counted above: cannot happen.
@@ -298,8 +285,36 @@ pub(super) fn segment(
         let b = &mut buf[..len];
         b[..p.hdr].copy_from_slice(h);
         src.copy(off, &mut b[p.hdr..]);
-        fix_ip_header(b, &p, id0.wrapping_add(k as u16));
-        fix_transport_header(b, &p, k, seq0, pseudo);
+        if p.v6 {
+            b[p.l3 + 4..p.l3 + 6].copy_from_slice(&((len - p.l3 - 40) as u16).to_be_bytes());
+        } else {
+            let ihl = p.l4 - p.l3;
+            b[p.l3 + 2..p.l3 + 4].copy_from_slice(&((len - p.l3) as u16).to_be_bytes());
+            b[p.l3 + 4..p.l3 + 6].copy_from_slice(&id0.wrapping_add(k as u16).to_be_bytes());
+            b[p.l3 + 10..p.l3 + 12].fill(0);
+            let c = !fold(sum(&b[p.l3..p.l3 + ihl], 0));
+            b[p.l3 + 10..p.l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let l4_len = len - p.l4;
+        if p.tcp {
+            let seq = seq0.wrapping_add((k * p.gso) as u32);
+            b[p.l4 + 4..p.l4 + 8].copy_from_slice(&seq.to_be_bytes());
+            if k > 0 {
+                b[p.l4 + 13] &= !TCP_CWR;
+            }
+            if k + 1 < p.segs {
+                b[p.l4 + 13] &= !(TCP_FIN | TCP_PSH);
+            }
+        } else {
+            b[p.l4 + 4..p.l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        b[check_at..check_at + 2].fill(0);
+        let mut c = !fold(sum(&b[p.l4..], pseudo + l4_len as u64));
+        if c == 0 && !p.tcp {
+            // 0 means "no checksum" in UDP.
+            c = 0xffff;
+        }
+        b[check_at..check_at + 2].copy_from_slice(&c.to_be_bytes());
         pkt.finish_recv(len, len, ts);
         if let Some(tag) = info.vlan {
             // A fresh slot has the headroom and a frame longer than 12 bytes.
@@ -308,54 +323,6 @@ pub(super) fn segment(
         out(pkt);
     }
     Ok(p.segs)
-}
-
-/// Segment `b`'s IP header: its length and, for IPv4, the identification
-/// `id` and the header checksum.
-// Always inlined: segment's loop runs it per segment, as it did before it was split out.
-#[inline(always)]
-fn fix_ip_header(b: &mut [u8], p: &Plan, id: u16) {
-    let len = b.len();
-    if p.v6 {
-        b[p.l3 + 4..p.l3 + 6].copy_from_slice(&((len - p.l3 - 40) as u16).to_be_bytes());
-    } else {
-        let ihl = p.l4 - p.l3;
-        b[p.l3 + 2..p.l3 + 4].copy_from_slice(&((len - p.l3) as u16).to_be_bytes());
-        b[p.l3 + 4..p.l3 + 6].copy_from_slice(&id.to_be_bytes());
-        b[p.l3 + 10..p.l3 + 12].fill(0);
-        let c = !fold(sum(&b[p.l3..p.l3 + ihl], 0));
-        b[p.l3 + 10..p.l3 + 12].copy_from_slice(&c.to_be_bytes());
-    }
-}
-
-/// Segment `k` of `b`'s transport header: TCP's sequence number (from the
-/// super-frame's `seq0`) and flags (CWR on the first segment only, FIN and
-/// PSH on the last only), or UDP's length; then the checksum over the
-/// segment and the `pseudo`-header sum.
-// Always inlined: segment's loop runs it per segment, as it did before it was split out.
-#[inline(always)]
-fn fix_transport_header(b: &mut [u8], p: &Plan, k: usize, seq0: u32, pseudo: u64) {
-    let l4_len = b.len() - p.l4;
-    if p.tcp {
-        let seq = seq0.wrapping_add((k * p.gso) as u32);
-        b[p.l4 + 4..p.l4 + 8].copy_from_slice(&seq.to_be_bytes());
-        if k > 0 {
-            b[p.l4 + 13] &= !TCP_CWR;
-        }
-        if k + 1 < p.segs {
-            b[p.l4 + 13] &= !(TCP_FIN | TCP_PSH);
-        }
-    } else {
-        b[p.l4 + 4..p.l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    }
-    let check_at = p.l4 + if p.tcp { 16 } else { 6 };
-    b[check_at..check_at + 2].fill(0);
-    let mut c = !fold(sum(&b[p.l4..], pseudo + l4_len as u64));
-    if c == 0 && !p.tcp {
-        // 0 means "no checksum" in UDP.
-        c = 0xffff;
-    }
-    b[check_at..check_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Super-frames cut, by outcome, since the last [`Segmenter::flush`].
