@@ -32,7 +32,7 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use pcap_file::pcap::PcapReader;
+use testkit::pcap;
 use testkit::Need;
 
 const INSIDE_IP: &str = "10.0.1.2";
@@ -297,14 +297,13 @@ fn make_captures(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// The frames of a capture with their timestamps (ns).
 fn read_capture(path: &Path) -> Vec<(u64, Vec<u8>)> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        assert_eq!(p.data.len(), p.orig_len as usize, "a cut frame");
-        v.push((p.timestamp.as_nanos() as u64, p.data.into_owned()));
-    }
-    v
+    pcap::read(path)
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.data.len(), f.orig_len as usize, "a cut frame");
+            (f.ts_ns, f.data)
+        })
+        .collect()
 }
 
 /// What the model needs to know about a frame.
