@@ -1,6 +1,5 @@
 //! Test support for elements and plugins: a counting allocator that proves
-//! a data path allocates nothing, and a bare class declaration
-//! ([`class_info`]).
+//! a data path allocates nothing.
 //!
 //! Install it as the test binary's global allocator, warm the graph up,
 //! then compare [`allocations_here`] before and after pushing packets on
@@ -13,8 +12,6 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
-
-use crate::element::ClassInfo;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,21 +61,4 @@ pub fn allocations_here() -> u64 {
 /// Allocations made by every thread so far (with [`CountingAlloc`] installed).
 pub fn allocations_total() -> u64 {
     TOTAL.load(Ordering::Relaxed)
-}
-
-/// The declaration of a test class named `name` and nothing else (no
-/// documentation, parameters, drop reasons or counters): what a test of the
-/// graph, the runtime or the loader needs. Set a field over it with
-/// `ClassInfo { drop_reasons: &["mine"], ..class_info("Touchy") }`.
-pub const fn class_info(name: &'static str) -> ClassInfo {
-    ClassInfo {
-        name,
-        summary: "",
-        description: "",
-        params: &[],
-        drop_reasons: &[],
-        counters: &[],
-        example: "",
-        see_also: &[],
-    }
 }

@@ -26,7 +26,7 @@ const fn class(
         info: ClassInfo {
             summary: "test class",
             params,
-            ..crate::testing::class_info(name)
+            ..crate::element::ClassInfo::bare(name)
         },
         configure,
     }

@@ -114,7 +114,7 @@ fn no_plugins_key_loads_nothing() {
 #[test]
 fn a_panicking_configure_is_an_error_at_the_element() {
     const BOOM: ElementClass = ElementClass {
-        info: crate::testing::class_info("Boom"),
+        info: crate::element::ClassInfo::bare("Boom"),
         configure: |_, _| {
             let table: Vec<u32> = Vec::new();
             Ok(Configured::cloning(

@@ -340,7 +340,7 @@ mod tests {
 
     const INFO: ClassInfo = ClassInfo {
         drop_reasons: &["mine"],
-        ..crate::testing::class_info("Touchy")
+        ..crate::element::ClassInfo::bare("Touchy")
     };
 
     fn spec() -> GraphSpec {

@@ -632,7 +632,7 @@ mod tests {
     fn register_runs_with_a_panic_caught() {
         use crate::element::ElementClass;
         const NOTHING: ElementClass = ElementClass {
-            info: crate::testing::class_info("Nothing"),
+            info: crate::element::ClassInfo::bare("Nothing"),
             configure: |_, _| unreachable!(),
         };
         fn good(r: &mut Registry) {

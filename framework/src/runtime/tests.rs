@@ -72,7 +72,7 @@ fn touchy_graph() -> GraphSpec {
     GraphSpec {
         nodes: vec![NodeSpec {
             name: "touchy".into(),
-            class: crate::testing::class_info("Touchy"),
+            class: crate::element::ClassInfo::bare("Touchy"),
             configured: Configured::cloning(Inputs::Fixed(1), 1, Touchy),
             outputs: vec![Target::Port(1)],
         }],
@@ -636,7 +636,7 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     let graph = GraphSpec {
         nodes: vec![NodeSpec {
             name: "hoard".into(),
-            class: crate::testing::class_info("Hoard"),
+            class: crate::element::ClassInfo::bare("Hoard"),
             configured: Configured::cloning(
                 Inputs::Fixed(1),
                 1,
