@@ -24,14 +24,9 @@ const fn class(
 ) -> ElementClass {
     ElementClass {
         info: ClassInfo {
-            name,
             summary: "test class",
-            description: "",
             params,
-            drop_reasons: &[],
-            counters: &[],
-            example: "",
-            see_also: &[],
+            ..crate::element::ClassInfo::bare(name)
         },
         configure,
     }

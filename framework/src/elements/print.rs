@@ -555,15 +555,11 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u32 = 0x9e37_79b9;
+        let mut rng = testkit::rng::Rng::new(0x9e37_79b9);
         for _ in 0..20_000 {
             let mut f = [0u8; 96];
-            for b in f.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *b = x as u8;
-            }
+            rng.fill(&mut f);
+            let x = rng.next_u64();
             let (et, v): ([u8; 2], u8) = match x % 4 {
                 0 => ([0x08, 0x00], 0x45),
                 1 => ([0x86, 0xdd], 0x60),

@@ -504,18 +504,9 @@ mod tests {
 
     #[test]
     fn register_runs_with_a_panic_caught() {
-        use crate::element::{ClassInfo, ElementClass};
+        use crate::element::ElementClass;
         const NOTHING: ElementClass = ElementClass {
-            info: ClassInfo {
-                name: "Nothing",
-                summary: "",
-                description: "",
-                params: &[],
-                drop_reasons: &[],
-                counters: &[],
-                example: "",
-                see_also: &[],
-            },
+            info: crate::element::ClassInfo::bare("Nothing"),
             configure: |_, _| unreachable!(),
         };
         fn good(r: &mut Registry) {

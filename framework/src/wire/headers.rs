@@ -623,13 +623,8 @@ mod tests {
             .write(&mut tcp, &[0; 30])
             .unwrap();
         frames.push(tcp);
-        let mut x: u32 = 99;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
+        let mut rng = testkit::rng::Rng::new(99);
+        let mut next = || rng.next_u64();
         let mut fast = 0;
         for base in frames {
             for _ in 0..20_000 {
@@ -657,15 +652,11 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u32 = 12345;
+        let mut rng = testkit::rng::Rng::new(12345);
         for _ in 0..20000 {
             let mut f = [0u8; 80];
-            for b in f.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *b = x as u8;
-            }
+            rng.fill(&mut f);
+            let x = rng.next_u64();
             // Bias towards IP ethertypes so deeper layers get exercised.
             if x & 1 == 0 {
                 f[12] = 0x08;
