@@ -170,18 +170,18 @@ impl SynGuard {
         }
         let d = pkt.data();
         // A complete TCP header lies at l4_off (has_l4 says so).
-        let tcp = TcpPacket::new_checked(d.get(h.l4_off as usize..)?).ok()?;
+        let tcp = TcpPacket::at(d, h.l4_off as usize)?;
         if tcp.flags() & (SYN | ACK) != SYN {
             return None;
         }
-        let ip = d.get(h.l3_off as usize..)?;
+        let l3 = h.l3_off as usize;
         Some(match h.l3 {
             L3Kind::Ipv4 => {
-                let src = u32::from(Ipv4Packet::new_checked(ip).ok()?.src_addr());
+                let src = u32::from(Ipv4Packet::at(d, l3)?.src_addr());
                 // IPv4-mapped, so that v4 and v6 keys never meet.
                 (0xffff_u128 << 32) | (src & self.v4_mask) as u128
             }
-            L3Kind::Ipv6 => u128::from(Ipv6Packet::new_checked(ip).ok()?.src_addr()) & self.v6_mask,
+            L3Kind::Ipv6 => u128::from(Ipv6Packet::at(d, l3)?.src_addr()) & self.v6_mask,
             L3Kind::Other => return None,
         })
     }
