@@ -5,10 +5,17 @@
 //! replica of the graph per worker, pinned to its core, pulling bursts from
 //! the worker's receive queues and flushing each output port once per burst.
 //!
-//! Layers, each depending only on those above it in this list:
-//! [`wire`] (header formats, stateless), [`packet`] (slots, pool, batches),
-//! [`element`] (the element API and registry), [`elements`] (built-ins),
-//! [`port`] (drivers), [`graph`], [`config`], [`runtime`].
+//! Layers, lowest first, each depending only on those before it in this
+//! list: `sys` (the unsafe boundary: system calls, `dlopen`, the plugin
+//! ABI), [`wire`] (header formats, stateless), [`packet`] (slots, pool,
+//! batches), [`params`] (parameter declarations and values), [`element`]
+//! (the element API and registry), [`elements`] (built-ins), [`plugin`]
+//! (loading element classes from shared libraries), [`port`] (drivers),
+//! [`graph`] (the checked graph and a worker's replica), [`runtime`]
+//! (workers, run options, reports), [`config`] (TOML in, graph, ports and
+//! run settings out). framework/tests/layering.rs checks this order, and
+//! that no two source files import each other. [`testing`] and [`prelude`]
+//! stand outside it.
 
 #![deny(unsafe_code)]
 
@@ -21,6 +28,7 @@ pub mod element;
 pub mod elements;
 pub mod graph;
 pub mod packet;
+pub mod params;
 pub mod plugin;
 pub mod port;
 pub mod runtime;

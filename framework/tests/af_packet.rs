@@ -23,6 +23,7 @@ use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Packet, Pool};
 use hpio_nf::port::{OpenPort, PortRegistry, Recv, RxQueue, TxQueue};
 use hpio_nf::runtime::{self, RunOptions};
+use testkit::net::{self, Netns, Veth};
 
 /// The ways of receiving (`rx_mode`).
 const RX_MODES: [&str; 3] = ["mmsg", "tpacket_v2", "tpacket_v3"];
@@ -36,75 +37,16 @@ fn live(test: &str) -> bool {
     testkit::require(test, &[testkit::Need::Root, testkit::Need::Command("ip")])
 }
 
-/// Runs `ip` with `args`; panics with its output when it fails.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run `ip`");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A veth pair `hn{tag}{pid}a`/`…b` (`tag` at most 4 characters), both
+/// ends down; deleted on drop.
+fn veth_down(tag: &str) -> Veth {
+    assert!(tag.len() <= 4);
+    Veth::new(&net::unique("hn", tag, "a"), &net::unique("hn", tag, "b"))
 }
 
-/// A veth pair `a`/`b`, deleted on drop.
-struct Veth {
-    a: String,
-    b: String,
-}
-
-impl Veth {
-    /// A pair named after `tag` (at most 4 characters), both ends up.
-    fn up(tag: &str) -> Veth {
-        let v = Veth::down(tag);
-        v.set_up(&v.a);
-        v.set_up(&v.b);
-        v.wait_running();
-        v
-    }
-
-    /// A pair with both ends down.
-    fn down(tag: &str) -> Veth {
-        assert!(tag.len() <= 4);
-        let pid = std::process::id() % 100_000;
-        let (a, b) = (format!("hn{tag}{pid}a"), format!("hn{tag}{pid}b"));
-        // A leftover of a crashed run with the same pid: remove it.
-        let _ = Command::new("ip")
-            .args(["link", "del", &a])
-            .stderr(std::process::Stdio::null())
-            .status();
-        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-        let v = Veth { a, b };
-        for end in [&v.a, &v.b] {
-            // No IPv6: no router solicitations or MLD reports on the pair.
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
-        }
-        v
-    }
-
-    fn set_up(&self, end: &str) {
-        ip(&["link", "set", end, "up"]);
-    }
-
-    /// Waits until both ends report carrier.
-    fn wait_running(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for end in [&self.a, &self.b] {
-            while std::fs::read_to_string(format!("/sys/class/net/{end}/operstate"))
-                .map(|s| s.trim() != "up")
-                .unwrap_or(true)
-            {
-                assert!(Instant::now() < deadline, "{end} never came up");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.a]).status();
-    }
+/// [`veth_down`] with both ends up.
+fn veth_up(tag: &str) -> Veth {
+    veth_down(tag).up()
 }
 
 /// Configures a port from the body of its `[ports.p]` table, the way a
@@ -272,7 +214,7 @@ fn frames_sent_on_one_end_arrive_byte_for_byte_on_the_other() {
     if !live("frames_sent_on_one_end_arrive_byte_for_byte_on_the_other") {
         return;
     }
-    let v = Veth::up("byte");
+    let v = veth_up("byte");
     for mode in RX_MODES {
         byte_for_byte(&v, mode);
     }
@@ -340,7 +282,7 @@ fn frames_the_port_sends_are_not_read_back() {
     if !live("frames_the_port_sends_are_not_read_back") {
         return;
     }
-    let v = Veth::up("echo");
+    let v = veth_up("echo");
     let mac = src_mac(2);
     // With qdisc bypass the kernel hides sent frames from packet taps
     // anyway; through the qdisc layer only PACKET_IGNORE_OUTGOING does.
@@ -376,7 +318,7 @@ fn fanout_spreads_flows_over_queues_and_loses_none() {
     if !live("fanout_spreads_flows_over_queues_and_loses_none") {
         return;
     }
-    let v = Veth::up("fan");
+    let v = veth_up("fan");
     for mode in RX_MODES {
         fanout(&v, mode);
     }
@@ -444,7 +386,7 @@ fn promiscuous_mode_is_on_exactly_while_the_port_is_open() {
     if !live("promiscuous_mode_is_on_exactly_while_the_port_is_open") {
         return;
     }
-    let v = Veth::up("prom");
+    let v = veth_up("prom");
     assert_eq!(promiscuity(&v.a), 0);
     let port = open(&af_packet(&v.a, "queues = 2"), 1, true, true).unwrap();
     assert_eq!(promiscuity(&v.a), 1);
@@ -469,7 +411,7 @@ fn missing_interface_and_down_link_are_one_line_errors() {
         open(&af_packet(&missing, ""), 1, true, true).err().unwrap(),
         format!("port `p`: no interface `{missing}` (check `ip link`)")
     );
-    let v = Veth::down("down");
+    let v = veth_down("down");
     for (rx, tx) in [(true, false), (false, true)] {
         assert_eq!(
             open(&af_packet(&v.a, ""), 1, rx, tx).err().unwrap(),
@@ -480,7 +422,7 @@ fn missing_interface_and_down_link_are_one_line_errors() {
         );
     }
     // Up with its peer down: no carrier, but it opens (and warns).
-    v.set_up(&v.a);
+    net::ip(&["link", "set", &v.a, "up"]);
     assert!(open(&af_packet(&v.a, ""), 1, true, true).is_ok());
     // `auto` gives the same errors.
     assert_eq!(
@@ -507,13 +449,13 @@ fn link_down_while_running_is_counted_and_a_deleted_interface_is_an_error() {
 }
 
 fn link_down_then_deleted(mode: &str) {
-    let v = Veth::up("lost");
+    let v = veth_up("lost");
     let mac = src_mac(4);
     let extra = format!("rx_mode = \"{mode}\"");
     let mut a = open(&af_packet(&v.a, &extra), 1, true, true).unwrap();
     let mut b = open(&af_packet(&v.b, &extra), 1, true, false).unwrap();
     let frames: Vec<Vec<u8>> = (0..10).map(|i| udp_frame(mac, 0, i, 64)).collect();
-    ip(&["link", "set", &v.a, "down"]);
+    net::ip(&["link", "set", &v.a, "down"]);
     send_all(&mut *a.tx[0], &frames, 10);
     let s = a.tx[0].stats();
     assert_eq!((s.packets, s.drops), (0, 10), "{mode}: {s:?}");
@@ -621,7 +563,7 @@ fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet() {
     if !live("a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet") {
         return;
     }
-    let v = Veth::up("run");
+    let v = veth_up("run");
     const N: u64 = 2000;
     let text = format!(
         "connections = [\"gen -> a\", \"b -> count -> discard\"]\n\
@@ -675,6 +617,8 @@ struct Namespaces {
     host: [String; 2],
     /// The veth ends inside the namespaces.
     inner: [String; 2],
+    /// The pairs (deleted first), then the namespaces.
+    _guards: Vec<(Veth, Netns)>,
 }
 
 impl Namespaces {
@@ -685,60 +629,34 @@ impl Namespaces {
     /// and TCP sends reach them as super-frames of up to 64 KiB.
     fn new(tag: &str, net: u8) -> Namespaces {
         assert!(tag.len() <= 4);
-        let pid = std::process::id() % 100_000;
-        let name = |s: &str| format!("hn{tag}{pid}{s}");
-        let n = Namespaces {
+        let name = |s: &str| net::unique("hn", tag, s);
+        let mut n = Namespaces {
             ns: [name("x"), name("y")],
             host: [name("a"), name("b")],
             inner: [name("p"), name("q")],
+            _guards: Vec::new(),
         };
-        n.remove();
         for i in 0..2 {
-            let (ns, host) = (&n.ns[i], &n.host[i]);
+            let ns = Netns::new(&n.ns[i]);
             let inner = &n.inner[i];
-            ip(&["netns", "add", ns]);
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
-            ip(&[
-                "link", "add", host, "type", "veth", "peer", "name", inner, "netns", ns,
+            let veth = Veth::with_b_in(&n.host[i], inner, &ns).up();
+            ns.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.77.{net}.{}/24", i + 1),
+                "dev",
+                inner,
             ]);
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
-            ip(&["link", "set", host, "up"]);
-            let addr = format!("10.77.{net}.{}/24", i + 1);
-            ip(&["-n", ns, "addr", "add", &addr, "dev", inner]);
-            ip(&["-n", ns, "link", "set", inner, "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            let features = Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-k", inner])
-                .output()
-                .expect("run ethtool");
-            let features = String::from_utf8_lossy(&features.stdout);
+            let features = ns.run(&["ethtool", "-k", inner]);
             assert!(
                 features.contains("tx-checksumming: on")
                     && features.contains("tcp-segmentation-offload: on"),
                 "checksum and segmentation offloads must be on: {features}"
             );
+            n._guards.push((veth, ns));
         }
         n
-    }
-
-    fn remove(&self) {
-        for (ns, host) in self.ns.iter().zip(&self.host) {
-            let quiet = std::process::Stdio::null;
-            let _ = Command::new("ip")
-                .args(["link", "del", host])
-                .stderr(quiet())
-                .status();
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(quiet())
-                .status();
-        }
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        self.remove();
     }
 }
 

@@ -4,9 +4,8 @@
 //!
 //! It reads the sources, not the compiler's view: every `crate::m` and
 //! `super::m` path outside comments and test code counts as a dependency.
-//! Known violations are listed in [`KNOWN`] and [`KNOWN_CYCLES`]; the test
-//! fails both on a new violation and on a listed one that has gone (so the
-//! lists only shrink).
+//! The order is also the one framework/src/lib.rs's doc comment and
+//! docs/architecture.md's layer table state: a test compares them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -16,15 +15,9 @@ use std::path::{Path, PathBuf};
 /// before it. `testing` (a test kit with no dependencies) and `prelude` (the
 /// re-exports in lib.rs) stand outside the order.
 const LAYERS: &[&str] = &[
-    "sys", "wire", "packet", "element", "elements", "plugin", "port", "graph", "config", "runtime",
+    "sys", "wire", "packet", "params", "element", "elements", "plugin", "port", "graph", "runtime",
+    "config",
 ];
-
-/// Layer violations still to remove (issue 12): `from -> to`.
-const KNOWN: &[(&str, &str)] = &[("sys", "element"), ("sys", "plugin")];
-
-/// File-level import cycles still to remove (issue 12), each as its files
-/// sorted, relative to the workspace root.
-const KNOWN_CYCLES: &[&[&str]] = &[];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -164,21 +157,58 @@ fn framework_layers_depend_only_downwards() {
             violations.insert((from, to));
         }
     }
-    let known: BTreeSet<(String, String)> = KNOWN
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+    assert!(
+        violations.is_empty(),
+        "layers that reach up (a lower module names a higher one; order: {LAYERS:?}): {violations:?}"
+    );
+}
+
+/// The names in backticks of `text`, in order.
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[test]
+fn lib_rs_and_the_architecture_doc_state_the_same_order() {
+    let root = workspace_root();
+    // lib.rs: the doc paragraph that starts with "Layers".
+    let lib = fs::read_to_string(root.join("framework/src/lib.rs")).unwrap();
+    let docs: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(str::trim)
         .collect();
-    let new: Vec<_> = violations.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&violations).collect();
-    assert!(
-        new.is_empty(),
-        "layers that reach up (a lower module names a higher one; order: {LAYERS:?}): {new:?}"
-    );
-    assert!(
-        gone.is_empty(),
-        "fixed, remove from KNOWN in {}: {gone:?}",
-        file!()
-    );
+    let start = docs
+        .iter()
+        .position(|l| l.starts_with("Layers"))
+        .expect("lib.rs's doc has a paragraph starting with `Layers`");
+    let paragraph: Vec<&str> = docs[start..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .copied()
+        .collect();
+    let in_lib: Vec<String> = backticked(&paragraph.join(" "))
+        .into_iter()
+        .filter(|n| LAYERS.contains(&n.as_str()))
+        .collect();
+    assert_eq!(in_lib, LAYERS, "the order in lib.rs's doc comment");
+    // docs/architecture.md: the first column of the table under "## Layers".
+    let arch = fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let section = arch
+        .split("\n## ")
+        .find(|s| s.starts_with("Layers"))
+        .expect("docs/architecture.md has a `## Layers` section");
+    let in_table: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(in_table, LAYERS, "the table in docs/architecture.md");
 }
 
 /// The file of module `name` in folder `dir_of_module`, if there is one.
@@ -316,18 +346,7 @@ fn no_two_source_files_import_each_other() {
             found.insert(names);
         }
     }
-    let known: BTreeSet<Vec<String>> = KNOWN_CYCLES
-        .iter()
-        .map(|c| c.iter().map(|s| s.to_string()).collect())
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&found).collect();
-    assert!(new.is_empty(), "files that import each other: {new:?}");
-    assert!(
-        gone.is_empty(),
-        "fixed, remove from KNOWN_CYCLES in {}: {gone:?}",
-        file!()
-    );
+    assert!(found.is_empty(), "files that import each other: {found:?}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Helpers shared by the workspace's tests (a dev-dependency only, never
-//! published): what a test needs from the machine, and where things are.
+//! published): what a test needs from the machine, and where things are;
+//! pcap files ([`pcap`]), network namespaces and veth pairs that clean up
+//! after themselves ([`net`]) and a seeded generator ([`rng`]).
 //!
 //! # Prerequisites and the no-skip switch
 //!
@@ -26,6 +28,10 @@
 //! text, so a green run means that every test really ran.
 
 #![deny(unsafe_code)]
+
+pub mod net;
+pub mod pcap;
+pub mod rng;
 
 use std::fmt;
 use std::io::Write;

@@ -48,6 +48,15 @@ impl Config {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_runtime(f)?;
+        self.write_ports(f)?;
+        self.write_elements(f)
+    }
+}
+
+impl Config {
+    /// The config's path, the runtime settings and the plugins loaded.
+    fn write_runtime(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.runtime;
         let cores: Vec<String> = r.cores.iter().map(|c| c.to_string()).collect();
         let clock = match r.clock {
@@ -79,6 +88,11 @@ impl fmt::Display for Config {
                 p.classes.join(", ")
             )?;
         }
+        Ok(())
+    }
+
+    /// Each port: its driver, where its frames go and who sends to it.
+    fn write_ports(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "ports:")?;
         if self.ports.is_empty() {
             writeln!(f, "  (none)")?;
@@ -103,6 +117,11 @@ impl fmt::Display for Config {
                 writeln!(f, "    tx: from {}", senders.join(", "))?;
             }
         }
+        Ok(())
+    }
+
+    /// Each element: its class, ports and where each output goes.
+    fn write_elements(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "elements:")?;
         if self.graph.nodes.is_empty() {
             writeln!(f, "  (none)")?;

@@ -50,26 +50,7 @@ use crate::element::{Configured, Need, ParamSpec, ParamType, Registry};
 use crate::graph::GraphSpec;
 use crate::port::{PortRegistry, PortSpec};
 
-/// Where elements get the time from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum Clock {
-    /// Monotonic time since the run started.
-    #[default]
-    System,
-    /// The timestamp of the latest packet received (replays and golden tests).
-    Packet,
-}
-
-/// What to do after an element panics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum OnPanic {
-    /// Drop the batch, count it against the element, keep running.
-    #[default]
-    Drop,
-    /// Stop the run with an error naming the element.
-    Stop,
-}
-
+pub use crate::runtime::{Clock, OnPanic};
 pub use source::{ConfigError, ConfigErrors};
 
 /// The `[runtime]` table.

@@ -237,74 +237,52 @@ impl ValueCx<'_> {
         node: &Node,
         ty: &ParamType,
     ) -> Option<Value> {
-        let wrong = |this: &mut Self, message: String| {
-            let what = match index {
-                Some(i) => format!("invalid item {i} of `{name}`{}", this.of),
-                None => format!("invalid value for `{name}`{}", this.of),
-            };
-            this.diags
-                .push(Diag::new(node.span, format!("{what}: {message}")));
-            None
-        };
-        let expected = || format!("expected {}, found {}", describe(ty), node.item.describe());
-        let stringy = matches!(
-            ty,
-            ParamType::Str
-                | ParamType::Choice(_)
-                | ParamType::Mac
-                | ParamType::Ip
-                | ParamType::Prefix
-                | ParamType::PortRef
-        );
-        let text = match (&node.item, &node.raw) {
-            (Item::Str { s, .. }, _) => Some(s.as_str()),
-            (_, Some(raw)) if stringy => Some(raw.as_str()),
-            _ => None,
-        };
-        match (ty, &node.item) {
-            (ParamType::Bool, Item::Bool(b)) => Some(Value::Bool(*b)),
-            (ParamType::Int { min, max }, Item::Int(i)) if (min..=max).contains(&i) => {
-                Some(Value::Int(*i))
+        match self.check(name, index, node, ty) {
+            Ok(v) => v,
+            Err(message) => {
+                let what = match index {
+                    Some(i) => format!("invalid item {i} of `{name}`{}", self.of),
+                    None => format!("invalid value for `{name}`{}", self.of),
+                };
+                self.diags
+                    .push(Diag::new(node.span, format!("{what}: {message}")));
+                None
             }
-            (ParamType::Float, Item::Int(i)) => Some(Value::Float(*i as f64)),
-            (ParamType::Float, Item::Float(f)) => Some(Value::Float(*f)),
+        }
+    }
+
+    /// The value of `node` as a `ty`: `Err` says what is wrong with it;
+    /// `Ok(None)` when items of a list or fields of a table were wrong (and
+    /// reported).
+    fn check(
+        &mut self,
+        name: &str,
+        index: Option<usize>,
+        node: &Node,
+        ty: &ParamType,
+    ) -> Result<Option<Value>, String> {
+        let expected = || format!("expected {}, found {}", describe(ty), node.item.describe());
+        let text = text_of(node, ty);
+        let value = match (ty, &node.item) {
+            (ParamType::Bool, Item::Bool(b)) => Value::Bool(*b),
+            (ParamType::Int { min, max }, Item::Int(i)) if (min..=max).contains(&i) => {
+                Value::Int(*i)
+            }
+            (ParamType::Float, Item::Int(i)) => Value::Float(*i as f64),
+            (ParamType::Float, Item::Float(f)) => Value::Float(*f),
             (ParamType::Duration, Item::Int(i)) if *i >= 0 => {
-                Some(Value::Duration(std::time::Duration::from_secs(*i as u64)))
+                Value::Duration(std::time::Duration::from_secs(*i as u64))
             }
             (ParamType::Duration, Item::Float(f)) => {
-                match std::time::Duration::try_from_secs_f64(*f) {
-                    Ok(d) => Some(Value::Duration(d)),
-                    Err(_) => wrong(self, expected()),
-                }
+                Value::Duration(std::time::Duration::try_from_secs_f64(*f).map_err(|_| expected())?)
             }
-            (ParamType::Duration, Item::Str { s, .. }) => match parse_duration(s) {
-                Some(d) => Some(Value::Duration(d)),
-                None => wrong(self, expected()),
-            },
+            (ParamType::Duration, Item::Str { s, .. }) => {
+                Value::Duration(parse_duration(s).ok_or_else(expected)?)
+            }
             (ParamType::Choice(choices), _) if text.is_some() => {
-                let s = text.unwrap_or_default();
-                if choices.contains(&s) {
-                    return Some(Value::Str(s.to_string()));
-                }
-                let hint = did_you_mean(nearest(s, choices.iter().copied()));
-                wrong(
-                    self,
-                    format!("expected {}, found {s:?}{hint}", describe(ty)),
-                )
+                choice(text.unwrap_or_default(), choices, ty)?
             }
-            (ParamType::PortRef, _) if text.is_some() => {
-                let s = text.unwrap_or_default();
-                if self.ports.iter().any(|p| p == s) {
-                    return Some(Value::Str(s.to_string()));
-                }
-                let declared = if self.ports.is_empty() {
-                    "no ports are declared".to_string()
-                } else {
-                    format!("declared ports: {}", self.ports.join(", "))
-                };
-                let hint = did_you_mean(nearest(s, self.ports.iter().map(|p| p.as_str())));
-                wrong(self, format!("unknown port `{s}`{hint}; {declared}"))
-            }
+            (ParamType::PortRef, _) if text.is_some() => self.port_ref(text.unwrap_or_default())?,
             (ParamType::List(item_ty), Item::Array(items)) => {
                 let before = self.diags.len();
                 let values: Vec<Value> = items
@@ -312,30 +290,88 @@ impl ValueCx<'_> {
                     .enumerate()
                     .filter_map(|(i, n)| self.value(name, Some(i), n, item_ty))
                     .collect();
-                (self.diags.len() == before).then_some(Value::List(values))
+                return Ok((self.diags.len() == before).then_some(Value::List(values)));
             }
             (ParamType::Table(fields), Item::Table(t)) => {
-                let place = match index {
-                    Some(i) => format!("item {i} of `{name}`"),
-                    None => format!("`{name}`"),
-                };
-                let owner = Owner {
-                    noun: "key",
-                    of: format!("in {place}"),
-                };
-                let within = format!(" in {place}");
-                check_fields(
-                    t, node.span, fields, &owner, &within, self.ports, self.diags,
-                )
-                .map(|c| Value::Table(c.params))
+                return Ok(self.table(name, index, node, t, fields));
             }
-            (_, _) if stringy && text.is_some() => match ty.parse_str(text.unwrap_or_default()) {
-                Ok(v) => Some(v),
-                Err(m) => wrong(self, m),
-            },
-            _ => wrong(self, expected()),
-        }
+            (_, _) if is_stringy(ty) && text.is_some() => ty.parse_str(text.unwrap_or_default())?,
+            _ => return Err(expected()),
+        };
+        Ok(Some(value))
     }
+
+    /// A declared port's name.
+    fn port_ref(&self, s: &str) -> Result<Value, String> {
+        if self.ports.iter().any(|p| p == s) {
+            return Ok(Value::Str(s.to_string()));
+        }
+        let declared = if self.ports.is_empty() {
+            "no ports are declared".to_string()
+        } else {
+            format!("declared ports: {}", self.ports.join(", "))
+        };
+        let hint = did_you_mean(nearest(s, self.ports.iter().map(|p| p.as_str())));
+        Err(format!("unknown port `{s}`{hint}; {declared}"))
+    }
+
+    /// A table value (or item `index` of a list of tables): its keys checked
+    /// against `fields`, each reported where it is wrong.
+    fn table(
+        &mut self,
+        name: &str,
+        index: Option<usize>,
+        node: &Node,
+        t: &Table,
+        fields: &'static [ParamSpec],
+    ) -> Option<Value> {
+        let place = match index {
+            Some(i) => format!("item {i} of `{name}`"),
+            None => format!("`{name}`"),
+        };
+        let owner = Owner {
+            noun: "key",
+            of: format!("in {place}"),
+        };
+        let within = format!(" in {place}");
+        check_fields(
+            t, node.span, fields, &owner, &within, self.ports, self.diags,
+        )
+        .map(|c| Value::Table(c.params))
+    }
+}
+
+/// Types whose value may be written as a bare word (a string, or what the
+/// TOML reader took for another type, such as `10.0.0.1`).
+fn is_stringy(ty: &ParamType) -> bool {
+    matches!(
+        ty,
+        ParamType::Str
+            | ParamType::Choice(_)
+            | ParamType::Mac
+            | ParamType::Ip
+            | ParamType::Prefix
+            | ParamType::PortRef
+    )
+}
+
+/// The text of `node` if it is a string, or for a string-like `ty` the raw
+/// text of whatever it was read as.
+fn text_of<'n>(node: &'n Node, ty: &ParamType) -> Option<&'n str> {
+    match (&node.item, &node.raw) {
+        (Item::Str { s, .. }, _) => Some(s.as_str()),
+        (_, Some(raw)) if is_stringy(ty) => Some(raw.as_str()),
+        _ => None,
+    }
+}
+
+/// One of `choices`, or the nearest as a hint.
+fn choice(s: &str, choices: &[&str], ty: &ParamType) -> Result<Value, String> {
+    if choices.contains(&s) {
+        return Ok(Value::Str(s.to_string()));
+    }
+    let hint = did_you_mean(nearest(s, choices.iter().copied()));
+    Err(format!("expected {}, found {s:?}{hint}", describe(ty)))
 }
 
 /// How a type reads in messages (choices quoted, as they are written in TOML).

@@ -24,16 +24,9 @@ const fn class(
 ) -> ElementClass {
     ElementClass {
         info: ClassInfo {
-            name,
             summary: "test class",
-            description: "",
-            inputs: crate::element::PortCount::Any,
-            outputs: crate::element::PortCount::Any,
             params,
-            drop_reasons: &[],
-            counters: &[],
-            example: "",
-            see_also: &[],
+            ..crate::element::ClassInfo::bare(name)
         },
         configure,
     }

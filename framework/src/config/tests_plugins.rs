@@ -5,7 +5,7 @@
 use super::tests::{drivers, load, registry};
 use super::tests_errors::{one, PORT_A};
 use super::*;
-use crate::element::{ClassInfo, Context, Element, ElementClass, Inputs, Output};
+use crate::element::{Context, Element, ElementClass, Inputs, Output};
 use crate::packet::Batch;
 
 #[derive(Clone)]
@@ -114,18 +114,7 @@ fn no_plugins_key_loads_nothing() {
 #[test]
 fn a_panicking_configure_is_an_error_at_the_element() {
     const BOOM: ElementClass = ElementClass {
-        info: ClassInfo {
-            name: "Boom",
-            summary: "",
-            description: "",
-            inputs: crate::element::PortCount::Any,
-            outputs: crate::element::PortCount::Any,
-            params: &[],
-            drop_reasons: &[],
-            counters: &[],
-            example: "",
-            see_also: &[],
-        },
+        info: crate::element::ClassInfo::bare("Boom"),
         configure: |_, _| {
             let table: Vec<u32> = Vec::new();
             Ok(Configured::cloning(

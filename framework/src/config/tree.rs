@@ -217,28 +217,45 @@ fn verbatim(raw: &str, decoded: &str) -> Option<usize> {
 pub(crate) fn apply_override(root: &mut Table, sources: &Sources, src: usize) -> Result<(), Diag> {
     let text = sources.text(src);
     let whole = Span::new(src, 0, text.len());
-    let usage = "an override is `dotted.key=value`, as in `runtime.workers=2` or `ports.left.input=\"in.pcap\"`";
     let eq = text
         .find('=')
-        .ok_or_else(|| Diag::new(whole, "missing `=` in override").help(usage))?;
+        .ok_or_else(|| Diag::new(whole, "missing `=` in override").help(OVERRIDE_USAGE))?;
+    let keys = override_keys(&text[..eq], src)?;
+    let value = override_value(text, eq, src)?;
+    set_dotted(root, &keys, value)
+}
+
+/// How an override is written, for the help of its errors.
+const OVERRIDE_USAGE: &str = "an override is `dotted.key=value`, as in `runtime.workers=2` or `ports.left.input=\"in.pcap\"`";
+
+/// The keys of an override's dotted path (`text`, before the `=`), each with its span.
+fn override_keys(text: &str, src: usize) -> Result<Vec<(String, Span)>, Diag> {
     let mut keys = Vec::new();
     let mut at = 0;
-    for part in text[..eq].split('.') {
+    for part in text.split('.') {
         let lead = part.len() - part.trim_start().len();
         let key = part.trim();
         let span = Span::new(src, at + lead, at + lead + key.len());
         if key.is_empty() {
             let span = Span::new(src, at, at + part.len());
-            return Err(Diag::new(span, "empty key in override").help(usage));
+            return Err(Diag::new(span, "empty key in override").help(OVERRIDE_USAGE));
         }
         keys.push((key.to_string(), span));
         at += part.len() + 1;
     }
+    Ok(keys)
+}
+
+/// The value of an override (`text` after the `=` at `eq`): a TOML value, or
+/// else a bare string (`ports.left.input=in.pcap`).
+fn override_value(text: &str, eq: usize, src: usize) -> Result<Node, Diag> {
     let vtext = text[eq + 1..].trim();
     let vstart = eq + 1 + (text[eq + 1..].len() - text[eq + 1..].trim_start().len());
     let vspan = Span::new(src, vstart, vstart + vtext.len());
     if vtext.is_empty() {
-        return Err(Diag::new(Span::new(src, eq, eq + 1), "missing value after `=`").help(usage));
+        return Err(
+            Diag::new(Span::new(src, eq, eq + 1), "missing value after `=`").help(OVERRIDE_USAGE),
+        );
     }
     let value = match DeValue::parse(vtext) {
         Ok(v) => {
@@ -270,6 +287,12 @@ pub(crate) fn apply_override(root: &mut Table, sources: &Sources, src: usize) ->
             raw: None,
         },
     };
+    Ok(value)
+}
+
+/// Sets `keys` (a dotted path) in `root` to `value`, creating the tables on
+/// the way; an error if one of them is not a table.
+fn set_dotted(root: &mut Table, keys: &[(String, Span)], value: Node) -> Result<(), Diag> {
     let (last, parents) = keys.split_last().expect("split yields at least one part");
     let mut table = root;
     let mut path = String::new();

@@ -229,81 +229,107 @@ impl Wirer<'_, '_, '_> {
         last: bool,
         map: &dyn Fn(std::ops::Range<usize>) -> Span,
     ) -> bool {
+        match r {
+            Ref::Broken => false,
+            Ref::Port(p) => self.check_port_endpoint(ep, p, first, last, map),
+            Ref::Elem(e) => self.check_element_endpoint(ep, e, first, last, map),
+        }
+    }
+
+    /// A port starts a connection (and can receive) or ends one, and takes no `[n]`.
+    fn check_port_endpoint(
+        &mut self,
+        ep: &Endpoint,
+        p: usize,
+        first: bool,
+        last: bool,
+        map: &dyn Fn(std::ops::Range<usize>) -> Span,
+    ) -> bool {
         let name = &ep.name;
         let mut ok = true;
-        match r {
-            Ref::Broken => return false,
-            Ref::Port(p) => {
-                let port = &self.ports[p];
-                if let (true, false, Some(spec)) = (first, last, &port.spec) {
-                    if spec.rx_queues() == 0 {
-                        let msg = format!(
-                            "port `{name}` cannot receive: as configured ({}, {}) it has no receive queues",
-                            port.driver,
-                            spec.describe()
-                        );
-                        self.diag(map(ep.name_at.clone()), msg);
-                        ok = false;
-                    }
-                }
-                if !first && !last {
-                    let msg = format!("port `{name}` in the middle of a connection: a port can only start one (its receive side) or end one (its transmit side)");
-                    self.diag(map(ep.name_at.clone()), msg);
-                    ok = false;
-                }
-                if let Some((_, at)) = ep.input.as_ref().or(ep.output.as_ref()) {
-                    let msg = format!("port `{name}` takes no `[n]`: a port has one receive side and one transmit side");
-                    self.diag(map(at.clone()), msg);
-                    ok = false;
-                }
+        let port = &self.ports[p];
+        if let (true, false, Some(spec)) = (first, last, &port.spec) {
+            if spec.rx_queues() == 0 {
+                let msg = format!(
+                    "port `{name}` cannot receive: as configured ({}, {}) it has no receive queues",
+                    port.driver,
+                    spec.describe()
+                );
+                self.diag(map(ep.name_at.clone()), msg);
+                ok = false;
             }
-            Ref::Elem(e) => {
-                if let (true, Some((_, at))) = (first, &ep.input) {
-                    let msg = format!("input number before `{name}`, but nothing precedes it in this connection; write it on the receiving end, as in \"a -> [1] {name}\"");
-                    self.diag(map(at.clone()), msg);
-                    ok = false;
-                }
-                if let (true, Some((_, at))) = (last, &ep.output) {
-                    let msg = format!("output number after `{name}`, but nothing follows it in this connection; write it on the sending end, as in \"{name}[1] -> b\"");
-                    self.diag(map(at.clone()), msg);
-                    ok = false;
-                }
-                let el = &self.elems[e];
-                let class = el.class.map_or("", |c| c.info.name);
-                let Some(c) = &el.configured else {
-                    return false;
+        }
+        if !first && !last {
+            let msg = format!("port `{name}` in the middle of a connection: a port can only start one (its receive side) or end one (its transmit side)");
+            self.diag(map(ep.name_at.clone()), msg);
+            ok = false;
+        }
+        if let Some((_, at)) = ep.input.as_ref().or(ep.output.as_ref()) {
+            let msg = format!(
+                "port `{name}` takes no `[n]`: a port has one receive side and one transmit side"
+            );
+            self.diag(map(at.clone()), msg);
+            ok = false;
+        }
+        ok
+    }
+
+    /// An element's input and output numbers stand where something is
+    /// connected and exist on its class.
+    fn check_element_endpoint(
+        &mut self,
+        ep: &Endpoint,
+        e: usize,
+        first: bool,
+        last: bool,
+        map: &dyn Fn(std::ops::Range<usize>) -> Span,
+    ) -> bool {
+        let name = &ep.name;
+        let mut ok = true;
+        if let (true, Some((_, at))) = (first, &ep.input) {
+            let msg = format!("input number before `{name}`, but nothing precedes it in this connection; write it on the receiving end, as in \"a -> [1] {name}\"");
+            self.diag(map(at.clone()), msg);
+            ok = false;
+        }
+        if let (true, Some((_, at))) = (last, &ep.output) {
+            let msg = format!("output number after `{name}`, but nothing follows it in this connection; write it on the sending end, as in \"{name}[1] -> b\"");
+            self.diag(map(at.clone()), msg);
+            ok = false;
+        }
+        let el = &self.elems[e];
+        let class = el.class.map_or("", |c| c.info.name);
+        let Some(c) = &el.configured else {
+            return false;
+        };
+        let (outputs, inputs) = (c.outputs, c.inputs);
+        let out = ep.output.as_ref().map_or(0, |o| o.0);
+        if !last && out >= outputs {
+            let at = ep
+                .output
+                .as_ref()
+                .map_or(ep.name_at.clone(), |o| o.1.clone());
+            let msg = match outputs {
+                0 => format!("`{name}` (class `{class}`) has no outputs; it cannot send to anything"),
+                1 => format!("`{name}` (class `{class}`) has 1 output (0); output {out} does not exist"),
+                n => format!("`{name}` (class `{class}`) has {n} outputs (0..={}); output {out} does not exist", n - 1),
+            };
+            self.diag(map(at), msg);
+            ok = false;
+        }
+        let input = ep.input.as_ref().map_or(0, |i| i.0);
+        if let (false, Inputs::Fixed(n)) = (first, inputs) {
+            if input >= n {
+                let at = ep
+                    .input
+                    .as_ref()
+                    .map_or(ep.name_at.clone(), |i| i.1.clone());
+                let msg = match n {
+                    0 => format!("`{name}` (class `{class}`) has no inputs; nothing can send to it"),
+                    1 => format!("`{name}` (class `{class}`) has 1 input (0); input {input} does not exist"),
+                    n => format!("`{name}` (class `{class}`) has {n} inputs (0..={}); input {input} does not exist", n - 1),
                 };
-                let (outputs, inputs) = (c.outputs, c.inputs);
-                let out = ep.output.as_ref().map_or(0, |o| o.0);
-                if !last && out >= outputs {
-                    let at = ep
-                        .output
-                        .as_ref()
-                        .map_or(ep.name_at.clone(), |o| o.1.clone());
-                    let msg = match outputs {
-                        0 => format!("`{name}` (class `{class}`) has no outputs; it cannot send to anything"),
-                        1 => format!("`{name}` (class `{class}`) has 1 output (0); output {out} does not exist"),
-                        n => format!("`{name}` (class `{class}`) has {n} outputs (0..={}); output {out} does not exist", n - 1),
-                    };
-                    self.diag(map(at), msg);
-                    ok = false;
-                }
-                let input = ep.input.as_ref().map_or(0, |i| i.0);
-                if let (false, Inputs::Fixed(n)) = (first, inputs) {
-                    if input >= n {
-                        let at = ep
-                            .input
-                            .as_ref()
-                            .map_or(ep.name_at.clone(), |i| i.1.clone());
-                        let msg = match n {
-                            0 => format!("`{name}` (class `{class}`) has no inputs; nothing can send to it"),
-                            1 => format!("`{name}` (class `{class}`) has 1 input (0); input {input} does not exist"),
-                            n => format!("`{name}` (class `{class}`) has {n} inputs (0..={}); input {input} does not exist", n - 1),
-                        };
-                        self.diag(map(at), msg);
-                        ok = false;
-                    }
-                }
+                self.diag(map(at), msg);
+                ok = false;
             }
         }
         ok

@@ -3,19 +3,7 @@
 //! [`counters!`](crate::counters)), and choice parameters as enums
 //! ([`choice!`](crate::choice), [`Choice`]).
 
-/// A parameter whose value is one of a fixed list of names, read as an enum
-/// with [`Params::choice`](super::Params::choice). Declare the enum with
-/// [`choice!`](crate::choice), and the parameter with
-/// `ParamType::Choice(MyEnum::NAMES)`, so that the names accepted and the
-/// names matched cannot drift apart.
-pub trait Choice: Sized + Copy + 'static {
-    /// The names, one per variant, in the order of the variants.
-    const NAMES: &'static [&'static str];
-    /// The variant called `name`.
-    fn from_name(name: &str) -> Option<Self>;
-    /// The name of this variant.
-    fn name(self) -> &'static str;
-}
+pub use crate::params::Choice;
 
 /// Declares an enum whose variants are the values of a choice parameter:
 /// each variant with its name in configs. The enum derives `Debug`, `Clone`,

@@ -124,13 +124,12 @@
 pub mod declare;
 pub(crate) mod guard;
 mod output;
-mod params;
 mod registry;
 
+pub use crate::params::{mask_addr, parse_duration, parse_mac, parse_prefix};
+pub use crate::params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use declare::Choice;
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
-pub use params::{mask_addr, parse_duration, parse_mac, parse_prefix};
-pub use params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCount, Registry};
 
 pub(crate) use guard::ConfigureError;

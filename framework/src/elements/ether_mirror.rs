@@ -5,7 +5,8 @@ use crate::element::{
     ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
-use crate::wire::{field, L3Kind, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet, L3Kind, TcpPacket, UdpPacket};
+use crate::wire::{ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP};
 
 hpio_nf::drop_reasons! {
     DROP_REASONS = [
@@ -77,33 +78,71 @@ impl Element for EtherMirror {
             if self.ip {
                 let h = pkt.headers();
                 if h.is_ip() {
-                    let l3 = h.l3_off as usize;
-                    let l4 = h.l4_off as usize;
-                    let ports = h.has_l4 && matches!(h.l4_proto, IPPROTO_TCP | IPPROTO_UDP);
                     let d = pkt.data_mut();
                     // Swapping reorders the 16-bit words of each checksum's
                     // input without changing them, so every checksum stays valid.
-                    match h.l3 {
-                        L3Kind::Ipv4 => swap(&mut d[l3..], field::ipv4::SRC, field::ipv4::DST),
-                        _ => swap(&mut d[l3..], field::ipv6::SRC, field::ipv6::DST),
+                    if let Some(l3) = d.get_mut(h.l3_off as usize..) {
+                        mirror_ip(h.l3, l3);
                     }
-                    if ports {
-                        swap(&mut d[l4..], field::udp::SRC_PORT, field::udp::DST_PORT);
+                    if h.has_l4 {
+                        if let Some(l4) = d.get_mut(h.l4_off as usize..) {
+                            mirror_ports(h.l4_proto, l4);
+                        }
                     }
                 }
             }
-            swap(pkt.data_mut(), field::eth::DST, field::eth::SRC);
+            if let Ok(mut eth) = EthernetFrame::new_checked(pkt.data_mut()) {
+                let (src, dst) = (eth.src_addr(), eth.dst_addr());
+                eth.set_src_addr(dst);
+                eth.set_dst_addr(src);
+            }
             out.push(0, pkt);
         }
     }
 }
 
-/// Swaps the equally long, non-overlapping fields `a` (first) and `b` of `buf`.
-/// The caller has checked that both lie inside `buf`.
+/// Swaps the source and destination addresses of the IP header at the start of `l3`.
 #[inline]
-fn swap(buf: &mut [u8], a: field::Field, b: field::Field) {
-    let (x, y) = buf.split_at_mut(b.start);
-    x[a].swap_with_slice(&mut y[..b.end - b.start]);
+fn mirror_ip(kind: L3Kind, l3: &mut [u8]) {
+    match kind {
+        L3Kind::Ipv4 => {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(l3) {
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                ip.set_src_addr(dst);
+                ip.set_dst_addr(src);
+            }
+        }
+        L3Kind::Ipv6 => {
+            if let Ok(mut ip) = Ipv6Packet::new_checked(l3) {
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                ip.set_src_addr(dst);
+                ip.set_dst_addr(src);
+            }
+        }
+        L3Kind::Other => {}
+    }
+}
+
+/// Swaps the ports of the TCP or UDP header at the start of `l4`.
+#[inline]
+fn mirror_ports(proto: u8, l4: &mut [u8]) {
+    match proto {
+        IPPROTO_TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(l4) {
+                let (src, dst) = (t.src_port(), t.dst_port());
+                t.set_src_port(dst);
+                t.set_dst_port(src);
+            }
+        }
+        IPPROTO_UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(l4) {
+                let (src, dst) = (u.src_port(), u.dst_port());
+                u.set_src_port(dst);
+                u.set_dst_port(src);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

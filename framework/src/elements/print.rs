@@ -3,14 +3,18 @@
 //! [`summarize`] is the tcpdump-like formatter, shared with tools that dump packets.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::element::{
     ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
     ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::{Batch, MAX_FRAME};
-use crate::wire::{be16, field, FragKind, Headers, L3Kind, ParseStatus};
+use crate::wire::tcp_flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
+use crate::wire::{be16, FragKind, Headers, L3Kind, ParseStatus};
+use crate::wire::{
+    EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, VlanTag,
+};
 use crate::wire::{ETHERTYPE_ARP, ETH_HLEN, VLAN_HLEN};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -206,28 +210,32 @@ pub fn summarize(pkt_bytes: &[u8]) -> String {
 
 fn write_summary(s: &mut String, f: &[u8]) {
     let _ = write!(s, "{} bytes", f.len());
-    if f.len() < ETH_HLEN {
+    let Ok(eth) = EthernetFrame::new_checked(f) else {
         s.push_str(" malformed");
         return;
-    }
+    };
     s.push(' ');
-    mac(s, &f[field::eth::SRC]);
+    mac(s, &eth.src_addr());
     s.push_str(" > ");
-    mac(s, &f[field::eth::DST]);
+    mac(s, &eth.dst_addr());
     let h = Headers::parse(f);
     // Headers::parse counts a tag only once the whole tag is in the frame.
     for i in 0..h.vlan_tags as usize {
-        let tci = be16(f, ETH_HLEN + i * VLAN_HLEN);
-        let _ = write!(s, " vlan {}", tci & 0x0fff);
-        if tci >> 13 != 0 {
-            let _ = write!(s, " p {}", tci >> 13);
+        let tag = f
+            .get(ETH_HLEN - 2 + i * VLAN_HLEN..)
+            .map(VlanTag::new_checked);
+        if let Some(Ok(tag)) = tag {
+            let _ = write!(s, " vlan {}", tag.vlan_id());
+            if tag.priority() != 0 {
+                let _ = write!(s, " p {}", tag.priority());
+            }
         }
     }
     if h.status == ParseStatus::L2Truncated {
         s.push_str(" malformed");
         return;
     }
-    let l3 = &f[h.l3_off as usize..];
+    let l3 = f.get(h.l3_off as usize..).unwrap_or_default();
     match h.l3 {
         L3Kind::Ipv4 => s.push_str(" IPv4"),
         L3Kind::Ipv6 => s.push_str(" IPv6"),
@@ -237,22 +245,21 @@ fn write_summary(s: &mut String, f: &[u8]) {
             return;
         }
     }
-    if h.status == ParseStatus::L3Malformed {
-        s.push_str(" malformed");
-        return;
-    }
-    let (src, dst) = match h.l3 {
-        L3Kind::Ipv4 => (
-            IpAddr::from(ipv4(&l3[field::ipv4::SRC])),
-            IpAddr::from(ipv4(&l3[field::ipv4::DST])),
-        ),
-        _ => (
-            IpAddr::from(ipv6(&l3[field::ipv6::SRC])),
-            IpAddr::from(ipv6(&l3[field::ipv6::DST])),
-        ),
+    let addrs = match h.l3 {
+        L3Kind::Ipv4 => Ipv4Packet::new_checked(l3)
+            .map(|ip| (IpAddr::from(ip.src_addr()), IpAddr::from(ip.dst_addr()))),
+        _ => Ipv6Packet::new_checked(l3)
+            .map(|ip| (IpAddr::from(ip.src_addr()), IpAddr::from(ip.dst_addr()))),
+    };
+    let (src, dst) = match addrs {
+        Ok(a) if h.status != ParseStatus::L3Malformed => a,
+        _ => {
+            s.push_str(" malformed");
+            return;
+        }
     };
     let proto = h.l4_proto;
-    let l4 = &f[h.l4_off as usize..];
+    let l4 = f.get(h.l4_off as usize..).unwrap_or_default();
     let name = match proto {
         IPPROTO_TCP => "TCP",
         IPPROTO_UDP => "UDP",
@@ -260,17 +267,24 @@ fn write_summary(s: &mut String, f: &[u8]) {
         IPPROTO_ICMPV6 => "ICMPv6",
         _ => "",
     };
-    if h.has_l4 && matches!(proto, IPPROTO_TCP | IPPROTO_UDP) {
-        let sp = be16(l4, field::tcp::SRC_PORT.start);
-        let dp = be16(l4, field::tcp::DST_PORT.start);
+    let ports = match proto {
+        IPPROTO_TCP => TcpPacket::new_checked(l4)
+            .ok()
+            .map(|t| (t.src_port(), t.dst_port(), Some(t.flags()))),
+        IPPROTO_UDP => UdpPacket::new_checked(l4)
+            .ok()
+            .map(|u| (u.src_port(), u.dst_port(), None)),
+        _ => None,
+    };
+    if let (true, Some((sp, dp, flags))) = (h.has_l4, ports) {
         let _ = write!(
             s,
             " {} > {} {name}",
             SocketAddr::new(src, sp),
             SocketAddr::new(dst, dp)
         );
-        if proto == IPPROTO_TCP {
-            tcp_flags(s, l4[field::tcp::FLAGS]);
+        if let Some(flags) = flags {
+            tcp_flags(s, flags);
         }
         return;
     }
@@ -280,13 +294,12 @@ fn write_summary(s: &mut String, f: &[u8]) {
     } else {
         let _ = write!(s, " {name}");
     }
-    if h.has_l4 {
+    match IcmpPacket::new_checked(l4) {
         // ICMP or ICMPv6 (the only other protocols with has_l4).
-        icmp(s, proto, l4[field::icmp::TYPE], l4[field::icmp::CODE]);
-    } else if h.status == ParseStatus::L4Truncated {
-        s.push_str(" malformed");
-    } else if h.frag == FragKind::Later {
-        s.push_str(" fragment");
+        Ok(i) if h.has_l4 => icmp(s, proto, i.msg_type(), i.msg_code()),
+        _ if h.status == ParseStatus::L4Truncated => s.push_str(" malformed"),
+        _ if h.frag == FragKind::Later => s.push_str(" fragment"),
+        _ => {}
     }
 }
 
@@ -303,23 +316,17 @@ fn ipv4(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 
-fn ipv6(b: &[u8]) -> Ipv6Addr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[..16]);
-    Ipv6Addr::from(a)
-}
-
 /// Flags in tcpdump's order and letters; ACK prints as `.`.
 fn tcp_flags(s: &mut String, flags: u8) {
     const NAMES: [(u8, char); 8] = [
-        (0x01, 'F'),
-        (0x02, 'S'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x10, '.'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'W'),
+        (FIN, 'F'),
+        (SYN, 'S'),
+        (RST, 'R'),
+        (PSH, 'P'),
+        (ACK, '.'),
+        (URG, 'U'),
+        (ECE, 'E'),
+        (CWR, 'W'),
     ];
     s.push_str(" [");
     if flags == 0 {
@@ -399,7 +406,7 @@ mod tests {
     const MACS: &str = "02:00:00:00:00:01 > 02:00:00:00:00:02";
 
     fn v6(s: &str) -> [u8; 16] {
-        s.parse::<Ipv6Addr>().unwrap().octets()
+        s.parse::<std::net::Ipv6Addr>().unwrap().octets()
     }
 
     fn tcp4_syn() -> Vec<u8> {
@@ -553,15 +560,11 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u32 = 0x9e37_79b9;
+        let mut rng = testkit::rng::Rng::new(0x9e37_79b9);
         for _ in 0..20_000 {
             let mut f = [0u8; 96];
-            for b in f.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *b = x as u8;
-            }
+            rng.fill(&mut f);
+            let x = rng.next_u64();
             let (et, v): ([u8; 2], u8) = match x % 4 {
                 0 => ([0x08, 0x00], 0x45),
                 1 => ([0x86, 0xdd], 0x60),

@@ -339,16 +339,8 @@ mod tests {
     }
 
     const INFO: ClassInfo = ClassInfo {
-        name: "Touchy",
-        summary: "",
-        description: "",
-        inputs: crate::element::PortCount::Any,
-        outputs: crate::element::PortCount::Any,
-        params: &[],
         drop_reasons: &["mine"],
-        counters: &[],
-        example: "",
-        see_also: &[],
+        ..crate::element::ClassInfo::bare("Touchy")
     };
 
     fn spec() -> GraphSpec {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::af_packet::{self, AfPacketSpec};
 use super::{OpenPort, PortClass, PortError, PortRegistry, PortSpec};
-use crate::element::{Need, ParamError, ParamType, Params, Value};
+use crate::params::{Need, ParamError, ParamType, Params, Value};
 
 /// The `auto` driver.
 pub const CLASS: PortClass = PortClass {
@@ -168,7 +168,7 @@ impl PortSpec for AutoSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::element::ParamSpec;
+    use crate::params::ParamSpec;
     use crate::port::{QueueStats, RxQueue};
 
     fn params(ifname: &str) -> Params {

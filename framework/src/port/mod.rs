@@ -17,8 +17,8 @@ pub mod pcap;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::element::{ParamError, ParamSpec, Params};
 use crate::packet::{Batch, Packet, Pool};
+use crate::params::{ParamError, ParamSpec, Params};
 
 /// Errors from opening or using a port.
 #[derive(Debug, thiserror::Error)]

@@ -45,17 +45,38 @@ mod report;
 mod tests;
 mod worker;
 
-pub use crate::config::{Clock, OnPanic};
 pub use report::{PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::graph::GraphSpec;
 use crate::packet::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
 use crate::port::{OpenPort, PortError};
+use report::PortMeta;
 use worker::{Snapshot, Worker};
+
+/// Where elements get the time from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Clock {
+    /// Monotonic time since the run started.
+    #[default]
+    System,
+    /// The timestamp of the latest packet received (replays and golden tests).
+    Packet,
+}
+
+/// What to do after an element panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum OnPanic {
+    /// Drop the batch, count it against the element, keep running.
+    #[default]
+    Drop,
+    /// Stop the run with an error naming the element.
+    Stop,
+}
 
 /// How to run a graph.
 #[derive(Debug, Clone)]
@@ -171,42 +192,10 @@ pub fn run(
     let mut workers: Vec<Worker> = (0..opts.workers)
         .map(|w| Worker::new(w, opts, &spec.ports, max_frame))
         .collect();
-    let mut port_meta = Vec::new();
-    for (p, port) in ports.into_iter().enumerate() {
-        let OpenPort {
-            rx,
-            tx,
-            driver,
-            driver_stats,
-            max_frame: _,
-        } = port;
-        port_meta.push((spec.ports[p].clone(), driver, driver_stats, rx.len()));
-        for (q, queue) in rx.into_iter().enumerate() {
-            workers[q % opts.workers].add_rx(p, q, queue);
-        }
-        for (w, queue) in tx.into_iter().enumerate().take(opts.workers) {
-            workers[w].set_tx(p, queue);
-        }
-    }
+    let port_meta = assign_queues(spec, ports, &mut workers);
     let snapshots: Vec<Arc<Mutex<Snapshot>>> =
         workers.iter().map(|w| w.snapshot_handle()).collect();
-
-    let mut handles = Vec::new();
-    for worker in workers {
-        let idx = worker.index();
-        let spec_ref: &GraphSpec = spec;
-        // Scoped threads would tie the graph's lifetime to this call; the spec
-        // is only read while building each replica, so build it up front.
-        let graph = crate::graph::Graph::new(spec_ref, idx);
-        let h = std::thread::Builder::new()
-            .name(format!("hpio-nf-w{idx}"))
-            .spawn(move || worker.run(graph))
-            .map_err(|e| RunError::Worker {
-                worker: idx,
-                message: format!("cannot start thread: {e}"),
-            })?;
-        handles.push(h);
-    }
+    let handles = spawn_workers(spec, workers)?;
 
     let report = |snaps: &[Arc<Mutex<Snapshot>>], meta: &[_]| {
         Report::collect(spec, meta, snaps, start.elapsed(), max_frame)
@@ -221,6 +210,65 @@ pub fn run(
             }
         }
     }
+    match join_workers(handles, &opts.stop) {
+        Some(e) => Err(e),
+        None => Ok(report(&snapshots, &port_meta)),
+    }
+}
+
+/// Hands each port's receive queues to the workers (queue `q` to worker
+/// `q % workers`) and its transmit handles one per worker; returns what the
+/// report needs of each port.
+fn assign_queues(spec: &GraphSpec, ports: Vec<OpenPort>, workers: &mut [Worker]) -> Vec<PortMeta> {
+    let mut port_meta = Vec::new();
+    for (p, port) in ports.into_iter().enumerate() {
+        let OpenPort {
+            rx,
+            tx,
+            driver,
+            driver_stats,
+            max_frame: _,
+        } = port;
+        port_meta.push((spec.ports[p].clone(), driver, driver_stats, rx.len()));
+        for (q, queue) in rx.into_iter().enumerate() {
+            workers[q % workers.len()].add_rx(p, q, queue);
+        }
+        for (w, queue) in tx.into_iter().enumerate().take(workers.len()) {
+            workers[w].set_tx(p, queue);
+        }
+    }
+    port_meta
+}
+
+/// Starts a thread per worker, each running its own replica of the graph.
+fn spawn_workers(
+    spec: &GraphSpec,
+    workers: Vec<Worker>,
+) -> Result<Vec<JoinHandle<Result<(), RunError>>>, RunError> {
+    let mut handles = Vec::new();
+    for worker in workers {
+        let idx = worker.index();
+        // Scoped threads would tie the graph's lifetime to this call; the spec
+        // is only read while building each replica, so build it up front.
+        let graph = crate::graph::Graph::new(spec, idx);
+        let h = std::thread::Builder::new()
+            .name(format!("hpio-nf-w{idx}"))
+            .spawn(move || worker.run(graph))
+            .map_err(|e| RunError::Worker {
+                worker: idx,
+                message: format!("cannot start thread: {e}"),
+            })?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+/// Joins every worker; returns the first error (a panic counts as one). A
+/// failing worker sets `stop`, so the others stop too.
+fn join_workers(
+    handles: Vec<JoinHandle<Result<(), RunError>>>,
+    stop: &AtomicBool,
+) -> Option<RunError> {
     let mut first_error = None;
     for (w, h) in handles.into_iter().enumerate() {
         let res = h.join().unwrap_or_else(|p| {
@@ -232,14 +280,11 @@ pub fn run(
         if let Err(e) = res {
             log::error!("{e}");
             // One failing worker stops the others.
-            opts.stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
             first_error.get_or_insert(e);
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(report(&snapshots, &port_meta)),
-    }
+    first_error
 }
 
 /// Bytes of frame the run's packet slots hold: `max_frame` when set (at

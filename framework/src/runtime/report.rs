@@ -72,7 +72,7 @@ pub struct Report {
     pub workers: Vec<WorkerReport>,
 }
 
-type PortMeta = (
+pub(super) type PortMeta = (
     String,
     String,
     Option<Box<dyn Fn() -> BTreeMap<String, u64> + Send>>,

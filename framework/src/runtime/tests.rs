@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::element::{ClassInfo, Configured, Context, Element, Inputs, Output};
+use crate::element::{Configured, Context, Element, Inputs, Output};
 use crate::graph::{NodeSpec, Target};
 use crate::packet::{Batch, Pool};
 use crate::port::{QueueStats, Recv, RxQueue, TxQueue};
@@ -72,18 +72,7 @@ fn touchy_graph() -> GraphSpec {
     GraphSpec {
         nodes: vec![NodeSpec {
             name: "touchy".into(),
-            class: ClassInfo {
-                name: "Touchy",
-                summary: "",
-                description: "",
-                inputs: crate::element::PortCount::Any,
-                outputs: crate::element::PortCount::Any,
-                params: &[],
-                drop_reasons: &[],
-                counters: &[],
-                example: "",
-                see_also: &[],
-            },
+            class: crate::element::ClassInfo::bare("Touchy"),
             configured: Configured::cloning(Inputs::Fixed(1), 1, Touchy),
             outputs: vec![Target::Port(1)],
         }],
@@ -647,18 +636,7 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     let graph = GraphSpec {
         nodes: vec![NodeSpec {
             name: "hoard".into(),
-            class: ClassInfo {
-                name: "Hoard",
-                summary: "",
-                description: "",
-                inputs: crate::element::PortCount::Any,
-                outputs: crate::element::PortCount::Any,
-                params: &[],
-                drop_reasons: &[],
-                counters: &[],
-                example: "",
-                see_also: &[],
-            },
+            class: crate::element::ClassInfo::bare("Hoard"),
             configured: Configured::cloning(
                 Inputs::Fixed(1),
                 1,

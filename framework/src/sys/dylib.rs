@@ -1,16 +1,32 @@
 //! Dynamic libraries for plugins: open one for good, copy its descriptor,
 //! and call its entry point once the descriptor has been checked.
 //!
-//! The order is what keeps a refused library harmless: before
-//! [`crate::plugin::check`] has accepted the descriptor, nothing of the
-//! library is used but its initializers (run by the system loader) and the
-//! bytes of one C struct; no Rust function of it is called and no Rust type
-//! of it is interpreted.
+//! The order is what keeps a refused library harmless: before the plugin
+//! loader's check has accepted the descriptor, nothing of the library is
+//! used but its initializers (run by the system loader) and the bytes of one
+//! C struct; no Rust function of it is called and no Rust type of it is
+//! interpreted. [`Library::call_entry`] asks for the check's proof
+//! ([`DescriptorAccepted`]); the types the entry point takes come with it, so
+//! this layer names none of the element API.
 
 use std::path::Path;
 
-use crate::element::Registry;
-use crate::plugin::{Compatible, DescriptorHeader, EntryFn, Host, PluginDescriptor};
+use super::plugin_abi::{DescriptorHeader, EntryFn, PluginDescriptor};
+
+/// Proof that a library's descriptor matched this build (the framework
+/// source, the compiler and the panic strategy), required to call the
+/// library's entry point; and the argument types of the entry point that
+/// this build's `export_plugin!` defines.
+///
+/// Crate-private. Its one implementor is the plugin loader's `Compatible`,
+/// which only the loader's descriptor check makes; it names the loader's
+/// `Registry` and `Host`, the types `export_plugin!` gives the entry point.
+pub(crate) trait DescriptorAccepted {
+    /// What the entry point registers the plugin's classes into.
+    type Registry;
+    /// What the loading program lends the entry point.
+    type Host;
+}
 
 /// A library loaded for the rest of the process: never unloaded, since the
 /// classes it registers point into its code and static data.
@@ -70,23 +86,29 @@ impl Library {
         }))
     }
 
-    /// Calls the entry point exported as `symbol` with `registry`:
-    /// `None` when there is no such symbol, else what the entry returned.
-    /// Requires the proof that the descriptor matched this build.
-    pub(crate) fn call_entry(
+    /// Calls the entry point exported as `symbol` with `registry` and
+    /// `host`: `None` when there is no such symbol, else what the entry
+    /// returned. Requires the proof that the descriptor matched this build.
+    pub(crate) fn call_entry<P: DescriptorAccepted>(
         &self,
         symbol: &str,
-        _checked: &Compatible,
-        registry: &mut Registry,
-        host: &Host,
+        _checked: &P,
+        registry: &mut P::Registry,
+        host: &P::Host,
     ) -> Option<Result<(), String>> {
-        // SAFETY: `Compatible` proves the library was built from this
-        // framework source by this compiler with this panic strategy, and
-        // `export_plugin!` defines `symbol` as a function of exactly the type
-        // `EntryFn` has here, so the types and their layouts agree. The
-        // function pointer is copied out while the library stays loaded
-        // forever.
-        let entry: EntryFn = *unsafe { self.0.get::<EntryFn>(symbol.as_bytes()) }.ok()?;
+        // SAFETY: the proof `P` (made only by the loader's descriptor check)
+        // says the library was built from this framework source by this
+        // compiler with this panic strategy, and `export_plugin!` in that
+        // source defines `symbol` as a function of exactly the type
+        // `EntryFn<P::Registry, P::Host>` (the proof names the types it
+        // uses, and the macro checks its function against that type at
+        // compile time), so the types and their layouts agree. The function pointer
+        // is copied out while the library stays loaded forever.
+        let entry: EntryFn<P::Registry, P::Host> = *unsafe {
+            self.0
+                .get::<EntryFn<P::Registry, P::Host>>(symbol.as_bytes())
+        }
+        .ok()?;
         Some(entry(registry, host))
     }
 }

@@ -9,7 +9,12 @@
 //!   `recvmmsg`/`sendmmsg` straight into and out of caller-owned buffers;
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
-//! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point.
+//! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
+//! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
+//!   entry point's type, which `dylib` reads and the plugin loader checks.
+//!
+//! It names no other module of the crate: what it reads and calls is
+//! defined here ([`plugin_abi`]) or passed in by the caller.
 //!
 //! Rules kept here: every `unsafe` block has a `// SAFETY:` comment saying
 //! why the pointers it hands the kernel are valid for the call; no pointer
@@ -23,6 +28,7 @@ pub(crate) mod hpio_dev;
 pub(crate) mod netdev;
 pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
+pub(crate) mod plugin_abi;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};

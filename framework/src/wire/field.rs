@@ -69,6 +69,19 @@ pub mod ipv6 {
     pub const LEN: usize = DST.end;
 }
 
+/// IPv6 Fragment extension header.
+pub mod ipv6_frag {
+    use super::Field;
+    /// Next header (of the fragmentable part).
+    pub const NEXT_HEADER: usize = 0;
+    /// Fragment offset (13 bits, in 8-byte units), 2 reserved bits, M flag.
+    pub const OFFSET_M: Field = 2..4;
+    /// Identification.
+    pub const ID: Field = 4..8;
+    /// Header length.
+    pub const LEN: usize = ID.end;
+}
+
 /// TCP.
 pub mod tcp {
     use super::Field;
@@ -76,14 +89,20 @@ pub mod tcp {
     pub const SRC_PORT: Field = 0..2;
     /// Destination port.
     pub const DST_PORT: Field = 2..4;
+    /// Sequence number.
+    pub const SEQ: Field = 4..8;
+    /// Acknowledgment number.
+    pub const ACK: Field = 8..12;
     /// Data offset (4 bits, in words).
     pub const DATA_OFF: usize = 12;
     /// Flags (CWR ECE URG ACK PSH RST SYN FIN).
     pub const FLAGS: usize = 13;
     /// Checksum.
     pub const CHECKSUM: Field = 16..18;
+    /// Urgent pointer.
+    pub const URGENT: Field = 18..20;
     /// Length of a header without options.
-    pub const MIN_LEN: usize = 20;
+    pub const MIN_LEN: usize = URGENT.end;
 }
 
 /// UDP.
@@ -103,10 +122,17 @@ pub mod udp {
 
 /// ICMP and ICMPv6.
 pub mod icmp {
+    use super::Field;
     /// Message type.
     pub const TYPE: usize = 0;
     /// Message code.
     pub const CODE: usize = 1;
+    /// Checksum.
+    pub const CHECKSUM: Field = 2..4;
     /// Bytes the parser needs to read type and code.
-    pub const MIN_LEN: usize = 4;
+    pub const MIN_LEN: usize = CHECKSUM.end;
+    /// Identifier of an echo request or reply.
+    pub const ECHO_ID: Field = 4..6;
+    /// Sequence number of an echo request or reply.
+    pub const ECHO_SEQ: Field = 6..8;
 }

@@ -1,6 +1,7 @@
 //! One parse of a frame's header stack, shared by all elements.
 
 use super::{be16, field, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
+use super::{Ipv4Packet, Ipv6FragHeader};
 use super::{ETH_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VLAN_HLEN};
 
 /// What network layer a frame carries.
@@ -218,28 +219,25 @@ impl Headers {
         let l3 = self.l3_off as usize;
         match self.l3 {
             L3Kind::Ipv4 => {
-                let ip = frame.get(l3..l3 + field::ipv4::MIN_LEN)?;
-                let ihl = (ip[field::ipv4::VER_IHL] & 0x0f) as usize * 4;
-                let f = be16(ip, field::ipv4::FRAG.start);
+                let ip = Ipv4Packet::at(frame, l3)?;
                 Some(Fragment {
-                    id: be16(ip, field::ipv4::ID.start) as u32,
-                    offset: (f & IPV4_OFFSET) << 3,
-                    more: f & IPV4_MF != 0,
-                    proto: ip[field::ipv4::PROTO],
-                    data_off: (l3 + ihl) as u16,
+                    id: ip.ident() as u32,
+                    offset: ip.frag_offset(),
+                    more: ip.more_frags(),
+                    proto: ip.protocol(),
+                    data_off: (l3 + ip.header_len()) as u16,
                 })
             }
             L3Kind::Ipv6 => {
                 let ip = frame.get(l3..)?;
                 let at = ipv6_fragment_header(ip)?;
-                let fh = ip.get(at..at + 8)?;
-                let f = be16(fh, 2);
+                let fh = Ipv6FragHeader::at(ip, at)?;
                 Some(Fragment {
-                    id: u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]),
-                    offset: f & 0xfff8,
-                    more: f & 1 != 0,
-                    proto: fh[0],
-                    data_off: (l3 + at + 8) as u16,
+                    id: fh.ident(),
+                    offset: fh.frag_offset(),
+                    more: fh.more_frags(),
+                    proto: fh.next_header(),
+                    data_off: (l3 + at + Ipv6FragHeader::<&[u8]>::LEN) as u16,
                 })
             }
             L3Kind::Other => None,
@@ -623,13 +621,8 @@ mod tests {
             .write(&mut tcp, &[0; 30])
             .unwrap();
         frames.push(tcp);
-        let mut x: u32 = 99;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
+        let mut rng = testkit::rng::Rng::new(99);
+        let mut next = || rng.next_u64();
         let mut fast = 0;
         for base in frames {
             for _ in 0..20_000 {
@@ -657,15 +650,11 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u32 = 12345;
+        let mut rng = testkit::rng::Rng::new(12345);
         for _ in 0..20000 {
             let mut f = [0u8; 80];
-            for b in f.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *b = x as u8;
-            }
+            rng.fill(&mut f);
+            let x = rng.next_u64();
             // Bias towards IP ethertypes so deeper layers get exercised.
             if x & 1 == 0 {
                 f[12] = 0x08;

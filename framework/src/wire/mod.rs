@@ -3,12 +3,28 @@
 //! [`Headers`] is the one parse of a frame that every element shares (cached in
 //! the packet's slot); [`field`] names the byte ranges of each header, and
 //! [`checksum`] keeps IPv4/TCP/UDP checksums right after a rewrite.
+//!
+//! Typed views read and write one header's fields over a buffer, without a
+//! copy, in the manner of smoltcp: `Ipv4Packet::new_checked(&frame[l3..])?.src_addr()`.
+//! `new_checked` checks the buffer holds the header's fixed part; after that
+//! no accessor can panic. Getters need `AsRef<[u8]>`, setters `AsMut<[u8]>`.
+//! On the data path, `Ipv4Packet::at(frame, off)` views the fixed header at an
+//! offset with one range check (docs/benchmarks.md: same instructions as the
+//! offsets it replaced).
 
 pub mod checksum;
+mod ethernet;
 pub mod field;
 mod headers;
+mod ip;
+mod transport;
+mod view;
 
+pub use ethernet::{EthernetFrame, VlanTag};
 pub use headers::{FragKind, Fragment, Headers, L3Kind, ParseStatus};
+pub use ip::{Ipv4Packet, Ipv6FragHeader, Ipv6Packet};
+pub use transport::{tcp_flags, IcmpPacket, TcpPacket, UdpPacket};
+pub use view::Truncated;
 
 /// Ethernet type of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;

@@ -12,7 +12,7 @@ use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::{PortRegistry, Recv, TxQueue};
 use hpio_nf::runtime::{self, RunOptions};
 
-use super::{af_packet, open, src_mac, udp_frame, Veth, RX_MODES};
+use super::{af_packet, open, src_mac, udp_frame, veth_up, RX_MODES};
 
 /// The median and the smallest of `v`.
 fn median_min(v: &mut [f64]) -> (f64, f64) {
@@ -35,7 +35,7 @@ fn bench_veth_throughput() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let v = Veth::up("bnch");
+    let v = veth_up("bnch");
     let mac = src_mac(9);
     for size in [64usize, 1514] {
         let frame = udp_frame(mac, 0, 0, size - 42);
@@ -156,8 +156,8 @@ fn bench_forward_one_worker() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let inp = Veth::up("fwi");
-    let out = Veth::up("fwo");
+    let inp = veth_up("fwi");
+    let out = veth_up("fwo");
     let mac = src_mac(10);
     let frame = udp_frame(mac, 0, 0, 64 - 42);
     for mode in RX_MODES {

@@ -10,17 +10,15 @@
 //! is exactly the capture's; with `clock = "packet"` the bridge's clock is
 //! the capture's timestamps, which makes aging deterministic.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -60,25 +58,6 @@ fn tagged(untagged: &[u8], vid: u16) -> Vec<u8> {
     match h.vlan() {
         Some(etherparse::VlanHeader::Single(t)) => assert_eq!(t.vlan_id.value(), vid),
         other => panic!("{other:?}"),
-    }
-    v
-}
-
-/// Writes `(time ns, frame)` records to a pcap file with microsecond stamps.
-fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
-    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (t, f) in frames {
-        let ts = Duration::from_nanos(*t);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .unwrap();
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        v.push(p.unwrap().data.into_owned());
     }
     v
 }
@@ -156,11 +135,11 @@ impl Outcome {
 fn bridge(ports: usize, params: &str, events: &[(u64, usize, Vec<u8>)]) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let trunk = dir.path().join("trunk.pcap");
-    let records: Vec<(u64, Vec<u8>)> = events
+    let records: Vec<pcap::Frame> = events
         .iter()
-        .map(|(t, p, f)| (*t, tagged(f, 100 + *p as u16)))
+        .map(|(t, p, f)| pcap::Frame::new(*t, tagged(f, 100 + *p as u16)))
         .collect();
-    write_pcap(&trunk, &records);
+    pcap::write(&trunk, &records);
     let mut conns = vec!["trunk -> split".to_string()];
     let mut rules = Vec::new();
     let mut tables = String::new();
@@ -204,7 +183,7 @@ fn bridge(ports: usize, params: &str, events: &[(u64, usize, Vec<u8>)]) -> Outco
     let split = report.elements.iter().find(|e| e.name == "split").unwrap();
     assert_eq!(split.counters.packets_in, events.len() as u64);
     let out = (0..ports)
-        .map(|i| read_pcap(&dir.path().join(format!("out{i}.pcap"))))
+        .map(|i| pcap::read_data(&dir.path().join(format!("out{i}.pcap"))))
         .collect();
     Outcome { out, report, dir }
 }
@@ -415,14 +394,10 @@ fn the_reserved_and_the_invalid_are_dropped_with_reasons() {
     assert_eq!(o.drops("invalid-source"), 1);
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[test]
 fn the_shipped_config_is_valid() {
     let config = Config::load(
-        &root().join("configs/bridge.toml"),
+        &testkit::workspace_root().join("configs/bridge.toml"),
         &registry(),
         &PortRegistry::builtin(),
         &[],
@@ -435,7 +410,8 @@ fn the_shipped_config_is_valid() {
 fn the_shipped_config_bridges_its_two_ports() {
     // configs/bridge.toml with its interfaces swapped for pcap files.
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("configs/bridge.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(testkit::workspace_root().join("configs/bridge.toml")).unwrap();
     let mut text = text.clone();
     for i in 0..2 {
         let live = format!("driver = \"auto\"\ninterface = \"hpnf-br{i}\"");
@@ -452,13 +428,19 @@ fn the_shipped_config_bridges_its_two_ports() {
         );
     }
     // lan0's whole capture is read before lan1's (burst 32): A speaks first.
-    write_pcap(
+    pcap::write(
         &dir.path().join("in0.pcap"),
-        &[(S, frame(A, B, 1)), (S, frame(A, BCAST, 2))],
+        &[
+            pcap::Frame::new(S, frame(A, B, 1)),
+            pcap::Frame::new(S, frame(A, BCAST, 2)),
+        ],
     );
-    write_pcap(
+    pcap::write(
         &dir.path().join("in1.pcap"),
-        &[(S, frame(B, A, 3)), (S, frame(B, A, 4))],
+        &[
+            pcap::Frame::new(S, frame(B, A, 3)),
+            pcap::Frame::new(S, frame(B, A, 4)),
+        ],
     );
     let fdb = dir.path().join("fdb");
     let config = Config::parse_str(
@@ -471,11 +453,11 @@ fn the_shipped_config_bridges_its_two_ports() {
     .unwrap_or_else(|e| panic!("{e}"));
     run(&config);
     assert_eq!(
-        read_pcap(&dir.path().join("out1.pcap")),
+        pcap::read_data(&dir.path().join("out1.pcap")),
         [frame(A, B, 1), frame(A, BCAST, 2)]
     );
     assert_eq!(
-        read_pcap(&dir.path().join("out0.pcap")),
+        pcap::read_data(&dir.path().join("out0.pcap")),
         [frame(B, A, 3), frame(B, A, 4)]
     );
     let table = std::fs::read_to_string(&fdb).unwrap();

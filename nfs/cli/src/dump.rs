@@ -15,7 +15,7 @@
 //! port truncated (longer than a packet slot) keep their length on the wire
 //! in the file's records.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use hpio_nf::elements::summarize;
 use hpio_nf::packet::{Batch, Pool};
-use hpio_nf::port::{QueueStats, Recv};
+use hpio_nf::port::{OpenPort, QueueStats, Recv, RxQueue, TxQueue};
 
 use crate::tool::{load_config, parse_duration, stop_on_signals, toml_str, Filter, PortArgs};
 
@@ -85,6 +85,50 @@ pub(crate) fn cmd_dump(a: &DumpArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
         bail!("-c 0: give a count of at least 1 frame");
     }
+    let (mut open, writer) = open_ports(a, text.as_deref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(&stop)?;
+    let deadline = a.duration.map(|d| Instant::now() + d);
+    let stdout = std::io::stdout();
+    let mut capture = Capture {
+        filter: filter.as_ref(),
+        limit: a.count.unwrap_or(u64::MAX),
+        writer,
+        lines: std::io::BufWriter::new(stdout.lock()),
+        // Slots that hold the largest frame the interface delivers.
+        pool: Pool::with_max_frame(4 * BURST, open.max_frame),
+        b: Batch::new(),
+        out: Batch::new(),
+        tally: Tally::default(),
+    };
+    capture.run(&mut open.rx, deadline, &stop)?;
+    let Capture {
+        mut lines,
+        mut writer,
+        tally,
+        ..
+    } = capture;
+    let _ = lines.flush();
+    drop(lines);
+    let mut written = QueueStats::default();
+    if let Some(w) = writer.as_mut() {
+        w.finish()?;
+        written = w.stats();
+    }
+    let mut port = QueueStats::default();
+    for q in &open.rx {
+        port += q.stats();
+    }
+    eprintln!("{}", summary(a, filter.is_some(), &tally, &written, &port));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the captured port (every receive queue) and, with `-w`, the pcap
+/// port that writes the file; says so on standard error.
+fn open_ports(
+    a: &DumpArgs,
+    filter: Option<&str>,
+) -> anyhow::Result<(OpenPort, Option<Box<dyn TxQueue>>)> {
     let mut tables = vec![a.port.table(PORT, &[])];
     let conn = match &a.write {
         Some(path) => {
@@ -97,8 +141,8 @@ pub(crate) fn cmd_dump(a: &DumpArgs) -> anyhow::Result<ExitCode> {
         None => format!("{PORT} -> discard"),
     };
     let config = load_config("dump", &[&conn], &tables, &a.port.overrides(PORT))?;
-    let mut open = config.ports[0].spec.open(PORT, 1, true, false)?;
-    let mut writer = match &a.write {
+    let open = config.ports[0].spec.open(PORT, 1, true, false)?;
+    let writer = match &a.write {
         Some(_) => {
             let mut f = config.ports[1].spec.open(FILE, 1, false, true)?;
             Some(f.tx.remove(0))
@@ -107,7 +151,7 @@ pub(crate) fn cmd_dump(a: &DumpArgs) -> anyhow::Result<ExitCode> {
     };
     eprintln!(
         "dump: capturing{} on {} (driver {}, {} queue(s)){}",
-        text.as_deref().map_or(String::new(), |f| format!(" `{f}`")),
+        filter.map_or(String::new(), |f| format!(" `{f}`")),
         a.port.label(&*config.ports[0].spec),
         open.driver,
         open.rx.len(),
@@ -115,95 +159,132 @@ pub(crate) fn cmd_dump(a: &DumpArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map_or(String::new(), |w| format!(", writing {w}"))
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(&stop)?;
-    let deadline = a.duration.map(|d| Instant::now() + d);
-    // Slots that hold the largest frame the interface delivers.
-    let mut pool = Pool::with_max_frame(4 * BURST, open.max_frame);
-    let (mut b, mut out) = (Batch::new(), Batch::new());
-    let mut tally = Tally::default();
-    let mut ended = vec![false; open.rx.len()];
-    let mut idle = 0u32;
-    let stdout = std::io::stdout();
-    let mut lines = std::io::BufWriter::new(stdout.lock());
-    let limit = a.count.unwrap_or(u64::MAX);
-    'capture: while !stop.load(Ordering::Relaxed) && ended.iter().any(|e| !e) {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        let mut got = 0;
-        for (q, rxq) in open.rx.iter_mut().enumerate() {
-            if ended[q] {
-                continue;
+    Ok((open, writer))
+}
+
+/// A capture in progress: what it keeps, where it goes, and what it saw.
+struct Capture<'f, W: Write> {
+    filter: Option<&'f Filter>,
+    /// Frames to capture before stopping.
+    limit: u64,
+    /// The pcap file's transmit queue (`-w`); else frames are printed to `lines`.
+    writer: Option<Box<dyn TxQueue>>,
+    lines: W,
+    pool: Pool,
+    /// Frames as received.
+    b: Batch,
+    /// Frames kept for the file.
+    out: Batch,
+    tally: Tally,
+}
+
+/// Whether a capture goes on after a batch.
+#[derive(PartialEq, Eq)]
+enum Next {
+    More,
+    /// The count is reached, or the reader of the lines went away.
+    Done,
+}
+
+impl<W: Write> Capture<'_, W> {
+    /// Polls every queue in turn until they all end, `stop`, the
+    /// `deadline`, or [`Next::Done`]; naps when nothing arrives.
+    fn run(
+        &mut self,
+        queues: &mut [Box<dyn RxQueue>],
+        deadline: Option<Instant>,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let mut ended = vec![false; queues.len()];
+        let mut idle = 0u32;
+        while !stop.load(Ordering::Relaxed) && ended.iter().any(|e| !e) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
             }
-            match rxq.recv(&mut pool, &mut b, BURST)? {
-                Recv::Ended => ended[q] = true,
-                Recv::Got(n) => got += n,
-            }
-            for mut p in b.drain(..) {
-                let keep = tally.captured < limit && filter.as_ref().is_none_or(|f| f.pass(&mut p));
-                if !keep {
-                    tally.filtered += u64::from(tally.captured < limit);
-                    pool.free(p);
+            let mut got = 0;
+            for (q, rxq) in queues.iter_mut().enumerate() {
+                if ended[q] {
                     continue;
                 }
-                tally.captured += 1;
-                if writer.is_some() {
-                    out.push(p);
-                } else {
-                    let ts = p.timestamp();
-                    let line = writeln!(
-                        lines,
-                        "{}.{:06} {}",
-                        ts / 1_000_000_000,
-                        ts % 1_000_000_000 / 1000,
-                        summarize(p.data())
-                    );
-                    pool.free(p);
-                    if line.is_err() {
-                        // The reader went away (`| head`): stop quietly.
-                        break 'capture;
-                    }
+                match rxq.recv(&mut self.pool, &mut self.b, BURST)? {
+                    Recv::Ended => ended[q] = true,
+                    Recv::Got(n) => got += n,
+                }
+                if self.take_batch()? == Next::Done {
+                    return Ok(());
                 }
             }
-            if let Some(w) = writer.as_mut() {
-                if !out.is_empty() {
-                    w.send(&mut pool, &mut out)?;
+            if got == 0 {
+                let _ = self.lines.flush();
+                idle = idle.saturating_add(1);
+                if idle > SPINS {
+                    std::thread::sleep(NAP);
                 }
-            }
-            if tally.captured >= limit {
-                break 'capture;
+            } else {
+                idle = 0;
             }
         }
-        if got == 0 {
-            let _ = lines.flush();
-            idle = idle.saturating_add(1);
-            if idle > SPINS {
-                std::thread::sleep(NAP);
+        Ok(())
+    }
+
+    /// Captures the frames of the received batch that pass the filter (up to
+    /// the count): into the file, or one line each.
+    fn take_batch(&mut self) -> anyhow::Result<Next> {
+        for mut p in self.b.drain(..) {
+            let under = self.tally.captured < self.limit;
+            let keep = under && self.filter.is_none_or(|f| f.pass(&mut p));
+            if !keep {
+                self.tally.filtered += u64::from(under);
+                self.pool.free(p);
+                continue;
             }
+            self.tally.captured += 1;
+            if self.writer.is_some() {
+                self.out.push(p);
+            } else {
+                let ts = p.timestamp();
+                let line = writeln!(
+                    self.lines,
+                    "{}.{:06} {}",
+                    ts / 1_000_000_000,
+                    ts % 1_000_000_000 / 1000,
+                    summarize(p.data())
+                );
+                self.pool.free(p);
+                if line.is_err() {
+                    // The reader went away (`| head`): stop quietly.
+                    return Ok(Next::Done);
+                }
+            }
+        }
+        if let Some(w) = self.writer.as_mut() {
+            if !self.out.is_empty() {
+                w.send(&mut self.pool, &mut self.out)?;
+            }
+        }
+        Ok(if self.tally.captured >= self.limit {
+            Next::Done
         } else {
-            idle = 0;
-        }
+            Next::More
+        })
     }
-    let _ = lines.flush();
-    drop(lines);
-    let mut written = QueueStats::default();
-    if let Some(w) = writer.as_mut() {
-        w.finish()?;
-        written = w.stats();
-    }
-    let mut port = QueueStats::default();
-    for q in &open.rx {
-        port += q.stats();
-    }
+}
+
+/// The summary line for standard error.
+fn summary(
+    a: &DumpArgs,
+    filtered: bool,
+    tally: &Tally,
+    written: &QueueStats,
+    port: &QueueStats,
+) -> String {
     let mut summary = format!("dump: {} frame(s) captured", tally.captured);
-    if filter.is_some() {
+    if filtered {
         summary += &format!(", {} not matching the filter", tally.filtered);
     }
     if let Some(w) = &a.write {
         summary += &format!(", {} written to {w}", written.packets);
     }
     summary += &format!(", {} dropped by the port", port.drops);
-    eprintln!("{summary}");
-    Ok(ExitCode::SUCCESS)
+    summary
 }

@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{eth_ipv4_tcp, run_ok, Pcap};
+use common::{eth_ipv4_tcp, run_ok};
 use etherparse::PacketBuilder;
+use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -88,7 +89,8 @@ fn filter_passes_only_the_allowed_traffic() {
         allowed_https,
     ];
     let dir = tempfile::tempdir().unwrap();
-    let inp = Pcap::write(dir.path().join("in.pcap"), &input);
+    let inp = dir.path().join("in.pcap");
+    pcap::write_data(&inp, &input, 1_000_000_000, 10_000);
     let out = dir.path().join("out.pcap");
     let report = run_ok(
         "configs/filter.toml",
@@ -97,7 +99,7 @@ fn filter_passes_only_the_allowed_traffic() {
             format!("ports.out.output={}", out.display()),
         ],
     );
-    assert_eq!(Pcap::read(&out), expected);
+    assert_eq!(pcap::read_data(&out), expected);
     let acl = common::element(&report, "acl");
     assert_eq!(acl["packets_in"], 10);
     assert_eq!(
@@ -139,7 +141,8 @@ fn nat_rewrite_matches_independently_built_frames() {
     let expected = vec![tcp_out, udp_out, v6, arp_request()];
 
     let dir = tempfile::tempdir().unwrap();
-    let inp = Pcap::write(dir.path().join("in.pcap"), &input);
+    let inp = dir.path().join("in.pcap");
+    pcap::write_data(&inp, &input, 1_000_000_000, 10_000);
     let out = dir.path().join("out.pcap");
     let report = run_ok(
         "configs/nat-rewrite.toml",
@@ -148,7 +151,7 @@ fn nat_rewrite_matches_independently_built_frames() {
             format!("ports.out.output={}", out.display()),
         ],
     );
-    assert_eq!(Pcap::read(&out), expected);
+    assert_eq!(pcap::read_data(&out), expected);
     let nat = common::element(&report, "nat");
     assert_eq!(common::drop_count(nat, "ttl-expired"), 1);
 }
@@ -176,7 +179,8 @@ fn vlan_trunk_splits_and_untags() {
     let v20_out = ipv6_udp(None);
 
     let dir = tempfile::tempdir().unwrap();
-    let inp = Pcap::write(dir.path().join("trunk.pcap"), &input);
+    let inp = dir.path().join("trunk.pcap");
+    pcap::write_data(&inp, &input, 1_000_000_000, 10_000);
     let (o10, o20) = (dir.path().join("10.pcap"), dir.path().join("20.pcap"));
     let report = run_ok(
         "configs/vlan-trunk.toml",
@@ -186,8 +190,8 @@ fn vlan_trunk_splits_and_untags() {
             format!("ports.access20.output={}", o20.display()),
         ],
     );
-    assert_eq!(Pcap::read(&o10), vec![v10_out]);
-    assert_eq!(Pcap::read(&o20), vec![v20_out]);
+    assert_eq!(pcap::read_data(&o10), vec![v10_out]);
+    assert_eq!(pcap::read_data(&o20), vec![v20_out]);
     assert_eq!(common::element(&report, "discard")["packets_in"], 3);
 }
 
@@ -205,7 +209,8 @@ fn mirror_reflects_and_taps() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let inp = Pcap::write(dir.path().join("in.pcap"), &input);
+    let inp = dir.path().join("in.pcap");
+    pcap::write_data(&inp, &input, 1_000_000_000, 10_000);
     let (refl, tap) = (dir.path().join("r.pcap"), dir.path().join("t.pcap"));
     run_ok(
         "configs/mirror.toml",
@@ -215,6 +220,6 @@ fn mirror_reflects_and_taps() {
             format!("ports.tap.output={}", tap.display()),
         ],
     );
-    assert_eq!(Pcap::read(&tap), input);
-    assert_eq!(Pcap::read(&refl), vec![tcp_back, udp_back]);
+    assert_eq!(pcap::read_data(&tap), input);
+    assert_eq!(pcap::read_data(&refl), vec![tcp_back, udp_back]);
 }

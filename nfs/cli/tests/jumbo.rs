@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::hpio_nf;
-use pcap_file::pcap::{PcapHeader, PcapReader, PcapWriter, RawPcapPacket};
+use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -33,36 +33,27 @@ fn frame(len: usize, n: u8) -> Vec<u8> {
 /// One pcap record: (bytes captured, original length).
 type Rec = (Vec<u8>, u32);
 
-/// Writes records raw (incl_len = captured bytes, orig_len as given),
-/// snaplen 65535, microsecond stamps.
+/// Writes records as they are (incl_len = captured bytes, orig_len as
+/// given), 1 µs apart.
 fn write(path: &Path, recs: &[Rec]) {
-    let header = PcapHeader {
-        snaplen: 65535,
-        ..PcapHeader::default()
-    };
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = PcapWriter::with_header(f, header).unwrap();
-    for (i, (data, orig)) in recs.iter().enumerate() {
-        w.write_raw_packet(&RawPcapPacket {
-            ts_sec: 1,
-            ts_frac: i as u32,
-            incl_len: data.len() as u32,
-            orig_len: *orig,
-            data: data.into(),
+    let frames: Vec<pcap::Frame> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (data, orig_len))| pcap::Frame {
+            ts_ns: 1_000_000_000 + i as u64 * 1_000,
+            data: data.clone(),
+            orig_len: *orig_len,
         })
-        .unwrap();
-    }
+        .collect();
+    pcap::write(path, &frames);
 }
 
 /// Every record of `path` as (data, orig_len), through pcap-file.
 fn read(path: &Path) -> Vec<Rec> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_raw_packet() {
-        let p = p.unwrap();
-        v.push((p.data.into_owned(), p.orig_len));
-    }
-    v
+    pcap::read(path)
+        .into_iter()
+        .map(|f| (f.data, f.orig_len))
+        .collect()
 }
 
 /// A two-port Bridge over pcap ports: `lan0` replays `input`, everything

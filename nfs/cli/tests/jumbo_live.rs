@@ -6,8 +6,9 @@
 //! bridge runs: the jumbo ping is counted `oversize` on that port's
 //! transmit side instead of vanishing as an error.
 //!
-//! Needs root, `ip`, `ethtool`, `ping` and `python3`; otherwise it says why
-//! and passes without running. Its names (`hpjm-*`) are its own; a guard
+//! Needs root, `ip`, `ethtool`, `ping` and `python3`; otherwise it is
+//! skipped with a `SKIPPED:` line, or fails under `HPIO_NF_REQUIRE_ALL=1`
+//! (testkit). Its names (`hpjm-*`) are its own; a guard
 //! removes them even when the test fails. Run it under the machine's
 //! network lock (`flock /tmp/hpnf-net.lock`) like the other live tests.
 
@@ -20,6 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::net::{self, Netns, Veth};
+use testkit::Need;
 
 const NS: [&str; 2] = ["hpjm-h1", "hpjm-h2"];
 const ROOT_IF: [&str; 2] = ["hpjm-br0", "hpjm-br1"];
@@ -54,46 +57,6 @@ else:
     print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()} {mss}")
 "#;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs a command; panics with its stderr when it fails.
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ip(args: &[&str]) {
-    sh(Command::new("ip").args(args));
-}
-
-fn in_ns(netns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", netns]).args(args);
-    c.stdin(Stdio::null());
-    c
-}
-
 /// The two namespaces and veth pairs, all at MTU 9000, offloads off (so
 /// the stacks hand the veths wire-sized frames: see docs/config.md). Drop
 /// removes them.
@@ -101,54 +64,40 @@ struct Fixture {
     nf: Option<Child>,
     reports: Arc<Mutex<Vec<String>>>,
     dir: tempfile::TempDir,
-}
-
-fn remove_all() {
-    for (ns, rif) in NS.iter().zip(ROOT_IF) {
-        let _ = Command::new("ip").args(["link", "del", rif]).output();
-        let _ = Command::new("ip").args(["netns", "del", ns]).output();
-    }
+    /// Each root-side veth (deleted first) and its namespace.
+    links: Vec<(Veth, Netns)>,
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        remove_all();
-        let fx = Fixture {
+        let mut fx = Fixture {
             nf: None,
             reports: Arc::new(Mutex::new(Vec::new())),
             dir: tempfile::tempdir().unwrap(),
+            links: Vec::new(),
         };
         for i in 0..2 {
-            let (ns, rif) = (NS[i], ROOT_IF[i]);
-            ip(&["netns", "add", ns]);
-            ip(&[
-                "link", "add", rif, "mtu", "9000", "type", "veth", "peer", "name", "eth0", "mtu",
-                "9000", "netns", ns,
-            ]);
-            sh(&mut in_ns(
-                ns,
-                &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
-            ));
-            ip(&[
-                "-n",
-                ns,
+            let ns = Netns::new(NS[i]);
+            let veth = Veth::with_b_in(ROOT_IF[i], "eth0", &ns).mtu(9000).up();
+            ns.run(&[
+                "ip",
                 "addr",
                 "add",
                 &format!("{}/24", ADDR[i]),
                 "dev",
                 "eth0",
             ]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-            ip(&["link", "set", rif, "up"]);
-            let off = ["-K", "X", "tso", "off", "gso", "off", "gro", "off"];
-            let mut a = off;
-            a[1] = "eth0";
-            sh(in_ns(ns, &["ethtool"]).args(a));
-            a[1] = rif;
-            sh(Command::new("ethtool").args(a));
+            let off = ["tso", "off", "gso", "off", "gro", "off"];
+            ns.run(&[&["ethtool", "-K", "eth0"][..], &off].concat());
+            net::run(Command::new("ethtool").args(["-K", ROOT_IF[i]]).args(off));
+            fx.links.push((veth, ns));
         }
         fx
+    }
+
+    /// Namespace `NS[i]`.
+    fn ns(&self, i: usize) -> &Netns {
+        &self.links[i].1
     }
 
     /// Starts the bridge over AF_PACKET on the two root-side veths,
@@ -213,9 +162,8 @@ impl Fixture {
 
     /// `ping -M do -s SIZE` from h1 to h2: `count` answers wanted.
     fn ping(&self, size: usize, count: u32) -> bool {
-        in_ns(
-            NS[0],
-            &[
+        self.ns(0)
+            .exec(&[
                 "ping",
                 "-n",
                 "-q",
@@ -230,13 +178,12 @@ impl Fixture {
                 "-W",
                 "2",
                 ADDR[1],
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
     }
 }
 
@@ -246,7 +193,6 @@ impl Drop for Fixture {
             let _ = c.kill();
             let _ = c.wait();
         }
-        remove_all();
     }
 }
 
@@ -256,15 +202,12 @@ fn port(r: &Value, i: usize) -> &Value {
 
 #[test]
 fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, AF_PACKET)");
-        return;
-    }
-    if let Some(t) = ["ip", "ethtool", "ping", "python3"]
-        .into_iter()
-        .find(|t| !have(t))
-    {
-        eprintln!("skipped: `{t}` is not installed");
+    let needs = [Need::Root, Need::Command("ip"), Need::Command("ethtool")];
+    let tools = [Need::Command("ping"), Need::Command("python3")];
+    if !testkit::require(
+        "jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000",
+        &[&needs[..], &tools].concat(),
+    ) {
         return;
     }
     let mut fx = Fixture::new();
@@ -298,7 +241,9 @@ fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
     let script = fx.dir.path().join("sock.py");
     std::fs::write(&script, SOCK_PY).unwrap();
     let script = script.to_str().unwrap().to_string();
-    let mut server = in_ns(NS[1], &["python3", &script, "server", "5001"])
+    let mut server = fx
+        .ns(1)
+        .exec(&["python3", &script, "server", "5001"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -308,19 +253,18 @@ fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
         .unwrap();
     assert_eq!(ready.trim(), "ready");
     let bytes = 10u64 << 20;
-    let out = in_ns(
-        NS[0],
-        &[
+    let out = fx
+        .ns(0)
+        .exec(&[
             "python3",
             &script,
             "client",
             ADDR[1],
             "5001",
             &bytes.to_string(),
-        ],
-    )
-    .output()
-    .unwrap();
+        ])
+        .output()
+        .unwrap();
     let _ = server.wait();
     let out = String::from_utf8_lossy(&out.stdout).to_string();
     let f: Vec<&str> = out.split_whitespace().collect();
@@ -347,7 +291,7 @@ fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
     // h2's side of the bridge drops to MTU 1500: the bridge can no longer
     // send the jumbo echo requests there. They are counted oversize on
     // lan1's transmit side, not as errors.
-    ip(&["link", "set", ROOT_IF[1], "mtu", "1500"]);
+    net::ip(&["link", "set", ROOT_IF[1], "mtu", "1500"]);
     assert!(!fx.ping(8972, 3), "a 9014-byte frame crossed a 1500 MTU");
     let r = fx.next_report();
     let tx = &port(&r, 1)["tx"];

@@ -8,11 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use common::{drop_count, element, hpio_nf, root, Pcap};
+use common::{drop_count, element, hpio_nf, root};
 use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapPacket, PcapWriter};
+use testkit::pcap;
 
 /// The plugin libraries, built once per test run with
 /// `cargo build --release -p hpio-nf-syn-guard -p hpio-nf-test-plugin`.
@@ -85,19 +84,6 @@ fn run(args: &[String], env: &[(&str, &str)]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Writes `frames` with their timestamps (ns).
-fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
-    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (ts, f) in frames {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_nanos(*ts),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
 }
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
@@ -240,8 +226,11 @@ fn syn_guard_plugin_drops_the_flood_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let inp = dir.path().join("in.pcap");
     let out = dir.path().join("out.pcap");
-    let frames: Vec<(u64, Vec<u8>)> = traffic.iter().map(|(t, f, _)| (*t, f.clone())).collect();
-    write_pcap(&inp, &frames);
+    let frames: Vec<pcap::Frame> = traffic
+        .iter()
+        .map(|(t, f, _)| pcap::Frame::new(*t, f.clone()))
+        .collect();
+    pcap::write(&inp, &frames);
     let mut args: Vec<String> = vec![
         "run".into(),
         "configs/plugins/syn-guard.toml".into(),
@@ -258,7 +247,7 @@ fn syn_guard_plugin_drops_the_flood_and_nothing_else() {
     }
     let res = run(&args, &[]);
     assert!(res.status.success(), "{}", text(&res.stderr));
-    assert_eq!(Pcap::read(&out), expected);
+    assert_eq!(pcap::read_data(&out), expected);
 
     let report: serde_json::Value =
         serde_json::from_str(text(&res.stdout).lines().last().unwrap()).unwrap();
@@ -357,7 +346,7 @@ fn marked_frames() -> Vec<Vec<u8>> {
 fn a_panic_inside_a_dynamic_plugin_is_caught_then_dropped_or_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let frames = marked_frames();
-    Pcap::write(dir.path().join("in.pcap"), &frames);
+    pcap::write_data(&dir.path().join("in.pcap"), &frames, 1_000_000_000, 10_000);
     let config = boom_config(dir.path(), &[lib("hpio_nf_test_plugin")], "");
     let out = dir.path().join("out.pcap");
 
@@ -369,7 +358,7 @@ fn a_panic_inside_a_dynamic_plugin_is_caught_then_dropped_or_stopped() {
     let stderr = text(&res.stderr);
     assert!(res.status.success(), "{stderr}");
     assert_eq!(
-        Pcap::read(&out),
+        pcap::read_data(&out),
         vec![frames[0].clone(), frames[2].clone(), frames[4].clone()]
     );
     let report: serde_json::Value =
@@ -412,7 +401,7 @@ fn a_panic_inside_a_dynamic_plugin_is_caught_then_dropped_or_stopped() {
     );
     assert!(stderr.contains("on_panic = \"stop\""), "{stderr}");
     assert_eq!(
-        Pcap::read(&out),
+        pcap::read_data(&out),
         vec![frames[0].clone()],
         "what passed before the panic"
     );
@@ -452,7 +441,12 @@ fn a_panic_inside_a_dynamic_plugin_is_caught_then_dropped_or_stopped() {
 #[test]
 fn refused_plugins_are_reported_at_their_entry() {
     let dir = tempfile::tempdir().unwrap();
-    Pcap::write(dir.path().join("in.pcap"), &marked_frames());
+    pcap::write_data(
+        &dir.path().join("in.pcap"),
+        &marked_frames(),
+        1_000_000_000,
+        10_000,
+    );
     // A plugin library under another name does not export the symbols the name calls for.
     let renamed = dir
         .path()

@@ -18,9 +18,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{hpio_nf, root};
+use testkit::net::{self, Netns, Veth};
 use testkit::Need;
 
 /// Skips the calling test (returns `true`) when it cannot run here: no
@@ -34,89 +35,32 @@ fn skip(test: &str, tcpdump: bool) -> bool {
     !testkit::require(test, &needs)
 }
 
-/// Runs `ip` with `args`; panics with its output when it fails.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run `ip`");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A namespace and a veth pair: `host` stays here, `peer` lives in `ns`.
-/// Both are deleted on drop.
+/// A namespace and a veth pair: `veth.a` stays here, `veth.b` lives in
+/// `ns`. Both are deleted on drop (the pair first).
 struct Pair {
-    ns: String,
-    host: String,
-    peer: String,
+    veth: Veth,
+    ns: Netns,
 }
 
 impl Pair {
     /// A pair named after `tag` (at most 4 characters), both ends up.
     fn new(tag: &str) -> Pair {
         assert!(tag.len() <= 4);
-        let pid = std::process::id() % 100_000;
-        let p = Pair {
-            ns: format!("hnt{tag}{pid}"),
-            host: format!("ht{tag}{pid}a"),
-            peer: format!("ht{tag}{pid}b"),
-        };
-        // Leftovers of a crashed run with the same pid.
-        p.remove();
-        ip(&["netns", "add", &p.ns]);
-        ip(&[
-            "link", "add", &p.host, "type", "veth", "peer", "name", &p.peer, "netns", &p.ns,
-        ]);
-        // No IPv6: no router solicitations or MLD reports on the pair.
-        let _ = std::fs::write(
-            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", p.host),
-            "1",
-        );
-        ip(&[
-            "netns",
-            "exec",
-            &p.ns,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", p.peer),
-        ]);
-        ip(&["link", "set", &p.host, "up"]);
-        ip(&["-n", &p.ns, "link", "set", &p.peer, "up"]);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::fs::read_to_string(format!("/sys/class/net/{}/operstate", p.host))
-            .map(|s| s.trim() != "up")
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "{} never came up", p.host);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        p
-    }
-
-    fn remove(&self) {
-        let quiet = |args: &[&str]| {
-            let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
-        };
-        quiet(&["link", "del", &self.host]);
-        quiet(&["netns", "del", &self.ns]);
+        let ns = Netns::new(&net::unique("hnt", tag, ""));
+        let veth = Veth::with_b_in(
+            &net::unique("ht", tag, "a"),
+            &net::unique("ht", tag, "b"),
+            &ns,
+        )
+        .up();
+        Pair { veth, ns }
     }
 
     /// `hpio-nf ARGS` inside the namespace.
     fn hpio_nf_in_ns(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_hpio-nf")])
-            .args(args)
-            .current_dir(root())
-            .env("RUST_LOG", "warn");
+        let mut c = self.ns.exec(&[env!("CARGO_BIN_EXE_hpio-nf")]);
+        c.args(args).current_dir(root()).env("RUST_LOG", "warn");
         c
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        self.remove();
     }
 }
 
@@ -205,7 +149,7 @@ fn summary(stdout: &str) -> serde_json::Value {
 fn send(pair: &Pair, args: &[&str]) -> serde_json::Value {
     let s = summary(&run_ok(
         hpio_nf()
-            .args(["pktgen", "-i", &pair.host, "--json"])
+            .args(["pktgen", "-i", &pair.veth.a, "--json"])
             .args(args),
     ));
     assert_eq!(s["mode"], "tx");
@@ -225,7 +169,7 @@ fn pktgen_rx_counts_exactly_what_pktgen_sent() {
             "pktgen",
             "--rx",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "--duration",
             "3s",
             "--json",
@@ -274,7 +218,7 @@ fn pktgen_threads_split_the_count_and_rx_threads_share_queues() {
             "pktgen",
             "--rx",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "-t",
             "2",
             "--cores",
@@ -350,7 +294,7 @@ fn dump_writes_what_pktgen_sent_and_tcpdump_reads_it() {
         pair.hpio_nf_in_ns(&[
             "dump",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "-w",
             file.to_str().unwrap(),
             "-c",
@@ -430,7 +374,7 @@ fn dump_filter_keeps_only_matching_frames() {
         pair.hpio_nf_in_ns(&[
             "dump",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "--duration",
             "3s",
             "ip6",
@@ -448,7 +392,7 @@ fn dump_filter_keeps_only_matching_frames() {
         pair.hpio_nf_in_ns(&[
             "dump",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "--duration",
             "3s",
             "-w",
@@ -616,7 +560,7 @@ fn counter(pair: &Pair, secs: &str) -> Background {
             "pktgen",
             "--rx",
             "-i",
-            &pair.peer,
+            &pair.veth.b,
             "--duration",
             secs,
             "--json",
@@ -637,7 +581,7 @@ fn send_from_ns(pair: &Pair, count: u64) {
     let s = summary(&run_ok(&mut pair.hpio_nf_in_ns(&[
         "pktgen",
         "-i",
-        &pair.peer,
+        &pair.veth.b,
         "--json",
         "-n",
         &count.to_string(),
@@ -656,7 +600,7 @@ fn pipe_forwards_a_to_b_only() {
         return;
     }
     let (left, right) = (Pair::new("pia"), Pair::new("pib"));
-    let pipe = Forwarder::start("configs/pipe.toml", &left.host, &right.host);
+    let pipe = Forwarder::start("configs/pipe.toml", &left.veth.a, &right.veth.a);
     let (rx_left, rx_right) = (counter(&left, "3s"), counter(&right, "3s"));
     send_from_ns(&left, 700);
     send_from_ns(&right, 300);
@@ -674,7 +618,7 @@ fn hub_forwards_both_ways() {
         return;
     }
     let (left, right) = (Pair::new("hua"), Pair::new("hub"));
-    let hub = Forwarder::start("configs/hub.toml", &left.host, &right.host);
+    let hub = Forwarder::start("configs/hub.toml", &left.veth.a, &right.veth.a);
     let (rx_left, rx_right) = (counter(&left, "3s"), counter(&right, "3s"));
     send_from_ns(&left, 400);
     send_from_ns(&right, 250);

@@ -564,13 +564,8 @@ mod tests {
     /// `finish`.
     #[test]
     fn random_traffic_keeps_every_packet_accounted_and_the_bounds() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = testkit::rng::Rng::new(0x1234_5678_9abc_def1);
+        let mut next = || rng.next_u64();
         let hold = 16;
         let mut t = FragTable::new(16, hold, 5 * S, Some(7));
         let mut o = out();

@@ -5,7 +5,8 @@
 //!
 //! Stateless, like the framework's `wire` layer: bytes in, meaning out.
 
-use hpio_nf::wire::{be16, field, Headers, L3Kind, ParseStatus};
+use hpio_nf::wire::{Headers, L3Kind, ParseStatus};
+use hpio_nf::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use hpio_nf::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 /// ICMP echo request / reply types.
@@ -14,20 +15,9 @@ const ICMP_ECHO_REPLY: u8 = 0;
 /// ICMPv6 echo request / reply types.
 const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
-/// Offset of the identifier in an ICMP echo message.
-const ECHO_ID: usize = 4;
 
-/// TCP flag bits.
-pub(crate) mod tcp_flags {
-    /// No more data from the sender.
-    pub const FIN: u8 = 0x01;
-    /// Synchronize sequence numbers (opens a connection).
-    pub const SYN: u8 = 0x02;
-    /// Reset the connection.
-    pub const RST: u8 = 0x04;
-    /// The acknowledgment field is significant.
-    pub const ACK: u8 = 0x10;
-}
+/// TCP flag bits (the framework's).
+pub(crate) use hpio_nf::wire::tcp_flags;
 
 /// The endpoints and protocol of a flow, endpoint `a` being the smaller
 /// (address, port) pair: both directions of a flow have the same tuple.
@@ -136,98 +126,102 @@ pub(crate) enum Extract {
 #[inline(always)]
 pub(crate) fn extract(h: &Headers, frame: &[u8]) -> Extract {
     debug_assert_eq!(h.status, ParseStatus::Ok);
-    let l3 = h.l3_off as usize;
-    let (src, dst, ip_end, v6) = match h.l3 {
-        L3Kind::Ipv4 => {
-            let Some(ip) = frame.get(l3..l3 + field::ipv4::MIN_LEN) else {
-                return Extract::Malformed;
-            };
-            let word = |r: std::ops::Range<usize>| {
-                let mut b = [0u8; 4];
-                b.copy_from_slice(&ip[r]);
-                [0, u32::from_be_bytes(b) as u64]
-            };
-            let total = be16(ip, field::ipv4::TOTAL_LEN.start) as usize;
-            (
-                word(field::ipv4::SRC),
-                word(field::ipv4::DST),
-                l3 + total,
-                false,
-            )
-        }
-        L3Kind::Ipv6 => {
-            let Some(ip) = frame.get(l3..l3 + field::ipv6::LEN) else {
-                return Extract::Malformed;
-            };
-            let words = |r: std::ops::Range<usize>| {
-                let mut hi = [0u8; 8];
-                let mut lo = [0u8; 8];
-                hi.copy_from_slice(&ip[r.start..r.start + 8]);
-                lo.copy_from_slice(&ip[r.start + 8..r.end]);
-                [u64::from_be_bytes(hi), u64::from_be_bytes(lo)]
-            };
-            let payload = be16(ip, field::ipv6::PAYLOAD_LEN.start) as usize;
-            (
-                words(field::ipv6::SRC),
-                words(field::ipv6::DST),
-                l3 + field::ipv6::LEN + payload,
-                true,
-            )
-        }
-        L3Kind::Other => return Extract::Untracked,
+    let ip = match endpoints(h, frame) {
+        Ok(ip) => ip,
+        Err(e) => return e,
     };
     if !h.has_l4 {
         return Extract::Untracked;
     }
-    let l4 = h.l4_off as usize;
     // The transport header as far as the IP packet goes (not into padding).
-    let Some(seg) = frame.get(l4..ip_end.min(frame.len())) else {
+    let Some(seg) = frame.get(h.l4_off as usize..ip.end.min(frame.len())) else {
         return Extract::Malformed;
     };
     let proto = h.l4_proto;
-    let (sport, dport, kind) = match proto {
-        IPPROTO_TCP => match seg.get(..field::tcp::MIN_LEN) {
-            Some(t) => (
-                be16(t, field::tcp::SRC_PORT.start),
-                be16(t, field::tcp::DST_PORT.start),
-                Kind::Tcp(t[field::tcp::FLAGS]),
-            ),
-            None => return Extract::Malformed,
-        },
-        IPPROTO_UDP => match seg.get(..field::udp::LEN) {
-            Some(u) => (
-                be16(u, field::udp::SRC_PORT.start),
-                be16(u, field::udp::DST_PORT.start),
-                Kind::Udp,
-            ),
-            None => return Extract::Malformed,
-        },
-        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
-            let ty = match seg.get(field::icmp::TYPE) {
-                Some(&t) => t,
-                None => return Extract::Malformed,
-            };
-            let kind = match (proto, ty, v6) {
-                (IPPROTO_ICMP, ICMP_ECHO_REQUEST, false) => Kind::EchoRequest,
-                (IPPROTO_ICMP, ICMP_ECHO_REPLY, false) => Kind::EchoReply,
-                (IPPROTO_ICMPV6, ICMP6_ECHO_REQUEST, true) => Kind::EchoRequest,
-                (IPPROTO_ICMPV6, ICMP6_ECHO_REPLY, true) => Kind::EchoReply,
-                _ => return Extract::Untracked,
-            };
-            let Some(id) = seg.get(ECHO_ID..ECHO_ID + 2) else {
-                return Extract::Malformed;
-            };
-            let id = be16(id, 0);
-            (id, id, kind)
-        }
-        _ => return Extract::Untracked,
+    let (sport, dport, kind) = match transport(proto, ip.v6, seg) {
+        Ok(t) => t,
+        Err(e) => return e,
     };
-    let (tuple, forward) = Tuple::new(src, sport, dst, dport, proto, v6);
+    let (tuple, forward) = Tuple::new(ip.src, sport, ip.dst, dport, proto, ip.v6);
     Extract::Tracked(Seen {
         tuple,
         forward,
         kind,
     })
+}
+
+/// The network layer of a packet, as [`Tuple::new`] takes it.
+struct Endpoints {
+    src: [u64; 2],
+    dst: [u64; 2],
+    /// Offset in the frame of the end of the IP packet (Ethernet padding follows).
+    end: usize,
+    v6: bool,
+}
+
+/// Reads the addresses and the end of the IP packet.
+#[inline(always)]
+fn endpoints(h: &Headers, frame: &[u8]) -> Result<Endpoints, Extract> {
+    let l3 = h.l3_off as usize;
+    match h.l3 {
+        L3Kind::Ipv4 => {
+            let ip = Ipv4Packet::at(frame, l3).ok_or(Extract::Malformed)?;
+            let word = |a: std::net::Ipv4Addr| [0, u64::from(u32::from(a))];
+            Ok(Endpoints {
+                src: word(ip.src_addr()),
+                dst: word(ip.dst_addr()),
+                end: l3 + ip.total_len() as usize,
+                v6: false,
+            })
+        }
+        L3Kind::Ipv6 => {
+            let ip = Ipv6Packet::at(frame, l3).ok_or(Extract::Malformed)?;
+            let words = |a: std::net::Ipv6Addr| {
+                let a = u128::from(a);
+                [(a >> 64) as u64, a as u64]
+            };
+            Ok(Endpoints {
+                src: words(ip.src_addr()),
+                dst: words(ip.dst_addr()),
+                end: l3 + Ipv6Packet::<&[u8]>::LEN + ip.payload_len() as usize,
+                v6: true,
+            })
+        }
+        L3Kind::Other => Err(Extract::Untracked),
+    }
+}
+
+/// Reads the ports (an echo's identifier, twice) and the kind of a
+/// transport segment `seg` of protocol `proto`.
+#[inline(always)]
+fn transport(proto: u8, v6: bool, seg: &[u8]) -> Result<(u16, u16, Kind), Extract> {
+    match proto {
+        IPPROTO_TCP => {
+            let t = TcpPacket::new_checked(seg).map_err(|_| Extract::Malformed)?;
+            Ok((t.src_port(), t.dst_port(), Kind::Tcp(t.flags())))
+        }
+        IPPROTO_UDP => {
+            let u = UdpPacket::new_checked(seg).map_err(|_| Extract::Malformed)?;
+            Ok((u.src_port(), u.dst_port(), Kind::Udp))
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => echo(proto, v6, seg),
+        _ => Err(Extract::Untracked),
+    }
+}
+
+/// Reads an ICMP or ICMPv6 echo message; other ICMP types are not tracked.
+#[inline(always)]
+fn echo(proto: u8, v6: bool, seg: &[u8]) -> Result<(u16, u16, Kind), Extract> {
+    let icmp = IcmpPacket::new_checked(seg).map_err(|_| Extract::Malformed)?;
+    let kind = match (proto, icmp.msg_type(), v6) {
+        (IPPROTO_ICMP, ICMP_ECHO_REQUEST, false) => Kind::EchoRequest,
+        (IPPROTO_ICMP, ICMP_ECHO_REPLY, false) => Kind::EchoReply,
+        (IPPROTO_ICMPV6, ICMP6_ECHO_REQUEST, true) => Kind::EchoRequest,
+        (IPPROTO_ICMPV6, ICMP6_ECHO_REPLY, true) => Kind::EchoReply,
+        _ => return Err(Extract::Untracked),
+    };
+    let id = icmp.echo_ident().ok_or(Extract::Malformed)?;
+    Ok((id, id, kind))
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use pcap_file::pcap::PcapReader;
+use testkit::net::{self, Netns, Veth};
+use testkit::pcap;
 use testkit::Need;
 
 const INSIDE_IP: &str = "10.0.1.2";
@@ -48,57 +49,28 @@ use Side::*;
 /// Two namespaces joined by a veth pair; removed on drop, with every
 /// process still running.
 struct Net {
-    ns: [String; 2],
     dev: [String; 2],
     children: Vec<Child>,
-}
-
-fn run_cmd(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
-    assert!(
-        out.status.success(),
-        "{}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    /// The pair, while its ends are not yet in the namespaces.
+    _veth: Veth,
+    ns: [Netns; 2],
 }
 
 impl Net {
     fn new() -> Net {
-        let pid = std::process::id() % 100_000;
+        let name = |side: &str| net::unique("hrp", "", side);
+        let (di, dout) = (name("i"), name("o"));
         let net = Net {
-            ns: [format!("hrp{pid}i"), format!("hrp{pid}o")],
-            dev: [format!("hrp{pid}i"), format!("hrp{pid}o")],
+            _veth: Veth::new(&di, &dout),
+            ns: [Netns::new(&di), Netns::new(&dout)],
+            dev: [di, dout],
             children: Vec::new(),
         };
-        net.remove();
-        for ns in &net.ns {
-            run_cmd(&["ip", "netns", "add", ns]);
-        }
-        let [di, dout] = &net.dev;
-        run_cmd(&[
-            "ip", "link", "add", di, "type", "veth", "peer", "name", dout,
-        ]);
         for (k, addr) in [(0, INSIDE_IP), (1, OUTSIDE_IP)] {
-            let (ns, dev) = (&net.ns[k], &net.dev[k]);
-            run_cmd(&["ip", "link", "set", dev, "netns", ns]);
-            // No IPv6 chatter; every offload off, so that the captures hold
-            // wire frames with their real checksums.
-            run_cmd(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ]);
-            net.exec(k, &["ip", "link", "set", "lo", "up"]);
+            let (ns, dev) = (net.ns[k].name(), &net.dev[k]);
+            net::ip(&["link", "set", dev, "netns", ns]);
+            // Every offload off, so that the captures hold wire frames with
+            // their real checksums.
             net.exec(k, &["ip", "addr", "add", &format!("{addr}/24"), "dev", dev]);
             net.exec(k, &["ip", "link", "set", dev, "up"]);
             net.exec(
@@ -113,15 +85,12 @@ impl Net {
     }
 
     fn exec(&self, k: usize, args: &[&str]) -> String {
-        let mut all = vec!["ip", "netns", "exec", &self.ns[k]];
-        all.extend_from_slice(args);
-        run_cmd(&all)
+        self.ns[k].run(args)
     }
 
     fn spawn(&mut self, k: usize, args: &[&str]) -> usize {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns[k]])
-            .args(args)
+        let child = self.ns[k]
+            .exec(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -188,19 +157,6 @@ impl Net {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    fn remove(&self) {
-        for ns in &self.ns {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.dev[0]])
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 impl Drop for Net {
@@ -209,7 +165,6 @@ impl Drop for Net {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.remove();
     }
 }
 
@@ -297,14 +252,13 @@ fn make_captures(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// The frames of a capture with their timestamps (ns).
 fn read_capture(path: &Path) -> Vec<(u64, Vec<u8>)> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        assert_eq!(p.data.len(), p.orig_len as usize, "a cut frame");
-        v.push((p.timestamp.as_nanos() as u64, p.data.into_owned()));
-    }
-    v
+    pcap::read(path)
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.data.len(), f.orig_len as usize, "a cut frame");
+            (f.ts_ns, f.data)
+        })
+        .collect()
 }
 
 /// What the model needs to know about a frame.

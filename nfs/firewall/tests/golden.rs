@@ -21,14 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use hpio_nf::config::{Clock, Config};
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use testkit::pcap;
 
 #[path = "../src/testfrag.rs"]
 mod testfrag;
@@ -168,7 +167,7 @@ fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
 
 /// The firewall's `[elements.fw]` table of the shipped configs/firewall.toml.
 fn shipped_fw() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/firewall.toml");
+    let path = testkit::workspace_root().join("configs/firewall.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let start = text
         .find("[elements.fw]")
@@ -193,26 +192,19 @@ struct Outcome {
     report: Report,
 }
 
+/// The trace start: every event's time counts from here.
+const T0_NS: u64 = 1_700_000_000 * 1_000_000_000;
+
 fn write_pcap(path: &Path, events: &[Ev]) {
-    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
     let mut last = 0;
+    let mut frames = Vec::new();
     for e in events {
         assert!(e.at_ms >= last, "events are in time order");
         last = e.at_ms;
         let frame = tagged(&e.frame, if e.from == Inside { 1 } else { 2 });
-        let ts = Duration::from_secs(1_700_000_000) + Duration::from_millis(e.at_ms);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .unwrap();
+        frames.push(pcap::Frame::new(T0_NS + e.at_ms * 1_000_000, frame));
     }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        v.push(p.unwrap().data.into_owned());
-    }
-    v
+    pcap::write(path, &frames);
 }
 
 /// Runs the firewall table `fw` (an `[elements.fw]` TOML table) over `events`.
@@ -295,8 +287,8 @@ vlan_pop = true
     };
     let report = runtime::run(&config.graph, ports, &opts, |_| {}).unwrap();
     Outcome {
-        wan: read_pcap(&wan),
-        lan: read_pcap(&lan),
+        wan: pcap::read_data(&wan),
+        lan: pcap::read_data(&lan),
         report,
     }
 }
@@ -737,14 +729,8 @@ fn tiny_fragment_attack_over_pcap_ports() {
         dir.path().join("wan.pcap"),
         dir.path().join("lan.pcap"),
     );
-    let mut w = PcapWriter::new(std::fs::File::create(&wan_in).unwrap()).unwrap();
-    for (n, f) in frames.iter().enumerate() {
-        let ts = Duration::from_secs(1_700_000_000) + Duration::from_millis(n as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .unwrap();
-    }
-    drop(w);
-    drop(PcapWriter::new(std::fs::File::create(&lan_in).unwrap()).unwrap());
+    pcap::write_data(&wan_in, &frames, T0_NS, 1_000_000);
+    pcap::write(&lan_in, &[]);
     let text = format!(
         r#"
 connections = ["wan_in -> [1]fw[1] -> lan", "lan_in -> [0]fw[0] -> wan"]
@@ -793,8 +779,8 @@ output = '{}'
         ..RunOptions::default()
     };
     let report = runtime::run(&config.graph, ports, &opts, |_| {}).unwrap();
-    same(&read_pcap(&lan), &fine, "the well-formed SYN, whole");
-    assert!(read_pcap(&wan).is_empty());
+    same(&pcap::read_data(&lan), &fine, "the well-formed SYN, whole");
+    assert!(pcap::read_data(&wan).is_empty());
     let fw = report.elements.iter().find(|e| e.name == "fw").unwrap();
     let custom: BTreeMap<String, u64> = fw.counters.custom.iter().cloned().collect();
     let drops: BTreeMap<String, u64> = fw.counters.drops.iter().cloned().collect();

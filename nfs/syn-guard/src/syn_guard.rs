@@ -3,7 +3,8 @@
 use std::hash::BuildHasher;
 
 use hpio_nf::prelude::*;
-use hpio_nf::wire::IPPROTO_TCP;
+use hpio_nf::wire::tcp_flags::{ACK, SYN};
+use hpio_nf::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, IPPROTO_TCP};
 
 use crate::table::{Table, Verdict};
 
@@ -108,11 +109,6 @@ table = 16384",
     configure,
 };
 
-/// TCP flag bits, in byte 13 of the TCP header.
-const TCP_FLAGS: usize = 13;
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-
 /// Settings checked at config time, shared by every worker's replica.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -183,22 +179,18 @@ impl SynGuard {
         }
         let d = pkt.data();
         // A complete TCP header lies at l4_off (has_l4 says so).
-        let flags = d[h.l4_off as usize + TCP_FLAGS];
-        if flags & (SYN | ACK) != SYN {
+        let tcp = TcpPacket::at(d, h.l4_off as usize)?;
+        if tcp.flags() & (SYN | ACK) != SYN {
             return None;
         }
         let l3 = h.l3_off as usize;
         Some(match h.l3 {
             L3Kind::Ipv4 => {
-                let src = u32::from_be_bytes([d[l3 + 12], d[l3 + 13], d[l3 + 14], d[l3 + 15]]);
+                let src = u32::from(Ipv4Packet::at(d, l3)?.src_addr());
                 // IPv4-mapped, so that v4 and v6 keys never meet.
                 (0xffff_u128 << 32) | (src & self.v4_mask) as u128
             }
-            L3Kind::Ipv6 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&d[l3 + 8..l3 + 24]);
-                u128::from_be_bytes(a) & self.v6_mask
-            }
+            L3Kind::Ipv6 => u128::from(Ipv6Packet::at(d, l3)?.src_addr()) & self.v6_mask,
             L3Kind::Other => return None,
         })
     }

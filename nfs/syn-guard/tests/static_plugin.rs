@@ -1,16 +1,10 @@
 //! SynGuard linked statically into a custom `hpio-nf` (what
 //! examples/hpio-nf-syn-guard.rs builds), run in-process over pcap files.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use testkit::pcap;
 
 fn syn(src: [u8; 4], sport: u16) -> Vec<u8> {
     let mut v = Vec::new();
@@ -20,15 +14,6 @@ fn syn(src: [u8; 4], sport: u16) -> Vec<u8> {
         .syn()
         .write(&mut v, &[])
         .unwrap();
-    v
-}
-
-fn read(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        v.push(p.unwrap().data.into_owned());
-    }
     v
 }
 
@@ -45,13 +30,8 @@ fn a_custom_binary_knows_syn_guard_without_plugins() {
     // 15 SYNs from one source and 1 from another, all at the same time.
     let mut frames: Vec<Vec<u8>> = (0..15).map(|i| syn([198, 51, 100, 1], 1000 + i)).collect();
     frames.push(syn([203, 0, 113, 9], 5000));
-    let mut w = PcapWriter::new(std::fs::File::create(&inp).unwrap()).unwrap();
-    for f in &frames {
-        w.write_packet(&PcapPacket::new(Duration::from_secs(1), f.len() as u32, f))
-            .unwrap();
-    }
-    drop(w);
-    let config = root().join("configs/plugins/syn-guard.toml");
+    pcap::write_data(&inp, &frames, 1_000_000_000, 0);
+    let config = testkit::workspace_root().join("configs/plugins/syn-guard.toml");
     let args = [
         "hpio-nf-syn-guard".to_string(),
         "run".into(),
@@ -69,7 +49,7 @@ fn a_custom_binary_knows_syn_guard_without_plugins() {
     // burst = 10 in the config: 10 of the first source's SYNs, and the other source's.
     let mut expected = frames[..10].to_vec();
     expected.push(frames[15].clone());
-    assert_eq!(read(&out), expected);
+    assert_eq!(pcap::read_data(&out), expected);
 
     // Without the class, the same config is rejected (exit code 2).
     let c = hpio_nf_cli::run_with(args, |_| {});

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use crate::wire::{field, Headers, L3Kind, ParseStatus};
+use crate::wire::{Headers, L3Kind, ParseStatus};
+use crate::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Bytes in a flow key (a power of two, so positions index it without a bounds check).
@@ -114,9 +115,9 @@ impl FlowKey {
         };
         match h.l3 {
             L3Kind::Ipv4 if ip => {
-                let src = l3 + field::ipv4::SRC.start;
-                if let Some(a) = frame.get(src..src + 8) {
+                if let Some(p) = Ipv4Packet::at(frame, l3) {
                     if needs.addrs {
+                        let a = p.addrs_bytes();
                         k[at::SRC_ADDR..at::SRC_ADDR + 4].copy_from_slice(&a[..4]);
                         k[at::DST_ADDR..at::DST_ADDR + 4].copy_from_slice(&a[4..]);
                     }
@@ -124,10 +125,9 @@ impl FlowKey {
                 }
             }
             L3Kind::Ipv6 if ip => {
-                let src = l3 + field::ipv6::SRC.start;
-                if let Some(a) = frame.get(src..src + 32) {
+                if let Some(p) = Ipv6Packet::at(frame, l3) {
                     if needs.addrs {
-                        k[at::SRC_ADDR..at::DST_ADDR + 16].copy_from_slice(a);
+                        k[at::SRC_ADDR..at::DST_ADDR + 16].copy_from_slice(p.addrs_bytes());
                     }
                     cls |= class::IP | class::V6 | l4(k);
                 }
@@ -144,8 +144,6 @@ impl FlowKey {
     }
 }
 
-/// Fills in the protocol and transport fields of an IP packet's key;
-/// returns the class bits they earn.
 /// The parts of a [`FlowKey`] that a rule set tests (see [`FlowKey::extract_for`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
@@ -163,6 +161,8 @@ impl Needs {
     };
 }
 
+/// Fills in the protocol and transport fields of an IP packet's key;
+/// returns the class bits they earn.
 #[inline]
 fn extract_l4(k: &mut [u8; KEY_LEN], h: &Headers, frame: &[u8]) -> u8 {
     k[at::PROTO] = h.l4_proto;
@@ -171,24 +171,24 @@ fn extract_l4(k: &mut [u8; KEY_LEN], h: &Headers, frame: &[u8]) -> u8 {
     }
     let l4 = h.l4_off as usize;
     match h.l4_proto {
-        IPPROTO_TCP => match frame.get(l4..l4 + field::tcp::FLAGS + 1) {
+        IPPROTO_TCP => match TcpPacket::at(frame, l4) {
             Some(t) => {
-                k[at::SRC_PORT..at::SRC_PORT + 4].copy_from_slice(&t[..4]);
-                k[at::TCP_FLAGS] = t[field::tcp::FLAGS];
+                k[at::SRC_PORT..at::SRC_PORT + 4].copy_from_slice(&t.ports_bytes());
+                k[at::TCP_FLAGS] = t.flags();
                 class::L4 | class::PORTS
             }
             None => 0,
         },
-        IPPROTO_UDP => match frame.get(l4..l4 + 4) {
+        IPPROTO_UDP => match UdpPacket::at(frame, l4) {
             Some(u) => {
-                k[at::SRC_PORT..at::SRC_PORT + 4].copy_from_slice(u);
+                k[at::SRC_PORT..at::SRC_PORT + 4].copy_from_slice(&u.ports_bytes());
                 class::L4 | class::PORTS
             }
             None => 0,
         },
-        IPPROTO_ICMP | IPPROTO_ICMPV6 => match frame.get(l4 + field::icmp::TYPE) {
-            Some(&t) => {
-                k[at::ICMP_TYPE] = t;
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => match IcmpPacket::at(frame, l4) {
+            Some(i) => {
+                k[at::ICMP_TYPE] = i.msg_type();
                 class::L4
             }
             None => 0,

@@ -715,19 +715,8 @@ mod tests {
         assert_eq!(RuleSet::new(&rules).lookups(), 6);
     }
 
-    /// A tiny deterministic generator (xorshift), so failures reproduce.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-            xs[self.next() as usize % xs.len()]
-        }
-    }
+    /// A deterministic generator, so failures reproduce.
+    use testkit::rng::Rng;
 
     const V4: [[u8; 4]; 4] = [[10, 0, 0, 1], [10, 1, 0, 1], [192, 168, 1, 7], [8, 8, 8, 8]];
     const PORTS: [u16; 6] = [22, 53, 80, 443, 1500, 40000];
@@ -740,20 +729,20 @@ mod tests {
     }
 
     fn random_spec(r: &mut Rng) -> Spec {
-        let vlan = match r.next() % 4 {
+        let vlan = match r.next_u64() % 4 {
             0 => vec![r.pick(&[1, 100, 4095])],
             1 => vec![r.pick(&[1, 100]), 200],
             _ => vec![],
         };
-        let net = match r.next() % 10 {
+        let net = match r.next_u64() % 10 {
             0 => Net::Arp,
             1 => Net::Raw(r.pick(&[0x88cc, 0x88b5])),
             2..=4 => Net::V6(v6(r.pick(&[0, 1, 2])), v6(r.pick(&[0, 1, 2]))),
             _ => Net::V4(r.pick(&V4), r.pick(&V4)),
         };
-        let tp = match (&net, r.next() % 6) {
+        let tp = match (&net, r.next_u64() % 6) {
             (Net::Arp | Net::Raw(_), _) => Tp::None,
-            (_, 0 | 1) => Tp::Tcp(r.pick(&PORTS), r.pick(&PORTS), r.next() as u8),
+            (_, 0 | 1) => Tp::Tcp(r.pick(&PORTS), r.pick(&PORTS), r.next_u64() as u8),
             (_, 2 | 3) => Tp::Udp(r.pick(&PORTS), r.pick(&PORTS)),
             (Net::V4(..), 4) => Tp::Icmp4(r.pick(&[0, 3, 8])),
             (_, 4) => Tp::Icmp6(r.pick(&[1, 128, 135])),
@@ -766,7 +755,7 @@ mod tests {
         let a4 = |r: &mut Rng| std::net::Ipv4Addr::from(r.pick(&V4));
         let a6 = |r: &mut Rng| std::net::Ipv6Addr::from(v6(r.pick(&[0, 1, 2])));
         let dir = r.pick(&["src", "dst"]);
-        match r.next() % 16 {
+        match r.next_u64() % 16 {
             0 => r
                 .pick(&["ip4", "ip6", "arp", "ether type 0x88cc"])
                 .to_string(),
@@ -795,14 +784,14 @@ mod tests {
             }
             10 | 11 => {
                 let names = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
-                let list: Vec<String> = (0..1 + r.next() % 3)
+                let list: Vec<String> = (0..1 + r.next_u64() % 3)
                     .map(|_| format!("{}{}", r.pick(&["", "!"]), r.pick(&names)))
                     .collect();
                 format!("tcp flags {}", list.join(","))
             }
             12 => format!("icmp type {}", r.pick(&[0, 3, 8])),
             13 => format!("icmp6 type {}", r.pick(&[1, 128, 135])),
-            14 if r.next() % 2 == 0 => r.pick(&["frag", "first-frag"]).to_string(),
+            14 if r.next_u64() % 2 == 0 => r.pick(&["frag", "first-frag"]).to_string(),
             _ => "any".to_string(),
         }
     }
@@ -831,10 +820,10 @@ mod tests {
     /// exactly as they would on the full key.
     #[test]
     fn a_partial_key_decides_as_the_full_key() {
-        let mut r = Rng(0x2545f4914f6cdd1d);
+        let mut r = Rng::new(0x2545f4914f6cdd1d);
         let mut partial = 0;
         for _ in 0..400 {
-            let rules: Vec<Match> = (0..1 + r.next() % 3)
+            let rules: Vec<Match> = (0..1 + r.next_u64() % 3)
                 .filter_map(|_| parse_match(&random_term(&mut r)).ok())
                 .collect();
             let set = RuleSet::new(&rules);
@@ -859,17 +848,17 @@ mod tests {
     /// same first rule as the reference semantics over etherparse's parse.
     #[test]
     fn agrees_with_reference_on_random_rules_and_frames() {
-        let mut r = Rng(0x9e3779b97f4a7c15);
+        let mut r = Rng::new(0x9e3779b97f4a7c15);
         let mut hits = 0;
         for round in 0..40 {
             let mut rules = Vec::new();
             let want = if round % 4 == 0 {
                 150
             } else {
-                1 + r.next() as usize % 40
+                1 + r.next_u64() as usize % 40
             };
             while rules.len() < want {
-                let n = 1 + r.next() % 3;
+                let n = 1 + r.next_u64() % 3;
                 let terms: Vec<String> = (0..n).map(|_| random_term(&mut r)).collect();
                 let text = if terms.iter().any(|t| t == "any") {
                     "any".to_string()
@@ -878,7 +867,7 @@ mod tests {
                 };
                 if let Ok(m) = parse_match(&text) {
                     // Rare `any` rules only, so later rules still get exercised.
-                    if !m.is_any() || r.next() % 8 == 0 {
+                    if !m.is_any() || r.next_u64() % 8 == 0 {
                         rules.push(m);
                     }
                 }
@@ -890,9 +879,14 @@ mod tests {
                 if let Net::V4(..) = spec.net {
                     // Some IPv4 frames become first or later fragments.
                     let l3 = 14 + 4 * spec.vlan.len();
-                    match r.next() % 6 {
+                    match r.next_u64() % 6 {
                         0 => fragment4(&mut f, l3, 0, true),
-                        1 => fragment4(&mut f, l3, 1 + r.next() as u16 % 300, r.next() % 2 == 0),
+                        1 => fragment4(
+                            &mut f,
+                            l3,
+                            1 + r.next_u64() as u16 % 300,
+                            r.next_u64() % 2 == 0,
+                        ),
                         _ => {}
                     }
                 }

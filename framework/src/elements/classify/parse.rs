@@ -255,65 +255,10 @@ impl<'a> Parser<'a> {
             "ip" | "ip4" | "ipv4" => self.set_l3(L3::Ipv4, self.span(start)),
             "ip6" | "ipv6" => self.set_l3(L3::Ipv6, self.span(start)),
             "arp" => self.set_l3(L3::Ether(ETHERTYPE_ARP), self.span(start)),
-            "ether" => {
-                let ty = self.need(first, "`type`")?;
-                if !ty.1.eq_ignore_ascii_case("type") {
-                    return Err(RuleError::new(ty.0, format!("expected `type`, found `{}`", ty.1)));
-                }
-                let (pos, n) = self.need(ty, "an Ethernet type such as 0x88cc")?;
-                let t = match parse_num(n) {
-                    Some(t) if t <= u16::MAX as u64 => t as u16,
-                    _ => {
-                        return Err(RuleError::new(
-                            pos,
-                            format!("expected an Ethernet type (0..=0xffff, e.g. 0x88cc), found `{n}`"),
-                        ))
-                    }
-                };
-                let l3 = match t {
-                    ETHERTYPE_IPV4 => L3::Ipv4,
-                    ETHERTYPE_IPV6 => L3::Ipv6,
-                    ETHERTYPE_VLAN | ETHERTYPE_QINQ => {
-                        return Err(RuleError::new(
-                            pos,
-                            "`ether type` is the type after the VLAN tags; use `vlan` to match tags",
-                        ))
-                    }
-                    t => L3::Ether(t),
-                };
-                self.set_l3(l3, self.span(start))
-            }
-            "vlan" => {
-                let vlan = match self.peek() {
-                    Some((pos, n)) if n.starts_with(|c: char| c.is_ascii_digit()) => {
-                        self.next += 1;
-                        match parse_num(n) {
-                            Some(id) if id <= MAX_VLAN_ID => Vlan::Id(id as u16),
-                            _ => {
-                                return Err(RuleError::new(
-                                    pos,
-                                    format!("expected a VLAN id in 0..=4095, found `{n}`"),
-                                ))
-                            }
-                        }
-                    }
-                    _ => Vlan::Tagged,
-                };
-                self.set_vlan(vlan, self.span(start))
-            }
+            "ether" => self.ether_type(start, first),
+            "vlan" => self.vlan(start),
             "novlan" => self.set_vlan(Vlan::Untagged, self.span(start)),
-            "frag" | "first-frag" => {
-                let by = self.span(start);
-                self.set_l3(L3::Ip, by)?;
-                if lower == "first-frag" || self.m.frag == Frag::Any {
-                    self.m.frag = if lower == "frag" {
-                        Frag::Fragment
-                    } else {
-                        Frag::First
-                    };
-                }
-                Ok(())
-            }
+            "frag" | "first-frag" => self.frag(start, lower == "first-frag"),
             "tcp" => {
                 if matches!(self.peek(), Some((_, t)) if t.eq_ignore_ascii_case("flags")) {
                     let flags = self.take().expect("peeked");
@@ -323,43 +268,9 @@ impl<'a> Parser<'a> {
                 }
             }
             "udp" => self.set_proto(Proto::Is(IPPROTO_UDP), None, self.span(start)),
-            "icmp" | "icmp4" | "icmp6" | "icmpv6" => {
-                let v6 = lower.ends_with('6');
-                let (proto, l3) = if v6 {
-                    (IPPROTO_ICMPV6, L3::Ipv6)
-                } else {
-                    (IPPROTO_ICMP, L3::Ipv4)
-                };
-                if matches!(self.peek(), Some((_, t)) if t.eq_ignore_ascii_case("type")) {
-                    let ty = self.take().expect("peeked");
-                    self.icmp_type(start, ty, v6)?;
-                }
-                self.set_proto(Proto::Is(proto), Some(l3), self.span(start))
-            }
-            "proto" => {
-                let (pos, n) = self.need(first, "an IP protocol number")?;
-                match parse_num(n) {
-                    Some(p) if p <= u8::MAX as u64 => {
-                        self.set_proto(Proto::Is(p as u8), None, self.span(start))
-                    }
-                    _ => Err(RuleError::new(
-                        pos,
-                        format!("expected an IP protocol number in 0..=255, found `{n}`"),
-                    )),
-                }
-            }
-            "src" | "dst" => {
-                let src = lower == "src";
-                let kind = self.need(first, "`net`, `host` or `port`")?;
-                match kind.1.to_ascii_lowercase().as_str() {
-                    "net" | "host" => self.address(start, src, kind),
-                    "port" => self.port(start, src, kind),
-                    _ => Err(RuleError::new(
-                        kind.0,
-                        format!("expected `net`, `host` or `port` after `{word}`, found `{}`", kind.1),
-                    )),
-                }
-            }
+            "icmp" | "icmp4" | "icmp6" | "icmpv6" => self.icmp(start, lower.ends_with('6')),
+            "proto" => self.proto_number(start, first),
+            "src" | "dst" => self.direction(start, first),
             "port" | "net" | "host" => Err(RuleError::new(
                 start,
                 format!("say `src {lower}` or `dst {lower}` (a rule is a conjunction; write two rules for either direction)"),
@@ -371,6 +282,118 @@ impl<'a> Parser<'a> {
             _ => Err(RuleError::new(
                 start,
                 format!("unknown term `{word}`; expected one of: {TERMS}"),
+            )),
+        }
+    }
+
+    /// `ether type N`: the Ethernet type after any VLAN tags.
+    fn ether_type(&mut self, start: usize, first: Token<'a>) -> Result<(), RuleError> {
+        let ty = self.need(first, "`type`")?;
+        if !ty.1.eq_ignore_ascii_case("type") {
+            return Err(RuleError::new(
+                ty.0,
+                format!("expected `type`, found `{}`", ty.1),
+            ));
+        }
+        let (pos, n) = self.need(ty, "an Ethernet type such as 0x88cc")?;
+        let t = match parse_num(n) {
+            Some(t) if t <= u16::MAX as u64 => t as u16,
+            _ => {
+                return Err(RuleError::new(
+                    pos,
+                    format!("expected an Ethernet type (0..=0xffff, e.g. 0x88cc), found `{n}`"),
+                ))
+            }
+        };
+        let l3 = match t {
+            ETHERTYPE_IPV4 => L3::Ipv4,
+            ETHERTYPE_IPV6 => L3::Ipv6,
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ => {
+                return Err(RuleError::new(
+                    pos,
+                    "`ether type` is the type after the VLAN tags; use `vlan` to match tags",
+                ))
+            }
+            t => L3::Ether(t),
+        };
+        self.set_l3(l3, self.span(start))
+    }
+
+    /// `vlan` (any tag) or `vlan ID`.
+    fn vlan(&mut self, start: usize) -> Result<(), RuleError> {
+        let vlan = match self.peek() {
+            Some((pos, n)) if n.starts_with(|c: char| c.is_ascii_digit()) => {
+                self.next += 1;
+                match parse_num(n) {
+                    Some(id) if id <= MAX_VLAN_ID => Vlan::Id(id as u16),
+                    _ => {
+                        return Err(RuleError::new(
+                            pos,
+                            format!("expected a VLAN id in 0..=4095, found `{n}`"),
+                        ))
+                    }
+                }
+            }
+            _ => Vlan::Tagged,
+        };
+        self.set_vlan(vlan, self.span(start))
+    }
+
+    /// `frag` (any fragment) or `first-frag` (the first one only).
+    fn frag(&mut self, start: usize, first_only: bool) -> Result<(), RuleError> {
+        let by = self.span(start);
+        self.set_l3(L3::Ip, by)?;
+        if first_only || self.m.frag == Frag::Any {
+            self.m.frag = if first_only {
+                Frag::First
+            } else {
+                Frag::Fragment
+            };
+        }
+        Ok(())
+    }
+
+    /// `icmp` / `icmp6`, optionally followed by `type T`.
+    fn icmp(&mut self, start: usize, v6: bool) -> Result<(), RuleError> {
+        let (proto, l3) = if v6 {
+            (IPPROTO_ICMPV6, L3::Ipv6)
+        } else {
+            (IPPROTO_ICMP, L3::Ipv4)
+        };
+        if matches!(self.peek(), Some((_, t)) if t.eq_ignore_ascii_case("type")) {
+            let ty = self.take().expect("peeked");
+            self.icmp_type(start, ty, v6)?;
+        }
+        self.set_proto(Proto::Is(proto), Some(l3), self.span(start))
+    }
+
+    /// `proto N`: an IP protocol by number.
+    fn proto_number(&mut self, start: usize, first: Token<'a>) -> Result<(), RuleError> {
+        let (pos, n) = self.need(first, "an IP protocol number")?;
+        match parse_num(n) {
+            Some(p) if p <= u8::MAX as u64 => {
+                self.set_proto(Proto::Is(p as u8), None, self.span(start))
+            }
+            _ => Err(RuleError::new(
+                pos,
+                format!("expected an IP protocol number in 0..=255, found `{n}`"),
+            )),
+        }
+    }
+
+    /// `src`/`dst` followed by `net`, `host` or `port`.
+    fn direction(&mut self, start: usize, first: Token<'a>) -> Result<(), RuleError> {
+        let src = first.1.eq_ignore_ascii_case("src");
+        let kind = self.need(first, "`net`, `host` or `port`")?;
+        match kind.1.to_ascii_lowercase().as_str() {
+            "net" | "host" => self.address(start, src, kind),
+            "port" => self.port(start, src, kind),
+            _ => Err(RuleError::new(
+                kind.0,
+                format!(
+                    "expected `net`, `host` or `port` after `{}`, found `{}`",
+                    first.1, kind.1
+                ),
             )),
         }
     }
@@ -422,7 +445,9 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn address(&mut self, start: usize, src: bool, kind: Token<'a>) -> Result<(), RuleError> {
+    /// The address or prefix after `host` or `net`, checked: no prefix
+    /// length after `host`, no bits set past the prefix length.
+    fn prefix_after(&mut self, kind: Token<'a>) -> Result<(IpAddr, u8), RuleError> {
         let host = kind.1.eq_ignore_ascii_case("host");
         let what = if host {
             "an IP address"
@@ -450,6 +475,13 @@ impl<'a> Parser<'a> {
                 format!("`{a}` has bits set past the prefix length; did you mean {prefix}/{len}?"),
             ));
         }
+        Ok((prefix, len))
+    }
+
+    /// `src|dst host A` or `src|dst net P/L`: the address must agree with the
+    /// family so far and overlap an earlier prefix of the same direction.
+    fn address(&mut self, start: usize, src: bool, kind: Token<'a>) -> Result<(), RuleError> {
+        let (prefix, len) = self.prefix_after(kind)?;
         let by = self.span(start);
         let l3 = if prefix.is_ipv4() { L3::Ipv4 } else { L3::Ipv6 };
         if self.m.l3 != l3 && !matches!(self.m.l3, L3::Any | L3::Ip) {

@@ -139,16 +139,7 @@ impl Match {
 }
 
 /// TCP flag names and bits, in bit order.
-pub(super) const TCP_FLAGS: [(&str, u8); 8] = [
-    ("fin", 0x01),
-    ("syn", 0x02),
-    ("rst", 0x04),
-    ("psh", 0x08),
-    ("ack", 0x10),
-    ("urg", 0x20),
-    ("ece", 0x40),
-    ("cwr", 0x80),
-];
+pub(super) use crate::wire::tcp_flags::NAMES as TCP_FLAGS;
 
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

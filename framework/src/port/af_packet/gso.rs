@@ -32,6 +32,7 @@ use super::{restore_vlan, Counters};
 use crate::packet::{Batch, Packet, Pool};
 use crate::port::QueueStats;
 use crate::sys::{RxInfo, VnetHdr};
+use crate::wire::tcp_flags;
 
 /// Most segments waiting in a queue's backlog (8 bytes each).
 pub(super) const BACKLOG_MAX: usize = 8192;
@@ -42,9 +43,6 @@ const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_CWR: u8 = 0x80;
 
 /// Why a super-frame was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,10 +298,10 @@ pub(super) fn segment(
             let seq = seq0.wrapping_add((k * p.gso) as u32);
             b[p.l4 + 4..p.l4 + 8].copy_from_slice(&seq.to_be_bytes());
             if k > 0 {
-                b[p.l4 + 13] &= !TCP_CWR;
+                b[p.l4 + 13] &= !tcp_flags::CWR;
             }
             if k + 1 < p.segs {
-                b[p.l4 + 13] &= !(TCP_FIN | TCP_PSH);
+                b[p.l4 + 13] &= !(tcp_flags::FIN | tcp_flags::PSH);
             }
         } else {
             b[p.l4 + 4..p.l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());

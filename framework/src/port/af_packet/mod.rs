@@ -78,7 +78,7 @@
 //! `sendmmsg` straight from the slots. When
 //! the kernel takes only part of it (socket buffer or device queue full:
 //! `EAGAIN`/`ENOBUFS`), the rest is retried with a short back-off
-//! (spins, yields, then naps: about 1 ms in all), then counted as drops
+//! (spins, yields, then naps: about 5 ms in all), then counted as drops
 //! (`tx_full_drops`); a frame the kernel refuses as too long for the MTU
 //! (`EMSGSIZE`) is dropped and counted `oversize`, one refused as too short
 //! is dropped and counted as an error (`tx_rejected`), and the burst goes
@@ -105,8 +105,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
 use crate::packet::Packet;
+use crate::params::Choice;
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::{self, BlockRing, FrameRing, PacketSocket, RxInfo, RxRing, VlanTag, VnetHdr};
 
 /// The `af_packet` driver.

@@ -2,6 +2,9 @@
 //! checksum pieces used to patch a template per packet.
 
 use crate::wire::checksum::{fold, sum};
+use crate::wire::tcp_flags;
+/// The TCP flag names `tcp_flags` accepts, with their bits.
+use crate::wire::tcp_flags::NAMES as TCP_FLAGS;
 use crate::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Length of an IPv4 header without options.
@@ -22,18 +25,6 @@ hpio_nf::choice! {
         Tcp = "tcp",
     }
 }
-
-/// The TCP flag names `tcp_flags` accepts, with their bits.
-pub(super) const TCP_FLAGS: [(&str, u8); 8] = [
-    ("fin", 0x01),
-    ("syn", 0x02),
-    ("rst", 0x04),
-    ("psh", 0x08),
-    ("ack", 0x10),
-    ("urg", 0x20),
-    ("ece", 0x40),
-    ("cwr", 0x80),
-];
 
 /// Parses `"syn,ack"` (names joined by `,`, `|`, `+` or spaces; `""` or
 /// `"none"` for no flag) into TCP flag bits.
@@ -212,7 +203,7 @@ impl FrameSpec {
         match self.proto {
             Proto::Udp => out[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes()),
             Proto::Tcp => {
-                let ack = self.tcp_flags & 0x10 != 0;
+                let ack = self.tcp_flags & tcp_flags::ACK != 0;
                 out[l4 + 4..l4 + 8].copy_from_slice(&1u32.to_be_bytes());
                 out[l4 + 8..l4 + 12].copy_from_slice(&u32::from(ack).to_be_bytes());
                 out[l4 + 12] = ((TCP_HLEN / 4) as u8) << 4;

@@ -33,7 +33,8 @@ use std::sync::Arc;
 use self::frame::{mac_num, min_size, parse_tcp_flags, FrameSpec, Proto};
 use self::queue::{share, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
+use crate::params::Choice;
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 
 /// The `generator` driver.
 pub const CLASS: PortClass = PortClass {

@@ -34,7 +34,7 @@
 //! path is left alone) and bound to queue `worker`, so each worker sends on
 //! a fixed TX queue of the device. When the driver takes only part of a
 //! burst (`ENOBUFS`: its queue is stopped), the rest is retried with a
-//! short back-off (spins, yields, then naps: about 1 ms in all, the
+//! short back-off (spins, yields, then naps: about 5 ms in all, the
 //! back-pressure of a full queue), then counted as drops (`tx_full_drops`); a packet the module refuses (`EINVAL` or
 //! `EMSGSIZE`) is dropped and the burst goes on: counted `oversize` when it
 //! is longer than MTU + 14 (the module says only "invalid"; the length
@@ -64,7 +64,7 @@ use std::sync::Arc;
 
 use super::auto::HPIO_DEV_DIR;
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Need, ParamError, ParamSpec, ParamType, Params};
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
 use crate::sys::netdev;
 use crate::sys::packet_socket::PacketSocket;
@@ -308,9 +308,39 @@ impl PortSpec for HpioSpec {
     }
 
     fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError> {
-        let ifname = &self.interface;
         // A writer-only file to check the device and read its counters: it
         // never disturbs the receive path.
+        let (probe, nqueues, mtu) = self.probe(name, rx)?;
+        let counters = Arc::new(Counters::default());
+        let rxq = if rx {
+            self.open_rx(name, &counters)?
+        } else {
+            Vec::new()
+        };
+        let txq = if tx {
+            self.open_tx(name, workers, nqueues, mtu + 14, &counters)?
+        } else {
+            Vec::new()
+        };
+        Ok(OpenPort {
+            rx: rxq,
+            tx: txq,
+            driver: "hpio".into(),
+            driver_stats: Some(Box::new(driver_stats(probe, counters, rx, tx))),
+            max_frame: super::frame_for_mtu(mtu).clamp(
+                crate::packet::DEFAULT_MAX_FRAME,
+                crate::packet::MAX_FRAME_LIMIT,
+            ),
+        })
+    }
+}
+
+impl HpioSpec {
+    /// Opens the device writer-only and checks it: the interface is up and,
+    /// to receive, the module has the queues asked for. Returns the file, the
+    /// module's queue count and the interface's MTU.
+    fn probe(&self, name: &str, rx: bool) -> Result<(HpioDev, usize, usize), PortError> {
+        let ifname = &self.interface;
         let probe = self.open_dev(name, false)?;
         let info = probe
             .info()
@@ -337,83 +367,100 @@ impl PortSpec for HpioSpec {
                 log::warn!("{advice}");
             }
         }
-        let counters = Arc::new(Counters::default());
-        let mut rxq: Vec<Box<dyn RxQueue>> = Vec::new();
-        if rx {
-            // The module takes what the device accepts; a NIC filters on its
-            // own MAC addresses unless promiscuous.
-            let mut promisc = if self.promisc {
-                Some(self.promisc_membership(name)?)
-            } else {
-                None
-            };
-            for q in 0..self.queues {
-                let dev = self.open_dev(name, true)?;
-                dev.bind_queue(q as u32)
-                    .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
-                rxq.push(Box::new(rx::HpioRx::new(
-                    dev,
-                    MAX_BURST,
-                    name,
-                    ifname,
-                    counters.clone(),
-                    promisc.take(),
-                )));
-            }
-        }
-        let mut txq: Vec<Box<dyn TxQueue>> = Vec::new();
-        if tx {
-            for w in 0..workers {
-                let dev = self.open_dev(name, false)?;
-                dev.bind_queue((w % nqueues) as u32)
-                    .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
-                txq.push(Box::new(tx::HpioTx::new(
-                    dev,
-                    MAX_BURST,
-                    name,
-                    ifname,
-                    info.mtu as usize + 14,
-                    counters.clone(),
-                )));
-            }
-        }
-        let (want_rx, want_tx) = (rx, tx);
-        let driver_stats = move || {
-            let mut m = BTreeMap::new();
-            if let Ok(s) = probe.stats(QUEUE_ALL) {
-                for (k, v) in [
-                    ("hpio_rx_packets", s.rx_packets),
-                    ("hpio_rx_drops", s.rx_drops),
-                    ("hpio_rx_errors", s.rx_errors),
-                    ("hpio_tx_packets", s.tx_packets),
-                    ("hpio_tx_errors", s.tx_errors),
-                    ("hpio_truncated", s.truncated),
-                ] {
-                    m.insert(k.to_string(), v);
-                }
-            }
-            for (side, k, v) in [
-                (want_rx, "rx_truncated", &counters.rx_truncated),
-                (want_tx, "tx_retries", &counters.tx_retries),
-                (want_tx, "tx_full_drops", &counters.tx_full_drops),
-                (want_tx, "tx_rejected", &counters.tx_rejected),
-            ] {
-                if side {
-                    m.insert(k.to_string(), v.load(Ordering::Relaxed));
-                }
-            }
-            m
+        Ok((probe, nqueues, info.mtu as usize))
+    }
+
+    /// The receive queues: one file bound to each of the first `queues`
+    /// rings; the first also holds the promiscuous membership, if asked.
+    fn open_rx(
+        &self,
+        name: &str,
+        counters: &Arc<Counters>,
+    ) -> Result<Vec<Box<dyn RxQueue>>, PortError> {
+        // The module takes what the device accepts; a NIC filters on its
+        // own MAC addresses unless promiscuous.
+        let mut promisc = if self.promisc {
+            Some(self.promisc_membership(name)?)
+        } else {
+            None
         };
-        Ok(OpenPort {
-            rx: rxq,
-            tx: txq,
-            driver: "hpio".into(),
-            driver_stats: Some(Box::new(driver_stats)),
-            max_frame: super::frame_for_mtu(info.mtu as usize).clamp(
-                crate::packet::DEFAULT_MAX_FRAME,
-                crate::packet::MAX_FRAME_LIMIT,
-            ),
-        })
+        let mut rxq: Vec<Box<dyn RxQueue>> = Vec::new();
+        for q in 0..self.queues {
+            let dev = self.open_dev(name, true)?;
+            dev.bind_queue(q as u32)
+                .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
+            rxq.push(Box::new(rx::HpioRx::new(
+                dev,
+                MAX_BURST,
+                name,
+                &self.interface,
+                counters.clone(),
+                promisc.take(),
+            )));
+        }
+        Ok(rxq)
+    }
+
+    /// The transmit handles: one file per worker, bound to ring `w % nqueues`.
+    fn open_tx(
+        &self,
+        name: &str,
+        workers: usize,
+        nqueues: usize,
+        max_frame: usize,
+        counters: &Arc<Counters>,
+    ) -> Result<Vec<Box<dyn TxQueue>>, PortError> {
+        let mut txq: Vec<Box<dyn TxQueue>> = Vec::new();
+        for w in 0..workers {
+            let dev = self.open_dev(name, false)?;
+            dev.bind_queue((w % nqueues) as u32)
+                .map_err(|e| self.ioctl_error(name, "HPIO_IOC_BIND_QUEUE", e))?;
+            txq.push(Box::new(tx::HpioTx::new(
+                dev,
+                MAX_BURST,
+                name,
+                &self.interface,
+                max_frame,
+                counters.clone(),
+            )));
+        }
+        Ok(txq)
+    }
+}
+
+/// The port's extra counters: the module's for the interface (read through
+/// `probe`), and the driver's own for the sides opened.
+fn driver_stats(
+    probe: HpioDev,
+    counters: Arc<Counters>,
+    want_rx: bool,
+    want_tx: bool,
+) -> impl Fn() -> BTreeMap<String, u64> + Send {
+    move || {
+        let mut m = BTreeMap::new();
+        if let Ok(s) = probe.stats(QUEUE_ALL) {
+            for (k, v) in [
+                ("hpio_rx_packets", s.rx_packets),
+                ("hpio_rx_drops", s.rx_drops),
+                ("hpio_rx_errors", s.rx_errors),
+                ("hpio_tx_packets", s.tx_packets),
+                ("hpio_tx_errors", s.tx_errors),
+                ("hpio_truncated", s.truncated),
+            ] {
+                m.insert(k.to_string(), v);
+            }
+        }
+        for (side, k, v) in [
+            (want_rx, "rx_truncated", &counters.rx_truncated),
+            (want_tx, "tx_retries", &counters.tx_retries),
+            (want_tx, "tx_full_drops", &counters.tx_full_drops),
+            (want_tx, "tx_rejected", &counters.tx_rejected),
+        ] {
+            if side {
+                m.insert(k.to_string(), v.load(Ordering::Relaxed));
+            }
+        }
+        m
     }
 }
 
@@ -440,7 +487,7 @@ fn cpu_count(list: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::element::Value;
+    use crate::params::Value;
 
     #[test]
     fn rings_that_receive_follow_rx_queues_or_cpus() {

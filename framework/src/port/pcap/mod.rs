@@ -45,7 +45,8 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
-use crate::element::{Choice, Need, ParamError, ParamSpec, ParamType, Params};
+use crate::params::Choice;
+use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 
 pub use read::MAX_CAPLEN;
 
@@ -231,8 +232,8 @@ impl PortSpec for PcapSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::element::Value;
     use crate::packet::{Batch, Packet, Pool};
+    use crate::params::Value;
     use crate::port::Recv;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -220,91 +220,101 @@ enum Step<'a> {
 /// Reads the next record or block of the file.
 fn next_step(format: &mut Format) -> Result<Step<'_>, Bad> {
     match format {
-        Format::Pcap { reader, nanos } => {
-            let raw = match reader.next_raw_packet() {
-                None => return Ok(Step::End),
-                Some(r) => r?,
-            };
-            let (frac_max, frac_ns) = if *nanos {
-                (1_000_000_000, 1)
-            } else {
-                (1_000_000, 1000)
-            };
-            if raw.ts_frac >= frac_max {
-                return Err(Bad::Corrupt(format!(
-                    "timestamp fraction {} out of range",
-                    raw.ts_frac
-                )));
-            }
-            if raw.incl_len as usize > MAX_CAPLEN {
-                return Err(Bad::Corrupt(format!(
-                    "record length {} is over {MAX_CAPLEN}",
-                    raw.incl_len
-                )));
-            }
-            Ok(Step::Packet(Record {
-                ts_ns: u64::from(raw.ts_sec) * 1_000_000_000 + u64::from(raw.ts_frac) * frac_ns,
-                orig_len: raw.orig_len,
-                data: raw.data,
-            }))
-        }
-        Format::PcapNg { reader, ifaces } => {
-            let block = match reader.next_block() {
-                None => return Ok(Step::End),
-                Some(b) => b?,
-            };
-            // (interface, raw timestamp, original length, data)
-            let (iface, raw_ts, orig_len, data) = match block {
-                Block::SectionHeader(_) => {
-                    ifaces.clear();
-                    return Ok(Step::Skip);
-                }
-                Block::InterfaceDescription(idb) => {
-                    ifaces.push(iface_of(&idb)?);
-                    return Ok(Step::Skip);
-                }
-                Block::EnhancedPacket(p) => (
-                    p.interface_id as usize,
-                    // pcap-file stores the raw 64-bit count as nanoseconds: undo that.
-                    u64::try_from(p.timestamp.as_nanos()).unwrap_or(u64::MAX),
-                    p.original_len,
-                    p.data,
-                ),
-                Block::Packet(p) => (
-                    usize::from(p.interface_id),
-                    p.timestamp,
-                    p.original_len,
-                    p.data,
-                ),
-                Block::SimplePacket(p) => (0, 0, p.original_len, p.data),
-                _ => return Ok(Step::Skip),
-            };
-            let Some(ifc) = ifaces.get(iface) else {
-                return Err(Bad::Corrupt(format!(
-                    "packet of interface {iface}, which no interface description block declares"
-                )));
-            };
-            if ifc.linktype != DataLink::ETHERNET {
-                return Err(Bad::Corrupt(format!(
-                    "interface {iface} has link type {:?} ({}); only Ethernet (1) is supported",
-                    ifc.linktype,
-                    u32::from(ifc.linktype)
-                )));
-            }
-            if data.len() > MAX_CAPLEN {
-                return Err(Bad::Corrupt(format!(
-                    "record length {} is over {MAX_CAPLEN}",
-                    data.len()
-                )));
-            }
-            let ns = u128::from(raw_ts) * 1_000_000_000 / ifc.units_per_sec;
-            Ok(Step::Packet(Record {
-                ts_ns: u64::try_from(ns).unwrap_or(u64::MAX),
-                orig_len,
-                data,
-            }))
-        }
+        Format::Pcap { reader, nanos } => next_pcap_step(reader, *nanos),
+        Format::PcapNg { reader, ifaces } => next_pcapng_step(reader, ifaces),
     }
+}
+
+/// The next record of a classic pcap file.
+fn next_pcap_step(reader: &mut PcapReader<Source>, nanos: bool) -> Result<Step<'_>, Bad> {
+    let raw = match reader.next_raw_packet() {
+        None => return Ok(Step::End),
+        Some(r) => r?,
+    };
+    let (frac_max, frac_ns) = if nanos {
+        (1_000_000_000, 1)
+    } else {
+        (1_000_000, 1000)
+    };
+    if raw.ts_frac >= frac_max {
+        return Err(Bad::Corrupt(format!(
+            "timestamp fraction {} out of range",
+            raw.ts_frac
+        )));
+    }
+    if raw.incl_len as usize > MAX_CAPLEN {
+        return Err(Bad::Corrupt(format!(
+            "record length {} is over {MAX_CAPLEN}",
+            raw.incl_len
+        )));
+    }
+    Ok(Step::Packet(Record {
+        ts_ns: u64::from(raw.ts_sec) * 1_000_000_000 + u64::from(raw.ts_frac) * frac_ns,
+        orig_len: raw.orig_len,
+        data: raw.data,
+    }))
+}
+
+/// The next block of a pcapng file: a packet, or a block to skip (an
+/// interface description or a new section updates `ifaces` on the way).
+fn next_pcapng_step<'r>(
+    reader: &'r mut PcapNgReader<Source>,
+    ifaces: &mut Vec<Iface>,
+) -> Result<Step<'r>, Bad> {
+    let block = match reader.next_block() {
+        None => return Ok(Step::End),
+        Some(b) => b?,
+    };
+    // (interface, raw timestamp, original length, data)
+    let (iface, raw_ts, orig_len, data) = match block {
+        Block::SectionHeader(_) => {
+            ifaces.clear();
+            return Ok(Step::Skip);
+        }
+        Block::InterfaceDescription(idb) => {
+            ifaces.push(iface_of(&idb)?);
+            return Ok(Step::Skip);
+        }
+        Block::EnhancedPacket(p) => (
+            p.interface_id as usize,
+            // pcap-file stores the raw 64-bit count as nanoseconds: undo that.
+            u64::try_from(p.timestamp.as_nanos()).unwrap_or(u64::MAX),
+            p.original_len,
+            p.data,
+        ),
+        Block::Packet(p) => (
+            usize::from(p.interface_id),
+            p.timestamp,
+            p.original_len,
+            p.data,
+        ),
+        Block::SimplePacket(p) => (0, 0, p.original_len, p.data),
+        _ => return Ok(Step::Skip),
+    };
+    let Some(ifc) = ifaces.get(iface) else {
+        return Err(Bad::Corrupt(format!(
+            "packet of interface {iface}, which no interface description block declares"
+        )));
+    };
+    if ifc.linktype != DataLink::ETHERNET {
+        return Err(Bad::Corrupt(format!(
+            "interface {iface} has link type {:?} ({}); only Ethernet (1) is supported",
+            ifc.linktype,
+            u32::from(ifc.linktype)
+        )));
+    }
+    if data.len() > MAX_CAPLEN {
+        return Err(Bad::Corrupt(format!(
+            "record length {} is over {MAX_CAPLEN}",
+            data.len()
+        )));
+    }
+    let ns = u128::from(raw_ts) * 1_000_000_000 / ifc.units_per_sec;
+    Ok(Step::Packet(Record {
+        ts_ns: u64::try_from(ns).unwrap_or(u64::MAX),
+        orig_len,
+        data,
+    }))
 }
 
 impl RxQueue for PcapRx {

@@ -266,19 +266,9 @@ impl MacTable {
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
+    use testkit::rng::Rng;
 
     const S: u64 = 1_000_000_000;
-
-    /// xorshift64*: a deterministic stream for the model test.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
 
     /// Every entry is reachable from its home slot, the count is right and
     /// the load stays at most 1/2.
@@ -383,23 +373,23 @@ mod tests {
         // A tiny table over few addresses: long probe runs, collisions,
         // wrap-around at the end of the slot array, and constant churn.
         for seed in 1..=20u64 {
-            let mut rng = Rng(seed * 0x9e37_79b9);
+            let mut rng = Rng::new(seed * 0x9e37_79b9);
             let max = 1 + (seed as usize % 12);
             let aging = 50;
             let mut t = MacTable::new(max, aging);
             let mut model: HashMap<u64, (u16, u64)> = HashMap::new();
             let mut now = 0u64;
             for step in 0..20_000 {
-                now += rng.next() % 3;
-                let mac = 1 + rng.next() % (3 * max as u64);
+                now += rng.next_u64() % 3;
+                let mac = 1 + rng.next_u64() % (3 * max as u64);
                 let live = |m: &HashMap<u64, (u16, u64)>, mac: u64, now: u64| {
                     m.get(&mac)
                         .filter(|(_, seen)| now - seen < aging)
                         .map(|(p, _)| *p)
                 };
-                match rng.next() % 8 {
+                match rng.next_u64() % 8 {
                     0..=3 => {
-                        let port = (rng.next() % 4) as u16;
+                        let port = (rng.next_u64() % 4) as u16;
                         let got = t.learn(mac, port, now);
                         let want = match model.get(&mac) {
                             None if model.len() >= max => Learn::Full,
@@ -419,7 +409,7 @@ mod tests {
                         "seed {seed} step {step}"
                     ),
                     6 => {
-                        let (removed, _) = t.sweep(now, 1 + (rng.next() % 7) as usize);
+                        let (removed, _) = t.sweep(now, 1 + (rng.next_u64() % 7) as usize);
                         // Which expired entries a partial sweep reaches
                         // depends on their slots: it must remove only
                         // expired ones, and say how many.

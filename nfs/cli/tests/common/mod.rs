@@ -1,11 +1,10 @@
 //! Helpers shared by the command's integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 /// The workspace root (configs/ lives there).
 pub fn root() -> PathBuf {
@@ -78,33 +77,4 @@ pub fn eth_ipv4_tcp(
     let b = if syn { b.syn() } else { b.ack(1) };
     b.write(&mut v, b"hello").unwrap();
     v
-}
-
-/// pcap files through the pcap-file crate (independent of the code under test).
-pub struct Pcap;
-
-impl Pcap {
-    /// Writes `frames` to `path` with increasing timestamps.
-    pub fn write(path: PathBuf, frames: &[Vec<u8>]) -> PathBuf {
-        let f = std::fs::File::create(&path).unwrap();
-        let mut w = PcapWriter::new(f).unwrap();
-        for (i, fr) in frames.iter().enumerate() {
-            let ts = std::time::Duration::from_micros(1_000_000 + i as u64 * 10);
-            w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
-                .unwrap();
-        }
-        path
-    }
-
-    /// Reads every frame of `path`.
-    pub fn read(path: &Path) -> Vec<Vec<u8>> {
-        let f =
-            std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-        let mut r = PcapReader::new(f).unwrap();
-        let mut v = Vec::new();
-        while let Some(p) = r.next_packet() {
-            v.push(p.unwrap().data.into_owned());
-        }
-        v
-    }
 }

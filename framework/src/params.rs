@@ -1,5 +1,11 @@
-//! Element parameters: their declaration, their typed values, and the errors
-//! an element gives back about them.
+//! Parameters of element classes and port drivers: their declaration
+//! ([`ParamSpec`], [`ParamType`], [`Need`]), their checked values
+//! ([`Params`], [`Value`]), and the errors a class or driver gives back
+//! about them ([`ParamError`]).
+//!
+//! A layer of its own, below both `element` and `port`, which declare their
+//! parameters the same way; [`crate::element`] re-exports it all, so element
+//! authors find it there and in [`crate::prelude`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -381,7 +387,7 @@ impl Params {
 
     /// A choice parameter as its enum (declared with
     /// `ParamType::Choice(T::NAMES)`; see [`Choice`](super::Choice)).
-    pub fn choice<T: super::Choice>(&self, name: &str) -> Result<T, ParamError> {
+    pub fn choice<T: Choice>(&self, name: &str) -> Result<T, ParamError> {
         let s = self.str(name)?;
         T::from_name(s).ok_or_else(|| {
             ParamError::new(
@@ -459,6 +465,20 @@ impl Params {
             })
             .collect()
     }
+}
+
+/// A parameter whose value is one of a fixed list of names, read as an enum
+/// with [`Params::choice`]. Declare the enum with
+/// [`choice!`](crate::choice), and the parameter with
+/// `ParamType::Choice(MyEnum::NAMES)`, so that the names accepted and the
+/// names matched cannot drift apart.
+pub trait Choice: Sized + Copy + 'static {
+    /// The names, one per variant, in the order of the variants.
+    const NAMES: &'static [&'static str];
+    /// The variant called `name`.
+    fn from_name(name: &str) -> Option<Self>;
+    /// The name of this variant.
+    fn name(self) -> &'static str;
 }
 
 #[cfg(test)]

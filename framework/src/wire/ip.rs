@@ -1,0 +1,344 @@
+//! Views over the network layer: IPv4, IPv6 and the IPv6 Fragment header.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::field::{ipv4, ipv6, ipv6_frag};
+use super::view::{array, get16, set16, view};
+
+/// IPv4 "more fragments" flag.
+const IPV4_MF: u16 = 0x2000;
+/// IPv4 "don't fragment" flag.
+const IPV4_DF: u16 = 0x4000;
+/// IPv4 fragment offset, in 8-byte units.
+const IPV4_OFFSET: u16 = 0x1fff;
+
+view!(
+    /// An IPv4 header: `Ipv4Packet::new_checked(&frame[l3..])?.src_addr()`.
+    /// The length check covers the 20 fixed bytes; options and payload are
+    /// the caller's (with [`Ipv4Packet::header_len`] and [`Ipv4Packet::total_len`]).
+    Ipv4Packet,
+    ipv4::MIN_LEN
+);
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// IP version (4 in a well-formed header).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.fixed()[ipv4::VER_IHL] >> 4
+    }
+
+    /// Header length in bytes, options included.
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        (self.fixed()[ipv4::VER_IHL] & 0x0f) as usize * 4
+    }
+
+    /// DSCP and ECN.
+    #[inline]
+    pub fn tos(&self) -> u8 {
+        self.fixed()[ipv4::TOS]
+    }
+
+    /// Total length: header and payload.
+    #[inline]
+    pub fn total_len(&self) -> u16 {
+        get16(self.fixed(), ipv4::TOTAL_LEN)
+    }
+
+    /// Identification.
+    #[inline]
+    pub fn ident(&self) -> u16 {
+        get16(self.fixed(), ipv4::ID)
+    }
+
+    /// The "don't fragment" flag.
+    #[inline]
+    pub fn dont_frag(&self) -> bool {
+        get16(self.fixed(), ipv4::FRAG) & IPV4_DF != 0
+    }
+
+    /// The "more fragments" flag.
+    #[inline]
+    pub fn more_frags(&self) -> bool {
+        get16(self.fixed(), ipv4::FRAG) & IPV4_MF != 0
+    }
+
+    /// Fragment offset, in bytes.
+    #[inline]
+    pub fn frag_offset(&self) -> u16 {
+        (get16(self.fixed(), ipv4::FRAG) & IPV4_OFFSET) << 3
+    }
+
+    /// Time to live.
+    #[inline]
+    pub fn ttl(&self) -> u8 {
+        self.fixed()[ipv4::TTL]
+    }
+
+    /// Protocol of the payload.
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        self.fixed()[ipv4::PROTO]
+    }
+
+    /// Header checksum.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        get16(self.fixed(), ipv4::CHECKSUM)
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(array::<4>(self.fixed(), ipv4::SRC))
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(array::<4>(self.fixed(), ipv4::DST))
+    }
+
+    /// Source then destination address, as they lie in the header (8 bytes).
+    #[inline]
+    pub fn addrs_bytes(&self) -> &[u8; 8] {
+        let h = self.fixed();
+        h[ipv4::SRC.start..ipv4::DST.end]
+            .try_into()
+            .unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src_addr(&mut self, a: Ipv4Addr) {
+        self.fixed_mut()[ipv4::SRC].copy_from_slice(&a.octets());
+    }
+
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
+        self.fixed_mut()[ipv4::DST].copy_from_slice(&a.octets());
+    }
+
+    /// Sets the header checksum.
+    #[inline]
+    pub fn set_checksum(&mut self, c: u16) {
+        set16(self.fixed_mut(), ipv4::CHECKSUM, c);
+    }
+}
+
+view!(
+    /// An IPv6 fixed header: `Ipv6Packet::new_checked(&frame[l3..])?.next_header()`.
+    Ipv6Packet,
+    ipv6::LEN
+);
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// IP version (6 in a well-formed header).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.fixed()[ipv6::VER_TC_FLOW.start] >> 4
+    }
+
+    /// Payload length: extension headers and transport, without the fixed header.
+    #[inline]
+    pub fn payload_len(&self) -> u16 {
+        get16(self.fixed(), ipv6::PAYLOAD_LEN)
+    }
+
+    /// Type of the first header after the fixed header.
+    #[inline]
+    pub fn next_header(&self) -> u8 {
+        self.fixed()[ipv6::NEXT_HEADER]
+    }
+
+    /// Hop limit.
+    #[inline]
+    pub fn hop_limit(&self) -> u8 {
+        self.fixed()[ipv6::HOP_LIMIT]
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src_addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(array::<16>(self.fixed(), ipv6::SRC))
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(array::<16>(self.fixed(), ipv6::DST))
+    }
+
+    /// Source then destination address, as they lie in the header (32 bytes).
+    #[inline]
+    pub fn addrs_bytes(&self) -> &[u8; 32] {
+        let h = self.fixed();
+        h[ipv6::SRC.start..ipv6::DST.end]
+            .try_into()
+            .unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
+        self.fixed_mut()[ipv6::SRC].copy_from_slice(&a.octets());
+    }
+
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
+        self.fixed_mut()[ipv6::DST].copy_from_slice(&a.octets());
+    }
+}
+
+view!(
+    /// An IPv6 Fragment extension header.
+    Ipv6FragHeader,
+    ipv6_frag::LEN
+);
+
+impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
+    /// Type of the first header of the fragmentable part.
+    #[inline]
+    pub fn next_header(&self) -> u8 {
+        self.fixed()[ipv6_frag::NEXT_HEADER]
+    }
+
+    /// Fragment offset, in bytes.
+    #[inline]
+    pub fn frag_offset(&self) -> u16 {
+        get16(self.fixed(), ipv6_frag::OFFSET_M) & 0xfff8
+    }
+
+    /// The M flag: more fragments follow.
+    #[inline]
+    pub fn more_frags(&self) -> bool {
+        get16(self.fixed(), ipv6_frag::OFFSET_M) & 1 != 0
+    }
+
+    /// Identification.
+    #[inline]
+    pub fn ident(&self) -> u32 {
+        u32::from_be_bytes(array(self.fixed(), ipv6_frag::ID))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Truncated;
+    use etherparse::{Ipv4HeaderSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice};
+
+    /// A real IPv4 header: a DNS query from 192.168.1.23 to 8.8.8.8, DF set.
+    const V4: [u8; 20] = [
+        0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x4b, 0x2a, 0xc0, 0xa8, 0x01,
+        0x17, 0x08, 0x08, 0x08, 0x08,
+    ];
+
+    /// A real IPv6 header: TCP from 2001:db8::1 to 2001:db8::2, hop limit 64.
+    const V6: [u8; 40] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x28, 0x06, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02,
+    ];
+
+    #[test]
+    fn ipv4_fields_agree_with_etherparse() {
+        let v = Ipv4Packet::new_checked(&V4[..]).unwrap();
+        let p = Ipv4HeaderSlice::from_slice(&V4).unwrap();
+        assert_eq!(v.version(), p.version());
+        assert_eq!(v.header_len(), p.slice().len());
+        assert_eq!(v.total_len(), p.total_len());
+        assert_eq!(v.ident(), p.identification());
+        assert_eq!(v.dont_frag(), p.dont_fragment());
+        assert_eq!(v.more_frags(), p.more_fragments());
+        assert_eq!(v.frag_offset(), p.fragments_offset().value() * 8);
+        assert_eq!(v.ttl(), p.ttl());
+        assert_eq!(v.protocol(), p.protocol().0);
+        assert_eq!(v.checksum(), p.header_checksum());
+        assert_eq!(v.src_addr(), p.source_addr());
+        assert_eq!(v.dst_addr(), p.destination_addr());
+        assert_eq!(v.addrs_bytes()[..4], p.source());
+        assert_eq!(v.tos(), 0);
+    }
+
+    #[test]
+    fn ipv4_fragment_fields() {
+        let mut h = V4;
+        h[6..8].copy_from_slice(&(0x2000u16 | 185).to_be_bytes());
+        let v = Ipv4Packet::new_checked(&h[..]).unwrap();
+        let p = Ipv4HeaderSlice::from_slice(&h).unwrap();
+        assert!(v.more_frags() && p.more_fragments() && !v.dont_frag());
+        assert_eq!(v.frag_offset(), 1480);
+        assert_eq!(v.frag_offset(), p.fragments_offset().value() * 8);
+    }
+
+    #[test]
+    fn ipv6_fields_agree_with_etherparse() {
+        let v = Ipv6Packet::new_checked(&V6[..]).unwrap();
+        let p = Ipv6HeaderSlice::from_slice(&V6).unwrap();
+        assert_eq!(v.version(), p.version());
+        assert_eq!(v.payload_len(), p.payload_length());
+        assert_eq!(v.next_header(), p.next_header().0);
+        assert_eq!(v.hop_limit(), p.hop_limit());
+        assert_eq!(v.src_addr(), p.source_addr());
+        assert_eq!(v.dst_addr(), p.destination_addr());
+        assert_eq!(v.addrs_bytes()[16..], p.destination());
+    }
+
+    #[test]
+    fn ipv6_fragment_header_agrees_with_etherparse() {
+        // Next header UDP, offset 1448 bytes, M set, identification 0xdeadbeef.
+        let f = [17, 0, 0x05, 0xa9, 0xde, 0xad, 0xbe, 0xef];
+        let v = Ipv6FragHeader::new_checked(&f[..]).unwrap();
+        let p = Ipv6FragmentHeaderSlice::from_slice(&f).unwrap();
+        assert_eq!(v.next_header(), p.next_header().0);
+        assert_eq!(v.frag_offset(), p.fragment_offset().value() * 8);
+        assert_eq!(v.more_frags(), p.more_fragments());
+        assert_eq!(v.ident(), p.identification());
+        assert_eq!((v.frag_offset(), v.more_frags()), (1448, true));
+    }
+
+    #[test]
+    fn setters_write_the_fields() {
+        let mut h = V4;
+        let mut v = Ipv4Packet::new_checked(&mut h[..]).unwrap();
+        let (s, d) = (v.src_addr(), v.dst_addr());
+        v.set_src_addr(d);
+        v.set_dst_addr(s);
+        v.set_checksum(0x1234);
+        let p = Ipv4HeaderSlice::from_slice(&h).unwrap();
+        assert_eq!((p.source_addr(), p.destination_addr()), (d, s));
+        assert_eq!(p.header_checksum(), 0x1234);
+        let mut h6 = V6;
+        let mut v = Ipv6Packet::new_checked(&mut h6[..]).unwrap();
+        let (s, d) = (v.src_addr(), v.dst_addr());
+        v.set_src_addr(d);
+        v.set_dst_addr(s);
+        assert_eq!((v.src_addr(), v.dst_addr()), (d, s));
+    }
+
+    #[test]
+    fn at_views_the_fixed_header_inside_a_frame() {
+        let mut frame = vec![0xee; 14];
+        frame.extend_from_slice(&V4);
+        frame.extend_from_slice(&[1, 2, 3]);
+        let v = Ipv4Packet::at(&frame, 14).unwrap();
+        assert_eq!(v.as_bytes(), &V4[..], "the fixed part only");
+        assert_eq!(v.dst_addr(), Ipv4Addr::new(8, 8, 8, 8));
+        assert!(Ipv4Packet::at(&frame, 18).is_none(), "ends past the frame");
+        assert!(Ipv4Packet::at(&frame, usize::MAX).is_none());
+        assert!(Ipv6Packet::at(&frame, 0).is_none());
+    }
+
+    #[test]
+    fn short_buffers_are_refused() {
+        assert_eq!(Ipv4Packet::new_checked(&V4[..19]), Err(Truncated));
+        assert_eq!(Ipv6Packet::new_checked(&V6[..39]), Err(Truncated));
+        assert_eq!(Ipv6FragHeader::new_checked(&V6[..7]), Err(Truncated));
+    }
+}
