@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{is_test_file, rust_files};
+
 /// framework/src's top-level modules, lowest first: each may use only those
 /// before it. `testing` (a test kit with no dependencies) and `prelude` (the
 /// re-exports in lib.rs) stand outside the order.
@@ -18,38 +21,6 @@ const LAYERS: &[&str] = &[
     "sys", "wire", "packet", "params", "element", "elements", "plugin", "port", "graph", "runtime",
     "config",
 ];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("framework/ has a parent")
-        .to_path_buf()
-}
-
-/// Rust files under `dir`, sorted.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-/// Test-only files: `tests.rs`, `tests_*.rs`, `testutil.rs` and anything in a `tests/` folder.
-fn is_test_file(rel: &Path) -> bool {
-    let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    name == "tests"
-        || name.starts_with("tests_")
-        || name == "testutil"
-        || rel.components().any(|c| c.as_os_str() == "tests")
-}
 
 /// The code of `text`: comments removed, and everything from the first
 /// `#[cfg(test)]` on (test modules sit at the end of a file here).
@@ -146,7 +117,7 @@ fn layer_deps(root: &Path) -> BTreeSet<(String, String)> {
 fn framework_layers_depend_only_downwards() {
     let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
     let mut violations = BTreeSet::new();
-    for (from, to) in layer_deps(&workspace_root()) {
+    for (from, to) in layer_deps(&testkit::workspace_root()) {
         if to == "testing" || to == "prelude" {
             continue;
         }
@@ -174,7 +145,7 @@ fn backticked(text: &str) -> Vec<String> {
 
 #[test]
 fn lib_rs_and_the_architecture_doc_state_the_same_order() {
-    let root = workspace_root();
+    let root = testkit::workspace_root();
     // lib.rs: the doc paragraph that starts with "Layers".
     let lib = fs::read_to_string(root.join("framework/src/lib.rs")).unwrap();
     let docs: Vec<&str> = lib
@@ -327,7 +298,7 @@ fn cycles(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
 
 #[test]
 fn no_two_source_files_import_each_other() {
-    let root = workspace_root();
+    let root = testkit::workspace_root();
     let mut crates = vec![root.join("framework/src")];
     let mut nfs: Vec<_> = fs::read_dir(root.join("nfs"))
         .unwrap()

@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{is_test_file, rust_files};
+
 /// The longest a function may be, in lines.
 const MAX_FN_LINES: usize = 80;
 
@@ -38,31 +41,6 @@ const KNOWN_LONG_FILES: &[&str] = &[
     // 702 lines: at the limit; the offload metadata (VnetHdr, RxInfo) could move to a file of its own.
     "framework/src/sys/packet_socket.rs",
 ];
-
-/// Rust files under `dir`, sorted.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-/// Test-only files: `tests.rs`, `tests_*.rs`, `testutil.rs` and anything in a `tests/` folder.
-fn is_test_file(rel: &Path) -> bool {
-    let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    name == "tests"
-        || name.starts_with("tests_")
-        || name == "testutil"
-        || rel.components().any(|c| c.as_os_str() == "tests")
-}
 
 /// The source files checked: framework/src and every nfs/*/src, without test files.
 fn checked_files(root: &Path) -> Vec<PathBuf> {

@@ -10,6 +10,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::packet::Packet;
+use crate::port::QueueStats;
 
 /// What a failed send call means for the burst.
 #[derive(Debug)]
@@ -61,6 +62,15 @@ impl Outcome {
     /// Every packet not sent.
     pub fn dropped(&self) -> u64 {
         self.full + self.rejected + self.oversize + self.failed
+    }
+
+    /// Adds this burst to a transmit queue's counters.
+    pub fn count_into(&self, stats: &mut QueueStats) {
+        stats.packets += self.sent;
+        stats.bytes += self.bytes;
+        stats.drops += self.dropped();
+        stats.oversize += self.oversize;
+        stats.errors += self.rejected + self.errors;
     }
 }
 
@@ -250,6 +260,18 @@ mod tests {
         assert!(stop.is_none());
         assert_eq!((o.sent, o.rejected, o.oversize), (3, 1, 1));
         assert_eq!(o.sent + o.dropped(), 5);
+        let mut stats = QueueStats::default();
+        o.count_into(&mut stats);
+        assert_eq!(
+            (
+                stats.packets,
+                stats.bytes,
+                stats.drops,
+                stats.oversize,
+                stats.errors
+            ),
+            (3, 180, 2, 1, 1)
+        );
     }
 
     #[test]

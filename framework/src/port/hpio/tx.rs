@@ -63,11 +63,7 @@ impl TxQueue for HpioTx {
             },
         );
         pool.free_batch(batch);
-        self.stats.packets += o.sent;
-        self.stats.bytes += o.bytes;
-        self.stats.drops += o.dropped();
-        self.stats.oversize += o.oversize;
-        self.stats.errors += o.rejected + o.errors;
+        o.count_into(&mut self.stats);
         Counters::add(&self.counters.tx_retries, o.retries);
         Counters::add(&self.counters.tx_full_drops, o.full);
         Counters::add(&self.counters.tx_rejected, o.rejected);
