@@ -167,6 +167,7 @@ mod tests {
             ],
             drop_reasons: &[],
             counters: &[],
+            handlers: &[],
             example: "",
             see_also: &[],
         },

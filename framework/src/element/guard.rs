@@ -24,7 +24,9 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-use super::{ConfigCx, Configured, Context, Element, Output, ParamError, Params};
+use super::{
+    ConfigCx, Configured, Context, Element, HandlerCx, HandlerResult, Output, ParamError, Params,
+};
 use crate::packet::Batch;
 
 thread_local! {
@@ -107,6 +109,32 @@ impl<E: Element> Element for Guarded<E> {
         let inner = &mut self.inner;
         if let Err(msg) = catch(|| inner.finish(cx, out)) {
             out.panic = Some(msg);
+        }
+    }
+
+    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
+        catch(|| self.inner.read(name, cx))
+            .unwrap_or_else(|msg| Err(format!("the handler panicked: {msg}")))
+    }
+
+    fn write(&mut self, name: &str, arg: &str, cx: &HandlerCx) -> HandlerResult {
+        let inner = &mut self.inner;
+        catch(|| inner.write(name, arg, cx))
+            .unwrap_or_else(|msg| Err(format!("the handler panicked: {msg}")))
+    }
+
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        let inner = &mut self.inner;
+        catch(|| inner.take_state()).unwrap_or_else(|msg| {
+            log::error!("take_state panicked: {msg}; the state is lost");
+            None
+        })
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, cx: &mut Context<'_>) {
+        let inner = &mut self.inner;
+        if let Err(msg) = catch(|| inner.give_state(state, cx)) {
+            log::error!("give_state panicked: {msg}; the state is lost");
         }
     }
 

@@ -99,6 +99,7 @@
 //!         }],
 //!         drop_reasons: DROP_REASONS,
 //!         counters: COUNTERS,
+//!         handlers: &[],
 //!         example: "[elements.min]\nclass = \"MinLen\"\nmin = 64",
 //!         see_also: &[],
 //!     },
@@ -123,12 +124,14 @@
 #[doc(hidden)]
 pub mod declare;
 pub(crate) mod guard;
+pub mod handler;
 mod output;
 mod registry;
 
 pub use crate::params::{mask_addr, parse_duration, parse_mac, parse_prefix};
 pub use crate::params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use declare::Choice;
+pub use handler::{Answer, Combine, HandlerCx, HandlerKind, HandlerResult, HandlerSpec};
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCount, Registry};
 
@@ -168,6 +171,38 @@ pub trait Element: Send {
     /// sent to an output go through the rest of the graph and are
     /// transmitted before the ports close. The default does nothing.
     fn finish(&mut self, _cx: &mut Context<'_>, _out: &mut Output) {}
+
+    /// Answers read handler `name` (one the class lists in
+    /// [`ClassInfo::handlers`]). Called on the worker's thread between
+    /// bursts, on every worker's replica; the answers are combined as the
+    /// handler's [`Combine`] says.
+    fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
+        Err(handler::no_such_handler(name))
+    }
+
+    /// Runs write handler `name` with argument `arg`, on every worker's
+    /// replica in turn (each must come to the same decision: an argument
+    /// one replica refuses, every replica refuses).
+    fn write(&mut self, name: &str, _arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        Err(handler::no_such_handler(name))
+    }
+
+    /// Hot reload: gives up this replica's state (tables, held packets,
+    /// totals) to the replica that replaces it, an element of the same name
+    /// and class in the new config, on the same worker. Called between
+    /// bursts; the replica is dropped afterwards. `None` (the default):
+    /// nothing to hand over.
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        None
+    }
+
+    /// Hot reload: takes over what the replaced replica gave up in
+    /// [`Element::take_state`]. The new replica was configured from the new
+    /// config; it keeps that configuration (a changed rule set applies at
+    /// once) and the old state. Packets in the state belong to the same
+    /// worker's pool. The default drops the state (its packets go back to
+    /// the pool when dropped).
+    fn give_state(&mut self, _state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {}
 }
 
 /// A boxed element is an element (factories return `Box<dyn Element>`).
@@ -183,6 +218,22 @@ impl<E: Element + ?Sized> Element for Box<E> {
 
     fn finish(&mut self, cx: &mut Context<'_>, out: &mut Output) {
         (**self).finish(cx, out)
+    }
+
+    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
+        (**self).read(name, cx)
+    }
+
+    fn write(&mut self, name: &str, arg: &str, cx: &HandlerCx) -> HandlerResult {
+        (**self).write(name, arg, cx)
+    }
+
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        (**self).take_state()
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, cx: &mut Context<'_>) {
+        (**self).give_state(state, cx)
     }
 }
 

@@ -79,6 +79,9 @@ pub struct ClassInfo {
     /// Element-specific counters it reports, with a one-line doc each
     /// (declare them with [`counters!`](crate::counters)).
     pub counters: &'static [(&'static str, &'static str)],
+    /// Handlers an operator can call while it runs (`hpio-nf ctl`); see
+    /// [`super::handler`].
+    pub handlers: &'static [super::HandlerSpec],
     /// A config snippet that uses the class: an `[elements.NAME]` table.
     pub example: &'static str,
     /// Related classes.
@@ -101,6 +104,7 @@ impl ClassInfo {
             params: &[],
             drop_reasons: &[],
             counters: &[],
+            handlers: &[],
             example: "",
             see_also: &[],
         }

@@ -47,6 +47,7 @@ the reported counters (and rates) are the sums over workers.",
         }],
         drop_reasons: &[],
         counters: COUNTERS,
+        handlers: &[],
         example: "\
 [elements.count]
 class = \"Counter\"

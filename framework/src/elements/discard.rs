@@ -24,6 +24,7 @@ throw away; to see what is thrown away, put a `Counter` or `Print` before it.",
         params: &[],
         drop_reasons: &[],
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.sink]
 class = \"Discard\"",

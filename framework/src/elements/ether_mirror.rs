@@ -48,6 +48,7 @@ to answer a traffic generator.",
         }],
         drop_reasons: DROP_REASONS,
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.reflect]
 class = \"EtherMirror\"

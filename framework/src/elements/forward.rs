@@ -30,6 +30,7 @@ show up in the element counters under a name of your choosing.",
         }],
         drop_reasons: &[],
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.out]
 class = \"Forward\"

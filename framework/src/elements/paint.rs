@@ -33,6 +33,7 @@ elements, then send each color back out of its own port with PaintSwitch.",
         }],
         drop_reasons: &[],
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.from_lan]
 class = \"Paint\"

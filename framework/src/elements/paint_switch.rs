@@ -43,6 +43,7 @@ came from.",
         }],
         drop_reasons: DROP_REASONS,
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.by_color]
 class = \"PaintSwitch\"

@@ -83,6 +83,7 @@ Notes: printing is for debugging; each printed packet allocates its line.",
         ],
         drop_reasons: &[],
         counters: COUNTERS,
+        handlers: &[],
         example: "\
 [elements.show]
 class = \"Print\"

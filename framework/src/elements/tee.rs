@@ -46,6 +46,7 @@ the other outputs still get their packets.",
         }],
         drop_reasons: DROP_REASONS,
         counters: &[],
+        handlers: &[],
         example: "\
 [elements.mirror]
 class = \"Tee\"

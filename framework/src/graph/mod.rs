@@ -267,6 +267,16 @@ impl Graph {
         &mut self.tx[port]
     }
 
+    /// Element `idx` (in [`GraphSpec::nodes`] order), for handlers.
+    pub fn element(&self, idx: usize) -> &dyn crate::element::Element {
+        &*self.nodes[idx].element
+    }
+
+    /// Element `idx`, to change it (write handlers, reloads).
+    pub fn element_mut(&mut self, idx: usize) -> &mut dyn crate::element::Element {
+        &mut *self.nodes[idx].element
+    }
+
     /// Number of ports.
     pub fn ports(&self) -> usize {
         self.tx.len()

@@ -40,11 +40,13 @@
 //! other worker stops within a pass of its loop; `run` returns the first
 //! error.
 
+mod control;
 mod report;
 #[cfg(test)]
 mod tests;
 mod worker;
 
+pub use control::{ControlError, Controller};
 pub use report::{PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,8 +57,9 @@ use std::time::{Duration, Instant};
 use crate::graph::GraphSpec;
 use crate::packet::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
 use crate::port::{OpenPort, PortError};
-use report::PortMeta;
-use worker::{Snapshot, Worker};
+use control::Shared;
+use report::{Layout, PortMeta};
+use worker::Worker;
 
 /// Where elements get the time from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -167,8 +170,25 @@ pub fn run(
     spec: &GraphSpec,
     ports: Vec<OpenPort>,
     opts: &RunOptions,
-    mut progress: impl FnMut(&Report),
+    progress: impl FnMut(&Report),
 ) -> Result<Report, RunError> {
+    start(spec, ports, opts)?.wait(progress)
+}
+
+/// A run whose workers have started: [`Running::controller`] reaches into
+/// it while it runs, [`Running::wait`] waits for its end.
+pub struct Running {
+    controller: Controller,
+    handles: Vec<JoinHandle<Result<(), RunError>>>,
+    stats_interval: Option<Duration>,
+}
+
+/// Starts the workers of `spec` over the opened `ports` and returns at once.
+pub fn start(
+    spec: &GraphSpec,
+    ports: Vec<OpenPort>,
+    opts: &RunOptions,
+) -> Result<Running, RunError> {
     if opts.workers == 0 {
         return Err(RunError::Setup("at least one worker is needed".into()));
     }
@@ -193,26 +213,56 @@ pub fn run(
         .map(|w| Worker::new(w, opts, &spec.ports, max_frame))
         .collect();
     let port_meta = assign_queues(spec, ports, &mut workers);
-    let snapshots: Vec<Arc<Mutex<Snapshot>>> =
-        workers.iter().map(|w| w.snapshot_handle()).collect();
-    let handles = spawn_workers(spec, workers)?;
-
-    let report = |snaps: &[Arc<Mutex<Snapshot>>], meta: &[_]| {
-        Report::collect(spec, meta, snaps, start.elapsed(), max_frame)
+    let shared = Shared {
+        jobs: workers
+            .iter_mut()
+            .map(|w| Mutex::new(w.job_sender()))
+            .collect(),
+        snapshots: workers.iter().map(|w| w.snapshot_handle()).collect(),
+        layout: Mutex::new(Layout::new(spec, port_meta)),
+        start,
+        max_frame,
+        stop: opts.stop.clone(),
     };
-    let mut next_progress = opts.stats_interval.map(|i| Instant::now() + i);
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(10));
-        if let (Some(at), Some(interval)) = (next_progress, opts.stats_interval) {
-            if Instant::now() >= at {
-                progress(&report(&snapshots, &port_meta));
-                next_progress = Some(at + interval);
+    let handles = spawn_workers(spec, workers)?;
+    Ok(Running {
+        controller: Controller {
+            shared: Arc::new(shared),
+        },
+        handles,
+        stats_interval: opts.stats_interval,
+    })
+}
+
+impl Running {
+    /// A handle on the run, for the control socket, metrics and reloads.
+    pub fn controller(&self) -> Controller {
+        self.controller.clone()
+    }
+
+    /// Waits until every worker has stopped and returns the final counters
+    /// (or the first error). `progress` is called every `stats_interval`
+    /// of the options with the counters so far.
+    pub fn wait(self, mut progress: impl FnMut(&Report)) -> Result<Report, RunError> {
+        let Running {
+            controller,
+            handles,
+            stats_interval,
+        } = self;
+        let mut next_progress = stats_interval.map(|i| Instant::now() + i);
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(10));
+            if let (Some(at), Some(interval)) = (next_progress, stats_interval) {
+                if Instant::now() >= at {
+                    progress(&controller.report());
+                    next_progress = Some(at + interval);
+                }
             }
         }
-    }
-    match join_workers(handles, &opts.stop) {
-        Some(e) => Err(e),
-        None => Ok(report(&snapshots, &port_meta)),
+        match join_workers(handles, &controller.shared.stop) {
+            Some(e) => Err(e),
+            None => Ok(controller.report()),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::worker::Snapshot;
+use crate::element::ClassInfo;
 use crate::graph::{ElementCounters, GraphSpec};
 use crate::port::QueueStats;
 
@@ -79,10 +80,29 @@ pub(super) type PortMeta = (
     usize,
 );
 
+/// What a report names: the ports (with what the report reads of their
+/// drivers) and the elements, in config order.
+pub(crate) struct Layout {
+    pub ports: Vec<PortMeta>,
+    pub nodes: Vec<(String, ClassInfo)>,
+}
+
+impl Layout {
+    pub fn new(spec: &GraphSpec, ports: Vec<PortMeta>) -> Layout {
+        Layout {
+            ports,
+            nodes: spec
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.class))
+                .collect(),
+        }
+    }
+}
+
 impl Report {
     pub(crate) fn collect(
-        spec: &GraphSpec,
-        meta: &[PortMeta],
+        layout: &Layout,
         snaps: &[Arc<Mutex<Snapshot>>],
         elapsed: Duration,
         max_frame: usize,
@@ -91,7 +111,8 @@ impl Report {
             .iter()
             .map(|s| s.lock().map(|s| s.clone()).unwrap_or_default())
             .collect();
-        let ports = meta
+        let ports = layout
+            .ports
             .iter()
             .enumerate()
             .map(|(p, (name, driver, stats, rx_queues))| {
@@ -111,11 +132,11 @@ impl Report {
                 }
             })
             .collect();
-        let elements = spec
+        let elements = layout
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| {
+            .map(|(i, (name, class))| {
                 let mut counters = ElementCounters::default();
                 for s in &snaps {
                     if let Some(c) = s.elements.get(i) {
@@ -123,8 +144,8 @@ impl Report {
                     }
                 }
                 ElementReport {
-                    name: n.name.clone(),
-                    class: n.class.name.to_string(),
+                    name: name.clone(),
+                    class: class.name.to_string(),
                     counters,
                 }
             })

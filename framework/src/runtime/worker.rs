@@ -6,6 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,19 @@ pub(crate) struct Snapshot {
     /// Seconds from the loop's start to now (or to its end).
     pub run_secs: f64,
 }
+
+/// What a job may use: the worker, its graph replica and its pool.
+pub(crate) struct WorkerAccess<'a> {
+    pub worker: &'a mut Worker,
+    pub graph: &'a mut Graph,
+    #[allow(dead_code)] // for reloads (a new replica takes its state over in a Context)
+    pub pool: &'a mut Pool,
+    /// The worker's clock at its last burst.
+    pub now_ns: u64,
+}
+
+/// A control job for one worker (see [`super::Controller`]).
+pub(crate) type Job = Box<dyn FnOnce(&mut WorkerAccess<'_>) + Send>;
 
 pub(super) struct RxSlot {
     pub port: usize,
@@ -67,6 +81,10 @@ pub(crate) struct Worker {
     last_now: u64,
     /// The merge had to go on without knowing every input's next packet.
     order_warned: bool,
+    /// Control jobs, run between bursts.
+    jobs: Receiver<Job>,
+    /// The sending end, until the run takes it ([`Worker::job_sender`]).
+    job_sender: Option<Sender<Job>>,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -76,6 +94,7 @@ const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
     pub fn new(index: usize, opts: &RunOptions, names: &[String], max_frame: usize) -> Worker {
+        let (job_sender, jobs) = mpsc::channel();
         Worker {
             index,
             core: opts.cores.get(index).copied(),
@@ -95,6 +114,30 @@ impl Worker {
             started: None,
             last_now: 0,
             order_warned: false,
+            jobs,
+            job_sender: Some(job_sender),
+        }
+    }
+
+    /// The sending end of this worker's job channel (once: the worker
+    /// stops taking jobs when it ends, and dropping its receiver then tells
+    /// the senders).
+    pub fn job_sender(&mut self) -> Sender<Job> {
+        self.job_sender
+            .take()
+            .expect("the job sender is taken once")
+    }
+
+    /// Runs the control jobs waiting, if any (between bursts).
+    #[inline]
+    fn run_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+        while let Ok(job) = self.jobs.try_recv() {
+            job(&mut WorkerAccess {
+                worker: self,
+                graph,
+                pool,
+                now_ns,
+            });
         }
     }
 
@@ -210,6 +253,7 @@ impl Worker {
             if self.clock == Clock::System {
                 now_ns = start.elapsed().as_nanos() as u64;
             }
+            self.run_jobs(graph, pool, now_ns);
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
             if !self.merged.is_empty() {
                 let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;

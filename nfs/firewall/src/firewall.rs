@@ -292,6 +292,7 @@ pub const CLASS: ElementClass = ElementClass {
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
+        handlers: &[],
         example: r#"[elements.fw]
 class = "Firewall"
 rules = [

@@ -98,6 +98,7 @@ ships as a plugin crate (nfs/syn-guard), linked statically or loaded with
         ],
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
+        handlers: &[],
         example: "\
 [elements.guard]
 class = \"SynGuard\"

@@ -186,6 +186,7 @@ pub const CLASS: ElementClass = ElementClass {
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
+        handlers: &[],
         example: r#"[elements.classify]
 class = "Classify"
 rules = [

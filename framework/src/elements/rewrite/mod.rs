@@ -181,6 +181,7 @@ all, Rewrite passes frames unchanged (still dropping those under 14 bytes).",
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
+        handlers: &[],
         example: r#"[elements.to_gateway]
 class = "Rewrite"
 eth_src = "02:00:00:00:00:01"

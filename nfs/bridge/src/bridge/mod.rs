@@ -166,6 +166,7 @@ traffic of a host pair steered to the same worker.",
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
+        handlers: &[],
         example: "\
 [elements.br]
 class = \"Bridge\"
