@@ -110,7 +110,8 @@ pub fn cmd_bench(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut best: Option<Result> = None;
         for _ in 0..runs.max(1) {
-            let report = crate::run_config(&config, None, false, Arc::new(AtomicBool::new(false)))?;
+            let report =
+                crate::run::run_config(&config, None, false, Arc::new(AtomicBool::new(false)))?;
             let packets: u64 = report.ports.iter().map(|p| p.rx.packets).sum();
             let seconds = report
                 .workers

@@ -23,22 +23,18 @@ mod bench;
 mod dump;
 mod manual;
 mod pktgen;
+mod run;
 mod testbed;
 mod tool;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
-use hpio_nf::runtime::{self, RunOptions};
 
 /// hpio-nf: Click-like network functions over batched packet I/O.
 #[derive(Parser)]
@@ -51,19 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a config until its sources end or SIGINT/SIGTERM arrives.
-    Run {
-        /// The config file (TOML).
-        config: PathBuf,
-        /// Override a config value: `ports.left.input=x.pcap`, `runtime.workers=2`.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Print a line of rates every SECONDS while running.
-        #[arg(long, value_name = "SECONDS")]
-        stats_interval: Option<f64>,
-        /// Print the final counters (and live lines) as JSON, one object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(run::RunArgs),
     /// Validate a config and print the resolved graph; touches no port.
     Check {
         /// The config file (TOML).
@@ -141,12 +125,7 @@ where
     let mut elements = Registry::builtin();
     register(&mut elements);
     let result = match cli.command {
-        Command::Run {
-            config,
-            set,
-            stats_interval,
-            json,
-        } => cmd_run(&elements, &config, &set, stats_interval, json),
+        Command::Run(a) => run::cmd_run(&elements, &a),
         Command::Check { config, set } => cmd_check(&elements, &config, &set),
         Command::Elements {
             name,
@@ -188,7 +167,7 @@ pub(crate) fn port_registry() -> PortRegistry {
 }
 
 /// Loads a config; on errors prints them all and returns `None`.
-fn load(elements: &Registry, path: &std::path::Path, set: &[String]) -> Option<Config> {
+pub(crate) fn load(elements: &Registry, path: &std::path::Path, set: &[String]) -> Option<Config> {
     match Config::load(path, elements, &port_registry(), set) {
         Ok(c) => Some(c),
         Err(errors) => {
@@ -209,77 +188,4 @@ fn cmd_check(
     print!("{config}");
     println!("ok: {} is valid", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_run(
-    elements: &Registry,
-    path: &std::path::Path,
-    set: &[String],
-    stats_interval: Option<f64>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let Some(config) = load(elements, path, set) else {
-        return Ok(ExitCode::from(2));
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .context("installing signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
-    }
-    let report = run_config(&config, stats_interval, json, stop)?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the config's ports and runs it; shared by `run` and `bench`.
-pub(crate) fn run_config(
-    config: &Config,
-    stats_interval: Option<f64>,
-    json: bool,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<runtime::Report> {
-    let rt = &config.runtime;
-    let mut ports = Vec::new();
-    for p in &config.ports {
-        let open = p.spec.open(&p.name, rt.workers, p.rx_used, p.tx_used)?;
-        log::info!(
-            "port {}: driver {} ({}), {} receive queue(s)",
-            p.name,
-            open.driver,
-            p.spec.describe(),
-            open.rx.len()
-        );
-        ports.push(open);
-    }
-    let opts = RunOptions {
-        workers: rt.workers,
-        cores: rt.cores.clone(),
-        burst: rt.burst,
-        pool: rt.pool,
-        max_frame: rt.max_frame,
-        clock: rt.clock,
-        on_panic: rt.on_panic,
-        stats_interval: stats_interval
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64),
-        stop,
-    };
-    let mut prev: Option<runtime::Report> = None;
-    let report = runtime::run(&config.graph, ports, &opts, |r| {
-        if json {
-            if let Ok(line) = serde_json::to_string(r) {
-                println!("{line}");
-            }
-        } else {
-            eprintln!("{}", r.live_line(prev.as_ref()));
-        }
-        prev = Some(r.clone());
-    })?;
-    Ok(report)
 }
