@@ -46,7 +46,8 @@ struct Served {
 
 impl Served {
     /// Starts `hpio-nf run` over [`CONFIG`] with `--control` in a fresh
-    /// directory and waits until the socket answers.
+    /// directory and waits until the socket answers with counted packets
+    /// (the workers publish their counters every 100 ms).
     fn start() -> Served {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("gen.toml");
@@ -63,7 +64,11 @@ impl Served {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !served.ctl(&["stats"]).status.success() {
+        let counted = |out: Output| {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            out.status.success() && v["ports"][0]["rx_packets"].as_u64() > Some(0)
+        };
+        while !counted(served.ctl(&["stats", "--json"])) {
             if let Some(st) = served.child.try_wait().unwrap() {
                 let out = served.child.stderr.take().map(read_all).unwrap_or_default();
                 panic!("hpio-nf run exited ({st}): {out}");

@@ -62,8 +62,8 @@ enum CtlCommand {
         element: String,
         /// Handler name.
         handler: String,
-        /// The argument (a rule, an index, a flow).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The argument (a rule, an index, a flow); after `--` when it
+        /// starts with `-`.
         arg: Vec<String>,
     },
     /// Every port: link state and counters.
