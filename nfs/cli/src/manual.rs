@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use hpio_nf::element::{ClassInfo, Need, ParamSpec, ParamType, Registry};
+use hpio_nf::element::{ClassInfo, HandlerKind, Need, ParamSpec, ParamType, Registry};
 use hpio_nf::port::{PortClass, PortRegistry};
 
 pub fn cmd_elements(
@@ -143,6 +143,10 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
     for (name, doc) in info.counters {
         let _ = writeln!(s, "{bullet}`{name}`: {doc}");
     }
+    if !info.handlers.is_empty() {
+        h(&mut s, "Handlers");
+        handler_rows(&mut s, info, markdown);
+    }
     h(&mut s, "Example");
     if markdown {
         let _ = writeln!(s, "```toml\n{}\n```", info.example.trim());
@@ -156,6 +160,49 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         let _ = writeln!(s, "{}", info.see_also.join(", "));
     }
     s
+}
+
+/// The handlers of a class (`hpio-nf ctl read|write ELEMENT NAME`).
+fn handler_rows(s: &mut String, info: &ClassInfo, markdown: bool) {
+    let kind = |k: HandlerKind| match k {
+        HandlerKind::Read => "read",
+        HandlerKind::Write => "write",
+    };
+    if markdown {
+        let _ = writeln!(
+            s,
+            "`hpio-nf ctl read|write ELEMENT NAME [ARG]` (docs/control.md)\n\n\
+             | name | kind | argument | description |\n|---|---|---|---|"
+        );
+    }
+    let width = info
+        .handlers
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(0);
+    for hd in info.handlers {
+        let arg = if hd.arg.is_empty() { "-" } else { hd.arg };
+        if markdown {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} |",
+                hd.name,
+                kind(hd.kind),
+                arg.replace('|', "\\|"),
+                hd.doc
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "  {:<width$} {:<5} {:<20} {}",
+                hd.name,
+                kind(hd.kind),
+                arg,
+                hd.doc
+            );
+        }
+    }
 }
 
 fn port_page(class: &PortClass) -> String {
