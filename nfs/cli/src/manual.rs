@@ -133,16 +133,7 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         }
     }
     h(&mut s, "Counters");
-    let _ = writeln!(
-        s,
-        "{bullet}packets in, out and dropped (by reason) are kept for every element"
-    );
-    for r in info.drop_reasons {
-        let _ = writeln!(s, "{bullet}drop reason `{r}`");
-    }
-    for (name, doc) in info.counters {
-        let _ = writeln!(s, "{bullet}`{name}`: {doc}");
-    }
+    counter_rows(&mut s, info, bullet);
     if !info.handlers.is_empty() {
         h(&mut s, "Handlers");
         handler_rows(&mut s, info, markdown);
@@ -160,6 +151,20 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         let _ = writeln!(s, "{}", info.see_also.join(", "));
     }
     s
+}
+
+/// The drop reasons and counters of a class.
+fn counter_rows(s: &mut String, info: &ClassInfo, bullet: &str) {
+    let _ = writeln!(
+        s,
+        "{bullet}packets in, out and dropped (by reason) are kept for every element"
+    );
+    for r in info.drop_reasons {
+        let _ = writeln!(s, "{bullet}drop reason `{r}`");
+    }
+    for (name, doc) in info.counters {
+        let _ = writeln!(s, "{bullet}`{name}`: {doc}");
+    }
 }
 
 /// The handlers of a class (`hpio-nf ctl read|write ELEMENT NAME`).

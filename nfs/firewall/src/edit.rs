@@ -73,7 +73,7 @@ pub(crate) fn rules_answer(rules: &[Rule]) -> Answer {
     let rows = rules.iter().enumerate().map(|(i, r)| {
         json!({
             "index": i,
-            "from": r.from_text(),
+            "from": r.side_text(),
             "state": r.state_text(),
             "action": if r.allow { "allow" } else { "deny" },
             "match": r.text,

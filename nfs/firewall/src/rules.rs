@@ -271,7 +271,7 @@ pub(crate) fn check_rule(rules: &mut [Rule], i: usize) -> Result<(), ParamError>
 
 impl Rule {
     /// `from` as the config writes it.
-    pub(crate) fn from_text(&self) -> &'static str {
+    pub(crate) fn side_text(&self) -> &'static str {
         match self.sides {
             [true, false] => "inside",
             [false, true] => "outside",
@@ -299,7 +299,7 @@ fn default_name(i: usize, r: &Rule) -> String {
     format!(
         "rule {i}: {} from {}{state}: {}",
         if r.allow { "allow" } else { "deny" },
-        r.from_text(),
+        r.side_text(),
         r.text.split_whitespace().collect::<Vec<_>>().join(" ")
     )
 }

@@ -13,8 +13,13 @@ pub(super) fn stats(now: &Report, prev: Option<&Report>) -> Value {
     let dt = now.elapsed_secs - prev.map_or(0.0, |p| p.elapsed_secs);
     let dt = if dt > 0.0 { dt } else { 1.0 };
     let rate = |new: u64, old: Option<u64>| -> f64 {
+        // Whole numbers, but a tenth below 100/s (a ping a second).
         let d = new.saturating_sub(old.unwrap_or(0)) as f64 / dt;
-        (d * 10.0).round() / 10.0
+        if d >= 100.0 {
+            d.round()
+        } else {
+            (d * 10.0).round() / 10.0
+        }
     };
     let old_port =
         |i: usize, name: &str| prev.and_then(|p| p.ports.get(i)).filter(|p| p.name == name);
@@ -150,7 +155,10 @@ fn object(out: &mut String, m: &Map<String, Value>) {
     let width = m.keys().map(|k| k.len()).max().unwrap_or(0);
     for (k, v) in m {
         match v {
-            Value::Array(rows) if is_table(rows) && !rows.is_empty() => {
+            Value::Array(rows) if rows.is_empty() => {
+                let _ = writeln!(out, "{k:<width$}  (none)");
+            }
+            Value::Array(rows) if is_table(rows) => {
                 let _ = writeln!(out, "\n{k}:");
                 out.push_str(&indent(&table(rows)));
             }
