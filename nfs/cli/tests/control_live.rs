@@ -177,11 +177,11 @@ fn mac_of(netns: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Polls `f` for up to 10 s.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Polls `f` for up to 20 s; `what` says what was awaited and what was seen.
+fn eventually(what: impl Fn() -> String, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
-        assert!(Instant::now() < deadline, "{what}");
+        assert!(Instant::now() < deadline, "{}", what());
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -217,13 +217,16 @@ fn ctl_reads_and_flushes_the_bridge_table() {
     );
     // Traffic relearns them.
     ping_until_answered("hpnf-h2", "10.0.0.1");
-    eventually("relearned", || {
-        live.json(&["read", "br", "table"])
-            .as_array()
-            .unwrap()
-            .len()
-            == 2
-    });
+    eventually(
+        || "relearned".into(),
+        || {
+            live.json(&["read", "br", "table"])
+                .as_array()
+                .unwrap()
+                .len()
+                == 2
+        },
+    );
 }
 
 #[test]
@@ -260,7 +263,14 @@ fn ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall() {
             .find(|f| f["proto"] == "tcp" && f["dst"] == "10.0.1.3:9000")
             .cloned()
     };
-    eventually("the TCP flow is listed with its packets", || {
+    let what = || {
+        format!(
+            "the TCP flow to 10.0.1.3:9000 is not listed with its packets: {}\n{}",
+            live.json(&["read", "fw", "flows"]),
+            live.log()
+        )
+    };
+    eventually(what, || {
         flow(&live).is_some_and(|f| f["state"] == "established" && f["packets"].as_u64() > Some(10))
     });
     let f = flow(&live).unwrap();
