@@ -116,9 +116,11 @@ impl Slot {
     #[inline(always)]
     fn count(&mut self, len: u32) {
         self.packets = self.packets.saturating_add(1);
-        let b = self.bytes().wrapping_add(u64::from(len));
-        self.bytes_lo = b as u16;
-        self.bytes_hi = (b >> 16) as u32;
+        // The low 16 bits and the carry into the high 32 (a frame is far
+        // shorter than 4 GiB, so the sum fits a u64 without loss).
+        let lo = u64::from(self.bytes_lo) + u64::from(len);
+        self.bytes_lo = lo as u16;
+        self.bytes_hi = self.bytes_hi.wrapping_add((lo >> 16) as u32);
     }
 }
 
