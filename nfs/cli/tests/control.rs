@@ -189,7 +189,11 @@ fn stats_elements_ports_and_handlers_round_trip() {
     // Counter: the count grows; reset brings it back near zero.
     let n = run.json(&["read", "c", "count"]).as_u64().unwrap();
     assert!(n > 0);
-    run.json(&["write", "c", "reset"]);
+    assert_eq!(stdout(&run.ctl(&["write", "c", "reset"])), "ok\n");
+    assert_eq!(
+        stdout(&run.ctl(&["show", "discard"])),
+        "(`discard` has no read handlers)\n"
+    );
     let shown = run.json(&["show", "c"]);
     assert!(shown["count"].as_u64().unwrap() < n, "{shown}");
 
