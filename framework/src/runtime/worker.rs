@@ -32,6 +32,10 @@ pub(crate) struct Snapshot {
     pub finished: bool,
     /// Seconds from the loop's start to now (or to its end).
     pub run_secs: f64,
+    /// Seconds of loop passes that received packets.
+    pub busy_secs: f64,
+    /// Seconds of loop passes that found nothing (spinning, yielding, sleeping).
+    pub idle_secs: f64,
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -76,6 +80,10 @@ pub(crate) struct Worker {
     snapshot: Arc<Mutex<Snapshot>>,
     bursts: u64,
     idle_polls: u64,
+    /// Loop time of passes that received packets, and of those that did
+    /// not, in nanoseconds (see `main_loop`).
+    busy_ns: u64,
+    idle_ns: u64,
     started: Option<Instant>,
     /// The time of the last burst (what `Context::now` said).
     last_now: u64,
@@ -111,6 +119,8 @@ impl Worker {
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
             bursts: 0,
             idle_polls: 0,
+            busy_ns: 0,
+            idle_ns: 0,
             started: None,
             last_now: 0,
             order_warned: false,
@@ -246,12 +256,21 @@ impl Worker {
         let mut idle: u32 = 0;
         let mut next_publish = start + PUBLISH_EVERY;
         let mut passes: u64 = 0;
+        // The end of the last pass, and whether it received packets.
+        let mut pass_start: u64 = 0;
+        let mut pass_busy = false;
         loop {
+            // One clock reading per pass (the system clock's own under
+            // clock = "system", an extra one under clock = "packet") ends the
+            // last pass: its time is busy if it received packets, else idle.
+            let t = start.elapsed().as_nanos() as u64;
+            self.account(t.saturating_sub(pass_start), pass_busy);
+            pass_start = t;
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             if self.clock == Clock::System {
-                now_ns = start.elapsed().as_nanos() as u64;
+                now_ns = t;
             }
             self.run_jobs(graph, pool, now_ns);
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
@@ -260,6 +279,7 @@ impl Worker {
                 got += g;
                 live += l;
             }
+            pass_busy = got > 0;
             if got > 0 {
                 self.flush(graph, pool).map_err(|e| self.port_error(e))?;
                 idle = 0;
@@ -275,6 +295,8 @@ impl Worker {
                 }
             }
             if live == 0 {
+                let t = start.elapsed().as_nanos() as u64;
+                self.account(t.saturating_sub(pass_start), pass_busy);
                 return Ok(());
             }
             passes += 1;
@@ -282,6 +304,16 @@ impl Worker {
                 next_publish += PUBLISH_EVERY;
                 self.publish(graph, pool, false);
             }
+        }
+    }
+
+    /// Adds a pass's loop time to the busy or the idle total.
+    #[inline]
+    fn account(&mut self, ns: u64, busy: bool) {
+        if busy {
+            self.busy_ns += ns;
+        } else {
+            self.idle_ns += ns;
         }
     }
 
@@ -441,6 +473,8 @@ impl Worker {
             s.bursts = self.bursts;
             s.idle_polls = self.idle_polls;
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            s.busy_secs = self.busy_ns as f64 * 1e-9;
+            s.idle_secs = self.idle_ns as f64 * 1e-9;
             s.finished = finished;
         }
     }
