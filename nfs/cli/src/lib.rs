@@ -22,6 +22,8 @@
 mod bench;
 mod dump;
 mod manual;
+mod metrics;
+mod notify;
 mod pktgen;
 mod run;
 mod testbed;

@@ -28,6 +28,10 @@ pub(crate) struct RunArgs {
     /// Print the final counters (and live lines) as JSON, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus/OpenMetrics metrics at http://ADDR:PORT/metrics
+    /// (ADDR 127.0.0.1 when only a port is given).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -43,10 +47,17 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
             .context("installing signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
     }
+    // Bound before the ports open: a busy address stops the run early.
+    let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
-    let report = running.wait(live_printer(args.json))?;
+    let _metrics = metrics.map(|m| m.serve(running.controller())).transpose()?;
+    crate::notify::ready(&format!("running {}", args.config.display()));
+    let _status = crate::notify::StatusUpdates::start(running.controller());
+    let report = running.wait(live_printer(args.json));
+    crate::notify::stopping();
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
