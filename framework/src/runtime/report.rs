@@ -288,6 +288,13 @@ impl fmt::Display for Report {
                 writeln!(f, "{:<16}   {k}: {v}", "")?;
             }
         }
+        self.fmt_workers(f)
+    }
+}
+
+impl Report {
+    /// The table's last part: busy and idle time per worker, pool exhaustion.
+    fn fmt_workers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.workers.is_empty() {
             writeln!(f)?;
         }

@@ -49,7 +49,10 @@ impl Proc {
             .unwrap();
         assert!(st.success());
         let out = self.0.take().unwrap().wait_with_output().unwrap();
-        (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 }
 
@@ -75,7 +78,10 @@ fn http_get(port: u16, path: &str, accept: Option<&str>) -> std::io::Result<(u16
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{accept}\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{accept}\r\n"
+    )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
@@ -126,7 +132,10 @@ fn final_report(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn metrics_pass_promtool_and_agree_with_the_report() {
-    if !testkit::require("metrics_promtool", &[Need::Command("promtool"), Need::Command("kill")]) {
+    if !testkit::require(
+        "metrics_promtool",
+        &[Need::Command("promtool"), Need::Command("kill")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +154,12 @@ fn metrics_pass_promtool_and_agree_with_the_report() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let lint = promtool.wait_with_output().unwrap();
     assert!(
         lint.status.success() && lint.stdout.is_empty() && lint.stderr.is_empty(),
@@ -156,20 +170,33 @@ fn metrics_pass_promtool_and_agree_with_the_report() {
     // One worker, one snapshot: the counters agree with each other.
     let rx = sample(&text, r#"hpio_nf_port_rx_packets_total{port="gen"}"#);
     assert!(rx > 0.0);
-    assert_eq!(rx * 64.0, sample(&text, r#"hpio_nf_port_rx_bytes_total{port="gen"}"#));
+    assert_eq!(
+        rx * 64.0,
+        sample(&text, r#"hpio_nf_port_rx_bytes_total{port="gen"}"#)
+    );
     for el in ["fw", "cnt", "discard"] {
         let series = format!(r#"hpio_nf_element_packets_in_total{{element="{el}"}}"#);
         assert_eq!(sample(&text, &series), rx, "{series}");
     }
     assert_eq!(
-        sample(&text, r#"hpio_nf_element_stat{element="cnt",stat="packets"}"#),
+        sample(
+            &text,
+            r#"hpio_nf_element_stat{element="cnt",stat="packets"}"#
+        ),
         rx
     );
     let busy = sample(&text, r#"hpio_nf_worker_busy_seconds_total{worker="0"}"#);
     assert!(busy > 0.0);
     // What Prometheus asks for: OpenMetrics, the same samples.
-    let (head, om) = get_ok(port, "/metrics", Some("application/openmetrics-text;version=1.0.0"));
-    assert!(head.contains("application/openmetrics-text; version=1.0.0"), "{head}");
+    let (head, om) = get_ok(
+        port,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0"),
+    );
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE hpio_nf_port_rx_packets counter\n"));
     assert!(sample(&om, r#"hpio_nf_port_rx_packets_total{port="gen"}"#) >= rx);
@@ -233,7 +260,10 @@ fn prom_query(port: u16, query: &str) -> f64 {
 
 #[test]
 fn a_prometheus_server_scrapes_a_running_hpio_nf() {
-    if !testkit::require("metrics_prometheus", &[Need::Command("prometheus"), Need::Command("kill")]) {
+    if !testkit::require(
+        "metrics_prometheus",
+        &[Need::Command("prometheus"), Need::Command("kill")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -255,14 +285,20 @@ fn a_prometheus_server_scrapes_a_running_hpio_nf() {
     let server = Proc(Some(
         Command::new("prometheus")
             .arg(format!("--config.file={}", yml.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     ));
-    let rx = prom_query(prom, r#"hpio_nf_port_rx_packets_total{port="gen",job="hpio-nf"}"#);
+    let rx = prom_query(
+        prom,
+        r#"hpio_nf_port_rx_packets_total{port="gen",job="hpio-nf"}"#,
+    );
     assert!(rx > 0.0, "{rx}");
     // One scrape holds one snapshot: the graph's first element saw exactly
     // what the port received.
@@ -276,7 +312,12 @@ fn a_prometheus_server_scrapes_a_running_hpio_nf() {
     drop(server);
     let (status, stdout) = run.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(final_report(&stdout)["ports"][0]["rx"]["packets"].as_f64().unwrap() >= rx);
+    assert!(
+        final_report(&stdout)["ports"][0]["rx"]["packets"]
+            .as_f64()
+            .unwrap()
+            >= rx
+    );
 }
 
 /// Reads datagrams from `sock` until one contains `what` (10 s at most).
@@ -302,7 +343,8 @@ fn the_run_tells_systemd_it_is_ready_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let run = start_run(dir.path(), &["--json"], &[("NOTIFY_SOCKET", &path)]);
     let ready = wait_for(&sock, "READY=1");
     assert!(ready.contains("STATUS=running "), "{ready}");
@@ -311,7 +353,12 @@ fn the_run_tells_systemd_it_is_ready_and_stopping() {
     wait_for(&sock, "STOPPING=1");
     assert!(status.success(), "{status:?}");
     // The run was up: its workers had packets.
-    assert!(final_report(&stdout)["ports"][0]["rx"]["packets"].as_u64().unwrap() > 0);
+    assert!(
+        final_report(&stdout)["ports"][0]["rx"]["packets"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
@@ -339,6 +386,9 @@ fn the_unit_file_passes_systemd_analyze_verify() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success() && said.trim().is_empty(), "{name}: {said}");
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{name}: {said}"
+        );
     }
 }
