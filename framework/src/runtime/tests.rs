@@ -81,27 +81,27 @@ fn touchy_graph() -> GraphSpec {
     }
 }
 
+/// An in-memory port with these queues.
+fn mem_port(rx: Vec<Box<dyn RxQueue>>, tx: Vec<Box<dyn TxQueue>>) -> OpenPort {
+    OpenPort {
+        rx,
+        tx,
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    }
+}
+
 /// Runs the touchy graph over `frames` with `on_panic`, one packet per burst.
 fn run_touchy(frames: Vec<Vec<u8>>, on_panic: OnPanic) -> (Result<Report, RunError>, Vec<Vec<u8>>) {
     let sent = Arc::new(Mutex::new(Vec::new()));
+    let rx = MemRx {
+        frames: frames.into_iter(),
+        stats: QueueStats::default(),
+    };
     let ports = vec![
-        OpenPort {
-            rx: vec![Box::new(MemRx {
-                frames: frames.into_iter(),
-                stats: QueueStats::default(),
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone()))],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(rx)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
     ];
     let opts = RunOptions {
         burst: 1,
@@ -701,26 +701,15 @@ fn workers_split_their_loop_time_into_busy_and_idle_passes() {
         ports: vec!["in".into(), "out".into()],
         sources: vec![Some(Target::Port(1)), None],
     };
+    // 6 packets taking 30 ms each, 6 empty polls taking 10 ms each.
+    let paced = Paced {
+        calls: 12,
+        busy_ms: 30,
+        idle_ms: 10,
+    };
     let ports = vec![
-        OpenPort {
-            // 6 packets taking 30 ms each, 6 empty polls taking 10 ms each.
-            rx: vec![Box::new(Paced {
-                calls: 12,
-                busy_ms: 30,
-                idle_ms: 10,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone()))],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(paced)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
     ];
     let report = run(&graph, ports, &RunOptions::default(), |_| {}).unwrap();
     assert_eq!(sent.lock().unwrap().len(), 6);
