@@ -12,7 +12,7 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::runtime::{self, RunOptions};
 
-use crate::load;
+use crate::{control, load};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -32,6 +32,8 @@ pub(crate) struct RunArgs {
     /// (ADDR 127.0.0.1 when only a port is given).
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub control: control::ControlArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -47,16 +49,34 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
             .context("installing signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
     }
-    // Bound before the ports open: a busy address stops the run early.
+    // The socket is claimed before the ports open: a second instance is
+    // refused before it touches them.
+    let endless = config.ports.iter().any(|p| p.rx_used && p.spec.endless());
+    let listener = match args.control.path(&args.config, endless) {
+        Some(path) => Some(control::Listener::bind(&path)?),
+        None => None,
+    };
+    // Bound before the ports open too: a busy address stops the run early.
     let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
+    let interfaces = config
+        .ports
+        .iter()
+        .map(|p| (p.name.clone(), p.spec.interface().map(str::to_string)))
+        .collect();
+    let service = listener
+        .map(|l| control::Service::start(l, running.controller(), interfaces))
+        .transpose()?;
     let _metrics = metrics.map(|m| m.serve(running.controller())).transpose()?;
     crate::notify::ready(&format!("running {}", args.config.display()));
     let _status = crate::notify::StatusUpdates::start(running.controller());
     let report = running.wait(live_printer(args.json));
     crate::notify::stopping();
+    if let Some(s) = service {
+        s.stop();
+    }
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -119,7 +119,9 @@ fn start_run(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Proc {
     let cfg = dir.join("gen.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let mut cmd = hpio_nf();
-    cmd.arg("run").arg(&cfg).args(args).stdout(Stdio::piped());
+    // No control socket: the tests run side by side on configs of one name.
+    cmd.arg("run").arg(&cfg).arg("--no-control").args(args);
+    cmd.stdout(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
