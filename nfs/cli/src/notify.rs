@@ -64,9 +64,10 @@ pub(crate) fn status(status: &str) {
 }
 
 /// `STATUS=` takes one line: a multi-line message (an error with its
-/// context) joined with `; `.
+/// context) has its lines trimmed and joined with spaces.
 fn one_line(s: &str) -> String {
-    s.trim_end().replace('\n', "; ")
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join(" ")
 }
 
 /// Whether `$NOTIFY_SOCKET` is set (a service manager listens).
@@ -190,5 +191,41 @@ mod tests {
         assert_eq!(&buf[..n], b"STOPPING=1\n");
         // Nobody there: an error (logged by `send`), not a panic.
         assert!(send_to("@hpio-nf-nobody-listens-here", b"x").is_err());
+    }
+
+    #[test]
+    fn a_reload_is_announced_with_the_monotonic_clock_then_ready() {
+        // The only test of this binary that sets NOTIFY_SOCKET.
+        let name = format!("hpio-nf-reload-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let sock = UnixDatagram::bind_addr(&addr).unwrap();
+        std::env::set_var("NOTIFY_SOCKET", format!("@{name}"));
+        reloading();
+        ready("reload refused:\nbad.toml:3:1: unknown class");
+        stopping();
+        std::env::remove_var("NOTIFY_SOCKET");
+        let mut buf = [0u8; 256];
+        let mut next = || {
+            let n = sock.recv(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let msg = next();
+        let mut lines = msg.lines();
+        assert_eq!(lines.next(), Some("RELOADING=1"));
+        let usec: u64 = lines
+            .next()
+            .and_then(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{msg}"));
+        assert!(usec > 0);
+        assert_eq!(
+            next(),
+            "READY=1\nSTATUS=reload refused: bad.toml:3:1: unknown class\n"
+        );
+        assert_eq!(next(), "STOPPING=1\n");
+        // Without the variable, nothing is sent and nothing fails.
+        reloading();
+        sock.set_nonblocking(true).unwrap();
+        assert!(sock.recv(&mut buf).is_err());
     }
 }
