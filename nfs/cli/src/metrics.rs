@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use hpio_nf::port::QueueStats;
@@ -83,7 +83,7 @@ impl Listener {
     /// own (one request at a time: a scrape is cheap).
     pub fn serve(self, controller: Controller) -> anyhow::Result<Server> {
         log::info!("metrics at http://{}/metrics", self.addr);
-        let exporter = Exporter::new(controller);
+        let mut exporter = Exporter::new(controller);
         let server = self.server.clone();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
@@ -117,21 +117,22 @@ impl Drop for Server {
 
 type Response = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
 
-/// Turns reports into metrics, keeping every counter monotonic.
-pub(crate) struct Exporter {
+/// Turns reports into metrics, keeping every counter monotonic (owned by
+/// the server thread, which answers one request at a time).
+struct Exporter {
     controller: Controller,
-    series: Mutex<Monotonic>,
+    series: Monotonic,
 }
 
 impl Exporter {
     fn new(controller: Controller) -> Exporter {
         Exporter {
             controller,
-            series: Mutex::new(Monotonic::default()),
+            series: Monotonic::default(),
         }
     }
 
-    fn answer(&self, method: &tiny_http::Method, url: &str, openmetrics: bool) -> Response {
+    fn answer(&mut self, method: &tiny_http::Method, url: &str, openmetrics: bool) -> Response {
         let path = url.split('?').next().unwrap_or(url);
         if path != "/metrics" {
             return text(404, "not found: hpio-nf serves /metrics only\n");
@@ -139,8 +140,7 @@ impl Exporter {
         if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
             return text(405, "only GET /metrics\n");
         }
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        match encode(&self.controller.report(), &mut series) {
+        match encode(&self.controller.report(), &mut self.series) {
             Ok(body) => {
                 let (body, kind) = if openmetrics {
                     (body, OPENMETRICS)
