@@ -294,6 +294,8 @@ mod tests {
                 pool_exhausted: 0,
                 finished: false,
                 run_secs: secs,
+                busy_secs: 0.0,
+                idle_secs: secs,
             }],
         }
     }
