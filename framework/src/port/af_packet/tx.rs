@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use super::Counters;
 use crate::packet::{Batch, Pool};
-use crate::port::burst::{send_burst, Fault, Stop};
+use crate::port::burst::{disappeared, send_burst, Counters, Fault, Stop};
 use crate::port::{PortError, QueueStats, TxQueue};
 use crate::sys::{MsgVec, PacketSocket};
 
@@ -57,12 +56,10 @@ impl TxQueue for AfPacketTx {
         );
         pool.free_batch(batch);
         o.count_into(&mut self.stats);
-        Counters::add(&self.counters.tx_retries, o.retries);
-        Counters::add(&self.counters.tx_full_drops, o.full);
-        Counters::add(&self.counters.tx_rejected, o.rejected);
+        self.counters.count_tx(&o);
         match stop {
             None => Ok(()),
-            Some(Stop::Gone) => Err(super::watch::disappeared(&self.port, &self.interface)),
+            Some(Stop::Gone) => Err(disappeared(&self.port, &self.interface)),
             Some(Stop::Io(e)) => Err(PortError::io(
                 &self.port,
                 format!("sending on interface `{}`", self.interface),
