@@ -7,9 +7,9 @@ use crate::graph::{GraphSpec, NodeSpec, Target};
 
 use super::connection::{parse_path, Endpoint};
 use super::loader::{ElemDecl, Loader, PortDecl};
-use super::params::{did_you_mean, nearest};
 use super::source::{Diag, Span};
 use super::tree::{Item, Node, Table};
+use super::values::{did_you_mean, nearest};
 
 /// The checked graph and which port sides it uses.
 pub(crate) struct Wiring {
