@@ -505,14 +505,7 @@ fn segments_beyond_the_burst_wait_in_order_and_errors_are_counted() {
     assert_eq!((stats.drops, stats.errors), (2, 1));
     // Flushing again adds nothing.
     g.flush(&counters, &mut stats);
-    assert_eq!(
-        counters.snapshot(crate::port::burst::Sides {
-            rx: true,
-            tx: false,
-            socket: true,
-        })["rx_gso_frames"],
-        1
-    );
+    assert_eq!(counters.snapshot(RX_SOCKET)["rx_gso_frames"], 1);
 }
 
 #[test]
