@@ -220,18 +220,7 @@ fn write_summary(s: &mut String, f: &[u8]) {
     s.push_str(" > ");
     mac(s, &eth.dst_addr());
     let h = Headers::parse(f);
-    // Headers::parse counts a tag only once the whole tag is in the frame.
-    for i in 0..h.vlan_tags as usize {
-        let tag = f
-            .get(ETH_HLEN - 2 + i * VLAN_HLEN..)
-            .map(VlanTag::new_checked);
-        if let Some(Ok(tag)) = tag {
-            let _ = write!(s, " vlan {}", tag.vlan_id());
-            if tag.priority() != 0 {
-                let _ = write!(s, " p {}", tag.priority());
-            }
-        }
-    }
+    vlans(s, f, h.vlan_tags as usize);
     if h.status == ParseStatus::L2Truncated {
         s.push_str(" malformed");
         return;
@@ -259,6 +248,28 @@ fn write_summary(s: &mut String, f: &[u8]) {
             return;
         }
     };
+    transport(s, f, &h, src, dst);
+}
+
+/// The `tags` VLAN tags after the MAC addresses (`Headers::parse` counts a
+/// tag only once the whole tag is in the frame).
+fn vlans(s: &mut String, f: &[u8], tags: usize) {
+    for i in 0..tags {
+        let tag = f
+            .get(ETH_HLEN - 2 + i * VLAN_HLEN..)
+            .map(VlanTag::new_checked);
+        if let Some(Ok(tag)) = tag {
+            let _ = write!(s, " vlan {}", tag.vlan_id());
+            if tag.priority() != 0 {
+                let _ = write!(s, " p {}", tag.priority());
+            }
+        }
+    }
+}
+
+/// The addresses with their ports and the transport protocol, or what
+/// stands in for them (ICMP type, `fragment`, `malformed`).
+fn transport(s: &mut String, f: &[u8], h: &Headers, src: IpAddr, dst: IpAddr) {
     let proto = h.l4_proto;
     let l4 = f.get(h.l4_off as usize..).unwrap_or_default();
     let name = match proto {

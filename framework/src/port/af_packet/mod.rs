@@ -393,41 +393,7 @@ impl AfPacketSpec {
                     .map_err(|e| err("setting PACKET_VNET_HDR", e))?;
             }
             // The ring, if any, goes on before the socket is bound.
-            let rxs = match self.rx_mode {
-                RxMode::Mmsg => {
-                    s.auxdata().map_err(|e| err("setting PACKET_AUXDATA", e))?;
-                    s.set_recv_buffer(self.socket_buffer)
-                        .map_err(|e| err("setting the receive buffer", e))?;
-                    match s.recv_buffer() {
-                        Ok(got) if q == 0 && got < self.socket_buffer => log::info!(
-                            "port `{port}`: receive buffers of {got} bytes, not {} \
-                             (without CAP_NET_ADMIN the limit is net.core.rmem_max)",
-                            self.socket_buffer
-                        ),
-                        _ => {}
-                    }
-                    RxSocket::Plain(s)
-                }
-                RxMode::V2 => {
-                    if self.vnet_hdr {
-                        // Super-frames come whole through the socket queue.
-                        s.set_recv_buffer(self.socket_buffer)
-                            .map_err(|e| err("setting the receive buffer", e))?;
-                    }
-                    let blocks = (self.socket_buffer / RING_BLOCK).max(2);
-                    RxSocket::V2(
-                        FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
-                            .map_err(|e| err("setting up the TPACKET_V2 ring", e))?,
-                    )
-                }
-                RxMode::V3 => {
-                    let blocks = (self.socket_buffer / RING_BLOCK).max(2);
-                    RxSocket::V3(
-                        BlockRing::new(s, RING_BLOCK, blocks, RING_RETIRE_MS)
-                            .map_err(|e| err("setting up the TPACKET_V3 ring", e))?,
-                    )
-                }
-            };
+            let rxs = self.rx_socket(port, q, s, max_frame)?;
             let sock = rxs.socket();
             sock.bind(ifindex, sys::ETH_P_ALL)
                 .map_err(|e| err("binding a receive socket", e))?;
@@ -459,6 +425,52 @@ impl AfPacketSpec {
             });
         }
         Ok(queues)
+    }
+
+    /// Receive socket `q` of the port in its mode: options, and the ring if any.
+    fn rx_socket(
+        &self,
+        port: &str,
+        q: usize,
+        s: PacketSocket,
+        max_frame: usize,
+    ) -> Result<RxSocket, PortError> {
+        let err = |what, e| self.error(port, what, e);
+        Ok(match self.rx_mode {
+            RxMode::Mmsg => {
+                s.auxdata().map_err(|e| err("setting PACKET_AUXDATA", e))?;
+                s.set_recv_buffer(self.socket_buffer)
+                    .map_err(|e| err("setting the receive buffer", e))?;
+                match s.recv_buffer() {
+                    Ok(got) if q == 0 && got < self.socket_buffer => log::info!(
+                        "port `{port}`: receive buffers of {got} bytes, not {} \
+                         (without CAP_NET_ADMIN the limit is net.core.rmem_max)",
+                        self.socket_buffer
+                    ),
+                    _ => {}
+                }
+                RxSocket::Plain(s)
+            }
+            RxMode::V2 => {
+                if self.vnet_hdr {
+                    // Super-frames come whole through the socket queue.
+                    s.set_recv_buffer(self.socket_buffer)
+                        .map_err(|e| err("setting the receive buffer", e))?;
+                }
+                let blocks = (self.socket_buffer / RING_BLOCK).max(2);
+                RxSocket::V2(
+                    FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
+                        .map_err(|e| err("setting up the TPACKET_V2 ring", e))?,
+                )
+            }
+            RxMode::V3 => {
+                let blocks = (self.socket_buffer / RING_BLOCK).max(2);
+                RxSocket::V3(
+                    BlockRing::new(s, RING_BLOCK, blocks, RING_RETIRE_MS)
+                        .map_err(|e| err("setting up the TPACKET_V3 ring", e))?,
+                )
+            }
+        })
     }
 
     fn open_tx(
