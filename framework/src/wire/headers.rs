@@ -313,6 +313,48 @@ fn ipv6_fragment_header(ip: &[u8]) -> Option<usize> {
     None
 }
 
+/// Whether `next` names an IPv6 extension header the parser walks over.
+#[inline]
+pub fn is_ipv6_ext(next: u8) -> bool {
+    matches!(
+        next,
+        IPV6_EXT_HOP_BY_HOP
+            | IPV6_EXT_ROUTING
+            | IPV6_EXT_FRAGMENT
+            | IPV6_EXT_AUTH
+            | IPV6_EXT_DEST_OPTS
+    )
+}
+
+/// Walks the extension headers of the IPv6 packet `ip` (already checked by
+/// the parser): whether the transport pseudo-header uses the destination
+/// field. `Some(false)` when a Routing header still has segments left (the
+/// pseudo-header then uses the final destination, from that header);
+/// `None` when the chain is cut short or longer than the parser walks.
+pub fn ipv6_pseudo_uses_dst(ip: &[u8]) -> Option<bool> {
+    use field::ipv6::*;
+    let mut next = *ip.get(NEXT_HEADER)?;
+    let mut off = LEN;
+    let mut uses_dst = true;
+    for _ in 0..IPV6_MAX_EXT {
+        let len = match next {
+            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
+                (*ip.get(off + 1)? as usize + 1) * 8
+            }
+            IPV6_EXT_AUTH => (*ip.get(off + 1)? as usize + 2) * 4,
+            IPV6_EXT_FRAGMENT => 8,
+            _ => return Some(uses_dst),
+        };
+        // Segments left, in the Routing header's fourth byte.
+        if next == IPV6_EXT_ROUTING && *ip.get(off + 3)? > 0 {
+            uses_dst = false;
+        }
+        next = *ip.get(off)?;
+        off += len;
+    }
+    (!is_ipv6_ext(next)).then_some(uses_dst)
+}
+
 /// IPv6 extension headers the parser walks over to find the transport header.
 const IPV6_EXT_HOP_BY_HOP: u8 = 0;
 const IPV6_EXT_ROUTING: u8 = 43;

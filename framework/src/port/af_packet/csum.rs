@@ -15,7 +15,8 @@
 //! the end of the IP payload (the frame ends there unless padded).
 
 use crate::packet::Packet;
-use crate::wire::{be16, checksum, field, L3Kind, ParseStatus, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{checksum, L3Kind, ParseStatus, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// Finishes the TCP or UDP checksum of `p`, whose checksum field holds the
 /// pseudo-header sum (as the kernel leaves it). True when it did; false,
@@ -26,31 +27,37 @@ pub(super) fn complete(p: &mut Packet) -> bool {
     if h.status != ParseStatus::Ok || !h.has_l4 {
         return false;
     }
-    let check = match h.l4_proto {
-        IPPROTO_TCP => field::tcp::CHECKSUM.start,
-        IPPROTO_UDP => field::udp::CHECKSUM.start,
+    // The fixed header holding the checksum field.
+    let header = match h.l4_proto {
+        IPPROTO_TCP => TcpPacket::<&[u8]>::LEN,
+        IPPROTO_UDP => UdpPacket::<&[u8]>::LEN,
         _ => return false,
     };
     let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
     let f = p.data_mut();
     // A parsed IP header lies wholly inside the frame (status Ok).
     let end = match h.l3 {
-        L3Kind::Ipv4 => l3 + be16(f, l3 + field::ipv4::TOTAL_LEN.start) as usize,
+        L3Kind::Ipv4 => l3 + Ipv4Packet::new_unchecked(&f[l3..]).total_len() as usize,
         L3Kind::Ipv6 => {
-            l3 + field::ipv6::LEN + be16(f, l3 + field::ipv6::PAYLOAD_LEN.start) as usize
+            l3 + Ipv6Packet::<&[u8]>::LEN
+                + Ipv6Packet::new_unchecked(&f[l3..]).payload_len() as usize
         }
         L3Kind::Other => return false,
     };
-    let at = l4 + check;
-    if end > f.len() || at + 2 > end {
+    if end > f.len() || l4 + header > end {
         return false;
     }
     let mut c = checksum::checksum(&f[l4..end]);
-    if c == 0 && h.l4_proto == IPPROTO_UDP {
+    let seg = &mut f[l4..end];
+    if h.l4_proto == IPPROTO_UDP {
         // 0 means "no checksum" in UDP; 0xffff is the same sum.
-        c = 0xffff;
+        if c == 0 {
+            c = 0xffff;
+        }
+        UdpPacket::new_unchecked(seg).set_checksum(c);
+    } else {
+        TcpPacket::new_unchecked(seg).set_checksum(c);
     }
-    f[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 
