@@ -22,7 +22,11 @@ early_oops() {
 		"[    2.913911] RIP: 0010:sched_clock_cpu+0x1/0x40" \
 		"[    2.914500] Kernel panic - not syncing: Fatal exception"
 }
-booted() { printf '%s\r\n' "== hpio VM: 6.12.9-amd64, 2 CPU(s)" "ok   hpio: insmod hpio.ko"; }
+# As the console shows it: SeaBIOS's terminal escapes before /init's first line.
+booted() {
+	printf 'SeaBIOS (version 1.16.2)\r\nBooting from ROM...\r\n'
+	printf '\033c\033[?7l\033[2J%s\r\n' "== hpio VM: 6.12.9-amd64, 2 CPU(s)" "ok   hpio: insmod hpio.ko"
+}
 late_oops() {
 	printf '%s\r\n' "[   40.100000] BUG: unable to handle page fault" "[   40.100100] Call Trace:" \
 		"[   40.100200] Kernel panic - not syncing: Fatal exception"

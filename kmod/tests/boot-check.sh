@@ -8,8 +8,9 @@
 # ("== hpio VM: ...", tests/vm-init.sh), and hpio.ko is loaded only after
 # that line: so a failure after it is never retried (it is a real one).
 
-# The line /init prints once the guest is up, before hpio.ko is loaded.
-BOOTED_LINE='^== hpio VM: '
+# The line /init prints once the guest is up, before hpio.ko is loaded
+# (not anchored: the firmware's terminal escapes may come first on its line).
+BOOTED_LINE='== hpio VM: '
 # What a kernel in trouble prints (panic_on_warn=1 and oops=panic: each ends the guest).
 KERNEL_PROBLEM='Oops|BUG:|WARNING:|Kernel panic|Call Trace'
 
