@@ -410,7 +410,14 @@ mod tests {
         assert_eq!(ip.traffic_class(), 0xa5);
         ip.set_traffic_class(0x3c);
         ip.set_hop_limit(9);
-        assert_eq!((ip.traffic_class(), ip.hop_limit(), ip.version()), (0x3c, 9, 6));
-        assert_eq!(&h[..4], &[0x63, 0xc1, 0x23, 0x45], "version and flow label kept");
+        assert_eq!(
+            (ip.traffic_class(), ip.hop_limit(), ip.version()),
+            (0x3c, 9, 6)
+        );
+        assert_eq!(
+            &h[..4],
+            &[0x63, 0xc1, 0x23, 0x45],
+            "version and flow label kept"
+        );
     }
 }
