@@ -14,8 +14,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testkit::net::{self, Netns, Veth};
