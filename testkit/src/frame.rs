@@ -24,6 +24,23 @@ pub const TCP_PSH: u8 = 0x08;
 /// TCP flag ACK.
 pub const TCP_ACK: u8 = 0x10;
 
+/// TCP flags by name, comma-separated (`"syn,ack"`; `""` for none):
+/// `fin`, `syn`, `rst`, `psh`, `ack`.
+pub fn tcp_flags(names: &str) -> u8 {
+    names
+        .split(',')
+        .map(|n| match n {
+            "fin" => TCP_FIN,
+            "syn" => TCP_SYN,
+            "rst" => TCP_RST,
+            "psh" => TCP_PSH,
+            "ack" => TCP_ACK,
+            "" => 0,
+            other => panic!("no TCP flag `{other}`"),
+        })
+        .fold(0, |a, b| a | b)
+}
+
 /// The source MAC address frames get unless told: 02:00:00:00:00:01.
 pub const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 /// The destination MAC address frames get unless told: 02:00:00:00:00:02.
@@ -76,12 +93,14 @@ pub enum L4 {
         /// Destination port.
         dport: u16,
     },
-    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) echo request.
+    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) echo request, or reply.
     Echo {
         /// Identifier.
         id: u16,
         /// Sequence number.
         seq: u16,
+        /// A reply rather than a request.
+        reply: bool,
     },
 }
 
@@ -138,7 +157,14 @@ impl Frame {
 
     /// An ICMP or ICMPv6 echo request.
     pub fn echo(ip: Ip, id: u16, seq: u16) -> Frame {
-        Frame::new(ip, L4::Echo { id, seq })
+        let reply = false;
+        Frame::new(ip, L4::Echo { id, seq, reply })
+    }
+
+    /// An ICMP or ICMPv6 echo reply.
+    pub fn echo_reply(ip: Ip, id: u16, seq: u16) -> Frame {
+        let reply = true;
+        Frame::new(ip, L4::Echo { id, seq, reply })
     }
 
     /// The MAC addresses.
@@ -221,12 +247,14 @@ impl Frame {
                 t.write(&mut out, p)
             }
             (L4::Udp { sport, dport }, _) => ip.udp(sport, dport).write(&mut out, p),
-            (L4::Echo { id, seq }, Ip::V4(..)) => {
-                ip.icmpv4_echo_request(id, seq).write(&mut out, p)
-            }
-            (L4::Echo { id, seq }, Ip::V6(..)) => {
-                ip.icmpv6_echo_request(id, seq).write(&mut out, p)
-            }
+            (L4::Echo { id, seq, reply }, Ip::V4(..)) => match reply {
+                false => ip.icmpv4_echo_request(id, seq).write(&mut out, p),
+                true => ip.icmpv4_echo_reply(id, seq).write(&mut out, p),
+            },
+            (L4::Echo { id, seq, reply }, Ip::V6(..)) => match reply {
+                false => ip.icmpv6_echo_request(id, seq).write(&mut out, p),
+                true => ip.icmpv6_echo_reply(id, seq).write(&mut out, p),
+            },
         };
         res.expect("a test frame that etherparse writes");
         out

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
 /// The workspace root (configs/ lives there).
 pub fn root() -> PathBuf {
@@ -75,13 +75,13 @@ pub fn eth_ipv4_tcp(
     dport: u16,
     syn: bool,
 ) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src, dst, ttl)
-        .tcp(sport, dport, 1000, 64240);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    b.write(&mut v, b"hello").unwrap();
-    v
+    let flags = if syn { TCP_SYN } else { TCP_ACK };
+    Frame::tcp(Ip::v4(src, dst), sport, dport, flags)
+        .macs(src_mac, dst_mac)
+        .ttl(ttl)
+        .seq(1000, 1, 64240)
+        .payload(b"hello")
+        .build()
 }
 
 /// `hpio-nf run CONFIG --json --stats-interval 1 ARGS` in the background:
