@@ -64,7 +64,8 @@ pub(super) fn complete(p: &mut Packet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_PSH};
 
     /// Sum of the pseudo-header of a transport segment of `len` bytes
     /// between `src` and `dst` (IPv4 or IPv6 addresses), computed here
@@ -89,24 +90,22 @@ mod tests {
     /// when `vlan`), with its checksum field replaced by the pseudo-header
     /// sum, as the kernel hands it over; returns it with the right checksum.
     fn partial(v6: bool, tcp: bool, vlan: bool, payload: &[u8]) -> (Vec<u8>, u16) {
-        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let ip = if v6 {
             let mut a = [0u8; 16];
             a[0] = 0xfd;
             a[15] = 1;
             let mut z = a;
             z[15] = 2;
-            eth.ipv6(a, z, 64)
+            Ip::v6(a, z)
         } else {
-            eth.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            Ip::v4([10, 0, 0, 1], [10, 0, 0, 2])
         };
-        let mut f = Vec::new();
-        if tcp {
-            let b = ip.tcp(40000, 80, 0x0102_0304, 1000).ack(77).psh();
-            b.write(&mut f, payload).unwrap();
+        let frame = if tcp {
+            Frame::tcp(ip, 40000, 80, TCP_ACK | TCP_PSH).seq(0x0102_0304, 77, 1000)
         } else {
-            ip.udp(5353, 53).write(&mut f, payload).unwrap();
-        }
+            Frame::udp(ip, 5353, 53)
+        };
+        let mut f = frame.payload(payload).build();
         if vlan {
             f.splice(12..12, [0x81, 0x00, 0x00, 42]);
         }
@@ -185,12 +184,10 @@ mod tests {
     #[test]
     fn other_frames_are_left_alone() {
         // ICMP, a frame cut short, and not IP at all.
-        let mut icmp = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .icmpv4_echo_request(1, 2)
-            .write(&mut icmp, b"ping")
-            .unwrap();
+        let icmp = Frame::echo(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 2)
+            .macs([2; 6], [4; 6])
+            .payload(b"ping")
+            .build();
         let (tcp, _) = partial(false, true, false, &[9; 100]);
         let cut = &tcp[..tcp.len() - 10];
         let arp = [0u8; 60];
