@@ -46,6 +46,17 @@ pub(crate) enum Stop {
     Io(io::Error),
 }
 
+impl Stop {
+    /// The error that ends the run, for a queue of `port` on `interface`
+    /// sending on `device` (for an unexpected error: "interface `eth0`").
+    pub(crate) fn into_error(self, port: &str, interface: &str, device: &str) -> PortError {
+        match self {
+            Stop::Gone => disappeared(port, interface),
+            Stop::Io(e) => PortError::io(port, format!("sending on {device}"), e),
+        }
+    }
+}
+
 /// What became of one burst.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Outcome {
@@ -70,6 +81,13 @@ impl Outcome {
     /// Every packet not sent.
     pub fn dropped(&self) -> u64 {
         self.full + self.rejected + self.oversize + self.failed
+    }
+
+    /// Adds this burst to a transmit queue's counters and to its port's
+    /// driver counters.
+    pub fn settle(&self, stats: &mut QueueStats, counters: &Counters) {
+        self.count_into(stats);
+        counters.count_tx(self);
     }
 
     /// Adds this burst to a transmit queue's counters.

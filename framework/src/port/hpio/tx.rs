@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::packet::{Batch, Pool};
-use crate::port::burst::{disappeared, send_burst, Counters, Fault, Stop};
+use crate::port::burst::{send_burst, Counters, Fault};
 use crate::port::{PortError, QueueStats, TxQueue};
 use crate::sys::hpio_dev::{HpioDev, IoVecs};
 
@@ -62,15 +62,13 @@ impl TxQueue for HpioTx {
             },
         );
         pool.free_batch(batch);
-        o.count_into(&mut self.stats);
-        self.counters.count_tx(&o);
+        o.settle(&mut self.stats, &self.counters);
         match stop {
             None => Ok(()),
-            Some(Stop::Gone) => Err(disappeared(&self.port, &self.interface)),
-            Some(Stop::Io(e)) => Err(PortError::io(
+            Some(stop) => Err(stop.into_error(
                 &self.port,
-                format!("sending on /dev/hpio/{}", self.interface),
-                e,
+                &self.interface,
+                &format!("/dev/hpio/{}", self.interface),
             )),
         }
     }
