@@ -9,6 +9,9 @@
 # initramfs with them, veth/macvlan/bridge/tun modules and iproute2, boots
 # /boot/vmlinuz-KERNEL in qemu and runs the tests.  Fails on a build
 # warning, a failed check, a missing summary line or a kernel warning/oops.
+# A guest that fails to boot before hpio.ko is loaded (an oops of the
+# emulated kernel, no first line from /init) is booted once more, its first
+# serial log kept as serial.boot1.log (tests/boot-check.sh).
 #
 # Environment: HPIO_VM_ACCEL=kvm|tcg skips the KVM probe, HPIO_VM_CPUS
 # (default 2), HPIO_VM_TIMEOUT seconds (default 900), HPIO_VM_MODE=check
@@ -32,6 +35,7 @@ START=$(date +%s)
 MODE=${HPIO_VM_MODE:-check}
 
 die() { echo "run-vm: $*" >&2; exit 1; }
+. "$HERE/boot-check.sh"
 
 for f in "$VMLINUZ" "$KDIR/Makefile" "$MODDIR/modules.dep" /bin/busybox; do
 	[ -e "$f" ] || die "missing $f (apt-get install linux-image-amd64 linux-headers-amd64 busybox-static qemu-system-x86 cpio iproute2)"
@@ -149,10 +153,14 @@ virtio | virtio-bench)
 	;;
 esac
 
-echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
+boot() {
+	echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
+	timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
+		</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+}
 set +e
-timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+# A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).
+boot_with_retry "$OUT/serial.log" true boot
 set -e
 echo "== serial log: $OUT/serial.log ($(( $(date +%s) - START )) s in all)"
 

@@ -15,6 +15,8 @@ while read -r m; do
 done </lib/modules/order
 /sbin/ip link set lo up
 
+# The host takes this line as "the guest booted" (tests/boot-check.sh):
+# hpio.ko must not be loaded before it.
 echo "== hpio VM: $(uname -r), $(nproc) CPU(s)"
 case "$(sed -n 's/.*hpio_mode=\([a-z-]*\).*/\1/p' /proc/cmdline)" in
 bench)

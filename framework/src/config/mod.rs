@@ -30,9 +30,9 @@ mod connection;
 mod display;
 mod load;
 mod loader;
-mod params;
 mod source;
 mod tree;
+mod values;
 mod wiring;
 
 #[cfg(test)]
@@ -46,7 +46,7 @@ mod tests_wiring;
 
 use std::path::Path;
 
-use crate::element::{Configured, Need, ParamSpec, ParamType, Registry};
+use crate::element::{Choice, Configured, Need, ParamSpec, ParamType, Registry};
 use crate::graph::GraphSpec;
 use crate::port::{PortRegistry, PortSpec};
 
@@ -133,13 +133,13 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "clock",
-        ty: ParamType::Choice(&["system", "packet"]),
+        ty: ParamType::Choice(Clock::NAMES),
         need: Need::Default("\"system\""),
         doc: "time given to elements: `system` (monotonic) or `packet` (last received packet's timestamp; pcap inputs are then replayed merged in timestamp order)",
     },
     ParamSpec {
         name: "on_panic",
-        ty: ParamType::Choice(&["drop", "stop"]),
+        ty: ParamType::Choice(OnPanic::NAMES),
         need: Need::Default("\"drop\""),
         doc: "after an element panicked (its batch is dropped and counted as `panic` either way): `drop` logs the first panic of each element and keeps running, `stop` stops the run with an error naming the element",
     },

@@ -167,6 +167,27 @@ fn on_panic_stop_ends_the_run_with_an_error_naming_the_element() {
     );
 }
 
+/// One port per recording of `inputs` (replays or not), and a last port
+/// whose frames sent go to `sent`.
+fn replay_ports(
+    inputs: &[Vec<(u64, Vec<u8>)>],
+    replay: bool,
+    sent: &Arc<Mutex<Vec<Vec<u8>>>>,
+) -> Vec<OpenPort> {
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| {
+            let rx = ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay,
+            };
+            mem_port(vec![Box::new(rx)], vec![])
+        })
+        .collect();
+    ports.push(mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]));
+    ports
+}
+
 /// A recording: hands out `(timestamp, frame)` pairs, at most `max` per
 /// call, then ends; a replay queue when `replay` is set.
 struct ReplayRx {
@@ -236,26 +257,7 @@ fn run_merge(
     pool: usize,
 ) -> Vec<(u8, u8)> {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: true,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(inputs, true, &sent);
     let opts = RunOptions {
         burst,
         pool,
@@ -334,26 +336,7 @@ fn system_clock_reads_inputs_burst_by_burst() {
 fn queues_that_are_not_replays_are_not_merged() {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let inputs = merge_inputs();
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: false,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(&inputs, false, &sent);
     let opts = RunOptions {
         burst: 256,
         clock: Clock::Packet,
@@ -432,28 +415,10 @@ fn run_fault(
         sources: vec![Some(Target::Port(2)), Some(Target::Port(2)), None],
     };
     let ports = vec![
-        OpenPort {
-            rx: vec![Box::new(Endless)],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            // Queue 1 goes to worker 1; queue 0 never ends, like `endless`.
-            rx: vec![Box::new(Endless), flaky_rx],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone())), tx1],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(Endless)], vec![]),
+        // Queue 1 goes to worker 1; queue 0 never ends, like `endless`.
+        mem_port(vec![Box::new(Endless), flaky_rx], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone())), tx1]),
     ];
     let opts = RunOptions {
         workers: 2,
@@ -612,26 +577,7 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     let inputs = merge_inputs();
     let total: usize = inputs.iter().map(|i| i.len()).sum();
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: true,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(&inputs, true, &sent);
     let hoard = Target::Element { node: 0, input: 0 };
     let graph = GraphSpec {
         nodes: vec![NodeSpec {

@@ -689,6 +689,7 @@ mod tests {
     use hpio_nf::config::{configure_element, ConfigErrors};
     use hpio_nf::element::Registry;
     use hpio_nf::packet::{Packet, Pool};
+    use testkit::frame::{tcp_flags, Frame, Ip};
 
     use crate::testfrag::fragments;
 
@@ -769,20 +770,10 @@ rules = [
         } else {
             (OUT_MAC, IN_MAC)
         };
-        let mut b = PacketBuilder::ethernet2(sm, dm)
-            .ipv4(src, dst, 64)
-            .tcp(sport, dport, 100, 1000);
-        for f in flags.split(',') {
-            b = match f {
-                "syn" => b.syn(),
-                "ack" => b.ack(1),
-                "fin" => b.fin(),
-                "rst" => b.rst(),
-                _ => b,
-            };
-        }
-        let mut v = Vec::new();
-        b.write(&mut v, b"").unwrap();
+        let v = Frame::tcp(Ip::v4(src, dst), sport, dport, tcp_flags(flags))
+            .macs(sm, dm)
+            .seq(100, 1, 1000)
+            .build();
         // What we built is what we meant.
         let p = SlicedPacket::from_ethernet(&v).unwrap();
         let Some(TransportSlice::Tcp(t)) = &p.transport else {
@@ -794,24 +785,20 @@ rules = [
     }
 
     fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ipv4(src, dst, 64)
-            .udp(sport, dport)
-            .write(&mut v, b"data")
-            .unwrap();
-        v
+        Frame::udp(Ip::v4(src, dst), sport, dport)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(b"data")
+            .build()
     }
 
     fn echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        let b = PacketBuilder::ethernet2(IN_MAC, OUT_MAC).ipv4(src, dst, 64);
-        if request {
-            b.icmpv4_echo_request(id, 1).write(&mut v, b"ping").unwrap();
+        let ip = Ip::v4(src, dst);
+        let f = if request {
+            Frame::echo(ip, id, 1)
         } else {
-            b.icmpv4_echo_reply(id, 1).write(&mut v, b"ping").unwrap();
-        }
-        v
+            Frame::echo_reply(ip, id, 1)
+        };
+        f.macs(IN_MAC, OUT_MAC).payload(b"ping").build()
     }
 
     fn arp() -> Vec<u8> {

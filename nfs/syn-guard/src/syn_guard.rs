@@ -304,46 +304,38 @@ impl Element for SynGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+
     use hpio_nf::config::configure_element;
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
     const SEC: u64 = 1_000_000_000;
 
     fn tcp4(src: [u8; 4], syn: bool, ack: bool) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2(A, B)
-            .ipv4(src, [192, 0, 2, 1], 64)
-            .tcp(40000, 80, 1, 64240);
-        let b = match (syn, ack) {
-            (true, true) => b.syn().ack(1),
-            (true, false) => b.syn(),
-            (false, _) => b.ack(1),
+        let flags = match (syn, ack) {
+            (true, true) => TCP_SYN | TCP_ACK,
+            (true, false) => TCP_SYN,
+            (false, _) => TCP_ACK,
         };
-        let mut v = Vec::new();
-        b.write(&mut v, &[]).unwrap();
-        v
+        Frame::tcp(Ip::v4(src, [192, 0, 2, 1]), 40000, 80, flags)
+            .macs(A, B)
+            .seq(1, 1, 64240)
+            .build()
     }
 
     fn syn6(src: [u8; 16]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6(src, [0x20; 16], 64)
-            .tcp(40000, 443, 1, 64240)
-            .syn()
-            .write(&mut v, &[])
-            .unwrap();
-        v
+        Frame::tcp(Ip::v6(src, [0x20; 16]), 40000, 443, TCP_SYN)
+            .macs(A, B)
+            .seq(1, 0, 64240)
+            .build()
     }
 
     fn udp4(src: [u8; 4]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4(src, [192, 0, 2, 1], 64)
-            .udp(5000, 53)
-            .write(&mut v, b"q")
-            .unwrap();
-        v
+        Frame::udp(Ip::v4(src, [192, 0, 2, 1]), 5000, 53)
+            .macs(A, B)
+            .payload(b"q")
+            .build()
     }
 
     /// A replica configured from `params` (TOML lines).

@@ -15,13 +15,11 @@ const MCAST: [u8; 6] = [0x01, 0x00, 0x5e, 0, 0, 0xfb];
 
 /// A UDP/IPv4 frame from `src` to `dst` carrying `tag`.
 fn frame(src: [u8; 6], dst: [u8; 6], tag: u8) -> Vec<u8> {
-    let mut v = Vec::new();
-    etherparse::PacketBuilder::ethernet2(src, dst)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(1000, 2000)
-        .write(&mut v, &[tag; 8])
-        .unwrap();
-    v
+    use testkit::frame::{Frame, Ip};
+    Frame::udp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1000, 2000)
+        .macs(src, dst)
+        .payload(&[tag; 8])
+        .build()
 }
 
 /// Source, destination and tag of a frame.
