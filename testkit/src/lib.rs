@@ -31,6 +31,7 @@
 
 pub mod net;
 pub mod pcap;
+pub mod prop;
 pub mod rng;
 
 use std::fmt;
