@@ -11,7 +11,11 @@ use proptest::prelude::*;
 /// Checks what `Headers` promises about `frame`, whatever its bytes.
 fn check_invariants(frame: &[u8]) -> Headers {
     let h = Headers::parse(frame);
-    assert_eq!(h, Headers::parse_any(frame), "fast and general parse differ");
+    assert_eq!(
+        h,
+        Headers::parse_any(frame),
+        "fast and general parse differ"
+    );
     let len = frame.len();
     if h.status == ParseStatus::L2Truncated {
         assert!(!h.has_l4 && h.l3 == L3Kind::Other);
@@ -118,7 +122,11 @@ fn built() -> impl Strategy<Value = Built> {
         .prop_map(|(vlans, v6, v4_opts, exts, proto, tcp_opts, payload)| {
             let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
             for (i, v) in vlans.iter().enumerate() {
-                let tpid: u16 = if i == 0 && vlans.len() == 2 { 0x88a8 } else { 0x8100 };
+                let tpid: u16 = if i == 0 && vlans.len() == 2 {
+                    0x88a8
+                } else {
+                    0x8100
+                };
                 f.extend_from_slice(&tpid.to_be_bytes());
                 f.extend_from_slice(&v.to_be_bytes());
             }
@@ -166,7 +174,13 @@ fn built() -> impl Strategy<Value = Built> {
                 hdr[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
                 f.extend_from_slice(&hdr);
                 f.extend_from_slice(&body);
-                Built { frame: f, vlans, l3_off, l4_off: l3_off + l4_rel, proto }
+                Built {
+                    frame: f,
+                    vlans,
+                    l3_off,
+                    l4_off: l3_off + l4_rel,
+                    proto,
+                }
             } else {
                 let ihl = 5 + v4_opts;
                 let mut hdr = vec![0u8; ihl * 4];
@@ -181,7 +195,13 @@ fn built() -> impl Strategy<Value = Built> {
                 hdr[20..].fill(1); // NOP options
                 f.extend_from_slice(&hdr);
                 f.extend_from_slice(&l4);
-                Built { frame: f, vlans, l3_off, l4_off: l3_off + ihl * 4, proto }
+                Built {
+                    frame: f,
+                    vlans,
+                    l3_off,
+                    l4_off: l3_off + ihl * 4,
+                    proto,
+                }
             }
         })
 }
@@ -269,7 +289,10 @@ proptest! {
 #[test]
 fn fixed_malformed_frames() {
     for n in 0..14 {
-        assert_eq!(check_invariants(&vec![0x81; n]).status, ParseStatus::L2Truncated);
+        assert_eq!(
+            check_invariants(&vec![0x81; n]).status,
+            ParseStatus::L2Truncated
+        );
     }
     // Eight 802.1Q tags: two are taken, the rest is an unknown ethertype.
     let mut f = vec![0u8; 12];

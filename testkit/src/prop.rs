@@ -28,7 +28,11 @@ pub const SEED: u64 = 0x6870_696f_2d6e_66;
 /// Runs `ci_cases` cases (or `PROPTEST_CASES`) from a fixed seed (or
 /// `PROPTEST_RNG_SEED`), shrinking failures for at most a few seconds.
 pub fn config(ci_cases: u32) -> Config {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
     let cases = env("PROPTEST_CASES").map_or(ci_cases, |n| n.min(u32::MAX as u64) as u32);
     Config {
         cases,

@@ -58,20 +58,70 @@ fn check(text: &str, name: &str, reg: &Registry, ports: &PortRegistry) -> bool {
 
 /// Pieces of config syntax to splice in.
 const TOKENS: &[&str] = &[
-    "\"", "'", "[", "]", "[[", "{", "}", "=", ",", "\n", " -> ", "->", "[0]", "[9]", "[-1]",
-    "#", "0", "-1", "99999999999999999999", "1e400", "nan", "inf", "true", "\"\"", "\"x\"",
-    "\u{0}", "\u{feff}", "é", "[elements.x]", "class = \"Nope\"", "[ports.p]", "driver = \"pcap\"",
-    "connections = []", "connections = [\"a -> b\"]", "\"a -> [0]a[0] -> a\"", "rules = [{}]",
-    "match = \"tcp and\"", "match = \"port 99999\"", "max_frame = 0", "max_frame = 1000000000",
-    "[runtime]", "workers = 0", "workers = 100000", "burst = 0", "=\"\"", ".", "..", "a.b.c = 1",
+    "\"",
+    "'",
+    "[",
+    "]",
+    "[[",
+    "{",
+    "}",
+    "=",
+    ",",
+    "\n",
+    " -> ",
+    "->",
+    "[0]",
+    "[9]",
+    "[-1]",
+    "#",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "1e400",
+    "nan",
+    "inf",
+    "true",
+    "\"\"",
+    "\"x\"",
+    "\u{0}",
+    "\u{feff}",
+    "é",
+    "[elements.x]",
+    "class = \"Nope\"",
+    "[ports.p]",
+    "driver = \"pcap\"",
+    "connections = []",
+    "connections = [\"a -> b\"]",
+    "\"a -> [0]a[0] -> a\"",
+    "rules = [{}]",
+    "match = \"tcp and\"",
+    "match = \"port 99999\"",
+    "max_frame = 0",
+    "max_frame = 1000000000",
+    "[runtime]",
+    "workers = 0",
+    "workers = 100000",
+    "burst = 0",
+    "=\"\"",
+    ".",
+    "..",
+    "a.b.c = 1",
 ];
 
 fn mutation() -> impl Strategy<Value = (u8, prop::sample::Index, prop::sample::Index, usize)> {
-    (0u8..5, any::<prop::sample::Index>(), any::<prop::sample::Index>(), 0..TOKENS.len())
+    (
+        0u8..5,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        0..TOKENS.len(),
+    )
 }
 
 /// Applies one mutation to `t` (at char boundaries).
-fn mutate(t: &str, (kind, a, b, tok): (u8, prop::sample::Index, prop::sample::Index, usize)) -> String {
+fn mutate(
+    t: &str,
+    (kind, a, b, tok): (u8, prop::sample::Index, prop::sample::Index, usize),
+) -> String {
     let bounds: Vec<usize> = t.char_indices().map(|(i, _)| i).chain([t.len()]).collect();
     let (x, y) = (bounds[a.index(bounds.len())], bounds[b.index(bounds.len())]);
     let (lo, hi) = (x.min(y), x.max(y));

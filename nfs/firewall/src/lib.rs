@@ -26,6 +26,8 @@ mod conntrack;
 mod counts;
 mod firewall;
 mod frag;
+#[cfg(test)]
+mod prop_tests;
 mod rules;
 #[cfg(test)]
 mod testfrag;
