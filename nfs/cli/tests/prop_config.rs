@@ -124,12 +124,19 @@ fn mutate(
 ) -> String {
     let bounds: Vec<usize> = t.char_indices().map(|(i, _)| i).chain([t.len()]).collect();
     let (x, y) = (bounds[a.index(bounds.len())], bounds[b.index(bounds.len())]);
-    let (lo, hi) = (x.min(y), x.max(y));
+    let lo = x.min(y);
+    // At most 40 bytes removed, ending on a character boundary.
+    let hi = bounds
+        .iter()
+        .copied()
+        .filter(|&i| i <= x.max(y).min(lo + 40))
+        .max()
+        .unwrap_or(lo);
     let lines: Vec<&str> = t.lines().collect();
     match kind {
         0 => format!("{}{}{}", &t[..lo], TOKENS[tok], &t[lo..]),
-        1 => format!("{}{}", &t[..lo], &t[hi.min(lo + 40)..]),
-        2 => format!("{}{}{}", &t[..lo], TOKENS[tok], &t[hi.min(lo + 40)..]),
+        1 => format!("{}{}", &t[..lo], &t[hi..]),
+        2 => format!("{}{}{}", &t[..lo], TOKENS[tok], &t[hi..]),
         3 if !lines.is_empty() => {
             let i = a.index(lines.len());
             let mut l = lines.clone();

@@ -12,6 +12,9 @@
 mod file;
 mod table;
 
+#[cfg(test)]
+mod prop_tests;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
