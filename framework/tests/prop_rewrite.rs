@@ -197,11 +197,17 @@ proptest! {
     #[test]
     fn checksums_stay_right_after_any_rewrites(f in frame(), chain in prop::collection::vec(ops(), 1..5)) {
         // With 3 or more tags a frame is not IP to the parse (as
-        // documented): its IP fields are not rewritten. Keep to 2.
+        // documented): its IP fields are not rewritten. Keep to 2 by
+        // leaving out the pushes that would make a third.
+        let mut chain = chain;
         let mut tags = i32::from(f[12] == 0x81);
-        for o in &chain {
-            tags = match o.vlan { 1 => tags + 1, 2 => (tags - 1).max(0), _ => tags };
-            prop_assume!(tags <= 2);
+        for o in &mut chain {
+            match o.vlan {
+                1 if tags == 2 => o.vlan = 0,
+                1 => tags += 1,
+                2 => tags = (tags - 1).max(0),
+                _ => {}
+            }
         }
         let Some(out) = rewrite(&chain, &f) else {
             // Only TTL expiry drops a well-formed frame (TTL 64, at most 4 decrements: never).
