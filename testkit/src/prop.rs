@@ -23,7 +23,7 @@
 use proptest::test_runner::{Config, RngSeed};
 
 /// The seed CI runs with (override with `PROPTEST_RNG_SEED`).
-pub const SEED: u64 = 0x6870_696f_2d6e_66;
+pub const SEED: u64 = 0x0068_7069_6f2d_6e66;
 
 /// Runs `ci_cases` cases (or `PROPTEST_CASES`) from a fixed seed (or
 /// `PROPTEST_RNG_SEED`), shrinking failures for at most a few seconds.
