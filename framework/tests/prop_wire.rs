@@ -149,7 +149,7 @@ fn built() -> impl Strategy<Value = Built> {
                 let n = l4.len() as u16;
                 l4[4..6].copy_from_slice(&n.to_be_bytes());
             }
-            if v6 {
+            let (hdr, body, l4_rel) = if v6 {
                 let mut ext = Vec::new();
                 let mut next_of_prev = Vec::new();
                 for (i, &len8) in exts.iter().enumerate() {
@@ -172,15 +172,7 @@ fn built() -> impl Strategy<Value = Built> {
                 let l4_rel = hdr.len() + body.len();
                 body.extend_from_slice(&l4);
                 hdr[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
-                f.extend_from_slice(&hdr);
-                f.extend_from_slice(&body);
-                Built {
-                    frame: f,
-                    vlans,
-                    l3_off,
-                    l4_off: l3_off + l4_rel,
-                    proto,
-                }
+                (hdr, body, l4_rel)
             } else {
                 let ihl = 5 + v4_opts;
                 let mut hdr = vec![0u8; ihl * 4];
@@ -193,15 +185,16 @@ fn built() -> impl Strategy<Value = Built> {
                 hdr[12..16].copy_from_slice(&[10, 0, 0, 1]);
                 hdr[16..20].copy_from_slice(&[10, 0, 0, 2]);
                 hdr[20..].fill(1); // NOP options
-                f.extend_from_slice(&hdr);
-                f.extend_from_slice(&l4);
-                Built {
-                    frame: f,
-                    vlans,
-                    l3_off,
-                    l4_off: l3_off + ihl * 4,
-                    proto,
-                }
+                (hdr, l4, ihl * 4)
+            };
+            f.extend_from_slice(&hdr);
+            f.extend_from_slice(&body);
+            Built {
+                frame: f,
+                vlans,
+                l3_off,
+                l4_off: l3_off + l4_rel,
+                proto,
             }
         })
 }

@@ -17,31 +17,22 @@ fn mutation() -> impl Strategy<Value = (u8, usize, u8)> {
     (0u8..6, 0usize..128, any::<u8>())
 }
 
+/// `word` with its byte `at` (mod 4) set to `v`; whether that changed it.
+fn set_byte(word: &mut u32, at: usize, v: u8) -> bool {
+    let mut b = word.to_ne_bytes();
+    let changed = b[at % 4] != v;
+    b[at % 4] = v;
+    *word = u32::from_ne_bytes(b);
+    changed
+}
+
 /// `d` with one byte changed; false when the byte was already that value.
 fn mutate(d: &mut PluginDescriptor, (field, at, v): (u8, usize, u8)) -> bool {
     let slot: &mut u8 = match field {
         0 => &mut d.header.magic[at % 8],
-        1 => {
-            let mut b = d.header.layout.to_ne_bytes();
-            let old = b[at % 4];
-            b[at % 4] = v;
-            d.header.layout = u32::from_ne_bytes(b);
-            return old != v;
-        }
-        2 => {
-            let mut b = d.header.size.to_ne_bytes();
-            let old = b[at % 4];
-            b[at % 4] = v;
-            d.header.size = u32::from_ne_bytes(b);
-            return old != v;
-        }
-        3 => {
-            let mut b = d.flags.to_ne_bytes();
-            let old = b[at % 4];
-            b[at % 4] = v;
-            d.flags = u32::from_ne_bytes(b);
-            return old != v;
-        }
+        1 => return set_byte(&mut d.header.layout, at, v),
+        2 => return set_byte(&mut d.header.size, at, v),
+        3 => return set_byte(&mut d.flags, at, v),
         4 => &mut d.framework[at % 64],
         _ => &mut d.rustc[at % 128],
     };
