@@ -32,7 +32,7 @@ test:
 	cat $(HPIO_NF_SKIP_LOG) 2>/dev/null || true
 
 fuzz:
-	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --test prop_wire --test prop_rewrite
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --test prop_wire --test prop_rewrite --test prop_classify
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --lib prop_tests
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-firewall -p hpio-nf-bridge --lib prop_tests
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-cli --test prop_config --test prop_elements
