@@ -208,7 +208,7 @@ proptest! {
                 Track::Invalid => Expect::Invalid,
             };
             prop_assert_eq!(&got, &want, "flow {} at {}", at, now);
-            table.pass(track, &s, now).expect("16 flows fit");
+            table.pass(track, &s, now, 60).expect("16 flows fit");
             if let Some(k) = sweep {
                 table.sweep(now, k);
             }
