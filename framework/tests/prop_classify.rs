@@ -78,7 +78,7 @@ fn term() -> impl Strategy<Value = Term> {
 }
 
 /// What the reference reads of a frame (through etherparse).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Facts {
     v4: bool,
     v6: bool,
@@ -100,51 +100,22 @@ fn facts(frame: &[u8]) -> Facts {
             _ => None,
         })
         .collect();
-    let (mut f, proto) = match &p.net {
+    let mut f = Facts {
+        vlans,
+        ..Facts::default()
+    };
+    match &p.net {
         Some(NetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            (
-                Facts {
-                    v4: true,
-                    v6: false,
-                    proto: None,
-                    vlans,
-                    ports: None,
-                    src4: Some(h.source()),
-                    dst4: Some(h.destination()),
-                    flags: None,
-                },
-                Some(h.protocol().0),
-            )
+            (f.v4, f.src4, f.dst4) = (true, Some(h.source()), Some(h.destination()));
+            f.proto = Some(h.protocol().0);
         }
-        Some(NetSlice::Ipv6(ip)) => (
-            Facts {
-                v4: false,
-                v6: true,
-                proto: None,
-                vlans,
-                ports: None,
-                src4: None,
-                dst4: None,
-                flags: None,
-            },
-            Some(ip.payload().ip_number.0),
-        ),
-        _ => (
-            Facts {
-                v4: false,
-                v6: false,
-                proto: None,
-                vlans,
-                ports: None,
-                src4: None,
-                dst4: None,
-                flags: None,
-            },
-            None,
-        ),
-    };
-    f.proto = proto;
+        Some(NetSlice::Ipv6(ip)) => {
+            f.v6 = true;
+            f.proto = Some(ip.payload().ip_number.0);
+        }
+        _ => {}
+    }
     match &p.transport {
         Some(TransportSlice::Tcp(t)) => {
             f.ports = Some((t.source_port(), t.destination_port()));
