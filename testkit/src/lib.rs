@@ -33,6 +33,7 @@
 pub mod frame;
 pub mod net;
 pub mod pcap;
+pub mod prop;
 pub mod rng;
 
 use std::fmt;

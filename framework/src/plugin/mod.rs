@@ -441,6 +441,9 @@ pub fn load(path: &Path, into: &mut Registry) -> Result<Plugin, PluginError> {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::sys::plugin_abi::{padded, FLAG_UNWIND};

@@ -28,6 +28,8 @@ mod counts;
 mod edit;
 mod firewall;
 mod frag;
+#[cfg(test)]
+mod prop_tests;
 mod rules;
 #[cfg(test)]
 mod testfrag;

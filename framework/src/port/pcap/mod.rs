@@ -42,6 +42,9 @@
 mod read;
 mod write;
 
+#[cfg(test)]
+mod prop_tests;
+
 use std::path::{Path, PathBuf};
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};

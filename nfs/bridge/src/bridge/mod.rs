@@ -13,6 +13,9 @@ mod file;
 mod handlers;
 mod table;
 
+#[cfg(test)]
+mod prop_tests;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
