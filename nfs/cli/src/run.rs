@@ -30,6 +30,8 @@ pub(crate) struct RunArgs {
     pub json: bool,
     #[command(flatten)]
     pub control: control::ControlArgs,
+    #[command(flatten)]
+    pub trust: crate::TrustArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
