@@ -47,7 +47,7 @@ mod tests;
 mod worker;
 
 pub use control::{ControlError, Controller};
-pub use report::{PortReport, Report, WorkerReport};
+pub use report::{ElementReport, PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

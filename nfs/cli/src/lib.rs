@@ -23,6 +23,8 @@ mod bench;
 mod control;
 mod dump;
 mod manual;
+mod metrics;
+mod notify;
 mod pktgen;
 mod run;
 mod testbed;
