@@ -211,7 +211,7 @@ fi
 
 wait $QEMU 2>/dev/null
 QEMU=""
-tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:" | sed 's/^/guest: /'
+tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:|^fuzz: (seed|ops|chaos)" | sed 's/^/guest: /'
 if grep -nE "Oops|BUG:|WARNING:|Kernel panic|unregister_netdevice: waiting|Call Trace" "$SERIAL"; then
 	die "the kernel reported a problem (above)"
 fi

@@ -192,7 +192,11 @@ impl Config {
         overrides: &[String],
     ) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
+        // Running as root: only a file no other user can change (and read
+        // from where it was checked, should a link change meanwhile).
+        let real = crate::plugin::trust::check(path)
+            .map_err(|e| ConfigError::whole_file(&name, format!("cannot read the config: {e}")))?;
+        let text = std::fs::read_to_string(real)
             .map_err(|e| ConfigError::whole_file(&name, format!("cannot read the config: {e}")))?;
         Config::parse_str(&text, &name, elements, ports, overrides)
     }

@@ -11,6 +11,7 @@
 //!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
+//! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
 //!   entry point's type, which `dylib` reads and the plugin loader checks.
@@ -25,6 +26,7 @@
 
 #![allow(unsafe_code)]
 
+pub(crate) mod creds;
 pub(crate) mod dylib;
 pub(crate) mod hpio_dev;
 pub(crate) mod netdev;

@@ -34,6 +34,8 @@ pub(crate) struct RunArgs {
     pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub control: control::ControlArgs,
+    #[command(flatten)]
+    pub trust: crate::TrustArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
