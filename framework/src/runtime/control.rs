@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub start: Instant,
     pub max_frame: usize,
     pub stop: Arc<AtomicBool>,
+    /// The options the run started with (a reload may not change them).
+    pub opts: super::RunOptions,
 }
 
 /// A handle on a running graph, for the control socket, metrics and

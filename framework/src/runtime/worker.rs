@@ -38,7 +38,6 @@ pub(crate) struct Snapshot {
 pub(crate) struct WorkerAccess<'a> {
     pub worker: &'a mut Worker,
     pub graph: &'a mut Graph,
-    #[allow(dead_code)] // for reloads (a new replica takes its state over in a Context)
     pub pool: &'a mut Pool,
     /// The worker's clock at its last burst.
     pub now_ns: u64,
@@ -50,7 +49,7 @@ pub(crate) type Job = Box<dyn FnOnce(&mut WorkerAccess<'_>) + Send>;
 pub(super) struct RxSlot {
     pub port: usize,
     queue: usize,
-    rx: Box<dyn RxQueue>,
+    pub rx: Box<dyn RxQueue>,
     /// `recv` said `Ended` (packets may still wait in `pending`).
     pub ended: bool,
     /// Merged replay queues only: packets read ahead, oldest first.
@@ -58,21 +57,21 @@ pub(super) struct RxSlot {
 }
 
 pub(crate) struct Worker {
-    index: usize,
+    pub(super) index: usize,
     core: Option<usize>,
     burst: usize,
     pool_size: usize,
     max_frame: usize,
     clock: Clock,
-    on_panic: OnPanic,
+    pub(super) on_panic: OnPanic,
     stop: Arc<AtomicBool>,
     /// Port names (for errors).
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
     /// Queues read burst by burst.
-    rx: Vec<RxSlot>,
+    pub(super) rx: Vec<RxSlot>,
     /// Replay queues merged by timestamp (`clock = "packet"`), in port order.
-    merged: Vec<RxSlot>,
-    tx: Vec<Option<Box<dyn TxQueue>>>,
+    pub(super) merged: Vec<RxSlot>,
+    pub(super) tx: Vec<Option<Box<dyn TxQueue>>>,
     snapshot: Arc<Mutex<Snapshot>>,
     bursts: u64,
     idle_polls: u64,
@@ -85,6 +84,8 @@ pub(crate) struct Worker {
     jobs: Receiver<Job>,
     /// The sending end, until the run takes it ([`Worker::job_sender`]).
     job_sender: Option<Sender<Job>>,
+    /// An error a job ran into (a reload's flush), ending the run.
+    pub(super) fault: Option<RunError>,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -116,6 +117,7 @@ impl Worker {
             order_warned: false,
             jobs,
             job_sender: Some(job_sender),
+            fault: None,
         }
     }
 
@@ -128,9 +130,15 @@ impl Worker {
             .expect("the job sender is taken once")
     }
 
-    /// Runs the control jobs waiting, if any (between bursts).
+    /// Runs the control jobs waiting, if any (between bursts); a port
+    /// error one of them ran into ends the run.
     #[inline]
-    fn run_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+    fn run_jobs(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        now_ns: u64,
+    ) -> Result<(), RunError> {
         while let Ok(job) = self.jobs.try_recv() {
             job(&mut WorkerAccess {
                 worker: self,
@@ -138,7 +146,11 @@ impl Worker {
                 pool,
                 now_ns,
             });
+            if let Some(e) = self.fault.take() {
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     pub fn index(&self) -> usize {
@@ -231,7 +243,7 @@ impl Worker {
         result
     }
 
-    fn port_error(&self, error: PortError) -> RunError {
+    pub(super) fn port_error(&self, error: PortError) -> RunError {
         RunError::Port {
             worker: self.index,
             error,
@@ -253,7 +265,7 @@ impl Worker {
             if self.clock == Clock::System {
                 now_ns = start.elapsed().as_nanos() as u64;
             }
-            self.run_jobs(graph, pool, now_ns);
+            self.run_jobs(graph, pool, now_ns)?;
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
             if !self.merged.is_empty() {
                 let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;
@@ -403,7 +415,7 @@ impl Worker {
     }
 
     /// Sends every port's waiting packets: one call per port per burst.
-    fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), PortError> {
+    pub(super) fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), PortError> {
         for port in 0..graph.ports() {
             let batch = graph.tx_batch(port);
             if batch.is_empty() {
@@ -420,7 +432,7 @@ impl Worker {
         Ok(())
     }
 
-    fn publish(&self, graph: &Graph, pool: &Pool, finished: bool) {
+    pub(super) fn publish(&self, graph: &Graph, pool: &Pool, finished: bool) {
         let ports = graph.ports();
         let mut rx = vec![QueueStats::default(); ports];
         for slot in self.rx.iter().chain(&self.merged) {
@@ -480,7 +492,7 @@ pub(super) fn next_run(slots: &[RxSlot], burst: usize) -> Option<(usize, usize)>
 
 /// Calls port driver code, turning a panic into an error naming the port,
 /// the worker and what was being done.
-fn guarded<T>(
+pub(super) fn guarded<T>(
     port: &str,
     worker: usize,
     what: &str,
@@ -517,7 +529,11 @@ impl Drop for StopOnDrop {
 /// Applies `on_panic` to an element's first panic: log it once and go on,
 /// or stop the run.
 #[cold]
-fn element_panicked(on_panic: OnPanic, worker: usize, p: ElementPanic) -> Result<(), RunError> {
+pub(super) fn element_panicked(
+    on_panic: OnPanic,
+    worker: usize,
+    p: ElementPanic,
+) -> Result<(), RunError> {
     match on_panic {
         OnPanic::Stop => Err(RunError::ElementPanic {
             worker,
