@@ -10,6 +10,7 @@
 //! from the packet path.
 
 mod file;
+mod handover;
 mod table;
 
 use std::cell::RefCell;
@@ -527,6 +528,17 @@ impl Element for Bridge {
                 f.tick(&self.table, self.now, c.changes);
                 report(TABLE_FILE_ERRORS, f.errors());
             }
+        }
+    }
+
+    /// Hot reload: see [`handover`].
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(Box::new(self.hand_over()))
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        if let Ok(state) = state.downcast::<handover::State>() {
+            self.take_over(*state);
         }
     }
 }
