@@ -110,7 +110,7 @@ pub enum ReloadError {
     )]
     Restart(String),
     /// The request does not fit the run (a caller's mistake).
-    #[error("{0} (the running graph is untouched)")]
+    #[error("{0}")]
     Invalid(String),
     /// The workers could not be reached (the run has ended, or one was stuck).
     #[error("{0}")]

@@ -23,6 +23,7 @@ mod bench;
 mod dump;
 mod manual;
 mod pktgen;
+mod reload;
 mod run;
 mod testbed;
 mod tool;
@@ -46,7 +47,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a config until its sources end or SIGINT/SIGTERM arrives.
+    /// Run a config until its sources end or SIGINT/SIGTERM arrives (SIGHUP reloads it).
     Run(run::RunArgs),
     /// Validate a config and print the resolved graph; touches no port.
     Check {

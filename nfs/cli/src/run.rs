@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hpio_nf::config::Config;
+use hpio_nf::config::{Config, PortConfig};
 use hpio_nf::element::Registry;
+use hpio_nf::port::OpenPort;
 use hpio_nf::runtime::{self, RunOptions};
 
 use crate::load;
+use crate::reload::{self, Reloader};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -31,7 +33,8 @@ pub(crate) struct RunArgs {
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
-/// end or a signal stops it, and prints the final counters.
+/// end or a signal stops it (SIGHUP reloads the config: see [`reload`]),
+/// and prints the final counters.
 pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = load(elements, &args.config, &args.set) else {
         return Ok(ExitCode::from(2));
@@ -46,7 +49,17 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
-    let report = running.wait(live_printer(args.json))?;
+    let reloader = Reloader::new(
+        running.controller(),
+        elements,
+        &args.config,
+        &args.set,
+        config,
+    );
+    let sighup = reload::on_sighup(reloader)?;
+    let report = running.wait(live_printer(args.json));
+    sighup.close();
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -72,20 +85,35 @@ pub(crate) fn start_config(
     stats_interval: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<runtime::Running> {
-    let rt = &config.runtime;
     let mut ports = Vec::new();
     for p in &config.ports {
-        let open = p.spec.open(&p.name, rt.workers, p.rx_used, p.tx_used)?;
-        log::info!(
-            "port {}: driver {} ({}), {} receive queue(s)",
-            p.name,
-            open.driver,
-            p.spec.describe(),
-            open.rx.len()
-        );
-        ports.push(open);
+        ports.push(open_port(p, config.runtime.workers)?);
     }
-    let opts = RunOptions {
+    let opts = run_options(config, stats_interval, stop);
+    Ok(runtime::start(&config.graph, ports, &opts)?)
+}
+
+/// Opens port `p` for `workers` workers, and logs it.
+pub(crate) fn open_port(p: &PortConfig, workers: usize) -> anyhow::Result<OpenPort> {
+    let open = p.spec.open(&p.name, workers, p.rx_used, p.tx_used)?;
+    log::info!(
+        "port {}: driver {} ({}), {} receive queue(s)",
+        p.name,
+        open.driver,
+        p.spec.describe(),
+        open.rx.len()
+    );
+    Ok(open)
+}
+
+/// The run options of `config`.
+pub(crate) fn run_options(
+    config: &Config,
+    stats_interval: Option<f64>,
+    stop: Arc<AtomicBool>,
+) -> RunOptions {
+    let rt = &config.runtime;
+    RunOptions {
         workers: rt.workers,
         cores: rt.cores.clone(),
         burst: rt.burst,
@@ -97,8 +125,7 @@ pub(crate) fn start_config(
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64),
         stop,
-    };
-    Ok(runtime::start(&config.graph, ports, &opts)?)
+    }
 }
 
 /// What prints the live lines: rates on stderr, or each report as a JSON
