@@ -30,7 +30,6 @@
 //! The report layout stays locked for the whole swap: reports and handler
 //! requests made meanwhile wait for it.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::control::{ControlError, Controller};
@@ -71,34 +70,6 @@ pub struct ReloadSummary {
     pub ports_opened: Vec<String>,
     /// Ports gone: flushed and closed.
     pub ports_closed: Vec<String>,
-}
-
-impl fmt::Display for ReloadSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        writeln!(
-            f,
-            "elements: kept with state: {}; kept: {}; added: {}; removed: {}",
-            list(&self.kept_with_state),
-            list(&self.kept),
-            list(&self.added),
-            list(&self.removed)
-        )?;
-        write!(
-            f,
-            "ports: kept: {}; reopened: {}; opened: {}; closed: {}",
-            list(&self.ports_kept),
-            list(&self.ports_reopened),
-            list(&self.ports_opened),
-            list(&self.ports_closed)
-        )
-    }
 }
 
 /// Why a reload was refused or failed.

@@ -78,6 +78,16 @@ impl Reloader {
         }
     }
 
+    /// The interface of each port of the running config (`None`: pcap,
+    /// generator), for the control socket's link state.
+    pub(crate) fn interfaces(&self) -> Vec<(String, Option<String>)> {
+        let current = self.lock();
+        let ports = current.config.ports.iter();
+        ports
+            .map(|p| (p.name.clone(), p.spec.interface().map(str::to_string)))
+            .collect()
+    }
+
     /// The config file a reload without a path reads.
     pub(crate) fn path(&self) -> PathBuf {
         self.lock().path.clone()
@@ -136,13 +146,44 @@ pub(crate) fn reload_from(
     log::info!("reloading {}", shown.display());
     let r = reloader.reload(path);
     match &r {
-        Ok(summary) => log::info!("reloaded {}:\n{summary}", shown.display()),
+        Ok(summary) => {
+            let text = summary_text(&serde_json::to_value(summary).unwrap_or_default());
+            log::info!("reloaded {}:\n{}", shown.display(), text.trim_end());
+        }
         Err(e) => log::error!(
             "reload of {} failed (the running graph is untouched):\n{e}",
             shown.display()
         ),
     }
     r
+}
+
+/// A reload summary (the JSON of [`ReloadSummary`]) as text: one line
+/// per list, `none` when empty.
+pub(crate) fn summary_text(summary: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for (key, label) in [
+        ("kept_with_state", "elements kept with state"),
+        ("kept", "elements kept"),
+        ("added", "elements added"),
+        ("removed", "elements removed"),
+        ("ports_kept", "ports kept"),
+        ("ports_reopened", "ports reopened"),
+        ("ports_opened", "ports opened"),
+        ("ports_closed", "ports closed"),
+    ] {
+        let names: Vec<&str> = summary[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let list = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        out += &format!("{label:<26}{list}\n");
+    }
+    out
 }
 
 /// Reloads on every SIGHUP until the returned handle is closed.

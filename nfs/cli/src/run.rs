@@ -13,8 +13,8 @@ use hpio_nf::element::Registry;
 use hpio_nf::port::OpenPort;
 use hpio_nf::runtime::{self, RunOptions};
 
-use crate::load;
 use crate::reload::{self, Reloader};
+use crate::{control, load};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -30,6 +30,8 @@ pub(crate) struct RunArgs {
     /// Print the final counters (and live lines) as JSON, one object per line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub control: control::ControlArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -46,9 +48,21 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
             .context("installing signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
     }
+    // The socket is claimed before the ports open: a second instance is
+    // refused before it touches them.
+    let endless = config.ports.iter().any(|p| p.rx_used && p.spec.endless());
+    let listener = match args.control.path(&args.config, endless) {
+        Some(path) => Some(control::Listener::bind(&path)?),
+        None => None,
+    };
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
+    let interfaces = config
+        .ports
+        .iter()
+        .map(|p| (p.name.clone(), p.spec.interface().map(str::to_string)))
+        .collect();
     let reloader = Reloader::new(
         running.controller(),
         elements,
@@ -56,9 +70,15 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
         &args.set,
         config,
     );
+    let service = listener
+        .map(|l| control::Service::start(l, running.controller(), interfaces, reloader.clone()))
+        .transpose()?;
     let sighup = reload::on_sighup(reloader)?;
     let report = running.wait(live_printer(args.json));
     sighup.close();
+    if let Some(s) = service {
+        s.stop();
+    }
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
