@@ -107,6 +107,16 @@ struct Plan {
 }
 
 impl Controller {
+    /// Whether a config with options `opts` could be reloaded into this
+    /// run: `Err` names the `[runtime]` options that differ (a caller checks
+    /// this before opening the new config's ports).
+    pub fn check_reload(&self, opts: &RunOptions) -> Result<(), ReloadError> {
+        match runtime_changes(&self.shared.opts, opts) {
+            Some(changed) => Err(ReloadError::Restart(changed)),
+            None => Ok(()),
+        }
+    }
+
     /// Swaps `spec` in for the running graph, between bursts on every
     /// worker (see the [module documentation](self)). `ports` says, for
     /// each port of `spec` in order, whether it is kept or newly opened;
@@ -119,10 +129,8 @@ impl Controller {
         ports: Vec<PortPlan>,
         opts: &RunOptions,
     ) -> Result<ReloadSummary, ReloadError> {
+        self.check_reload(opts)?;
         let shared = &self.shared;
-        if let Some(changed) = runtime_changes(&shared.opts, opts) {
-            return Err(ReloadError::Restart(changed));
-        }
         let mut layout = shared.layout.lock().unwrap_or_else(|e| e.into_inner());
         check_plan(spec, &ports, layout.ports.len(), shared)?;
         let workers = self.workers();

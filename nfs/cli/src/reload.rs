@@ -105,6 +105,8 @@ impl Reloader {
         let inner = &self.inner;
         let new = Config::load(&path, &inner.elements, &port_registry(), &inner.set)
             .map_err(ReloadFailure::Config)?;
+        let opts = run_options(&new, None, Arc::new(AtomicBool::new(false)));
+        inner.controller.check_reload(&opts)?;
         let old_ports = &current.config.ports;
         let mut plan = Vec::with_capacity(new.ports.len());
         for p in &new.ports {
@@ -117,7 +119,6 @@ impl Reloader {
                 }
             }
         }
-        let opts = run_options(&new, None, Arc::new(AtomicBool::new(false)));
         let summary = inner.controller.reload(&new.graph, plan, &opts)?;
         let old = std::mem::replace(&mut current.config, new);
         current.retired.extend(old.plugins);
