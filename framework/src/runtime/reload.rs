@@ -185,24 +185,36 @@ impl Controller {
         // from now on the new graph is what the run is.
         let old_nodes = std::mem::replace(&mut *layout, Layout::new(spec, new_meta)).nodes;
         let answers = answers?;
-        for (i, node) in spec.nodes.iter().enumerate() {
-            let of = |c| answers.iter().any(|a| a.get(i) == Some(&c));
-            let list = if of(Carried::State) {
-                &mut summary.kept_with_state
-            } else if of(Carried::Counters) {
-                &mut summary.kept
-            } else {
-                &mut summary.added
-            };
-            list.push(node.name.clone());
-        }
-        for (name, class) in old_nodes {
-            let same = |n: &crate::graph::NodeSpec| n.name == name && n.class.name == class.name;
-            if !spec.nodes.iter().any(same) {
-                summary.removed.push(name);
-            }
-        }
+        elements_summary(&mut summary, spec, old_nodes, &answers);
         Ok(summary)
+    }
+}
+
+/// Lists in `summary` what became of each element, from the workers'
+/// answers (`answers[w][i]`: element `i` of `spec` on worker `w`) and the
+/// old graph's elements.
+fn elements_summary(
+    summary: &mut ReloadSummary,
+    spec: &GraphSpec,
+    old_nodes: Vec<(String, crate::element::ClassInfo)>,
+    answers: &[Vec<Carried>],
+) {
+    for (i, node) in spec.nodes.iter().enumerate() {
+        let of = |c| answers.iter().any(|a| a.get(i) == Some(&c));
+        let list = if of(Carried::State) {
+            &mut summary.kept_with_state
+        } else if of(Carried::Counters) {
+            &mut summary.kept
+        } else {
+            &mut summary.added
+        };
+        list.push(node.name.clone());
+    }
+    for (name, class) in old_nodes {
+        let same = |n: &crate::graph::NodeSpec| n.name == name && n.class.name == class.name;
+        if !spec.nodes.iter().any(same) {
+            summary.removed.push(name);
+        }
     }
 }
 

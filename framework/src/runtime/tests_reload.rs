@@ -239,7 +239,10 @@ fn state_and_counters_carry_over_for_the_same_name_and_class_only() {
         sources: vec![Some(EL(0)), None],
     };
     let (feed, sink) = (Feed::default(), Sink::default());
-    let ports = vec![rx_port(vec![feed.queue()]), tx_port(&[sink.clone()])];
+    let ports = vec![
+        rx_port(vec![feed.queue()]),
+        tx_port(std::slice::from_ref(&sink)),
+    ];
     let running = start(&spec("Keeper"), ports, &opts(1)).unwrap();
     let c = running.controller();
     feed.send(1, 10);
@@ -274,7 +277,11 @@ fn kept_ports_keep_their_queues_removed_ones_close_and_new_ones_are_read() {
     };
     let mut b_port = rx_port(vec![b.queue()]);
     b_port.tx = vec![Box::new(b_tx.clone())];
-    let ports = vec![rx_port(vec![a.queue()]), b_port, tx_port(&[out.clone()])];
+    let ports = vec![
+        rx_port(vec![a.queue()]),
+        b_port,
+        tx_port(std::slice::from_ref(&out)),
+    ];
     let running = start(&before, ports, &opts(1)).unwrap();
     let ctl = running.controller();
     a.send(1, 3);
@@ -321,7 +328,10 @@ fn a_refused_reload_leaves_the_run_untouched() {
         sources: vec![Some(EL(0)), None],
     };
     let (feed, sink) = (Feed::default(), Sink::default());
-    let ports = vec![rx_port(vec![feed.queue()]), tx_port(&[sink.clone()])];
+    let ports = vec![
+        rx_port(vec![feed.queue()]),
+        tx_port(std::slice::from_ref(&sink)),
+    ];
     let running = start(&spec, ports, &opts(1)).unwrap();
     let c = running.controller();
     feed.send(1, 4);

@@ -26,6 +26,7 @@ mod manual;
 mod pktgen;
 mod reload;
 mod run;
+mod setup;
 mod testbed;
 mod tool;
 

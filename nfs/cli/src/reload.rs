@@ -14,7 +14,7 @@ use hpio_nf::plugin::Plugin;
 use hpio_nf::runtime::{Controller, PortPlan, ReloadError, ReloadSummary};
 
 use crate::port_registry;
-use crate::run::{open_port, run_options};
+use crate::setup::{open_port, run_options};
 
 /// Why a reload did not happen; the running graph is untouched (but for
 /// [`ReloadFailure::Run`] after a worker timed out, see its text).

@@ -5,15 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use hpio_nf::config::{Config, PortConfig};
+use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
-use hpio_nf::port::OpenPort;
-use hpio_nf::runtime::{self, RunOptions};
+use hpio_nf::runtime;
 
 use crate::reload::{self, Reloader};
+use crate::setup::{open_port, run_options};
 use crate::{control, load};
 
 /// Arguments of `hpio-nf run`.
@@ -111,41 +110,6 @@ pub(crate) fn start_config(
     }
     let opts = run_options(config, stats_interval, stop);
     Ok(runtime::start(&config.graph, ports, &opts)?)
-}
-
-/// Opens port `p` for `workers` workers, and logs it.
-pub(crate) fn open_port(p: &PortConfig, workers: usize) -> anyhow::Result<OpenPort> {
-    let open = p.spec.open(&p.name, workers, p.rx_used, p.tx_used)?;
-    log::info!(
-        "port {}: driver {} ({}), {} receive queue(s)",
-        p.name,
-        open.driver,
-        p.spec.describe(),
-        open.rx.len()
-    );
-    Ok(open)
-}
-
-/// The run options of `config`.
-pub(crate) fn run_options(
-    config: &Config,
-    stats_interval: Option<f64>,
-    stop: Arc<AtomicBool>,
-) -> RunOptions {
-    let rt = &config.runtime;
-    RunOptions {
-        workers: rt.workers,
-        cores: rt.cores.clone(),
-        burst: rt.burst,
-        pool: rt.pool,
-        max_frame: rt.max_frame,
-        clock: rt.clock,
-        on_panic: rt.on_panic,
-        stats_interval: stats_interval
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64),
-        stop,
-    }
 }
 
 /// What prints the live lines: rates on stderr, or each report as a JSON

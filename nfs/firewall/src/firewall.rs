@@ -1400,8 +1400,8 @@ rules = [
         let mut old = Fw::new(RULES);
         let syn = tcp(IN_HOST, 5000, OUT_HOST, 443, "syn");
         let reply = tcp(OUT_HOST, 443, IN_HOST, 5000, "syn,ack");
-        assert_eq!(old.push(0, S, &[syn.clone()]), 1);
-        assert_eq!(old.push(1, S, &[reply.clone()]), 1);
+        assert_eq!(old.push(0, S, std::slice::from_ref(&syn)), 1);
+        assert_eq!(old.push(1, S, std::slice::from_ref(&reply)), 1);
         // A fragment held, waiting for its first.
         let f = fragments(&big_udp(IN_HOST, 5001, OUT_HOST, 53, 3000), 1480, 31);
         assert!(old.run(0, S, &[f[1].clone()]).is_empty());
@@ -1419,8 +1419,8 @@ rules = [
         assert_eq!(new.counter("fragments held now"), 1);
         // The established connection goes on both ways...
         let ack = tcp(IN_HOST, 5000, OUT_HOST, 443, "ack");
-        assert_eq!(new.push(0, 2 * S, &[ack.clone()]), 1);
-        assert_eq!(new.push(1, 2 * S, &[reply.clone()]), 1);
+        assert_eq!(new.push(0, 2 * S, std::slice::from_ref(&ack)), 1);
+        assert_eq!(new.push(1, 2 * S, std::slice::from_ref(&reply)), 1);
         // ...while a new one to port 443 is denied at once.
         assert_eq!(
             new.push(0, 2 * S, &[tcp(IN_HOST, 5002, OUT_HOST, 443, "syn")]),
@@ -1433,7 +1433,7 @@ rules = [
         let pinned = format!("{rules}\nmax_flows = 8\nhash_seed = 7");
         let mut smaller = reloaded(&mut new, &pinned);
         assert_eq!(smaller.counter("flows"), 2, "the TCP and the UDP flow");
-        assert_eq!(smaller.push(1, 3 * S, &[reply.clone()]), 1);
+        assert_eq!(smaller.push(1, 3 * S, std::slice::from_ref(&reply)), 1);
         // Without the hand-over the reply would be refused.
         let mut fresh = Fw::new(&rules);
         assert_eq!(fresh.push(1, 2 * S, &[reply]), 0);

@@ -384,14 +384,18 @@ mod tests {
         assert_eq!(push(&mut *g, 0, &[a.clone(), a.clone(), a.clone()]).1, 1);
         // Same size, a new rate: A's bucket is still empty.
         let mut same = reloaded(&mut *g, "rate = 4\nburst = 2");
-        assert_eq!(push(&mut *same, 0, &[a.clone()]).1, 1, "A is still limited");
+        assert_eq!(
+            push(&mut *same, 0, std::slice::from_ref(&a)).1,
+            1,
+            "A is still limited"
+        );
         assert_eq!((stat(&*same, "syns"), stat(&*same, "sources")), (4, 1));
         // 0.5 s at the new 4 SYN/s: two more.
         assert_eq!(push(&mut *same, SEC / 2, &[a.clone(), a.clone()]).1, 0);
         // Another size: the buckets are placed again.
         let mut bigger = reloaded(&mut *same, "rate = 4\nburst = 2\ntable = 65536");
         assert_eq!(stat(&*bigger, "sources"), 1);
-        assert_eq!(push(&mut *bigger, SEC / 2, &[a.clone()]).1, 1);
+        assert_eq!(push(&mut *bigger, SEC / 2, std::slice::from_ref(&a)).1, 1);
         // Other prefixes: the keys mean other sources, the table starts afresh.
         let mut wider = reloaded(&mut *bigger, "rate = 4\nburst = 2\nipv4_prefix = 24");
         assert_eq!(stat(&*wider, "sources"), 0);
