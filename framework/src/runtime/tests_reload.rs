@@ -119,6 +119,10 @@ impl Element for Keeper {
         report("total", self.total);
     }
 
+    fn read(&self, _: &str, _: &crate::element::HandlerCx) -> crate::element::HandlerResult {
+        Ok(serde_json::json!(self.total))
+    }
+
     fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
         Some(Box::new(self.total))
     }
@@ -158,10 +162,21 @@ impl Element for Hold {
     }
 }
 
+const TOTAL: &[crate::element::HandlerSpec] = &[crate::element::HandlerSpec {
+    name: "total",
+    kind: crate::element::HandlerKind::Read,
+    combine: crate::element::Combine::Sum,
+    arg: "",
+    doc: "packets counted",
+}];
+
 fn keeper(name: &str, class: &'static str, to: Target) -> NodeSpec {
     NodeSpec {
         name: name.into(),
-        class: ClassInfo::bare(class),
+        class: ClassInfo {
+            handlers: TOTAL,
+            ..ClassInfo::bare(class)
+        },
         configured: Configured::new(Inputs::Fixed(1), 1, |_| Box::new(Keeper::default())),
         outputs: vec![to],
     }
@@ -453,4 +468,48 @@ fn no_packet_is_lost_across_many_reloads_under_traffic() {
     assert_eq!(element(&r, "keep").packets_in, 2 * PER_QUEUE);
     assert_eq!(custom(&r, "keep", "total"), 2 * PER_QUEUE);
     assert_eq!(element(&r, "hold").dropped(), 0);
+}
+
+#[test]
+fn handler_requests_find_their_element_across_reloads() {
+    // `keep` is element 0, then element 1 (after `first`), and back.
+    let spec = |first: bool| GraphSpec {
+        nodes: if first {
+            vec![
+                keeper("first", "Keeper", EL(1)),
+                keeper("keep", "Keeper", Target::Port(1)),
+            ]
+        } else {
+            vec![keeper("keep", "Keeper", Target::Port(1))]
+        },
+        ports: vec!["in".into(), "out".into()],
+        sources: vec![Some(EL(0)), None],
+    };
+    let (feed, sink) = (Feed::default(), Sink::default());
+    let ports = vec![
+        rx_port(vec![feed.queue()]),
+        tx_port(std::slice::from_ref(&sink)),
+    ];
+    let running = start(&spec(false), ports, &opts(1)).unwrap();
+    let c = running.controller();
+    feed.send(1, 5);
+    wait_for("5 sent", || sink.count(1) == 5);
+    // A request is sent with the index the element had; a reload queued
+    // before it moves the element: the job finds it by name.
+    let moved = crate::graph::Graph::new(&spec(true), 0);
+    assert_eq!(Controller::at("keep", 0)(&moved), Ok(1));
+    assert_eq!(Controller::at("first", 0)(&moved), Ok(0));
+    let e = Controller::at("gone", 0)(&moved).unwrap_err();
+    assert!(e.contains("the config was reloaded"), "{e}");
+    c.reload(
+        &spec(true),
+        vec![PortPlan::Keep(0), PortPlan::Keep(1)],
+        &opts(1),
+    )
+    .unwrap();
+    assert_eq!(c.read("keep", "total").unwrap(), serde_json::json!(5));
+    assert_eq!(c.read("first", "total").unwrap(), serde_json::json!(0));
+    feed.closed.store(true, Ordering::Relaxed);
+    let r = running.wait(|_| {}).expect("the run ends cleanly");
+    assert_eq!(custom(&r, "keep", "total"), 5);
 }
