@@ -131,6 +131,12 @@ impl Controller {
     ) -> Result<ReloadSummary, ReloadError> {
         self.check_reload(opts)?;
         let shared = &self.shared;
+        // A worker that has ended (its sources ended) would miss the swap.
+        for (w, snap) in shared.snapshots.iter().enumerate() {
+            if snap.lock().map_or(true, |s| s.finished) {
+                return Err(ControlError::NotRunning(w).into());
+            }
+        }
         let mut layout = shared.layout.lock().unwrap_or_else(|e| e.into_inner());
         check_plan(spec, &ports, layout.ports.len(), shared)?;
         let workers = self.workers();
