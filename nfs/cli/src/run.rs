@@ -50,10 +50,7 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
     // The socket is claimed before the ports open: a second instance is
     // refused before it touches them.
     let endless = config.ports.iter().any(|p| p.rx_used && p.spec.endless());
-    let listener = match args.control.path(&args.config, endless) {
-        Some(path) => Some(control::Listener::bind(&path)?),
-        None => None,
-    };
+    let listener = args.control.listener(&args.config, endless)?;
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
