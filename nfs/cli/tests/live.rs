@@ -718,7 +718,8 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
     std::fs::write(&config, original.replacen("rules = [", deny, 1)).unwrap();
     let outcome = live.reload();
     assert!(
-        outcome.contains("kept with state: fw") && outcome.contains("ports: kept: inside, outside"),
+        outcome.contains("elements kept with state  fw")
+            && outcome.contains("ports kept                inside, outside"),
         "{outcome}"
     );
     assert!(
