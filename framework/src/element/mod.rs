@@ -188,20 +188,44 @@ pub trait Element: Send {
     }
 
     /// Hot reload: gives up this replica's state (tables, held packets,
-    /// totals) to the replica that replaces it, an element of the same name
-    /// and class in the new config, on the same worker. Called between
-    /// bursts; the replica is dropped afterwards. `None` (the default):
-    /// nothing to hand over.
+    /// totals) to the replica that replaces it.
+    ///
+    /// A reload ([`Controller::reload`](crate::runtime::Controller::reload),
+    /// `hpio-nf ctl reload`, SIGHUP) builds every element of the new config
+    /// afresh. On each worker, between two bursts, an element whose name
+    /// and class are the same in both configs is asked for its state here,
+    /// and its successor (on the same worker, configured from the new
+    /// config) gets it in [`Element::give_state`]. The runtime's own counts
+    /// for the element (packets in and out, drops by reason) carry over by
+    /// themselves; the element's own counters ([`Element::stats`]) carry
+    /// over only if they are part of the state. An element that is removed,
+    /// or whose class changed, is not asked: it is finished
+    /// ([`Element::finish`]) as at the end of a run.
+    ///
+    /// The state is any `Send` value; the successor downcasts it
+    /// (`state.downcast::<MyState>()`), so the class's own type is the
+    /// usual choice. Move the state out (`std::mem::take`, `mem::replace`
+    /// with an empty value): the replica is dropped afterwards. Called
+    /// between bursts, not on the data path: it may allocate. `None` (the
+    /// default): nothing to hand over; packets the replica still holds are
+    /// then dropped with it, uncounted, so an element that holds packets
+    /// should hand them over.
     fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
         None
     }
 
     /// Hot reload: takes over what the replaced replica gave up in
-    /// [`Element::take_state`]. The new replica was configured from the new
-    /// config; it keeps that configuration (a changed rule set applies at
-    /// once) and the old state. Packets in the state belong to the same
-    /// worker's pool. The default drops the state (its packets go back to
-    /// the pool when dropped).
+    /// [`Element::take_state`].
+    ///
+    /// The new replica keeps its new configuration (a changed rule set
+    /// applies from the next packet) and merges the old state into it,
+    /// adapting what the new parameters change (a smaller table keeps what
+    /// fits; entries for a port the new config no longer has go). Packets
+    /// in the state belong to this worker's pool: keep them, or return
+    /// them with [`Context::free`]. `cx.now()` is the worker's clock. A
+    /// state of another type (the downcast fails) should be ignored. The
+    /// default drops the state. A panic here is caught and logged; the
+    /// replica then starts empty.
     fn give_state(&mut self, _state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {}
 }
 

@@ -176,6 +176,21 @@ impl Element for Counter {
         report(BPS, self.bps);
     }
 
+    /// Hot reload: the totals and the open window carry over.
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(Box::new(self.clone()))
+    }
+
+    /// Keeps the new `window`, takes everything else from the old replica.
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        if let Ok(old) = state.downcast::<Counter>() {
+            *self = Counter {
+                window_ns: self.window_ns,
+                ..*old
+            };
+        }
+    }
+
     fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
         match name {
             "count" => Ok(self.packets.into()),
@@ -268,6 +283,21 @@ mod tests {
         assert_eq!(stat(&c, "pps"), 50);
         assert_eq!(stat(&c, "bps"), 50 * 100 * 8);
         assert_eq!(stat(&c, "packets"), 301);
+    }
+
+    #[test]
+    fn a_reload_carries_the_totals_and_keeps_the_new_window() {
+        let mut pool = Pool::new(0);
+        let mut old = Counter::new(SEC);
+        run(&mut old, &mut pool, 0, batch(3, 100));
+        let mut new = Counter::new(2 * SEC);
+        let state = old.take_state().expect("a counter has state");
+        new.give_state(state, &mut Context::new(&mut pool, 0, 0));
+        run(&mut new, &mut pool, SEC, batch(2, 100));
+        assert_eq!(stat(&new, "packets"), 5);
+        assert_eq!(stat(&new, "bytes"), 500);
+        assert_eq!(new.window_ns, 2 * SEC, "the new window applies");
+        assert_eq!(stat(&new, "pps"), 0, "1 s is inside the new 2 s window");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The element graph: its resolved, checked form ([`GraphSpec`]) and the
 //! per-worker replica that pushes batches through it ([`Graph`]).
 
+mod handover;
+
+pub use handover::Carried;
+
 use crate::element::{ClassInfo, Configured, Context, Output, RUNTIME_DROP_REASONS};
 use crate::packet::Batch;
 
@@ -196,14 +200,19 @@ impl Graph {
     /// [`Element::finish`]: crate::element::Element::finish
     pub fn finish(&mut self, cx: &mut Context<'_>) {
         for idx in 0..self.nodes.len() {
-            let node = &mut self.nodes[idx];
-            node.element.finish(cx, &mut node.out);
-            if node.out.panic.is_some() {
-                let mut none = Batch::new();
-                self.dropped_after_panic(cx, idx, &mut none, 0);
-            }
-            self.forward(cx, idx);
+            self.finish_node(cx, idx);
         }
+    }
+
+    /// Calls element `idx`'s `finish` and forwards what it outputs.
+    fn finish_node(&mut self, cx: &mut Context<'_>, idx: usize) {
+        let node = &mut self.nodes[idx];
+        node.element.finish(cx, &mut node.out);
+        if node.out.panic.is_some() {
+            let mut none = Batch::new();
+            self.dropped_after_panic(cx, idx, &mut none, 0);
+        }
+        self.forward(cx, idx);
     }
 
     /// Recycles what element `idx` dropped and hands what it output to its targets.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::report::{Layout, Report};
 use super::worker::{Job, JobSender, Snapshot, WorkerAccess};
 use crate::element::{handler, Answer, ClassInfo, HandlerCx, HandlerKind, HandlerSpec};
+use crate::graph::Graph;
 
 /// How long a request waits for the workers' answers: a worker runs its
 /// jobs between bursts, so this only runs out when one is stuck.
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     pub start: Instant,
     pub max_frame: usize,
     pub stop: Arc<AtomicBool>,
+    /// The options the run started with (a reload may not change them).
+    pub opts: super::RunOptions,
 }
 
 /// A handle on a running graph, for the control socket, metrics and
@@ -200,10 +203,10 @@ impl Controller {
     /// and combines the answers.
     pub fn read(&self, element: &str, handler: &str) -> Result<Answer, ControlError> {
         let (idx, spec) = self.handler(element, handler, HandlerKind::Read)?;
-        let name = handler.to_string();
+        let (name, at) = (handler.to_string(), Self::at(element, idx));
         let answers = self.on_each_worker(move |a| {
             let cx = HandlerCx::new(a.now_ns, a.worker.index());
-            a.graph.element(idx).read(&name, &cx)
+            a.graph.element(at(a.graph)?).read(&name, &cx)
         })?;
         self.combined(element, spec, answers)
     }
@@ -213,11 +216,29 @@ impl Controller {
     pub fn write(&self, element: &str, handler: &str, arg: &str) -> Result<Answer, ControlError> {
         let (idx, spec) = self.handler(element, handler, HandlerKind::Write)?;
         let (name, arg) = (handler.to_string(), arg.to_string());
+        let at = Self::at(element, idx);
         let answers = self.on_each_worker(move |a| {
             let cx = HandlerCx::new(a.now_ns, a.worker.index());
-            a.graph.element_mut(idx).write(&name, &arg, &cx)
+            a.graph.element_mut(at(a.graph)?).write(&name, &arg, &cx)
         })?;
         self.combined(element, spec, answers)
+    }
+
+    /// Where element `element` (index `idx` when the request was made) is
+    /// in a worker's graph when its job runs: a reload in between may have
+    /// moved or removed it.
+    pub(super) fn at(
+        element: &str,
+        idx: usize,
+    ) -> impl Fn(&Graph) -> Result<usize, String> + Send + Sync {
+        let element = element.to_string();
+        move |g: &Graph| {
+            if g.names().nth(idx) == Some(element.as_str()) {
+                return Ok(idx);
+            }
+            let found = g.names().position(|n| n == element);
+            found.ok_or_else(|| format!("no element `{element}` (the config was reloaded)"))
+        }
     }
 
     /// Every read handler of `element`, by name.

@@ -41,12 +41,16 @@
 //! error.
 
 mod control;
+mod reload;
 mod report;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_reload;
 mod worker;
 
 pub use control::{ControlError, Controller};
+pub use reload::{PortPlan, ReloadError, ReloadSummary};
 pub use report::{ElementReport, PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,6 +231,7 @@ pub fn start(
         start,
         max_frame,
         stop: opts.stop.clone(),
+        opts: opts.clone(),
     };
     let handles = spawn_workers(spec, workers)?;
     Ok(Running {
@@ -270,28 +275,53 @@ impl Running {
     }
 }
 
-/// Hands each port's receive queues to the workers (queue `q` to worker
-/// `q % workers`) and its transmit handles one per worker; returns what the
-/// report needs of each port.
+/// Hands each port's receive queues to the workers and its transmit
+/// handles one per worker (see [`split_port`]); returns what the report
+/// needs of each port.
 fn assign_queues(spec: &GraphSpec, ports: Vec<OpenPort>, workers: &mut [Worker]) -> Vec<PortMeta> {
     let mut port_meta = Vec::new();
     for (p, port) in ports.into_iter().enumerate() {
-        let OpenPort {
-            rx,
-            tx,
-            driver,
-            driver_stats,
-            max_frame: _,
-        } = port;
-        port_meta.push((spec.ports[p].clone(), driver, driver_stats, rx.len()));
-        for (q, queue) in rx.into_iter().enumerate() {
-            workers[q % workers.len()].add_rx(p, q, queue);
-        }
-        for (w, queue) in tx.into_iter().enumerate().take(workers.len()) {
-            workers[w].set_tx(p, queue);
-        }
+        let n = workers.len();
+        let meta = split_port(&spec.ports[p], port, n, |w, queue| match queue {
+            Queue::Rx(q, rx) => workers[w].add_rx(p, q, rx),
+            Queue::Tx(tx) => workers[w].set_tx(p, tx),
+        });
+        port_meta.push(meta);
     }
     port_meta
+}
+
+/// A queue of an opened port, for one worker.
+enum Queue {
+    /// Receive queue number `.0`.
+    Rx(usize, Box<dyn crate::port::RxQueue>),
+    Tx(Box<dyn crate::port::TxQueue>),
+}
+
+/// Splits opened port `name` over `workers` workers: receive queue `q` to
+/// worker `q % workers`, transmit handle `w` to worker `w`; returns what the
+/// report needs of it.
+fn split_port(
+    name: &str,
+    port: OpenPort,
+    workers: usize,
+    mut give: impl FnMut(usize, Queue),
+) -> PortMeta {
+    let OpenPort {
+        rx,
+        tx,
+        driver,
+        driver_stats,
+        max_frame: _,
+    } = port;
+    let meta = (name.to_string(), driver, driver_stats, rx.len());
+    for (q, queue) in rx.into_iter().enumerate() {
+        give(q % workers, Queue::Rx(q, queue));
+    }
+    for (w, queue) in tx.into_iter().enumerate().take(workers) {
+        give(w, Queue::Tx(queue));
+    }
+    meta
 }
 
 /// Starts a thread per worker, each running its own replica of the graph.

@@ -42,7 +42,6 @@ pub(crate) struct Snapshot {
 pub(crate) struct WorkerAccess<'a> {
     pub worker: &'a mut Worker,
     pub graph: &'a mut Graph,
-    #[allow(dead_code)] // for reloads (a new replica takes its state over in a Context)
     pub pool: &'a mut Pool,
     /// The worker's clock at its last burst.
     pub now_ns: u64,
@@ -73,7 +72,7 @@ impl JobSender {
 pub(super) struct RxSlot {
     pub port: usize,
     queue: usize,
-    rx: Box<dyn RxQueue>,
+    pub rx: Box<dyn RxQueue>,
     /// `recv` said `Ended` (packets may still wait in `pending`).
     pub ended: bool,
     /// Merged replay queues only: packets read ahead, oldest first.
@@ -81,21 +80,21 @@ pub(super) struct RxSlot {
 }
 
 pub(crate) struct Worker {
-    index: usize,
+    pub(super) index: usize,
     core: Option<usize>,
     burst: usize,
     pool_size: usize,
     max_frame: usize,
     clock: Clock,
-    on_panic: OnPanic,
+    pub(super) on_panic: OnPanic,
     stop: Arc<AtomicBool>,
     /// Port names (for errors).
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
     /// Queues read burst by burst.
-    rx: Vec<RxSlot>,
+    pub(super) rx: Vec<RxSlot>,
     /// Replay queues merged by timestamp (`clock = "packet"`), in port order.
-    merged: Vec<RxSlot>,
-    tx: Vec<Option<Box<dyn TxQueue>>>,
+    pub(super) merged: Vec<RxSlot>,
+    pub(super) tx: Vec<Option<Box<dyn TxQueue>>>,
     snapshot: Arc<Mutex<Snapshot>>,
     bursts: u64,
     idle_polls: u64,
@@ -114,6 +113,8 @@ pub(crate) struct Worker {
     jobs_pending: Arc<AtomicBool>,
     /// The sending end, until the run takes it ([`Worker::job_sender`]).
     job_sender: Option<JobSender>,
+    /// An error a job ran into (a reload's flush), ending the run.
+    pub(super) fault: Option<RunError>,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -153,6 +154,7 @@ impl Worker {
             jobs,
             jobs_pending,
             job_sender: Some(job_sender),
+            fault: None,
         }
     }
 
@@ -166,17 +168,29 @@ impl Worker {
     }
 
     /// Runs the control jobs waiting, if any (between bursts): one load
-    /// when there is none.
+    /// when there is none. A port error one of them ran into ends the run.
     #[inline]
-    fn run_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+    fn run_jobs(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        now_ns: u64,
+    ) -> Result<(), RunError> {
         if self.jobs_pending.load(Ordering::Relaxed) {
-            self.run_pending_jobs(graph, pool, now_ns);
+            self.run_pending_jobs(graph, pool, now_ns)
+        } else {
+            Ok(())
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn run_pending_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+    fn run_pending_jobs(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        now_ns: u64,
+    ) -> Result<(), RunError> {
         // Cleared before the channel is read, and with Acquire: a job sent
         // before the flag was set is found now; one sent after sets it again.
         self.jobs_pending.swap(false, Ordering::Acquire);
@@ -187,7 +201,11 @@ impl Worker {
                 pool,
                 now_ns,
             });
+            if let Some(e) = self.fault.take() {
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     pub fn index(&self) -> usize {
@@ -280,7 +298,7 @@ impl Worker {
         result
     }
 
-    fn port_error(&self, error: PortError) -> RunError {
+    pub(super) fn port_error(&self, error: PortError) -> RunError {
         RunError::Port {
             worker: self.index,
             error,
@@ -313,7 +331,7 @@ impl Worker {
             if self.clock == Clock::System {
                 now_ns = t;
             }
-            self.run_jobs(graph, pool, now_ns);
+            self.run_jobs(graph, pool, now_ns)?;
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
             if !self.merged.is_empty() {
                 let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;
@@ -474,7 +492,7 @@ impl Worker {
     }
 
     /// Sends every port's waiting packets: one call per port per burst.
-    fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), PortError> {
+    pub(super) fn flush(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), PortError> {
         for port in 0..graph.ports() {
             let batch = graph.tx_batch(port);
             if batch.is_empty() {
@@ -491,7 +509,7 @@ impl Worker {
         Ok(())
     }
 
-    fn publish(&self, graph: &Graph, pool: &Pool, finished: bool) {
+    pub(super) fn publish(&self, graph: &Graph, pool: &Pool, finished: bool) {
         let ports = graph.ports();
         let mut rx = vec![QueueStats::default(); ports];
         for slot in self.rx.iter().chain(&self.merged) {
@@ -553,7 +571,7 @@ pub(super) fn next_run(slots: &[RxSlot], burst: usize) -> Option<(usize, usize)>
 
 /// Calls port driver code, turning a panic into an error naming the port,
 /// the worker and what was being done.
-fn guarded<T>(
+pub(super) fn guarded<T>(
     port: &str,
     worker: usize,
     what: &str,
@@ -590,7 +608,11 @@ impl Drop for StopOnDrop {
 /// Applies `on_panic` to an element's first panic: log it once and go on,
 /// or stop the run.
 #[cold]
-fn element_panicked(on_panic: OnPanic, worker: usize, p: ElementPanic) -> Result<(), RunError> {
+pub(super) fn element_panicked(
+    on_panic: OnPanic,
+    worker: usize,
+    p: ElementPanic,
+) -> Result<(), RunError> {
     match on_panic {
         OnPanic::Stop => Err(RunError::ElementPanic {
             worker,

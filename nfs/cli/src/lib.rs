@@ -26,7 +26,9 @@ mod manual;
 mod metrics;
 mod notify;
 mod pktgen;
+mod reload;
 mod run;
+mod setup;
 mod testbed;
 mod tool;
 
@@ -49,7 +51,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a config until its sources end or SIGINT/SIGTERM arrives.
+    /// Run a config until its sources end or SIGINT/SIGTERM arrives (SIGHUP reloads it).
     Run(run::RunArgs),
     /// Validate a config and print the resolved graph; touches no port.
     Check {

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
-use hpio_nf::runtime::{self, RunOptions};
+use hpio_nf::runtime;
 
+use crate::reload::{self, Reloader};
+use crate::setup::{open_port, run_options};
 use crate::{control, load};
 
 /// Arguments of `hpio-nf run`.
@@ -39,7 +40,8 @@ pub(crate) struct RunArgs {
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
-/// end or a signal stops it, and prints the final counters.
+/// end or a signal stops it (SIGHUP reloads the config: see [`reload`]),
+/// and prints the final counters.
 pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = load(elements, &args.config, &args.set) else {
         return Ok(ExitCode::from(2));
@@ -65,14 +67,23 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
         .iter()
         .map(|p| (p.name.clone(), p.spec.interface().map(str::to_string)))
         .collect();
+    let reloader = Reloader::new(
+        running.controller(),
+        elements,
+        &args.config,
+        &args.set,
+        config,
+    );
     let service = listener
-        .map(|l| control::Service::start(l, running.controller(), interfaces))
+        .map(|l| control::Service::start(l, running.controller(), interfaces, reloader.clone()))
         .transpose()?;
     let _metrics = metrics.map(|m| m.serve(running.controller())).transpose()?;
+    let sighup = reload::on_sighup(reloader)?;
     crate::notify::ready(&format!("running {}", args.config.display()));
     let _status = crate::notify::StatusUpdates::start(running.controller());
     let report = running.wait(live_printer(args.json));
     crate::notify::stopping();
+    sighup.close();
     if let Some(s) = service {
         s.stop();
     }
@@ -102,32 +113,11 @@ pub(crate) fn start_config(
     stats_interval: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<runtime::Running> {
-    let rt = &config.runtime;
     let mut ports = Vec::new();
     for p in &config.ports {
-        let open = p.spec.open(&p.name, rt.workers, p.rx_used, p.tx_used)?;
-        log::info!(
-            "port {}: driver {} ({}), {} receive queue(s)",
-            p.name,
-            open.driver,
-            p.spec.describe(),
-            open.rx.len()
-        );
-        ports.push(open);
+        ports.push(open_port(p, config.runtime.workers)?);
     }
-    let opts = RunOptions {
-        workers: rt.workers,
-        cores: rt.cores.clone(),
-        burst: rt.burst,
-        pool: rt.pool,
-        max_frame: rt.max_frame,
-        clock: rt.clock,
-        on_panic: rt.on_panic,
-        stats_interval: stats_interval
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64),
-        stop,
-    };
+    let opts = run_options(config, stats_interval, stop);
     Ok(runtime::start(&config.graph, ports, &opts)?)
 }
 

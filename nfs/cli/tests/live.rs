@@ -585,3 +585,159 @@ fn testbed_is_idempotent() {
         assert!(!Path::new("/var/run/netns").join(ns).exists(), "{ns}");
     }
 }
+
+impl Live {
+    /// Sends SIGHUP to the NF (a reload) and waits for its outcome in the
+    /// log: returns the log lines from `reloading` on.
+    fn reload(&mut self) -> String {
+        let before = self.log().matches("reloading ").count();
+        let pid = self.nf.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let from = log.match_indices("reloading ").nth(before).map(|(i, _)| i);
+            if let Some(tail) = from.map(|i| &log[i..]) {
+                if tail.contains("reloaded ") || tail.contains("failed (the running graph") {
+                    return tail.to_string();
+                }
+            }
+            assert!(Instant::now() < deadline, "no reload outcome:\n{log}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether one ping from `netns` to `dst` is answered within a second.
+    fn ping_once(netns: &str, dst: &str) -> bool {
+        Self::ns(netns, &["ping", "-n", "-q", "-c", "1", "-W", "1", dst])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+/// The firewall reloaded with new rules while a slow 16 MiB TCP transfer
+/// runs through it: the transfer completes intact (its flow was handed
+/// over), the flow counters go on, and the new rules apply at once (pings
+/// and a new connection to port 9001 are now dropped). Then a broken
+/// config: the error is logged with file and line and nothing changes.
+#[test]
+fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
+    let test = "firewall_reload_keeps_flows_and_applies_new_rules_at_once";
+    let Some(_lock) = setup(test) else {
+        return;
+    };
+    if !testkit::require(test, &[Need::Command("tc")]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("firewall.toml");
+    let original = std::fs::read_to_string(common::root().join("configs/firewall.toml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut live = Live::start("firewall", config.to_str().unwrap(), &[]);
+    live.ping("hpnf-in", "10.0.1.3", 2);
+    // Before: no listener on 9001, so the outside host refuses.
+    let probe = live.py("hpnf-in", &["probe", "10.0.1.3", "9001", "3"]);
+    assert_eq!(probe, "refused");
+
+    // 16 MiB at 40 Mbit/s: about 3.5 s in flight.
+    let tbf = "tc qdisc add dev eth0 root tbf rate 40mbit burst 64kb latency 500ms";
+    let out = Live::ns("hpnf-in", &tbf.split(' ').collect::<Vec<_>>())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = (16u64 << 20).to_string();
+    let server = live.py_background("hpnf-out", &["server", "9000"]);
+    thread::sleep(Duration::from_millis(300));
+    let client = live.py_background("hpnf-in", &["client", "10.0.1.3", "9000", &bytes]);
+    thread::sleep(Duration::from_millis(1200));
+    let before = live.next_report();
+    assert!(counter(&before, "fw", "flows") >= 1);
+
+    // New rules on top: no ICMP from the inside, no new connection to 9001.
+    let deny = r#"rules = [
+  { from = "inside", match = "icmp", action = "deny", name = "no ping" },
+  { from = "inside", match = "tcp and dst port 9001", action = "deny", name = "no 9001" },"#;
+    std::fs::write(&config, original.replacen("rules = [", deny, 1)).unwrap();
+    let outcome = live.reload();
+    assert!(
+        outcome.contains("elements kept with state  fw")
+            && outcome.contains("ports kept                inside, outside"),
+        "{outcome}"
+    );
+    assert!(
+        live.helpers[client]
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "the transfer should still be running during the reload"
+    );
+    // The new rules at once.
+    assert!(
+        !Live::ping_once("hpnf-in", "10.0.1.3"),
+        "ping passed after the reload"
+    );
+    let probe = live.py("hpnf-in", &["probe", "10.0.1.3", "9001", "2"]);
+    assert_eq!(probe, "timeout", "a new connection to 9001 passed");
+
+    // The transfer completes intact.
+    let out = live.wait_helper(client);
+    live.wait_helper(server);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "client output: {out}");
+    assert_eq!(f[0], bytes);
+    assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
+    let after = live.next_report();
+    for c in ["flows created", "established", "inside tcp"] {
+        assert!(
+            counter(&after, "fw", c) >= counter(&before, "fw", c),
+            "`{c}` went back: {before} -> {after}"
+        );
+    }
+    assert!(counter(&after, "fw", "established") > counter(&before, "fw", "established"));
+    assert!(counter(&after, "fw", "no ping") >= 1);
+    assert!(counter(&after, "fw", "no 9001") >= 1);
+    let fw_in = |r: &Value| common::element(r, "fw")["packets_in"].as_u64().unwrap();
+    assert!(
+        fw_in(&after) > fw_in(&before),
+        "element counters are monotonic"
+    );
+
+    // A broken config: logged with file and line; the run goes on as it was.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replacen("max_flows = 65536", "max_flows = \"many\"", 1),
+    )
+    .unwrap();
+    let outcome = live.reload();
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("max_flows"))
+        .unwrap()
+        + 1;
+    let at = format!("firewall.toml:{line}:");
+    assert!(
+        outcome.contains("failed (the running graph is untouched)"),
+        "{outcome}"
+    );
+    assert!(outcome.contains(&at), "no {at} in: {outcome}");
+    live.tcp_transfer("hpnf-out", "hpnf-in", "10.0.1.3", 9002, 1 << 20);
+    assert!(
+        !Live::ping_once("hpnf-in", "10.0.1.3"),
+        "the new rules still apply"
+    );
+    let last = live.stop();
+    assert!(counter(&last, "fw", "flows created") >= counter(&after, "fw", "flows created"));
+}

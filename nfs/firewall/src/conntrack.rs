@@ -462,6 +462,34 @@ impl FlowTable {
         Err(Full)
     }
 
+    /// Hot reload: the flows of `old` (the replaced replica's table) move
+    /// into this one, with their states and expiry times; this table's
+    /// timeouts (the new config's) apply from each flow's next packet. With
+    /// the same size, and the same hash seed or none pinned (`pinned`), the
+    /// slots move as they are; otherwise each live flow is placed again.
+    /// The flows that do not fit (a smaller `max_flows`) count as expired.
+    pub(crate) fn take_over(&mut self, old: FlowTable, pinned: bool, now: u64) {
+        let same_seed = old.seed == self.seed || !pinned;
+        if old.max == self.max && old.slots.len() == self.slots.len() && same_seed {
+            *self = FlowTable {
+                timeouts: self.timeouts,
+                ..old
+            };
+            return;
+        }
+        let mut lost = 0;
+        let live = old.slots.iter().filter(|s| s.state != State::Empty);
+        for s in live.filter(|s| s.expires > now) {
+            let hash = self.hash(&s.tuple);
+            match self.insert_slot(hash, now) {
+                Ok(i) => self.slots[i] = Slot { hash, ..*s },
+                Err(Full) => lost += 1,
+            }
+        }
+        self.created = old.created;
+        self.expired = old.expired + lost;
+    }
+
     /// Frees slot `i`, shifting back the flows after it that may move closer
     /// to their home slot, so that lookups never need tombstones.
     fn remove(&mut self, mut i: usize) {

@@ -21,6 +21,8 @@ use crate::frag::{header_end, FragKey, FragTable};
 use crate::rules::{parse_rules, ConnState, Rule, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
 
+mod handover;
+
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
 /// cache line; the sweep only keeps the `flows` count close to the truth,
 /// since lookups and a full table remove expired flows on their own).
@@ -572,6 +574,15 @@ impl Element for Firewall {
 
     fn finish(&mut self, _cx: &mut Context<'_>, out: &mut Output) {
         self.frags.finish(out);
+    }
+
+    /// Hot reload: see [`handover`].
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self.hand_over())
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, cx: &mut Context<'_>) {
+        self.take_over(state, cx);
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
@@ -1398,6 +1409,59 @@ rules = [
             println!("firewall, 7 rules, 32 established flows, parse {parse}: {best:.1} ns/packet");
         }
         assert_eq!(batch.len(), frames.len());
+    }
+
+    /// Hands `old`'s state over to a replica configured from `body`, as a reload does.
+    fn reloaded(old: &mut Fw, body: &str) -> Fw {
+        let mut new = Fw::new(body);
+        let state = old.e.take_state().expect("a firewall has state");
+        new.e
+            .give_state(state, &mut Context::new(&mut new.pool, 0, 0));
+        new
+    }
+
+    #[test]
+    fn a_reload_keeps_flows_and_held_fragments_and_applies_the_new_rules_at_once() {
+        let mut old = Fw::new(RULES);
+        let syn = tcp(IN_HOST, 5000, OUT_HOST, 443, "syn");
+        let reply = tcp(OUT_HOST, 443, IN_HOST, 5000, "syn,ack");
+        assert_eq!(old.push(0, S, std::slice::from_ref(&syn)), 1);
+        assert_eq!(old.push(1, S, std::slice::from_ref(&reply)), 1);
+        // A fragment held, waiting for its first.
+        let f = fragments(&big_udp(IN_HOST, 5001, OUT_HOST, 53, 3000), 1480, 31);
+        assert!(old.run(0, S, &[f[1].clone()]).is_empty());
+        // New rules: no new connection to port 443 from inside.
+        let deny = r#"{ from = "inside", match = "tcp and dst port 443", action = "deny", name = "no 443" },
+  { from = "inside", match = "tcp", action = "allow", name = "out tcp" },"#;
+        let rules = RULES.replace(
+            r#"{ from = "inside", match = "tcp", action = "allow", name = "out tcp" },"#,
+            deny,
+        );
+        let mut new = reloaded(&mut old, &rules);
+        assert_eq!(new.counter("flows"), 1, "the flow is kept");
+        assert_eq!(new.counter("flows created"), 1);
+        assert_eq!(new.counter("out tcp"), 1, "hits carry over by rule name");
+        assert_eq!(new.counter("fragments held now"), 1);
+        // The established connection goes on both ways...
+        let ack = tcp(IN_HOST, 5000, OUT_HOST, 443, "ack");
+        assert_eq!(new.push(0, 2 * S, std::slice::from_ref(&ack)), 1);
+        assert_eq!(new.push(1, 2 * S, std::slice::from_ref(&reply)), 1);
+        // ...while a new one to port 443 is denied at once.
+        assert_eq!(
+            new.push(0, 2 * S, &[tcp(IN_HOST, 5002, OUT_HOST, 443, "syn")]),
+            0
+        );
+        assert_eq!(new.counter("no 443"), 1);
+        // The held fragment follows its first.
+        assert_eq!(new.run(0, 2 * S, &[f[0].clone()]).len(), 2);
+        // A smaller table, pinned seed: the flows are placed again.
+        let pinned = format!("{rules}\nmax_flows = 8\nhash_seed = 7");
+        let mut smaller = reloaded(&mut new, &pinned);
+        assert_eq!(smaller.counter("flows"), 2, "the TCP and the UDP flow");
+        assert_eq!(smaller.push(1, 3 * S, std::slice::from_ref(&reply)), 1);
+        // Without the hand-over the reply would be refused.
+        let mut fresh = Fw::new(&rules);
+        assert_eq!(fresh.push(1, 2 * S, &[reply]), 0);
     }
 
     #[test]

@@ -419,6 +419,24 @@ impl FragTable {
         self.next_expiry = self.next_expiry.min(expires);
     }
 
+    /// Hot reload: takes over `old` (the replaced replica's table) with its
+    /// datagrams and held fragments when both have the same size and hold
+    /// (and the same hash seed, or none pinned: `pinned`); this table's
+    /// timeout applies to datagrams seen from now on. Otherwise the held
+    /// fragments go back to the pool through `free`, counted as dropped at
+    /// the end. The counters carry on either way.
+    pub(crate) fn take_over(&mut self, mut old: FragTable, pinned: bool, free: impl FnMut(Packet)) {
+        let same_seed = old.seed == self.seed || !pinned;
+        if old.entries.len() == self.entries.len() && old.hold_max == self.hold_max && same_seed {
+            old.timeout = self.timeout;
+            *self = old;
+            return;
+        }
+        self.stats = old.stats;
+        self.stats.at_end += old.held.len() as u64;
+        old.held.drain(..).map(|h| h.pkt).for_each(free);
+    }
+
     /// Drops every held packet as `fragment` (the end of the run).
     pub(crate) fn finish(&mut self, out: &mut Output) {
         for h in self.held.drain(..) {

@@ -274,6 +274,28 @@ impl Element for SynGuard {
         report(EVICTIONS, self.table.evictions);
     }
 
+    /// Hot reload: the source table and the counters go to the new replica.
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        let empty = Table::new(1, 1, 1, 0);
+        Some(Box::new(SynGuard {
+            table: std::mem::replace(&mut self.table, empty),
+            ..*self
+        }))
+    }
+
+    /// Keeps the new settings (rate, burst, prefixes); takes the buckets
+    /// over unless the prefixes changed (the keys would mean other sources).
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        let Ok(old) = state.downcast::<SynGuard>() else {
+            return;
+        };
+        if (old.v4_mask, old.v6_mask) == (self.v4_mask, self.v6_mask) {
+            self.table.take_over(old.table);
+        }
+        self.syns = old.syns;
+        self.passed = old.passed;
+    }
+
     fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
         match name {
             "limits" => {
@@ -435,6 +457,45 @@ mod tests {
         // 0.5 s at 2 SYN/s: one more each.
         let (passed, dropped) = push(&mut *g, 5 * SEC + SEC / 2, &burst);
         assert_eq!((passed, dropped), (vec![a, b], 3));
+    }
+
+    /// Hands `old`'s state to a replica configured from `params`, as a reload does.
+    fn reloaded(old: &mut dyn Element, params: &str) -> Box<dyn Element> {
+        let mut new = guard(params);
+        let mut pool = Pool::new(0);
+        let state = old.take_state().expect("a guard has state");
+        new.give_state(state, &mut Context::new(&mut pool, 0, 0));
+        new
+    }
+
+    fn stat(g: &dyn Element, name: &str) -> u64 {
+        stats(g).into_iter().find(|(k, _)| k == name).unwrap().1
+    }
+
+    #[test]
+    fn a_reload_keeps_the_buckets_and_counters() {
+        let mut g = guard("rate = 1\nburst = 2");
+        let a = tcp4([10, 0, 0, 1], true, false);
+        assert_eq!(push(&mut *g, 0, &[a.clone(), a.clone(), a.clone()]).1, 1);
+        // Same size, a new rate: A's bucket is still empty.
+        let mut same = reloaded(&mut *g, "rate = 4\nburst = 2");
+        assert_eq!(
+            push(&mut *same, 0, std::slice::from_ref(&a)).1,
+            1,
+            "A is still limited"
+        );
+        assert_eq!((stat(&*same, "syns"), stat(&*same, "sources")), (4, 1));
+        // 0.5 s at the new 4 SYN/s: two more.
+        assert_eq!(push(&mut *same, SEC / 2, &[a.clone(), a.clone()]).1, 0);
+        // Another size: the buckets are placed again.
+        let mut bigger = reloaded(&mut *same, "rate = 4\nburst = 2\ntable = 65536");
+        assert_eq!(stat(&*bigger, "sources"), 1);
+        assert_eq!(push(&mut *bigger, SEC / 2, std::slice::from_ref(&a)).1, 1);
+        // Other prefixes: the keys mean other sources, the table starts afresh.
+        let mut wider = reloaded(&mut *bigger, "rate = 4\nburst = 2\nipv4_prefix = 24");
+        assert_eq!(stat(&*wider, "sources"), 0);
+        assert_eq!(push(&mut *wider, SEC / 2, &[a]).1, 0);
+        assert_eq!(stat(&*wider, "syns"), 8, "the counters carry on");
     }
 
     #[test]

@@ -139,6 +139,38 @@ impl Table {
         }
     }
 
+    /// Hot reload: takes over the buckets of `old` (the replaced replica's
+    /// table). This table's rate and burst (the new config's) apply from
+    /// each source's next SYN; credit above the new burst is cut to it. With
+    /// the same size the entries move as they are (and the old hash seed
+    /// with them); otherwise each is placed again, and those that find
+    /// their set full count as evictions.
+    pub fn take_over(&mut self, old: Table) {
+        let depth = self.depth;
+        let cap = |e: Entry| Entry {
+            credit: e.credit.min(depth),
+            ..e
+        };
+        if old.entries.len() == self.entries.len() {
+            self.entries = old.entries.into_iter().map(cap).collect();
+            self.seed = old.seed;
+            self.used = old.used;
+            self.evictions = old.evictions;
+            return;
+        }
+        self.evictions = old.evictions;
+        for e in old.entries.into_iter().filter(|e| e.used) {
+            let base = (self.hash(e.key) as usize & self.set_mask) * WAYS;
+            match self.entries[base..base + WAYS].iter().position(|s| !s.used) {
+                Some(i) => {
+                    self.entries[base + i] = cap(e);
+                    self.used += 1;
+                }
+                None => self.evictions += 1,
+            }
+        }
+    }
+
     /// splitmix64's finalizer over the key folded to 64 bits and the seed.
     #[inline]
     fn hash(&self, key: u128) -> u64 {

@@ -11,6 +11,7 @@
 
 mod file;
 mod handlers;
+mod handover;
 mod table;
 
 #[cfg(test)]
@@ -532,6 +533,17 @@ impl Element for Bridge {
                 f.tick(&self.table, self.now, c.changes);
                 report(TABLE_FILE_ERRORS, f.errors());
             }
+        }
+    }
+
+    /// Hot reload: see [`handover`].
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(Box::new(self.hand_over()))
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        if let Ok(state) = state.downcast::<handover::State>() {
+            self.take_over(*state);
         }
     }
 

@@ -105,6 +105,11 @@ impl MacTable {
         self.len
     }
 
+    /// The most entries it holds and their lifetime (ns).
+    pub fn limits(&self) -> (usize, u64) {
+        (self.max, self.aging)
+    }
+
     /// Slots allocated (twice `max_entries` or more, a power of two).
     #[cfg(test)]
     pub fn capacity(&self) -> usize {

@@ -437,6 +437,41 @@ fn the_default_table_holds_4096_entries() {
     assert_eq!(p.duration("aging").unwrap(), Duration::from_secs(300));
 }
 
+/// Hands `old`'s state over to a new replica with settings `s`, as a reload does.
+fn reloaded(old: &mut Rig, s: Settings) -> Rig {
+    let mut new = Rig::new(s);
+    let state = old.br.take_state().expect("a bridge has state");
+    let mut cx = Context::new(&mut new.pool, 0, 0);
+    new.br.give_state(state, &mut cx);
+    new
+}
+
+#[test]
+fn a_reload_keeps_the_table_and_counters() {
+    let mut old = Rig::new(settings(3));
+    old.push_at(S, 0, &[frame(A, B, 1)]);
+    old.push_at(S, 2, &[frame(B, A, 2)]);
+    old.push_at(S, 1, &[frame(C, A, 3)]);
+    old.outputs();
+    // Same settings: the table moves as it is.
+    let mut same = reloaded(&mut old, settings(3));
+    same.push_at(2 * S, 0, &[frame(A, B, 4)]);
+    assert_eq!(same.outputs(), [vec![], vec![], vec![(A, B, 4)]], "B known");
+    assert_eq!(same.stat("learned"), 3);
+    assert_eq!(same.stat("port0.rx"), 2, "port counters carry on");
+    // Two ports now, shorter aging: C (port 2 gone) is dropped, A and B
+    // are learned again with the new lifetime.
+    let mut s = settings(2);
+    s.aging_ns = 5 * S;
+    let mut fewer = reloaded(&mut same, s);
+    assert_eq!(fewer.stat("entries"), 2);
+    fewer.push_at(3 * S, 1, &[frame(B, A, 5)]);
+    assert_eq!(fewer.outputs(), [vec![(B, A, 5)], vec![]], "A known on 0");
+    // A was last seen at 2 s: with 5 s aging it has expired at 8 s.
+    fewer.push_at(8 * S, 1, &[frame(B, A, 6)]);
+    assert_eq!(fewer.stat("port1.flooded"), 1);
+}
+
 #[test]
 fn handlers_list_the_table_and_flush_it() {
     use hpio_nf::element::{HandlerCx, HandlerKind};

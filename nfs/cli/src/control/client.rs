@@ -73,6 +73,13 @@ enum CtlCommand {
         /// Port name.
         name: String,
     },
+    /// Re-read the run's config (or load CONFIG instead) and swap it in,
+    /// keeping element state; prints what was kept, added and removed, or
+    /// the config's errors (the running graph is then untouched).
+    Reload {
+        /// The config to load instead of the running one's file.
+        config: Option<PathBuf>,
+    },
 }
 
 /// `hpio-nf ctl ...`: sends the request, prints the answer; fails with
@@ -97,6 +104,7 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         } => ("POST", path(&["elements", element, handler]), arg.join(" ")),
         CtlCommand::Ports => ("GET", "/ports".into(), String::new()),
         CtlCommand::Port { name } => ("GET", path(&["ports", name]), String::new()),
+        CtlCommand::Reload { config } => ("POST", "/reload".into(), reload_body(config)?),
     };
     let answer = request(&socket, method, &target, &body)?;
     if args.json {
@@ -107,6 +115,7 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Stats => stats_text(&answer),
         CtlCommand::Elements => table(&elements_rows(&answer)),
         CtlCommand::Ports => table(&ports_rows(&answer)),
+        CtlCommand::Reload { .. } => crate::reload::summary_text(&answer),
         CtlCommand::Show { element } if answer.as_object().is_some_and(|m| m.is_empty()) => {
             format!("(`{element}` has no read handlers)\n")
         }
@@ -115,6 +124,16 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{shown}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The body of `POST /reload`: the config's absolute path (the server
+/// runs elsewhere), or nothing.
+fn reload_body(config: &Option<PathBuf>) -> anyhow::Result<String> {
+    let Some(c) = config else {
+        return Ok(String::new());
+    };
+    let abs = std::path::absolute(c).with_context(|| format!("config {}", c.display()))?;
+    Ok(abs.display().to_string())
 }
 
 /// The one socket in `dir`, or an error listing what is there.

@@ -1,8 +1,8 @@
 //! The control server: one thread answering HTTP requests on the control
 //! socket through the run's [`Controller`].
 //!
-//! Every route is one arm of [`Server::route`]; a new one (tap, trace,
-//! reload) is one more arm.
+//! Every route is one arm of [`Server::route`]; a new one (tap, trace) is
+//! one more arm.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::render::stats;
 use super::Listener;
+use crate::reload::{reload_from, ReloadFailure, Reloader};
 
 /// Where `/sys/class/net` is (link state of interface-backed ports).
 const SYS_NET: &str = "/sys/class/net";
@@ -54,8 +55,11 @@ impl From<ControlError> for Failure {
 /// What the routes answer from: the run and what the server keeps.
 pub(super) struct Server {
     controller: Controller,
-    /// Port name -> the interface it is on (`None`: pcap, generator).
-    interfaces: Vec<(String, Option<String>)>,
+    /// Port name -> the interface it is on (`None`: pcap, generator);
+    /// replaced by a reload.
+    interfaces: Mutex<Vec<(String, Option<String>)>>,
+    /// What `POST /reload` uses (`None`: reloads are not offered).
+    reloader: Option<Reloader>,
     /// The report of the previous `/stats` (rates are since it).
     prev: Mutex<Option<Report>>,
     /// Where interfaces' link state is read (`/sys/class/net`; tests change it).
@@ -66,7 +70,8 @@ impl Server {
     pub fn new(controller: Controller, interfaces: Vec<(String, Option<String>)>) -> Server {
         Server {
             controller,
-            interfaces,
+            interfaces: Mutex::new(interfaces),
+            reloader: None,
             prev: Mutex::new(None),
             sys_net: PathBuf::from(SYS_NET),
         }
@@ -94,9 +99,13 @@ impl Server {
             ("GET", ["elements", el, h]) => Ok(c.read(el, h)?),
             ("POST", ["elements", el, h]) => Ok(c.write(el, h, body.trim())?),
             ("GET", ["ports"]) => Ok(Value::Array(self.ports(&c.report()))),
+            ("POST", ["reload"]) => self.reload(body.trim()),
             ("GET", ["ports", name]) => {
                 let ports = self.ports(&c.report());
-                let names: Vec<&str> = self.interfaces.iter().map(|(n, _)| n.as_str()).collect();
+                let names: Vec<String> = ports
+                    .iter()
+                    .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                    .collect();
                 ports
                     .into_iter()
                     .find(|p| p["name"] == *name)
@@ -112,6 +121,31 @@ impl Server {
                 format!("no route {method} {path} (see docs/control.md)"),
             )),
             _ => Err(Failure::new(405, format!("method {method} not allowed"))),
+        }
+    }
+
+    /// `POST /reload` (body: nothing, or the path of the config to load):
+    /// the config re-read, checked and swapped in; answers the summary.
+    fn reload(&self, body: &str) -> Result<Value, Failure> {
+        let Some(reloader) = &self.reloader else {
+            return Err(Failure::new(503, "this run does not offer reloads"));
+        };
+        let path = (!body.is_empty()).then(|| Path::new(body));
+        match reload_from(reloader, path) {
+            Ok(summary) => {
+                *self.interfaces.lock().unwrap_or_else(|e| e.into_inner()) = reloader.interfaces();
+                Ok(serde_json::to_value(summary).unwrap_or_default())
+            }
+            Err(ReloadFailure::Run(hpio_nf::runtime::ReloadError::Control(e))) => Err(e.into()),
+            Err(e) => {
+                let status = match e {
+                    ReloadFailure::Config(_) => 400,
+                    ReloadFailure::Run(_) => 409,
+                    ReloadFailure::Port(_) => 500,
+                };
+                let message = format!("reload failed (the running graph is untouched):\n{e}");
+                Err(Failure::new(status, message))
+            }
         }
     }
 
@@ -142,12 +176,12 @@ impl Server {
 
     /// `GET /ports`: per port, its link state and counters.
     fn ports(&self, report: &Report) -> Vec<Value> {
+        let interfaces = self.interfaces.lock().unwrap_or_else(|e| e.into_inner());
         report
             .ports
             .iter()
             .map(|p| {
-                let ifname = self
-                    .interfaces
+                let ifname = interfaces
                     .iter()
                     .find(|(n, _)| *n == p.name)
                     .and_then(|(_, i)| i.as_deref());
@@ -230,15 +264,18 @@ pub(crate) struct Service {
 
 impl Service {
     /// Starts answering on `listener` for the run of `controller`;
-    /// `interfaces` names the interface of each port that has one.
+    /// `interfaces` names the interface of each port that has one;
+    /// `reloader` serves `POST /reload`.
     pub fn start(
         listener: Listener,
         controller: Controller,
         interfaces: Vec<(String, Option<String>)>,
+        reloader: Reloader,
     ) -> anyhow::Result<Service> {
         let listener = Arc::new(listener);
         let closing = Arc::new(AtomicBool::new(false));
-        let server = Server::new(controller, interfaces);
+        let mut server = Server::new(controller, interfaces);
+        server.reloader = Some(reloader);
         let (l, c) = (listener.clone(), closing.clone());
         let thread = std::thread::Builder::new()
             .name("hpio-nf-control".into())

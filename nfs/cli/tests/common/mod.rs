@@ -126,6 +126,11 @@ impl LiveRun {
         run
     }
 
+    /// The process id of the running NF.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("the NF runs").id()
+    }
+
     /// The run's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
