@@ -243,6 +243,10 @@ pub struct Context<'a> {
     pub(crate) pool: &'a mut Pool,
     pub(crate) now_ns: u64,
     pub(crate) worker: usize,
+    /// The batch being pushed holds a traced packet (set by the graph).
+    pub(crate) tracing: bool,
+    /// Notes elements attached to the traced packet during this push.
+    pub(crate) notes: Vec<String>,
 }
 
 impl<'a> Context<'a> {
@@ -252,6 +256,27 @@ impl<'a> Context<'a> {
             pool,
             now_ns,
             worker,
+            tracing: false,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Whether the batch being pushed is followed by a packet trace
+    /// (`hpio-nf ctl trace`, `hpio-nf run --trace`). Check it once per
+    /// batch, not per packet: a traced packet comes alone in its batch
+    /// (with, at most, packets an element upstream released with it), so an
+    /// element can take a slower path that explains its decision with
+    /// [`Context::trace_note`] and cost nothing when no trace runs.
+    #[inline]
+    pub fn tracing(&self) -> bool {
+        self.tracing
+    }
+
+    /// Attaches a note (the rule that decided, say) to traced packet `pkt`'s
+    /// current hop. `note` is called only while tracing.
+    pub fn trace_note(&mut self, _pkt: &Packet, note: impl FnOnce() -> String) {
+        if self.tracing {
+            self.notes.push(note());
         }
     }
 

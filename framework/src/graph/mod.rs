@@ -1,6 +1,15 @@
 //! The element graph: its resolved, checked form ([`GraphSpec`]) and the
 //! per-worker replica that pushes batches through it ([`Graph`]).
 
+mod edge;
+mod tap;
+mod trace;
+mod watch;
+
+pub use edge::{Edge, EdgeEnd, EdgeId};
+pub use tap::{TapCopy, TapShared};
+pub use trace::{Hop, HopOutput, TraceRecord, TraceShared};
+
 use crate::element::{ClassInfo, Configured, Context, Output, RUNTIME_DROP_REASONS};
 use crate::packet::Batch;
 
@@ -119,6 +128,12 @@ pub struct Graph {
     /// First panics of elements, not yet taken by the worker (at most one
     /// per element, so this never grows past the number of elements).
     panics: Vec<ElementPanic>,
+    /// Port names, in config order.
+    port_names: Vec<String>,
+    /// A tap is installed or a trace armed: batches take the watched path.
+    watching: bool,
+    /// The taps and the trace.
+    watch: watch::Watch,
 }
 
 impl Graph {
@@ -144,12 +159,18 @@ impl Graph {
             sources: spec.sources.clone(),
             tx: spec.ports.iter().map(|_| Batch::new()).collect(),
             panics: Vec::with_capacity(spec.nodes.len()),
+            port_names: spec.ports.clone(),
+            watching: false,
+            watch: watch::Watch::default(),
         }
     }
 
     /// Runs a batch received on `port` through the graph to completion.
     /// Packets for ports wait in [`Graph::tx_batch`] until the burst's flush.
     pub fn push_from_port(&mut self, cx: &mut Context<'_>, port: usize, batch: &mut Batch) {
+        if self.watching {
+            return self.push_from_port_watched(cx, port, batch);
+        }
         match self.sources.get(port).copied().flatten() {
             Some(t) => self.push(cx, t, batch),
             None => cx.pool.free_batch(batch),
@@ -163,18 +184,32 @@ impl Graph {
     /// `panic`, nothing goes downstream from that call, and the element's
     /// first panic waits in [`Graph::take_panic`].
     pub fn push(&mut self, cx: &mut Context<'_>, target: Target, batch: &mut Batch) {
+        if self.watching {
+            return self.push_watched(cx, target, batch, None);
+        }
         let (idx, input) = match target {
-            Target::Port(p) => {
-                let tx = &mut self.tx[p];
-                if tx.is_empty() {
-                    std::mem::swap(tx, batch);
-                } else {
-                    tx.extend(batch.drain(..));
-                }
-                return;
-            }
+            Target::Port(p) => return self.queue_tx(p, batch),
             Target::Element { node, input } => (node, input),
         };
+        self.run_element(cx, idx, input, batch);
+        self.forward(cx, idx);
+    }
+
+    /// Adds `batch` to the packets waiting for port `p`'s flush.
+    #[inline(always)]
+    fn queue_tx(&mut self, p: usize, batch: &mut Batch) {
+        let tx = &mut self.tx[p];
+        if tx.is_empty() {
+            std::mem::swap(tx, batch);
+        } else {
+            tx.extend(batch.drain(..));
+        }
+    }
+
+    /// Runs element `idx` on `batch` (arrived on `input`), counting what it
+    /// was handed and what it left in the batch.
+    #[inline(always)]
+    fn run_element(&mut self, cx: &mut Context<'_>, idx: usize, input: usize, batch: &mut Batch) {
         let node = &mut self.nodes[idx];
         let handed = batch.len();
         node.packets_in += handed as u64;
@@ -186,7 +221,6 @@ impl Graph {
         if !batch.is_empty() {
             node.out.drop_unhandled(batch);
         }
-        self.forward(cx, idx);
     }
 
     /// Ends the run: calls every element's [`Element::finish`] once, in node
@@ -289,17 +323,9 @@ impl Graph {
             .map(|n| {
                 let mut drops = Vec::new();
                 for (i, &c) in n.out.drop_counts.iter().enumerate() {
-                    if c == 0 {
-                        continue;
+                    if c != 0 {
+                        drops.push((reason_name(n.reasons, i).to_string(), c));
                     }
-                    let name = match n.reasons.get(i) {
-                        Some(r) => r,
-                        None => RUNTIME_DROP_REASONS
-                            .get(i - n.reasons.len())
-                            .copied()
-                            .unwrap_or("?"),
-                    };
-                    drops.push((name.to_string(), c));
                 }
                 let mut custom = Vec::new();
                 n.element.stats(&mut |k, v| custom.push((k.to_string(), v)));
@@ -313,6 +339,20 @@ impl Graph {
             .collect()
     }
 }
+
+/// The name of drop count `i` of an element whose class declares `reasons`.
+fn reason_name(reasons: &'static [&'static str], i: usize) -> &'static str {
+    match reasons.get(i) {
+        Some(r) => r,
+        None => RUNTIME_DROP_REASONS
+            .get(i - reasons.len())
+            .copied()
+            .unwrap_or("?"),
+    }
+}
+
+#[cfg(test)]
+mod watch_tests;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! [`RuleSet::classify`] (or [`FlowKey::extract`] then
 //! [`RuleSet::first_match`]) finds the first one a packet satisfies.
 
+mod filter;
 mod key;
 mod matcher;
 mod parse;
@@ -14,6 +15,7 @@ mod rule;
 #[cfg(test)]
 mod testutil;
 
+pub use filter::Filter;
 pub use key::{FlowKey, Needs};
 pub use matcher::RuleSet;
 pub use parse::{parse_match, parse_rule};
@@ -260,7 +262,16 @@ impl Classify {
 }
 
 impl Element for Classify {
-    fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+    fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        if cx.tracing() {
+            // A traced packet (checked once per batch): say which rule decided.
+            for mut pkt in batch.drain(..) {
+                let slot = self.decide(&mut pkt);
+                cx.trace_note(&pkt, || self.names.get(slot).cloned().unwrap_or_default());
+                self.send(pkt, slot, out);
+            }
+            return;
+        }
         let n = batch.len();
         if n > WHOLE_BATCH {
             for mut pkt in batch.drain(..) {
