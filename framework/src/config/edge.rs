@@ -50,12 +50,20 @@ pub fn parse_edge(text: &str) -> Result<Edge, String> {
                 to: Some(end(b, &b.input)),
             });
         }
-        [_, b, ..] => return fail(at(b), "an edge is one hop: `a[0] -> b`, a port, or `-> port`"),
+        [_, b, ..] => {
+            return fail(
+                at(b),
+                "an edge is one hop: `a[0] -> b`, a port, or `-> port`",
+            )
+        }
         [] => return fail(0, "empty edge"),
     };
     let into = arrow_in || side == Some("tx");
     if (arrow_in && (arrow_out || side.is_some())) || (arrow_out && side == Some("tx")) {
-        return fail(at(one), "write `port rx` (or `port ->`) or `port tx` (or `-> port`)");
+        return fail(
+            at(one),
+            "write `port rx` (or `port ->`) or `port tx` (or `-> port`)",
+        );
     }
     if into {
         if one.output.is_some() {
@@ -97,8 +105,14 @@ mod tests {
     fn reads_outputs_ports_and_sides() {
         for (text, want) in [
             ("br[1]", e(Some(("br", Some(1))), None)),
-            (" fw[0] -> outside ", e(Some(("fw", Some(0))), Some(("outside", None)))),
-            ("fw[1]->[1]x", e(Some(("fw", Some(1))), Some(("x", Some(1))))),
+            (
+                " fw[0] -> outside ",
+                e(Some(("fw", Some(0))), Some(("outside", None))),
+            ),
+            (
+                "fw[1]->[1]x",
+                e(Some(("fw", Some(1))), Some(("x", Some(1)))),
+            ),
             ("left", e(Some(("left", None)), None)),
             ("left ->", e(Some(("left", None)), None)),
             ("left rx", e(Some(("left", None)), None)),

@@ -272,9 +272,9 @@ impl<'a> Context<'a> {
         self.tracing
     }
 
-    /// Attaches a note (the rule that decided, say) to traced packet `pkt`'s
-    /// current hop. `note` is called only while tracing.
-    pub fn trace_note(&mut self, _pkt: &Packet, note: impl FnOnce() -> String) {
+    /// Attaches a note (the rule that decided, say) to the traced packet's
+    /// current hop, this element. `note` is called only while tracing.
+    pub fn trace_note(&mut self, note: impl FnOnce() -> String) {
         if self.tracing {
             self.notes.push(note());
         }

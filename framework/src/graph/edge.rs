@@ -129,7 +129,12 @@ impl Graph {
     }
 
     /// Checks that the edge out of `from` goes to `to`.
-    fn check_leads(&self, from: &EdgeEnd, target: Option<Target>, to: &EdgeEnd) -> Result<(), String> {
+    fn check_leads(
+        &self,
+        from: &EdgeEnd,
+        target: Option<Target>,
+        to: &EdgeEnd,
+    ) -> Result<(), String> {
         let Some(target) = target else {
             return Ok(());
         };
@@ -188,7 +193,10 @@ impl Graph {
         let all: Vec<&str> = names.collect();
         match all.iter().find(|n| strsim::levenshtein(n, name) <= 2) {
             Some(n) => format!("no element or port `{name}` (did you mean `{n}`?)"),
-            None => format!("no element or port `{name}` (there are: {})", all.join(", ")),
+            None => format!(
+                "no element or port `{name}` (there are: {})",
+                all.join(", ")
+            ),
         }
     }
 }

@@ -219,7 +219,13 @@ impl Graph {
             let t = node.targets[o];
             let mut b = std::mem::take(&mut node.out.batches[o]);
             node.packets_out += b.len() as u64;
-            self.tap(EdgeId::Output { node: idx, output: o }, &mut b);
+            self.tap(
+                EdgeId::Output {
+                    node: idx,
+                    output: o,
+                },
+                &mut b,
+            );
             self.push_watched(cx, t, &mut b, record);
             self.nodes[idx].out.batches[o] = b;
         }

@@ -31,8 +31,11 @@ fn graph(rules: &str) -> Graph {
 const RULES: &str = "rules = [\"udp -> 0\", \"tcp -> 1\"]";
 
 fn frame(proto: &str, n: u8) -> Packet {
-    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        64,
+    );
     let mut v = Vec::new();
     let payload = [n; 8];
     match proto {
@@ -45,7 +48,11 @@ fn frame(proto: &str, n: u8) -> Packet {
 }
 
 fn batch(protos: &[&str]) -> Batch {
-    protos.iter().enumerate().map(|(i, p)| frame(p, i as u8)).collect()
+    protos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| frame(p, i as u8))
+        .collect()
 }
 
 /// The last payload byte of each copy (the frame's number in its batch).
@@ -55,7 +62,13 @@ fn drain(tap: &TapShared) -> Vec<u8> {
         .collect()
 }
 
-fn tap_on(g: &mut Graph, edge: &str, cap: usize, limit: Option<u64>, f: Option<&str>) -> Arc<TapShared> {
+fn tap_on(
+    g: &mut Graph,
+    edge: &str,
+    cap: usize,
+    limit: Option<u64>,
+    f: Option<&str>,
+) -> Arc<TapShared> {
     let id = g.resolve(&parse_edge(edge).unwrap()).unwrap();
     let filter = f.map(|f| Filter::parse(f).unwrap());
     let tap = Arc::new(TapShared::new(cap, limit, filter));
@@ -90,7 +103,10 @@ fn a_tap_copies_exactly_the_packets_of_its_edge() {
     }
     assert!(!g.watching);
     g.push_from_port(&mut cx, 0, &mut batch(&["udp", "tcp"]));
-    assert_eq!((drain(&udp), drain(&b_tx), drain(&rx)), (vec![], vec![], vec![]));
+    assert_eq!(
+        (drain(&udp), drain(&b_tx), drain(&rx)),
+        (vec![], vec![], vec![])
+    );
 }
 
 #[test]
@@ -134,13 +150,21 @@ fn a_trace_records_each_hop_the_rule_and_the_drop_reason() {
     let (tx, rx) = mpsc::channel();
     let trace = Arc::new(TraceShared::new(3, Some(Filter::parse("ip4").unwrap())));
     g.arm_trace(7, trace.clone(), tx.clone()).unwrap();
-    assert!(g.arm_trace(8, trace.clone(), tx.clone()).is_err(), "one at a time");
+    assert!(
+        g.arm_trace(8, trace.clone(), tx.clone()).is_err(),
+        "one at a time"
+    );
     g.push_from_port(&mut cx, 0, &mut batch(&["tcp", "udp", "icmp", "udp"]));
     let r: Vec<TraceRecord> = rx.try_iter().collect();
     assert_eq!(r.len(), 3);
     assert!(trace.done() && !g.watching, "disarmed once done");
     let hop = |r: &TraceRecord| r.hops.clone();
-    let out = |o: usize, to: &str| vec![HopOutput { output: o, to: to.into() }];
+    let out = |o: usize, to: &str| {
+        vec![HopOutput {
+            output: o,
+            to: to.into(),
+        }]
+    };
     let acl = |notes: &str, outputs, dropped: &[&str]| Hop::Element {
         element: "acl".into(),
         class: "Classify".into(),
@@ -153,14 +177,27 @@ fn a_trace_records_each_hop_the_rule_and_the_drop_reason() {
     let sent = |p: &str| Hop::Sent { port: p.into() };
     assert_eq!((r[0].packet, r[0].port.as_str()), (1, "in"));
     assert!(r[0].summary.contains("TCP"), "{}", r[0].summary);
-    assert_eq!(hop(&r[0]), [acl("rule 1: tcp -> 1", out(1, "b"), &[]), sent("b")]);
-    assert_eq!(hop(&r[1]), [acl("rule 0: udp -> 0", out(0, "a"), &[]), sent("a")]);
+    assert_eq!(
+        hop(&r[0]),
+        [acl("rule 1: tcp -> 1", out(1, "b"), &[]), sent("b")]
+    );
+    assert_eq!(
+        hop(&r[1]),
+        [acl("rule 0: udp -> 0", out(0, "a"), &[]), sent("a")]
+    );
     assert_eq!(hop(&r[2]), [acl("default", vec![], &["no-match"])]);
     let text = r[2].to_string();
-    assert!(text.contains("  [0]acl (Classify)\n      default\n    -> dropped: no-match"), "{text}");
+    assert!(
+        text.contains("  [0]acl (Classify)\n      default\n    -> dropped: no-match"),
+        "{text}"
+    );
     // The traced packets went where the others went, in order.
     assert_eq!((g.tx_batch(1).len(), g.tx_batch(2).len()), (2, 1));
-    let firsts: Vec<u8> = g.tx_batch(1).iter().map(|p| *p.data().last().unwrap()).collect();
+    let firsts: Vec<u8> = g
+        .tx_batch(1)
+        .iter()
+        .map(|p| *p.data().last().unwrap())
+        .collect();
     assert_eq!(firsts, [1, 3]);
 }
 
@@ -168,12 +205,24 @@ fn a_trace_records_each_hop_the_rule_and_the_drop_reason() {
 fn edges_that_do_not_exist_are_named() {
     let g = graph(RULES);
     let err = |s: &str| g.resolve(&parse_edge(s).unwrap()).unwrap_err();
-    assert_eq!(err("acx[0]"), "no element or port `acx` (did you mean `acl`?)");
-    assert_eq!(err("acl[5]"), "element `acl` has no output 5 (it has 2: 0..=1)");
+    assert_eq!(
+        err("acx[0]"),
+        "no element or port `acx` (did you mean `acl`?)"
+    );
+    assert_eq!(
+        err("acl[5]"),
+        "element `acl` has no output 5 (it has 2: 0..=1)"
+    );
     assert!(err("acl").contains("has 2 outputs: name one, `acl[0]` to `acl[1]`"));
     assert_eq!(err("acl[0] -> b"), "`acl[0]` goes to `a`, not to `b`");
     assert!(err("a").contains("port `a` receives nothing into the graph"));
     assert!(err("-> acl").contains("is an element's input"));
-    assert_eq!(g.edge_name(g.resolve(&parse_edge("acl[1]").unwrap()).unwrap()), "acl[1] -> b");
-    assert_eq!(g.edge_name(g.resolve(&parse_edge("in -> acl").unwrap()).unwrap()), "in rx");
+    assert_eq!(
+        g.edge_name(g.resolve(&parse_edge("acl[1]").unwrap()).unwrap()),
+        "acl[1] -> b"
+    );
+    assert_eq!(
+        g.edge_name(g.resolve(&parse_edge("in -> acl").unwrap()).unwrap()),
+        "in rx"
+    );
 }

@@ -100,7 +100,9 @@ impl Drop for Tap {
     fn drop(&mut self) {
         let id = self.id;
         // Best effort: a run that has ended has nothing to remove.
-        let _ = self.controller.on_each_worker(move |a| a.graph.remove_tap(id));
+        let _ = self
+            .controller
+            .on_each_worker(move |a| a.graph.remove_tap(id));
     }
 }
 
@@ -166,7 +168,9 @@ impl Trace {
 impl Drop for Trace {
     fn drop(&mut self) {
         let id = self.id;
-        let _ = self.controller.on_each_worker(move |a| a.graph.disarm_trace(id));
+        let _ = self
+            .controller
+            .on_each_worker(move |a| a.graph.disarm_trace(id));
     }
 }
 

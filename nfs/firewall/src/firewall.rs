@@ -527,8 +527,36 @@ impl Firewall {
     }
 }
 
-impl Element for Firewall {
-    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+impl Firewall {
+    /// A traced batch ([`Context::tracing`]): each packet on its own, then
+    /// a note naming the rule that decided (the one whose count moved).
+    #[cold]
+    #[inline(never)]
+    fn push_traced(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: usize,
+        batch: &mut Batch,
+        out: &mut Output,
+    ) {
+        for pkt in std::mem::take(batch) {
+            let before = self.hits.clone();
+            self.push_plain(cx, input, &mut Batch::from_iter([pkt]), out);
+            let moved = (self.hits.iter().zip(before.iter())).position(|(now, was)| now != was);
+            if let Some(rule) = moved {
+                cx.trace_note(|| self.shared.rules.described[rule].clone());
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn push_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: usize,
+        batch: &mut Batch,
+        out: &mut Output,
+    ) {
         let (side, port) = if input == 0 {
             (Side::Inside, 0)
         } else {
@@ -562,6 +590,15 @@ impl Element for Firewall {
             decision!(self, h, pkt, side, now, pass, fail);
             out.push(port, pkt);
         }
+    }
+}
+
+impl Element for Firewall {
+    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+        if cx.tracing() {
+            return self.push_traced(cx, input, batch, out);
+        }
+        self.push_plain(cx, input, batch, out)
     }
 
     fn finish(&mut self, _cx: &mut Context<'_>, out: &mut Output) {

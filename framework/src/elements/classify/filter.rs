@@ -52,13 +52,17 @@ mod tests {
     fn selects_by_rule_and_explains_errors() {
         let f = Filter::parse(" arp ").unwrap();
         assert_eq!(f.text(), "arp");
-        let mut arp = Packet::from_bytes(&[[0xffu8; 12].as_slice(), &[0x08, 0x06], &[0; 28]].concat());
+        let mut arp =
+            Packet::from_bytes(&[[0xffu8; 12].as_slice(), &[0x08, 0x06], &[0; 28]].concat());
         let mut other = Packet::from_bytes(&[0u8; 60]);
         assert!(f.matches(&mut arp));
         assert!(!f.matches(&mut other));
         let e = Filter::parse("tcp and dst prot 80").unwrap_err();
         let msg = Filter::explain("--filter", "tcp and dst prot 80", &e);
         assert!(msg.starts_with("--filter: "), "{msg}");
-        assert!(msg.ends_with("\n  tcp and dst prot 80\n          ^"), "{msg}");
+        assert!(
+            msg.ends_with("\n  tcp and dst prot 80\n          ^"),
+            "{msg}"
+        );
     }
 }

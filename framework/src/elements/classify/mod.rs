@@ -267,7 +267,7 @@ impl Element for Classify {
             // A traced packet (checked once per batch): say which rule decided.
             for mut pkt in batch.drain(..) {
                 let slot = self.decide(&mut pkt);
-                cx.trace_note(&pkt, || self.names.get(slot).cloned().unwrap_or_default());
+                cx.trace_note(|| self.names.get(slot).cloned().unwrap_or_default());
                 self.send(pkt, slot, out);
             }
             return;
