@@ -108,6 +108,10 @@ impl PortSpec for AutoSpec {
         true
     }
 
+    fn interface(&self) -> Option<&str> {
+        Some(&self.af_packet.interface)
+    }
+
     fn describe(&self) -> String {
         format!(
             "auto: hpio if {}/{} exists, else {}",

@@ -199,6 +199,12 @@ pub trait PortSpec: Send + Sync + fmt::Debug {
     /// One-line description for `hpio-nf check`.
     fn describe(&self) -> String;
 
+    /// The network interface the port is on, for drivers that have one
+    /// (the control socket reads its link state from `/sys/class/net`).
+    fn interface(&self) -> Option<&str> {
+        None
+    }
+
     /// Opens the port for `workers` workers. `rx`/`tx` say whether the graph
     /// reads from and writes to it, so that unused sides are not opened.
     fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError>;

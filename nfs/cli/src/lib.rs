@@ -20,6 +20,7 @@
 //! ```
 
 mod bench;
+mod control;
 mod dump;
 mod manual;
 mod pktgen;
@@ -90,6 +91,8 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Create or remove the namespaces and veth pairs the shipped configs use.
     Testbed(testbed::TestbedArgs),
+    /// Ask a running `hpio-nf run` over its control socket (docs/control.md).
+    Ctl(control::CtlArgs),
 }
 
 /// Runs the `hpio-nf` command line of this process with the built-in
@@ -143,6 +146,7 @@ where
         Command::Pktgen(a) => pktgen::cmd_pktgen(&a),
         Command::Dump(a) => dump::cmd_dump(&a),
         Command::Testbed(a) => testbed::cmd_testbed(&a),
+        Command::Ctl(a) => control::cmd_ctl(&a),
     };
     match result {
         Ok(code) => code,

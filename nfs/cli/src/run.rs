@@ -12,7 +12,7 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::runtime::{self, RunOptions};
 
-use crate::load;
+use crate::{control, load};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -28,6 +28,8 @@ pub(crate) struct RunArgs {
     /// Print the final counters (and live lines) as JSON, one object per line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub control: control::ControlArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -43,10 +45,29 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
             .context("installing signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
     }
+    // The socket is claimed before the ports open: a second instance is
+    // refused before it touches them.
+    let endless = config.ports.iter().any(|p| p.rx_used && p.spec.endless());
+    let listener = match args.control.path(&args.config, endless) {
+        Some(path) => Some(control::Listener::bind(&path)?),
+        None => None,
+    };
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
-    let report = running.wait(live_printer(args.json))?;
+    let interfaces = config
+        .ports
+        .iter()
+        .map(|p| (p.name.clone(), p.spec.interface().map(str::to_string)))
+        .collect();
+    let service = listener
+        .map(|l| control::Service::start(l, running.controller(), interfaces))
+        .transpose()?;
+    let report = running.wait(live_printer(args.json));
+    if let Some(s) = service {
+        s.stop();
+    }
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

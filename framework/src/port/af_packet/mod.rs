@@ -538,6 +538,10 @@ impl PortSpec for AfPacketSpec {
         true
     }
 
+    fn interface(&self) -> Option<&str> {
+        Some(&self.interface)
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("af_packet: interface `{}`", self.interface);
         if self.queues > 1 {

@@ -295,6 +295,10 @@ impl PortSpec for HpioSpec {
         true
     }
 
+    fn interface(&self) -> Option<&str> {
+        Some(&self.interface)
+    }
+
     fn describe(&self) -> String {
         let mut s = format!(
             "hpio: interface `{}` ({})",

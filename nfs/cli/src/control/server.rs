@@ -1,0 +1,336 @@
+//! The control server: one thread answering HTTP requests on the control
+//! socket through the run's [`Controller`].
+//!
+//! Every route is one arm of [`Server::route`]; a new one (tap, trace,
+//! reload) is one more arm.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use hpio_nf::element::{HandlerKind, HandlerSpec};
+use hpio_nf::runtime::{ControlError, Controller, Report};
+use serde_json::{json, Value};
+
+use super::render::stats;
+use super::Listener;
+
+/// Where `/sys/class/net` is (link state of interface-backed ports).
+const SYS_NET: &str = "/sys/class/net";
+
+/// Largest request body read (a rule, a flow spec).
+const MAX_BODY: u64 = 1 << 20;
+
+/// A failed request: its HTTP status and the message for `{"error": ...}`.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(status: u16, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Failure {
+        let status = match e {
+            ControlError::NoElement { .. } | ControlError::NoHandler { .. } => 404,
+            ControlError::Handler { .. } => 400,
+            ControlError::NotRunning(_) => 503,
+            ControlError::Timeout(..) => 504,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+/// What the routes answer from: the run and what the server keeps.
+pub(super) struct Server {
+    controller: Controller,
+    /// Port name -> the interface it is on (`None`: pcap, generator).
+    interfaces: Vec<(String, Option<String>)>,
+    /// The report of the previous `/stats` (rates are since it).
+    prev: Mutex<Option<Report>>,
+    /// Where interfaces' link state is read (`/sys/class/net`; tests change it).
+    sys_net: PathBuf,
+}
+
+impl Server {
+    pub fn new(controller: Controller, interfaces: Vec<(String, Option<String>)>) -> Server {
+        Server {
+            controller,
+            interfaces,
+            prev: Mutex::new(None),
+            sys_net: PathBuf::from(SYS_NET),
+        }
+    }
+
+    /// Answers `method path` with `body`: every route of the control socket.
+    pub fn route(&self, method: &str, path: &str, body: &str) -> Result<Value, Failure> {
+        let path = path.split('?').next().unwrap_or("");
+        let segs: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let c = &self.controller;
+        match (method, segs.as_slice()) {
+            ("GET", ["stats"]) => Ok(self.stats()),
+            ("GET", ["elements"]) => Ok(self.elements()),
+            ("GET", ["elements", el]) => {
+                let shown = c.show(el)?;
+                Ok(Value::Object(
+                    shown.into_iter().map(|(h, v)| (h.to_string(), v)).collect(),
+                ))
+            }
+            ("GET", ["elements", el, h]) => Ok(c.read(el, h)?),
+            ("POST", ["elements", el, h]) => Ok(c.write(el, h, body.trim())?),
+            ("GET", ["ports"]) => Ok(Value::Array(self.ports(&c.report()))),
+            ("GET", ["ports", name]) => {
+                let ports = self.ports(&c.report());
+                let names: Vec<&str> = self.interfaces.iter().map(|(n, _)| n.as_str()).collect();
+                ports
+                    .into_iter()
+                    .find(|p| p["name"] == *name)
+                    .ok_or_else(|| {
+                        Failure::new(
+                            404,
+                            format!("no port `{name}` (ports: {})", names.join(", ")),
+                        )
+                    })
+            }
+            ("GET", _) | ("POST", _) => Err(Failure::new(
+                404,
+                format!("no route {method} {path} (see docs/control.md)"),
+            )),
+            _ => Err(Failure::new(405, format!("method {method} not allowed"))),
+        }
+    }
+
+    /// `GET /stats`: the report, with rates since the previous request.
+    fn stats(&self) -> Value {
+        let now = self.controller.report();
+        let mut prev = self.prev.lock().unwrap_or_else(|e| e.into_inner());
+        let answer = stats(&now, prev.as_ref());
+        *prev = Some(now);
+        answer
+    }
+
+    /// `GET /elements`: name, class and handlers of every element.
+    fn elements(&self) -> Value {
+        let list = self.controller.elements();
+        Value::Array(
+            list.iter()
+                .map(|(name, class)| {
+                    json!({
+                        "name": name,
+                        "class": class.name,
+                        "handlers": class.handlers.iter().map(handler_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `GET /ports`: per port, its link state and counters.
+    fn ports(&self, report: &Report) -> Vec<Value> {
+        report
+            .ports
+            .iter()
+            .map(|p| {
+                let ifname = self
+                    .interfaces
+                    .iter()
+                    .find(|(n, _)| *n == p.name)
+                    .and_then(|(_, i)| i.as_deref());
+                let (operstate, carrier) = match ifname {
+                    Some(i) => link_state(&self.sys_net, i),
+                    None => ("n/a".to_string(), "n/a".to_string()),
+                };
+                json!({
+                    "name": p.name,
+                    "driver": p.driver,
+                    "interface": ifname,
+                    "operstate": operstate,
+                    "carrier": carrier,
+                    "rx_queues": p.rx_queues,
+                    "rx": p.rx,
+                    "tx": p.tx,
+                    "driver_stats": p.driver_stats,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A handler's declaration as JSON.
+fn handler_json(h: &HandlerSpec) -> Value {
+    json!({
+        "name": h.name,
+        "kind": match h.kind { HandlerKind::Read => "read", HandlerKind::Write => "write" },
+        "combine": h.combine,
+        "arg": h.arg,
+        "doc": h.doc,
+    })
+}
+
+/// `operstate` (`up`, `down`, `lowerlayerdown`, ...) and carrier (`up`,
+/// `down`) of interface `ifname`; `unknown` for what cannot be read (the
+/// kernel refuses to read the carrier of an interface that is down).
+fn link_state(sys_net: &Path, ifname: &str) -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(sys_net.join(ifname).join(f));
+    let operstate = read("operstate")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let carrier = match read("carrier").map(|s| s.trim().to_string()).as_deref() {
+        Ok("1") => "up",
+        Ok("0") => "down",
+        _ => "unknown",
+    };
+    (operstate, carrier.into())
+}
+
+/// `%XX` escapes of a path segment decoded (names with odd characters).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The control socket answering requests on its own thread.
+pub(crate) struct Service {
+    listener: Arc<Listener>,
+    closing: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts answering on `listener` for the run of `controller`;
+    /// `interfaces` names the interface of each port that has one.
+    pub fn start(
+        listener: Listener,
+        controller: Controller,
+        interfaces: Vec<(String, Option<String>)>,
+    ) -> anyhow::Result<Service> {
+        let listener = Arc::new(listener);
+        let closing = Arc::new(AtomicBool::new(false));
+        let server = Server::new(controller, interfaces);
+        let (l, c) = (listener.clone(), closing.clone());
+        let thread = std::thread::Builder::new()
+            .name("hpio-nf-control".into())
+            .spawn(move || serve(&l, &server, &c))?;
+        log::info!("control socket: {}", listener.path().display());
+        Ok(Service {
+            listener,
+            closing,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops answering and removes the socket.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.listener.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The server loop: one request at a time until `closing`.
+fn serve(listener: &Listener, server: &Server, closing: &AtomicBool) {
+    while !closing.load(Ordering::Relaxed) {
+        let mut rq = match listener.server.recv() {
+            Ok(rq) => rq,
+            Err(e) => {
+                if !closing.load(Ordering::Relaxed) {
+                    log::warn!("control socket: {e}");
+                }
+                continue;
+            }
+        };
+        let mut body = String::new();
+        let read = rq
+            .as_reader()
+            .take(MAX_BODY)
+            .read_to_string(&mut body)
+            .map_err(|e| Failure::new(400, format!("reading the request body: {e}")));
+        let method = rq.method().as_str().to_string();
+        let answer = read.and_then(|_| server.route(&method, rq.url(), &body));
+        let (status, value) = match answer {
+            Ok(v) => (200, v),
+            Err(f) => (f.status, json!({ "error": f.message })),
+        };
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+        let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+            .expect("a valid header");
+        let response = tiny_http::Response::from_string(text)
+            .with_status_code(status)
+            .with_header(header);
+        if let Err(e) = rq.respond(response) {
+            log::debug!("control socket: answering: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("fw"), "fw");
+        assert_eq!(percent_decode("bad%zz%"), "bad%zz%");
+    }
+
+    #[test]
+    fn link_state_comes_from_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let eth = dir.path().join("eth9");
+        std::fs::create_dir(&eth).unwrap();
+        std::fs::write(eth.join("operstate"), "up\n").unwrap();
+        std::fs::write(eth.join("carrier"), "1\n").unwrap();
+        assert_eq!(link_state(dir.path(), "eth9"), ("up".into(), "up".into()));
+        std::fs::write(eth.join("carrier"), "0\n").unwrap();
+        assert_eq!(link_state(dir.path(), "eth9").1, "down");
+        assert_eq!(
+            link_state(dir.path(), "nope"),
+            ("unknown".into(), "unknown".into())
+        );
+    }
+}
