@@ -61,7 +61,7 @@ pub struct TraceRecord {
     pub worker: usize,
     /// The port it arrived on.
     pub port: String,
-    /// The worker's clock when it arrived (ns, see `Context::now`).
+    /// Its receive timestamp (ns; the capture's time for a pcap input).
     pub time_ns: u64,
     /// A one-line summary of the frame as received.
     pub summary: String,
@@ -89,6 +89,8 @@ pub enum Hop {
         dropped: Vec<String>,
         /// The element kept it (it went neither out nor to a drop).
         held: bool,
+        /// The element has no outputs and took it (a sink such as Discard).
+        consumed: bool,
     },
     /// It was queued for transmission on a port.
     Sent {
@@ -127,6 +129,7 @@ impl fmt::Display for TraceRecord {
                     outputs,
                     dropped,
                     held,
+                    consumed,
                 } => {
                     writeln!(f, "  [{input}]{element} ({class})")?;
                     for n in notes {
@@ -140,6 +143,9 @@ impl fmt::Display for TraceRecord {
                     }
                     if *held {
                         writeln!(f, "    -> held by {element}")?;
+                    }
+                    if *consumed {
+                        writeln!(f, "    -> consumed by {element}")?;
                     }
                 }
                 Hop::Sent { port } => writeln!(f, "  sent on {port}")?,

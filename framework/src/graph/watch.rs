@@ -118,7 +118,7 @@ impl Graph {
                 packet: n,
                 worker: cx.worker,
                 port: self.port_names[port].clone(),
-                time_ns: cx.now_ns,
+                time_ns: pkt.timestamp(),
                 summary: summarize(pkt.data()),
                 hops: Vec::new(),
             });
@@ -192,12 +192,14 @@ impl Graph {
                 k => format!("{} (x{k})", reason_name(node.reasons, i)),
             })
             .collect();
+        let nothing = outputs.is_empty() && dropped.is_empty();
         let hop = Hop::Element {
             element: node.name.clone(),
             class: node.class.to_string(),
             input,
             notes: std::mem::take(&mut cx.notes),
-            held: outputs.is_empty() && dropped.is_empty(),
+            held: nothing && !node.targets.is_empty(),
+            consumed: nothing && node.targets.is_empty(),
             outputs,
             dropped,
         };

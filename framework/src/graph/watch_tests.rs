@@ -173,6 +173,7 @@ fn a_trace_records_each_hop_the_rule_and_the_drop_reason() {
         outputs,
         dropped: dropped.iter().map(|d| d.to_string()).collect(),
         held: false,
+        consumed: false,
     };
     let sent = |p: &str| Hop::Sent { port: p.into() };
     assert_eq!((r[0].packet, r[0].port.as_str()), (1, "in"));

@@ -23,6 +23,7 @@ mod bench;
 mod control;
 mod dump;
 mod manual;
+mod observe;
 mod pktgen;
 mod run;
 mod testbed;

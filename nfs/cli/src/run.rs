@@ -12,7 +12,7 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::runtime::{self, RunOptions};
 
-use crate::{control, load};
+use crate::{control, load, observe};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -30,6 +30,8 @@ pub(crate) struct RunArgs {
     pub json: bool,
     #[command(flatten)]
     pub control: control::ControlArgs,
+    #[command(flatten)]
+    pub trace: observe::TraceArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -52,7 +54,9 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
         Some(path) => Some(control::Listener::bind(&path)?),
         None => None,
     };
-    let running = start_config(&config, args.stats_interval, stop)?;
+    let trace = args.trace.request()?;
+    let mut running = start_config(&config, args.stats_interval, stop, trace)?;
+    let trace = running.take_trace();
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
     let interfaces = config
@@ -68,10 +72,18 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
         s.stop();
     }
     let report = report?;
+    let traces = trace.map(|mut t| (t.collect(None), t.count()));
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some((records, _)) = &traces {
+            v["traces"] = serde_json::to_value(records)?;
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{report}");
+        if let Some((records, asked)) = &traces {
+            print!("{}", observe::traces_text(records, *asked));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -83,7 +95,7 @@ pub(crate) fn run_config(
     json: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<runtime::Report> {
-    let running = start_config(config, stats_interval, stop)?;
+    let running = start_config(config, stats_interval, stop, None)?;
     Ok(running.wait(live_printer(json))?)
 }
 
@@ -92,6 +104,7 @@ pub(crate) fn start_config(
     config: &Config,
     stats_interval: Option<f64>,
     stop: Arc<AtomicBool>,
+    trace: Option<runtime::TraceRequest>,
 ) -> anyhow::Result<runtime::Running> {
     let rt = &config.runtime;
     let mut ports = Vec::new();
@@ -118,6 +131,7 @@ pub(crate) fn start_config(
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64),
         stop,
+        trace,
     };
     Ok(runtime::start(&config.graph, ports, &opts)?)
 }

@@ -43,7 +43,7 @@ impl From<ControlError> for Failure {
     fn from(e: ControlError) -> Failure {
         let status = match e {
             ControlError::NoElement { .. } | ControlError::NoHandler { .. } => 404,
-            ControlError::Handler { .. } => 400,
+            ControlError::Handler { .. } | ControlError::Request(_) => 400,
             ControlError::NotRunning(_) => 503,
             ControlError::Timeout(..) => 504,
         };
