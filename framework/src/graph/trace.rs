@@ -53,7 +53,7 @@ impl TraceShared {
 }
 
 /// The path of one traced packet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TraceRecord {
     /// Its number in the trace, from 1 (in the order workers took them).
     pub packet: u64,
@@ -70,7 +70,7 @@ pub struct TraceRecord {
 }
 
 /// One step of a traced packet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Hop {
     /// It entered an element.
@@ -100,7 +100,7 @@ pub enum Hop {
 }
 
 /// An output a traced packet left an element by.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HopOutput {
     /// Output number.
     pub output: usize,

@@ -57,6 +57,17 @@ impl Tap {
         &self.edge
     }
 
+    /// The tap's number (unique in the process).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the tap shares with the workers: its counts stay readable
+    /// after the tap is gone.
+    pub fn shared(&self) -> Arc<TapShared> {
+        self.shared.clone()
+    }
+
     /// The next copy, waiting up to `wait` for one.
     pub fn next(&mut self, wait: Duration) -> TapNext {
         let deadline = Instant::now() + wait;
@@ -136,28 +147,21 @@ impl Trace {
         }
     }
 
-    /// Every record until the count is reached, the run ends, or `idle`
-    /// passes without a new one (`None`: until the count or the end).
-    pub fn collect(&mut self, idle: Option<Duration>) -> Vec<TraceRecord> {
+    /// Every record until the count is reached, the run ends, or `limit`
+    /// has passed (`None`: until the count or the end), in packet order.
+    pub fn collect(&mut self, limit: Option<Duration>) -> Vec<TraceRecord> {
         let mut out = Vec::new();
-        let mut quiet = Duration::ZERO;
+        let deadline = limit.map(|l| Instant::now() + l);
         while self.got < self.shared.count() {
             match self.next(POLL * 50) {
-                Some(r) => {
-                    out.push(r);
-                    quiet = Duration::ZERO;
-                }
+                Some(r) => out.push(r),
                 None if self.controller.ended() => {
                     // Whatever the workers sent before they ended.
                     out.extend(self.records.try_iter());
                     break;
                 }
-                None => {
-                    quiet += POLL * 50;
-                    if idle.is_some_and(|i| quiet >= i) {
-                        break;
-                    }
-                }
+                None if deadline.is_some_and(|d| Instant::now() >= d) => break,
+                None => {}
             }
         }
         out.sort_by_key(|r| r.packet);

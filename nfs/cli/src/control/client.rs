@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use super::render::{stats_text, table, text};
-use super::SOCKET_DIR;
+use super::{watch, SOCKET_DIR};
 
 /// How long `ctl` waits for an answer (handlers answer within 5 s).
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +73,12 @@ enum CtlCommand {
         /// Port name.
         name: String,
     },
+    /// Copies of the packets crossing an edge, as pcap (`-w -`) or a line
+    /// per packet; the lost copies are counted on standard error at the end.
+    Tap(watch::TapArgs),
+    /// Follows the next packets through the graph: every element, the rule
+    /// that decided, the output taken or the drop reason, the port.
+    Trace(watch::TraceArgs),
 }
 
 /// `hpio-nf ctl ...`: sends the request, prints the answer; fails with
@@ -83,6 +89,11 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         (None, Some(n)) => Path::new(SOCKET_DIR).join(format!("{n}.sock")),
         (None, None) => only_socket(Path::new(SOCKET_DIR))?,
     };
+    match &args.command {
+        CtlCommand::Tap(a) => return watch::tap(&socket, a),
+        CtlCommand::Trace(a) => return watch::trace(&socket, a, args.json),
+        _ => {}
+    }
     let (method, target, body) = match &args.command {
         CtlCommand::Stats => ("GET", "/stats".to_string(), String::new()),
         CtlCommand::Elements => ("GET", "/elements".into(), String::new()),
@@ -97,6 +108,7 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         } => ("POST", path(&["elements", element, handler]), arg.join(" ")),
         CtlCommand::Ports => ("GET", "/ports".into(), String::new()),
         CtlCommand::Port { name } => ("GET", path(&["ports", name]), String::new()),
+        CtlCommand::Tap(_) | CtlCommand::Trace(_) => unreachable!("answered above"),
     };
     let answer = request(&socket, method, &target, &body)?;
     if args.json {
@@ -149,12 +161,19 @@ fn path(segments: &[&str]) -> String {
     let mut out = String::new();
     for s in segments {
         out.push('/');
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out += &format!("%{b:02X}");
-            }
+        out += &escape(s);
+    }
+    out
+}
+
+/// `s` percent-encoded (for a path segment or a query value).
+pub(super) fn escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out += &format!("%{b:02X}");
         }
     }
     out
@@ -168,13 +187,24 @@ pub(crate) fn request(
     target: &str,
     body: &str,
 ) -> anyhow::Result<Value> {
+    request_within(socket, method, target, body, TIMEOUT)
+}
+
+/// [`request`], waiting up to `timeout` for the answer.
+pub(super) fn request_within(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    body: &str,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
     let mut stream = UnixStream::connect(socket).with_context(|| {
         format!(
             "connecting to {} (is `hpio-nf run` serving it?)",
             socket.display()
         )
     })?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_read_timeout(Some(timeout))?;
     let head = format!(
         "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
@@ -200,18 +230,14 @@ pub(crate) fn request(
 
 /// The status and body of an HTTP response read to its end.
 fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, &[u8])> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(raw).context("the answer is not HTTP")? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => bail!("the answer ended inside its headers"),
+    let Some((status, head_len, headers)) = parse_head(raw)? else {
+        bail!("the answer ended inside its headers");
     };
-    let status = resp.code.context("the answer has no status")?;
     let header = |name: &str| {
-        resp.headers
+        headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
     if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
         bail!("the answer is chunked, which ctl does not read");
@@ -226,6 +252,32 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, &[u8])> {
         None => rest,
     };
     Ok((status, body))
+}
+
+/// The status, head length and headers of a response, once its head is
+/// complete (`None` before).
+#[allow(clippy::type_complexity)]
+pub(super) fn parse_head(
+    raw: &[u8],
+) -> anyhow::Result<Option<(u16, usize, Vec<(String, String)>)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(raw).context("the answer is not HTTP")? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = resp.code.context("the answer has no status")?;
+    let headers = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).trim().to_string(),
+            )
+        })
+        .collect();
+    Ok(Some((status, head_len, headers)))
 }
 
 /// `ctl elements` as rows: name, class, handlers.

@@ -14,6 +14,7 @@ use hpio_nf::element::{HandlerKind, HandlerSpec};
 use hpio_nf::runtime::{ControlError, Controller, Report};
 use serde_json::{json, Value};
 
+use super::observe::{self, Taps};
 use super::render::stats;
 use super::Listener;
 
@@ -31,7 +32,7 @@ pub(super) struct Failure {
 }
 
 impl Failure {
-    fn new(status: u16, message: impl Into<String>) -> Failure {
+    pub(super) fn new(status: u16, message: impl Into<String>) -> Failure {
         Failure {
             status,
             message: message.into(),
@@ -60,6 +61,8 @@ pub(super) struct Server {
     prev: Mutex<Option<Report>>,
     /// Where interfaces' link state is read (`/sys/class/net`; tests change it).
     sys_net: PathBuf,
+    /// The taps served (`/tap`, `/taps/ID`).
+    taps: Arc<Taps>,
 }
 
 impl Server {
@@ -69,6 +72,7 @@ impl Server {
             interfaces,
             prev: Mutex::new(None),
             sys_net: PathBuf::from(SYS_NET),
+            taps: Arc::default(),
         }
     }
 
@@ -93,6 +97,7 @@ impl Server {
             }
             ("GET", ["elements", el, h]) => Ok(c.read(el, h)?),
             ("POST", ["elements", el, h]) => Ok(c.write(el, h, body.trim())?),
+            ("GET", ["taps", id]) => self.taps.counts(id),
             ("GET", ["ports"]) => Ok(Value::Array(self.ports(&c.report()))),
             ("GET", ["ports", name]) => {
                 let ports = self.ports(&c.report());
@@ -199,7 +204,7 @@ fn link_state(sys_net: &Path, ifname: &str) -> (String, String) {
 }
 
 /// `%XX` escapes of a path segment decoded (names with odd characters).
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -283,6 +288,17 @@ fn serve(listener: &Listener, server: &Server, closing: &AtomicBool) {
                 continue;
             }
         };
+        if observe::is_long(rq.method().as_str(), rq.url()) {
+            // A tap streams, a trace waits: each on a thread of its own.
+            let (c, taps) = (server.controller.clone(), server.taps.clone());
+            let spawned = std::thread::Builder::new()
+                .name("hpio-nf-tap".into())
+                .spawn(move || observe::answer(rq, c, taps));
+            if let Err(e) = spawned {
+                log::warn!("control socket: starting a tap or trace thread: {e}");
+            }
+            continue;
+        }
         let mut body = String::new();
         let read = rq
             .as_reader()
@@ -295,15 +311,20 @@ fn serve(listener: &Listener, server: &Server, closing: &AtomicBool) {
             Ok(v) => (200, v),
             Err(f) => (f.status, json!({ "error": f.message })),
         };
-        let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
-        let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-            .expect("a valid header");
-        let response = tiny_http::Response::from_string(text)
-            .with_status_code(status)
-            .with_header(header);
-        if let Err(e) = rq.respond(response) {
-            log::debug!("control socket: answering: {e}");
-        }
+        respond(rq, status, &value);
+    }
+}
+
+/// Answers `rq` with `value` as JSON.
+pub(super) fn respond(rq: tiny_http::Request, status: u16, value: &Value) {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", "application/json").expect("a valid header");
+    let response = tiny_http::Response::from_string(text)
+        .with_status_code(status)
+        .with_header(header);
+    if let Err(e) = rq.respond(response) {
+        log::debug!("control socket: answering: {e}");
     }
 }
 
