@@ -15,7 +15,7 @@ pub struct EdgeEnd {
     pub index: Option<usize>,
 }
 
-/// An edge as written, names unresolved (`config::parse_edge` reads it).
+/// An edge as written, names unresolved (the config layer's `parse_edge` reads it).
 ///
 /// `from` alone is an element's output or a port's receive side; `from`
 /// and `to` is the same, checked to lead to `to`; `to` alone is a port's

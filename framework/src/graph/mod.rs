@@ -352,7 +352,7 @@ fn reason_name(reasons: &'static [&'static str], i: usize) -> &'static str {
 }
 
 #[cfg(test)]
-mod watch_tests;
+mod tests_watch;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! `httparse` and prints it ([`render`]) as text or as the JSON it got.
 
 mod client;
+mod http;
 mod observe;
 mod render;
 mod server;

@@ -17,7 +17,7 @@ use hpio_nf::graph::{TapCopy, TapShared};
 use hpio_nf::runtime::{Controller, TapNext, TAP_QUEUE};
 use serde_json::{json, Value};
 
-use super::server::{percent_decode, respond, Failure};
+use super::http::{percent_decode, respond, Failure};
 use crate::observe::filter;
 
 /// Taps whose counts `/taps/ID` can still tell (the latest ones).

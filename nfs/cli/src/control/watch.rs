@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use hpio_nf::graph::TraceRecord;
 use serde_json::Value;
 
-use super::client::{escape, parse_head, request_within};
+use super::http::{escape, parse_head, request_within};
 use super::observe::MAX_WAIT;
 use crate::observe::traces_text;
 
