@@ -243,10 +243,10 @@ pub struct Context<'a> {
     pub(crate) pool: &'a mut Pool,
     pub(crate) now_ns: u64,
     pub(crate) worker: usize,
-    /// The batch being pushed holds a traced packet (set by the graph).
-    pub(crate) tracing: bool,
-    /// Notes elements attached to the traced packet during this push.
-    pub(crate) notes: Vec<String>,
+    /// While the batch being pushed holds a traced packet (the graph sets
+    /// it): the notes elements attach to it. One word, so that a context
+    /// costs nothing more to make when nothing is traced.
+    pub(crate) notes: Option<Box<Vec<String>>>,
 }
 
 impl<'a> Context<'a> {
@@ -256,8 +256,7 @@ impl<'a> Context<'a> {
             pool,
             now_ns,
             worker,
-            tracing: false,
-            notes: Vec::new(),
+            notes: None,
         }
     }
 
@@ -269,14 +268,14 @@ impl<'a> Context<'a> {
     /// [`Context::trace_note`] and cost nothing when no trace runs.
     #[inline]
     pub fn tracing(&self) -> bool {
-        self.tracing
+        self.notes.is_some()
     }
 
     /// Attaches a note (the rule that decided, say) to the traced packet's
     /// current hop, this element. `note` is called only while tracing.
     pub fn trace_note(&mut self, note: impl FnOnce() -> String) {
-        if self.tracing {
-            self.notes.push(note());
+        if let Some(notes) = &mut self.notes {
+            notes.push(note());
         }
     }
 

@@ -172,7 +172,7 @@ impl Graph {
             return self.push_from_port_watched(cx, port, batch);
         }
         match self.sources.get(port).copied().flatten() {
-            Some(t) => self.push(cx, t, batch),
+            Some(t) => self.push_plain(cx, t, batch),
             None => cx.pool.free_batch(batch),
         }
     }
@@ -187,6 +187,13 @@ impl Graph {
         if self.watching {
             return self.push_watched(cx, target, batch, None);
         }
+        self.push_plain(cx, target, batch)
+    }
+
+    /// [`Graph::push`] when nothing watches (taps and traces change only
+    /// between bursts, so a push that starts plain stays plain downstream).
+    #[inline]
+    fn push_plain(&mut self, cx: &mut Context<'_>, target: Target, batch: &mut Batch) {
         let (idx, input) = match target {
             Target::Port(p) => return self.queue_tx(p, batch),
             Target::Element { node, input } => (node, input),
@@ -255,7 +262,7 @@ impl Graph {
             let t = node.targets[o];
             let mut b = std::mem::take(&mut node.out.batches[o]);
             node.packets_out += b.len() as u64;
-            self.push(cx, t, &mut b);
+            self.push_plain(cx, t, &mut b);
             // Hand the (now empty) batch back so a spilled one keeps its capacity.
             self.nodes[idx].out.batches[o] = b;
         }

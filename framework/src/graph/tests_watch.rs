@@ -227,3 +227,43 @@ fn edges_that_do_not_exist_are_named() {
         "in rx"
     );
 }
+
+/// The cost of a tap: ns per packet through `in -> acl -> a` with no tap,
+/// then with a tap on `acl[0]` that copies every packet (drained by the
+/// same thread after each batch, as a reader that keeps up would).
+/// `cargo test --release -p hpio-nf --lib tap_cost -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn tap_cost() {
+    const BATCHES: usize = 60_000;
+    let mut pool = Pool::new(256);
+    let mut g = graph(RULES);
+    let template = frame("udp", 1);
+    let mut run = |g: &mut Graph, tap: Option<&TapShared>| {
+        let mut cx = Context::new(&mut pool, 0, 0);
+        let start = std::time::Instant::now();
+        for _ in 0..BATCHES {
+            let mut b: Batch = (0..32)
+                .map(|_| {
+                    let mut p = cx.alloc().unwrap();
+                    p.set_frame(template.data());
+                    p
+                })
+                .collect();
+            g.push_from_port(&mut cx, 0, &mut b);
+            cx.pool.free_batch(g.tx_batch(1));
+            if let Some(t) = tap {
+                while let Some(c) = t.pop() {
+                    t.recycle(c);
+                }
+            }
+        }
+        start.elapsed().as_nanos() as f64 / (BATCHES * 32) as f64
+    };
+    let best = |f: &mut dyn FnMut() -> f64| (0..5).map(|_| f()).fold(f64::MAX, f64::min);
+    let off = best(&mut || run(&mut g, None));
+    let tap = tap_on(&mut g, "acl[0]", 4096, None, None);
+    let on = best(&mut || run(&mut g, Some(&tap)));
+    assert_eq!(tap.lost(), 0);
+    println!("ns per packet: no tap {off:.1}, tap on acl[0] copying every packet {on:.1}");
+}

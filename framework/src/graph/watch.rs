@@ -173,9 +173,9 @@ impl Graph {
             return self.forward_watched(cx, idx, None);
         };
         let before = self.nodes[idx].out.drop_counts.clone();
-        cx.tracing = true;
+        cx.notes = Some(Box::default());
         self.run_element(cx, idx, input, batch);
-        cx.tracing = false;
+        let notes = cx.notes.take().map_or_else(Vec::new, |n| *n);
         let node = &self.nodes[idx];
         let outputs: Vec<HopOutput> = (0..node.targets.len())
             .filter(|&o| !node.out.batches[o].is_empty())
@@ -197,7 +197,7 @@ impl Graph {
             element: node.name.clone(),
             class: node.class.to_string(),
             input,
-            notes: std::mem::take(&mut cx.notes),
+            notes,
             held: nothing && !node.targets.is_empty(),
             consumed: nothing && node.targets.is_empty(),
             outputs,

@@ -246,6 +246,18 @@ impl Classify {
         }
     }
 
+    /// A traced batch (checked once per batch, out of the hot path): each
+    /// packet's deciding rule as a trace note.
+    #[cold]
+    #[inline(never)]
+    fn push_traced(&mut self, cx: &mut Context<'_>, batch: &mut Batch, out: &mut Output) {
+        for mut pkt in batch.drain(..) {
+            let slot = self.decide(&mut pkt);
+            cx.trace_note(|| self.names.get(slot).cloned().unwrap_or_default());
+            self.send(pkt, slot, out);
+        }
+    }
+
     /// Sends `pkt` where its slot says, and counts it.
     #[inline(always)]
     fn send(&mut self, pkt: Packet, slot: usize, out: &mut Output) {
@@ -264,13 +276,7 @@ impl Classify {
 impl Element for Classify {
     fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         if cx.tracing() {
-            // A traced packet (checked once per batch): say which rule decided.
-            for mut pkt in batch.drain(..) {
-                let slot = self.decide(&mut pkt);
-                cx.trace_note(|| self.names.get(slot).cloned().unwrap_or_default());
-                self.send(pkt, slot, out);
-            }
-            return;
+            return self.push_traced(cx, batch, out);
         }
         let n = batch.len();
         if n > WHOLE_BATCH {
