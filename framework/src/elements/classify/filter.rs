@@ -61,7 +61,7 @@ mod tests {
         let msg = Filter::explain("--filter", "tcp and dst prot 80", &e);
         assert!(msg.starts_with("--filter: "), "{msg}");
         assert!(
-            msg.ends_with("\n  tcp and dst prot 80\n          ^"),
+            msg.ends_with("\n  tcp and dst prot 80\n              ^"),
             "{msg}"
         );
     }
