@@ -81,11 +81,13 @@ impl TapShared {
     }
 
     /// Copies the frames of `batch` that the filter selects (on a worker).
+    /// The shared counts move once per batch.
     pub(crate) fn copy(&self, batch: &mut Batch) {
-        let mut wall = 0;
+        let room = self.limit.saturating_sub(self.queued());
+        let (mut queued, mut lost, mut wall) = (0, 0, 0);
         for pkt in batch.iter_mut() {
-            if self.done() {
-                return;
+            if queued >= room {
+                break;
             }
             if let Some(f) = &self.filter {
                 if !f.matches(pkt) {
@@ -110,14 +112,18 @@ impl TapShared {
                 data,
             };
             match self.copies.push(copy) {
-                Ok(()) => {
-                    self.queued.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(()) => queued += 1,
                 Err(copy) => {
-                    self.lost.fetch_add(1, Ordering::Relaxed);
+                    lost += 1;
                     let _ = self.spare.push(copy.data);
                 }
             }
+        }
+        if queued > 0 {
+            self.queued.fetch_add(queued, Ordering::Relaxed);
+        }
+        if lost > 0 {
+            self.lost.fetch_add(lost, Ordering::Relaxed);
         }
     }
 }
