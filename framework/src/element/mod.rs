@@ -9,7 +9,9 @@
 //!   a batch that arrived on one input; `stats` reports its own counters.
 //! - [`Context`]: what a running element may use besides its packets: the
 //!   time of the burst ([`Context::now`]), the worker's index
-//!   ([`Context::worker`]) and the worker's packet pool.
+//!   ([`Context::worker`]), the worker's packet pool, and whether the batch
+//!   is being traced ([`Context::tracing`], [`Context::trace_note`]: say
+//!   why a traced packet went where it went).
 //! - [`Packet`]: the packet view: frame bytes ([`Packet::data`],
 //!   [`Packet::data_mut`]), the header parse computed once and cached
 //!   ([`Packet::headers`]), receive time ([`Packet::timestamp`]), input
