@@ -73,6 +73,11 @@ impl Graph {
         self.rewatch();
     }
 
+    /// Whether a tap is installed or a trace armed on this replica.
+    pub fn is_watched(&self) -> bool {
+        self.watching
+    }
+
     fn rewatch(&mut self) {
         self.watching = !self.watch.taps.is_empty() || self.watch.trace.is_some();
     }

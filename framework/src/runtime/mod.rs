@@ -45,6 +45,8 @@ mod observe;
 mod report;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_observe;
 mod worker;
 
 pub use control::{ControlError, Controller};
