@@ -248,6 +248,7 @@ pub struct Context<'a> {
     /// While the batch being pushed holds a traced packet (the graph sets
     /// it): the notes elements attach to it. One word, so that a context
     /// costs nothing more to make when nothing is traced.
+    #[allow(clippy::box_collection)] // Boxed to be one word (null when off), not three.
     pub(crate) notes: Option<Box<Vec<String>>>,
 }
 
