@@ -250,6 +250,18 @@ impl Graph {
     /// Recycles what element `idx` dropped and hands what it output to its targets.
     #[inline]
     fn forward(&mut self, cx: &mut Context<'_>, idx: usize) {
+        self.forward_with(cx, idx, |g, cx, _, t, b| g.push_plain(cx, t, b));
+    }
+
+    /// [`Graph::forward`], handing each non-empty output batch (with its
+    /// output number and target) to `push`.
+    #[inline(always)]
+    fn forward_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        idx: usize,
+        mut push: impl FnMut(&mut Graph, &mut Context<'_>, usize, Target, &mut Batch),
+    ) {
         let node = &mut self.nodes[idx];
         if !node.out.dropped.is_empty() {
             cx.pool.free_batch(&mut node.out.dropped);
@@ -262,7 +274,7 @@ impl Graph {
             let t = node.targets[o];
             let mut b = std::mem::take(&mut node.out.batches[o]);
             node.packets_out += b.len() as u64;
-            self.push_plain(cx, t, &mut b);
+            push(self, cx, o, t, &mut b);
             // Hand the (now empty) batch back so a spilled one keeps its capacity.
             self.nodes[idx].out.batches[o] = b;
         }

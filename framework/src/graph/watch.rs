@@ -214,27 +214,15 @@ impl Graph {
 
     /// [`Graph::forward`] while watching.
     fn forward_watched(&mut self, cx: &mut Context<'_>, idx: usize, record: Option<usize>) {
-        let node = &mut self.nodes[idx];
-        if !node.out.dropped.is_empty() {
-            cx.pool.free_batch(&mut node.out.dropped);
-        }
-        for o in 0..node.targets.len() {
-            let node = &mut self.nodes[idx];
-            if node.out.batches[o].is_empty() {
-                continue;
-            }
-            let t = node.targets[o];
-            let mut b = std::mem::take(&mut node.out.batches[o]);
-            node.packets_out += b.len() as u64;
-            self.tap(
+        self.forward_with(cx, idx, |g, cx, o, t, b| {
+            g.tap(
                 EdgeId::Output {
                     node: idx,
                     output: o,
                 },
-                &mut b,
+                b,
             );
-            self.push_watched(cx, t, &mut b, record);
-            self.nodes[idx].out.batches[o] = b;
-        }
+            g.push_watched(cx, t, b, record);
+        });
     }
 }
