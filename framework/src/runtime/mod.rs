@@ -51,7 +51,7 @@ mod worker;
 
 pub use control::{ControlError, Controller};
 pub use observe::{Tap, TapNext, Trace, TraceRequest, TAP_QUEUE};
-pub use report::{PortReport, Report, WorkerReport};
+pub use report::{ElementReport, PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

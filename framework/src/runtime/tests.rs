@@ -81,27 +81,27 @@ fn touchy_graph() -> GraphSpec {
     }
 }
 
+/// An in-memory port with these queues.
+fn mem_port(rx: Vec<Box<dyn RxQueue>>, tx: Vec<Box<dyn TxQueue>>) -> OpenPort {
+    OpenPort {
+        rx,
+        tx,
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    }
+}
+
 /// Runs the touchy graph over `frames` with `on_panic`, one packet per burst.
 fn run_touchy(frames: Vec<Vec<u8>>, on_panic: OnPanic) -> (Result<Report, RunError>, Vec<Vec<u8>>) {
     let sent = Arc::new(Mutex::new(Vec::new()));
+    let rx = MemRx {
+        frames: frames.into_iter(),
+        stats: QueueStats::default(),
+    };
     let ports = vec![
-        OpenPort {
-            rx: vec![Box::new(MemRx {
-                frames: frames.into_iter(),
-                stats: QueueStats::default(),
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone()))],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(rx)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
     ];
     let opts = RunOptions {
         burst: 1,
@@ -660,4 +660,68 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     run(&graph, ports, &opts, |_| {}).unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(sent.lock().unwrap().len(), total - 6);
+}
+
+/// Takes `busy_ms` on each call that hands out a packet and `idle_ms` on
+/// each that finds nothing (turn about, starting with a packet), `calls`
+/// times, then ends.
+struct Paced {
+    calls: u32,
+    busy_ms: u64,
+    idle_ms: u64,
+}
+
+impl RxQueue for Paced {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, _: usize) -> Result<Recv, PortError> {
+        if self.calls == 0 {
+            return Ok(Recv::Ended);
+        }
+        self.calls -= 1;
+        if self.calls % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(self.busy_ms));
+            let mut p = pool.alloc().expect("pool large enough");
+            p.set_frame(&[1; 60]);
+            batch.push(p);
+            return Ok(Recv::Got(1));
+        }
+        std::thread::sleep(Duration::from_millis(self.idle_ms));
+        Ok(Recv::Got(0))
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+}
+
+#[test]
+fn workers_split_their_loop_time_into_busy_and_idle_passes() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let graph = GraphSpec {
+        nodes: vec![],
+        ports: vec!["in".into(), "out".into()],
+        sources: vec![Some(Target::Port(1)), None],
+    };
+    // 6 packets taking 30 ms each, 6 empty polls taking 10 ms each.
+    let paced = Paced {
+        calls: 12,
+        busy_ms: 30,
+        idle_ms: 10,
+    };
+    let ports = vec![
+        mem_port(vec![Box::new(paced)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
+    ];
+    let report = run(&graph, ports, &RunOptions::default(), |_| {}).unwrap();
+    assert_eq!(sent.lock().unwrap().len(), 6);
+    let w = &report.workers[0];
+    assert!(w.busy_secs >= 0.180, "{w:?}");
+    assert!(w.idle_secs >= 0.060 && w.idle_secs < w.busy_secs, "{w:?}");
+    // The two add up to the loop's run time.
+    assert!(
+        (w.busy_secs + w.idle_secs - w.run_secs).abs() < 0.02,
+        "{w:?}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["workers"][0]["busy_secs"].as_f64().unwrap() >= 0.180);
+    assert!(report.to_string().contains("worker 0: busy 0."), "{report}");
 }

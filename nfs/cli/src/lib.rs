@@ -23,6 +23,8 @@ mod bench;
 mod control;
 mod dump;
 mod manual;
+mod metrics;
+mod notify;
 mod observe;
 mod pktgen;
 mod run;
