@@ -20,6 +20,7 @@ use crate::edit::{self, Kill};
 use crate::frag::{header_end, FragKey, FragTable};
 use crate::rules::{parse_rules, ConnState, Rule, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
+mod trace;
 
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
 /// cache line; the sweep only keeps the `flows` count close to the truth,
@@ -529,29 +530,6 @@ impl Firewall {
                 Ok(()) => out.drop(pkt, FRAGMENT),
                 Err(r) => out.drop(pkt, r),
             },
-        }
-    }
-}
-
-impl Firewall {
-    /// A traced batch ([`Context::tracing`]): each packet on its own, then
-    /// a note naming the rule that decided (the one whose count moved).
-    #[cold]
-    #[inline(never)]
-    fn push_traced(
-        &mut self,
-        cx: &mut Context<'_>,
-        input: usize,
-        batch: &mut Batch,
-        out: &mut Output,
-    ) {
-        for pkt in std::mem::take(batch) {
-            let before = self.hits.clone();
-            self.push_plain(cx, input, &mut Batch::from_iter([pkt]), out);
-            let moved = (self.hits.iter().zip(before.iter())).position(|(now, was)| now != was);
-            if let Some(rule) = moved {
-                cx.trace_note(|| self.shared.rules.described[rule].clone());
-            }
         }
     }
 
