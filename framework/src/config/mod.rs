@@ -28,6 +28,7 @@
 
 mod connection;
 mod display;
+mod edge;
 mod load;
 mod loader;
 mod source;
@@ -51,6 +52,7 @@ use crate::graph::GraphSpec;
 use crate::port::{PortRegistry, PortSpec};
 
 pub use crate::runtime::{Clock, OnPanic};
+pub use edge::parse_edge;
 pub use source::{ConfigError, ConfigErrors};
 
 /// The `[runtime]` table.

@@ -9,7 +9,9 @@
 //!   a batch that arrived on one input; `stats` reports its own counters.
 //! - [`Context`]: what a running element may use besides its packets: the
 //!   time of the burst ([`Context::now`]), the worker's index
-//!   ([`Context::worker`]) and the worker's packet pool.
+//!   ([`Context::worker`]), the worker's packet pool, and whether the batch
+//!   is being traced ([`Context::tracing`], [`Context::trace_note`]: say
+//!   why a traced packet went where it went).
 //! - [`Packet`]: the packet view: frame bytes ([`Packet::data`],
 //!   [`Packet::data_mut`]), the header parse computed once and cached
 //!   ([`Packet::headers`]), receive time ([`Packet::timestamp`]), input
@@ -267,6 +269,11 @@ pub struct Context<'a> {
     pub(crate) pool: &'a mut Pool,
     pub(crate) now_ns: u64,
     pub(crate) worker: usize,
+    /// While the batch being pushed holds a traced packet (the graph sets
+    /// it): the notes elements attach to it. One word, so that a context
+    /// costs nothing more to make when nothing is traced.
+    #[allow(clippy::box_collection)] // Boxed to be one word (null when off), not three.
+    pub(crate) notes: Option<Box<Vec<String>>>,
 }
 
 impl<'a> Context<'a> {
@@ -276,6 +283,26 @@ impl<'a> Context<'a> {
             pool,
             now_ns,
             worker,
+            notes: None,
+        }
+    }
+
+    /// Whether the batch being pushed is followed by a packet trace
+    /// (`hpio-nf ctl trace`, `hpio-nf run --trace`). Check it once per
+    /// batch, not per packet: a traced packet comes alone in its batch
+    /// (with, at most, packets an element upstream released with it), so an
+    /// element can take a slower path that explains its decision with
+    /// [`Context::trace_note`] and cost nothing when no trace runs.
+    #[inline]
+    pub fn tracing(&self) -> bool {
+        self.notes.is_some()
+    }
+
+    /// Attaches a note (the rule that decided, say) to the traced packet's
+    /// current hop, this element. `note` is called only while tracing.
+    pub fn trace_note(&mut self, note: impl FnOnce() -> String) {
+        if let Some(notes) = &mut self.notes {
+            notes.push(note());
         }
     }
 

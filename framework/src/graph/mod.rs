@@ -1,9 +1,16 @@
 //! The element graph: its resolved, checked form ([`GraphSpec`]) and the
 //! per-worker replica that pushes batches through it ([`Graph`]).
 
+mod edge;
 mod handover;
+mod tap;
+mod trace;
+mod watch;
 
+pub use edge::{Edge, EdgeEnd, EdgeId};
 pub use handover::Carried;
+pub use tap::{TapCopy, TapShared};
+pub use trace::{Hop, HopOutput, TraceRecord, TraceShared};
 
 use crate::element::{ClassInfo, Configured, Context, Output, RUNTIME_DROP_REASONS};
 use crate::packet::Batch;
@@ -123,6 +130,12 @@ pub struct Graph {
     /// First panics of elements, not yet taken by the worker (at most one
     /// per element, so this never grows past the number of elements).
     panics: Vec<ElementPanic>,
+    /// Port names, in config order.
+    port_names: Vec<String>,
+    /// A tap is installed or a trace armed: batches take the watched path.
+    watching: bool,
+    /// The taps and the trace.
+    watch: watch::Watch,
 }
 
 impl Graph {
@@ -148,14 +161,20 @@ impl Graph {
             sources: spec.sources.clone(),
             tx: spec.ports.iter().map(|_| Batch::new()).collect(),
             panics: Vec::with_capacity(spec.nodes.len()),
+            port_names: spec.ports.clone(),
+            watching: false,
+            watch: watch::Watch::default(),
         }
     }
 
     /// Runs a batch received on `port` through the graph to completion.
     /// Packets for ports wait in [`Graph::tx_batch`] until the burst's flush.
     pub fn push_from_port(&mut self, cx: &mut Context<'_>, port: usize, batch: &mut Batch) {
+        if self.watching {
+            return self.push_from_port_watched(cx, port, batch);
+        }
         match self.sources.get(port).copied().flatten() {
-            Some(t) => self.push(cx, t, batch),
+            Some(t) => self.push_plain(cx, t, batch),
             None => cx.pool.free_batch(batch),
         }
     }
@@ -167,18 +186,39 @@ impl Graph {
     /// `panic`, nothing goes downstream from that call, and the element's
     /// first panic waits in [`Graph::take_panic`].
     pub fn push(&mut self, cx: &mut Context<'_>, target: Target, batch: &mut Batch) {
+        if self.watching {
+            return self.push_watched(cx, target, batch, None);
+        }
+        self.push_plain(cx, target, batch)
+    }
+
+    /// [`Graph::push`] when nothing watches (taps and traces change only
+    /// between bursts, so a push that starts plain stays plain downstream).
+    #[inline]
+    fn push_plain(&mut self, cx: &mut Context<'_>, target: Target, batch: &mut Batch) {
         let (idx, input) = match target {
-            Target::Port(p) => {
-                let tx = &mut self.tx[p];
-                if tx.is_empty() {
-                    std::mem::swap(tx, batch);
-                } else {
-                    tx.extend(batch.drain(..));
-                }
-                return;
-            }
+            Target::Port(p) => return self.queue_tx(p, batch),
             Target::Element { node, input } => (node, input),
         };
+        self.run_element(cx, idx, input, batch);
+        self.forward(cx, idx);
+    }
+
+    /// Adds `batch` to the packets waiting for port `p`'s flush.
+    #[inline(always)]
+    fn queue_tx(&mut self, p: usize, batch: &mut Batch) {
+        let tx = &mut self.tx[p];
+        if tx.is_empty() {
+            std::mem::swap(tx, batch);
+        } else {
+            tx.extend(batch.drain(..));
+        }
+    }
+
+    /// Runs element `idx` on `batch` (arrived on `input`), counting what it
+    /// was handed and what it left in the batch.
+    #[inline(always)]
+    fn run_element(&mut self, cx: &mut Context<'_>, idx: usize, input: usize, batch: &mut Batch) {
         let node = &mut self.nodes[idx];
         let handed = batch.len();
         node.packets_in += handed as u64;
@@ -190,7 +230,6 @@ impl Graph {
         if !batch.is_empty() {
             node.out.drop_unhandled(batch);
         }
-        self.forward(cx, idx);
     }
 
     /// Ends the run: calls every element's [`Element::finish`] once, in node
@@ -218,6 +257,18 @@ impl Graph {
     /// Recycles what element `idx` dropped and hands what it output to its targets.
     #[inline]
     fn forward(&mut self, cx: &mut Context<'_>, idx: usize) {
+        self.forward_with(cx, idx, |g, cx, _, t, b| g.push_plain(cx, t, b));
+    }
+
+    /// [`Graph::forward`], handing each non-empty output batch (with its
+    /// output number and target) to `push`.
+    #[inline(always)]
+    fn forward_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        idx: usize,
+        mut push: impl FnMut(&mut Graph, &mut Context<'_>, usize, Target, &mut Batch),
+    ) {
         let node = &mut self.nodes[idx];
         if !node.out.dropped.is_empty() {
             cx.pool.free_batch(&mut node.out.dropped);
@@ -230,7 +281,7 @@ impl Graph {
             let t = node.targets[o];
             let mut b = std::mem::take(&mut node.out.batches[o]);
             node.packets_out += b.len() as u64;
-            self.push(cx, t, &mut b);
+            push(self, cx, o, t, &mut b);
             // Hand the (now empty) batch back so a spilled one keeps its capacity.
             self.nodes[idx].out.batches[o] = b;
         }
@@ -298,17 +349,9 @@ impl Graph {
             .map(|n| {
                 let mut drops = Vec::new();
                 for (i, &c) in n.out.drop_counts.iter().enumerate() {
-                    if c == 0 {
-                        continue;
+                    if c != 0 {
+                        drops.push((reason_name(n.reasons, i).to_string(), c));
                     }
-                    let name = match n.reasons.get(i) {
-                        Some(r) => r,
-                        None => RUNTIME_DROP_REASONS
-                            .get(i - n.reasons.len())
-                            .copied()
-                            .unwrap_or("?"),
-                    };
-                    drops.push((name.to_string(), c));
                 }
                 let mut custom = Vec::new();
                 n.element.stats(&mut |k, v| custom.push((k.to_string(), v)));
@@ -322,6 +365,20 @@ impl Graph {
             .collect()
     }
 }
+
+/// The name of drop count `i` of an element whose class declares `reasons`.
+fn reason_name(reasons: &'static [&'static str], i: usize) -> &'static str {
+    match reasons.get(i) {
+        Some(r) => r,
+        None => RUNTIME_DROP_REASONS
+            .get(i - reasons.len())
+            .copied()
+            .unwrap_or("?"),
+    }
+}
+
+#[cfg(test)]
+mod tests_watch;
 
 #[cfg(test)]
 mod tests {

@@ -63,6 +63,10 @@ pub enum ControlError {
     /// A worker did not answer in time.
     #[error("worker {0} did not answer within {1:?}")]
     Timeout(usize, Duration),
+    /// The request names something the graph does not have, or cannot be
+    /// done now (the message says which).
+    #[error("{0}")]
+    Request(String),
 }
 
 /// Shared by the run and every [`Controller`] clone.
@@ -102,6 +106,14 @@ impl Controller {
         )
     }
 
+    /// Whether the run has ended (every worker has stopped).
+    pub fn ended(&self) -> bool {
+        self.shared
+            .snapshots
+            .iter()
+            .all(|s| s.lock().map_or(true, |s| s.finished))
+    }
+
     /// Asks the run to stop (as SIGTERM does).
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
@@ -119,6 +131,17 @@ impl Controller {
         &self,
         f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
     ) -> Result<Vec<R>, ControlError> {
+        let answers = self.send_each(f)?;
+        self.gather(answers)
+    }
+
+    /// Queues `f` for every worker without waiting (workers not started
+    /// yet run it before their first burst); [`Controller::gather`] waits
+    /// for the answers.
+    pub(crate) fn send_each<R: Send + 'static>(
+        &self,
+        f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
+    ) -> Result<mpsc::Receiver<(usize, R)>, ControlError> {
         let f = Arc::new(f);
         let (reply, answers) = mpsc::channel::<(usize, R)>();
         for (w, jobs) in self.shared.jobs.iter().enumerate() {
@@ -129,7 +152,14 @@ impl Controller {
             let sent = jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job);
             sent.map_err(|_| ControlError::NotRunning(w))?;
         }
-        drop(reply);
+        Ok(answers)
+    }
+
+    /// The answers to jobs queued by [`Controller::send_each`], in worker order.
+    pub(crate) fn gather<R>(
+        &self,
+        answers: mpsc::Receiver<(usize, R)>,
+    ) -> Result<Vec<R>, ControlError> {
         let mut out: Vec<Option<R>> = (0..self.workers()).map(|_| None).collect();
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         for _ in 0..self.workers() {

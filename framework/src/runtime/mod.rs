@@ -41,15 +41,19 @@
 //! error.
 
 mod control;
+mod observe;
 mod reload;
 mod report;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_observe;
+#[cfg(test)]
 mod tests_reload;
 mod worker;
 
 pub use control::{ControlError, Controller};
+pub use observe::{Tap, TapNext, Trace, TraceRequest, TAP_QUEUE};
 pub use reload::{PortPlan, ReloadError, ReloadSummary};
 pub use report::{ElementReport, PortReport, Report, WorkerReport};
 
@@ -113,6 +117,9 @@ pub struct RunOptions {
     pub stats_interval: Option<Duration>,
     /// Set to stop the run (signal handlers set it).
     pub stop: Arc<AtomicBool>,
+    /// A packet trace armed before the first packet (`run --trace N`):
+    /// take its handle with [`Running::take_trace`].
+    pub trace: Option<TraceRequest>,
 }
 
 impl Default for RunOptions {
@@ -127,6 +134,7 @@ impl Default for RunOptions {
             on_panic: OnPanic::Drop,
             stats_interval: None,
             stop: Arc::new(AtomicBool::new(false)),
+            trace: None,
         }
     }
 }
@@ -189,6 +197,7 @@ pub struct Running {
     controller: Controller,
     handles: Vec<JoinHandle<Result<(), RunError>>>,
     stats_interval: Option<Duration>,
+    trace: Option<Trace>,
 }
 
 /// Starts the workers of `spec` over the opened `ports` and returns at once.
@@ -233,13 +242,25 @@ pub fn start(
         stop: opts.stop.clone(),
         opts: opts.clone(),
     };
+    let controller = Controller {
+        shared: Arc::new(shared),
+    };
+    // Queued before the workers start, so it sees their first packet.
+    let trace = match &opts.trace {
+        Some(t) => Some(
+            controller
+                .send_trace(t.count, t.filter.clone())
+                .map_err(|e| RunError::Setup(e.to_string()))?
+                .0,
+        ),
+        None => None,
+    };
     let handles = spawn_workers(spec, workers)?;
     Ok(Running {
-        controller: Controller {
-            shared: Arc::new(shared),
-        },
+        controller,
         handles,
         stats_interval: opts.stats_interval,
+        trace,
     })
 }
 
@@ -247,6 +268,11 @@ impl Running {
     /// A handle on the run, for the control socket, metrics and reloads.
     pub fn controller(&self) -> Controller {
         self.controller.clone()
+    }
+
+    /// The trace [`RunOptions::trace`] armed (once).
+    pub fn take_trace(&mut self) -> Option<Trace> {
+        self.trace.take()
     }
 
     /// Waits until every worker has stopped and returns the final counters
@@ -257,6 +283,7 @@ impl Running {
             controller,
             handles,
             stats_interval,
+            trace: _,
         } = self;
         let mut next_progress = stats_interval.map(|i| Instant::now() + i);
         while !handles.iter().all(|h| h.is_finished()) {

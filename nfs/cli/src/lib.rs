@@ -25,6 +25,7 @@ mod dump;
 mod manual;
 mod metrics;
 mod notify;
+mod observe;
 mod pktgen;
 mod reload;
 mod run;

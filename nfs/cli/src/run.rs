@@ -13,7 +13,7 @@ use hpio_nf::runtime;
 
 use crate::reload::{self, Reloader};
 use crate::setup::{open_port, run_options};
-use crate::{control, load};
+use crate::{control, load, observe};
 
 /// Arguments of `hpio-nf run`.
 #[derive(clap::Args)]
@@ -37,6 +37,8 @@ pub(crate) struct RunArgs {
     pub control: control::ControlArgs,
     #[command(flatten)]
     pub trust: crate::TrustArgs,
+    #[command(flatten)]
+    pub trace: observe::TraceArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -59,7 +61,9 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
     let listener = args.control.listener(&args.config, endless)?;
     // Bound before the ports open too: a busy address stops the run early.
     let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
-    let running = start_config(&config, args.stats_interval, stop)?;
+    let trace = args.trace.request()?;
+    let mut running = start_config(&config, args.stats_interval, stop, trace)?;
+    let trace = running.take_trace();
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
     let interfaces = config
@@ -88,10 +92,18 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
         s.stop();
     }
     let report = report?;
+    let traces = trace.map(|mut t| (t.collect(None), t.count()));
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some((records, _)) = &traces {
+            v["traces"] = serde_json::to_value(records)?;
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{report}");
+        if let Some((records, asked)) = &traces {
+            print!("{}", observe::traces_text(records, *asked));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -103,7 +115,7 @@ pub(crate) fn run_config(
     json: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<runtime::Report> {
-    let running = start_config(config, stats_interval, stop)?;
+    let running = start_config(config, stats_interval, stop, None)?;
     Ok(running.wait(live_printer(json))?)
 }
 
@@ -112,12 +124,14 @@ pub(crate) fn start_config(
     config: &Config,
     stats_interval: Option<f64>,
     stop: Arc<AtomicBool>,
+    trace: Option<runtime::TraceRequest>,
 ) -> anyhow::Result<runtime::Running> {
     let mut ports = Vec::new();
     for p in &config.ports {
         ports.push(open_port(p, config.runtime.workers)?);
     }
-    let opts = run_options(config, stats_interval, stop);
+    let mut opts = run_options(config, stats_interval, stop);
+    opts.trace = trace;
     Ok(runtime::start(&config.graph, ports, &opts)?)
 }
 

@@ -40,5 +40,6 @@ pub(crate) fn run_options(
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64),
         stop,
+        trace: None,
     }
 }

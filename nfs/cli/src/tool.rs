@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use hpio_nf::config::{Config, ConfigErrors};
 use hpio_nf::element::Registry;
-use hpio_nf::elements::classify::{parse_match, RuleSet};
+use hpio_nf::elements::classify;
 use hpio_nf::packet::Packet;
 use hpio_nf::port::{PortSpec, QueueStats};
 
@@ -142,30 +142,23 @@ fn one_line(errors: &ConfigErrors) -> String {
     lines.join("\nerror: ")
 }
 
-/// A packet filter in the Classify rule language (`tcp and dst port 80`).
+/// A packet filter in the Classify rule language (`tcp and dst port 80`);
+/// frames whose headers do not parse never pass.
 #[derive(Clone)]
-pub(crate) struct Filter {
-    rules: RuleSet,
-}
+pub(crate) struct Filter(classify::Filter);
 
 impl Filter {
     /// Parses `text`; the error points at the offending word.
     pub fn parse(text: &str) -> anyhow::Result<Filter> {
-        let m = parse_match(text).map_err(|e| {
-            let mut caret = " ".repeat(e.pos.min(text.len()));
-            caret.push('^');
-            anyhow::anyhow!("--filter: {}\n  {text}\n  {caret}", e.message)
-        })?;
-        Ok(Filter {
-            rules: RuleSet::new([&m]),
-        })
+        classify::Filter::parse(text)
+            .map(Filter)
+            .map_err(|e| anyhow::anyhow!(classify::Filter::explain("--filter", text, &e)))
     }
 
     /// Whether packet `p` passes (its header parse is cached in the slot).
     #[inline]
     pub fn pass(&self, p: &mut Packet) -> bool {
-        let h = p.headers();
-        self.rules.classify(&h, p.data()).is_some()
+        self.0.matches(p)
     }
 }
 

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hpio_nf::element::{
-    handler, Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass,
-    HandlerCx, HandlerResult, Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params,
-    PortCount,
+    Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, HandlerCx,
+    HandlerResult, Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use hpio_nf::elements::classify::FlowKey;
 use hpio_nf::packet::Batch;
@@ -20,7 +19,9 @@ use crate::edit::{self, Kill};
 use crate::frag::{header_end, FragKey, FragTable};
 use crate::rules::{parse_rules, ConnState, Rule, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
+mod trace;
 
+mod handlers;
 mod handover;
 
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
@@ -533,10 +534,15 @@ impl Firewall {
             },
         }
     }
-}
 
-impl Element for Firewall {
-    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+    #[inline(always)]
+    fn push_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: usize,
+        batch: &mut Batch,
+        out: &mut Output,
+    ) {
         let (side, port) = if input == 0 {
             (Side::Inside, 0)
         } else {
@@ -570,6 +576,15 @@ impl Element for Firewall {
             decision!(self, h, pkt, side, now, pass, fail);
             out.push(port, pkt);
         }
+    }
+}
+
+impl Element for Firewall {
+    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+        if cx.tracing() {
+            return self.push_traced(cx, input, batch, out);
+        }
+        self.push_plain(cx, input, batch, out)
     }
 
     fn finish(&mut self, _cx: &mut Context<'_>, out: &mut Output) {
@@ -605,34 +620,11 @@ impl Element for Firewall {
     }
 
     fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
-        match name {
-            "flows" => Ok(edit::flows_answer(&self.table, cx.now())),
-            "rules" => Ok(edit::rules_answer(&self.shared.rule_list)),
-            _ => Err(handler::no_such_handler(name)),
-        }
+        self.read_handler(name, cx)
     }
 
     fn write(&mut self, name: &str, arg: &str, _cx: &HandlerCx) -> HandlerResult {
-        match name {
-            "kill" => {
-                let killed = match edit::parse_kill(arg)? {
-                    Kill::All => self.table.clear(),
-                    Kill::One(t) => usize::from(self.table.kill(&t)),
-                };
-                Ok(serde_json::json!({ "killed": killed }))
-            }
-            "add" | "delete" | "replace" => {
-                let e = edit::parse_edit(name, arg)?;
-                let (list, hits) = edit::apply(&self.shared.rule_list, &self.hits, e)?;
-                let mut shared = (*self.shared).clone();
-                shared.rules = Rules::new(&list);
-                shared.rule_list = list;
-                self.shared = Arc::new(shared);
-                self.hits = hits.into_boxed_slice();
-                Ok(edit::rules_answer(&self.shared.rule_list))
-            }
-            _ => Err(handler::no_such_handler(name)),
-        }
+        self.write_handler(name, arg)
     }
 }
 

@@ -126,6 +126,8 @@ pub(crate) struct Rules {
     pub(crate) allow: Box<[bool]>,
     /// Per rule: its counter's name.
     pub(crate) names: Box<[String]>,
+    /// Per rule: its index, name and text, for traces.
+    pub(crate) described: Box<[String]>,
     /// Per (side, state): the rules that apply, compiled, and each one's
     /// index in the whole list.
     sets: Vec<(RuleSet, Box<[u16]>)>,
@@ -149,6 +151,7 @@ impl Rules {
         Rules {
             allow: rules.iter().map(|r| r.allow).collect(),
             names: rules.iter().map(|r| r.name.clone()).collect(),
+            described: rules.iter().enumerate().map(describe).collect(),
             sets,
         }
     }
@@ -167,6 +170,29 @@ impl Rules {
             .and_then(|i| index.get(i))
             .map(|&i| i as usize)
     }
+}
+
+/// `rule I "NAME": ACTION from SIDE (STATE): MATCH` (the name alone when
+/// it is the default one, which says all that).
+fn describe((i, r): (usize, &Rule)) -> String {
+    if r.name.starts_with(&format!("rule {i}: ")) {
+        return r.name.clone();
+    }
+    let from = match r.sides {
+        [true, false] => "inside",
+        [false, true] => "outside",
+        _ => "any",
+    };
+    let state = match r.state {
+        Some(ConnState::New) => " (new)",
+        Some(ConnState::Established) => " (established)",
+        _ => "",
+    };
+    let action = if r.allow { "allow" } else { "deny" };
+    format!(
+        "rule {i} {:?}: {action} from {from}{state}: {}",
+        r.name, r.pattern
+    )
 }
 
 /// Reads and checks the `rules` parameter.

@@ -7,6 +7,7 @@
 //! [`RuleSet::classify`] (or [`FlowKey::extract`] then
 //! [`RuleSet::first_match`]) finds the first one a packet satisfies.
 
+mod filter;
 mod key;
 mod matcher;
 mod parse;
@@ -14,6 +15,7 @@ mod rule;
 #[cfg(test)]
 mod testutil;
 
+pub use filter::Filter;
 pub use key::{FlowKey, Needs};
 pub use matcher::RuleSet;
 pub use parse::{parse_match, parse_rule};
@@ -244,6 +246,18 @@ impl Classify {
         }
     }
 
+    /// A traced batch (checked once per batch, out of the hot path): each
+    /// packet's deciding rule as a trace note.
+    #[cold]
+    #[inline(never)]
+    fn push_traced(&mut self, cx: &mut Context<'_>, batch: &mut Batch, out: &mut Output) {
+        for mut pkt in batch.drain(..) {
+            let slot = self.decide(&mut pkt);
+            cx.trace_note(|| self.names.get(slot).cloned().unwrap_or_default());
+            self.send(pkt, slot, out);
+        }
+    }
+
     /// Sends `pkt` where its slot says, and counts it.
     #[inline(always)]
     fn send(&mut self, pkt: Packet, slot: usize, out: &mut Output) {
@@ -260,7 +274,10 @@ impl Classify {
 }
 
 impl Element for Classify {
-    fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+    fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        if cx.tracing() {
+            return self.push_traced(cx, batch, out);
+        }
         let n = batch.len();
         if n > WHOLE_BATCH {
             for mut pkt in batch.drain(..) {

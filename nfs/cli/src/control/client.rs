@@ -1,20 +1,15 @@
 //! `hpio-nf ctl`: one HTTP request on a run's control socket, its answer
 //! printed as text (tables) or as the JSON it is.
 
-use std::io::{Read as _, Write as _};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
+use super::http::{escape, request};
 use super::render::{stats_text, table, text};
-use super::SOCKET_DIR;
-
-/// How long `ctl` waits for an answer (handlers answer within 5 s).
-const TIMEOUT: Duration = Duration::from_secs(30);
+use super::{watch, SOCKET_DIR};
 
 /// Arguments of `hpio-nf ctl`.
 #[derive(clap::Args)]
@@ -80,6 +75,12 @@ enum CtlCommand {
         /// The config to load instead of the running one's file.
         config: Option<PathBuf>,
     },
+    /// Copies of the packets crossing an edge, as pcap (`-w -`) or a line
+    /// per packet; the lost copies are counted on standard error at the end.
+    Tap(watch::TapArgs),
+    /// Follows the next packets through the graph: every element, the rule
+    /// that decided, the output taken or the drop reason, the port.
+    Trace(watch::TraceArgs),
 }
 
 /// `hpio-nf ctl ...`: sends the request, prints the answer; fails with
@@ -90,6 +91,11 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         (None, Some(n)) => Path::new(SOCKET_DIR).join(format!("{n}.sock")),
         (None, None) => only_socket(Path::new(SOCKET_DIR))?,
     };
+    match &args.command {
+        CtlCommand::Tap(a) => return watch::tap(&socket, a),
+        CtlCommand::Trace(a) => return watch::trace(&socket, a, args.json),
+        _ => {}
+    }
     let (method, target, body) = match &args.command {
         CtlCommand::Stats => ("GET", "/stats".to_string(), String::new()),
         CtlCommand::Elements => ("GET", "/elements".into(), String::new()),
@@ -105,6 +111,7 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Ports => ("GET", "/ports".into(), String::new()),
         CtlCommand::Port { name } => ("GET", path(&["ports", name]), String::new()),
         CtlCommand::Reload { config } => ("POST", "/reload".into(), reload_body(config)?),
+        CtlCommand::Tap(_) | CtlCommand::Trace(_) => unreachable!("answered above"),
     };
     let answer = request(&socket, method, &target, &body)?;
     if args.json {
@@ -172,83 +179,9 @@ fn path(segments: &[&str]) -> String {
     let mut out = String::new();
     for s in segments {
         out.push('/');
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out += &format!("%{b:02X}");
-            }
-        }
+        out += &escape(s);
     }
     out
-}
-
-/// Sends `method target` with `body` on `socket` and returns the JSON
-/// answer; an error with the server's message when it says no.
-pub(crate) fn request(
-    socket: &Path,
-    method: &str,
-    target: &str,
-    body: &str,
-) -> anyhow::Result<Value> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!(
-            "connecting to {} (is `hpio-nf run` serving it?)",
-            socket.display()
-        )
-    })?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer from {}", socket.display()))?;
-    let (status, body) = parse_response(&raw)?;
-    let value: Value = serde_json::from_slice(body)
-        .with_context(|| format!("the answer (HTTP {status}) is not JSON"))?;
-    if status != 200 {
-        match value.get("error").and_then(Value::as_str) {
-            Some(e) => bail!("{e}"),
-            None => bail!("HTTP {status}: {value}"),
-        }
-    }
-    Ok(value)
-}
-
-/// The status and body of an HTTP response read to its end.
-fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, &[u8])> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(raw).context("the answer is not HTTP")? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => bail!("the answer ended inside its headers"),
-    };
-    let status = resp.code.context("the answer has no status")?;
-    let header = |name: &str| {
-        resp.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-    };
-    if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        bail!("the answer is chunked, which ctl does not read");
-    }
-    let rest = &raw[head_len..];
-    let body = match header("content-length") {
-        Some(n) => {
-            let n: usize = n.parse().context("a bad Content-Length")?;
-            rest.get(..n)
-                .with_context(|| format!("the answer ended after {} of {n} bytes", rest.len()))?
-        }
-        None => rest,
-    };
-    Ok((status, body))
 }
 
 /// `ctl elements` as rows: name, class, handlers.
@@ -288,19 +221,6 @@ fn ports_rows(v: &Value) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn responses_are_parsed_by_content_length_or_to_the_end() {
-        let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nX: y\r\n\r\n{}\r\nextra";
-        let (status, body) = parse_response(raw).unwrap();
-        assert_eq!((status, body), (404, &b"{}\r\n"[..]));
-        let (_, body) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n[1]").unwrap();
-        assert_eq!(body, b"[1]");
-        let e = parse_response(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap_err();
-        assert!(e.to_string().contains("inside its headers"), "{e}");
-        let e = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}").unwrap_err();
-        assert!(e.to_string().contains("after 2 of 9"), "{e}");
-    }
 
     #[test]
     fn path_segments_are_escaped() {

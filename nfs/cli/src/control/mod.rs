@@ -8,9 +8,12 @@
 //! `httparse` and prints it ([`render`]) as text or as the JSON it got.
 
 mod client;
+mod http;
+mod observe;
 mod render;
 mod server;
 mod socket;
+mod watch;
 
 pub(crate) use client::{cmd_ctl, CtlArgs};
 pub(crate) use server::Service;

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use hpio_nf::element::{HandlerKind, HandlerSpec};
-use hpio_nf::runtime::{ControlError, Controller, Report};
+use hpio_nf::runtime::{Controller, Report};
 use serde_json::{json, Value};
 
+use super::http::{percent_decode, respond, Failure};
+use super::observe::{self, Taps};
 use super::render::stats;
 use super::Listener;
 use crate::reload::{reload_from, ReloadFailure, Reloader};
@@ -23,34 +25,6 @@ const SYS_NET: &str = "/sys/class/net";
 
 /// Largest request body read (a rule, a flow spec).
 const MAX_BODY: u64 = 1 << 20;
-
-/// A failed request: its HTTP status and the message for `{"error": ...}`.
-#[derive(Debug)]
-pub(super) struct Failure {
-    pub status: u16,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(status: u16, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ControlError> for Failure {
-    fn from(e: ControlError) -> Failure {
-        let status = match e {
-            ControlError::NoElement { .. } | ControlError::NoHandler { .. } => 404,
-            ControlError::Handler { .. } => 400,
-            ControlError::NotRunning(_) => 503,
-            ControlError::Timeout(..) => 504,
-        };
-        Failure::new(status, e.to_string())
-    }
-}
 
 /// What the routes answer from: the run and what the server keeps.
 pub(super) struct Server {
@@ -64,6 +38,8 @@ pub(super) struct Server {
     prev: Mutex<Option<Report>>,
     /// Where interfaces' link state is read (`/sys/class/net`; tests change it).
     sys_net: PathBuf,
+    /// The taps served (`/tap`, `/taps/ID`).
+    taps: Arc<Taps>,
 }
 
 impl Server {
@@ -74,6 +50,7 @@ impl Server {
             reloader: None,
             prev: Mutex::new(None),
             sys_net: PathBuf::from(SYS_NET),
+            taps: Arc::default(),
         }
     }
 
@@ -98,6 +75,7 @@ impl Server {
             }
             ("GET", ["elements", el, h]) => Ok(c.read(el, h)?),
             ("POST", ["elements", el, h]) => Ok(c.write(el, h, body.trim())?),
+            ("GET", ["taps", id]) => self.taps.counts(id),
             ("GET", ["ports"]) => Ok(Value::Array(self.ports(&c.report()))),
             ("POST", ["reload"]) => self.reload(body.trim()),
             ("GET", ["ports", name]) => {
@@ -232,29 +210,6 @@ fn link_state(sys_net: &Path, ifname: &str) -> (String, String) {
     (operstate, carrier.into())
 }
 
-/// `%XX` escapes of a path segment decoded (names with odd characters).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The control socket answering requests on its own thread.
 pub(crate) struct Service {
     listener: Arc<Listener>,
@@ -320,6 +275,17 @@ fn serve(listener: &Listener, server: &Server, closing: &AtomicBool) {
                 continue;
             }
         };
+        if observe::is_long(rq.method().as_str(), rq.url()) {
+            // A tap streams, a trace waits: each on a thread of its own.
+            let (c, taps) = (server.controller.clone(), server.taps.clone());
+            let spawned = std::thread::Builder::new()
+                .name("hpio-nf-tap".into())
+                .spawn(move || observe::answer(rq, c, taps));
+            if let Err(e) = spawned {
+                log::warn!("control socket: starting a tap or trace thread: {e}");
+            }
+            continue;
+        }
         let mut body = String::new();
         let read = rq
             .as_reader()
@@ -332,28 +298,13 @@ fn serve(listener: &Listener, server: &Server, closing: &AtomicBool) {
             Ok(v) => (200, v),
             Err(f) => (f.status, json!({ "error": f.message })),
         };
-        let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
-        let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-            .expect("a valid header");
-        let response = tiny_http::Response::from_string(text)
-            .with_status_code(status)
-            .with_header(header);
-        if let Err(e) = rq.respond(response) {
-            log::debug!("control socket: answering: {e}");
-        }
+        respond(rq, status, &value);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_escapes_are_decoded() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("fw"), "fw");
-        assert_eq!(percent_decode("bad%zz%"), "bad%zz%");
-    }
 
     #[test]
     fn link_state_comes_from_sysfs() {
