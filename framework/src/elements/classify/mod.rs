@@ -136,7 +136,11 @@ rules are compiled into one 256-entry table per key byte that any rule
 constrains, holding for each byte value the set of rules (up to 64 per
 table) that accept it; a packet's candidates are the intersection of one
 entry per constrained byte, so the cost does not grow with the number of
-rules up to 64, and grows by one pass per further 64 rules.";
+rules up to 64, and grows by one pass per further 64 rules. A rule set
+that tests only the Ethernet type, VLAN and protocol (`ip4 -> 0`)
+decides the common frame -- untagged IPv4 with a 20-byte header, not a
+fragment, with a whole TCP or UDP header -- from an answer worked out at
+configuration, without a parse or a key.";
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
