@@ -7,7 +7,11 @@
 # run means every test ran (`make test HPIO_NF_REQUIRE_ALL=0` to allow
 # skips). Skips are appended to target/skipped-tests.txt and counted at
 # the end.
-.PHONY: demo test
+.PHONY: demo test fuzz
+
+# make fuzz: the property tests (docs/fuzzing.md) with many more cases than
+# CI runs (FUZZ_CASES per property, 100000 by default).
+FUZZ_CASES ?= 100000
 
 export HPIO_NF_REQUIRE_ALL ?= 1
 export HPIO_NF_SKIP_LOG := $(CURDIR)/target/skipped-tests.txt
@@ -26,3 +30,9 @@ test:
 	@n=$$(cat $(HPIO_NF_SKIP_LOG) 2>/dev/null | wc -l); \
 	echo "== skipped tests: $$n (HPIO_NF_REQUIRE_ALL=$(HPIO_NF_REQUIRE_ALL))"; \
 	cat $(HPIO_NF_SKIP_LOG) 2>/dev/null || true
+
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --test prop_wire --test prop_rewrite --test prop_classify
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --lib prop_tests
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-firewall -p hpio-nf-bridge --lib prop_tests
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-cli --test prop_config --test prop_elements

@@ -9,6 +9,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/cdev.h>
 #include <linux/if_arp.h>
 #include <linux/kernel.h>
@@ -414,6 +415,28 @@ static struct hpio_dev *hpio_dev_lookup(unsigned int minor)
 	return hdev;
 }
 
+/*
+ * May the caller send and receive raw frames on @hdev's device?  As for an
+ * AF_PACKET socket: CAP_NET_RAW over the user namespace that owns the
+ * device's network namespace, whatever the node's file mode says.  Root
+ * of a user namespace that does not own that network namespace (every
+ * device served lives in init_net) has no such capability.
+ */
+static int hpio_open_allowed(struct hpio_dev *hdev)
+{
+	netdevice_tracker tracker;
+	struct net_device *dev;
+	int err = 0;
+
+	dev = hpio_netdev_get(hdev, &tracker);
+	if (!dev)
+		return -ENODEV;
+	if (!ns_capable(dev_net(dev)->user_ns, CAP_NET_RAW))
+		err = -EPERM;
+	netdev_put(dev, &tracker);
+	return err;
+}
+
 static int hpio_open(struct inode *inode, struct file *file)
 {
 	struct hpio_dev *hdev;
@@ -423,6 +446,10 @@ static int hpio_open(struct inode *inode, struct file *file)
 	hdev = hpio_dev_lookup(iminor(inode));
 	if (!hdev)
 		return -ENODEV;
+
+	err = hpio_open_allowed(hdev);
+	if (err)
+		goto err_put;
 
 	err = -ENOMEM;
 	hf = kzalloc(sizeof(*hf), GFP_KERNEL);

@@ -38,9 +38,11 @@ pub mod wire;
 
 /// The names an element author needs.
 pub mod prelude {
+    pub use crate::element::handler::{json, no_such_handler};
     pub use crate::element::{
-        Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass,
-        Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount, Registry, Value,
+        Answer, Choice, ClassInfo, Combine, ConfigCx, Configured, Context, DropReason, Element,
+        ElementClass, HandlerCx, HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output,
+        ParamError, ParamSpec, ParamType, Params, PortCount, Registry, Value,
     };
     pub use crate::packet::{Batch, Packet, Pool};
     pub use crate::wire::{Headers, L3Kind, ParseStatus};

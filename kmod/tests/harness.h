@@ -158,5 +158,6 @@ void test_busy(void);
 void test_leaks(void);
 void test_unload(void);
 void test_example(void);
+void test_perm(void);
 
 #endif

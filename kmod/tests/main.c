@@ -33,6 +33,7 @@ int main(void)
 		test_sizes();
 		test_stack();
 		test_errors();
+		test_perm();
 		test_blocking();
 		test_readers();
 		test_queues();

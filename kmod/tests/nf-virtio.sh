@@ -164,6 +164,26 @@ if [ "$Q" -gt 1 ] && [ $BENCH = 0 ]; then
 	check "eth0 back to $Q channels" test "$(ls -d /sys/class/net/eth0/queues/tx-* | wc -l)" = "$Q"
 fi
 
+# The syscall fuzzer (tests/fuzz.c) with eth0 and eth1 among its devices:
+# ethtool -L, MTU and link changes on virtio-net under random calls. Its
+# check lines count as this script's; then the NICs are set back.
+read -r secs seed </etc/hpio-fuzz
+if [ "${secs:-0}" != 0 ] && [ $BENCH = 0 ]; then
+	/bin/hpio_fuzz -v -t "$secs" ${seed:+-s "$seed"} >$T/fuzz.out 2>&1
+	check "syscall fuzzer on virtio-net and veth ($secs s) exits 0" test $? = 0
+	sed -n 's/^\(ok  \|FAIL\) fuzz:/\1 nf: fuzz:/p; /^fuzz:/p' $T/fuzz.out
+	passed=$((passed + $(grep -c "^ok   fuzz:" $T/fuzz.out)))
+	failed=$((failed + $(grep -c "^FAIL fuzz:" $T/fuzz.out)))
+	[ -d /sys/module/hpio ] || insmod /lib/hpio/hpio.ko
+	for i in eth0 eth1; do
+		ethtool -L $i combined "$Q"
+		ip link set $i mtu 1500 up
+	done
+	check "eth0 and eth1 back to $Q channels after the fuzzer" \
+		test "$(ls -d /sys/class/net/eth1/queues/rx-* | wc -l)" = "$Q" -a \
+		"$(ls -d /sys/class/net/eth0/queues/tx-* | wc -l)" = "$Q"
+fi
+
 stty -F /dev/ttyS1 -echo
 exec 3</dev/ttyS1
 echo "virtio: waiting for commands"

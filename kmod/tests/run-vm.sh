@@ -9,6 +9,9 @@
 # initramfs with them, veth/macvlan/bridge/tun modules and iproute2, boots
 # /boot/vmlinuz-KERNEL in qemu and runs the tests.  Fails on a build
 # warning, a failed check, a missing summary line or a kernel warning/oops.
+# A guest that fails to boot before hpio.ko is loaded (an oops of the
+# emulated kernel, no first line from /init) is booted once more, its first
+# serial log kept as serial.boot1.log (tests/boot-check.sh).
 #
 # Environment: HPIO_VM_ACCEL=kvm|tcg skips the KVM probe, HPIO_VM_CPUS
 # (default 2), HPIO_VM_TIMEOUT seconds (default 900), HPIO_VM_MODE=check
@@ -30,8 +33,17 @@ START=$(date +%s)
 # check: the test suite; nf: its hpio-nf tests alone; bench: tests/nf-bench.sh's
 # measurements (make bench).
 MODE=${HPIO_VM_MODE:-check}
+# The syscall fuzzer's run time in the guest (tests/fuzz.c): make fuzz
+# FUZZ_SECS=N alone, or a bounded part of check and check-virtio.
+case "$MODE" in
+fuzz) FUZZ_SECS=${HPIO_FUZZ_SECS:-600}; TIMEOUT=${HPIO_VM_TIMEOUT:-$((FUZZ_SECS + 600))} ;;
+virtio) FUZZ_SECS=${HPIO_FUZZ_SECS:-30} ;;
+check) FUZZ_SECS=${HPIO_FUZZ_SECS:-60} ;;
+*) FUZZ_SECS=0 ;;
+esac
 
 die() { echo "run-vm: $*" >&2; exit 1; }
+. "$HERE/boot-check.sh"
 
 for f in "$VMLINUZ" "$KDIR/Makefile" "$MODDIR/modules.dep" /bin/busybox; do
 	[ -e "$f" ] || die "missing $f (apt-get install linux-image-amd64 linux-headers-amd64 busybox-static qemu-system-x86 cpio iproute2)"
@@ -61,8 +73,9 @@ echo "== build test programs and the C example"
 CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KMOD/include/uapi"
 gcc $CFLAGS -o "$ROOT/bin/hpio_test" "$HERE"/main.c "$HERE"/harness.c \
 	"$HERE"/t_data.c "$HERE"/t_errors.c "$HERE"/t_life.c "$HERE"/t_removal.c \
-	"$HERE"/t_sizes.c -lpthread
+	"$HERE"/t_sizes.c "$HERE"/t_perm.c -lpthread
 gcc $CFLAGS -o "$ROOT/bin/hpio_example" "$KMOD/examples/hpio_tx.c"
+gcc $CFLAGS -o "$ROOT/bin/hpio_fuzz" "$HERE"/fuzz.c "$HERE"/harness.c -lpthread
 
 echo "== build hpio-nf (release) for the hpio-nf tests"
 WS=$(dirname "$KMOD")
@@ -115,6 +128,8 @@ mkdir -p "$ROOT/etc"
 printf 'root:x:0:0:root:/:/bin/sh\ntcpdump:x:0:0:tcpdump:/:/bin/false\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\ntcpdump:x:0:\n' >"$ROOT/etc/group"
 install -m 755 "$HERE/vm-init.sh" "$ROOT/init"
+# hpio_fuzz's seconds and seed (empty: a new seed) for the guest.
+echo "$FUZZ_SECS ${HPIO_FUZZ_SEED:-}" >"$ROOT/etc/hpio-fuzz"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
 
 qemu() {
@@ -149,10 +164,14 @@ virtio | virtio-bench)
 	;;
 esac
 
-echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
+boot() {
+	echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
+	timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
+		</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+}
 set +e
-timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+# A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).
+boot_with_retry "$OUT/serial.log" true boot
 set -e
 echo "== serial log: $OUT/serial.log ($(( $(date +%s) - START )) s in all)"
 
@@ -161,6 +180,8 @@ if grep -nE "Oops|BUG:|WARNING:|Kernel panic|unregister_netdevice: waiting|Call 
 	echo "run-vm: the kernel reported a problem (above)"
 	fail=1
 fi
+# The fuzzer's seed and operation counts, for the record.
+grep -E "^fuzz: (seed|ops|chaos)" "$OUT/serial.log" | sed 's/^/run-vm: /' || true
 if [ "$MODE" = bench ]; then
 	[ "$fail" = 0 ] || exit 1
 	grep -q "^bench: done" "$OUT/serial.log" || die "no \"bench: done\" line: the VM crashed, hung or timed out"

@@ -40,6 +40,7 @@ T=$OUT/virtio
 QEMU=""
 CHECK_TAG=host
 . "$(dirname "$0")/nf-lib.sh"
+. "$(dirname "$0")/boot-check.sh"
 
 die() { echo "virtio-host: $*" >&2; exit 1; }
 cleanup() {
@@ -77,28 +78,56 @@ guest() {
 		die "the guest failed to obey \"$1\": $(tr -d '\r' <"$SERIAL" | grep -B5 "virtio: failed" | tail -n 6)"
 }
 
-cleanup
-rm -rf "$T" "$CTL.in" "$CTL.out" "$SERIAL"
-mkdir -p "$T"
-mkfifo "$CTL.in" "$CTL.out"
-for tap in $TAPA $TAPB; do
-	ip tuntap add dev $tap mode tap multi_queue || die "cannot create tap $tap"
-done
-
-echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs), two virtio-net NICs with $Q queue pairs"
-nic=0
-NICS=()
-for tap in $TAPA $TAPB; do
-	NICS+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no,queues=$Q,vnet_hdr=on"
-		-device "virtio-net-pci,netdev=n$nic,mq=on,vectors=$((2 * Q + 2)),mac=52:54:00:77:00:0$nic")
-	nic=$((nic + 1))
-done
-timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
-	-monitor none -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
-	-kernel "$VMLINUZ" -initrd "$INITRD" \
-	-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q" \
-	</dev/null &
-QEMU=$!
+# start_vm: the taps, qemu, the taps in their namespaces, and the guest
+# up and waiting for commands; false (with the reason said) when the guest
+# did not come up.
+start_vm() {
+	rm -f "$CTL.in" "$CTL.out" "$SERIAL"
+	mkfifo "$CTL.in" "$CTL.out"
+	for tap in $TAPA $TAPB; do
+		ip tuntap add dev $tap mode tap multi_queue || die "cannot create tap $tap"
+	done
+	echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs), two virtio-net NICs with $Q queue pairs"
+	local nic=0 n=300 NICS=()
+	for tap in $TAPA $TAPB; do
+		NICS+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no,queues=$Q,vnet_hdr=on"
+			-device "virtio-net-pci,netdev=n$nic,mq=on,vectors=$((2 * Q + 2)),mac=52:54:00:77:00:0$nic")
+		nic=$((nic + 1))
+	done
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
+		-monitor none -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
+		-kernel "$VMLINUZ" -initrd "$INITRD" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q" \
+		</dev/null &
+	QEMU=$!
+	# qemu has attached its queues: move the taps into their namespaces.
+	until [ "$(attached $TAPB)" = "$Q" ]; do
+		n=$((n - 1))
+		[ $n -gt 0 ] && kill -0 $QEMU 2>/dev/null || {
+			echo "virtio-host: qemu did not attach $Q queues to $TAPB"
+			return 1
+		}
+		sleep 0.1
+	done
+	for ns in $NSA:$TAPA:$IPA $NSB:$TAPB:$IPB; do
+		IFS=: read -r netns tap ip <<<"$ns"
+		ip netns add "$netns"
+		ip link set "$tap" netns "$netns"
+		ip netns exec "$netns" sh -c "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+			net.ipv6.conf.default.disable_ipv6=1; ip link set lo up;
+			ip addr add $ip/24 dev $tap; ip link set $tap up" || die "cannot set up $netns"
+	done
+	wait_serial 600 "virtio: waiting for commands" || {
+		echo "virtio-host: the guest did not come up (serial log: $SERIAL)"
+		return 1
+	}
+}
+# reset_vm: undoes start_vm before a second boot.
+reset_vm() {
+	cleanup
+	wait "$QEMU" 2>/dev/null
+	QEMU=""
+}
 
 # attached TAP: queues attached to it (enabled ones and those the guest
 # has not enabled yet).
@@ -106,23 +135,12 @@ attached() {
 	ip -d link show "$1" 2>/dev/null | awk '{ for (i = 1; i < NF; i++)
 		if ($i == "numqueues" || $i == "numdisabled") n += $(i + 1) } END { print n + 0 }'
 }
-# qemu has attached its queues: move the taps into their namespaces.
-n=300
-until [ "$(attached $TAPB)" = "$Q" ]; do
-	n=$((n - 1))
-	[ $n -gt 0 ] && kill -0 $QEMU 2>/dev/null || die "qemu did not attach $Q queues to $TAPB"
-	sleep 0.1
-done
-for ns in $NSA:$TAPA:$IPA $NSB:$TAPB:$IPB; do
-	IFS=: read -r netns tap ip <<<"$ns"
-	ip netns add "$netns"
-	ip link set "$tap" netns "$netns"
-	ip netns exec "$netns" sh -c "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
-		net.ipv6.conf.default.disable_ipv6=1; ip link set lo up;
-		ip addr add $ip/24 dev $tap; ip link set $tap up" || die "cannot set up $netns"
-done
 
-wait_serial 600 "virtio: waiting for commands" || die "the guest did not come up (serial log: $SERIAL)"
+cleanup
+rm -rf "$T"
+mkdir -p "$T"
+# A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).
+boot_with_retry "$SERIAL" reset_vm start_vm || die "the guest did not come up (serial log: $SERIAL)"
 
 if [ "$MODE" = virtio ]; then
 	guest "start hpio" "virtio: ready hpio" 120
@@ -193,7 +211,7 @@ fi
 
 wait $QEMU 2>/dev/null
 QEMU=""
-tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:" | sed 's/^/guest: /'
+tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:|^fuzz: (seed|ops|chaos)" | sed 's/^/guest: /'
 if grep -nE "Oops|BUG:|WARNING:|Kernel panic|unregister_netdevice: waiting|Call Trace" "$SERIAL"; then
 	die "the kernel reported a problem (above)"
 fi

@@ -1,7 +1,8 @@
 //! Helpers shared by the workspace's tests (a dev-dependency only, never
 //! published): what a test needs from the machine, and where things are;
-//! pcap files ([`pcap`]), network namespaces and veth pairs that clean up
-//! after themselves ([`net`]) and a seeded generator ([`rng`]).
+//! test frames ([`frame`]), pcap files ([`pcap`]), network namespaces and
+//! veth pairs that clean up after themselves ([`net`]) and a seeded
+//! generator ([`rng`]).
 //!
 //! # Prerequisites and the no-skip switch
 //!
@@ -29,8 +30,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod frame;
 pub mod net;
 pub mod pcap;
+pub mod prop;
 pub mod rng;
 
 use std::fmt;

@@ -7,7 +7,8 @@ use std::fmt;
 use crate::element::Inputs;
 use crate::graph::Target;
 
-use super::{Clock, Config, OnPanic};
+use super::Config;
+use crate::params::Choice;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     match n {
@@ -59,14 +60,7 @@ impl Config {
     fn write_runtime(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.runtime;
         let cores: Vec<String> = r.cores.iter().map(|c| c.to_string()).collect();
-        let clock = match r.clock {
-            Clock::System => "system",
-            Clock::Packet => "packet",
-        };
-        let on_panic = match r.on_panic {
-            OnPanic::Drop => "drop",
-            OnPanic::Stop => "stop",
-        };
+        let (clock, on_panic) = (r.clock.name(), r.on_panic.name());
         writeln!(f, "config {}", self.path)?;
         writeln!(
             f,

@@ -11,9 +11,9 @@ use crate::port::PortRegistry;
 
 use super::connection::{bad_name, is_ident};
 use super::loader::{ElemDecl, Loader, PortDecl};
-use super::params::{check_params, did_you_mean, nearest, Owner};
 use super::source::{ConfigErrors, Diag, Sources, Span};
 use super::tree::{apply_override, parse_document, Item, Node, Table};
+use super::values::{check_params, did_you_mean, nearest, Owner};
 use super::wiring;
 use super::{Clock, Config, OnPanic, PortConfig, RuntimeConfig, RUNTIME_PARAMS};
 
@@ -314,23 +314,15 @@ impl Loader<'_> {
             );
             self.diags.push(Diag::new(at, msg));
         }
-        let choice = |name| c.params.str(name).unwrap_or_default();
         RuntimeConfig {
             workers,
             cores,
             burst,
             pool,
             max_frame: c.params.get("max_frame").map(|_| int("max_frame")),
-            clock: if choice("clock") == "packet" {
-                Clock::Packet
-            } else {
-                Clock::System
-            },
-            on_panic: if choice("on_panic") == "stop" {
-                OnPanic::Stop
-            } else {
-                OnPanic::Drop
-            },
+            // (Checked against their names above: never an error here.)
+            clock: c.params.choice::<Clock>("clock").unwrap_or_default(),
+            on_panic: c.params.choice::<OnPanic>("on_panic").unwrap_or_default(),
         }
     }
 

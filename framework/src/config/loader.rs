@@ -8,9 +8,9 @@ use crate::element::{
 };
 use crate::port::{PortRegistry, PortSpec};
 
-use super::params::{check_params, Checked, Owner};
 use super::source::{Diag, Sources, Span};
 use super::tree::Table;
+use super::values::{check_params, Checked, Owner};
 
 /// State of one load: the texts read and the problems found so far.
 pub(crate) struct Loader<'r> {

@@ -30,9 +30,9 @@ mod connection;
 mod display;
 mod load;
 mod loader;
-mod params;
 mod source;
 mod tree;
+mod values;
 mod wiring;
 
 #[cfg(test)]
@@ -46,7 +46,7 @@ mod tests_wiring;
 
 use std::path::Path;
 
-use crate::element::{Configured, Need, ParamSpec, ParamType, Registry};
+use crate::element::{Choice, Configured, Need, ParamSpec, ParamType, Registry};
 use crate::graph::GraphSpec;
 use crate::port::{PortRegistry, PortSpec};
 
@@ -133,13 +133,13 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "clock",
-        ty: ParamType::Choice(&["system", "packet"]),
+        ty: ParamType::Choice(Clock::NAMES),
         need: Need::Default("\"system\""),
         doc: "time given to elements: `system` (monotonic) or `packet` (last received packet's timestamp; pcap inputs are then replayed merged in timestamp order)",
     },
     ParamSpec {
         name: "on_panic",
-        ty: ParamType::Choice(&["drop", "stop"]),
+        ty: ParamType::Choice(OnPanic::NAMES),
         need: Need::Default("\"drop\""),
         doc: "after an element panicked (its batch is dropped and counted as `panic` either way): `drop` logs the first panic of each element and keeps running, `stop` stops the run with an error naming the element",
     },
@@ -192,7 +192,11 @@ impl Config {
         overrides: &[String],
     ) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
+        // Running as root: only a file no other user can change (and read
+        // from where it was checked, should a link change meanwhile).
+        let real = crate::plugin::trust::check(path)
+            .map_err(|e| ConfigError::whole_file(&name, format!("cannot read the config: {e}")))?;
+        let text = std::fs::read_to_string(real)
             .map_err(|e| ConfigError::whole_file(&name, format!("cannot read the config: {e}")))?;
         Config::parse_str(&text, &name, elements, ports, overrides)
     }

@@ -7,9 +7,9 @@ use crate::graph::{GraphSpec, NodeSpec, Target};
 
 use super::connection::{parse_path, Endpoint};
 use super::loader::{ElemDecl, Loader, PortDecl};
-use super::params::{did_you_mean, nearest};
 use super::source::{Diag, Span};
 use super::tree::{Item, Node, Table};
+use super::values::{did_you_mean, nearest};
 
 /// The checked graph and which port sides it uses.
 pub(crate) struct Wiring {
@@ -308,11 +308,7 @@ impl Wirer<'_, '_, '_> {
                 .output
                 .as_ref()
                 .map_or(ep.name_at.clone(), |o| o.1.clone());
-            let msg = match outputs {
-                0 => format!("`{name}` (class `{class}`) has no outputs; it cannot send to anything"),
-                1 => format!("`{name}` (class `{class}`) has 1 output (0); output {out} does not exist"),
-                n => format!("`{name}` (class `{class}`) has {n} outputs (0..={}); output {out} does not exist", n - 1),
-            };
+            let msg = no_such_port(name, class, Side::Output, outputs, out);
             self.diag(map(at), msg);
             ok = false;
         }
@@ -323,12 +319,7 @@ impl Wirer<'_, '_, '_> {
                     .input
                     .as_ref()
                     .map_or(ep.name_at.clone(), |i| i.1.clone());
-                let msg = match n {
-                    0 => format!("`{name}` (class `{class}`) has no inputs; nothing can send to it"),
-                    1 => format!("`{name}` (class `{class}`) has 1 input (0); input {input} does not exist"),
-                    n => format!("`{name}` (class `{class}`) has {n} inputs (0..={}); input {input} does not exist", n - 1),
-                };
-                self.diag(map(at), msg);
+                self.diag(map(at), no_such_port(name, class, Side::Input, n, input));
                 ok = false;
             }
         }
@@ -533,4 +524,28 @@ fn dfs(
     }
     path.pop();
     state[v] = 2;
+}
+
+/// Which end of an element a port number names.
+#[derive(Clone, Copy)]
+enum Side {
+    Output,
+    Input,
+}
+
+/// The error of a port number `asked` that element `name` (of `class`,
+/// with `n` ports on that `side`) does not have.
+fn no_such_port(name: &str, class: &str, side: Side, n: usize, asked: usize) -> String {
+    let (port, none) = match side {
+        Side::Output => ("output", "it cannot send to anything"),
+        Side::Input => ("input", "nothing can send to it"),
+    };
+    match n {
+        0 => format!("`{name}` (class `{class}`) has no {port}s; {none}"),
+        1 => format!("`{name}` (class `{class}`) has 1 {port} (0); {port} {asked} does not exist"),
+        n => format!(
+            "`{name}` (class `{class}`) has {n} {port}s (0..={}); {port} {asked} does not exist",
+            n - 1
+        ),
+    }
 }

@@ -9,6 +9,11 @@
 //! handler's [`Combine`] says. Answers are JSON values, so that `hpio-nf
 //! ctl` can print them as tables and scripts can read them as they are.
 
+/// Builds an [`Answer`]: `json!({"rate": 10.0, "burst": 20})` (serde_json's
+/// macro, re-exported so that element crates and plugins need not depend on
+/// serde_json themselves).
+pub use serde_json::json;
+
 /// An answer of a handler: any JSON value (a table is an array of objects).
 pub type Answer = serde_json::Value;
 

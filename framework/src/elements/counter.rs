@@ -1,8 +1,9 @@
 //! `Counter`: counts packets and bytes passing through and measures their rate.
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params, PortCount,
+    handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
+    HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError, ParamSpec,
+    ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 
@@ -47,7 +48,7 @@ the reported counters (and rates) are the sums over workers.",
         }],
         drop_reasons: &[],
         counters: COUNTERS,
-        handlers: &[],
+        handlers: HANDLERS,
         example: "\
 [elements.count]
 class = \"Counter\"
@@ -56,6 +57,37 @@ window = \"500ms\"",
     },
     configure,
 };
+
+const HANDLERS: &[HandlerSpec] = &[
+    HandlerSpec {
+        name: "count",
+        kind: HandlerKind::Read,
+        combine: Combine::Sum,
+        arg: "",
+        doc: "Packets counted (since the start or the last `reset`)",
+    },
+    HandlerSpec {
+        name: "byte_count",
+        kind: HandlerKind::Read,
+        combine: Combine::Sum,
+        arg: "",
+        doc: "Frame bytes counted",
+    },
+    HandlerSpec {
+        name: "rate",
+        kind: HandlerKind::Read,
+        combine: Combine::Sum,
+        arg: "",
+        doc: "`pps` and `bps` of the last completed window",
+    },
+    HandlerSpec {
+        name: "reset",
+        kind: HandlerKind::Write,
+        combine: Combine::Same,
+        arg: "",
+        doc: "Sets the counts and rates to zero and opens a new window",
+    },
+];
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let window = p.duration("window")?;
@@ -143,6 +175,25 @@ impl Element for Counter {
         report(PPS, self.pps);
         report(BPS, self.bps);
     }
+
+    fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "count" => Ok(self.packets.into()),
+            "byte_count" => Ok(self.bytes.into()),
+            "rate" => Ok(serde_json::json!({ "pps": self.pps, "bps": self.bps })),
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
+
+    fn write(&mut self, name: &str, _arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "reset" => {
+                *self = Counter::new(self.window_ns);
+                Ok(serde_json::Value::Null)
+            }
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +268,37 @@ mod tests {
         assert_eq!(stat(&c, "pps"), 50);
         assert_eq!(stat(&c, "bps"), 50 * 100 * 8);
         assert_eq!(stat(&c, "packets"), 301);
+    }
+
+    #[test]
+    fn handlers_read_the_counts_and_reset_them() {
+        let mut pool = Pool::new(0);
+        let mut c = Counter::new(SEC);
+        run(&mut c, &mut pool, 0, batch(100, 100));
+        run(&mut c, &mut pool, SEC, batch(1, 100));
+        let cx = HandlerCx::new(SEC, 0);
+        assert_eq!(c.read("count", &cx), Ok(101.into()));
+        assert_eq!(c.read("byte_count", &cx), Ok(10100.into()));
+        assert_eq!(
+            c.read("rate", &cx),
+            Ok(serde_json::json!({"pps": 100, "bps": 80000}))
+        );
+        assert!(c.read("reset", &cx).is_err());
+        assert_eq!(c.write("reset", "", &cx), Ok(serde_json::Value::Null));
+        assert_eq!(c.read("count", &cx), Ok(0.into()));
+        assert_eq!(
+            c.read("rate", &cx),
+            Ok(serde_json::json!({"pps": 0, "bps": 0}))
+        );
+        assert_eq!(stat(&c, "bytes"), 0);
+        // Every handler the class declares answers.
+        for h in HANDLERS {
+            let r = match h.kind {
+                HandlerKind::Read => c.read(h.name, &cx),
+                HandlerKind::Write => c.write(h.name, "", &cx),
+            };
+            assert!(r.is_ok(), "{}", h.name);
+        }
     }
 
     #[test]

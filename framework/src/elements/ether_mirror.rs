@@ -151,7 +151,8 @@ mod tests {
     use super::*;
     use crate::element::Value;
     use crate::packet::{Packet, Pool};
-    use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+    use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+    use testkit::frame::{Frame, Ip, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -167,18 +168,13 @@ mod tests {
     }
 
     fn tcp4() -> Vec<u8> {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4([10, 0, 0, 1], [192, 168, 7, 9], 64)
-            .tcp(1234, 80, 77, 1000)
-            .syn()
-            .write(&mut f, b"hello world")
-            .unwrap();
-        f
+        Frame::tcp(Ip::v4([10, 0, 0, 1], [192, 168, 7, 9]), 1234, 80, TCP_SYN)
+            .seq(77, 0, 1000)
+            .payload(b"hello world")
+            .build()
     }
 
     fn udp6() -> Vec<u8> {
-        let mut f = Vec::new();
         let src: [u8; 16] = "2001:db8::1"
             .parse::<std::net::Ipv6Addr>()
             .unwrap()
@@ -187,13 +183,10 @@ mod tests {
             .parse::<std::net::Ipv6Addr>()
             .unwrap()
             .octets();
-        PacketBuilder::ethernet2(A, B)
-            .single_vlan(5.try_into().unwrap())
-            .ipv6(src, dst, 64)
-            .udp(5353, 53)
-            .write(&mut f, b"query!!")
-            .unwrap();
-        f
+        Frame::udp(Ip::v6(src, dst), 5353, 53)
+            .vlan(5)
+            .payload(b"query!!")
+            .build()
     }
 
     fn eth(f: &[u8]) -> ([u8; 6], [u8; 6]) {
@@ -264,12 +257,9 @@ mod tests {
 
     #[test]
     fn icmp_keeps_its_payload_and_checksum() {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .icmpv4_echo_request(7, 1)
-            .write(&mut f, b"ping")
-            .unwrap();
+        let f = Frame::echo(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 7, 1)
+            .payload(b"ping")
+            .build();
         let out = mirror(true, std::slice::from_ref(&f));
         let got = out.batch(0)[0].data();
         let h = PacketHeaders::from_ethernet_slice(got).unwrap();

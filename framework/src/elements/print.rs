@@ -220,18 +220,7 @@ fn write_summary(s: &mut String, f: &[u8]) {
     s.push_str(" > ");
     mac(s, &eth.dst_addr());
     let h = Headers::parse(f);
-    // Headers::parse counts a tag only once the whole tag is in the frame.
-    for i in 0..h.vlan_tags as usize {
-        let tag = f
-            .get(ETH_HLEN - 2 + i * VLAN_HLEN..)
-            .map(VlanTag::new_checked);
-        if let Some(Ok(tag)) = tag {
-            let _ = write!(s, " vlan {}", tag.vlan_id());
-            if tag.priority() != 0 {
-                let _ = write!(s, " p {}", tag.priority());
-            }
-        }
-    }
+    vlans(s, f, h.vlan_tags as usize);
     if h.status == ParseStatus::L2Truncated {
         s.push_str(" malformed");
         return;
@@ -259,6 +248,28 @@ fn write_summary(s: &mut String, f: &[u8]) {
             return;
         }
     };
+    transport(s, f, &h, src, dst);
+}
+
+/// The `tags` VLAN tags after the MAC addresses (`Headers::parse` counts a
+/// tag only once the whole tag is in the frame).
+fn vlans(s: &mut String, f: &[u8], tags: usize) {
+    for i in 0..tags {
+        let tag = f
+            .get(ETH_HLEN - 2 + i * VLAN_HLEN..)
+            .map(VlanTag::new_checked);
+        if let Some(Ok(tag)) = tag {
+            let _ = write!(s, " vlan {}", tag.vlan_id());
+            if tag.priority() != 0 {
+                let _ = write!(s, " p {}", tag.priority());
+            }
+        }
+    }
+}
+
+/// The addresses with their ports and the transport protocol, or what
+/// stands in for them (ICMP type, `fragment`, `malformed`).
+fn transport(s: &mut String, f: &[u8], h: &Headers, src: IpAddr, dst: IpAddr) {
     let proto = h.l4_proto;
     let l4 = f.get(h.l4_off as usize..).unwrap_or_default();
     let name = match proto {
@@ -401,6 +412,7 @@ mod tests {
     use etherparse::{
         ArpHardwareId, ArpOperation, ArpPacket, EtherType, Icmpv6Type, PacketBuilder,
     };
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -411,25 +423,17 @@ mod tests {
     }
 
     fn tcp4_syn() -> Vec<u8> {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(1234, 80, 1, 1000)
-            .syn()
-            .write(&mut f, &[0; 44])
-            .unwrap();
-        f
+        Frame::tcp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1234, 80, TCP_SYN)
+            .payload(&[0; 44])
+            .build()
     }
 
     fn udp6_qinq() -> Vec<u8> {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .double_vlan(100.try_into().unwrap(), 7.try_into().unwrap())
-            .ipv6(v6("2001:db8::1"), v6("2001:db8::2"), 64)
-            .udp(5353, 53)
-            .write(&mut f, b"abc")
-            .unwrap();
-        f
+        Frame::udp(Ip::v6(v6("2001:db8::1"), v6("2001:db8::2")), 5353, 53)
+            .vlan(100)
+            .vlan(7)
+            .payload(b"abc")
+            .build()
     }
 
     fn arp_request() -> Vec<u8> {
@@ -460,14 +464,14 @@ mod tests {
             summarize(&f),
             format!("98 bytes {MACS} IPv4 10.0.0.1:1234 > 10.0.0.2:80 TCP [S]")
         );
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
-            .tcp(80, 1234, 1, 1000)
-            .syn()
-            .ack(2)
-            .write(&mut f, &[])
-            .unwrap();
+        let f = Frame::tcp(
+            Ip::v4([10, 0, 0, 2], [10, 0, 0, 1]),
+            80,
+            1234,
+            TCP_SYN | TCP_ACK,
+        )
+        .seq(1, 2, 1000)
+        .build();
         assert!(summarize(&f).ends_with("10.0.0.2:80 > 10.0.0.1:1234 TCP [S.]"));
     }
 
@@ -485,13 +489,10 @@ mod tests {
 
     #[test]
     fn summarizes_icmp_and_icmpv6() {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .single_vlan(42.try_into().unwrap())
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .icmpv4_echo_request(1, 2)
-            .write(&mut f, &[0; 56])
-            .unwrap();
+        let f = Frame::echo(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 2)
+            .vlan(42)
+            .payload(&[0; 56])
+            .build();
         assert_eq!(
             summarize(&f),
             format!(

@@ -52,6 +52,14 @@
 //!   trivial.
 //! - `log` macros work: the plugin's `log` output is forwarded to the
 //!   host's logger.
+//!
+//! # Who may provide a plugin
+//!
+//! Running as root, [`load`] refuses a library that a user other than root
+//! could change, or that lies in a directory such a user could write: see
+//! [`trust`] (the config loader applies the same rule to config files).
+
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -301,6 +309,9 @@ pub enum PluginError {
         /// The symbol looked for.
         symbol: String,
     },
+    /// Running as root, the library is one another user could change.
+    #[error("cannot load plugin: {0}")]
+    Unsafe(#[from] trust::UnsafePath),
     /// The plugin's `register` panicked.
     #[error("plugin `{path}`: its register function panicked: {message}")]
     Panicked {
@@ -381,6 +392,10 @@ pub fn load(path: &Path, into: &mut Registry) -> Result<Plugin, PluginError> {
         path: shown.clone(),
         message: e.to_string(),
     })?;
+    let canonical = trust::check(&canonical).map_err(|e| trust::UnsafePath {
+        path: path.to_path_buf(),
+        ..e
+    })?;
     let crate_name = crate_name_of(&canonical).ok_or(PluginError::Name {
         path: shown.clone(),
     })?;
@@ -439,6 +454,9 @@ pub fn load(path: &Path, into: &mut Registry) -> Result<Plugin, PluginError> {
         classes,
     })
 }
+
+#[cfg(test)]
+mod prop_tests;
 
 #[cfg(test)]
 mod tests {

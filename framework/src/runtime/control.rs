@@ -5,15 +5,16 @@
 //! worker a job (a closure) over a channel; the worker runs its jobs at the
 //! top of its loop, between two bursts, on its own thread, with its graph
 //! replica, pool and queues in hand, and sends the answer back. The data
-//! path pays one empty-channel check per pass of the loop, no lock.
+//! path pays one load of a flag per pass of the loop (set when a job is
+//! queued), no lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::report::{Layout, Report};
-use super::worker::{Job, Snapshot, WorkerAccess};
+use super::worker::{Job, JobSender, Snapshot, WorkerAccess};
 use crate::element::{handler, Answer, ClassInfo, HandlerCx, HandlerKind, HandlerSpec};
 
 /// How long a request waits for the workers' answers: a worker runs its
@@ -65,7 +66,7 @@ pub enum ControlError {
 
 /// Shared by the run and every [`Controller`] clone.
 pub(crate) struct Shared {
-    pub jobs: Vec<Mutex<Sender<Job>>>,
+    pub jobs: Vec<Mutex<JobSender>>,
     pub snapshots: Vec<Arc<Mutex<Snapshot>>>,
     /// What the report names: ports and elements (replaced by a reload).
     pub layout: Mutex<Layout>,

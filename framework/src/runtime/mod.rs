@@ -47,7 +47,7 @@ mod tests;
 mod worker;
 
 pub use control::{ControlError, Controller};
-pub use report::{PortReport, Report, WorkerReport};
+pub use report::{ElementReport, PortReport, Report, WorkerReport};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,24 +61,28 @@ use control::Shared;
 use report::{Layout, PortMeta};
 use worker::Worker;
 
-/// Where elements get the time from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum Clock {
-    /// Monotonic time since the run started.
-    #[default]
-    System,
-    /// The timestamp of the latest packet received (replays and golden tests).
-    Packet,
+crate::choice! {
+    /// Where elements get the time from (`[runtime] clock`).
+    #[derive(Default, serde::Serialize)]
+    pub enum Clock {
+        /// Monotonic time since the run started.
+        #[default]
+        System = "system",
+        /// The timestamp of the latest packet received (replays and golden tests).
+        Packet = "packet",
+    }
 }
 
-/// What to do after an element panics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum OnPanic {
-    /// Drop the batch, count it against the element, keep running.
-    #[default]
-    Drop,
-    /// Stop the run with an error naming the element.
-    Stop,
+crate::choice! {
+    /// What to do after an element panics (`[runtime] on_panic`).
+    #[derive(Default, serde::Serialize)]
+    pub enum OnPanic {
+        /// Drop the batch, count it against the element, keep running.
+        #[default]
+        Drop = "drop",
+        /// Stop the run with an error naming the element.
+        Stop = "stop",
+    }
 }
 
 /// How to run a graph.

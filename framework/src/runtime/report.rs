@@ -56,6 +56,11 @@ pub struct WorkerReport {
     pub finished: bool,
     /// Seconds its loop ran (so far).
     pub run_secs: f64,
+    /// Seconds of loop passes that received packets (so far).
+    pub busy_secs: f64,
+    /// Seconds of loop passes that found nothing: polling, yielding,
+    /// sleeping (so far).
+    pub idle_secs: f64,
 }
 
 /// Counters of a run, so far or at its end.
@@ -161,6 +166,8 @@ impl Report {
                 pool_exhausted: s.pool_exhausted,
                 finished: s.finished,
                 run_secs: s.run_secs,
+                busy_secs: s.busy_secs,
+                idle_secs: s.idle_secs,
             })
             .collect();
         Report {
@@ -280,6 +287,34 @@ impl fmt::Display for Report {
             for (k, v) in &c.custom {
                 writeln!(f, "{:<16}   {k}: {v}", "")?;
             }
+        }
+        self.fmt_workers(f)
+    }
+}
+
+impl Report {
+    /// The table's last part: busy and idle time per worker, pool exhaustion.
+    fn fmt_workers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.workers.is_empty() {
+            writeln!(f)?;
+        }
+        for w in &self.workers {
+            let total = w.busy_secs + w.idle_secs;
+            let share = if total > 0.0 {
+                w.busy_secs / total
+            } else {
+                0.0
+            };
+            writeln!(
+                f,
+                "worker {}: busy {:.3} s, idle {:.3} s ({:.0}% busy), {} bursts, {} idle polls",
+                w.index,
+                w.busy_secs,
+                w.idle_secs,
+                share * 100.0,
+                w.bursts,
+                w.idle_polls
+            )?;
         }
         let exhausted: u64 = self.workers.iter().map(|w| w.pool_exhausted).sum();
         if exhausted > 0 {

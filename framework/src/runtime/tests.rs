@@ -81,27 +81,27 @@ fn touchy_graph() -> GraphSpec {
     }
 }
 
+/// An in-memory port with these queues.
+fn mem_port(rx: Vec<Box<dyn RxQueue>>, tx: Vec<Box<dyn TxQueue>>) -> OpenPort {
+    OpenPort {
+        rx,
+        tx,
+        driver: "mem".into(),
+        driver_stats: None,
+        max_frame: crate::packet::DEFAULT_MAX_FRAME,
+    }
+}
+
 /// Runs the touchy graph over `frames` with `on_panic`, one packet per burst.
 fn run_touchy(frames: Vec<Vec<u8>>, on_panic: OnPanic) -> (Result<Report, RunError>, Vec<Vec<u8>>) {
     let sent = Arc::new(Mutex::new(Vec::new()));
+    let rx = MemRx {
+        frames: frames.into_iter(),
+        stats: QueueStats::default(),
+    };
     let ports = vec![
-        OpenPort {
-            rx: vec![Box::new(MemRx {
-                frames: frames.into_iter(),
-                stats: QueueStats::default(),
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone()))],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(rx)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
     ];
     let opts = RunOptions {
         burst: 1,
@@ -165,6 +165,27 @@ fn on_panic_stop_ends_the_run_with_an_error_naming_the_element() {
         vec![vec![1u8; 60]],
         "what passed before the panic was still sent"
     );
+}
+
+/// One port per recording of `inputs` (replays or not), and a last port
+/// whose frames sent go to `sent`.
+fn replay_ports(
+    inputs: &[Vec<(u64, Vec<u8>)>],
+    replay: bool,
+    sent: &Arc<Mutex<Vec<Vec<u8>>>>,
+) -> Vec<OpenPort> {
+    let mut ports: Vec<OpenPort> = inputs
+        .iter()
+        .map(|frames| {
+            let rx = ReplayRx {
+                frames: frames.clone().into_iter(),
+                replay,
+            };
+            mem_port(vec![Box::new(rx)], vec![])
+        })
+        .collect();
+    ports.push(mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]));
+    ports
 }
 
 /// A recording: hands out `(timestamp, frame)` pairs, at most `max` per
@@ -236,26 +257,7 @@ fn run_merge(
     pool: usize,
 ) -> Vec<(u8, u8)> {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: true,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(inputs, true, &sent);
     let opts = RunOptions {
         burst,
         pool,
@@ -334,26 +336,7 @@ fn system_clock_reads_inputs_burst_by_burst() {
 fn queues_that_are_not_replays_are_not_merged() {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let inputs = merge_inputs();
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: false,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(&inputs, false, &sent);
     let opts = RunOptions {
         burst: 256,
         clock: Clock::Packet,
@@ -432,28 +415,10 @@ fn run_fault(
         sources: vec![Some(Target::Port(2)), Some(Target::Port(2)), None],
     };
     let ports = vec![
-        OpenPort {
-            rx: vec![Box::new(Endless)],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            // Queue 1 goes to worker 1; queue 0 never ends, like `endless`.
-            rx: vec![Box::new(Endless), flaky_rx],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
-        OpenPort {
-            rx: vec![],
-            tx: vec![Box::new(MemTx(sent.clone())), tx1],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        },
+        mem_port(vec![Box::new(Endless)], vec![]),
+        // Queue 1 goes to worker 1; queue 0 never ends, like `endless`.
+        mem_port(vec![Box::new(Endless), flaky_rx], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone())), tx1]),
     ];
     let opts = RunOptions {
         workers: 2,
@@ -612,26 +577,7 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     let inputs = merge_inputs();
     let total: usize = inputs.iter().map(|i| i.len()).sum();
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let mut ports: Vec<OpenPort> = inputs
-        .iter()
-        .map(|frames| OpenPort {
-            rx: vec![Box::new(ReplayRx {
-                frames: frames.clone().into_iter(),
-                replay: true,
-            })],
-            tx: vec![],
-            driver: "mem".into(),
-            driver_stats: None,
-            max_frame: crate::packet::DEFAULT_MAX_FRAME,
-        })
-        .collect();
-    ports.push(OpenPort {
-        rx: vec![],
-        tx: vec![Box::new(MemTx(sent.clone()))],
-        driver: "mem".into(),
-        driver_stats: None,
-        max_frame: crate::packet::DEFAULT_MAX_FRAME,
-    });
+    let ports = replay_ports(&inputs, true, &sent);
     let hoard = Target::Element { node: 0, input: 0 };
     let graph = GraphSpec {
         nodes: vec![NodeSpec {
@@ -660,4 +606,68 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     run(&graph, ports, &opts, |_| {}).unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(sent.lock().unwrap().len(), total - 6);
+}
+
+/// Takes `busy_ms` on each call that hands out a packet and `idle_ms` on
+/// each that finds nothing (turn about, starting with a packet), `calls`
+/// times, then ends.
+struct Paced {
+    calls: u32,
+    busy_ms: u64,
+    idle_ms: u64,
+}
+
+impl RxQueue for Paced {
+    fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, _: usize) -> Result<Recv, PortError> {
+        if self.calls == 0 {
+            return Ok(Recv::Ended);
+        }
+        self.calls -= 1;
+        if self.calls % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(self.busy_ms));
+            let mut p = pool.alloc().expect("pool large enough");
+            p.set_frame(&[1; 60]);
+            batch.push(p);
+            return Ok(Recv::Got(1));
+        }
+        std::thread::sleep(Duration::from_millis(self.idle_ms));
+        Ok(Recv::Got(0))
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
+}
+
+#[test]
+fn workers_split_their_loop_time_into_busy_and_idle_passes() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let graph = GraphSpec {
+        nodes: vec![],
+        ports: vec!["in".into(), "out".into()],
+        sources: vec![Some(Target::Port(1)), None],
+    };
+    // 6 packets taking 30 ms each, 6 empty polls taking 10 ms each.
+    let paced = Paced {
+        calls: 12,
+        busy_ms: 30,
+        idle_ms: 10,
+    };
+    let ports = vec![
+        mem_port(vec![Box::new(paced)], vec![]),
+        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
+    ];
+    let report = run(&graph, ports, &RunOptions::default(), |_| {}).unwrap();
+    assert_eq!(sent.lock().unwrap().len(), 6);
+    let w = &report.workers[0];
+    assert!(w.busy_secs >= 0.180, "{w:?}");
+    assert!(w.idle_secs >= 0.060 && w.idle_secs < w.busy_secs, "{w:?}");
+    // The two add up to the loop's run time.
+    assert!(
+        (w.busy_secs + w.idle_secs - w.run_secs).abs() < 0.02,
+        "{w:?}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["workers"][0]["busy_secs"].as_f64().unwrap() >= 0.180);
+    assert!(report.to_string().contains("worker 0: busy 0."), "{report}");
 }

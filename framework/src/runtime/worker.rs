@@ -32,6 +32,10 @@ pub(crate) struct Snapshot {
     pub finished: bool,
     /// Seconds from the loop's start to now (or to its end).
     pub run_secs: f64,
+    /// Seconds of loop passes that received packets.
+    pub busy_secs: f64,
+    /// Seconds of loop passes that found nothing (spinning, yielding, sleeping).
+    pub idle_secs: f64,
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -46,6 +50,25 @@ pub(crate) struct WorkerAccess<'a> {
 
 /// A control job for one worker (see [`super::Controller`]).
 pub(crate) type Job = Box<dyn FnOnce(&mut WorkerAccess<'_>) + Send>;
+
+/// The sending end of a worker's jobs: the channel, and a flag the worker
+/// checks once per pass (a load, where an empty-channel check costs some
+/// forty instructions).
+pub(crate) struct JobSender {
+    jobs: Sender<Job>,
+    pending: Arc<AtomicBool>,
+}
+
+impl JobSender {
+    /// Queues `job` for the worker's next pass; an error when the worker
+    /// has ended.
+    pub fn send(&self, job: Job) -> Result<(), mpsc::SendError<Job>> {
+        self.jobs.send(job)?;
+        // After the send: a worker that sees the flag finds the job.
+        self.pending.store(true, Ordering::Release);
+        Ok(())
+    }
+}
 
 pub(super) struct RxSlot {
     pub port: usize,
@@ -76,6 +99,10 @@ pub(crate) struct Worker {
     snapshot: Arc<Mutex<Snapshot>>,
     bursts: u64,
     idle_polls: u64,
+    /// Loop time so far, and the part of it in passes that received
+    /// packets, in nanoseconds (see `main_loop`).
+    loop_ns: u64,
+    busy_ns: u64,
     started: Option<Instant>,
     /// The time of the last burst (what `Context::now` said).
     last_now: u64,
@@ -83,8 +110,10 @@ pub(crate) struct Worker {
     order_warned: bool,
     /// Control jobs, run between bursts.
     jobs: Receiver<Job>,
+    /// Set by [`JobSender::send`] after it queued a job.
+    jobs_pending: Arc<AtomicBool>,
     /// The sending end, until the run takes it ([`Worker::job_sender`]).
-    job_sender: Option<Sender<Job>>,
+    job_sender: Option<JobSender>,
 }
 
 /// Idle passes spent spinning before the worker starts to yield, then sleep.
@@ -94,7 +123,12 @@ const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
     pub fn new(index: usize, opts: &RunOptions, names: &[String], max_frame: usize) -> Worker {
-        let (job_sender, jobs) = mpsc::channel();
+        let (sender, jobs) = mpsc::channel();
+        let jobs_pending = Arc::new(AtomicBool::new(false));
+        let job_sender = JobSender {
+            jobs: sender,
+            pending: jobs_pending.clone(),
+        };
         Worker {
             index,
             core: opts.cores.get(index).copied(),
@@ -111,10 +145,13 @@ impl Worker {
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
             bursts: 0,
             idle_polls: 0,
+            loop_ns: 0,
+            busy_ns: 0,
             started: None,
             last_now: 0,
             order_warned: false,
             jobs,
+            jobs_pending,
             job_sender: Some(job_sender),
         }
     }
@@ -122,15 +159,27 @@ impl Worker {
     /// The sending end of this worker's job channel (once: the worker
     /// stops taking jobs when it ends, and dropping its receiver then tells
     /// the senders).
-    pub fn job_sender(&mut self) -> Sender<Job> {
+    pub fn job_sender(&mut self) -> JobSender {
         self.job_sender
             .take()
             .expect("the job sender is taken once")
     }
 
-    /// Runs the control jobs waiting, if any (between bursts).
+    /// Runs the control jobs waiting, if any (between bursts): one load
+    /// when there is none.
     #[inline]
     fn run_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+        if self.jobs_pending.load(Ordering::Relaxed) {
+            self.run_pending_jobs(graph, pool, now_ns);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_pending_jobs(&mut self, graph: &mut Graph, pool: &mut Pool, now_ns: u64) {
+        // Cleared before the channel is read, and with Acquire: a job sent
+        // before the flag was set is found now; one sent after sets it again.
+        self.jobs_pending.swap(false, Ordering::Acquire);
         while let Ok(job) = self.jobs.try_recv() {
             job(&mut WorkerAccess {
                 worker: self,
@@ -246,12 +295,23 @@ impl Worker {
         let mut idle: u32 = 0;
         let mut next_publish = start + PUBLISH_EVERY;
         let mut passes: u64 = 0;
+        // Busy time: each pass that received packets, from the clock reading
+        // that starts it to the one that starts the next. One reading per
+        // pass: the system clock's own under clock = "system", an extra one
+        // under clock = "packet". Idle time is the rest of the loop's.
+        let (mut pass_start, mut busy_ns, mut pass_busy) = (0u64, 0u64, false);
         loop {
+            let t = start.elapsed().as_nanos() as u64;
+            if pass_busy {
+                busy_ns += t - pass_start;
+            }
+            pass_start = t;
             if self.stop.load(Ordering::Relaxed) {
+                self.set_times(t, busy_ns);
                 return Ok(());
             }
             if self.clock == Clock::System {
-                now_ns = start.elapsed().as_nanos() as u64;
+                now_ns = t;
             }
             self.run_jobs(graph, pool, now_ns);
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
@@ -260,6 +320,7 @@ impl Worker {
                 got += g;
                 live += l;
             }
+            pass_busy = got > 0;
             if got > 0 {
                 self.flush(graph, pool).map_err(|e| self.port_error(e))?;
                 idle = 0;
@@ -275,14 +336,24 @@ impl Worker {
                 }
             }
             if live == 0 {
+                let t = start.elapsed().as_nanos() as u64;
+                self.set_times(t, busy_ns + if pass_busy { t - pass_start } else { 0 });
                 return Ok(());
             }
             passes += 1;
             if (passes & 63 == 0 || got == 0) && Instant::now() >= next_publish {
                 next_publish += PUBLISH_EVERY;
+                self.set_times(pass_start, busy_ns);
                 self.publish(graph, pool, false);
             }
         }
+    }
+
+    /// Records the loop's time so far and the busy part of it, for
+    /// [`Worker::publish`].
+    fn set_times(&mut self, loop_ns: u64, busy_ns: u64) {
+        self.loop_ns = loop_ns;
+        self.busy_ns = busy_ns;
     }
 
     /// One burst from each queue that is not merged. Returns the packets
@@ -441,6 +512,8 @@ impl Worker {
             s.bursts = self.bursts;
             s.idle_polls = self.idle_polls;
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            s.busy_secs = self.busy_ns as f64 * 1e-9;
+            s.idle_secs = self.loop_ns.saturating_sub(self.busy_ns) as f64 * 1e-9;
             s.finished = finished;
         }
     }

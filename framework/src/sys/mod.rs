@@ -7,8 +7,11 @@
 //! - [`netdev`]: interface lookups (`if_nametoindex`, `SIOCGIFFLAGS`);
 //! - [`packet_socket`]: `AF_PACKET` sockets, their options, and batched
 //!   `recvmmsg`/`sendmmsg` straight into and out of caller-owned buffers;
+//! - [`rx_info`]: what the kernel reports beside a received frame (VLAN
+//!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
+//! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
 //!   entry point's type, which `dylib` reads and the plugin loader checks.
@@ -23,18 +26,19 @@
 
 #![allow(unsafe_code)]
 
+pub(crate) mod creds;
 pub(crate) mod dylib;
 pub(crate) mod hpio_dev;
 pub(crate) mod netdev;
 pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
+pub(crate) mod rx_info;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
-pub(crate) use packet_socket::{
-    MsgVec, PacketSocket, RxInfo, VlanTag, VnetHdr, ETH_P_ALL, SUPER_FRAME_MAX,
-};
+pub(crate) use packet_socket::{MsgVec, PacketSocket, ETH_P_ALL};
+pub(crate) use rx_info::{RxInfo, VlanTag, VnetHdr, SUPER_FRAME_MAX};
 
 /// Converts a C return value (negative: failure, `errno` set) into a result.
 fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {

@@ -19,7 +19,7 @@ use std::mem::size_of;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::packet_socket::{RxInfo, VnetHdr, SUPER_FRAME_MAX, VNET_HDR_LEN};
+use super::rx_info::{RxInfo, VnetHdr, SUPER_FRAME_MAX, VNET_HDR_LEN};
 use super::PacketSocket;
 
 /// Offset of `block_status` in a V3 block (after `version` and `offset_to_priv`).

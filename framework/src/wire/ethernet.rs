@@ -56,6 +56,45 @@ view!(
     vlan::TCI.end
 );
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
+    /// Sets the tag protocol identifier.
+    #[inline]
+    pub fn set_tpid(&mut self, tpid: u16) {
+        set16(self.fixed_mut(), vlan::TPID, tpid);
+    }
+
+    /// Sets the tag control information (priority, drop eligible, VLAN id).
+    #[inline]
+    pub fn set_tci(&mut self, tci: u16) {
+        set16(self.fixed_mut(), vlan::TCI, tci);
+    }
+}
+
+/// Where the first VLAN tag of a frame starts (its TPID in the place of the
+/// Ethernet type); tag `i` starts `i * VLAN_HLEN` later.
+pub const FIRST_TAG: usize = eth::ETHERTYPE.start;
+
+/// Inserts a VLAN tag (`tpid`, `tci`) after the MAC addresses of the frame
+/// that starts `VLAN_HLEN` bytes into `frame`: the addresses move to the
+/// front of `frame` and the tag goes where they ended. `frame` holds at
+/// least `VLAN_HLEN + 12` bytes (the caller made the room, with headroom).
+#[inline]
+pub fn insert_vlan_tag(frame: &mut [u8], tpid: u16, tci: u16) {
+    const TAG: usize = eth::ETHERTYPE.start;
+    frame.copy_within(super::VLAN_HLEN..super::VLAN_HLEN + TAG, 0);
+    let mut tag = VlanTag::new_unchecked(&mut frame[TAG..]);
+    tag.set_tpid(tpid);
+    tag.set_tci(tci);
+}
+
+/// Moves the MAC addresses of `frame` over its first VLAN tag: the frame
+/// without the tag then starts `VLAN_HLEN` bytes in (the caller drops
+/// those). `frame` holds at least `12 + VLAN_HLEN` bytes.
+#[inline]
+pub fn remove_vlan_tag(frame: &mut [u8]) {
+    frame.copy_within(eth::DST.start..eth::SRC.end, super::VLAN_HLEN);
+}
+
 impl<T: AsRef<[u8]>> VlanTag<T> {
     /// Tag protocol identifier (0x8100 or 0x88a8).
     #[inline]

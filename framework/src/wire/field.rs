@@ -133,6 +133,4 @@ pub mod icmp {
     pub const MIN_LEN: usize = CHECKSUM.end;
     /// Identifier of an echo request or reply.
     pub const ECHO_ID: Field = 4..6;
-    /// Sequence number of an echo request or reply.
-    pub const ECHO_SEQ: Field = 6..8;
 }

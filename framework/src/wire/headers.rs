@@ -347,6 +347,48 @@ fn ipv6_fragment_header(ip: &[u8]) -> Option<usize> {
     None
 }
 
+/// Whether `next` names an IPv6 extension header the parser walks over.
+#[inline]
+pub fn is_ipv6_ext(next: u8) -> bool {
+    matches!(
+        next,
+        IPV6_EXT_HOP_BY_HOP
+            | IPV6_EXT_ROUTING
+            | IPV6_EXT_FRAGMENT
+            | IPV6_EXT_AUTH
+            | IPV6_EXT_DEST_OPTS
+    )
+}
+
+/// Walks the extension headers of the IPv6 packet `ip` (already checked by
+/// the parser): whether the transport pseudo-header uses the destination
+/// field. `Some(false)` when a Routing header still has segments left (the
+/// pseudo-header then uses the final destination, from that header);
+/// `None` when the chain is cut short or longer than the parser walks.
+pub fn ipv6_pseudo_uses_dst(ip: &[u8]) -> Option<bool> {
+    use field::ipv6::*;
+    let mut next = *ip.get(NEXT_HEADER)?;
+    let mut off = LEN;
+    let mut uses_dst = true;
+    for _ in 0..IPV6_MAX_EXT {
+        let len = match next {
+            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
+                (*ip.get(off + 1)? as usize + 1) * 8
+            }
+            IPV6_EXT_AUTH => (*ip.get(off + 1)? as usize + 2) * 4,
+            IPV6_EXT_FRAGMENT => 8,
+            _ => return Some(uses_dst),
+        };
+        // Segments left, in the Routing header's fourth byte.
+        if next == IPV6_EXT_ROUTING && *ip.get(off + 3)? > 0 {
+            uses_dst = false;
+        }
+        next = *ip.get(off)?;
+        off += len;
+    }
+    (!is_ipv6_ext(next)).then_some(uses_dst)
+}
+
 /// IPv6 extension headers the parser walks over to find the transport header.
 const IPV6_EXT_HOP_BY_HOP: u8 = 0;
 const IPV6_EXT_ROUTING: u8 = 43;
@@ -428,24 +470,23 @@ fn check_l4(l4: &[u8], h: &mut Headers) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+    use testkit::frame::{Frame, Ip, TCP_SYN};
 
     fn udp4(vlan: Option<u16>) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2([1; 6], [2; 6]);
-        let mut out = Vec::new();
-        match vlan {
-            Some(v) => b
-                .single_vlan(v.try_into().unwrap())
-                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-                .udp(1000, 53)
-                .write(&mut out, &[0u8; 18]),
-            None => b
-                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-                .udp(1000, 53)
-                .write(&mut out, &[0u8; 18]),
-        }
-        .unwrap();
-        out
+        let f = Frame::udp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1000, 53)
+            .macs([1; 6], [2; 6])
+            .payload(&[0u8; 18]);
+        vlan.map_or(f.clone(), |v| f.vlan(v)).build()
+    }
+
+    /// TCP (no flags) over IPv4 with 30 bytes of payload.
+    fn tcp4() -> Vec<u8> {
+        Frame::tcp(Ip::v4([1, 2, 3, 4], [5, 6, 7, 8]), 1, 2, 0)
+            .macs([1; 6], [2; 6])
+            .ttl(9)
+            .seq(3, 0, 4)
+            .payload(&[0; 30])
+            .build()
     }
 
     #[test]
@@ -466,13 +507,10 @@ mod tests {
 
     #[test]
     fn parses_tcp_over_ipv6() {
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv6([1; 16], [2; 16], 64)
-            .tcp(80, 443, 1, 1000)
-            .syn()
-            .write(&mut out, b"hi")
-            .unwrap();
+        let out = Frame::tcp(Ip::v6([1; 16], [2; 16]), 80, 443, TCP_SYN)
+            .macs([1; 6], [2; 6])
+            .payload(b"hi")
+            .build();
         let h = Headers::parse(&out);
         assert_eq!(h.status, ParseStatus::Ok);
         assert_eq!(
@@ -499,12 +537,7 @@ mod tests {
 
     #[test]
     fn tcp_data_offset_below_five_words_is_truncated() {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4([1, 2, 3, 4], [5, 6, 7, 8], 9)
-            .tcp(1, 2, 3, 4)
-            .write(&mut f, &[0; 30])
-            .unwrap();
+        let mut f = tcp4();
         f[14 + 20 + 12] = 0x20; // 2 words
         let h = Headers::parse(&f);
         assert_eq!(h.status, ParseStatus::L4Truncated);
@@ -573,12 +606,10 @@ mod tests {
     #[test]
     fn ipv6_fragment_header_behind_other_extension_headers() {
         // IPv6, hop-by-hop options (8 bytes), Fragment header, then UDP.
-        let mut whole = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv6([1; 16], [2; 16], 64)
-            .udp(1000, 53)
-            .write(&mut whole, &[7u8; 16])
-            .unwrap();
+        let whole = Frame::udp(Ip::v6([1; 16], [2; 16]), 1000, 53)
+            .macs([1; 6], [2; 6])
+            .payload(&[7u8; 16])
+            .build();
         let build = |frag: u16, body: &[u8]| {
             let mut f = whole[..54].to_vec();
             f[20] = 0; // next: hop-by-hop
@@ -647,14 +678,7 @@ mod tests {
 
     #[test]
     fn common_case_agrees_with_the_general_parse() {
-        let mut frames = vec![udp4(None), udp4(Some(5))];
-        let mut tcp = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4([1, 2, 3, 4], [5, 6, 7, 8], 9)
-            .tcp(1, 2, 3, 4)
-            .write(&mut tcp, &[0; 30])
-            .unwrap();
-        frames.push(tcp);
+        let frames = vec![udp4(None), udp4(Some(5)), tcp4()];
         let mut rng = testkit::rng::Rng::new(99);
         let mut next = || rng.next_u64();
         let mut fast = 0;

@@ -127,6 +127,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_checksum(&mut self, c: u16) {
         set16(self.fixed_mut(), ipv4::CHECKSUM, c);
     }
+
+    /// Sets the time to live.
+    #[inline]
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.fixed_mut()[ipv4::TTL] = ttl;
+    }
+
+    /// Sets the type-of-service byte (DSCP and ECN).
+    #[inline]
+    pub fn set_tos(&mut self, tos: u8) {
+        self.fixed_mut()[ipv4::TOS] = tos;
+    }
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// The 16-bit word holding the TTL and the protocol, as the header
+    /// checksum sums it (for an incremental update after [`Ipv4Packet::set_ttl`]).
+    #[inline]
+    pub fn ttl_proto_word(&self) -> u16 {
+        get16(self.fixed(), ipv4::TTL..ipv4::PROTO + 1)
+    }
+
+    /// The 16-bit word holding the version, header length and TOS, as the
+    /// header checksum sums it (after [`Ipv4Packet::set_tos`]).
+    #[inline]
+    pub fn ver_tos_word(&self) -> u16 {
+        get16(self.fixed(), ipv4::VER_IHL..ipv4::TOS + 1)
+    }
 }
 
 view!(
@@ -193,6 +221,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
         self.fixed_mut()[ipv6::DST].copy_from_slice(&a.octets());
+    }
+
+    /// Sets the hop limit.
+    #[inline]
+    pub fn set_hop_limit(&mut self, h: u8) {
+        self.fixed_mut()[ipv6::HOP_LIMIT] = h;
+    }
+
+    /// Sets the traffic class (DSCP and ECN), keeping version and flow label.
+    #[inline]
+    pub fn set_traffic_class(&mut self, tc: u8) {
+        let h = self.fixed_mut();
+        h[0] = (h[0] & 0xf0) | tc >> 4;
+        h[1] = (h[1] & 0x0f) | tc << 4;
+    }
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Traffic class (DSCP and ECN).
+    #[inline]
+    pub fn traffic_class(&self) -> u8 {
+        let h = self.fixed();
+        h[0] << 4 | h[1] >> 4
     }
 }
 
@@ -340,5 +391,33 @@ mod tests {
         assert_eq!(Ipv4Packet::new_checked(&V4[..19]), Err(Truncated));
         assert_eq!(Ipv6Packet::new_checked(&V6[..39]), Err(Truncated));
         assert_eq!(Ipv6FragHeader::new_checked(&V6[..7]), Err(Truncated));
+    }
+
+    #[test]
+    fn ttl_tos_and_traffic_class_setters_touch_only_their_bits() {
+        let mut b = V4;
+        let mut ip = Ipv4Packet::new_checked(&mut b[..]).unwrap();
+        assert_eq!((ip.ttl_proto_word(), ip.ver_tos_word()), (0x4011, 0x4500));
+        ip.set_ttl(7);
+        ip.set_tos(0xb9);
+        assert_eq!((ip.ttl(), ip.protocol(), ip.tos()), (7, 17, 0xb9));
+        assert_eq!((ip.ttl_proto_word(), ip.ver_tos_word()), (0x0711, 0x45b9));
+
+        // Version 6, traffic class 0xa5, flow label 0x12345.
+        let mut h = [0u8; 40];
+        h[..4].copy_from_slice(&[0x6a, 0x51, 0x23, 0x45]);
+        let mut ip = Ipv6Packet::new_checked(&mut h[..]).unwrap();
+        assert_eq!(ip.traffic_class(), 0xa5);
+        ip.set_traffic_class(0x3c);
+        ip.set_hop_limit(9);
+        assert_eq!(
+            (ip.traffic_class(), ip.hop_limit(), ip.version()),
+            (0x3c, 9, 6)
+        );
+        assert_eq!(
+            &h[..4],
+            &[0x63, 0xc1, 0x23, 0x45],
+            "version and flow label kept"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Wire formats: turns frame bytes into meaning, keeps no state.
 //!
 //! [`Headers`] is the one parse of a frame that every element shares (cached in
-//! the packet's slot); [`field`] names the byte ranges of each header, and
-//! [`checksum`] keeps IPv4/TCP/UDP checksums right after a rewrite.
+//! the packet's slot); `field` (private: offsets are known only here) names
+//! the byte ranges of each header, and [`checksum`] keeps IPv4/TCP/UDP
+//! checksums right after a rewrite.
 //!
 //! Typed views read and write one header's fields over a buffer, without a
 //! copy, in the manner of smoltcp: `Ipv4Packet::new_checked(&frame[l3..])?.src_addr()`.
@@ -14,13 +15,15 @@
 
 pub mod checksum;
 mod ethernet;
-pub mod field;
+mod field;
 mod headers;
 mod ip;
 mod transport;
 mod view;
 
+pub use ethernet::{insert_vlan_tag, remove_vlan_tag, FIRST_TAG};
 pub use ethernet::{EthernetFrame, VlanTag};
+pub use headers::{ipv6_pseudo_uses_dst, is_ipv6_ext};
 pub use headers::{FragKind, Fragment, Headers, L3Kind, ParseStatus};
 pub use ip::{Ipv4Packet, Ipv6FragHeader, Ipv6Packet};
 pub use transport::{tcp_flags, IcmpPacket, TcpPacket, UdpPacket};

@@ -111,6 +111,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn set_flags(&mut self, f: u8) {
         self.fixed_mut()[tcp::FLAGS] = f;
     }
+
+    /// Sets the checksum.
+    #[inline]
+    pub fn set_checksum(&mut self, c: u16) {
+        set16(self.fixed_mut(), tcp::CHECKSUM, c);
+    }
 }
 
 view!(
@@ -164,6 +170,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     pub fn set_dst_port(&mut self, p: u16) {
         set16(self.fixed_mut(), udp::DST_PORT, p);
     }
+
+    /// Sets the checksum (0: none, over IPv4).
+    #[inline]
+    pub fn set_checksum(&mut self, c: u16) {
+        set16(self.fixed_mut(), udp::CHECKSUM, c);
+    }
 }
 
 view!(
@@ -172,6 +184,14 @@ view!(
     IcmpPacket,
     icmp::MIN_LEN
 );
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
+    /// Sets the checksum.
+    #[inline]
+    pub fn set_checksum(&mut self, c: u16) {
+        set16(self.fixed_mut(), icmp::CHECKSUM, c);
+    }
+}
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// Message type.

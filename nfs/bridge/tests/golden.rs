@@ -13,11 +13,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
+use testkit::frame::{Frame, Ip};
 use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -38,13 +38,14 @@ fn registry() -> Registry {
 /// A UDP/IPv4 frame from `src` to `dst`; `n` goes in the payload and the
 /// IP addresses so that every frame of a test is distinct.
 fn frame(src: [u8; 6], dst: [u8; 6], n: u8) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(src, dst)
-        .ipv4([10, 0, 0, src[5]], [10, 0, 0, dst[5]], 64)
-        .udp(4000 + u16::from(n), 9)
-        .write(&mut v, &[n; 18])
-        .unwrap();
-    v
+    Frame::udp(
+        Ip::v4([10, 0, 0, src[5]], [10, 0, 0, dst[5]]),
+        4000 + u16::from(n),
+        9,
+    )
+    .macs(src, dst)
+    .payload(&[n; 18])
+    .build()
 }
 
 /// `untagged` with an 802.1Q tag for VLAN `vid` after the addresses,

@@ -23,6 +23,8 @@ mod bench;
 mod control;
 mod dump;
 mod manual;
+mod metrics;
+mod notify;
 mod pktgen;
 mod run;
 mod testbed;
@@ -56,6 +58,8 @@ enum Command {
         /// Override a config value, as for `run`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// List element classes, or show one class's manual page.
     Elements {
@@ -67,6 +71,8 @@ enum Command {
         /// Print the whole manual as Markdown (docs/elements.md is made this way).
         #[arg(long)]
         markdown: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Measure Mpps on one core for the standard in-memory graphs.
     Bench {
@@ -99,6 +105,27 @@ enum Command {
     Ctl(control::CtlArgs),
 }
 
+/// Whether files other users can change may be loaded as root.
+#[derive(clap::Args, Clone, Copy, Default)]
+pub(crate) struct TrustArgs {
+    /// Running as root, load plugins and configs even from files or
+    /// directories that other users can change (development only;
+    /// docs/reliability.md).
+    #[arg(long)]
+    pub allow_unsafe_paths: bool,
+}
+
+impl Command {
+    /// The trust options of the commands that load configs or plugins.
+    fn trust(&self) -> TrustArgs {
+        match self {
+            Command::Run(a) => a.trust,
+            Command::Check { trust, .. } | Command::Elements { trust, .. } => *trust,
+            _ => TrustArgs::default(),
+        }
+    }
+}
+
 /// Runs the `hpio-nf` command line of this process with the built-in
 /// element classes plus those `register` adds, and returns the exit code:
 /// 0 on success, 1 when a run fails (a port error, an element panic with
@@ -129,15 +156,19 @@ where
             };
         }
     };
+    if cli.command.trust().allow_unsafe_paths {
+        hpio_nf::plugin::trust::allow_unsafe_paths(true);
+    }
     let mut elements = Registry::builtin();
     register(&mut elements);
     let result = match cli.command {
         Command::Run(a) => run::cmd_run(&elements, &a),
-        Command::Check { config, set } => cmd_check(&elements, &config, &set),
+        Command::Check { config, set, .. } => cmd_check(&elements, &config, &set),
         Command::Elements {
             name,
             plugins,
             markdown,
+            ..
         } => load_plugins(&mut elements, &plugins)
             .and_then(|()| manual::cmd_elements(&elements, name, markdown)),
         Command::Bench {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use hpio_nf::element::{ClassInfo, Need, ParamSpec, ParamType, Registry};
+use hpio_nf::element::{ClassInfo, HandlerKind, Need, ParamSpec, ParamType, Registry};
 use hpio_nf::port::{PortClass, PortRegistry};
 
 pub fn cmd_elements(
@@ -133,15 +133,10 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         }
     }
     h(&mut s, "Counters");
-    let _ = writeln!(
-        s,
-        "{bullet}packets in, out and dropped (by reason) are kept for every element"
-    );
-    for r in info.drop_reasons {
-        let _ = writeln!(s, "{bullet}drop reason `{r}`");
-    }
-    for (name, doc) in info.counters {
-        let _ = writeln!(s, "{bullet}`{name}`: {doc}");
+    counter_rows(&mut s, info, bullet);
+    if !info.handlers.is_empty() {
+        h(&mut s, "Handlers");
+        handler_rows(&mut s, info, markdown);
     }
     h(&mut s, "Example");
     if markdown {
@@ -156,6 +151,63 @@ pub fn class_page(info: &ClassInfo, markdown: bool) -> String {
         let _ = writeln!(s, "{}", info.see_also.join(", "));
     }
     s
+}
+
+/// The drop reasons and counters of a class.
+fn counter_rows(s: &mut String, info: &ClassInfo, bullet: &str) {
+    let _ = writeln!(
+        s,
+        "{bullet}packets in, out and dropped (by reason) are kept for every element"
+    );
+    for r in info.drop_reasons {
+        let _ = writeln!(s, "{bullet}drop reason `{r}`");
+    }
+    for (name, doc) in info.counters {
+        let _ = writeln!(s, "{bullet}`{name}`: {doc}");
+    }
+}
+
+/// The handlers of a class (`hpio-nf ctl read|write ELEMENT NAME`).
+fn handler_rows(s: &mut String, info: &ClassInfo, markdown: bool) {
+    let kind = |k: HandlerKind| match k {
+        HandlerKind::Read => "read",
+        HandlerKind::Write => "write",
+    };
+    if markdown {
+        let _ = writeln!(
+            s,
+            "`hpio-nf ctl read|write ELEMENT NAME [ARG]` (docs/control.md)\n\n\
+             | name | kind | argument | description |\n|---|---|---|---|"
+        );
+    }
+    let width = info
+        .handlers
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(0);
+    for hd in info.handlers {
+        let arg = if hd.arg.is_empty() { "-" } else { hd.arg };
+        if markdown {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} |",
+                hd.name,
+                kind(hd.kind),
+                arg.replace('|', "\\|"),
+                hd.doc
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "  {:<width$} {:<5} {:<20} {}",
+                hd.name,
+                kind(hd.kind),
+                arg,
+                hd.doc
+            );
+        }
+    }
 }
 
 fn port_page(class: &PortClass) -> String {

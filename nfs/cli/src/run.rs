@@ -28,8 +28,14 @@ pub(crate) struct RunArgs {
     /// Print the final counters (and live lines) as JSON, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus/OpenMetrics metrics at http://ADDR:PORT/metrics
+    /// (ADDR 127.0.0.1 when only a port is given).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub control: control::ControlArgs,
+    #[command(flatten)]
+    pub trust: crate::TrustArgs,
 }
 
 /// `hpio-nf run CONFIG`: opens the ports, runs the graph until its sources
@@ -48,10 +54,9 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
     // The socket is claimed before the ports open: a second instance is
     // refused before it touches them.
     let endless = config.ports.iter().any(|p| p.rx_used && p.spec.endless());
-    let listener = match args.control.path(&args.config, endless) {
-        Some(path) => Some(control::Listener::bind(&path)?),
-        None => None,
-    };
+    let listener = args.control.listener(&args.config, endless)?;
+    // Bound before the ports open too: a busy address stops the run early.
+    let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     let running = start_config(&config, args.stats_interval, stop)?;
     // Services that reach into the run (control socket, metrics) start here,
     // each with `running.controller()`.
@@ -63,7 +68,11 @@ pub(crate) fn cmd_run(elements: &Registry, args: &RunArgs) -> anyhow::Result<Exi
     let service = listener
         .map(|l| control::Service::start(l, running.controller(), interfaces))
         .transpose()?;
+    let _metrics = metrics.map(|m| m.serve(running.controller())).transpose()?;
+    crate::notify::ready(&format!("running {}", args.config.display()));
+    let _status = crate::notify::StatusUpdates::start(running.controller());
     let report = running.wait(live_printer(args.json));
+    crate::notify::stopping();
     if let Some(s) = service {
         s.stop();
     }

@@ -15,10 +15,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testkit::net::{self, Netns, Veth};
@@ -61,8 +58,8 @@ else:
 /// the stacks hand the veths wire-sized frames: see docs/config.md). Drop
 /// removes them.
 struct Fixture {
-    nf: Option<Child>,
-    reports: Arc<Mutex<Vec<String>>>,
+    /// The bridge (stopped first: fields drop in order).
+    nf: Option<common::LiveRun>,
     dir: tempfile::TempDir,
     /// Each root-side veth (deleted first) and its namespace.
     links: Vec<(Veth, Netns)>,
@@ -72,7 +69,6 @@ impl Fixture {
     fn new() -> Fixture {
         let mut fx = Fixture {
             nf: None,
-            reports: Arc::new(Mutex::new(Vec::new())),
             dir: tempfile::tempdir().unwrap(),
             links: Vec::new(),
         };
@@ -103,11 +99,7 @@ impl Fixture {
     /// Starts the bridge over AF_PACKET on the two root-side veths,
     /// receiving with `rx_mode`.
     fn start_bridge(&mut self, rx_mode: &str) {
-        if let Some(mut c) = self.nf.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.reports.lock().unwrap().clear();
+        drop(self.nf.take());
         let config = self.dir.path().join("bridge.toml");
         std::fs::write(
             &config,
@@ -120,44 +112,16 @@ impl Fixture {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(self.dir.path().join("nf.log")).unwrap();
-        let mut child = common::hpio_nf()
-            .env("RUST_LOG", "info")
-            .arg("run")
-            .arg(&config)
-            .args(["--json", "--stats-interval", "1"])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        self.nf = Some(child);
-        let reports = self.reports.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                reports.lock().unwrap().push(line);
-            }
-        });
-        self.next_report();
+        let log = self.dir.path().join("nf.log");
+        self.nf = Some(common::LiveRun::start(&config, &[], log));
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
+        self.nf.as_ref().map(|nf| nf.log()).unwrap_or_default()
     }
 
     fn next_report(&mut self) -> Value {
-        let seen = self.reports.lock().unwrap().len();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(line) = self.reports.lock().unwrap().get(seen) {
-                return serde_json::from_str(line).unwrap();
-            }
-            if let Some(status) = self.nf.as_mut().unwrap().try_wait().unwrap() {
-                panic!("hpio-nf run exited ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no report:\n{}", self.log());
-            thread::sleep(Duration::from_millis(50));
-        }
+        self.nf.as_mut().unwrap().next_report()
     }
 
     /// `ping -M do -s SIZE` from h1 to h2: `count` answers wanted.
@@ -184,15 +148,6 @@ impl Fixture {
             .status()
             .unwrap()
             .success()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.nf.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

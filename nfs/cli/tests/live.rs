@@ -12,10 +12,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -123,9 +122,8 @@ fn testbed(action: &str, topology: &str) {
 /// testbed, also when the test panics.
 struct Live {
     topology: &'static str,
-    nf: Option<Child>,
-    /// The NF's stdout lines (JSON reports, one a second, the final last).
-    reports: Arc<Mutex<Vec<String>>>,
+    /// The NF (`hpio-nf run --json --stats-interval 1`).
+    nf: Option<common::LiveRun>,
     helpers: Vec<Option<Child>>,
     dir: tempfile::TempDir,
     script: PathBuf,
@@ -142,34 +140,17 @@ impl Live {
         let mut live = Live {
             topology,
             nf: None,
-            reports: Arc::new(Mutex::new(Vec::new())),
             helpers: Vec::new(),
             dir,
             script,
         };
         testbed("up", topology);
-        let mut cmd = common::hpio_nf();
-        cmd.env("RUST_LOG", "info")
-            .args(["run", config, "--json", "--stats-interval", "1"]);
-        for s in set {
-            cmd.arg("--set").arg(s);
-        }
-        let log = std::fs::File::create(live.dir.path().join("nf.log")).unwrap();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start hpio-nf run");
-        let stdout = child.stdout.take().unwrap();
-        live.nf = Some(child);
-        let reports = live.reports.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                reports.lock().unwrap().push(line);
-            }
-        });
-        // The first live line means the ports are open and the workers run.
-        live.next_report();
+        let args: Vec<String> = set
+            .iter()
+            .flat_map(|s| ["--set".into(), s.clone()])
+            .collect();
+        let log = live.dir.path().join("nf.log");
+        live.nf = Some(common::LiveRun::start(config, &args, log));
         live
     }
 
@@ -180,38 +161,12 @@ impl Live {
 
     /// Waits for the next live report (at most a second away) and returns it.
     fn next_report(&mut self) -> Value {
-        let seen = self.reports.lock().unwrap().len();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(line) = self.reports.lock().unwrap().get(seen) {
-                return serde_json::from_str(line).expect("report is JSON");
-            }
-            if let Some(status) = self.nf.as_mut().unwrap().try_wait().unwrap() {
-                panic!("hpio-nf run exited ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no report from hpio-nf:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        self.nf.as_mut().unwrap().next_report()
     }
 
     /// Stops the NF with SIGTERM and returns its final report.
     fn stop(&mut self) -> Value {
-        let mut child = self.nf.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let status = child.wait().unwrap();
-        assert!(status.success(), "hpio-nf run: {status}\n{}", self.log());
-        // The reader thread sees EOF once the process is gone.
-        thread::sleep(Duration::from_millis(200));
-        let last = self.reports.lock().unwrap().last().cloned().unwrap();
-        serde_json::from_str(&last).unwrap()
+        self.nf.take().unwrap().stop()
     }
 
     /// `ip netns exec NS ARGS`.
@@ -313,10 +268,7 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        if let Some(mut c) = self.nf.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(self.nf.take());
         for c in self.helpers.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();

@@ -526,3 +526,101 @@ fn the_tutorial_shows_the_code_that_is_built_and_tested() {
     assert!(doc.contains("cargo build --release -p hpio-nf-syn-guard"));
     assert!(doc.contains("hpio-nf run configs/plugins/syn-guard.toml"));
 }
+
+/// Running as root, hpio-nf loads no plugin and no config that another user
+/// could change (docs/reliability.md), unless `--allow-unsafe-paths`.
+#[test]
+fn as_root_files_other_users_can_change_are_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    if !testkit::require("unsafe_paths_are_refused_as_root", &[testkit::Need::Root]) {
+        return;
+    }
+    let chmod = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    chmod(&open, 0o777);
+    let plugin = open.join("libhpio_nf_syn_guard.so");
+    std::fs::copy(lib("hpio_nf_syn_guard"), &plugin).unwrap();
+    let config = open.join("x.toml");
+    std::fs::write(
+        &config,
+        "connections = [\"in -> out\"]\n[ports.in]\ndriver = \"pcap\"\ninput = \"in.pcap\"\n\
+         [ports.out]\ndriver = \"pcap\"\noutput = \"out.pcap\"\n",
+    )
+    .unwrap();
+    let open_dir = format!(
+        "the directory `{}` is writable by others (mode 0777) and has no sticky bit",
+        open.canonicalize().unwrap().display()
+    );
+    let args = |cmd: &[&str], allow: bool| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        if allow {
+            v.push("--allow-unsafe-paths".into());
+        }
+        v
+    };
+    let plugin_s = plugin.display().to_string();
+    let config_s = config.display().to_string();
+
+    for cmd in [
+        &["elements", "--plugin", &plugin_s, "SynGuard"][..],
+        &["check", &config_s][..],
+        &["run", &config_s][..],
+    ] {
+        let res = run(&args(cmd, false), &[]);
+        let err = text(&res.stderr);
+        assert!(!res.status.success(), "{cmd:?} was accepted");
+        assert!(
+            err.contains(&format!(
+                "refusing `{}`: {open_dir}",
+                cmd[cmd.len() - 1 - usize::from(cmd[0] == "elements")]
+            )),
+            "{cmd:?}: {err}"
+        );
+        assert!(err.contains("--allow-unsafe-paths"), "{err}");
+    }
+    let res = run(
+        &args(&["elements", "--plugin", &plugin_s, "SynGuard"], true),
+        &[],
+    );
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let res = run(&args(&["check", &config_s], true), &[]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+
+    // The directory fixed, the file itself writable by others.
+    chmod(&open, 0o755);
+    chmod(&config, 0o666);
+    let res = run(&args(&["check", &config_s], false), &[]);
+    let err = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing `{config_s}`: the file is writable by others (mode 0666)"
+        )),
+        "{err}"
+    );
+    chmod(&config, 0o644);
+    let res = run(&args(&["check", &config_s], false), &[]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+
+    // A safe config naming a plugin that is not: the error is at the entry.
+    chmod(&plugin, 0o646);
+    std::fs::write(
+        &config,
+        format!("plugins = [{plugin_s:?}]\nconnections = [\"in -> SynGuard -> out\"]\n[ports.in]\ndriver = \"pcap\"\ninput = \"in.pcap\"\n\
+         [ports.out]\ndriver = \"pcap\"\noutput = \"out.pcap\"\n"),
+    )
+    .unwrap();
+    let res = run(&args(&["check", &config_s], false), &[]);
+    let err = text(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing `{plugin_s}`: the file is writable by others (mode 0646)"
+        )),
+        "{err}"
+    );
+}

@@ -97,6 +97,31 @@ struct Slot {
     hash: u32,
     state: State,
     flags: u8,
+    /// Bits 0..16 of the bytes of the flow's passed packets (the rest in
+    /// `bytes_hi`: 48 bits in the cache line's last free bytes).
+    bytes_lo: u16,
+    /// Packets passed (both directions; stops at `u32::MAX`).
+    packets: u32,
+    /// Bits 16..48 of the bytes passed.
+    bytes_hi: u32,
+}
+
+impl Slot {
+    /// Bytes of the flow's passed packets (frames, both directions).
+    fn bytes(&self) -> u64 {
+        u64::from(self.bytes_hi) << 16 | u64::from(self.bytes_lo)
+    }
+
+    /// Counts a passed packet of `len` bytes.
+    #[inline(always)]
+    fn count(&mut self, len: u32) {
+        self.packets = self.packets.saturating_add(1);
+        // The low 16 bits and the carry into the high 32 (a frame is far
+        // shorter than 4 GiB, so the sum fits a u64 without loss).
+        let lo = u64::from(self.bytes_lo) + u64::from(len);
+        self.bytes_lo = lo as u16;
+        self.bytes_hi = self.bytes_hi.wrapping_add((lo >> 16) as u32);
+    }
 }
 
 const EMPTY: Slot = Slot {
@@ -109,7 +134,45 @@ const EMPTY: Slot = Slot {
     hash: 0,
     state: State::Empty,
     flags: 0,
+    bytes_lo: 0,
+    packets: 0,
+    bytes_hi: 0,
 };
+
+/// A flow as `ctl read FIREWALL flows` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlowInfo {
+    pub(crate) tuple: Tuple,
+    /// The originator is the tuple's endpoint `a`.
+    pub(crate) orig_is_a: bool,
+    pub(crate) state: State,
+    /// A packet came back from the responder.
+    pub(crate) replied: bool,
+    /// Nanoseconds since its last packet.
+    pub(crate) idle: u64,
+    /// Packets passed, both directions.
+    pub(crate) packets: u32,
+    /// Bytes passed, both directions.
+    pub(crate) bytes: u64,
+}
+
+impl State {
+    /// How `flows` names the state.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Empty => "empty",
+            State::SynSent => "syn-sent",
+            State::SynRecv => "syn-recv",
+            State::Established => "established",
+            State::FinWait => "fin-wait",
+            State::LastAck => "last-ack",
+            State::TimeWait => "time-wait",
+            State::Close => "close",
+            State::Udp => "udp",
+            State::Icmp => "icmp",
+        }
+    }
+}
 
 /// What a packet is to the table, before the rules decide on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,14 +304,21 @@ impl FlowTable {
         }
     }
 
-    /// Records that a packet the rules passed went through: updates its flow
-    /// or creates one. `Err(Full)` when a new flow does not fit.
+    /// Records that a packet of `len` bytes the rules passed went through:
+    /// updates its flow or creates one. `Err(Full)` when a new flow does not fit.
     #[inline(always)]
-    pub(crate) fn pass(&mut self, track: Track, seen: &Seen, now: u64) -> Result<(), Full> {
+    pub(crate) fn pass(
+        &mut self,
+        track: Track,
+        seen: &Seen,
+        now: u64,
+        len: u32,
+    ) -> Result<(), Full> {
         match track {
             Track::Invalid => Ok(()),
             Track::Flow { slot, orig, .. } => {
                 self.update(slot, seen.kind, orig, now);
+                self.slots[slot].count(len);
                 Ok(())
             }
             Track::Start { reuse, hash } => {
@@ -268,7 +338,9 @@ impl FlowTable {
                     hash,
                     state,
                     flags: if seen.forward { flag::ORIG_IS_A } else { 0 },
+                    ..EMPTY
                 };
+                self.slots[slot].count(len);
                 Ok(())
             }
         }
@@ -290,6 +362,50 @@ impl FlowTable {
                 seen += 1;
             }
         }
+    }
+
+    /// The flows not expired at `now`, in slot order.
+    pub(crate) fn flows(&self, now: u64) -> impl Iterator<Item = FlowInfo> + '_ {
+        self.slots
+            .iter()
+            .filter(move |s| s.state != State::Empty && s.expires > now)
+            .map(move |s| FlowInfo {
+                tuple: s.tuple,
+                orig_is_a: s.flags & flag::ORIG_IS_A != 0,
+                state: s.state,
+                replied: s.flags & flag::REPLIED != 0,
+                idle: self
+                    .timeout(s.state, s.flags)
+                    .saturating_sub(s.expires.saturating_sub(now)),
+                packets: s.packets,
+                bytes: s.bytes(),
+            })
+    }
+
+    /// Removes the flow of `tuple` (either direction); whether there was one.
+    pub(crate) fn kill(&mut self, tuple: &Tuple) -> bool {
+        let hash = self.hash(tuple);
+        let home = hash as usize & self.mask;
+        for d in 0..MAX_PROBE {
+            let i = (home + d) & self.mask;
+            let s = &self.slots[i];
+            if s.state == State::Empty {
+                return false;
+            }
+            if s.hash == hash && s.tuple == *tuple {
+                self.remove(i);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes every flow; how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.live;
+        self.slots.fill(EMPTY);
+        self.live = 0;
+        n
     }
 
     /// The state of the flow of `tuple`, if the table holds it (tests).
@@ -494,7 +610,7 @@ mod tests {
     /// Tracks and passes `seen`; returns what it was.
     fn go(t: &mut FlowTable, seen: Seen, now: u64) -> Track {
         let track = t.track(&seen, now);
-        t.pass(track, &seen, now).expect("fits");
+        t.pass(track, &seen, now, 60).expect("fits");
         track
     }
 
@@ -513,6 +629,37 @@ mod tests {
         assert_eq!(std::mem::size_of::<Slot>(), 64);
         let t = FlowTable::new(1000, timeouts());
         assert_eq!(t.capacity(), 2048);
+    }
+
+    #[test]
+    fn flows_count_packets_and_bytes_and_can_be_killed() {
+        let mut t = FlowTable::new(16, timeouts());
+        let syn = pkt(1, true, Kind::Tcp(SYN));
+        go(&mut t, syn, 0);
+        go(&mut t, pkt(1, false, Kind::Tcp(SYN | ACK)), S);
+        let tr = t.track(&pkt(1, true, Kind::Tcp(ACK)), 2 * S);
+        t.pass(tr, &pkt(1, true, Kind::Tcp(ACK)), 2 * S, 70_000)
+            .unwrap();
+        go(&mut t, pkt(2, true, Kind::Udp), 2 * S);
+        let flows: Vec<FlowInfo> = t.flows(3 * S).collect();
+        assert_eq!(flows.len(), 2);
+        let f = flows.iter().find(|f| f.tuple == syn.tuple).unwrap();
+        assert_eq!((f.packets, f.bytes), (3, 70_120));
+        assert_eq!((f.state, f.replied), (State::Established, true));
+        assert_eq!(f.idle, S);
+        // 48-bit byte counts carry across the split.
+        let mut slot = EMPTY;
+        slot.count(u32::MAX);
+        slot.count(u32::MAX);
+        assert_eq!(slot.bytes(), 2 * u64::from(u32::MAX));
+        // Killed from either direction's tuple; then a non-SYN is invalid.
+        let back = pkt(1, false, Kind::Tcp(ACK));
+        assert!(t.kill(&back.tuple));
+        assert!(!t.kill(&back.tuple));
+        assert_eq!(t.track(&back, 3 * S), Track::Invalid);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.clear(), 1);
+        assert_eq!(t.flows(3 * S).count(), 0);
     }
 
     #[test]
@@ -656,13 +803,13 @@ mod tests {
         }
         let fifth = pkt(9, true, Kind::Udp);
         let tr = t.track(&fifth, S);
-        assert_eq!(t.pass(tr, &fifth, S), Err(Full));
+        assert_eq!(t.pass(tr, &fifth, S, 60), Err(Full));
         assert_eq!(t.len(), 4);
         // Existing flows still pass while full.
         assert!(is_est(go(&mut t, pkt(0, false, Kind::Udp), S)));
         // Once the others expire, the full-table sweep makes room.
         let tr = t.track(&fifth, 31 * S);
-        assert_eq!(t.pass(tr, &fifth, 31 * S), Ok(()));
+        assert_eq!(t.pass(tr, &fifth, 31 * S, 60), Ok(()));
         assert_eq!(t.len(), 2, "flow 0 (replied) and the new one");
         assert_eq!(t.expired, 3);
     }
@@ -711,7 +858,7 @@ mod tests {
                 rest: tag,
                 ..Tuple::default()
             },
-            flags: 0,
+            ..EMPTY
         };
         // A cluster from 28 to 1: tags 1..=6, homes 28, 29 (at its home), 28, 30, 31, 0.
         let cluster = [
@@ -756,7 +903,7 @@ mod tests {
         }
         let tr = t.track(&seen, 0);
         assert!(matches!(tr, Track::Start { .. }));
-        assert_eq!(t.pass(tr, &seen, 0), Err(Full));
+        assert_eq!(t.pass(tr, &seen, 0, 60), Err(Full));
     }
 
     #[test]

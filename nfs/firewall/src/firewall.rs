@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hpio_nf::element::{
-    Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs,
-    Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount,
+    handler, Choice, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass,
+    HandlerCx, HandlerResult, Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params,
+    PortCount,
 };
 use hpio_nf::elements::classify::FlowKey;
 use hpio_nf::packet::Batch;
@@ -15,8 +16,9 @@ use hpio_nf::wire::{FragKind, Headers, L3Kind, ParseStatus};
 
 use crate::conntrack::{FlowTable, Timeouts, Track};
 use crate::counts::*;
+use crate::edit::{self, Kill};
 use crate::frag::{header_end, FragKey, FragTable};
-use crate::rules::{parse_rules, ConnState, Rules, Side, RULE_FIELDS};
+use crate::rules::{parse_rules, ConnState, Rule, Rules, Side, RULE_FIELDS};
 use crate::tuple::{extract, Extract};
 
 /// Packets per flow-table slot the incremental sweep looks at (a slot is a
@@ -292,7 +294,7 @@ pub const CLASS: ElementClass = ElementClass {
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
-        handlers: &[],
+        handlers: edit::HANDLERS,
         example: r#"[elements.fw]
 class = "Firewall"
 rules = [
@@ -320,9 +322,13 @@ hpio_nf::choice! {
     }
 }
 
-/// What every replica shares: the configuration.
+/// What every replica shares: the configuration (a rule edit gives the
+/// replica its own copy).
+#[derive(Clone)]
 struct Shared {
     rules: Rules,
+    /// The rules as configured, for `rules` and edits.
+    rule_list: Vec<Rule>,
     timeouts: Timeouts,
     non_ip: NonIp,
     max_flows: usize,
@@ -376,7 +382,7 @@ macro_rules! decision {
         if !shared.rules.allow.get(rule).copied().unwrap_or(false) {
             $fail!(DENIED);
         }
-        if let Some(Err(_)) = seen.map(|s| $fw.table.pass(track, &s, $now)) {
+        if let Some(Err(_)) = seen.map(|s| $fw.table.pass(track, &s, $now, $pkt.len() as u32)) {
             $fail!(TABLE_FULL);
         }
     };
@@ -586,6 +592,37 @@ impl Element for Firewall {
         report(FRAGMENTS_DROPPED_AT_END, f.at_end);
         report(FRAGMENTS_HELD_NOW, self.frags.held_now() as u64);
     }
+
+    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "flows" => Ok(edit::flows_answer(&self.table, cx.now())),
+            "rules" => Ok(edit::rules_answer(&self.shared.rule_list)),
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
+
+    fn write(&mut self, name: &str, arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "kill" => {
+                let killed = match edit::parse_kill(arg)? {
+                    Kill::All => self.table.clear(),
+                    Kill::One(t) => usize::from(self.table.kill(&t)),
+                };
+                Ok(serde_json::json!({ "killed": killed }))
+            }
+            "add" | "delete" | "replace" => {
+                let e = edit::parse_edit(name, arg)?;
+                let (list, hits) = edit::apply(&self.shared.rule_list, &self.hits, e)?;
+                let mut shared = (*self.shared).clone();
+                shared.rules = Rules::new(&list);
+                shared.rule_list = list;
+                self.shared = Arc::new(shared);
+                self.hits = hits.into_boxed_slice();
+                Ok(edit::rules_answer(&self.shared.rule_list))
+            }
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
 }
 
 /// A timeout field in nanoseconds; zero is refused.
@@ -631,6 +668,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     }
     let shared = Arc::new(Shared {
         rules: Rules::new(&rules),
+        rule_list: rules,
         timeouts,
         non_ip,
         max_flows,
@@ -651,6 +689,7 @@ mod tests {
     use hpio_nf::config::{configure_element, ConfigErrors};
     use hpio_nf::element::Registry;
     use hpio_nf::packet::{Packet, Pool};
+    use testkit::frame::{tcp_flags, Frame, Ip};
 
     use crate::testfrag::fragments;
 
@@ -731,20 +770,10 @@ rules = [
         } else {
             (OUT_MAC, IN_MAC)
         };
-        let mut b = PacketBuilder::ethernet2(sm, dm)
-            .ipv4(src, dst, 64)
-            .tcp(sport, dport, 100, 1000);
-        for f in flags.split(',') {
-            b = match f {
-                "syn" => b.syn(),
-                "ack" => b.ack(1),
-                "fin" => b.fin(),
-                "rst" => b.rst(),
-                _ => b,
-            };
-        }
-        let mut v = Vec::new();
-        b.write(&mut v, b"").unwrap();
+        let v = Frame::tcp(Ip::v4(src, dst), sport, dport, tcp_flags(flags))
+            .macs(sm, dm)
+            .seq(100, 1, 1000)
+            .build();
         // What we built is what we meant.
         let p = SlicedPacket::from_ethernet(&v).unwrap();
         let Some(TransportSlice::Tcp(t)) = &p.transport else {
@@ -756,24 +785,20 @@ rules = [
     }
 
     fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ipv4(src, dst, 64)
-            .udp(sport, dport)
-            .write(&mut v, b"data")
-            .unwrap();
-        v
+        Frame::udp(Ip::v4(src, dst), sport, dport)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(b"data")
+            .build()
     }
 
     fn echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        let b = PacketBuilder::ethernet2(IN_MAC, OUT_MAC).ipv4(src, dst, 64);
-        if request {
-            b.icmpv4_echo_request(id, 1).write(&mut v, b"ping").unwrap();
+        let ip = Ip::v4(src, dst);
+        let f = if request {
+            Frame::echo(ip, id, 1)
         } else {
-            b.icmpv4_echo_reply(id, 1).write(&mut v, b"ping").unwrap();
-        }
-        v
+            Frame::echo_reply(ip, id, 1)
+        };
+        f.macs(IN_MAC, OUT_MAC).payload(b"ping").build()
     }
 
     fn arp() -> Vec<u8> {
@@ -1373,5 +1398,172 @@ rules = [
             println!("firewall, 7 rules, 32 established flows, parse {parse}: {best:.1} ns/packet");
         }
         assert_eq!(batch.len(), frames.len());
+    }
+
+    #[test]
+    fn handlers_show_flows_and_edit_rules_while_running() {
+        use serde_json::json;
+        let mut fw = Fw::new(RULES);
+        let cx = HandlerCx::new(3 * S, 0);
+        // A connection from the inside: SYN, SYN-ACK, ACK.
+        assert_eq!(fw.push(0, S, &[tcp(IN_HOST, 4000, OUT_HOST, 80, "syn")]), 1);
+        assert_eq!(
+            fw.push(1, S, &[tcp(OUT_HOST, 80, IN_HOST, 4000, "syn,ack")]),
+            1
+        );
+        assert_eq!(
+            fw.push(0, 2 * S, &[tcp(IN_HOST, 4000, OUT_HOST, 80, "ack")]),
+            1
+        );
+        let flows = fw.e.read("flows", &cx).unwrap();
+        assert_eq!(flows.as_array().unwrap().len(), 1, "{flows}");
+        let f = &flows[0];
+        assert_eq!(
+            (&f["proto"], &f["src"], &f["dst"], &f["state"]),
+            (
+                &json!("tcp"),
+                &json!("10.0.1.2:4000"),
+                &json!("192.0.2.7:80"),
+                &json!("established")
+            )
+        );
+        assert_eq!(
+            (f["packets"].as_u64(), f["age"].as_f64()),
+            (Some(3), Some(1.0))
+        );
+        assert_eq!(f["bytes"].as_u64(), Some(3 * 54));
+
+        // The rule list, as configured.
+        let rules = fw.e.read("rules", &cx).unwrap();
+        assert_eq!(rules.as_array().unwrap().len(), 7);
+        assert_eq!(rules[0]["match"], "tcp and dst port 22");
+        assert_eq!(rules[1]["state"], "established");
+
+        // A deny rule added first stops the flow at once; deleting it restores it.
+        let add = r#"{ from = "inside", match = "tcp and dst port 80", action = "deny" }"#;
+        let list = fw.e.write("add", add, &cx).unwrap();
+        assert_eq!(
+            list[0]["name"],
+            "rule 0: deny from inside: tcp and dst port 80"
+        );
+        assert_eq!(list[1]["name"], "no ssh", "named rules keep their name");
+        assert_eq!(
+            fw.push(0, 3 * S, &[tcp(IN_HOST, 4000, OUT_HOST, 80, "ack")]),
+            0
+        );
+        assert_eq!(
+            fw.counter("rule 0: deny from inside: tcp and dst port 80"),
+            1
+        );
+        assert_eq!(fw.counter("replies"), 2, "hits stay with their rule");
+        fw.e.write("delete", "0", &cx).unwrap();
+        assert_eq!(
+            fw.push(0, 3 * S, &[tcp(IN_HOST, 4000, OUT_HOST, 80, "ack")]),
+            1
+        );
+        // Replace: port 22 from outside is now allowed (no listener: it passes).
+        let web = r#"{ from = "outside", match = "tcp and dst port 22", action = "allow", name = "ssh" }"#;
+        fw.e.write("replace", &format!("0 {web}"), &cx).unwrap();
+        assert_eq!(
+            fw.push(1, 3 * S, &[tcp(OUT_HOST, 5000, IN_HOST, 22, "syn")]),
+            1
+        );
+        assert_eq!(fw.e.read("rules", &cx).unwrap()[0]["name"], "ssh");
+
+        // Bad edits say what is wrong and change nothing.
+        let before = fw.e.read("rules", &cx).unwrap();
+        for (h, arg, want) in [
+            (
+                "add",
+                "{ match = \"tcp and dst port eighty\", action = \"deny\" }",
+                "field `match`",
+            ),
+            (
+                "add",
+                "{ match = \"tcp\", action = \"drop\" }",
+                "field `action`: expected one of allow, deny",
+            ),
+            (
+                "add",
+                "{ match = \"tcp\", action = \"deny\", port = \"1\" }",
+                "unknown field `port`",
+            ),
+            ("add", "{ match = \"tcp\" }", "field `action` is missing"),
+            ("add", "tcp deny", "expected a rule as in the config"),
+            (
+                "add",
+                "99 { match = \"tcp\", action = \"deny\" }",
+                "no rule 99",
+            ),
+            (
+                "add",
+                "{ match = \"any\", action = \"deny\" }",
+                "rule 1: this rule can never match",
+            ),
+            ("delete", "7", "no rule 7: there are 7 (0..=6)"),
+            ("delete", "x", "expected a rule INDEX"),
+            (
+                "replace",
+                "{ match = \"tcp\", action = \"deny\" }",
+                "expected a rule INDEX first",
+            ),
+            (
+                "replace",
+                "1 { match = \"tcp\", action = \"deny\", name = \"ssh\" }",
+                "already has the counter name",
+            ),
+            ("kill", "tcp 1.2.3.4 5.6.7.8", "expected ADDRESS:PORT"),
+            (
+                "kill",
+                "sctp 1.2.3.4:1 5.6.7.8:2",
+                "expected `PROTO SRC DST`",
+            ),
+        ] {
+            let e = fw.e.write(h, arg, &cx).unwrap_err();
+            assert!(e.contains(want), "{h} {arg}: {e}");
+        }
+        assert_eq!(fw.e.read("rules", &cx).unwrap(), before);
+
+        // Kill, either direction; then the flow's packets are no longer established.
+        let k = fw.e.write("kill", "tcp 192.0.2.7:80 10.0.1.2:4000", &cx);
+        assert_eq!(k, Ok(json!({"killed": 1})));
+        assert_eq!(
+            fw.e.write("kill", "tcp 10.0.1.2:4000 192.0.2.7:80", &cx),
+            Ok(json!({"killed": 0}))
+        );
+        assert_eq!(
+            fw.e.read("flows", &cx).unwrap().as_array().unwrap().len(),
+            1,
+            "the ssh SYN"
+        );
+        assert_eq!(fw.e.write("kill", "all", &cx), Ok(json!({"killed": 1})));
+        assert_eq!(fw.e.read("flows", &cx), Ok(json!([])));
+        // An ICMP echo flow is shown with its id and killed by it.
+        let ping = {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
+                .ipv4(IN_HOST, OUT_HOST, 64)
+                .icmpv4_echo_request(77, 1)
+                .write(&mut v, b"hi")
+                .unwrap();
+            v
+        };
+        assert_eq!(fw.push(0, 3 * S, &[ping]), 1);
+        let f = fw.e.read("flows", &cx).unwrap();
+        assert_eq!((&f[0]["proto"], &f[0]["id"]), (&json!("icmp"), &json!(77)));
+        let k = fw.e.write("kill", "icmp 192.0.2.7 10.0.1.2 77", &cx);
+        assert_eq!(k, Ok(json!({"killed": 1})));
+        // Every declared handler is answered.
+        for h in CLASS.info.handlers {
+            let r = match h.kind {
+                hpio_nf::element::HandlerKind::Read => fw.e.read(h.name, &cx),
+                hpio_nf::element::HandlerKind::Write => fw.e.write(h.name, "", &cx),
+            };
+            assert!(
+                r.is_ok() || !r.unwrap_err().contains("no handler"),
+                "{}",
+                h.name
+            );
+        }
     }
 }

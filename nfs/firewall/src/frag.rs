@@ -21,7 +21,7 @@ use std::hash::BuildHasher;
 
 use hpio_nf::element::{DropReason, Output};
 use hpio_nf::packet::Packet;
-use hpio_nf::wire::{field, Fragment, Headers, L3Kind};
+use hpio_nf::wire::{Fragment, Headers, Ipv4Packet, Ipv6Packet, L3Kind, TcpPacket, UdpPacket};
 use hpio_nf::wire::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 // The fragments this module refuses are dropped as `fragment`.
@@ -59,16 +59,12 @@ impl FragKey {
         };
         let (src, dst, v6) = match h.l3 {
             L3Kind::Ipv4 => {
-                let ip = frame.get(l3..l3 + field::ipv4::MIN_LEN)?;
-                (
-                    [0, word(&ip[field::ipv4::SRC])],
-                    [0, word(&ip[field::ipv4::DST])],
-                    false,
-                )
+                let a = *Ipv4Packet::at(frame, l3)?.addrs_bytes();
+                ([0, word(&a[..4])], [0, word(&a[4..])], false)
             }
             L3Kind::Ipv6 => {
-                let ip = frame.get(l3..l3 + field::ipv6::LEN)?;
-                let (s, d) = (&ip[field::ipv6::SRC], &ip[field::ipv6::DST]);
+                let a = *Ipv6Packet::at(frame, l3)?.addrs_bytes();
+                let (s, d) = (&a[..16], &a[16..]);
                 (
                     [word(&s[..8]), word(&s[8..])],
                     [word(&d[..8]), word(&d[8..])],
@@ -95,10 +91,8 @@ pub(crate) fn header_end(h: &Headers, frame: &[u8], frag: &Fragment) -> u16 {
     let l4 = h.l4_off as usize;
     let len = match h.l4_proto {
         _ if !h.has_l4 => 0,
-        IPPROTO_TCP => frame
-            .get(l4 + field::tcp::DATA_OFF)
-            .map_or(TCP_MIN_HEADER, |&d| (d >> 4) as u16 * 4),
-        IPPROTO_UDP => field::udp::LEN as u16,
+        IPPROTO_TCP => TcpPacket::at(frame, l4).map_or(TCP_MIN_HEADER, |t| t.header_len() as u16),
+        IPPROTO_UDP => UdpPacket::<&[u8]>::LEN as u16,
         // Type, code, checksum and the echo identifier and sequence.
         IPPROTO_ICMP | IPPROTO_ICMPV6 => 8,
         _ => 0,

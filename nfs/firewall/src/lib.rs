@@ -19,13 +19,17 @@
 //! flows (a fixed-capacity table per worker and the TCP state machine),
 //! `rules` reads and compiles the rules, `frag` holds fragments until their
 //! first one is judged, `counts` declares the drop reasons and counters,
-//! `firewall` is the element.
+//! `edit` answers the handlers (flows, rules and rule edits), `firewall` is
+//! the element.
 #![deny(unsafe_code)]
 
 mod conntrack;
 mod counts;
+mod edit;
 mod firewall;
 mod frag;
+#[cfg(test)]
+mod prop_tests;
 mod rules;
 #[cfg(test)]
 mod testfrag;

@@ -106,6 +106,11 @@ pub(crate) struct Rule {
     pub(crate) allow: bool,
     /// Its counter's name.
     pub(crate) name: String,
+    /// The match as written.
+    pub(crate) text: String,
+    /// Whether `name` was given (else it is the default, which follows the
+    /// rule's position).
+    pub(crate) named: bool,
 }
 
 impl Rule {
@@ -182,80 +187,121 @@ pub(crate) fn parse_rules(p: &Params) -> Result<Vec<Rule>, ParamError> {
     }
     let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
     for (i, t) in items.iter().enumerate() {
-        let field = |e: ParamError| ParamError::nested(P, Some(i), e);
-        let sides = match t.choice::<FromSide>("from").map_err(field)? {
-            FromSide::Inside => [true, false],
-            FromSide::Outside => [false, true],
-            FromSide::Any => [true, true],
-        };
-        let state = match t.choice::<RuleState>("state").map_err(field)? {
-            RuleState::New => Some(ConnState::New),
-            RuleState::Established => Some(ConnState::Established),
-            RuleState::Any => None,
-        };
-        let text = t.str("match").map_err(field)?;
-        let pattern = parse_match(text)
-            .map_err(|e| field(ParamError::new("match", e.to_string()).at_offset(e.pos)))?;
-        let allow = t.choice::<Action>("action").map_err(field)? == Action::Allow;
-        let name = match t.get("name") {
-            Some(_) => {
-                let n = t.str("name").map_err(field)?.trim();
-                if n.is_empty() {
-                    return Err(field(ParamError::new("name", "must not be empty")));
-                }
-                n.to_string()
-            }
-            None => default_name(i, t, text)?,
-        };
-        if let Some(j) = rules.iter().position(|r| r.name == name) {
-            return Err(field(ParamError::new(
-                "name",
-                format!("rule {j} already has the counter name {name:?}; names must be unique"),
-            )));
-        }
-        if COUNTERS.iter().any(|&(own, _)| own == name) {
-            return Err(field(ParamError::new(
-                "name",
-                format!("{name:?} is the name of one of the firewall's own counters"),
-            )));
-        }
-        let rule = Rule {
-            sides,
-            state,
-            pattern,
-            allow,
-            name,
-        };
-        if let Some(j) = shadowed_by(&rules, &rule) {
-            return Err(ParamError::item(
-                P,
-                i,
-                format!(
-                    "this rule can never match: rule {j} ({}) matches every packet it could \
-                     match first; remove this rule or move it above rule {j}",
-                    rules[j].name
-                ),
-            ));
-        }
+        let rule = parse_rule(t).map_err(|e| ParamError::nested(P, Some(i), e))?;
         rules.push(rule);
+        check_rule(&mut rules, i)?;
     }
     Ok(rules)
 }
 
+/// One rule from its fields (defaults filled in); errors name the field.
+pub(crate) fn parse_rule(t: &Params) -> Result<Rule, ParamError> {
+    let sides = match t.choice::<FromSide>("from")? {
+        FromSide::Inside => [true, false],
+        FromSide::Outside => [false, true],
+        FromSide::Any => [true, true],
+    };
+    let state = match t.choice::<RuleState>("state")? {
+        RuleState::New => Some(ConnState::New),
+        RuleState::Established => Some(ConnState::Established),
+        RuleState::Any => None,
+    };
+    let text = t.str("match")?;
+    let pattern =
+        parse_match(text).map_err(|e| ParamError::new("match", e.to_string()).at_offset(e.pos))?;
+    let allow = t.choice::<Action>("action")? == Action::Allow;
+    let name = match t.get("name") {
+        Some(_) => {
+            let n = t.str("name")?.trim();
+            if n.is_empty() {
+                return Err(ParamError::new("name", "must not be empty"));
+            }
+            Some(n.to_string())
+        }
+        None => None,
+    };
+    Ok(Rule {
+        sides,
+        state,
+        pattern,
+        allow,
+        named: name.is_some(),
+        name: name.unwrap_or_default(),
+        text: text.to_string(),
+    })
+}
+
+/// Checks rule `i` of `rules` against those before it (its counter name
+/// unique and not one of the firewall's own, not shadowed), naming it by
+/// its position first when it has no name of its own.
+pub(crate) fn check_rule(rules: &mut [Rule], i: usize) -> Result<(), ParamError> {
+    const P: &str = "rules";
+    if !rules[i].named {
+        rules[i].name = default_name(i, &rules[i]);
+    }
+    let (earlier, rest) = rules.split_at(i);
+    let rule = &rest[0];
+    let field = |e: ParamError| ParamError::nested(P, Some(i), e);
+    let name = &rule.name;
+    if let Some(j) = earlier.iter().position(|r| r.name == *name) {
+        return Err(field(ParamError::new(
+            "name",
+            format!("rule {j} already has the counter name {name:?}; names must be unique"),
+        )));
+    }
+    if COUNTERS.iter().any(|&(own, _)| own == name) {
+        return Err(field(ParamError::new(
+            "name",
+            format!("{name:?} is the name of one of the firewall's own counters"),
+        )));
+    }
+    if let Some(j) = shadowed_by(earlier, rule) {
+        return Err(ParamError::item(
+            P,
+            i,
+            format!(
+                "this rule can never match: rule {j} ({}) matches every packet it could \
+                 match first; remove this rule or move it above rule {j}",
+                earlier[j].name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Rule {
+    /// `from` as the config writes it.
+    pub(crate) fn side_text(&self) -> &'static str {
+        match self.sides {
+            [true, false] => "inside",
+            [false, true] => "outside",
+            _ => "any",
+        }
+    }
+
+    /// `state` as the config writes it.
+    pub(crate) fn state_text(&self) -> &'static str {
+        match self.state {
+            Some(ConnState::New) => "new",
+            Some(ConnState::Established) => "established",
+            _ => "any",
+        }
+    }
+}
+
 /// The counter name of rule `i` when it has no `name`: the rule as written,
 /// `rule 3: allow from outside: tcp and dst port 8080`.
-fn default_name(i: usize, t: &Params, text: &str) -> Result<String, ParamError> {
-    let field = |e: ParamError| ParamError::nested("rules", Some(i), e);
-    let state = match t.str("state").map_err(field)? {
+fn default_name(i: usize, r: &Rule) -> String {
+    let state = match r.state_text() {
         "any" => String::new(),
         s => format!(" ({s})"),
     };
-    Ok(format!(
+    format!(
         "rule {i}: {} from {}{state}: {}",
-        t.str("action").map_err(field)?,
-        t.str("from").map_err(field)?,
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    ))
+        if r.allow { "allow" } else { "deny" },
+        r.side_text(),
+        r.text.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// The earlier rule that leaves `rule` nothing to match: a `match = "any"`

@@ -228,6 +228,7 @@ fn echo(proto: u8, v6: bool, seg: &[u8]) -> Result<(u16, u16, Kind), Extract> {
 pub(crate) mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
     const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const M2: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -239,24 +240,22 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool) -> Vec<u8> {
-        let mut v = Vec::new();
-        let b = PacketBuilder::ethernet2(M1, M2)
-            .ipv4(src, dst, 64)
-            .tcp(sport, dport, 1, 1000);
-        let b = if syn { b.syn() } else { b.ack(5) };
-        b.write(&mut v, b"x").unwrap();
-        v
+        let flags = if syn { TCP_SYN } else { TCP_ACK };
+        Frame::tcp(Ip::v4(src, dst), sport, dport, flags)
+            .macs(M1, M2)
+            .seq(1, 5, 1000)
+            .payload(b"x")
+            .build()
     }
 
     fn echo4(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        let b = PacketBuilder::ethernet2(M1, M2).ipv4(src, dst, 64);
-        if request {
-            b.icmpv4_echo_request(id, 1).write(&mut v, b"p").unwrap();
+        let ip = Ip::v4(src, dst);
+        let f = if request {
+            Frame::echo(ip, id, 1)
         } else {
-            b.icmpv4_echo_reply(id, 1).write(&mut v, b"p").unwrap();
-        }
-        v
+            Frame::echo_reply(ip, id, 1)
+        };
+        f.macs(M1, M2).payload(b"p").build()
     }
 
     #[test]

@@ -27,6 +27,7 @@ use hpio_nf::config::{Clock, Config};
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
+use testkit::frame::{tcp_flags, Frame, Ip};
 use testkit::pcap;
 
 #[path = "../src/testfrag.rs"]
@@ -80,46 +81,30 @@ fn macs(from: Side) -> ([u8; 6], [u8; 6]) {
 /// A TCP segment; `flags` among syn, ack, fin, rst, comma-separated.
 fn tcp(from: Side, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: &str) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let mut b = PacketBuilder::ethernet2(sm, dm)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1000, 64240);
-    for f in flags.split(',') {
-        b = match f {
-            "syn" => b.syn(),
-            "ack" => b.ack(2000),
-            "fin" => b.fin(),
-            "rst" => b.rst(),
-            "" => b,
-            other => panic!("flag {other}"),
-        };
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, if flags.contains("syn") { b"" } else { b"data" })
-        .unwrap();
-    v
+    Frame::tcp(Ip::v4(src, dst), sport, dport, tcp_flags(flags))
+        .macs(sm, dm)
+        .seq(1000, 2000, 64240)
+        .payload(if flags.contains("syn") { b"" } else { b"data" })
+        .build()
 }
 
 fn udp(from: Side, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(sm, dm)
-        .ipv4(src, dst, 64)
-        .udp(sport, dport)
-        .write(&mut v, b"datagram")
-        .unwrap();
-    v
+    Frame::udp(Ip::v4(src, dst), sport, dport)
+        .macs(sm, dm)
+        .payload(b"datagram")
+        .build()
 }
 
 fn echo(from: Side, src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(sm, dm).ipv4(src, dst, 64);
-    if request {
-        b.icmpv4_echo_request(id, 1).write(&mut v, b"ping").unwrap();
+    let ip = Ip::v4(src, dst);
+    let f = if request {
+        Frame::echo(ip, id, 1)
     } else {
-        b.icmpv4_echo_reply(id, 1).write(&mut v, b"ping").unwrap();
-    }
-    v
+        Frame::echo_reply(ip, id, 1)
+    };
+    f.macs(sm, dm).payload(b"ping").build()
 }
 
 fn gre(from: Side, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {

@@ -3,13 +3,13 @@
 //! expiring connections go through a graph with the firewall in it. The hash
 //! seed is fixed so that the run, and so every count below, is reproducible.
 
-use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::PortRegistry;
 use hpio_nf::testing::{allocations_here, CountingAlloc};
+use testkit::frame::{tcp_flags, Frame, Ip};
 
 #[path = "../src/testfrag.rs"]
 mod testfrag;
@@ -52,20 +52,11 @@ fn tcp(inside: bool, port: u16, flags: &str) -> Vec<u8> {
     } else {
         (OUT, IN, 80, port)
     };
-    let mut b = PacketBuilder::ethernet2([2; 6], [4; 6])
-        .ipv4(src, dst, 64)
-        .tcp(sp, dp, 1, 1000);
-    for f in flags.split(',') {
-        b = match f {
-            "syn" => b.syn(),
-            "ack" => b.ack(1),
-            "fin" => b.fin(),
-            _ => b,
-        };
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, b"payload").unwrap();
-    v
+    Frame::tcp(Ip::v4(src, dst), sp, dp, tcp_flags(flags))
+        .macs([2; 6], [4; 6])
+        .seq(1, 1, 1000)
+        .payload(b"payload")
+        .build()
 }
 
 /// The bursts of flow group `g`, in order, each with its input port (0:
@@ -167,13 +158,10 @@ fn udp(inside: bool, port: u16, len: usize) -> Vec<u8> {
     } else {
         (OUT, IN, 53, port)
     };
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2([2; 6], [4; 6])
-        .ipv4(src, dst, 64)
-        .udp(sp, dp)
-        .write(&mut v, &vec![7; len])
-        .unwrap();
-    v
+    Frame::udp(Ip::v4(src, dst), sp, dp)
+        .macs([2; 6], [4; 6])
+        .payload(&vec![7; len])
+        .build()
 }
 
 /// Fragments take their own path (held, released, expired, denied) and it

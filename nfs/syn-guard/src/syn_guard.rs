@@ -98,7 +98,7 @@ ships as a plugin crate (nfs/syn-guard), linked statically or loaded with
         ],
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
-        handlers: &[],
+        handlers: HANDLERS,
         example: "\
 [elements.guard]
 class = \"SynGuard\"
@@ -109,6 +109,57 @@ table = 16384",
     },
     configure,
 };
+
+/// What `hpio-nf ctl read|write GUARD ...` can ask (docs/plugins.md).
+const HANDLERS: &[HandlerSpec] = &[
+    HandlerSpec {
+        name: "limits",
+        kind: HandlerKind::Read,
+        combine: Combine::Same,
+        arg: "",
+        doc: "The limits in force: `rate` (SYNs per second) and `burst`",
+    },
+    HandlerSpec {
+        name: "limits",
+        kind: HandlerKind::Write,
+        combine: Combine::Same,
+        arg: "RATE [BURST]",
+        doc: "Sets new limits at once (sources keep their credit, capped at the new burst)",
+    },
+    HandlerSpec {
+        name: "forget",
+        kind: HandlerKind::Write,
+        combine: Combine::Sum,
+        arg: "",
+        doc: "Forgets every source (each starts again with a full bucket); answers `forgotten`",
+    },
+];
+
+/// Reads `RATE [BURST]` as the `rate` and `burst` parameters are checked.
+fn parse_limits(arg: &str, burst_now: u64) -> Result<(u64, u64), String> {
+    let mut words = arg.split_whitespace();
+    let rate: f64 = match words.next().map(str::parse) {
+        Some(Ok(r)) if (0.001..=10_000_000.0).contains(&r) => r,
+        _ => {
+            return Err(format!(
+                "`{arg}`: expected RATE (0.001 to 10000000 SYNs per second) [BURST]"
+            ))
+        }
+    };
+    let burst = match words.next().map(str::parse::<u64>) {
+        None => burst_now,
+        Some(Ok(b)) if (1..=1_000_000).contains(&b) => b,
+        Some(_) => {
+            return Err(format!(
+                "`{arg}`: BURST must be an integer from 1 to 1000000"
+            ))
+        }
+    };
+    if words.next().is_some() {
+        return Err(format!("`{arg}`: expected RATE [BURST] and nothing more"));
+    }
+    Ok(((rate * 1000.0).round() as u64, burst))
+}
 
 /// Settings checked at config time, shared by every worker's replica.
 #[derive(Debug, Clone, Copy)]
@@ -222,51 +273,69 @@ impl Element for SynGuard {
         report(SOURCES, self.table.used);
         report(EVICTIONS, self.table.evictions);
     }
+
+    fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "limits" => {
+                let (rate, burst) = self.table.limits();
+                Ok(json!({ "rate": rate as f64 / 1000.0, "burst": burst }))
+            }
+            _ => Err(no_such_handler(name)),
+        }
+    }
+
+    fn write(&mut self, name: &str, arg: &str, cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "limits" => {
+                let (rate, burst) = parse_limits(arg, self.table.limits().1)?;
+                self.table.set_limits(rate, burst);
+                self.read("limits", cx)
+            }
+            "forget" => {
+                let n = self.table.used;
+                self.table.clear();
+                Ok(json!({ "forgotten": n }))
+            }
+            _ => Err(no_such_handler(name)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+
     use hpio_nf::config::configure_element;
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
     const SEC: u64 = 1_000_000_000;
 
     fn tcp4(src: [u8; 4], syn: bool, ack: bool) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2(A, B)
-            .ipv4(src, [192, 0, 2, 1], 64)
-            .tcp(40000, 80, 1, 64240);
-        let b = match (syn, ack) {
-            (true, true) => b.syn().ack(1),
-            (true, false) => b.syn(),
-            (false, _) => b.ack(1),
+        let flags = match (syn, ack) {
+            (true, true) => TCP_SYN | TCP_ACK,
+            (true, false) => TCP_SYN,
+            (false, _) => TCP_ACK,
         };
-        let mut v = Vec::new();
-        b.write(&mut v, &[]).unwrap();
-        v
+        Frame::tcp(Ip::v4(src, [192, 0, 2, 1]), 40000, 80, flags)
+            .macs(A, B)
+            .seq(1, 1, 64240)
+            .build()
     }
 
     fn syn6(src: [u8; 16]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6(src, [0x20; 16], 64)
-            .tcp(40000, 443, 1, 64240)
-            .syn()
-            .write(&mut v, &[])
-            .unwrap();
-        v
+        Frame::tcp(Ip::v6(src, [0x20; 16]), 40000, 443, TCP_SYN)
+            .macs(A, B)
+            .seq(1, 0, 64240)
+            .build()
     }
 
     fn udp4(src: [u8; 4]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv4(src, [192, 0, 2, 1], 64)
-            .udp(5000, 53)
-            .write(&mut v, b"q")
-            .unwrap();
-        v
+        Frame::udp(Ip::v4(src, [192, 0, 2, 1]), 5000, 53)
+            .macs(A, B)
+            .payload(b"q")
+            .build()
     }
 
     /// A replica configured from `params` (TOML lines).
@@ -295,6 +364,32 @@ mod tests {
         let mut v = Vec::new();
         g.stats(&mut |k, n| v.push((k.to_string(), n)));
         v
+    }
+
+    #[test]
+    fn handlers_read_and_change_the_limits_and_forget_sources() {
+        let mut g = guard("rate = 1\nburst = 2");
+        let cx = HandlerCx::new(0, 0);
+        assert_eq!(g.read("limits", &cx), Ok(json!({"rate": 1.0, "burst": 2})));
+        let syn = tcp4([198, 51, 100, 1], true, false);
+        let three = [syn.clone(), syn.clone(), syn.clone()];
+        assert_eq!(
+            push(&mut *g, SEC, &three).1,
+            1,
+            "burst 2: the third is dropped"
+        );
+        // A deeper bucket applies at once to new credit; forget refills.
+        let set = g.write("limits", "0.5 5", &cx);
+        assert_eq!(set, Ok(json!({"rate": 0.5, "burst": 5})));
+        assert_eq!(g.write("forget", "", &cx), Ok(json!({"forgotten": 1})));
+        assert_eq!(push(&mut *g, SEC, &three).1, 0, "a full bucket of 5");
+        // Bad arguments say what is expected.
+        for bad in ["", "fast", "0", "1 0", "1 2 3"] {
+            let e = g.write("limits", bad, &cx).unwrap_err();
+            assert!(e.contains("expected") || e.contains("BURST"), "{bad}: {e}");
+        }
+        assert_eq!(g.read("limits", &cx), Ok(json!({"rate": 0.5, "burst": 5})));
+        assert!(g.read("forget", &cx).is_err());
     }
 
     #[test]

@@ -68,6 +68,26 @@ impl Table {
         }
     }
 
+    /// The refill rate (milli-SYNs per second) and bucket depth (SYNs).
+    pub fn limits(&self) -> (u64, u64) {
+        (self.rate, self.depth / TOKEN)
+    }
+
+    /// Sets new limits; the buckets keep their credit (capped at the new depth).
+    pub fn set_limits(&mut self, rate_milli: u64, burst: u64) {
+        self.rate = rate_milli.max(1);
+        self.depth = burst.max(1).saturating_mul(TOKEN);
+        for e in &mut self.entries {
+            e.credit = e.credit.min(self.depth);
+        }
+    }
+
+    /// Forgets every source (each starts again with a full bucket).
+    pub fn clear(&mut self) {
+        self.entries.fill(Entry::default());
+        self.used = 0;
+    }
+
     /// Number of entries.
     #[cfg(test)]
     pub fn capacity(&self) -> usize {

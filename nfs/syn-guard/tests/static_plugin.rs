@@ -3,18 +3,13 @@
 
 use std::process::ExitCode;
 
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip, TCP_SYN};
 use testkit::pcap;
 
 fn syn(src: [u8; 4], sport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, [192, 0, 2, 80], 64)
-        .tcp(sport, 443, 1, 64240)
-        .syn()
-        .write(&mut v, &[])
-        .unwrap();
-    v
+    Frame::tcp(Ip::v4(src, [192, 0, 2, 80]), sport, 443, TCP_SYN)
+        .seq(1, 0, 64240)
+        .build()
 }
 
 /// The exit code's text (`ExitCode` has no `PartialEq`).

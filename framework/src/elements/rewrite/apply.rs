@@ -7,8 +7,9 @@ use super::{MALFORMED, NO_HEADROOM, TTL_EXPIRED};
 use crate::element::DropReason;
 use crate::packet::Packet;
 use crate::wire::checksum::{apply_delta, delta, delta16, fold};
-use crate::wire::field::{eth, ipv4, ipv6, tcp, udp, vlan};
-use crate::wire::{be16, set_be16, FragKind, Headers, L3Kind, ParseStatus};
+use crate::wire::{insert_vlan_tag, ipv6_pseudo_uses_dst, is_ipv6_ext, remove_vlan_tag};
+use crate::wire::{EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use crate::wire::{FragKind, Headers, L3Kind, ParseStatus, VlanTag, FIRST_TAG};
 use crate::wire::{ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN, VLAN_HLEN};
 use crate::wire::{IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -32,17 +33,6 @@ enum L4 {
     Udp,
     /// ICMPv6: a pseudo-header checksum, no ports.
     Icmp6,
-}
-
-impl L4 {
-    /// Offset of the checksum in the transport header.
-    fn checksum_at(self) -> usize {
-        match self {
-            L4::Tcp => tcp::CHECKSUM.start,
-            L4::Udp => udp::CHECKSUM.start,
-            L4::Icmp6 | L4::None => 2,
-        }
-    }
 }
 
 /// The IP-level work decided for one packet, all drop checks passed.
@@ -76,7 +66,7 @@ pub(super) fn apply(plan: &Plan, pkt: &mut Packet) -> Result<Done, DropReason> {
 
     // Checks.
     let tagged = matches!(
-        be16(pkt.data(), eth::ETHERTYPE.start),
+        EthernetFrame::new_unchecked(pkt.data()).ethertype(),
         ETHERTYPE_VLAN | ETHERTYPE_QINQ
     );
     match plan.vlan {
@@ -109,29 +99,27 @@ pub(super) fn apply(plan: &Plan, pkt: &mut Packet) -> Result<Done, DropReason> {
         VlanOp::Keep => {}
         VlanOp::Push { tci } => push_tag(pkt, tci),
         VlanOp::Pop if tagged => {
-            pkt.data_mut()
-                .copy_within(eth::DST.start..eth::SRC.end, VLAN_HLEN);
+            remove_vlan_tag(pkt.data_mut());
             // Cannot fail: the frame holds a whole tag (checked above).
             let _ = pkt.pull_front(VLAN_HLEN);
         }
         VlanOp::Set { vid, pcp } if tagged => {
-            let at = eth::ETHERTYPE.start + vlan::TCI.start;
-            let frame = pkt.data_mut();
-            let old = be16(frame, at);
+            let mut tag = VlanTag::new_unchecked(&mut pkt.data_mut()[FIRST_TAG..]);
+            let old = tag.tci();
             let prio = match pcp {
                 Some(pcp) => (pcp as u16) << 13 | (old & 0x1000),
                 None => old & 0xf000,
             };
-            set_be16(frame, at, prio | vid);
+            tag.set_tci(prio | vid);
         }
         VlanOp::Pop | VlanOp::Set { .. } => {}
     }
-    let frame = pkt.data_mut();
+    let mut eth = EthernetFrame::new_unchecked(pkt.data_mut());
     if let Some(mac) = plan.eth_dst {
-        frame[eth::DST].copy_from_slice(&mac);
+        eth.set_dst_addr(mac);
     }
     if let Some(mac) = plan.eth_src {
-        frame[eth::SRC].copy_from_slice(&mac);
+        eth.set_src_addr(mac);
     }
     Ok(done)
 }
@@ -142,10 +130,7 @@ fn push_tag(pkt: &mut Packet, tci: u16) {
     let Ok(frame) = pkt.push_front(VLAN_HLEN) else {
         return;
     };
-    frame.copy_within(VLAN_HLEN..VLAN_HLEN + eth::SRC.end, 0);
-    let tag = eth::ETHERTYPE.start;
-    set_be16(frame, tag + vlan::TPID.start, ETHERTYPE_VLAN);
-    set_be16(frame, tag + vlan::TCI.start, tci);
+    insert_vlan_tag(frame, ETHERTYPE_VLAN, tci);
 }
 
 /// Decides the IP-level work for `pkt`: `None` when nothing applies (not IP,
@@ -166,7 +151,11 @@ fn plan_ip(plan: &Plan, pkt: &mut Packet) -> Result<Option<IpJob>, DropReason> {
     let l3 = h.l3_off as usize;
     let ip = &pkt.data()[l3..];
     if plan.dec_ttl {
-        let ttl = ip[if v6 { ipv6::HOP_LIMIT } else { ipv4::TTL }];
+        let ttl = if v6 {
+            Ipv6Packet::new_unchecked(ip).hop_limit()
+        } else {
+            Ipv4Packet::new_unchecked(ip).ttl()
+        };
         if ttl <= 1 {
             return Err(TTL_EXPIRED);
         }
@@ -174,8 +163,12 @@ fn plan_ip(plan: &Plan, pkt: &mut Packet) -> Result<Option<IpJob>, DropReason> {
 
     let l4 = transport(plan, &h, v6, addrs)?;
     let mut pseudo_dst = true;
-    if v6 && plan.v6.dst.is_some() && l4 != L4::None && is_ipv6_ext(ip[ipv6::NEXT_HEADER]) {
-        pseudo_dst = ipv6_pseudo_dst(ip).ok_or(MALFORMED)?;
+    if v6
+        && plan.v6.dst.is_some()
+        && l4 != L4::None
+        && is_ipv6_ext(Ipv6Packet::new_unchecked(ip).next_header())
+    {
+        pseudo_dst = ipv6_pseudo_uses_dst(ip).ok_or(MALFORMED)?;
     }
     let ip_level = plan.dscp.is_some() || plan.dec_ttl || addrs;
     let ports = plan.ports() && matches!(l4, L4::Tcp | L4::Udp);
@@ -218,103 +211,54 @@ fn transport(plan: &Plan, h: &Headers, v6: bool, addrs: bool) -> Result<L4, Drop
     }
 }
 
-/// IPv6 extension headers, as the header parser walks them.
-const IPV6_EXT_HOP_BY_HOP: u8 = 0;
-const IPV6_EXT_ROUTING: u8 = 43;
-const IPV6_EXT_FRAGMENT: u8 = 44;
-const IPV6_EXT_AUTH: u8 = 51;
-const IPV6_EXT_DEST_OPTS: u8 = 60;
-/// Most extension headers the parser walks (see `wire::headers`).
-const IPV6_MAX_EXT: usize = 8;
-
-fn is_ipv6_ext(next: u8) -> bool {
-    matches!(
-        next,
-        IPV6_EXT_HOP_BY_HOP
-            | IPV6_EXT_ROUTING
-            | IPV6_EXT_FRAGMENT
-            | IPV6_EXT_AUTH
-            | IPV6_EXT_DEST_OPTS
-    )
-}
-
-/// Walks the extension headers of the IPv6 packet `ip` (already checked by
-/// the parser): `Some(false)` when a Routing header still has segments left,
-/// so the transport pseudo-header uses the final destination from that header
-/// instead of the destination field; `None` when the chain is longer than the
-/// parser walks.
-fn ipv6_pseudo_dst(ip: &[u8]) -> Option<bool> {
-    let mut next = *ip.get(ipv6::NEXT_HEADER)?;
-    let mut off = ipv6::LEN;
-    let mut uses_dst = true;
-    for _ in 0..IPV6_MAX_EXT {
-        let len = match next {
-            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
-                (*ip.get(off + 1)? as usize + 1) * 8
-            }
-            IPV6_EXT_AUTH => (*ip.get(off + 1)? as usize + 2) * 4,
-            IPV6_EXT_FRAGMENT => 8,
-            _ => return Some(uses_dst),
-        };
-        if next == IPV6_EXT_ROUTING && *ip.get(off + 3)? > 0 {
-            uses_dst = false;
-        }
-        next = *ip.get(off)?;
-        off += len;
-    }
-    (!is_ipv6_ext(next)).then_some(uses_dst)
-}
-
 /// Writes the IPv4 rewrites of `job` and fixes the header and transport checksums.
 fn write_ipv4(plan: &Plan, frame: &mut [u8], job: &IpJob) {
-    let ip = &mut frame[job.l3..];
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[job.l3..]);
     let mut hdr = 0; // difference of header-only words
     if plan.dec_ttl {
-        let old = be16(ip, ipv4::TTL);
-        ip[ipv4::TTL] -= 1;
-        hdr = delta16(hdr, old, be16(ip, ipv4::TTL));
+        let old = ip.ttl_proto_word();
+        ip.set_ttl(ip.ttl() - 1);
+        hdr = delta16(hdr, old, ip.ttl_proto_word());
     }
     if let Some(dscp) = plan.dscp {
-        let old = be16(ip, ipv4::VER_IHL);
-        ip[ipv4::TOS] = dscp << 2 | (ip[ipv4::TOS] & 0x03);
-        hdr = delta16(hdr, old, be16(ip, ipv4::VER_IHL));
+        let old = ip.ver_tos_word();
+        ip.set_tos(dscp << 2 | (ip.tos() & 0x03));
+        hdr = delta16(hdr, old, ip.ver_tos_word());
     }
     let mut pseudo = 0; // difference of words the transport pseudo-header shares
     if let Some(a) = plan.v4.src {
-        pseudo = delta(pseudo, &ip[ipv4::SRC], &a);
-        ip[ipv4::SRC].copy_from_slice(&a);
+        pseudo = delta(pseudo, &ip.src_addr().octets(), &a);
+        ip.set_src_addr(a.into());
     }
     if let Some(a) = plan.v4.dst {
-        pseudo = delta(pseudo, &ip[ipv4::DST], &a);
-        ip[ipv4::DST].copy_from_slice(&a);
+        pseudo = delta(pseudo, &ip.dst_addr().octets(), &a);
+        ip.set_dst_addr(a.into());
     }
-    let at = ipv4::CHECKSUM.start;
-    let check = apply_delta(be16(ip, at), fold(hdr as u64 + pseudo as u64));
-    set_be16(ip, at, check);
+    let check = apply_delta(ip.checksum(), fold(hdr as u64 + pseudo as u64));
+    ip.set_checksum(check);
     write_l4(plan, frame, job, pseudo, plan.v4.any());
 }
 
 /// Writes the IPv6 rewrites of `job` and fixes the transport checksum.
 fn write_ipv6(plan: &Plan, frame: &mut [u8], job: &IpJob) {
-    let ip = &mut frame[job.l3..];
+    let mut ip = Ipv6Packet::new_unchecked(&mut frame[job.l3..]);
     if plan.dec_ttl {
-        ip[ipv6::HOP_LIMIT] -= 1;
+        ip.set_hop_limit(ip.hop_limit() - 1);
     }
     if let Some(dscp) = plan.dscp {
-        // Version (4 bits) | DSCP (6) | ECN (2) | flow label (20).
-        ip[0] = (ip[0] & 0xf0) | dscp >> 2;
-        ip[1] = (ip[1] & 0x3f) | (dscp & 0x03) << 6;
+        // DSCP (6 bits) | ECN (2), the ECN kept.
+        ip.set_traffic_class(dscp << 2 | (ip.traffic_class() & 0x03));
     }
     let mut pseudo = 0;
     if let Some(a) = plan.v6.src {
-        pseudo = delta(pseudo, &ip[ipv6::SRC], &a);
-        ip[ipv6::SRC].copy_from_slice(&a);
+        pseudo = delta(pseudo, &ip.src_addr().octets(), &a);
+        ip.set_src_addr(a.into());
     }
     if let Some(a) = plan.v6.dst {
         if job.pseudo_dst {
-            pseudo = delta(pseudo, &ip[ipv6::DST], &a);
+            pseudo = delta(pseudo, &ip.dst_addr().octets(), &a);
         }
-        ip[ipv6::DST].copy_from_slice(&a);
+        ip.set_dst_addr(a.into());
     }
     let pseudo_changed = plan.v6.src.is_some() || (plan.v6.dst.is_some() && job.pseudo_dst);
     write_l4(plan, frame, job, pseudo, pseudo_changed);
@@ -330,31 +274,44 @@ fn write_l4(plan: &Plan, frame: &mut [u8], job: &IpJob, pseudo: u32, pseudo_chan
     let mut diff = pseudo;
     let mut changed = pseudo_changed;
     if matches!(job.l4, L4::Tcp | L4::Udp) {
-        for (port, at) in [
-            (plan.src_port, tcp::SRC_PORT.start),
-            (plan.dst_port, tcp::DST_PORT.start),
-        ] {
-            if let Some(port) = port {
-                diff = delta16(diff, be16(l4, at), port);
-                set_be16(l4, at, port);
-                changed = true;
-            }
+        // TCP and UDP put their ports in the same place: the UDP view sets both.
+        let mut ports = UdpPacket::new_unchecked(&mut *l4);
+        if let Some(port) = plan.src_port {
+            diff = delta16(diff, ports.src_port(), port);
+            ports.set_src_port(port);
+            changed = true;
+        }
+        if let Some(port) = plan.dst_port {
+            diff = delta16(diff, ports.dst_port(), port);
+            ports.set_dst_port(port);
+            changed = true;
         }
     }
     if !changed {
         return;
     }
-    let at = job.l4.checksum_at();
-    let old = be16(l4, at);
-    let new = match job.l4 {
-        // No checksum (IPv4, or an RFC 6935 tunnel over IPv6) stays none.
-        L4::Udp if old == 0 => 0,
-        // A computed 0 is sent as all ones (RFC 768).
-        L4::Udp => match apply_delta(old, diff) {
-            0 => 0xffff,
-            c => c,
-        },
-        _ => apply_delta(old, diff),
-    };
-    set_be16(l4, at, new);
+    match job.l4 {
+        L4::Tcp => {
+            let mut t = TcpPacket::new_unchecked(l4);
+            t.set_checksum(apply_delta(t.checksum(), diff));
+        }
+        L4::Udp => {
+            let mut u = UdpPacket::new_unchecked(l4);
+            let new = match u.checksum() {
+                // No checksum (IPv4, or an RFC 6935 tunnel over IPv6) stays none.
+                0 => 0,
+                // A computed 0 is sent as all ones (RFC 768).
+                old => match apply_delta(old, diff) {
+                    0 => 0xffff,
+                    c => c,
+                },
+            };
+            u.set_checksum(new);
+        }
+        L4::Icmp6 => {
+            let mut i = IcmpPacket::new_unchecked(l4);
+            i.set_checksum(apply_delta(i.checksum(), diff));
+        }
+        L4::None => {}
+    }
 }

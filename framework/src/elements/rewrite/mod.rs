@@ -16,8 +16,7 @@ use crate::element::{
     ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
-use crate::wire::field::eth;
-use crate::wire::ETH_HLEN;
+use crate::wire::{EthernetFrame, ETH_HLEN};
 use plan::{Plan, VID_MAX};
 
 hpio_nf::drop_reasons! {
@@ -226,14 +225,17 @@ impl Rewrite {
     #[inline]
     fn push_macs(&mut self, batch: &mut Batch, out: &mut Output) -> bool {
         let ok = match (self.plan.eth_dst, self.plan.eth_src) {
-            (Some(dst), Some(src)) => {
-                let mut both = [0u8; 12];
-                both[eth::DST].copy_from_slice(&dst);
-                both[eth::SRC].copy_from_slice(&src);
-                each_frame(batch, |f| f[..12].copy_from_slice(&both))
-            }
-            (Some(dst), None) => each_frame(batch, |f| f[eth::DST].copy_from_slice(&dst)),
-            (None, Some(src)) => each_frame(batch, |f| f[eth::SRC].copy_from_slice(&src)),
+            (Some(dst), Some(src)) => each_frame(batch, |f| {
+                let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+                eth.set_dst_addr(dst);
+                eth.set_src_addr(src);
+            }),
+            (Some(dst), None) => each_frame(batch, |f| {
+                EthernetFrame::new_unchecked(&mut f[..]).set_dst_addr(dst)
+            }),
+            (None, Some(src)) => each_frame(batch, |f| {
+                EthernetFrame::new_unchecked(&mut f[..]).set_src_addr(src)
+            }),
             (None, None) => each_frame(batch, |_| {}),
         };
         if !ok {

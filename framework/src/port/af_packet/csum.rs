@@ -15,7 +15,8 @@
 //! the end of the IP payload (the frame ends there unless padded).
 
 use crate::packet::Packet;
-use crate::wire::{be16, checksum, field, L3Kind, ParseStatus, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{checksum, L3Kind, ParseStatus, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// Finishes the TCP or UDP checksum of `p`, whose checksum field holds the
 /// pseudo-header sum (as the kernel leaves it). True when it did; false,
@@ -26,38 +27,45 @@ pub(super) fn complete(p: &mut Packet) -> bool {
     if h.status != ParseStatus::Ok || !h.has_l4 {
         return false;
     }
-    let check = match h.l4_proto {
-        IPPROTO_TCP => field::tcp::CHECKSUM.start,
-        IPPROTO_UDP => field::udp::CHECKSUM.start,
+    // The fixed header holding the checksum field.
+    let header = match h.l4_proto {
+        IPPROTO_TCP => TcpPacket::<&[u8]>::LEN,
+        IPPROTO_UDP => UdpPacket::<&[u8]>::LEN,
         _ => return false,
     };
     let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
     let f = p.data_mut();
     // A parsed IP header lies wholly inside the frame (status Ok).
     let end = match h.l3 {
-        L3Kind::Ipv4 => l3 + be16(f, l3 + field::ipv4::TOTAL_LEN.start) as usize,
+        L3Kind::Ipv4 => l3 + Ipv4Packet::new_unchecked(&f[l3..]).total_len() as usize,
         L3Kind::Ipv6 => {
-            l3 + field::ipv6::LEN + be16(f, l3 + field::ipv6::PAYLOAD_LEN.start) as usize
+            l3 + Ipv6Packet::<&[u8]>::LEN
+                + Ipv6Packet::new_unchecked(&f[l3..]).payload_len() as usize
         }
         L3Kind::Other => return false,
     };
-    let at = l4 + check;
-    if end > f.len() || at + 2 > end {
+    if end > f.len() || l4 + header > end {
         return false;
     }
     let mut c = checksum::checksum(&f[l4..end]);
-    if c == 0 && h.l4_proto == IPPROTO_UDP {
+    let seg = &mut f[l4..end];
+    if h.l4_proto == IPPROTO_UDP {
         // 0 means "no checksum" in UDP; 0xffff is the same sum.
-        c = 0xffff;
+        if c == 0 {
+            c = 0xffff;
+        }
+        UdpPacket::new_unchecked(seg).set_checksum(c);
+    } else {
+        TcpPacket::new_unchecked(seg).set_checksum(c);
     }
-    f[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_PSH};
 
     /// Sum of the pseudo-header of a transport segment of `len` bytes
     /// between `src` and `dst` (IPv4 or IPv6 addresses), computed here
@@ -82,24 +90,22 @@ mod tests {
     /// when `vlan`), with its checksum field replaced by the pseudo-header
     /// sum, as the kernel hands it over; returns it with the right checksum.
     fn partial(v6: bool, tcp: bool, vlan: bool, payload: &[u8]) -> (Vec<u8>, u16) {
-        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let ip = if v6 {
             let mut a = [0u8; 16];
             a[0] = 0xfd;
             a[15] = 1;
             let mut z = a;
             z[15] = 2;
-            eth.ipv6(a, z, 64)
+            Ip::v6(a, z)
         } else {
-            eth.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            Ip::v4([10, 0, 0, 1], [10, 0, 0, 2])
         };
-        let mut f = Vec::new();
-        if tcp {
-            let b = ip.tcp(40000, 80, 0x0102_0304, 1000).ack(77).psh();
-            b.write(&mut f, payload).unwrap();
+        let frame = if tcp {
+            Frame::tcp(ip, 40000, 80, TCP_ACK | TCP_PSH).seq(0x0102_0304, 77, 1000)
         } else {
-            ip.udp(5353, 53).write(&mut f, payload).unwrap();
-        }
+            Frame::udp(ip, 5353, 53)
+        };
+        let mut f = frame.payload(payload).build();
         if vlan {
             f.splice(12..12, [0x81, 0x00, 0x00, 42]);
         }
@@ -178,12 +184,10 @@ mod tests {
     #[test]
     fn other_frames_are_left_alone() {
         // ICMP, a frame cut short, and not IP at all.
-        let mut icmp = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .icmpv4_echo_request(1, 2)
-            .write(&mut icmp, b"ping")
-            .unwrap();
+        let icmp = Frame::echo(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 2)
+            .macs([2; 6], [4; 6])
+            .payload(b"ping")
+            .build();
         let (tcp, _) = partial(false, true, false, &[9; 100]);
         let cut = &tcp[..tcp.len() - 10];
         let arp = [0u8; 60];

@@ -6,6 +6,13 @@ use super::*;
 use crate::packet::{Batch, Pool};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
+/// The counters of a receiving packet socket.
+const RX_SOCKET: crate::port::burst::Sides = crate::port::burst::Sides {
+    rx: true,
+    tx: false,
+    socket: true,
+};
+
 const SRC4: [u8; 4] = [10, 1, 0, 1];
 const DST4: [u8; 4] = [10, 1, 0, 2];
 
@@ -489,7 +496,7 @@ fn segments_beyond_the_burst_wait_in_order_and_errors_are_counted() {
     let counters = Counters::default();
     let mut stats = QueueStats::default();
     g.flush(&counters, &mut stats);
-    let snap = counters.snapshot(true, false);
+    let snap = counters.snapshot(RX_SOCKET);
     assert_eq!(snap["rx_gso_frames"], 1);
     assert_eq!(snap["rx_gso_segments"], 20);
     assert_eq!(snap["rx_gso_malformed"], 1);
@@ -498,7 +505,7 @@ fn segments_beyond_the_burst_wait_in_order_and_errors_are_counted() {
     assert_eq!((stats.drops, stats.errors), (2, 1));
     // Flushing again adds nothing.
     g.flush(&counters, &mut stats);
-    assert_eq!(counters.snapshot(true, false)["rx_gso_frames"], 1);
+    assert_eq!(counters.snapshot(RX_SOCKET)["rx_gso_frames"], 1);
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! into pool slots.
 
 use std::cell::Cell;
-use std::io;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,6 +9,7 @@ use super::gso::{Segmenter, Src};
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Packet, Pool};
+use crate::port::burst::recv_slots;
 use crate::port::{drop_received, PortError, QueueStats, Recv, RxQueue};
 use crate::sys::{MsgVec, PacketSocket, SUPER_FRAME_MAX};
 
@@ -84,50 +84,37 @@ impl MmsgRx {
         batch: &mut Batch,
         max: usize,
     ) -> Result<usize, PortError> {
-        let start = batch.len();
-        if pool.alloc_into(batch, max.min(self.msgs.capacity())) == 0 {
-            // No free slot: leave the frames in the socket buffer for now.
-            return Ok(0);
-        }
-        let res = self.sock.recv_batch(
-            &mut self.msgs,
-            batch[start..].iter_mut().map(|p| p.recv_buf()),
-        );
-        let n = match res {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            // The link went down, or the interface is gone (the socket
-            // reports either once): keep polling; the watch tells them apart.
-            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                self.stats.errors += 1;
-                0
-            }
-            // A super-frame whose kind has no virtio_net_hdr equivalent
-            // (the kernel fails it and it is gone): counted, go on.
-            Err(e) if self.vnet && e.raw_os_error() == Some(libc::EINVAL) => {
-                self.gso.count_bad_type();
-                0
-            }
-            Err(e) => {
-                while batch.len() > start {
-                    if let Some(p) = batch.pop() {
-                        pool.free(p);
-                    }
+        let (sock, msgs, vnet) = (&self.sock, &mut self.msgs, self.vnet);
+        let (stats, gso) = (&mut self.stats, &mut self.gso);
+        let (port, interface) = (&self.port, &self.interface);
+        recv_slots(
+            pool,
+            batch,
+            max.min(msgs.capacity()),
+            |slots| sock.recv_batch(msgs, slots.iter_mut().map(|p| p.recv_buf())),
+            |e| match e.raw_os_error() {
+                // The link went down, or the interface is gone (the socket
+                // reports either once): keep polling; the watch tells them apart.
+                Some(libc::ENETDOWN) => {
+                    stats.errors += 1;
+                    None
                 }
-                self.stats.errors += 1;
-                return Err(PortError::io(
-                    &self.port,
-                    format!("receiving from interface `{}`", self.interface),
-                    e,
-                ));
-            }
-        };
-        while batch.len() > start + n {
-            if let Some(p) = batch.pop() {
-                pool.free(p);
-            }
-        }
-        Ok(n)
+                // A super-frame whose kind has no virtio_net_hdr equivalent
+                // (the kernel fails it and it is gone): counted, go on.
+                Some(libc::EINVAL) if vnet => {
+                    gso.count_bad_type();
+                    None
+                }
+                _ => {
+                    stats.errors += 1;
+                    Some(PortError::io(
+                        port,
+                        format!("receiving from interface `{interface}`"),
+                        e,
+                    ))
+                }
+            },
+        )
     }
 
     /// The slow path of a burst holding super-frames: the `n` frames
@@ -219,11 +206,7 @@ impl RxQueue for MmsgRx {
             }
             self.stats.errors += bad_tags;
             Counters::add(&self.counters.rx_csum_completed, csums);
-            if truncated != 0 {
-                self.stats.drops += truncated;
-                self.stats.oversize += truncated;
-                Counters::add(&self.counters.rx_truncated, truncated);
-            }
+            self.counters.truncated(&mut self.stats, truncated);
         }
         let got = batch.len() - start;
         self.stats.packets += got as u64;

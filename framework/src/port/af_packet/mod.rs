@@ -99,11 +99,10 @@ mod ring;
 mod tx;
 mod watch;
 
-use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::burst::{Counters, Sides};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::packet::Packet;
 use crate::params::Choice;
@@ -394,41 +393,7 @@ impl AfPacketSpec {
                     .map_err(|e| err("setting PACKET_VNET_HDR", e))?;
             }
             // The ring, if any, goes on before the socket is bound.
-            let rxs = match self.rx_mode {
-                RxMode::Mmsg => {
-                    s.auxdata().map_err(|e| err("setting PACKET_AUXDATA", e))?;
-                    s.set_recv_buffer(self.socket_buffer)
-                        .map_err(|e| err("setting the receive buffer", e))?;
-                    match s.recv_buffer() {
-                        Ok(got) if q == 0 && got < self.socket_buffer => log::info!(
-                            "port `{port}`: receive buffers of {got} bytes, not {} \
-                             (without CAP_NET_ADMIN the limit is net.core.rmem_max)",
-                            self.socket_buffer
-                        ),
-                        _ => {}
-                    }
-                    RxSocket::Plain(s)
-                }
-                RxMode::V2 => {
-                    if self.vnet_hdr {
-                        // Super-frames come whole through the socket queue.
-                        s.set_recv_buffer(self.socket_buffer)
-                            .map_err(|e| err("setting the receive buffer", e))?;
-                    }
-                    let blocks = (self.socket_buffer / RING_BLOCK).max(2);
-                    RxSocket::V2(
-                        FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
-                            .map_err(|e| err("setting up the TPACKET_V2 ring", e))?,
-                    )
-                }
-                RxMode::V3 => {
-                    let blocks = (self.socket_buffer / RING_BLOCK).max(2);
-                    RxSocket::V3(
-                        BlockRing::new(s, RING_BLOCK, blocks, RING_RETIRE_MS)
-                            .map_err(|e| err("setting up the TPACKET_V3 ring", e))?,
-                    )
-                }
-            };
+            let rxs = self.rx_socket(port, q, s, max_frame)?;
             let sock = rxs.socket();
             sock.bind(ifindex, sys::ETH_P_ALL)
                 .map_err(|e| err("binding a receive socket", e))?;
@@ -460,6 +425,52 @@ impl AfPacketSpec {
             });
         }
         Ok(queues)
+    }
+
+    /// Receive socket `q` of the port in its mode: options, and the ring if any.
+    fn rx_socket(
+        &self,
+        port: &str,
+        q: usize,
+        s: PacketSocket,
+        max_frame: usize,
+    ) -> Result<RxSocket, PortError> {
+        let err = |what, e| self.error(port, what, e);
+        Ok(match self.rx_mode {
+            RxMode::Mmsg => {
+                s.auxdata().map_err(|e| err("setting PACKET_AUXDATA", e))?;
+                s.set_recv_buffer(self.socket_buffer)
+                    .map_err(|e| err("setting the receive buffer", e))?;
+                match s.recv_buffer() {
+                    Ok(got) if q == 0 && got < self.socket_buffer => log::info!(
+                        "port `{port}`: receive buffers of {got} bytes, not {} \
+                         (without CAP_NET_ADMIN the limit is net.core.rmem_max)",
+                        self.socket_buffer
+                    ),
+                    _ => {}
+                }
+                RxSocket::Plain(s)
+            }
+            RxMode::V2 => {
+                if self.vnet_hdr {
+                    // Super-frames come whole through the socket queue.
+                    s.set_recv_buffer(self.socket_buffer)
+                        .map_err(|e| err("setting the receive buffer", e))?;
+                }
+                let blocks = (self.socket_buffer / RING_BLOCK).max(2);
+                RxSocket::V2(
+                    FrameRing::new(s, RING_BLOCK, blocks, ring_frame(max_frame))
+                        .map_err(|e| err("setting up the TPACKET_V2 ring", e))?,
+                )
+            }
+            RxMode::V3 => {
+                let blocks = (self.socket_buffer / RING_BLOCK).max(2);
+                RxSocket::V3(
+                    BlockRing::new(s, RING_BLOCK, blocks, RING_RETIRE_MS)
+                        .map_err(|e| err("setting up the TPACKET_V3 ring", e))?,
+                )
+            }
+        })
     }
 
     fn open_tx(
@@ -591,73 +602,15 @@ impl PortSpec for AfPacketSpec {
             rx: rx_queues,
             tx: tx_queues,
             driver: CLASS.name.to_string(),
-            driver_stats: Some(Box::new(move || counters.snapshot(rx, tx))),
+            driver_stats: Some(Box::new(move || {
+                counters.snapshot(Sides {
+                    rx,
+                    tx,
+                    socket: true,
+                })
+            })),
             max_frame,
         })
-    }
-}
-
-/// Driver counters of one port, summed over its queues. Queues add to them
-/// once per burst, and only when there is something to add.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Frames the kernel handed over cut short (longer than the ring's
-    /// frame or the slot): dropped, and counted `oversize` too.
-    rx_truncated: AtomicU64,
-    /// Super-frames cut into segments.
-    rx_gso_frames: AtomicU64,
-    /// Segments they were cut into.
-    rx_gso_segments: AtomicU64,
-    /// Super-frames dropped: a `gso_type` not cut here (or one the kernel
-    /// could not describe).
-    rx_gso_bad_type: AtomicU64,
-    /// Super-frames dropped: headers inconsistent with their vnet header.
-    rx_gso_malformed: AtomicU64,
-    /// Super-frames dropped: a segment would not fit a slot.
-    rx_gso_oversize: AtomicU64,
-    /// Super-frames dropped: more segments than free slots.
-    rx_gso_no_slots: AtomicU64,
-    /// Frames the kernel dropped because a receive socket's buffer was full.
-    rx_kernel_drops: AtomicU64,
-    /// TCP/UDP checksums finished in software (frames the kernel flagged
-    /// `TP_STATUS_CSUMNOTREADY`).
-    rx_csum_completed: AtomicU64,
-    /// Transmit calls repeated after the kernel took part of a burst.
-    tx_retries: AtomicU64,
-    /// Frames dropped because the socket buffer or device queue stayed full.
-    tx_full_drops: AtomicU64,
-    /// Frames the kernel refused as malformed (shorter than a header); those
-    /// longer than the MTU count `oversize` instead.
-    tx_rejected: AtomicU64,
-}
-
-impl Counters {
-    fn add(c: &AtomicU64, n: u64) {
-        if n != 0 {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// The counters of the sides opened (`rx_*` for receive, `tx_*` for transmit).
-    fn snapshot(&self, rx: bool, tx: bool) -> BTreeMap<String, u64> {
-        [
-            (rx, "rx_truncated", &self.rx_truncated),
-            (rx, "rx_gso_frames", &self.rx_gso_frames),
-            (rx, "rx_gso_segments", &self.rx_gso_segments),
-            (rx, "rx_gso_bad_type", &self.rx_gso_bad_type),
-            (rx, "rx_gso_malformed", &self.rx_gso_malformed),
-            (rx, "rx_gso_oversize", &self.rx_gso_oversize),
-            (rx, "rx_gso_no_slots", &self.rx_gso_no_slots),
-            (rx, "rx_kernel_drops", &self.rx_kernel_drops),
-            (rx, "rx_csum_completed", &self.rx_csum_completed),
-            (tx, "tx_retries", &self.tx_retries),
-            (tx, "tx_full_drops", &self.tx_full_drops),
-            (tx, "tx_rejected", &self.tx_rejected),
-        ]
-        .into_iter()
-        .filter(|(side, _, _)| *side)
-        .map(|(_, k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
-        .collect()
     }
 }
 

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use super::Counters;
 use crate::packet::{Batch, Pool};
-use crate::port::burst::{send_burst, Fault, Stop};
+use crate::port::burst::{send_burst, Counters, Fault};
 use crate::port::{PortError, QueueStats, TxQueue};
 use crate::sys::{MsgVec, PacketSocket};
 
@@ -56,17 +55,13 @@ impl TxQueue for AfPacketTx {
             },
         );
         pool.free_batch(batch);
-        o.count_into(&mut self.stats);
-        Counters::add(&self.counters.tx_retries, o.retries);
-        Counters::add(&self.counters.tx_full_drops, o.full);
-        Counters::add(&self.counters.tx_rejected, o.rejected);
+        o.settle(&mut self.stats, &self.counters);
         match stop {
             None => Ok(()),
-            Some(Stop::Gone) => Err(super::watch::disappeared(&self.port, &self.interface)),
-            Some(Stop::Io(e)) => Err(PortError::io(
+            Some(stop) => Err(stop.into_error(
                 &self.port,
-                format!("sending on interface `{}`", self.interface),
-                e,
+                &self.interface,
+                &format!("interface `{}`", self.interface),
             )),
         }
     }

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::port::burst::disappeared;
 use crate::port::PortError;
 use crate::sys::netdev;
 
@@ -62,12 +63,4 @@ impl LinkWatch {
             Ok(_) => Err(disappeared(&self.port, &self.interface)),
         }
     }
-}
-
-/// The error of a port whose interface is gone.
-pub(super) fn disappeared(port: &str, interface: &str) -> PortError {
-    PortError::other(
-        port,
-        format!("interface `{interface}` disappeared (deleted or moved to another namespace)"),
-    )
 }

@@ -59,10 +59,10 @@ mod tx;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::auto::HPIO_DEV_DIR;
+use super::burst::{Counters, Sides};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
 use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
@@ -123,27 +123,6 @@ struct HpioSpec {
 
 fn configure(p: &Params) -> Result<Box<dyn PortSpec>, ParamError> {
     Ok(Box::new(HpioSpec::from_params(p, Path::new(HPIO_DEV_DIR))?))
-}
-
-/// Counters the driver keeps beside the module's, shared by the queues.
-#[derive(Debug, Default)]
-struct Counters {
-    /// Frames received truncated to a slot.
-    rx_truncated: AtomicU64,
-    /// Transmit calls repeated after the driver took part of a burst.
-    tx_retries: AtomicU64,
-    /// Frames dropped because the device queue stayed full.
-    tx_full_drops: AtomicU64,
-    /// Packets the module refused (bad length).
-    tx_rejected: AtomicU64,
-}
-
-impl Counters {
-    fn add(c: &AtomicU64, n: u64) {
-        if n != 0 {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
-    }
 }
 
 impl HpioSpec {
@@ -454,16 +433,11 @@ fn driver_stats(
                 m.insert(k.to_string(), v);
             }
         }
-        for (side, k, v) in [
-            (want_rx, "rx_truncated", &counters.rx_truncated),
-            (want_tx, "tx_retries", &counters.tx_retries),
-            (want_tx, "tx_full_drops", &counters.tx_full_drops),
-            (want_tx, "tx_rejected", &counters.tx_rejected),
-        ] {
-            if side {
-                m.insert(k.to_string(), v.load(Ordering::Relaxed));
-            }
-        }
+        m.extend(counters.snapshot(Sides {
+            rx: want_rx,
+            tx: want_tx,
+            socket: false,
+        }));
         m
     }
 }

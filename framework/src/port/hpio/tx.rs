@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use super::Counters;
 use crate::packet::{Batch, Pool};
-use crate::port::burst::{send_burst, Fault, Stop};
+use crate::port::burst::{send_burst, Counters, Fault};
 use crate::port::{PortError, QueueStats, TxQueue};
 use crate::sys::hpio_dev::{HpioDev, IoVecs};
 
@@ -63,23 +62,13 @@ impl TxQueue for HpioTx {
             },
         );
         pool.free_batch(batch);
-        o.count_into(&mut self.stats);
-        Counters::add(&self.counters.tx_retries, o.retries);
-        Counters::add(&self.counters.tx_full_drops, o.full);
-        Counters::add(&self.counters.tx_rejected, o.rejected);
+        o.settle(&mut self.stats, &self.counters);
         match stop {
             None => Ok(()),
-            Some(Stop::Gone) => Err(PortError::other(
+            Some(stop) => Err(stop.into_error(
                 &self.port,
-                format!(
-                    "interface `{}` disappeared (deleted or moved to another namespace)",
-                    self.interface
-                ),
-            )),
-            Some(Stop::Io(e)) => Err(PortError::io(
-                &self.port,
-                format!("sending on /dev/hpio/{}", self.interface),
-                e,
+                &self.interface,
+                &format!("/dev/hpio/{}", self.interface),
             )),
         }
     }

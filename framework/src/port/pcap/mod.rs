@@ -42,6 +42,9 @@
 mod read;
 mod write;
 
+#[cfg(test)]
+mod prop_tests;
+
 use std::path::{Path, PathBuf};
 
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
@@ -273,13 +276,10 @@ pub(crate) mod tests {
 
     /// A UDP/IPv4 frame from 10.0.0.1:1000+i to 10.0.0.2:7777 with `payload` bytes.
     pub(crate) fn udp_frame(i: u16, payload: usize) -> Vec<u8> {
-        let builder = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1000 + i, 7777);
-        let data = vec![0x5a; payload];
-        let mut v = Vec::with_capacity(builder.size(payload));
-        builder.write(&mut v, &data).unwrap();
-        v
+        use testkit::frame::{Frame, Ip};
+        Frame::udp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1000 + i, 7777)
+            .payload(&vec![0x5a; payload])
+            .build()
     }
 
     /// Writes `frames` (with timestamps) through a pcap port's transmit side.

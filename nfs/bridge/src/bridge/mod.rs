@@ -10,15 +10,20 @@
 //! from the packet path.
 
 mod file;
+mod handlers;
 mod table;
+
+#[cfg(test)]
+mod prop_tests;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hpio_nf::element::{
-    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
-    Output, ParamError, ParamSpec, ParamType, Params, PortCount,
+    handler, ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass,
+    HandlerCx, HandlerResult, Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params,
+    PortCount,
 };
 use hpio_nf::packet::{Batch, Packet};
 
@@ -166,7 +171,7 @@ traffic of a host pair steered to the same worker.",
         params: PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
-        handlers: &[],
+        handlers: handlers::HANDLERS,
         example: "\
 [elements.br]
 class = \"Bridge\"
@@ -527,6 +532,24 @@ impl Element for Bridge {
                 f.tick(&self.table, self.now, c.changes);
                 report(TABLE_FILE_ERRORS, f.errors());
             }
+        }
+    }
+
+    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "table" => Ok(handlers::table(&self.table, cx.now())),
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
+
+    fn write(&mut self, name: &str, _arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "flush" => {
+                let removed = self.table.clear();
+                self.counts.changes += 1;
+                Ok(serde_json::json!({ "removed": removed }))
+            }
+            _ => Err(handler::no_such_handler(name)),
         }
     }
 }

@@ -247,6 +247,15 @@ impl MacTable {
         }
     }
 
+    /// Removes every entry; returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.len;
+        self.slots.fill(Slot::default());
+        self.len = 0;
+        self.cursor = 0;
+        n
+    }
+
     /// Every entry, expired ones included, in slot order.
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
         self.slots.iter().filter(|s| s.key != 0).map(|s| Entry {

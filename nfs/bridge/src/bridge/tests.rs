@@ -15,13 +15,11 @@ const MCAST: [u8; 6] = [0x01, 0x00, 0x5e, 0, 0, 0xfb];
 
 /// A UDP/IPv4 frame from `src` to `dst` carrying `tag`.
 fn frame(src: [u8; 6], dst: [u8; 6], tag: u8) -> Vec<u8> {
-    let mut v = Vec::new();
-    etherparse::PacketBuilder::ethernet2(src, dst)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(1000, 2000)
-        .write(&mut v, &[tag; 8])
-        .unwrap();
-    v
+    use testkit::frame::{Frame, Ip};
+    Frame::udp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1000, 2000)
+        .macs(src, dst)
+        .payload(&[tag; 8])
+        .build()
 }
 
 /// Source, destination and tag of a frame.
@@ -437,4 +435,48 @@ fn the_default_table_holds_4096_entries() {
     assert_eq!(b.table.capacity(), 8192);
     assert_eq!(b.sweep_period, MAX_SWEEP_PERIOD);
     assert_eq!(p.duration("aging").unwrap(), Duration::from_secs(300));
+}
+
+#[test]
+fn handlers_list_the_table_and_flush_it() {
+    use hpio_nf::element::{HandlerCx, HandlerKind};
+    use serde_json::json;
+    let mut rig = Rig::new(settings(2));
+    rig.push_at(S, 0, &[frame(A, B, 1)]);
+    rig.push_at(2 * S + S / 2, 1, &[frame(B, A, 2)]);
+    let cx = HandlerCx::new(3 * S, 0);
+    assert_eq!(
+        rig.br.read("table", &cx),
+        Ok(json!([
+            {"mac": "02:00:00:00:00:0a", "port": 0, "age": 2.0},
+            {"mac": "02:00:00:00:00:0b", "port": 1, "age": 0.5},
+        ]))
+    );
+    // Expired entries are not listed.
+    let late = HandlerCx::new(11 * S + S / 4, 0);
+    assert_eq!(
+        rig.br
+            .read("table", &late)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(rig.br.write("flush", "", &cx), Ok(json!({"removed": 2})));
+    assert_eq!(rig.br.read("table", &cx), Ok(json!([])));
+    assert_eq!(rig.stat("entries"), 0);
+    // Forgotten: A's frames to B are flooded again.
+    rig.outputs();
+    rig.push_at(3 * S, 0, &[frame(A, B, 3)]);
+    assert_eq!(rig.stat("port0.flooded"), 2, "the first frame and this one");
+    // Every declared handler answers; the others do not exist.
+    for h in CLASS.info.handlers {
+        let r = match h.kind {
+            HandlerKind::Read => rig.br.read(h.name, &cx),
+            HandlerKind::Write => rig.br.write(h.name, "", &cx),
+        };
+        assert!(r.is_ok(), "{}", h.name);
+    }
+    assert!(rig.br.read("flush", &cx).is_err());
 }

@@ -62,8 +62,8 @@ enum CtlCommand {
         element: String,
         /// Handler name.
         handler: String,
-        /// The argument (a rule, an index, a flow).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The argument (a rule, an index, a flow); after `--` when it
+        /// starts with `-`.
         arg: Vec<String>,
     },
     /// Every port: link state and counters.
@@ -107,6 +107,10 @@ pub(crate) fn cmd_ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Stats => stats_text(&answer),
         CtlCommand::Elements => table(&elements_rows(&answer)),
         CtlCommand::Ports => table(&ports_rows(&answer)),
+        CtlCommand::Show { element } if answer.as_object().is_some_and(|m| m.is_empty()) => {
+            format!("(`{element}` has no read handlers)\n")
+        }
+        CtlCommand::Write { .. } if answer.is_null() => "ok\n".into(),
         _ => text(&answer),
     };
     print!("{shown}");

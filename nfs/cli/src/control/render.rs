@@ -13,8 +13,13 @@ pub(super) fn stats(now: &Report, prev: Option<&Report>) -> Value {
     let dt = now.elapsed_secs - prev.map_or(0.0, |p| p.elapsed_secs);
     let dt = if dt > 0.0 { dt } else { 1.0 };
     let rate = |new: u64, old: Option<u64>| -> f64 {
+        // Whole numbers, but a tenth below 100/s (a ping a second).
         let d = new.saturating_sub(old.unwrap_or(0)) as f64 / dt;
-        (d * 10.0).round() / 10.0
+        if d >= 100.0 {
+            d.round()
+        } else {
+            (d * 10.0).round() / 10.0
+        }
     };
     let old_port =
         |i: usize, name: &str| prev.and_then(|p| p.ports.get(i)).filter(|p| p.name == name);
@@ -150,7 +155,10 @@ fn object(out: &mut String, m: &Map<String, Value>) {
     let width = m.keys().map(|k| k.len()).max().unwrap_or(0);
     for (k, v) in m {
         match v {
-            Value::Array(rows) if is_table(rows) && !rows.is_empty() => {
+            Value::Array(rows) if rows.is_empty() => {
+                let _ = writeln!(out, "{k:<width$}  (none)");
+            }
+            Value::Array(rows) if is_table(rows) => {
                 let _ = writeln!(out, "\n{k}:");
                 out.push_str(&indent(&table(rows)));
             }
@@ -256,6 +264,68 @@ pub(super) fn stats_text(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(secs: f64, rx: u64, oversize: u64, bursts: u64, idle: u64) -> Report {
+        use hpio_nf::port::QueueStats;
+        use hpio_nf::runtime::{PortReport, WorkerReport};
+        Report {
+            elapsed_secs: secs,
+            max_frame: 2048,
+            ports: vec![PortReport {
+                name: "in".into(),
+                driver: "pcap".into(),
+                rx_queues: 1,
+                rx: QueueStats {
+                    packets: rx,
+                    bytes: rx * 100,
+                    drops: oversize,
+                    oversize,
+                    ..QueueStats::default()
+                },
+                tx: QueueStats::default(),
+                driver_stats: Default::default(),
+            }],
+            elements: vec![],
+            workers: vec![WorkerReport {
+                index: 0,
+                core: Some(1),
+                bursts,
+                idle_polls: idle,
+                pool_exhausted: 0,
+                finished: false,
+                run_secs: secs,
+                busy_secs: 0.0,
+                idle_secs: secs,
+            }],
+        }
+    }
+
+    #[test]
+    fn rates_are_since_the_previous_sample_or_the_start() {
+        let first = report(2.0, 1000, 4, 10, 30);
+        let s = stats(&first, None);
+        assert_eq!(s["interval_secs"], 2.0);
+        assert_eq!(s["ports"][0]["rx_pps"], 500.0);
+        assert_eq!(s["ports"][0]["rx_bps"], 400_000);
+        assert_eq!(s["workers"][0]["busy_percent"], 25.0);
+        assert_eq!(
+            s["drops"],
+            json!([{"at": "in rx", "reason": "oversize", "count": 4, "per_sec": 2.0}])
+        );
+        let s = stats(&report(6.0, 1400, 4, 30, 30), Some(&first));
+        assert_eq!(s["interval_secs"], 4.0);
+        assert_eq!(s["ports"][0]["rx_pps"], 100.0);
+        assert_eq!(s["ports"][0]["rx_packets"], 1400);
+        assert_eq!(s["workers"][0]["busy_percent"], 100.0);
+        assert_eq!(s["drops"][0]["per_sec"], 0.0);
+        assert_eq!(s["report"]["ports"][0]["name"], "in");
+        let text = stats_text(&s);
+        assert!(
+            text.starts_with("run time 6.0 s; rates over the last 4.0 s\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nelements:\n  (none)\n"), "{text}");
+    }
 
     #[test]
     fn arrays_of_objects_are_aligned_tables() {

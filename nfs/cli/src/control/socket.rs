@@ -36,6 +36,40 @@ impl ControlArgs {
         }
         endless.then(|| default_path(config))
     }
+
+    /// The bound socket of this run ([`ControlArgs::path`]), or `None`.
+    /// The default socket is skipped with a warning when its directory
+    /// cannot be made (not root, a read-only /run); a socket another run
+    /// serves is an error either way.
+    pub fn listener(&self, config: &Path, endless: bool) -> anyhow::Result<Option<Listener>> {
+        let Some(path) = self.path(config, endless) else {
+            return Ok(None);
+        };
+        if self.control.is_none() {
+            if let Err(e) = make_socket_dir() {
+                log::warn!("no control socket: {e:#}");
+                return Ok(None);
+            }
+        }
+        Listener::bind(&path).map(Some)
+    }
+}
+
+/// Creates [`SOCKET_DIR`] (0700) if missing.
+fn make_socket_dir() -> anyhow::Result<()> {
+    if Path::new(SOCKET_DIR).exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(SOCKET_DIR)
+        .with_context(|| {
+            format!(
+                "creating {SOCKET_DIR} for the control socket \
+                 (choose another with --control PATH, or --no-control)"
+            )
+        })
 }
 
 /// `/run/hpio-nf/<config file stem>.sock`.
@@ -58,17 +92,8 @@ impl Listener {
     /// when nobody does (a run that died), binds it and makes it
     /// owner-only (0600). Creates [`SOCKET_DIR`] (0700) if missing.
     pub fn bind(path: &Path) -> anyhow::Result<Listener> {
-        if path.parent() == Some(Path::new(SOCKET_DIR)) && !Path::new(SOCKET_DIR).exists() {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .recursive(true)
-                .create(SOCKET_DIR)
-                .with_context(|| {
-                    format!(
-                        "creating {SOCKET_DIR} for the control socket \
-                         (choose another with --control PATH, or --no-control)"
-                    )
-                })?;
+        if path.parent() == Some(Path::new(SOCKET_DIR)) {
+            make_socket_dir()?;
         }
         reclaim(path)?;
         let server = tiny_http::Server::http_unix(path).map_err(|e| {

@@ -1,10 +1,15 @@
 //! Helpers shared by the command's integration tests.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
 /// The workspace root (configs/ lives there).
 pub fn root() -> PathBuf {
@@ -70,11 +75,104 @@ pub fn eth_ipv4_tcp(
     dport: u16,
     syn: bool,
 ) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src, dst, ttl)
-        .tcp(sport, dport, 1000, 64240);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    b.write(&mut v, b"hello").unwrap();
-    v
+    let flags = if syn { TCP_SYN } else { TCP_ACK };
+    Frame::tcp(Ip::v4(src, dst), sport, dport, flags)
+        .macs(src_mac, dst_mac)
+        .ttl(ttl)
+        .seq(1000, 1, 64240)
+        .payload(b"hello")
+        .build()
+}
+
+/// `hpio-nf run CONFIG --json --stats-interval 1 ARGS` in the background:
+/// its stdout lines (a JSON report a second, the final one last) gathered
+/// as they come, its log (at `info`) in a file. Dropping it kills the process.
+pub struct LiveRun {
+    child: Option<Child>,
+    reports: Arc<Mutex<Vec<String>>>,
+    log: PathBuf,
+}
+
+impl LiveRun {
+    /// Starts the run, logging to `log`, and waits for its first report
+    /// (the ports are open and the workers run).
+    pub fn start(config: impl AsRef<OsStr>, args: &[String], log: PathBuf) -> LiveRun {
+        let mut cmd = hpio_nf();
+        cmd.env("RUST_LOG", "info")
+            .arg("run")
+            .arg(config)
+            .args(["--json", "--stats-interval", "1"])
+            .args(args);
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .spawn()
+            .expect("start hpio-nf run");
+        let stdout = child.stdout.take().unwrap();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let lines = reports.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut run = LiveRun {
+            child: Some(child),
+            reports,
+            log,
+        };
+        run.next_report();
+        run
+    }
+
+    /// The run's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the next live report (at most a second away) and returns it.
+    pub fn next_report(&mut self) -> serde_json::Value {
+        let seen = self.reports.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(line) = self.reports.lock().unwrap().get(seen) {
+                return serde_json::from_str(line).expect("report is JSON");
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hpio-nf run exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no report from hpio-nf:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the run with SIGTERM and returns its final report.
+    pub fn stop(&mut self) -> serde_json::Value {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "hpio-nf run: {status}\n{}", self.log());
+        // The reader thread sees EOF once the process is gone.
+        thread::sleep(Duration::from_millis(200));
+        let last = self.reports.lock().unwrap().last().cloned().unwrap();
+        serde_json::from_str(&last).unwrap()
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -1,0 +1,306 @@
+//! `hpio-nf ctl` against the shipped bridge and firewall running between
+//! real namespaces (`hpio-nf testbed`): the bridge's table and flush, the
+//! firewall's flows, a rule added and deleted while traffic runs, a flow
+//! killed.
+//!
+//! Needs root, `ip`, `ping` and `python3` (testkit: skipped, or failed
+//! under `HPIO_NF_REQUIRE_ALL=1`). The testbed has fixed names: the tests
+//! take a lock and run one at a time, and a guard removes the testbed and
+//! stops what they started even when a test fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::Need;
+
+static TESTBED: Mutex<()> = Mutex::new(());
+
+fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let needs = [
+        Need::Root,
+        Need::Command("ip"),
+        Need::Command("ping"),
+        Need::Command("python3"),
+    ];
+    if !testkit::require(test, &needs) {
+        return None;
+    }
+    Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn testbed(action: &str, topology: &str) {
+    let out = common::hpio_nf()
+        .args(["testbed", action, topology])
+        .output()
+        .expect("run hpio-nf testbed");
+    assert!(out.status.success(), "testbed {action} {topology}: {out:?}");
+}
+
+/// The testbed, the NF serving a socket, background helpers; all removed
+/// or stopped on drop.
+struct Live {
+    topology: &'static str,
+    nf: Child,
+    helpers: Vec<Child>,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Live {
+    fn start(topology: &'static str, config: &str, set: &[&str]) -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("ctl.sock");
+        testbed("down", topology);
+        testbed("up", topology);
+        let log = std::fs::File::create(dir.path().join("nf.log")).unwrap();
+        let mut cmd = common::hpio_nf();
+        cmd.args(["run", config, "--control"]).arg(&socket);
+        for s in set {
+            cmd.args(["--set", s]);
+        }
+        let nf = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let mut live = Live {
+            topology,
+            nf,
+            helpers: Vec::new(),
+            socket,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ctl(&live.socket, &["stats"]).status.success() {
+            if let Some(st) = live.nf.try_wait().unwrap() {
+                panic!("hpio-nf run exited ({st}): {}", live.log());
+            }
+            assert!(Instant::now() < deadline, "no socket: {}", live.log());
+            thread::sleep(Duration::from_millis(100));
+        }
+        live
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
+    }
+
+    /// `ctl ARGS --json`, asserted to succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = ctl(&self.socket, &all);
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn background(&mut self, netns: &str, script: &str) {
+        let child = ns(netns, &["python3", "-c", script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.helpers.push(child);
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.nf.kill();
+        let _ = self.nf.wait();
+        for c in &mut self.helpers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        testbed("down", self.topology);
+    }
+}
+
+fn ctl(socket: &Path, args: &[&str]) -> Output {
+    common::hpio_nf()
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ns(netns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns]).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Whether `count` pings from `netns` to `dst` are all answered.
+fn ping(netns: &str, dst: &str, count: u32, wait: &str) -> bool {
+    ns(
+        netns,
+        &[
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            wait,
+            dst,
+        ],
+    )
+    .stdout(Stdio::null())
+    .status()
+    .unwrap()
+    .success()
+}
+
+/// Pings until one is answered (ARP, learning), up to 20 tries.
+fn ping_until_answered(netns: &str, dst: &str) {
+    assert!(
+        (0..20).any(|_| ping(netns, dst, 1, "1")),
+        "no answer from {dst} in {netns}"
+    );
+}
+
+fn mac_of(netns: &str) -> String {
+    let out = ns(netns, &["cat", "/sys/class/net/eth0/address"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Polls `f` for up to 20 s; `what` says what was awaited and what was seen.
+fn eventually(what: impl Fn() -> String, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "{}", what());
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ctl_reads_and_flushes_the_bridge_table() {
+    let Some(_lock) = setup("ctl_reads_and_flushes_the_bridge_table") else {
+        return;
+    };
+    let live = Live::start("bridge", "configs/bridge.toml", &[]);
+    ping_until_answered("hpnf-h1", "10.0.0.2");
+    let (h1, h2) = (mac_of("hpnf-h1"), mac_of("hpnf-h2"));
+    let table = live.json(&["read", "br", "table"]);
+    let has = |mac: &str, port: u64| {
+        table
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["mac"] == mac && r["port"] == port && r["age"].as_f64() < Some(60.0))
+    };
+    assert!(has(&h1, 0) && has(&h2, 1), "{h1} on 0, {h2} on 1: {table}");
+    let ports = live.json(&["ports"]);
+    assert_eq!(ports[0]["interface"], "hpnf-br0");
+    assert_eq!(ports[0]["operstate"], "up", "{ports}");
+    assert_eq!(ports[0]["carrier"], "up", "{ports}");
+
+    let flushed = live.json(&["write", "br", "flush"]);
+    assert!(flushed["removed"].as_u64() >= Some(2), "{flushed}");
+    let table = live.json(&["read", "br", "table"]);
+    assert!(
+        table.as_array().unwrap().len() <= 2,
+        "only what arrived since the flush: {table}"
+    );
+    // Traffic relearns them.
+    ping_until_answered("hpnf-h2", "10.0.0.1");
+    eventually(
+        || "relearned".into(),
+        || {
+            live.json(&["read", "br", "table"])
+                .as_array()
+                .unwrap()
+                .len()
+                == 2
+        },
+    );
+}
+
+#[test]
+fn ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall() {
+    let Some(_lock) = setup("ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall") else {
+        return;
+    };
+    let mut live = Live::start("firewall", "configs/firewall.toml", &[]);
+    ping_until_answered("hpnf-in", "10.0.1.3");
+
+    // A TCP connection from the inside, held open.
+    live.background(
+        "hpnf-out",
+        "import socket, time\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 9000)); s.listen(1); c, _ = s.accept()\n\
+         while c.recv(65536): pass\n",
+    );
+    live.background(
+        "hpnf-in",
+        "import socket, time\n\
+         for _ in range(100):\n\
+         \x20   try:\n\
+         \x20       c = socket.create_connection(('10.0.1.3', 9000), timeout=5); break\n\
+         \x20   except OSError: time.sleep(0.2)\n\
+         c.sendall(b'x' * 100000); time.sleep(60)\n",
+    );
+    let flow = |live: &Live| {
+        let flows = live.json(&["read", "fw", "flows"]);
+        flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["proto"] == "tcp" && f["dst"] == "10.0.1.3:9000")
+            .cloned()
+    };
+    let what = || {
+        format!(
+            "the TCP flow to 10.0.1.3:9000 is not listed with its packets: {}\n{}",
+            live.json(&["read", "fw", "flows"]),
+            live.log()
+        )
+    };
+    eventually(what, || {
+        flow(&live).is_some_and(|f| f["state"] == "established" && f["packets"].as_u64() > Some(10))
+    });
+    let f = flow(&live).unwrap();
+    assert!(f["bytes"].as_u64() > Some(100_000), "{f}");
+
+    // A rule denying ICMP, first: pings fail at once; deleting it restores them.
+    let rule = r#"{ from = "inside", match = "icmp", action = "deny", name = "no ping" }"#;
+    let rules = live.json(&["write", "fw", "add", rule]);
+    assert_eq!(rules[0]["name"], "no ping");
+    assert!(
+        !ping("hpnf-in", "10.0.1.3", 2, "1"),
+        "pings pass a deny rule"
+    );
+    live.json(&["write", "fw", "delete", "0"]);
+    assert!(
+        ping("hpnf-in", "10.0.1.3", 3, "2"),
+        "pings fail after the delete"
+    );
+    let rules = live.json(&["read", "fw", "rules"]);
+    assert_eq!(rules[0]["name"], "established", "{rules}");
+
+    // Kill the connection's flow: it is gone from the table.
+    let spec = format!(
+        "tcp {} {}",
+        f["src"].as_str().unwrap(),
+        f["dst"].as_str().unwrap()
+    );
+    let killed = live.json(&["write", "fw", "kill", &spec]);
+    assert_eq!(killed["killed"], 1, "{killed}");
+    assert!(flow(&live).is_none(), "the flow is still listed");
+    let again = live.json(&["write", "fw", "kill", &spec]);
+    assert_eq!(again["killed"], 0);
+}
