@@ -81,6 +81,11 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 }
 
 /// An element replica whose `push` and `stats` cannot unwind into the caller.
+///
+/// Cache-line aligned: the replicas of all workers are allocated one after
+/// another, and an element writes its state (counters) every burst; two
+/// workers' replicas must not share a line.
+#[repr(align(64))]
 pub(crate) struct Guarded<E> {
     inner: E,
     /// `stats` panicked once: it is not called again.

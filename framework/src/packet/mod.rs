@@ -257,6 +257,12 @@ impl Packet {
         h
     }
 
+    /// Whether the header layout is cached ([`Packet::headers`] will not parse).
+    #[inline(always)]
+    pub fn headers_cached(&self) -> bool {
+        self.0.meta().parsed
+    }
+
     /// Forgets the cached header layout (after changing header lengths in place).
     #[inline]
     pub fn invalidate_headers(&mut self) {

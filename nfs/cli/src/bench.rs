@@ -1,8 +1,13 @@
-//! `hpio-nf bench`: Mpps on one pinned core for the standard in-memory graphs.
+//! `hpio-nf bench`: Mpps on pinned cores for the standard in-memory graphs.
 //!
 //! Each scenario is an ordinary config (configs/bench/*.toml, built into the
 //! binary) whose generator port gets a packet count; the figure is packets
-//! through the graph divided by the worker loop's own run time.
+//! through the graph divided by the worker loop's own run time. With
+//! `--workers N`, N workers run on cores `core..core+N` and each generator
+//! port gets N queues (queue `w` goes to worker `w`), so every worker
+//! generates and forwards its own share of the count; a worker's rate is its
+//! share over its own run time, the total is all packets over the slowest
+//! worker's run time.
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -68,15 +73,100 @@ struct Result {
     packets: u64,
     seconds: f64,
     mpps: f64,
+    /// Each worker's share, in worker order.
+    workers: Vec<WorkerResult>,
+}
+
+/// What one worker did in a run.
+#[derive(serde::Serialize)]
+struct WorkerResult {
+    worker: usize,
+    core: Option<usize>,
+    packets: u64,
+    seconds: f64,
+    mpps: f64,
+}
+
+/// Packets a generator queue sends: its share of `count` over `queues`
+/// (the generator's own split).
+fn share(count: u64, q: usize, queues: usize) -> u64 {
+    count / queues as u64 + u64::from((q as u64) < count % queues as u64)
+}
+
+/// How a scenario is run: packets, runs, the first core and the workers.
+pub struct BenchOpts {
+    pub count: u64,
+    pub runs: u32,
+    pub core: usize,
+    pub workers: usize,
+    pub json: bool,
+}
+
+/// The overrides that give scenario `s` its packet count and `workers`
+/// pinned workers from core `core` on, with one generator queue each.
+fn overrides(s: &Scenario, o: &BenchOpts) -> Vec<String> {
+    let cores: Vec<String> = (o.core..o.core + o.workers)
+        .map(|c| c.to_string())
+        .collect();
+    let mut v = vec![
+        format!("runtime.cores=[{}]", cores.join(",")),
+        format!("runtime.workers={}", o.workers),
+    ];
+    let n = s.gens.len();
+    for (i, g) in s.gens.iter().enumerate() {
+        v.push(format!("ports.{g}.count={}", share(o.count, i, n)));
+        v.push(format!("ports.{g}.queues={}", o.workers));
+    }
+    v
+}
+
+/// The result of one run of `s` from its report.
+fn result(
+    s: &Scenario,
+    o: &BenchOpts,
+    report: &hpio_nf::runtime::Report,
+) -> anyhow::Result<Result> {
+    let packets: u64 = report.ports.iter().map(|p| p.rx.packets).sum();
+    if packets != o.count {
+        anyhow::bail!(
+            "{}: generated {packets} packets, expected {}",
+            s.name,
+            o.count
+        );
+    }
+    let n = s.gens.len();
+    let workers: Vec<WorkerResult> = report
+        .workers
+        .iter()
+        .map(|w| {
+            // Worker w serves queue w of every generator port.
+            let packets = (0..n)
+                .map(|i| share(share(o.count, i, n), w.index, o.workers))
+                .sum();
+            WorkerResult {
+                worker: w.index,
+                core: w.core,
+                packets,
+                seconds: w.run_secs,
+                mpps: packets as f64 / w.run_secs / 1e6,
+            }
+        })
+        .collect();
+    let seconds = workers.iter().map(|w| w.seconds).fold(0.0, f64::max);
+    Ok(Result {
+        scenario: s.name,
+        graph: s.what,
+        packets,
+        seconds,
+        mpps: packets as f64 / seconds / 1e6,
+        workers,
+    })
 }
 
 pub fn cmd_bench(
     registry: &hpio_nf::element::Registry,
     names: &[String],
-    count: u64,
-    runs: u32,
-    core: usize,
-    json: bool,
+    o: &BenchOpts,
 ) -> anyhow::Result<ExitCode> {
     for n in names {
         if !SCENARIOS.iter().any(|s| s.name == n) {
@@ -84,61 +174,56 @@ pub fn cmd_bench(
             anyhow::bail!("unknown scenario `{n}`; known: {}", known.join(", "));
         }
     }
+    if o.workers == 0 {
+        anyhow::bail!("--workers must be at least 1");
+    }
     let chosen = SCENARIOS
         .iter()
         .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name));
     let mut results = Vec::new();
-    if !json {
-        println!(
-            "one worker pinned to core {core}, 64-byte frames, {count} packets, best of {runs}"
-        );
+    if !o.json {
+        let who = match o.workers {
+            1 => format!("one worker pinned to core {}", o.core),
+            n => format!(
+                "{n} workers pinned to cores {}..={}",
+                o.core,
+                o.core + n - 1
+            ),
+        };
+        let (count, runs) = (o.count, o.runs);
+        println!("{who}, 64-byte frames, {count} packets, best of {runs}");
     }
     for s in chosen {
-        let mut overrides = vec![format!("runtime.cores=[{core}]")];
-        let n = s.gens.len() as u64;
-        for (i, g) in s.gens.iter().enumerate() {
-            let share = count / n + u64::from((i as u64) < count % n);
-            overrides.push(format!("ports.{g}.count={share}"));
-        }
         let config = Config::parse_str(
             s.config,
             s.file,
             registry,
             &crate::port_registry(),
-            &overrides,
+            &overrides(s, o),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut best: Option<Result> = None;
-        for _ in 0..runs.max(1) {
+        for _ in 0..o.runs.max(1) {
             let report =
                 crate::run::run_config(&config, None, false, Arc::new(AtomicBool::new(false)))?;
-            let packets: u64 = report.ports.iter().map(|p| p.rx.packets).sum();
-            let seconds = report
-                .workers
-                .iter()
-                .map(|w| w.run_secs)
-                .fold(0.0, f64::max);
-            if packets != count {
-                anyhow::bail!("{}: generated {packets} packets, expected {count}", s.name);
-            }
-            let r = Result {
-                scenario: s.name,
-                graph: s.what,
-                packets,
-                seconds,
-                mpps: packets as f64 / seconds / 1e6,
-            };
+            let r = result(s, o, &report)?;
             if best.as_ref().is_none_or(|b| r.mpps > b.mpps) {
                 best = Some(r);
             }
         }
         let r = best.expect("at least one run");
-        if !json {
-            println!("{:<10} {:>8.2} Mpps  {}", r.scenario, r.mpps, r.graph);
+        if !o.json {
+            print!("{:<10} {:>8.2} Mpps", r.scenario, r.mpps);
+            if r.workers.len() > 1 {
+                let each: Vec<String> =
+                    r.workers.iter().map(|w| format!("{:.2}", w.mpps)).collect();
+                print!("  (per worker: {})", each.join(", "));
+            }
+            println!("  {}", r.graph);
         }
         results.push(r);
     }
-    if json {
+    if o.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)

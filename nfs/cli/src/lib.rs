@@ -87,9 +87,13 @@ enum Command {
         /// Runs per scenario; the best is reported.
         #[arg(long, default_value_t = 3)]
         runs: u32,
-        /// Core to pin the worker to.
+        /// Core to pin the (first) worker to.
         #[arg(long, default_value_t = 0)]
         core: usize,
+        /// Workers, pinned to cores CORE.. in turn, each generating and
+        /// forwarding its own share of the packets.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
         /// Print results as JSON.
         #[arg(long)]
         json: bool,
@@ -175,8 +179,19 @@ where
             count,
             runs,
             core,
+            workers,
             json,
-        } => bench::cmd_bench(&elements, &scenarios, count, runs, core, json),
+        } => bench::cmd_bench(
+            &elements,
+            &scenarios,
+            &bench::BenchOpts {
+                count,
+                runs,
+                core,
+                workers,
+                json,
+            },
+        ),
         Command::Pktgen(a) => pktgen::cmd_pktgen(&a),
         Command::Dump(a) => dump::cmd_dump(&a),
         Command::Testbed(a) => testbed::cmd_testbed(&a),

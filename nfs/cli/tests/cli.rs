@@ -172,3 +172,39 @@ fn a_failing_output_stops_an_endless_run_on_every_worker() {
         "{stderr}"
     );
 }
+
+/// `bench --workers 2` runs every worker on its own share and reports each
+/// worker and the total; the packets of the workers add up to the count.
+#[test]
+fn bench_workers_report_each_worker_and_the_total() {
+    let out = hpio_nf()
+        .args(["bench", "classify", "bridge", "--count", "200001"])
+        .args(["--runs", "1", "--workers", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v.as_array().expect("a list of results");
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert_eq!(r["packets"], 200_001);
+        let workers = r["workers"].as_array().expect("per-worker results");
+        assert_eq!(workers.len(), 2, "{r}");
+        let sum: u64 = workers.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
+        assert_eq!(sum, 200_001, "{r}");
+        for (i, w) in workers.iter().enumerate() {
+            assert_eq!(w["worker"], i);
+            assert!(w["mpps"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    let out = hpio_nf()
+        .args(["bench", "discard", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers must be at least 1"));
+}

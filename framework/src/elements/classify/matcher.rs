@@ -356,6 +356,34 @@ pub struct RuleSet {
     chunks: Vec<Chunk>,
     len: usize,
     needs: Needs,
+    /// When no rule tests more than the EtherType, VLAN, class and
+    /// protocol: the first match of every common frame
+    /// ([`Headers::common_proto`]) over UDP (`[0]`) and over TCP (`[1]`),
+    /// decided once at compile time.
+    common: Option<[Option<usize>; 2]>,
+}
+
+/// Key positions whose bytes are the same for every common frame of one
+/// protocol (see [`Headers::common_proto`]).
+const SHALLOW: [usize; 6] = [
+    at::ETHERTYPE,
+    at::ETHERTYPE + 1,
+    at::CLASS,
+    at::VLAN,
+    at::VLAN + 1,
+    at::PROTO,
+];
+
+/// A common frame ([`Headers::common_proto`]) over IP protocol `proto`
+/// (TCP or UDP): untagged IPv4, 20-byte header, 20 bytes of transport header.
+fn common_frame(proto: u8) -> [u8; 54] {
+    let mut f = [0u8; 54];
+    f[12..14].copy_from_slice(&crate::wire::ETHERTYPE_IPV4.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&40u16.to_be_bytes());
+    f[23] = proto;
+    f[46] = 0x50; // TCP data offset: 5 words
+    f
 }
 
 impl RuleSet {
@@ -372,11 +400,37 @@ impl RuleSet {
                 l4: a.l4 || b.l4,
             },
         );
-        RuleSet {
+        let shallow = patterns.iter().all(|p| {
+            !p.ranged && (0..KEY_LEN).all(|pos| SHALLOW.contains(&pos) || !p.looks_at(pos))
+        });
+        let mut set = RuleSet {
             chunks: patterns.chunks(64).map(Chunk::new).collect(),
             len: patterns.len(),
             needs,
+            common: None,
+        };
+        if shallow {
+            let decide = |proto: u8| {
+                let f = common_frame(proto);
+                debug_assert_eq!(Headers::common_proto(&f), Some(proto));
+                set.classify(&Headers::parse(&f), &f)
+            };
+            set.common = Some([
+                decide(crate::wire::IPPROTO_UDP),
+                decide(crate::wire::IPPROTO_TCP),
+            ]);
         }
+        set
+    }
+
+    /// For a rule set that tests nothing beyond the EtherType, VLAN, class
+    /// and protocol ("IPv4 or not", "tcp or udp"): the first match of the
+    /// common frames over UDP (`[0]`) and TCP (`[1]`). A caller that sees
+    /// [`Headers::common_proto`] give `Some` can take the answer from here
+    /// without parsing the frame or building its key. `None` for rule sets
+    /// that test addresses, ports, flags or types.
+    pub fn common_answers(&self) -> Option<[Option<usize>; 2]> {
+        self.common
     }
 
     /// The parts of a packet's key that some rule tests.
@@ -908,5 +962,84 @@ mod tests {
             hits > 2000,
             "too few matches to be a meaningful test: {hits}"
         );
+    }
+
+    /// A term that tests only the EtherType, VLAN, class or protocol (so
+    /// that sets of them have common answers), or now and then any term.
+    fn shallow_term(r: &mut Rng) -> String {
+        if r.next_u64() % 5 == 0 {
+            return random_term(r);
+        }
+        r.pick(&[
+            "ip4",
+            "ip6",
+            "ip",
+            "arp",
+            "ether type 0x88cc",
+            "ether type 0x0800",
+            "vlan",
+            "novlan",
+            "vlan 100",
+            "tcp",
+            "udp",
+            "icmp",
+            "icmp6",
+            "proto 47",
+            "frag",
+            "any",
+        ])
+        .to_string()
+    }
+
+    /// The common answers, decided at compile time, are what the general
+    /// matcher gives every common frame, over random rule sets and random
+    /// (sometimes damaged) frames; sets that test more have none.
+    #[test]
+    fn common_answers_decide_as_the_general_matcher() {
+        let mut r = Rng::new(0x5851f42d4c957f2d);
+        let (mut sets, mut common) = (0, 0);
+        for _ in 0..600 {
+            let rules: Vec<Match> = (0..1 + r.next_u64() % 4)
+                .filter_map(|_| {
+                    let n = 1 + r.next_u64() % 2;
+                    let terms: Vec<String> = (0..n).map(|_| shallow_term(&mut r)).collect();
+                    parse_match(&terms.join(" and ")).ok()
+                })
+                .collect();
+            let set = RuleSet::new(&rules);
+            let deep = rules.iter().any(|m| {
+                m.src.is_some()
+                    || m.dst.is_some()
+                    || m.src_port.is_some()
+                    || m.dst_port.is_some()
+                    || m.tcp_flags.0 != 0
+                    || m.icmp_type.is_some()
+            });
+            let Some(answers) = set.common_answers() else {
+                assert!(deep, "{rules:?} tests only shallow fields");
+                continue;
+            };
+            sets += 1;
+            for _ in 0..80 {
+                let mut f = frame(&random_spec(&mut r));
+                if r.next_u64() % 3 == 0 {
+                    let i = r.next_u64() as usize % f.len().min(60);
+                    f[i] = r.next_u64() as u8;
+                }
+                if r.next_u64() % 6 == 0 {
+                    f.truncate(r.next_u64() as usize % (f.len() + 1));
+                }
+                let h = Headers::parse(&f);
+                let Some(proto) = Headers::common_proto(&f) else {
+                    continue;
+                };
+                common += 1;
+                assert_eq!(h.status, crate::wire::ParseStatus::Ok);
+                let fast = answers[usize::from(proto == crate::wire::IPPROTO_TCP)];
+                assert_eq!(fast, set.classify(&h, &f), "{rules:?} on {f:02x?}");
+            }
+        }
+        assert!(sets > 200, "only {sets} sets with common answers");
+        assert!(common > 1500, "only {common} common frames");
     }
 }

@@ -28,7 +28,7 @@ use crate::element::{
     Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::{Batch, Packet};
-use crate::wire::ParseStatus;
+use crate::wire::{Headers, ParseStatus, IPPROTO_TCP};
 
 hpio_nf::drop_reasons! {
     DROP_REASONS = [
@@ -138,7 +138,11 @@ rules are compiled into one 256-entry table per key byte that any rule
 constrains, holding for each byte value the set of rules (up to 64 per
 table) that accept it; a packet's candidates are the intersection of one
 entry per constrained byte, so the cost does not grow with the number of
-rules up to 64, and grows by one pass per further 64 rules.";
+rules up to 64, and grows by one pass per further 64 rules. A rule set
+that tests only the Ethernet type, VLAN and protocol (`ip4 -> 0`)
+decides the common frame -- untagged IPv4 with a 20-byte header, not a
+fragment, with a whole TCP or UDP header -- from an answer worked out at
+configuration, without a parse or a key.";
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -228,21 +232,30 @@ struct Classify {
     slots: Vec<Slot>,
     /// Counter names, one per slot.
     names: Arc<[String]>,
+    /// The slots of uncached common frames over UDP and TCP, when the rules
+    /// allow deciding them without a parse ([`RuleSet::common_answers`]).
+    common: Option<[u32; 2]>,
 }
-
-/// Batches up to this size are decided in one pass, then sent.
-const WHOLE_BATCH: usize = 64;
 
 impl Classify {
     /// The slot of `pkt`: its first matching rule, the default, or malformed.
     #[inline(always)]
     fn decide(&self, pkt: &mut Packet) -> usize {
-        let h = pkt.headers();
-        let default = self.rules.len();
-        if h.status == ParseStatus::Ok {
-            self.rules.classify(&h, pkt.data()).unwrap_or(default)
-        } else {
-            default + 1
+        match &self.common {
+            Some(common) => decide_common(&self.rules, common, pkt) as usize,
+            None => decide_parsed(&self.rules, pkt),
+        }
+    }
+
+    /// Decides packets from the start of `batch` for as long as they go to
+    /// one slot: (that slot, how many). The choice between the common-frame
+    /// shortcut and the general matcher is made once for the batch.
+    #[inline(always)]
+    fn run_of(&self, batch: &mut Batch) -> (usize, usize) {
+        match self.common {
+            Some([udp, tcp]) if udp == tcp => run_with::<ONE_ANSWER>(&self.rules, [udp; 2], batch),
+            Some(common) => run_with::<BY_PROTO>(&self.rules, common, batch),
+            None => run_with::<GENERAL>(&self.rules, [0; 2], batch),
         }
     }
 
@@ -278,42 +291,112 @@ impl Element for Classify {
         if cx.tracing() {
             return self.push_traced(cx, batch, out);
         }
+        // A batch that all goes one way (the common case) moves whole,
+        // without a push per packet.
         let n = batch.len();
-        if n > WHOLE_BATCH {
-            for mut pkt in batch.drain(..) {
-                let slot = self.decide(&mut pkt);
-                self.send(pkt, slot, out);
-            }
+        if n == 0 {
             return;
         }
-        // Decide every packet first: a batch that all goes one way (the
-        // common case) then moves whole, without a push per packet.
-        let mut slots = [0u32; WHOLE_BATCH];
-        for (slot, pkt) in slots.iter_mut().zip(batch.iter_mut()) {
-            *slot = self.decide(pkt) as u32;
-        }
-        let slots = &slots[..n];
-        if let Some(&first) = slots.first() {
-            if slots.iter().all(|&s| s == first) {
-                if let Some(Slot {
-                    target: Target::Out(o),
-                    hits,
-                }) = self.slots.get_mut(first as usize)
-                {
-                    *hits += n as u64;
-                    out.push_all(*o, batch);
-                    return;
-                }
+        let (first, run) = self.run_of(batch);
+        if run == n {
+            if let Some(Slot {
+                target: Target::Out(o),
+                hits,
+            }) = self.slots.get_mut(first)
+            {
+                *hits += n as u64;
+                out.push_all(*o, batch);
+                return;
             }
         }
-        for (pkt, &slot) in batch.drain(..).zip(slots) {
-            self.send(pkt, slot as usize, out);
+        // Mixed (or dropped): packet by packet. Deciding again is cheap
+        // (the parse is cached) and gives the same slot.
+        for (i, mut pkt) in batch.drain(..).enumerate() {
+            let slot = if i < run {
+                first
+            } else {
+                self.decide(&mut pkt)
+            };
+            self.send(pkt, slot, out);
         }
     }
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         for (name, s) in self.names.iter().zip(&self.slots) {
             report(name, s.hits);
+        }
+    }
+}
+
+/// The slot of `pkt` by the general path: parse (cached in the packet),
+/// key, matcher.
+#[inline(always)]
+fn decide_parsed(rules: &RuleSet, pkt: &mut Packet) -> usize {
+    let h = pkt.headers();
+    let default = rules.len();
+    if h.status == ParseStatus::Ok {
+        rules.classify(&h, pkt.data()).unwrap_or(default)
+    } else {
+        default + 1
+    }
+}
+
+/// The slot of `pkt` for a rule set with common answers (`common`: the
+/// slots of common UDP and TCP frames): a frame not parsed yet that is
+/// common needs only [`Headers::common_proto`]; any other takes the
+/// general path.
+#[inline(always)]
+fn decide_common(rules: &RuleSet, common: &[u32; 2], pkt: &mut Packet) -> u32 {
+    if !pkt.headers_cached() {
+        if let Some(proto) = Headers::common_proto(pkt.data()) {
+            return common[usize::from(proto == IPPROTO_TCP)];
+        }
+    }
+    decide_parsed(rules, pkt) as u32
+}
+
+/// [`run_with`] modes: every packet by [`decide_parsed`]; common frames
+/// by their protocol ([`decide_common`]); common frames all to one slot.
+const GENERAL: u8 = 0;
+const BY_PROTO: u8 = 1;
+const ONE_ANSWER: u8 = 2;
+
+/// The slot of the first packet of `batch`, and how many packets from the
+/// start go to that slot (0 for an empty batch), deciding as `MODE` says
+/// with the common frames' slots `common`.
+#[inline(always)]
+fn run_with<const MODE: u8>(
+    rules: &RuleSet,
+    common: [u32; 2],
+    batch: &mut Batch,
+) -> (usize, usize) {
+    let mut pkts = batch.iter_mut();
+    let Some(pkt) = pkts.next() else {
+        return (0, 0);
+    };
+    let first = decide_as::<MODE>(rules, &common, pkt);
+    let mut run = 1;
+    for pkt in pkts {
+        if decide_as::<MODE>(rules, &common, pkt) != first {
+            break;
+        }
+        run += 1;
+    }
+    (first as usize, run)
+}
+
+/// The slot of `pkt` as [`run_with`]'s `MODE` decides it.
+#[inline(always)]
+fn decide_as<const MODE: u8>(rules: &RuleSet, common: &[u32; 2], pkt: &mut Packet) -> u32 {
+    match MODE {
+        GENERAL => decide_parsed(rules, pkt) as u32,
+        BY_PROTO => decide_common(rules, common, pkt),
+        _ => {
+            if !pkt.headers_cached() && Headers::common_proto(pkt.data()).is_some() {
+                common[0]
+            } else {
+                decide_parsed(rules, pkt) as u32
+            }
         }
     }
 }
@@ -385,10 +468,16 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     names.push(DEFAULT_HITS.into());
     names.push(MALFORMED_HITS.into());
 
+    let rules = RuleSet::new(rules.iter().map(|r| &r.pattern));
+    let default = rules.len();
+    let common = rules
+        .common_answers()
+        .map(|a| a.map(|r| r.unwrap_or(default) as u32));
     let element = Classify {
-        rules: RuleSet::new(rules.iter().map(|r| &r.pattern)),
+        rules,
         slots,
         names: names.into(),
+        common,
     };
     Ok(Configured::cloning(Inputs::Fixed(1), outputs, element))
 }
@@ -470,6 +559,41 @@ mod tests {
             net: Net::V4([10, 0, 0, 1], [10, 0, 0, 2]),
             tp: Tp::Tcp(1234, 80, 0x12),
         })
+    }
+
+    /// Rules that test only the EtherType and protocol take the
+    /// common-frame shortcut: common frames (TCP and UDP over untagged
+    /// IPv4) go where the general path sends them, and every other frame
+    /// (IPv6, ARP, tagged, fragments, damaged) still takes
+    /// the general path, in mixed batches and in batches all one way.
+    #[test]
+    fn shallow_rules_decide_common_frames_as_the_general_path() {
+        let p = params(&["ip6 -> 1", "udp -> 2", "ip4 -> 0"], Some(3), Some(4));
+        let udp4 = frame(&Spec {
+            vlan: vec![],
+            net: Net::V4([10, 0, 0, 1], [10, 0, 0, 2]),
+            tp: Tp::Udp(1, 2),
+        });
+        let mut frag = tcp(80, 0x10);
+        super::testutil::fragment4(&mut frag, 14, 0, true);
+        let mut short = tcp(80, 0x10);
+        short.truncate(40);
+        let arp = frame(&Spec {
+            vlan: vec![],
+            net: Net::Arp,
+            tp: Tp::None,
+        });
+        let frames = [tcp(80, 0x10), udp4, udp6(53), tcp_vlan(), frag, short, arp];
+        let want = [0, 2, 1, 0, 0, 4, 3];
+        let (out, _) = run(&p, &frames);
+        for (f, &o) in frames.iter().zip(&want) {
+            assert!(frames_of(&out, o).contains(f), "{f:02x?} to {o}");
+        }
+        for (f, &o) in frames.iter().zip(&want) {
+            let (out, stats) = run(&p, &vec![f.clone(); 40]);
+            assert_eq!(frames_of(&out, o).len(), 40, "{f:02x?} to {o}");
+            assert_eq!(stats.iter().map(|s| s.1).sum::<u64>(), 40);
+        }
     }
 
     #[test]
@@ -603,8 +727,8 @@ mod tests {
         assert_eq!(stats[1], ("default".to_string(), 2));
     }
 
-    /// Batches that all go one way move whole; mixed batches and batches
-    /// longer than [`WHOLE_BATCH`] go packet by packet. All keep order and
+    /// Batches that all go one way move whole; mixed batches go packet by
+    /// packet, whatever their length. All keep order and
     /// count alike.
     #[test]
     fn whole_mixed_and_long_batches_agree() {

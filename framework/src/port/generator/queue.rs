@@ -57,6 +57,10 @@ pub(super) fn share(count: Option<u64>, q: usize, queues: usize) -> u64 {
 }
 
 /// A receive queue cycling through a table of per-flow frames.
+///
+/// Cache-line aligned: each worker writes its own queue every burst, and
+/// queues opened one after another would otherwise share lines.
+#[repr(align(64))]
 pub(super) struct TableRx {
     /// `flows` frames of `stride` bytes, shared by the port's queues (read only).
     table: Arc<[u8]>,
@@ -171,6 +175,10 @@ impl RxQueue for TableRx {
 }
 
 /// A receive queue patching the varying fields into a template per packet.
+///
+/// Cache-line aligned: each worker writes its own queue every burst, and
+/// queues opened one after another would otherwise share lines.
+#[repr(align(64))]
 pub(super) struct PatchRx {
     spec: FrameSpec,
     /// The frame of the current addresses (ports and transport checksum
@@ -390,6 +398,10 @@ impl RxQueue for PatchRx {
 
 /// The transmit side: counts what the graph sends and frees it.
 #[derive(Default)]
+///
+/// Cache-line aligned: each worker writes its own queue every burst, and
+/// queues opened one after another would otherwise share lines.
+#[repr(align(64))]
 pub(super) struct SinkTx {
     stats: QueueStats,
 }

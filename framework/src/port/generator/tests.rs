@@ -723,3 +723,37 @@ fn jumbo_frames_fit_their_slots_or_count_as_oversize() {
         assert_eq!(small.available(), 64);
     }
 }
+
+/// Each worker writes its own queues every burst: no two queues (receive,
+/// table or patched, and transmit) may share a cache line.
+#[test]
+fn queues_do_not_share_cache_lines() {
+    for flows in [1, 60_000] {
+        let g = gen(&[
+            ("queues", Value::Int(4)),
+            ("src_port", Value::Int(1)),
+            ("src_port_count", Value::Int(flows)),
+            ("dst_port_count", Value::Int(1 + flows / 1000)),
+        ]);
+        let port = g.open("gen", 4, true, true).unwrap();
+        // The cache lines each queue's state lies on: [first, last].
+        let span = |p: *const u8, size: usize| (p as usize / 64, (p as usize + size - 1) / 64);
+        let mut spans: Vec<(usize, usize)> = port
+            .rx
+            .iter()
+            .map(|q| span(&**q as *const dyn RxQueue as *const u8, size_of_val(&**q)))
+            .chain(
+                port.tx
+                    .iter()
+                    .map(|q| span(&**q as *const dyn TxQueue as *const u8, size_of_val(&**q))),
+            )
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[0].1 < w[1].0,
+                "{flows} flows: queues share a line: {spans:?}"
+            );
+        }
+    }
+}
