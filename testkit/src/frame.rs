@@ -26,9 +26,15 @@ pub const TCP_RST: u8 = 0x04;
 pub const TCP_PSH: u8 = 0x08;
 /// TCP flag ACK.
 pub const TCP_ACK: u8 = 0x10;
+/// TCP flag URG (the urgent pointer is [`Frame::urgent`]'s).
+pub const TCP_URG: u8 = 0x20;
+/// TCP flag ECE.
+pub const TCP_ECE: u8 = 0x40;
+/// TCP flag CWR.
+pub const TCP_CWR: u8 = 0x80;
 
 /// TCP flags by name, comma-separated (`"syn,ack"`; `""` for none):
-/// `fin`, `syn`, `rst`, `psh`, `ack`.
+/// `fin`, `syn`, `rst`, `psh`, `ack`, `urg`, `ece`, `cwr`.
 pub fn tcp_flags(names: &str) -> u8 {
     names
         .split(',')
@@ -38,6 +44,9 @@ pub fn tcp_flags(names: &str) -> u8 {
             "rst" => TCP_RST,
             "psh" => TCP_PSH,
             "ack" => TCP_ACK,
+            "urg" => TCP_URG,
+            "ece" => TCP_ECE,
+            "cwr" => TCP_CWR,
             "" => 0,
             other => panic!("no TCP flag `{other}`"),
         })
@@ -105,6 +114,12 @@ pub enum L4 {
         /// A reply rather than a request.
         reply: bool,
     },
+    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) message of type `kind`,
+    /// code 0, the 4 bytes after the checksum zero.
+    Icmp {
+        /// ICMP type.
+        kind: u8,
+    },
     /// No transport header: the payload follows the IP header, which
     /// names `proto` as its protocol (GRE is 47, say).
     Raw {
@@ -155,6 +170,8 @@ pub struct Frame {
     pub v4: V4Fields,
     /// Transport header.
     pub l4: L4,
+    /// TCP's urgent pointer (written when [`TCP_URG`] is set).
+    pub urgent: u16,
     /// Bytes after the transport header.
     pub payload: Vec<u8>,
 }
@@ -169,6 +186,7 @@ impl Frame {
             ttl: 64,
             v4: V4Fields::default(),
             l4,
+            urgent: 0,
             payload: Vec::new(),
         }
     }
@@ -207,6 +225,17 @@ impl Frame {
     /// payload follows the IP header).
     pub fn raw(ip: Ip, proto: u8) -> Frame {
         Frame::new(ip, L4::Raw { proto })
+    }
+
+    /// An ICMP or ICMPv6 message of type `kind` (code 0, rest of header zero).
+    pub fn icmp(ip: Ip, kind: u8) -> Frame {
+        Frame::new(ip, L4::Icmp { kind })
+    }
+
+    /// TCP's urgent pointer (written when [`TCP_URG`] is set).
+    pub fn urgent(mut self, ptr: u16) -> Frame {
+        self.urgent = ptr;
+        self
     }
 
     /// An echo reply rather than a request when `reply` (no-op for others).
@@ -248,6 +277,12 @@ impl Frame {
     /// One more VLAN tag (after those already given).
     pub fn vlan(mut self, vid: u16) -> Frame {
         self.vlans.push(vid);
+        self
+    }
+
+    /// More VLAN tags, outer first (after those already given).
+    pub fn vlans(mut self, vids: &[u16]) -> Frame {
+        self.vlans.extend_from_slice(vids);
         self
     }
 
@@ -345,8 +380,19 @@ impl Frame {
                 if flags & TCP_ACK != 0 {
                     t = t.ack(ack);
                 }
+                if flags & TCP_URG != 0 {
+                    t = t.urg(self.urgent);
+                }
+                if flags & TCP_ECE != 0 {
+                    t = t.ece();
+                }
+                if flags & TCP_CWR != 0 {
+                    t = t.cwr();
+                }
                 t.write(&mut out, p)
             }
+            (L4::Icmp { kind }, Ip::V4(..)) => ip.icmpv4_raw(kind, 0, [0; 4]).write(&mut out, p),
+            (L4::Icmp { kind }, Ip::V6(..)) => ip.icmpv6_raw(kind, 0, [0; 4]).write(&mut out, p),
             (L4::Raw { proto }, _) => ip.write(&mut out, IpNumber(proto), p),
             (L4::Udp { sport, dport }, _) => ip.udp(sport, dport).write(&mut out, p),
             (L4::Echo { id, seq, reply }, Ip::V4(..)) => match reply {
