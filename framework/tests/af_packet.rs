@@ -23,6 +23,7 @@ use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Packet, Pool};
 use hpio_nf::port::{OpenPort, PortRegistry, Recv, RxQueue, TxQueue};
 use hpio_nf::runtime::{self, RunOptions};
+use testkit::frame::{Frame, Ip};
 use testkit::net::{self, Netns, Veth};
 
 /// The ways of receiving (`rx_mode`).
@@ -88,26 +89,18 @@ fn udp_frame(mac: [u8; 6], flow: u16, seq: u32, payload: usize) -> Vec<u8> {
 
 /// [`udp_frame`] with 802.1Q tags of VLAN ids `vids` (none, one, or two: QinQ).
 fn tagged_udp_frame(mac: [u8; 6], vids: &[u16], flow: u16, seq: u32, payload: usize) -> Vec<u8> {
-    use etherparse::{PacketBuilder, VlanId};
-    let eth = PacketBuilder::ethernet2(mac, [0x02, 0, 0, 0, 0, 0xfe]);
-    let vid = |v: u16| VlanId::try_new(v).unwrap();
     let src = [10, 9, (flow >> 8) as u8, flow as u8];
-    let builder = match vids {
-        [] => eth.ipv4(src, [10, 9, 255, 1], 64),
-        [v] => eth.single_vlan(vid(*v)).ipv4(src, [10, 9, 255, 1], 64),
-        [o, i, ..] => eth
-            .double_vlan(vid(*o), vid(*i))
-            .ipv4(src, [10, 9, 255, 1], 64),
+    let mut f = Frame::udp(Ip::v4(src, [10, 9, 255, 1]), 10_000 + flow, 9)
+        .macs(mac, [0x02, 0, 0, 0, 0, 0xfe]);
+    for &v in vids.iter().take(2) {
+        f = f.vlan(v);
     }
-    .udp(10_000 + flow, 9);
     let mut data = vec![0u8; payload.max(4)];
     data[..4].copy_from_slice(&seq.to_be_bytes());
     for (i, b) in data.iter_mut().enumerate().skip(4) {
         *b = (i as u32 ^ seq) as u8;
     }
-    let mut v = Vec::with_capacity(builder.size(data.len()));
-    builder.write(&mut v, &data).unwrap();
-    v
+    f.payload(&data).build()
 }
 
 /// (flow, seq) of one of our frames, parsed by etherparse; `None` for others.

@@ -9,12 +9,12 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::{PortRegistry, Recv};
 use hpio_nf::testing::{allocations_here, CountingAlloc};
+use testkit::frame::{Frame, Ip, TCP_ACK};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -63,13 +63,11 @@ fn vnet_sender() -> OwnedFd {
 /// vnet header in front.
 fn super_frame() -> Vec<u8> {
     let data: Vec<u8> = (0..PAYLOAD).map(|i| i as u8).collect();
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2([2, 0x77, 0, 0, 0, 1], DST_MAC)
-        .ipv4([10, 77, 99, 1], [10, 77, 99, 2], 64)
-        .tcp(40000, 80, 1, 1000)
-        .ack(1)
-        .write(&mut f, &data)
-        .unwrap();
+    let f = Frame::tcp(Ip::v4([10, 77, 99, 1], [10, 77, 99, 2]), 40000, 80, TCP_ACK)
+        .macs([2, 0x77, 0, 0, 0, 1], DST_MAC)
+        .seq(1, 1, 1000)
+        .payload(&data)
+        .build();
     let mut v = vec![1u8, 1]; // NEEDS_CSUM, GSO_TCPV4
     for x in [54u16, MSS, 34, 16] {
         v.extend_from_slice(&x.to_ne_bytes());

@@ -9,13 +9,14 @@
 //! CI runs the case count below from a fixed seed; `PROPTEST_CASES=100000`
 //! (or `make fuzz`) runs more (testkit::prop).
 
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::PortRegistry;
 use proptest::prelude::*;
+use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
 /// One term, in the rule language and as the reference evaluates it.
 #[derive(Debug, Clone)]
@@ -165,7 +166,6 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
         ),
     )
         .prop_map(|((tags, v1, v2, v6, l4), (sb, sh, dh, sp, dp, syn, ack))| {
-            let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
             let (s4, d4) = ([10, sb, 0, sh], [10, 0, 0, dh]);
             let mut s6 = [0u8; 16];
             s6[0] = 0x20;
@@ -173,36 +173,19 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             let mut d6 = s6;
             d6[15] = dh;
             let (sp, dp) = (1000 + sp, 80 + dp);
-            let mut out = Vec::new();
-            macro_rules! l4 {
-                ($ip:expr) => {{
-                    match l4 {
-                        0 => {
-                            let mut t = $ip.tcp(sp, dp, 1, 100);
-                            if syn {
-                                t = t.syn();
-                            }
-                            if ack {
-                                t = t.ack(5);
-                            }
-                            t.write(&mut out, b"x").unwrap()
-                        }
-                        1 => $ip.udp(sp, dp).write(&mut out, b"x").unwrap(),
-                        _ if v6 => $ip.icmpv6_echo_request(1, 2).write(&mut out, b"x").unwrap(),
-                        _ => $ip.icmpv4_echo_request(1, 2).write(&mut out, b"x").unwrap(),
-                    }
-                }};
-            }
-            let vid = |v: u16| etherparse::VlanId::try_new(v).unwrap();
-            match (tags, v6) {
-                (0, false) => l4!(eth.ipv4(s4, d4, 64)),
-                (0, true) => l4!(eth.ipv6(s6, d6, 64)),
-                (1, false) => l4!(eth.single_vlan(vid(v1)).ipv4(s4, d4, 64)),
-                (1, true) => l4!(eth.single_vlan(vid(v1)).ipv6(s6, d6, 64)),
-                (_, false) => l4!(eth.double_vlan(vid(v1), vid(v2)).ipv4(s4, d4, 64)),
-                (_, true) => l4!(eth.double_vlan(vid(v1), vid(v2)).ipv6(s6, d6, 64)),
-            }
-            out
+            let ip = if v6 { Ip::v6(s6, d6) } else { Ip::v4(s4, d4) };
+            let f = match l4 {
+                0 => {
+                    let flags = if syn { TCP_SYN } else { 0 } | if ack { TCP_ACK } else { 0 };
+                    Frame::tcp(ip, sp, dp, flags).seq(1, 5, 100)
+                }
+                1 => Frame::udp(ip, sp, dp),
+                _ => Frame::echo(ip, 1, 2),
+            };
+            let vids = [v1, v2];
+            f.vlans(&vids[..usize::from(tags).min(2)])
+                .payload(b"x")
+                .build()
         })
 }
 

@@ -8,13 +8,14 @@
 //! CI runs the case count below from a fixed seed; `PROPTEST_CASES=100000`
 //! (or `make fuzz`) runs more (testkit::prop).
 
-use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use hpio_nf::config::Config;
 use hpio_nf::element::{Context, Registry};
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::PortRegistry;
 use proptest::prelude::*;
+use testkit::frame::{Frame, Ip, TCP_ACK};
 
 /// One Rewrite element's operations.
 #[derive(Debug, Clone, Default)]
@@ -130,31 +131,18 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(any::<u8>(), 0..80),
     )
         .prop_map(|(v6, tcp, vlan, s, d, (sp, dp), payload)| {
-            let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-            let mut out = Vec::new();
-            macro_rules! finish {
-                ($ip:expr) => {{
-                    if tcp {
-                        $ip.tcp(sp, dp, 1234, 4096)
-                            .ack(99)
-                            .write(&mut out, &payload)
-                            .unwrap();
-                    } else {
-                        $ip.udp(sp, dp).write(&mut out, &payload).unwrap();
-                    }
-                }};
-            }
             let s4 = [s[0], s[1], s[2], s[3]];
             let d4 = [d[0], d[1], d[2], d[3]];
-            match (vlan, v6) {
-                (Some(v), false) => {
-                    finish!(eth.single_vlan(v.try_into().unwrap()).ipv4(s4, d4, 64))
-                }
-                (Some(v), true) => finish!(eth.single_vlan(v.try_into().unwrap()).ipv6(s, d, 64)),
-                (None, false) => finish!(eth.ipv4(s4, d4, 64)),
-                (None, true) => finish!(eth.ipv6(s, d, 64)),
+            let ip = if v6 { Ip::v6(s, d) } else { Ip::v4(s4, d4) };
+            let mut f = if tcp {
+                Frame::tcp(ip, sp, dp, TCP_ACK).seq(1234, 99, 4096)
+            } else {
+                Frame::udp(ip, sp, dp)
+            };
+            if let Some(v) = vlan {
+                f = f.vlan(v);
             }
-            out
+            f.payload(&payload).build()
         })
 }
 

@@ -11,7 +11,10 @@
 //! assert_eq!(f.len(), 14 + 4 + 20 + 20 + 2);
 //! ```
 
-use etherparse::{PacketBuilder, PacketBuilderStep, VlanId};
+use etherparse::{
+    IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder, PacketBuilderStep,
+    VlanId,
+};
 
 /// TCP flag FIN (the bits of the header's flags byte).
 pub const TCP_FIN: u8 = 0x01;
@@ -23,9 +26,15 @@ pub const TCP_RST: u8 = 0x04;
 pub const TCP_PSH: u8 = 0x08;
 /// TCP flag ACK.
 pub const TCP_ACK: u8 = 0x10;
+/// TCP flag URG (the urgent pointer is [`Frame::urgent`]'s).
+pub const TCP_URG: u8 = 0x20;
+/// TCP flag ECE.
+pub const TCP_ECE: u8 = 0x40;
+/// TCP flag CWR.
+pub const TCP_CWR: u8 = 0x80;
 
 /// TCP flags by name, comma-separated (`"syn,ack"`; `""` for none):
-/// `fin`, `syn`, `rst`, `psh`, `ack`.
+/// `fin`, `syn`, `rst`, `psh`, `ack`, `urg`, `ece`, `cwr`.
 pub fn tcp_flags(names: &str) -> u8 {
     names
         .split(',')
@@ -35,6 +44,9 @@ pub fn tcp_flags(names: &str) -> u8 {
             "rst" => TCP_RST,
             "psh" => TCP_PSH,
             "ack" => TCP_ACK,
+            "urg" => TCP_URG,
+            "ece" => TCP_ECE,
+            "cwr" => TCP_CWR,
             "" => 0,
             other => panic!("no TCP flag `{other}`"),
         })
@@ -102,6 +114,42 @@ pub enum L4 {
         /// A reply rather than a request.
         reply: bool,
     },
+    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) message of type `kind`,
+    /// code 0, the 4 bytes after the checksum zero.
+    Icmp {
+        /// ICMP type.
+        kind: u8,
+    },
+    /// No transport header: the payload follows the IP header, which
+    /// names `proto` as its protocol (GRE is 47, say).
+    Raw {
+        /// IP protocol number.
+        proto: u8,
+    },
+}
+
+/// IPv4 header fields beyond the addresses and TTL (ignored over IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Fields {
+    /// Identification.
+    pub ident: u16,
+    /// Don't-fragment flag (set unless told).
+    pub dont_fragment: bool,
+    /// More-fragments flag.
+    pub more_fragments: bool,
+    /// Fragment offset in units of 8 bytes.
+    pub fragment_offset: u16,
+}
+
+impl Default for V4Fields {
+    fn default() -> V4Fields {
+        V4Fields {
+            ident: 0,
+            dont_fragment: true,
+            more_fragments: false,
+            fragment_offset: 0,
+        }
+    }
 }
 
 /// A frame to build: [`Frame::tcp`], [`Frame::udp`] or [`Frame::echo`],
@@ -118,8 +166,12 @@ pub struct Frame {
     pub ip: Ip,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// IPv4 identification and fragment fields.
+    pub v4: V4Fields,
     /// Transport header.
     pub l4: L4,
+    /// TCP's urgent pointer (written when [`TCP_URG`] is set).
+    pub urgent: u16,
     /// Bytes after the transport header.
     pub payload: Vec<u8>,
 }
@@ -132,7 +184,9 @@ impl Frame {
             vlans: Vec::new(),
             ip,
             ttl: 64,
+            v4: V4Fields::default(),
             l4,
+            urgent: 0,
             payload: Vec::new(),
         }
     }
@@ -167,6 +221,52 @@ impl Frame {
         Frame::new(ip, L4::Echo { id, seq, reply })
     }
 
+    /// An IP packet of protocol `proto` with no transport header (the
+    /// payload follows the IP header).
+    pub fn raw(ip: Ip, proto: u8) -> Frame {
+        Frame::new(ip, L4::Raw { proto })
+    }
+
+    /// An ICMP or ICMPv6 message of type `kind` (code 0, rest of header zero).
+    pub fn icmp(ip: Ip, kind: u8) -> Frame {
+        Frame::new(ip, L4::Icmp { kind })
+    }
+
+    /// TCP's urgent pointer (written when [`TCP_URG`] is set).
+    pub fn urgent(mut self, ptr: u16) -> Frame {
+        self.urgent = ptr;
+        self
+    }
+
+    /// An echo reply rather than a request when `reply` (no-op for others).
+    pub fn reply(mut self, is_reply: bool) -> Frame {
+        if let L4::Echo { reply, .. } = &mut self.l4 {
+            *reply = is_reply;
+        }
+        self
+    }
+
+    /// The IPv4 identification.
+    pub fn ident(mut self, ident: u16) -> Frame {
+        self.v4.ident = ident;
+        self
+    }
+
+    /// IPv4 fragment fields: offset in 8-byte units and more-fragments (the
+    /// don't-fragment flag is cleared).
+    pub fn fragment(mut self, offset: u16, more: bool) -> Frame {
+        self.v4.dont_fragment = false;
+        self.v4.fragment_offset = offset;
+        self.v4.more_fragments = more;
+        self
+    }
+
+    /// The IPv4 don't-fragment flag.
+    pub fn dont_fragment(mut self, df: bool) -> Frame {
+        self.v4.dont_fragment = df;
+        self
+    }
+
     /// The MAC addresses.
     pub fn macs(mut self, src: [u8; 6], dst: [u8; 6]) -> Frame {
         self.src_mac = src;
@@ -177,6 +277,12 @@ impl Frame {
     /// One more VLAN tag (after those already given).
     pub fn vlan(mut self, vid: u16) -> Frame {
         self.vlans.push(vid);
+        self
+    }
+
+    /// More VLAN tags, outer first (after those already given).
+    pub fn vlans(mut self, vids: &[u16]) -> Frame {
+        self.vlans.extend_from_slice(vids);
         self
     }
 
@@ -207,15 +313,45 @@ impl Frame {
     pub fn build(&self) -> Vec<u8> {
         let eth = PacketBuilder::ethernet2(self.src_mac, self.dst_mac);
         let vid = |v: u16| VlanId::try_new(v).expect("VLAN id below 4096");
+        let ip = self.ip_headers();
         match self.vlans[..] {
-            [] => self.l3(eth.ipv4_or_6(self.ip, self.ttl)),
-            [a] => self.l3(eth.single_vlan(vid(a)).ipv4_or_6(self.ip, self.ttl)),
-            [a, b] => self.l3(eth.double_vlan(vid(a), vid(b)).ipv4_or_6(self.ip, self.ttl)),
+            [] => self.l3(eth.ip(ip)),
+            [a] => self.l3(eth.single_vlan(vid(a)).ip(ip)),
+            [a, b] => self.l3(eth.double_vlan(vid(a), vid(b)).ip(ip)),
             _ => panic!("at most two VLAN tags"),
         }
     }
 
-    fn l3(&self, ip: PacketBuilderStep<etherparse::IpHeaders>) -> Vec<u8> {
+    fn ip_headers(&self) -> IpHeaders {
+        match self.ip {
+            Ip::V4(source, destination) => {
+                let v = self.v4;
+                let h = Ipv4Header {
+                    source,
+                    destination,
+                    time_to_live: self.ttl,
+                    identification: v.ident,
+                    dont_fragment: v.dont_fragment,
+                    more_fragments: v.more_fragments,
+                    fragment_offset: IpFragOffset::try_new(v.fragment_offset)
+                        .expect("fragment offset below 8192"),
+                    ..Default::default()
+                };
+                IpHeaders::Ipv4(h, Default::default())
+            }
+            Ip::V6(source, destination) => {
+                let h = Ipv6Header {
+                    source,
+                    destination,
+                    hop_limit: self.ttl,
+                    ..Default::default()
+                };
+                IpHeaders::Ipv6(h, Default::default())
+            }
+        }
+    }
+
+    fn l3(&self, ip: PacketBuilderStep<IpHeaders>) -> Vec<u8> {
         let mut out = Vec::new();
         let p = &self.payload[..];
         let res = match (self.l4, self.ip) {
@@ -244,8 +380,20 @@ impl Frame {
                 if flags & TCP_ACK != 0 {
                     t = t.ack(ack);
                 }
+                if flags & TCP_URG != 0 {
+                    t = t.urg(self.urgent);
+                }
+                if flags & TCP_ECE != 0 {
+                    t = t.ece();
+                }
+                if flags & TCP_CWR != 0 {
+                    t = t.cwr();
+                }
                 t.write(&mut out, p)
             }
+            (L4::Icmp { kind }, Ip::V4(..)) => ip.icmpv4_raw(kind, 0, [0; 4]).write(&mut out, p),
+            (L4::Icmp { kind }, Ip::V6(..)) => ip.icmpv6_raw(kind, 0, [0; 4]).write(&mut out, p),
+            (L4::Raw { proto }, _) => ip.write(&mut out, IpNumber(proto), p),
             (L4::Udp { sport, dport }, _) => ip.udp(sport, dport).write(&mut out, p),
             (L4::Echo { id, seq, reply }, Ip::V4(..)) => match reply {
                 false => ip.icmpv4_echo_request(id, seq).write(&mut out, p),
@@ -258,29 +406,6 @@ impl Frame {
         };
         res.expect("a test frame that etherparse writes");
         out
-    }
-}
-
-/// The IP step of a builder, either family (one type for both).
-trait IpStep {
-    fn ipv4_or_6(self, ip: Ip, ttl: u8) -> PacketBuilderStep<etherparse::IpHeaders>;
-}
-
-impl IpStep for PacketBuilderStep<etherparse::Ethernet2Header> {
-    fn ipv4_or_6(self, ip: Ip, ttl: u8) -> PacketBuilderStep<etherparse::IpHeaders> {
-        match ip {
-            Ip::V4(a, b) => self.ipv4(a, b, ttl),
-            Ip::V6(a, b) => self.ipv6(a, b, ttl),
-        }
-    }
-}
-
-impl IpStep for PacketBuilderStep<etherparse::VlanHeader> {
-    fn ipv4_or_6(self, ip: Ip, ttl: u8) -> PacketBuilderStep<etherparse::IpHeaders> {
-        match ip {
-            Ip::V4(a, b) => self.ipv4(a, b, ttl),
-            Ip::V6(a, b) => self.ipv6(a, b, ttl),
-        }
     }
 }
 
@@ -330,5 +455,32 @@ mod tests {
         let f = Frame::echo(Ip::v6([1; 16], [2; 16]), 7, 1).build();
         let s = SlicedPacket::from_ethernet(&f).unwrap();
         assert!(matches!(s.transport, Some(TransportSlice::Icmpv6(_))));
+    }
+
+    #[test]
+    fn ipv4_fields_and_raw_protocols() {
+        let ip = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let f = Frame::udp(ip, 1, 2).ident(77).fragment(3, true).build();
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv4(v4)) = s.net else {
+            panic!()
+        };
+        let h = v4.header();
+        assert_eq!(h.identification(), 77);
+        assert_eq!(h.fragments_offset().value(), 3);
+        assert!(h.more_fragments() && !h.dont_fragment());
+
+        let f = Frame::raw(ip, 47).payload(&[0, 0, 8, 0]).build();
+        assert_eq!((f[14 + 9], f.len()), (47, 14 + 20 + 4));
+        let f = Frame::echo(ip, 1, 2).reply(true).build();
+        assert_eq!(f[14 + 20], 0, "ICMP echo reply type");
+        // Defaults are PacketBuilder's own: identical bytes.
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1, 2)
+            .write(&mut v, b"x")
+            .unwrap();
+        assert_eq!(Frame::udp(ip, 1, 2).payload(b"x").build(), v);
     }
 }

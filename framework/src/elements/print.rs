@@ -409,9 +409,7 @@ mod tests {
     use super::*;
     use crate::element::Value;
     use crate::packet::{Packet, Pool};
-    use etherparse::{
-        ArpHardwareId, ArpOperation, ArpPacket, EtherType, Icmpv6Type, PacketBuilder,
-    };
+    use etherparse::{ArpHardwareId, ArpOperation, ArpPacket, EtherType, PacketBuilder};
     use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -500,16 +498,11 @@ mod tests {
                 f.len()
             )
         );
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6(v6("fe80::1"), v6("ff02::1"), 255)
-            .icmpv6(Icmpv6Type::Unknown {
-                type_u8: 135,
-                code_u8: 0,
-                bytes5to8: [0; 4],
-            })
-            .write(&mut f, &[0; 16])
-            .unwrap();
+        let f = Frame::icmp(Ip::v6(v6("fe80::1"), v6("ff02::1")), 135)
+            .macs(A, B)
+            .ttl(255)
+            .payload(&[0; 16])
+            .build();
         assert!(summarize(&f).ends_with("IPv6 fe80::1 > ff02::1 ICMPv6 neighbor-solicit"));
     }
 

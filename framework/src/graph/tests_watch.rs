@@ -7,6 +7,7 @@ use crate::config::{configure_element, parse_edge};
 use crate::element::Registry;
 use crate::elements::classify::Filter;
 use crate::packet::{Packet, Pool};
+use testkit::frame::{Frame, Ip};
 
 /// in -> acl; acl[0] (udp) -> a, acl[1] (the rest) -> b; acl drops
 /// ICMP (`no-match` when `default` is left out).
@@ -31,19 +32,13 @@ fn graph(rules: &str) -> Graph {
 const RULES: &str = "rules = [\"udp -> 0\", \"tcp -> 1\"]";
 
 fn frame(proto: &str, n: u8) -> Packet {
-    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
-        [10, 0, 0, 1],
-        [10, 0, 0, 2],
-        64,
-    );
-    let mut v = Vec::new();
-    let payload = [n; 8];
-    match proto {
-        "udp" => b.udp(1000 + n as u16, 53).write(&mut v, &payload),
-        "tcp" => b.tcp(2000 + n as u16, 80, 1, 1000).write(&mut v, &payload),
-        _ => b.icmpv4_echo_request(1, n as u16).write(&mut v, &payload),
-    }
-    .expect("builds");
+    let ip = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let f = match proto {
+        "udp" => Frame::udp(ip, 1000 + n as u16, 53),
+        "tcp" => Frame::tcp(ip, 2000 + n as u16, 80, 0),
+        _ => Frame::echo(ip, 1, n as u16),
+    };
+    let v = f.payload(&[n; 8]).build();
     Packet::from_bytes(&v)
 }
 

@@ -352,12 +352,13 @@ mod tests {
     #[test]
     fn filters_match_packets() {
         let f = Filter::parse("udp and dst port 9").unwrap();
-        let mut v = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1024, 9)
-            .write(&mut v, &[0; 18])
-            .unwrap();
+        let v = testkit::frame::Frame::udp(
+            testkit::frame::Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]),
+            1024,
+            9,
+        )
+        .payload(&[0; 18])
+        .build();
         assert!(f.pass(&mut Packet::from_bytes(&v)));
         let f = Filter::parse("tcp").unwrap();
         assert!(!f.pass(&mut Packet::from_bytes(&v)));

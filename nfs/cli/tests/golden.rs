@@ -5,31 +5,26 @@
 mod common;
 
 use common::{eth_ipv4_tcp, run_ok};
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip, TCP_SYN};
 use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 
 fn udp4(src: [u8; 4], dst: [u8; 4], ttl: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(A, B)
-        .ipv4(src, dst, ttl)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
-    v
+    Frame::udp(Ip::v4(src, dst), sport, dport)
+        .macs(A, B)
+        .ttl(ttl)
+        .payload(payload)
+        .build()
 }
 
 fn icmp_echo(request: bool, dst: [u8; 4]) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(A, B).ipv4([10, 9, 9, 9], dst, 64);
-    if request {
-        b.icmpv4_echo_request(7, 1).write(&mut v, b"ping").unwrap();
-    } else {
-        b.icmpv4_echo_reply(7, 1).write(&mut v, b"pong").unwrap();
-    }
-    v
+    Frame::echo(Ip::v4([10, 9, 9, 9], dst), 7, 1)
+        .reply(!request)
+        .macs(A, B)
+        .payload(if request { b"ping" } else { b"pong" })
+        .build()
 }
 
 fn arp_request() -> Vec<u8> {
@@ -43,22 +38,13 @@ fn arp_request() -> Vec<u8> {
 }
 
 fn ipv6_udp(vlan: Option<u16>) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(A, B);
-    match vlan {
-        Some(id) => b
-            .single_vlan(id.try_into().unwrap())
-            .ipv6([0x20; 16], [0x30; 16], 64)
-            .udp(5000, 6000)
-            .write(&mut v, b"v6 payload")
-            .unwrap(),
-        None => b
-            .ipv6([0x20; 16], [0x30; 16], 64)
-            .udp(5000, 6000)
-            .write(&mut v, b"v6 payload")
-            .unwrap(),
+    let mut f = Frame::udp(Ip::v6([0x20; 16], [0x30; 16]), 5000, 6000)
+        .macs(A, B)
+        .payload(b"v6 payload");
+    if let Some(id) = vlan {
+        f = f.vlan(id);
     }
-    v
+    f.build()
 }
 
 #[test]
@@ -125,19 +111,22 @@ fn nat_rewrite_matches_independently_built_frames() {
 
     let gw_mac = [0x02, 0, 0, 0, 0x01, 0x01];
     let next_hop = [0x02, 0, 0, 0, 0x01, 0xfe];
-    let mut tcp_out = Vec::new();
-    PacketBuilder::ethernet2(gw_mac, next_hop)
-        .ipv4([192, 0, 2, 1], [198, 51, 100, 7], 63)
-        .tcp(40000, 80, 1000, 64240)
-        .syn()
-        .write(&mut tcp_out, b"hello")
-        .unwrap();
-    let mut udp_out = Vec::new();
-    PacketBuilder::ethernet2(gw_mac, next_hop)
-        .ipv4([192, 0, 2, 1], [198, 51, 100, 8], 16)
-        .udp(40000, 53)
-        .write(&mut udp_out, b"query")
-        .unwrap();
+    let tcp_out = Frame::tcp(
+        Ip::v4([192, 0, 2, 1], [198, 51, 100, 7]),
+        40000,
+        80,
+        TCP_SYN,
+    )
+    .macs(gw_mac, next_hop)
+    .ttl(63)
+    .seq(1000, 0, 64240)
+    .payload(b"hello")
+    .build();
+    let udp_out = Frame::udp(Ip::v4([192, 0, 2, 1], [198, 51, 100, 8]), 40000, 53)
+        .macs(gw_mac, next_hop)
+        .ttl(16)
+        .payload(b"query")
+        .build();
     let expected = vec![tcp_out, udp_out, v6, arp_request()];
 
     let dir = tempfile::tempdir().unwrap();
@@ -158,24 +147,17 @@ fn nat_rewrite_matches_independently_built_frames() {
 
 #[test]
 fn vlan_trunk_splits_and_untags() {
-    let mut v10 = Vec::new();
-    PacketBuilder::ethernet2(A, B)
-        .single_vlan(10.try_into().unwrap())
-        .ipv4([10, 0, 10, 1], [10, 0, 10, 2], 64)
-        .udp(1, 2)
-        .write(&mut v10, b"ten")
-        .unwrap();
+    let v10_out = udp4([10, 0, 10, 1], [10, 0, 10, 2], 64, 1, 2, b"ten");
+    let v10 = Frame::udp(Ip::v4([10, 0, 10, 1], [10, 0, 10, 2]), 1, 2)
+        .macs(A, B)
+        .vlan(10)
+        .payload(b"ten")
+        .build();
     let v20 = ipv6_udp(Some(20));
     let v30 = ipv6_udp(Some(30));
     let untagged = udp4([10, 0, 0, 1], [10, 0, 0, 2], 64, 1, 2, b"none");
     let input = vec![v10, v20, v30, untagged, arp_request()];
 
-    let mut v10_out = Vec::new();
-    PacketBuilder::ethernet2(A, B)
-        .ipv4([10, 0, 10, 1], [10, 0, 10, 2], 64)
-        .udp(1, 2)
-        .write(&mut v10_out, b"ten")
-        .unwrap();
     let v20_out = ipv6_udp(None);
 
     let dir = tempfile::tempdir().unwrap();
@@ -201,12 +183,10 @@ fn mirror_reflects_and_taps() {
     let udp = udp4([10, 0, 0, 1], [10, 0, 0, 2], 64, 7, 9, b"echo");
     let input = vec![tcp.clone(), udp.clone()];
     let tcp_back = eth_ipv4_tcp(B, A, [10, 3, 2, 1], [10, 1, 2, 3], 64, 2222, 1111, false);
-    let mut udp_back = Vec::new();
-    PacketBuilder::ethernet2(B, A)
-        .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
-        .udp(9, 7)
-        .write(&mut udp_back, b"echo")
-        .unwrap();
+    let udp_back = Frame::udp(Ip::v4([10, 0, 0, 2], [10, 0, 0, 1]), 9, 7)
+        .macs(B, A)
+        .payload(b"echo")
+        .build();
 
     let dir = tempfile::tempdir().unwrap();
     let inp = dir.path().join("in.pcap");

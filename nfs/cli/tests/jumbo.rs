@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::hpio_nf;
+use testkit::frame::{Frame, Ip};
 use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -16,12 +17,10 @@ const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 /// A UDP/IPv4 frame of exactly `len` bytes from A to B (flooded by the
 /// bridge: B is never learned), built and checked by etherparse.
 fn frame(len: usize, n: u8) -> Vec<u8> {
-    let mut v = Vec::new();
-    etherparse::PacketBuilder::ethernet2(A, B)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(4000 + u16::from(n), 9)
-        .write(&mut v, &vec![n; len - 42])
-        .unwrap();
+    let v = Frame::udp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 4000 + u16::from(n), 9)
+        .macs(A, B)
+        .payload(&vec![n; len - 42])
+        .build();
     assert_eq!(v.len(), len);
     assert!(etherparse::SlicedPacket::from_ethernet(&v)
         .unwrap()

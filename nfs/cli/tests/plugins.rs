@@ -10,7 +10,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use common::{drop_count, element, hpio_nf, root};
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
 use testkit::pcap;
 
 /// The plugin libraries, built once per test run with
@@ -92,42 +92,31 @@ const SERVER: [u8; 4] = [192, 0, 2, 80];
 
 /// A TCP segment from `src`: a SYN, a SYN-ACK or an ACK with data.
 fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, kind: &str) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
-        .ipv4(src, dst, 64)
-        .tcp(sport, 443, 7, 64240);
-    let (b, payload): (_, &[u8]) = match kind {
-        "syn" => (b.syn(), b""),
-        "syn-ack" => (b.syn().ack(8), b""),
-        _ => (b.ack(8), b"GET / HTTP/1.1\r\n"),
+    let (flags, payload): (_, &[u8]) = match kind {
+        "syn" => (TCP_SYN, b""),
+        "syn-ack" => (TCP_SYN | TCP_ACK, b""),
+        _ => (TCP_ACK, b"GET / HTTP/1.1\r\n"),
     };
-    let mut v = Vec::new();
-    b.write(&mut v, payload).unwrap();
-    v
+    Frame::tcp(Ip::v4(src, dst), sport, 443, flags)
+        .macs(MAC_A, MAC_B)
+        .seq(7, 8, 64240)
+        .payload(payload)
+        .build()
 }
 
 fn syn6(src: [u8; 16]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC_A, MAC_B)
-        .ipv6(
-            src,
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50],
-            64,
-        )
-        .tcp(50000, 443, 7, 64240)
-        .syn()
-        .write(&mut v, &[])
-        .unwrap();
-    v
+    let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50];
+    Frame::tcp(Ip::v6(src, dst), 50000, 443, TCP_SYN)
+        .macs(MAC_A, MAC_B)
+        .seq(7, 0, 64240)
+        .build()
 }
 
 fn udp4(src: [u8; 4]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC_A, MAC_B)
-        .ipv4(src, SERVER, 64)
-        .udp(5353, 53)
-        .write(&mut v, b"query")
-        .unwrap();
-    v
+    Frame::udp(Ip::v4(src, SERVER), 5353, 53)
+        .macs(MAC_A, MAC_B)
+        .payload(b"query")
+        .build()
 }
 
 /// The traffic of the SYN-guard test: (time in ns, frame, bucket key of a
@@ -331,13 +320,10 @@ fn marked_frames() -> Vec<Vec<u8>> {
             } else {
                 b"harmless"
             };
-            let mut v = Vec::new();
-            PacketBuilder::ethernet2(MAC_A, MAC_B)
-                .ipv4([10, 0, 0, i], SERVER, 64)
-                .udp(5000, 6000)
-                .write(&mut v, payload)
-                .unwrap();
-            v
+            Frame::udp(Ip::v4([10, 0, 0, i], SERVER), 5000, 6000)
+                .macs(MAC_A, MAC_B)
+                .payload(payload)
+                .build()
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{eth_ipv4_tcp, hpio_nf};
-use etherparse::PacketBuilder;
+use testkit::frame::{Frame, Ip};
 use testkit::pcap;
 
 const IN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 2];
@@ -58,23 +58,17 @@ rules = [
 "#;
 
 fn udp(dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-        .ipv4(INSIDE, OUTSIDE, 64)
-        .udp(5000, dport)
-        .write(&mut v, b"query")
-        .unwrap();
-    v
+    Frame::udp(Ip::v4(INSIDE, OUTSIDE), 5000, dport)
+        .macs(IN_MAC, OUT_MAC)
+        .payload(b"query")
+        .build()
 }
 
 fn ping() -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-        .ipv4(INSIDE, OUTSIDE, 64)
-        .icmpv4_echo_request(7, 1)
-        .write(&mut v, b"ping")
-        .unwrap();
-    v
+    Frame::echo(Ip::v4(INSIDE, OUTSIDE), 7, 1)
+        .macs(IN_MAC, OUT_MAC)
+        .payload(b"ping")
+        .build()
 }
 
 /// The config in a temporary folder with its inputs: a TCP SYN out, a DNS

@@ -692,7 +692,7 @@ mod tests {
     use hpio_nf::config::{configure_element, ConfigErrors};
     use hpio_nf::element::Registry;
     use hpio_nf::packet::{Packet, Pool};
-    use testkit::frame::{tcp_flags, Frame, Ip};
+    use testkit::frame::{tcp_flags, Frame, Ip, TCP_SYN};
 
     use crate::testfrag::fragments;
 
@@ -795,13 +795,11 @@ rules = [
     }
 
     fn echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
-        let ip = Ip::v4(src, dst);
-        let f = if request {
-            Frame::echo(ip, id, 1)
-        } else {
-            Frame::echo_reply(ip, id, 1)
-        };
-        f.macs(IN_MAC, OUT_MAC).payload(b"ping").build()
+        Frame::echo(Ip::v4(src, dst), id, 1)
+            .reply(!request)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(b"ping")
+            .build()
     }
 
     fn arp() -> Vec<u8> {
@@ -971,15 +969,10 @@ rules = [
     #[test]
     fn untracked_protocols_need_a_stateless_rule() {
         // GRE from the inside: allowed by a state-any rule, but creates no flow.
-        let mut gre = Vec::new();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ip(etherparse::IpHeaders::Ipv4(
-                etherparse::Ipv4Header::new(4, 64, etherparse::IpNumber::GRE, IN_HOST, OUT_HOST)
-                    .unwrap(),
-                Default::default(),
-            ))
-            .write(&mut gre, etherparse::IpNumber::GRE, &[0; 4])
-            .unwrap();
+        let gre = Frame::raw(Ip::v4(IN_HOST, OUT_HOST), 47)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(&[0; 4])
+            .build();
         let body = r#"rules = [
   { from = "inside", match = "proto 47", state = "new", action = "allow" },
   { from = "inside", match = "proto 47", action = "allow", name = "gre" },
@@ -1069,37 +1062,27 @@ rules = [
 
     /// An inside UDP datagram of `len` data bytes (`v6`: over IPv6).
     fn big_udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, len: usize) -> Vec<u8> {
-        let mut v = Vec::new();
         let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ipv4(src, dst, 64)
-            .udp(sport, dport)
-            .write(&mut v, &data)
-            .unwrap();
-        v
+        Frame::udp(Ip::v4(src, dst), sport, dport)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(&data)
+            .build()
     }
 
     fn big_udp6(src: u8, sport: u16, dst: u8, dport: u16, len: usize) -> Vec<u8> {
-        let mut v = Vec::new();
         let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ipv6([src; 16], [dst; 16], 64)
-            .udp(sport, dport)
-            .write(&mut v, &data)
-            .unwrap();
-        v
+        Frame::udp(Ip::v6([src; 16], [dst; 16]), sport, dport)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(&data)
+            .build()
     }
 
     fn big_echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16, len: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        let data = vec![0x5a; len];
-        let b = PacketBuilder::ethernet2(IN_MAC, OUT_MAC).ipv4(src, dst, 64);
-        if request {
-            b.icmpv4_echo_request(id, 1).write(&mut v, &data).unwrap();
-        } else {
-            b.icmpv4_echo_reply(id, 1).write(&mut v, &data).unwrap();
-        }
-        v
+        Frame::echo(Ip::v4(src, dst), id, 1)
+            .reply(!request)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(&vec![0x5a; len])
+            .build()
     }
 
     impl Fw {
@@ -1241,16 +1224,10 @@ rules = [
     #[test]
     fn tiny_and_overlapping_tcp_fragments_are_dropped() {
         let mut fw = Fw::new(RULES);
-        let syn = {
-            let mut v = Vec::new();
-            PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-                .ipv4(IN_HOST, OUT_HOST, 64)
-                .tcp(40000, 80, 1, 1000)
-                .syn()
-                .write(&mut v, &[0; 64])
-                .unwrap();
-            v
-        };
+        let syn = Frame::tcp(Ip::v4(IN_HOST, OUT_HOST), 40000, 80, TCP_SYN)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(&[0; 64])
+            .build();
         // The first fragment holds 8 bytes of TCP: no flags for the rules to see.
         let tiny = fragments(&syn, 8, 31);
         assert!(fw.run(0, 0, &tiny[..1]).is_empty());
@@ -1595,15 +1572,10 @@ rules = [
         assert_eq!(fw.e.write("kill", "all", &cx), Ok(json!({"killed": 1})));
         assert_eq!(fw.e.read("flows", &cx), Ok(json!([])));
         // An ICMP echo flow is shown with its id and killed by it.
-        let ping = {
-            let mut v = Vec::new();
-            PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-                .ipv4(IN_HOST, OUT_HOST, 64)
-                .icmpv4_echo_request(77, 1)
-                .write(&mut v, b"hi")
-                .unwrap();
-            v
-        };
+        let ping = Frame::echo(Ip::v4(IN_HOST, OUT_HOST), 77, 1)
+            .macs(IN_MAC, OUT_MAC)
+            .payload(b"hi")
+            .build();
         assert_eq!(fw.push(0, 3 * S, &[ping]), 1);
         let f = fw.e.read("flows", &cx).unwrap();
         assert_eq!((&f[0]["proto"], &f[0]["id"]), (&json!("icmp"), &json!(77)));

@@ -249,13 +249,11 @@ pub(crate) mod tests {
     }
 
     fn echo4(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
-        let ip = Ip::v4(src, dst);
-        let f = if request {
-            Frame::echo(ip, id, 1)
-        } else {
-            Frame::echo_reply(ip, id, 1)
-        };
-        f.macs(M1, M2).payload(b"p").build()
+        Frame::echo(Ip::v4(src, dst), id, 1)
+            .reply(!request)
+            .macs(M1, M2)
+            .payload(b"p")
+            .build()
     }
 
     #[test]
@@ -280,18 +278,14 @@ pub(crate) mod tests {
         };
         assert_ne!(other.tuple, out.tuple);
 
-        let mut u = Vec::new();
-        PacketBuilder::ethernet2(M1, M2)
-            .ipv6([1; 16], [2; 16], 64)
-            .udp(5000, 53)
-            .write(&mut u, b"q")
-            .unwrap();
-        let mut r = Vec::new();
-        PacketBuilder::ethernet2(M2, M1)
-            .ipv6([2; 16], [1; 16], 64)
-            .udp(53, 5000)
-            .write(&mut r, b"a")
-            .unwrap();
+        let u = Frame::udp(Ip::v6([1; 16], [2; 16]), 5000, 53)
+            .macs(M1, M2)
+            .payload(b"q")
+            .build();
+        let r = Frame::udp(Ip::v6([2; 16], [1; 16]), 53, 5000)
+            .macs(M2, M1)
+            .payload(b"a")
+            .build();
         let (Extract::Tracked(q), Extract::Tracked(a6)) = (seen(&u), seen(&r)) else {
             panic!()
         };
@@ -330,15 +324,10 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(seen(&v), Extract::Untracked);
         // GRE.
-        let mut g = Vec::new();
-        PacketBuilder::ethernet2(M1, M2)
-            .ip(etherparse::IpHeaders::Ipv4(
-                etherparse::Ipv4Header::new(4, 64, etherparse::IpNumber::GRE, [1; 4], [2; 4])
-                    .unwrap(),
-                Default::default(),
-            ))
-            .write(&mut g, etherparse::IpNumber::GRE, &[0; 4])
-            .unwrap();
+        let g = Frame::raw(Ip::v4([1; 4], [2; 4]), 47)
+            .macs(M1, M2)
+            .payload(&[0; 4])
+            .build();
         assert_eq!(seen(&g), Extract::Untracked);
         // An echo request cut to its first 4 ICMP bytes (the IP length says so):
         // the framework parses it (4 bytes of ICMP), the identifier is missing.

@@ -22,12 +22,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use etherparse::PacketBuilder;
 use hpio_nf::config::{Clock, Config};
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use testkit::frame::{tcp_flags, Frame, Ip};
+use testkit::frame::{tcp_flags, Frame, Ip, TCP_SYN};
 use testkit::pcap;
 
 #[path = "../src/testfrag.rs"]
@@ -98,24 +97,19 @@ fn udp(from: Side, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8
 
 fn echo(from: Side, src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let ip = Ip::v4(src, dst);
-    let f = if request {
-        Frame::echo(ip, id, 1)
-    } else {
-        Frame::echo_reply(ip, id, 1)
-    };
-    f.macs(sm, dm).payload(b"ping").build()
+    Frame::echo(Ip::v4(src, dst), id, 1)
+        .reply(!request)
+        .macs(sm, dm)
+        .payload(b"ping")
+        .build()
 }
 
 fn gre(from: Side, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let ip = etherparse::Ipv4Header::new(4, 64, etherparse::IpNumber::GRE, src, dst).unwrap();
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(sm, dm)
-        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-        .write(&mut v, etherparse::IpNumber::GRE, &[0, 0, 0x08, 0])
-        .unwrap();
-    v
+    Frame::raw(Ip::v4(src, dst), 47)
+        .macs(sm, dm)
+        .payload(&[0, 0, 0x08, 0])
+        .build()
 }
 
 /// An ARP request from `from`'s host for the other host.
@@ -544,27 +538,23 @@ fn full_table_is_counted_and_refuses_new_flows() {
 fn big_udp(from: Side, src: &[u8], sport: u16, dst: &[u8], dport: u16, len: usize) -> Vec<u8> {
     let (sm, dm) = macs(from);
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    let b = PacketBuilder::ethernet2(sm, dm);
-    let b = match (src.len(), dst.len()) {
-        (4, 4) => b.ipv4(src.try_into().unwrap(), dst.try_into().unwrap(), 64),
-        _ => b.ipv6(src.try_into().unwrap(), dst.try_into().unwrap(), 64),
+    let ip = match (src.len(), dst.len()) {
+        (4, 4) => Ip::v4(src.try_into().unwrap(), dst.try_into().unwrap()),
+        _ => Ip::v6(src.try_into().unwrap(), dst.try_into().unwrap()),
     };
-    let mut v = Vec::new();
-    b.udp(sport, dport).write(&mut v, &data).unwrap();
-    v
+    Frame::udp(ip, sport, dport)
+        .macs(sm, dm)
+        .payload(&data)
+        .build()
 }
 
 fn big_echo(from: Side, src: [u8; 4], dst: [u8; 4], request: bool, id: u16, len: usize) -> Vec<u8> {
     let (sm, dm) = macs(from);
-    let b = PacketBuilder::ethernet2(sm, dm).ipv4(src, dst, 64);
-    let mut v = Vec::new();
-    let data = vec![0xa5; len];
-    if request {
-        b.icmpv4_echo_request(id, 9).write(&mut v, &data).unwrap();
-    } else {
-        b.icmpv4_echo_reply(id, 9).write(&mut v, &data).unwrap();
-    }
-    v
+    Frame::echo(Ip::v4(src, dst), id, 9)
+        .reply(!request)
+        .macs(sm, dm)
+        .payload(&vec![0xa5; len])
+        .build()
 }
 
 /// A fragment event: a first fragment names its rule, a later one none.
@@ -696,15 +686,12 @@ fn fragments_follow_their_first_through_the_shipped_policy() {
 fn tiny_fragment_attack_over_pcap_ports() {
     let syn = tcp(Outside, OUTSIDE2, 3333, INSIDE, 8080, "syn");
     let tiny = fragments(&syn, 8, 7);
-    let (mut big, mut v) = (Vec::new(), Vec::new());
-    big.extend_from_slice(&[0x11; 1200]);
     let (sm, dm) = macs(Outside);
-    PacketBuilder::ethernet2(sm, dm)
-        .ipv4(OUTSIDE2, INSIDE, 64)
-        .tcp(3334, 8080, 1000, 64240)
-        .syn()
-        .write(&mut v, &big)
-        .unwrap();
+    let v = Frame::tcp(Ip::v4(OUTSIDE2, INSIDE), 3334, 8080, TCP_SYN)
+        .seq(1000, 0, 64240)
+        .macs(sm, dm)
+        .payload(&[0x11; 1200])
+        .build();
     let fine = fragments(&v, 512, 8);
     let frames: Vec<Vec<u8>> = tiny.iter().chain(fine.iter()).cloned().collect();
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,13 @@
-//! Test helpers for Classify: frames built with etherparse (an independent
-//! builder), and the meaning of a match written directly over etherparse's
+//! Test helpers for Classify: frames built with testkit::frame and
+//! etherparse (independent builders), and the meaning of a match written directly over etherparse's
 //! own parse, for differential tests of the compiled matcher.
 
 use std::net::IpAddr;
 
 use super::rule::{Frag, Match, Proto, Vlan, L3};
-use etherparse::{ArpEthIpv4Packet, ArpOperation, IpHeaders, IpNumber, PacketBuilder};
-use etherparse::{NetSlice, PacketBuilderStep, SlicedPacket, TransportSlice, VlanId};
+use etherparse::{ArpEthIpv4Packet, ArpOperation, PacketBuilder};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice, VlanId};
+use testkit::frame::{Frame, Ip};
 
 /// The network layer of a test frame.
 #[derive(Debug, Clone, Copy)]
@@ -91,52 +92,19 @@ pub fn frame(s: &Spec) -> Vec<u8> {
         .expect("ARP frame");
         return out;
     }
-    let step: PacketBuilderStep<IpHeaders> = match (s.vlan.as_slice(), s.net) {
-        ([], Net::V4(a, b)) => eth.ipv4(a, b, 64),
-        ([], Net::V6(a, b)) => eth.ipv6(a, b, 64),
-        ([x], Net::V4(a, b)) => eth.single_vlan(vid(*x)).ipv4(a, b, 64),
-        ([x], Net::V6(a, b)) => eth.single_vlan(vid(*x)).ipv6(a, b, 64),
-        ([x, y], Net::V4(a, b)) => eth.double_vlan(vid(*x), vid(*y)).ipv4(a, b, 64),
-        ([x, y], Net::V6(a, b)) => eth.double_vlan(vid(*x), vid(*y)).ipv6(a, b, 64),
-        _ => panic!("bad test spec {s:?}"),
+    let ip = match s.net {
+        Net::V4(a, b) => Ip::v4(a, b),
+        Net::V6(a, b) => Ip::v6(a, b),
+        _ => unreachable!("ARP and raw frames are built above"),
     };
-    match s.tp {
-        Tp::Tcp(sp, dp, flags) => {
-            let mut t = step.tcp(sp, dp, 1, 1000);
-            if flags & 0x01 != 0 {
-                t = t.fin();
-            }
-            if flags & 0x02 != 0 {
-                t = t.syn();
-            }
-            if flags & 0x04 != 0 {
-                t = t.rst();
-            }
-            if flags & 0x08 != 0 {
-                t = t.psh();
-            }
-            if flags & 0x10 != 0 {
-                t = t.ack(7);
-            }
-            if flags & 0x20 != 0 {
-                t = t.urg(1);
-            }
-            if flags & 0x40 != 0 {
-                t = t.ece();
-            }
-            if flags & 0x80 != 0 {
-                t = t.cwr();
-            }
-            t.write(&mut out, &PAYLOAD)
-        }
-        Tp::Udp(sp, dp) => step.udp(sp, dp).write(&mut out, &PAYLOAD),
-        Tp::Icmp4(t) => step.icmpv4_raw(t, 0, [0; 4]).write(&mut out, &PAYLOAD),
-        Tp::Icmp6(t) => step.icmpv6_raw(t, 0, [0; 4]).write(&mut out, &PAYLOAD),
-        Tp::Proto(p) => step.write(&mut out, IpNumber(p), &PAYLOAD),
-        Tp::None => step.write(&mut out, IpNumber(253), &[]),
-    }
-    .expect("test frame");
-    out
+    let f = match s.tp {
+        Tp::Tcp(sp, dp, flags) => Frame::tcp(ip, sp, dp, flags).seq(1, 7, 1000).urgent(1),
+        Tp::Udp(sp, dp) => Frame::udp(ip, sp, dp),
+        Tp::Icmp4(t) | Tp::Icmp6(t) => Frame::icmp(ip, t),
+        Tp::Proto(p) => Frame::raw(ip, p),
+        Tp::None => return Frame::raw(ip, 253).vlans(&s.vlan).build(),
+    };
+    f.vlans(&s.vlan).payload(&PAYLOAD).build()
 }
 
 /// What etherparse (an independent parser) sees in a frame.
