@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ctl;
 use serde_json::Value;
 use testkit::Need;
 
@@ -124,16 +125,6 @@ fn run(config: &Path, socket: &Path) -> Command {
     let mut c = common::hpio_nf();
     c.arg("run").arg(config).arg("--control").arg(socket);
     c
-}
-
-fn ctl(socket: &Path, args: &[&str]) -> Output {
-    common::hpio_nf()
-        .arg("ctl")
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {

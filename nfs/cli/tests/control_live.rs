@@ -10,12 +10,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{ctl, testbed};
 use serde_json::Value;
 use testkit::Need;
 
@@ -32,14 +33,6 @@ fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn testbed(action: &str, topology: &str) {
-    let out = common::hpio_nf()
-        .args(["testbed", action, topology])
-        .output()
-        .expect("run hpio-nf testbed");
-    assert!(out.status.success(), "testbed {action} {topology}: {out:?}");
 }
 
 /// The testbed, the NF serving a socket, background helpers; all removed
@@ -120,16 +113,6 @@ impl Drop for Live {
         }
         testbed("down", self.topology);
     }
-}
-
-fn ctl(socket: &Path, args: &[&str]) -> Output {
-    common::hpio_nf()
-        .arg("ctl")
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn ns(netns: &str, args: &[&str]) -> Command {

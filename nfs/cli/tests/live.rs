@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::testbed;
 use serde_json::Value;
 use testkit::Need;
 
@@ -103,18 +104,6 @@ fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
     }
     // A failed test poisons the lock; the next one still runs.
     Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn testbed(action: &str, topology: &str) {
-    let out = common::hpio_nf()
-        .args(["testbed", action, topology])
-        .output()
-        .expect("run hpio-nf testbed");
-    assert!(
-        out.status.success(),
-        "hpio-nf testbed {action} {topology}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Everything a test set up: the testbed, the NF, background helpers, a

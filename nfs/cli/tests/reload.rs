@@ -5,10 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ctl;
 use serde_json::Value;
 
 const BASE: &str = r#"connections = ["g -> count -> g"]
@@ -87,16 +88,6 @@ impl Drop for Run {
             let _ = c.wait();
         }
     }
-}
-
-fn ctl(sock: &Path, args: &[&str]) -> Output {
-    common::hpio_nf()
-        .arg("ctl")
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .output()
-        .expect("run hpio-nf ctl")
 }
 
 fn text(b: &[u8]) -> String {

@@ -3,8 +3,8 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -180,4 +180,28 @@ impl Drop for LiveRun {
             let _ = c.wait();
         }
     }
+}
+
+/// `hpio-nf ctl --socket SOCKET ARGS...`, run to its end.
+pub fn ctl(socket: &Path, args: &[&str]) -> Output {
+    hpio_nf()
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run hpio-nf ctl")
+}
+
+/// `hpio-nf testbed ACTION TOPOLOGY`, which must succeed.
+pub fn testbed(action: &str, topology: &str) {
+    let out = hpio_nf()
+        .args(["testbed", action, topology])
+        .output()
+        .expect("run hpio-nf testbed");
+    assert!(
+        out.status.success(),
+        "hpio-nf testbed {action} {topology}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
