@@ -241,6 +241,8 @@ pub enum L2 {
 pub enum Edit {
     /// The TCP/UDP checksum holds only the pseudo-header sum.
     PartialCsum,
+    /// The UDP checksum is 0: none (allowed over IPv4 only).
+    NoUdpCsum,
     /// The IPv4 total length or IPv6 payload length says this.
     IpLen(u16),
     /// Only the first this many bytes are kept.
@@ -405,6 +407,12 @@ impl Frame {
     /// `CHECKSUM_PARTIAL`).
     pub fn partial_csum(mut self) -> Frame {
         self.edits.push(Edit::PartialCsum);
+        self
+    }
+
+    /// The UDP checksum left out (0), as IPv4 allows.
+    pub fn no_udp_csum(mut self) -> Frame {
+        self.edits.push(Edit::NoUdpCsum);
         self
     }
 

@@ -9,6 +9,11 @@ pub(super) fn apply(f: &Frame, out: &mut Vec<u8>) {
     for e in &f.edits {
         match *e {
             Edit::PartialCsum => partial_csum(f, out, l3),
+            Edit::NoUdpCsum => {
+                assert!(matches!(f.l4, L4::Udp { .. }), "UDP's checksum");
+                let at = out.len() - f.payload.len() - 2;
+                out[at..at + 2].fill(0);
+            }
             Edit::IpLen(len) => match f.ip {
                 Ip::V4(..) => {
                     out[l3 + 2..l3 + 4].copy_from_slice(&len.to_be_bytes());
