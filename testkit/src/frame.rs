@@ -243,6 +243,8 @@ pub enum Edit {
     PartialCsum,
     /// The UDP checksum is 0: none (allowed over IPv4 only).
     NoUdpCsum,
+    /// TCP's data offset says a header of this many bytes.
+    TcpHeaderLen(u8),
     /// The IPv4 total length or IPv6 payload length says this.
     IpLen(u16),
     /// Only the first this many bytes are kept.
@@ -413,6 +415,13 @@ impl Frame {
     /// The UDP checksum left out (0), as IPv4 allows.
     pub fn no_udp_csum(mut self) -> Frame {
         self.edits.push(Edit::NoUdpCsum);
+        self
+    }
+
+    /// TCP's data offset set to say a header of `len` bytes (a multiple of
+    /// 4) after building: a header that lies.
+    pub fn tcp_header_len(mut self, len: u8) -> Frame {
+        self.edits.push(Edit::TcpHeaderLen(len));
         self
     }
 

@@ -24,6 +24,11 @@ pub(super) fn apply(f: &Frame, out: &mut Vec<u8>) {
                 }
                 Ip::V6(..) => out[l3 + 4..l3 + 6].copy_from_slice(&len.to_be_bytes()),
             },
+            Edit::TcpHeaderLen(len) => {
+                assert!(matches!(f.l4, L4::Tcp { .. }) && len % 4 == 0);
+                let at = out.len() - f.payload.len() - 20 - f.tcp_options.len() + 12;
+                out[at] = (len / 4) << 4 | (out[at] & 0x0f);
+            }
             Edit::Cut(len) => out.truncate(len),
             Edit::Pad(len, byte) => out.resize(out.len().max(len), byte),
         }
