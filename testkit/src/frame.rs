@@ -26,7 +26,7 @@ mod frag;
 mod l2;
 
 pub use frag::fragments;
-pub use l2::{tag, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+pub use l2::{marked, tag, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// TCP flag FIN (the bits of the header's flags byte).
 pub const TCP_FIN: u8 = 0x01;

@@ -156,7 +156,7 @@ fn write_pcap(path: &Path, events: &[Ev]) {
     for e in events {
         assert!(e.at_ms >= last, "events are in time order");
         last = e.at_ms;
-        let frame = tag(&e.frame, if e.from == Inside { 1 } else { 2 }, 0);
+        let frame = tag(&e.frame, 0x8100, if e.from == Inside { 1 } else { 2 });
         frames.push(pcap::Frame::new(T0_NS + e.at_ms * 1_000_000, frame));
     }
     pcap::write(path, &frames);

@@ -41,17 +41,31 @@ pub(super) fn ethernet(f: &Frame) -> Vec<u8> {
     out
 }
 
-/// `frame` with an 802.1Q tag (`vid`, priority `pcp`) put in after the
-/// MAC addresses, outside any tag already there.
-pub fn tag(frame: &[u8], vid: u16, pcp: u8) -> Vec<u8> {
-    assert!(
-        vid < 4096 && pcp < 8,
-        "VLAN id below 4096, priority below 8"
-    );
+/// `frame` with a VLAN tag (`tpid`, 0x8100 for 802.1Q or 0x88a8 for
+/// 802.1ad, and `tci`: priority << 13 | id) put in after the MAC addresses,
+/// outside any tag already there.
+pub fn tag(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
     let mut v = frame.to_vec();
-    let tci = u16::from(pcp) << 13 | vid;
-    let [a, b] = tci.to_be_bytes();
-    v.splice(12..12, [0x81, 0x00, a, b]);
+    let [a, b] = tpid.to_be_bytes();
+    let [c, d] = tci.to_be_bytes();
+    v.splice(12..12, [a, b, c, d]);
+    v
+}
+
+/// A frame for tests that send on a live link and must tell their own
+/// frames from others: `len` bytes of `ethertype` (pick a local
+/// experimental one, 0x88b5 or 0x88b6), MAC addresses zero, then `token`
+/// (whose), `seq` (which, big-endian), then bytes that vary with `seq`.
+pub fn marked(ethertype: u16, token: &[u8], seq: u32, len: usize) -> Vec<u8> {
+    let mut body = token.to_vec();
+    body.extend_from_slice(&seq.to_be_bytes());
+    let mut v = Frame::ether(ethertype)
+        .macs([0; 6], [0; 6])
+        .payload(&body)
+        .build();
+    assert!(len >= v.len(), "room for the token and sequence number");
+    let n = v.len();
+    v.extend((n..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seq) as u8));
     v
 }
 
