@@ -809,6 +809,13 @@ mod tests {
         assert_eq!((f[..6].to_vec(), f.len()), (vec![0xff; 6], 42));
         let f = Frame::ether(0x88cc).vlan(3).payload(&[1, 2]).build();
         assert_eq!(f[12..], [0x81, 0, 0, 3, 0x88, 0xcc, 1, 2]);
+        let plain = Frame::ether(0x88cc).payload(&[1, 2]).build();
+        assert_eq!(tag(&plain, 0x8100, 3), f);
+        let m = marked(0x88b5, b"tok", 9, 60);
+        assert_eq!(
+            (m.len(), &m[12..21]),
+            (60, &[0x88, 0xb5, b't', b'o', b'k', 0, 0, 0, 9][..])
+        );
 
         let v4 = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
         let inner = Frame::udp(v4, 5, 6).payload(&[7; 30]);
