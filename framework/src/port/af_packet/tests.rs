@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::Config;
-use crate::element::{Registry, Value};
+use crate::element::Value;
 use crate::packet::{Batch, Packet, Pool, MAX_FRAME};
-use crate::port::{PortRegistry, Recv};
+use crate::port::Recv;
 use crate::sys::MsgVec;
 
 /// IEEE 802 "local experimental" EtherType: nothing else on `lo` uses it.
@@ -93,14 +93,7 @@ fn recv_ours(rx: &mut dyn RxQueue, pool: &mut Pool, token: [u8; 8], want: usize)
 fn loader_fills_defaults_and_checks_values() {
     let load = |port: &str| {
         let text = format!("connections = [\"x -> x\"]\n[ports.x]\n{port}\n");
-        Config::parse_str(
-            &text,
-            "t.toml",
-            &Registry::builtin(),
-            &PortRegistry::builtin(),
-            &[],
-        )
-        .map_err(|e| e.to_string())
+        Config::parse_builtin(&text, "t.toml").map_err(|e| e.to_string())
     };
     let cfg = load("driver = \"af_packet\"\ninterface = \"veth-none9\"").unwrap();
     let s = &cfg.ports[0].spec;

@@ -627,8 +627,7 @@ fn large_flow_counts_stay_exact() {
 #[test]
 fn config_loader_defaults_and_a_run_into_a_pcap_file() {
     use crate::config::Config;
-    use crate::element::Registry;
-    use crate::port::PortRegistry;
+
     use crate::runtime::{run, RunOptions};
 
     let out = std::env::temp_dir().join(format!("hpio-nf-gen-run-{}.pcap", std::process::id()));
@@ -639,14 +638,7 @@ fn config_loader_defaults_and_a_run_into_a_pcap_file() {
          [ports.out]\ndriver = \"pcap\"\noutput = \"{}\"\n",
         out.display()
     );
-    let cfg = Config::parse_str(
-        &text,
-        "t.toml",
-        &Registry::builtin(),
-        &PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap();
+    let cfg = Config::parse_builtin(&text, "t.toml").unwrap();
     let desc = cfg.ports[0].spec.describe();
     assert!(desc.contains("74-byte TCP/IPv6 frames, 4 flow(s), 2 queue(s), 12 packets"));
     let opened = cfg
