@@ -109,7 +109,7 @@ fn non_ip_frames_pass_ip_rewrites_unchanged() {
         ("src_port", Value::Int(9)),
     ];
     let mut el = element(&list);
-    let (sent, _) = run(&mut *el, &[arp.clone()]);
+    let (sent, _) = run(&mut *el, std::slice::from_ref(&arp));
     assert_eq!(sent, vec![arp]);
     assert_eq!(stat(&*el, "skipped"), 1);
 }
