@@ -9,10 +9,12 @@ mod counter;
 mod discard;
 mod ether_mirror;
 mod forward;
+mod ip_lookup;
 mod paint;
 mod paint_switch;
 mod print;
 mod rewrite;
+pub mod route;
 mod tee;
 
 // Defined here, not in `element`, so that the element API does not name its
@@ -38,4 +40,5 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(print::CLASS);
     r.register(tee::CLASS);
     r.register(rewrite::CLASS);
+    r.register(ip_lookup::CLASS);
 }
