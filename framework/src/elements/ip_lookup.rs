@@ -383,33 +383,61 @@ impl IpLookup {
     }
 }
 
+/// Table value standing for a frame that is not IP.
+const V_NOT_IP: u16 = u16::MAX;
+/// Table value standing for a malformed IP header.
+const V_MALFORMED: u16 = u16::MAX - 1;
+/// Packets looked up before any is routed: the lookups of a chunk are
+/// independent loads the processor overlaps (the table misses the caches).
+const CHUNK: usize = 32;
+
+impl IpLookup {
+    /// The table value of `pkt` (or `V_NOT_IP`, `V_MALFORMED`).
+    #[inline(always)]
+    fn value(&self, pkt: &mut crate::packet::Packet) -> u16 {
+        let h = pkt.headers();
+        if h.l3 == L3Kind::Other {
+            return V_NOT_IP;
+        }
+        if matches!(
+            h.status,
+            ParseStatus::L2Truncated | ParseStatus::L3Malformed
+        ) {
+            return V_MALFORMED;
+        }
+        self.lookup(h.l3, pkt.data(), usize::from(h.l3_off))
+    }
+
+    /// Sends `pkt` as its table value `v` says.
+    #[inline(always)]
+    fn route(&self, mut pkt: crate::packet::Packet, v: u16, out: &mut Output) {
+        match self.hops.get(usize::from(v).wrapping_sub(1)) {
+            Some(hop) => {
+                let a = pkt.anno_mut();
+                a[NEXT_HOP_ANNO] = hop.words[0];
+                a[NEXT_HOP_ANNO + 1] = hop.words[1];
+                out.push(hop.output, pkt);
+            }
+            None if v == V_NOT_IP => out.drop(pkt, NOT_IP),
+            None if v == V_MALFORMED => out.drop(pkt, MALFORMED),
+            None => match self.no_route {
+                Some(o) => out.push(o, pkt),
+                None => out.drop(pkt, NO_ROUTE),
+            },
+        }
+    }
+}
+
 impl Element for IpLookup {
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
-        for mut pkt in batch.drain(..) {
-            let h = pkt.headers();
-            if h.l3 == L3Kind::Other {
-                out.drop(pkt, NOT_IP);
-                continue;
+        let mut vals = [0u16; CHUNK];
+        while !batch.is_empty() {
+            let n = batch.len().min(CHUNK);
+            for (v, pkt) in vals.iter_mut().zip(batch[..n].iter_mut()) {
+                *v = self.value(pkt);
             }
-            if matches!(
-                h.status,
-                ParseStatus::L2Truncated | ParseStatus::L3Malformed
-            ) {
-                out.drop(pkt, MALFORMED);
-                continue;
-            }
-            let v = self.lookup(h.l3, pkt.data(), usize::from(h.l3_off));
-            match self.hops.get(usize::from(v).wrapping_sub(1)) {
-                Some(hop) => {
-                    let a = pkt.anno_mut();
-                    a[NEXT_HOP_ANNO] = hop.words[0];
-                    a[NEXT_HOP_ANNO + 1] = hop.words[1];
-                    out.push(hop.output, pkt);
-                }
-                None => match self.no_route {
-                    Some(o) => out.push(o, pkt),
-                    None => out.drop(pkt, NO_ROUTE),
-                },
+            for (pkt, &v) in batch.drain(..n).zip(vals.iter()) {
+                self.route(pkt, v, out);
             }
         }
     }

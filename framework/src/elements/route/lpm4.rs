@@ -26,7 +26,6 @@ pub const MAX_VALUE: u16 = 0x7fff;
 pub const MAX_GROUPS: usize = 0x8000;
 
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`.
-#[derive(Clone)]
 pub struct Lpm4 {
     tbl24: Vec<u16>,
     depth24: Vec<u8>,
@@ -63,6 +62,28 @@ pub fn mask4(len: u8) -> u32 {
     }
 }
 
+/// A zeroed table of `n` entries, on huge pages where the kernel has them.
+fn big_table<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = vec![T::default(); n];
+    crate::sys::memory::advise_huge_pages(&mut v);
+    v
+}
+
+impl Clone for Lpm4 {
+    fn clone(&self) -> Lpm4 {
+        let mut tbl24 = big_table(self.tbl24.len());
+        tbl24.copy_from_slice(&self.tbl24);
+        Lpm4 {
+            tbl24,
+            depth24: self.depth24.clone(),
+            tbl8: self.tbl8.clone(),
+            depth8: self.depth8.clone(),
+            free_groups: self.free_groups.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+}
+
 impl Default for Lpm4 {
     fn default() -> Self {
         Lpm4::new()
@@ -73,7 +94,7 @@ impl Lpm4 {
     /// An empty table (48 MiB: every /24 has its entry).
     pub fn new() -> Lpm4 {
         Lpm4 {
-            tbl24: vec![0; 1 << 24],
+            tbl24: big_table(1 << 24),
             depth24: vec![0; 1 << 24],
             tbl8: Vec::new(),
             depth8: Vec::new(),
