@@ -274,7 +274,10 @@ fn dst_step(p: &Params, dst: IpAddr, count: u64) -> Result<(u64, u32), ParamErro
     if max - n < (u128::from(count) - 1) << shift {
         return Err(ParamError::new(
             "dst_ip_count",
-            format!("{count} addresses from {dst} run past the end of the address space"),
+            format!(
+                "{count} addresses from {dst} run past the end of the IPv{} address space",
+                if v6 { 6 } else { 4 }
+            ),
         ));
     }
     Ok((step, shift))
