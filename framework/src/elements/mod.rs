@@ -6,9 +6,11 @@ pub use print::summarize;
 
 pub mod classify;
 mod counter;
+mod dec_ip_ttl;
 mod discard;
 mod ether_mirror;
 mod forward;
+mod icmp_error;
 mod ip_lookup;
 mod paint;
 mod paint_switch;
@@ -41,4 +43,6 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(tee::CLASS);
     r.register(rewrite::CLASS);
     r.register(ip_lookup::CLASS);
+    r.register(dec_ip_ttl::CLASS);
+    r.register(icmp_error::CLASS);
 }
