@@ -12,6 +12,7 @@ mod ether_mirror;
 mod forward;
 mod icmp_error;
 mod ip_lookup;
+pub mod neighbor;
 mod paint;
 mod paint_switch;
 mod print;
@@ -45,4 +46,6 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(ip_lookup::CLASS);
     r.register(dec_ip_ttl::CLASS);
     r.register(icmp_error::CLASS);
+    r.register(neighbor::arp_responder::CLASS);
+    r.register(neighbor::arp_querier::CLASS);
 }
