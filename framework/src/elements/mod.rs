@@ -48,4 +48,6 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(icmp_error::CLASS);
     r.register(neighbor::arp_responder::CLASS);
     r.register(neighbor::arp_querier::CLASS);
+    r.register(neighbor::nd_responder::CLASS);
+    r.register(neighbor::nd_querier::CLASS);
 }

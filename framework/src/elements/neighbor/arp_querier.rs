@@ -2,40 +2,16 @@
 
 use std::net::Ipv4Addr;
 
-use super::table::{Limits, Table, Verdict};
-use super::{ipv4_param, mac_string, Arp, ARP_REQUEST};
+use super::querier::{Protocol, Querier, COUNTERS, DROP_REASONS};
+use super::table::Limits;
+use super::{ipv4_param, Arp, ARP_REQUEST};
 use crate::element::{
-    handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
-    HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError, ParamSpec,
-    ParamType, Params, PortCount,
+    ClassInfo, Combine, ConfigCx, Configured, ElementClass, HandlerKind, HandlerSpec, Inputs, Need,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::elements::route::next_hop_v4;
-use crate::packet::{Batch, Packet};
+use crate::packet::Packet;
 use crate::wire::{L3Kind, ParseStatus};
-
-hpio_nf::drop_reasons! {
-    DROP_REASONS = [
-        /// The next hop is being resolved and already holds `hold` packets.
-        HOLD_FULL = "hold-full",
-        /// Every entry of the table is in use.
-        TABLE_FULL = "table-full",
-        /// The next hop did not answer `tries` requests (or the run ended).
-        UNRESOLVED = "unresolved",
-        /// Not an IPv4 packet (input 0) or not ARP (input 1).
-        WRONG_INPUT = "wrong-input",
-    ]
-}
-
-hpio_nf::counters! {
-    COUNTERS = [
-        REQUESTS = "requests": "ARP requests sent",
-        LEARNED = "learned": "ARP messages that resolved or refreshed an entry",
-        NO_BUFFER = "no-buffer": "Requests not sent for want of a free packet",
-    ]
-}
-
-/// Entries looked at per burst for retries and expiry.
-const SWEEP: usize = 8;
 
 /// The `ArpQuerier` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -64,16 +40,10 @@ expiry of a few resolved ones; only when packets arrive). Each worker keeps its
 own table.",
         inputs: PortCount::Fixed(2),
         outputs: PortCount::Fixed(1),
-        params: PARAMS,
+        params: ARP_PARAMS,
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
-        handlers: &[HandlerSpec {
-            name: "table",
-            kind: HandlerKind::Read,
-            combine: Combine::Rows,
-            arg: "",
-            doc: "The neighbours: address, Ethernet address (or pending), age, packets held",
-        }],
+        handlers: TABLE_HANDLER,
         example: "\
 [elements.arpq_wan]
 class = \"ArpQuerier\"
@@ -84,13 +54,17 @@ mac = \"02:00:00:00:02:01\"",
     configure,
 };
 
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "ipv4",
-        ty: ParamType::Ip,
-        need: Need::Required,
-        doc: "The router's IPv4 address on this link (the requests' sender)",
-    },
+/// The `table` read handler of both queriers.
+pub(crate) const TABLE_HANDLER: &[HandlerSpec] = &[HandlerSpec {
+    name: "table",
+    kind: HandlerKind::Read,
+    combine: Combine::Rows,
+    arg: "",
+    doc: "The neighbours: address, Ethernet address (or pending), age, packets held",
+}];
+
+/// The parameters of both queriers but the address.
+pub(crate) const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "mac",
         ty: ParamType::Mac,
@@ -152,73 +126,36 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let mac = p.mac("mac")?;
     let limits = limits(p)?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
-        Box::new(ArpQuerier::new(ip, mac, limits))
+        Box::new(Querier::new(Arp4 { ip, mac }, limits))
     }))
 }
 
-/// Resolves IPv4 next hops.
-pub struct ArpQuerier {
+const ARP_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "ipv4",
+        ty: ParamType::Ip,
+        need: Need::Required,
+        doc: "The router's IPv4 address on this link (the requests' sender)",
+    },
+    PARAMS[0],
+    PARAMS[1],
+    PARAMS[2],
+    PARAMS[3],
+    PARAMS[4],
+    PARAMS[5],
+];
+
+/// ARP for IPv4 next hops.
+pub(crate) struct Arp4 {
     ip: Ipv4Addr,
     mac: [u8; 6],
-    table: Table<u32>,
-    /// Scratch space, allocated once: packets released or dropped together,
-    /// next hops to ask again.
-    released: Vec<Packet>,
-    retry: Vec<u32>,
-    requests: u64,
-    learned: u64,
-    no_buffer: u64,
 }
 
-impl ArpQuerier {
-    /// An empty querier.
-    pub fn new(ip: Ipv4Addr, mac: [u8; 6], limits: Limits) -> ArpQuerier {
-        ArpQuerier {
-            ip,
-            mac,
-            table: Table::new(limits),
-            released: Vec::with_capacity(SWEEP * limits.hold.max(1)),
-            retry: Vec::with_capacity(SWEEP),
-            requests: 0,
-            learned: 0,
-            no_buffer: 0,
-        }
-    }
+impl Protocol for Arp4 {
+    type Key = u32;
+    const COLUMN: &'static str = "ipv4";
 
-    /// Sends an ARP request for `target` to output 0.
-    fn request(&mut self, cx: &mut Context<'_>, target: u32, out: &mut Output) {
-        let Some(mut p) = cx.alloc() else {
-            self.no_buffer += 1;
-            return;
-        };
-        if p.set_len(60).is_err() {
-            cx.free(p);
-            self.no_buffer += 1;
-            return;
-        }
-        let a = Arp {
-            op: ARP_REQUEST,
-            sender_mac: self.mac,
-            sender_ip: self.ip.octets(),
-            target_mac: [0; 6],
-            target_ip: target.to_be_bytes(),
-        };
-        a.write([0xff; 6], p.data_mut());
-        p.invalidate_headers();
-        self.requests += 1;
-        out.push(0, p);
-    }
-
-    /// Writes the Ethernet addresses of `pkt` and sends it.
-    #[inline]
-    fn send(&self, mut pkt: Packet, mac: [u8; 6], out: &mut Output) {
-        let d = pkt.data_mut();
-        d[..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&self.mac);
-        out.push(0, pkt);
-    }
-
-    fn route(&mut self, cx: &mut Context<'_>, mut pkt: Packet, out: &mut Output) {
+    fn next_hop(&self, pkt: &mut Packet) -> Option<u32> {
         let h = pkt.headers();
         if h.l3 != L3Kind::Ipv4
             || matches!(
@@ -226,102 +163,41 @@ impl ArpQuerier {
                 ParseStatus::L2Truncated | ParseStatus::L3Malformed
             )
         {
-            out.drop(pkt, WRONG_INPUT);
-            return;
+            return None;
         }
         let o = usize::from(h.l3_off) + 16;
         let d = pkt.data();
         let dst = Ipv4Addr::new(d[o], d[o + 1], d[o + 2], d[o + 3]);
-        let hop = u32::from(next_hop_v4(&pkt, dst));
-        match self.table.resolve(hop, pkt, cx.now()) {
-            Verdict::Send(mac, pkt) => self.send(pkt, mac, out),
-            Verdict::Held(true) => self.request(cx, hop, out),
-            Verdict::Held(false) => {}
-            Verdict::HoldFull(pkt) => out.drop(pkt, HOLD_FULL),
-            Verdict::TableFull(pkt) => out.drop(pkt, TABLE_FULL),
-        }
+        Some(u32::from(next_hop_v4(pkt, dst)))
     }
 
-    fn learn(&mut self, cx: &mut Context<'_>, pkt: Packet, out: &mut Output) {
-        let Some(a) = Arp::parse(pkt.data()) else {
-            out.drop(pkt, WRONG_INPUT);
-            return;
+    fn request(&self, key: u32, frame: &mut [u8]) -> usize {
+        let a = Arp {
+            op: ARP_REQUEST,
+            sender_mac: self.mac,
+            sender_ip: self.ip.octets(),
+            target_mac: [0; 6],
+            target_ip: key.to_be_bytes(),
         };
-        cx.free(pkt);
-        if a.sender_ip == [0; 4] {
-            return; // An address probe (RFC 5227) tells nothing.
-        }
-        let for_us = a.target_ip == self.ip.octets();
-        let key = u32::from_be_bytes(a.sender_ip);
-        let mut released = std::mem::take(&mut self.released);
-        self.table
-            .learn(key, a.sender_mac, cx.now(), for_us, &mut released);
-        self.learned += 1;
-        for p in released.drain(..) {
-            self.send(p, a.sender_mac, out);
-        }
-        self.released = released;
+        a.write([0xff; 6], frame);
+        60
     }
 
-    /// Retries, gives up on and expires a few entries.
-    fn sweep(&mut self, cx: &mut Context<'_>, out: &mut Output) {
-        let mut retry = std::mem::take(&mut self.retry);
-        let mut dropped = std::mem::take(&mut self.released);
-        self.table.sweep(SWEEP, cx.now(), &mut retry, &mut dropped);
-        for hop in retry.drain(..) {
-            self.request(cx, hop, out);
-        }
-        for p in dropped.drain(..) {
-            out.drop(p, UNRESOLVED);
-        }
-        self.retry = retry;
-        self.released = dropped;
-    }
-}
-
-impl Element for ArpQuerier {
-    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
-        self.sweep(cx, out);
-        for pkt in batch.drain(..) {
-            if input == 0 {
-                self.route(cx, pkt, out);
-            } else {
-                self.learn(cx, pkt, out);
-            }
-        }
+    fn learn(&self, frame: &[u8]) -> Option<(u32, [u8; 6], bool)> {
+        let a = Arp::parse(frame)?;
+        // An address probe (RFC 5227, sender 0.0.0.0) tells nothing.
+        (a.sender_ip != [0; 4]).then(|| {
+            let for_us = a.target_ip == self.ip.octets();
+            (u32::from_be_bytes(a.sender_ip), a.sender_mac, for_us)
+        })
     }
 
-    fn finish(&mut self, _cx: &mut Context<'_>, out: &mut Output) {
-        let mut held = Vec::new();
-        self.table.drain_held(&mut held);
-        for p in held {
-            out.drop(p, UNRESOLVED);
-        }
+    fn mac(&self) -> [u8; 6] {
+        self.mac
     }
 
-    fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
-        report(REQUESTS, self.requests);
-        report(LEARNED, self.learned);
-        report(NO_BUFFER, self.no_buffer);
-    }
-
-    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
-        if name != "table" {
-            return Err(handler::no_such_handler(name));
-        }
-        let rows: Vec<_> = self
-            .table
-            .entries()
-            .map(|e| {
-                handler::json!({
-                    "ipv4": Ipv4Addr::from(e.key).to_string(),
-                    "mac": e.mac.map_or("pending".to_string(), mac_string),
-                    "age_ms": cx.now().saturating_sub(e.at) / 1_000_000,
-                    "held": e.held.len(),
-                })
-            })
-            .collect();
-        Ok(rows.into())
+    fn show(key: u32) -> String {
+        Ipv4Addr::from(key).to_string()
     }
 }
 

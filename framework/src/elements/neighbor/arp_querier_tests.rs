@@ -1,7 +1,10 @@
+use super::super::querier::{DROP_REASONS, HOLD_FULL, TABLE_FULL, UNRESOLVED, WRONG_INPUT};
 use super::*;
 use crate::config::configure_element;
 use crate::element::Registry;
+use crate::element::{Context, Element, HandlerCx, Output};
 use crate::elements::route::NEXT_HOP_ANNO;
+use crate::packet::Batch;
 use crate::packet::Pool;
 use etherparse::{ArpOperation, NetSlice, SlicedPacket};
 use testkit::frame::{Frame, Ip};

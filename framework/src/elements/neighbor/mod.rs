@@ -1,12 +1,18 @@
-//! Neighbour resolution: ARP (RFC 826) for IPv4 next hops.
+//! Neighbour resolution: ARP (RFC 826) for IPv4 next hops, neighbour
+//! discovery (RFC 4861) for IPv6 ones.
 //!
 //! `ArpResponder` answers requests for the router's address; `ArpQuerier`
 //! resolves next hops (the annotation IpLookup writes, see
 //! [`crate::elements::route`]) to Ethernet addresses, holding a bounded
-//! number of packets per unresolved neighbour while it asks.
+//! number of packets per unresolved neighbour while it asks; `NdResponder`
+//! and `NdQuerier` do the same for IPv6.
 
 pub mod arp_querier;
 pub mod arp_responder;
+pub mod nd;
+pub mod nd_querier;
+pub mod nd_responder;
+mod querier;
 pub mod table;
 
 /// Length of an ARP message for IPv4 over Ethernet.
