@@ -339,5 +339,5 @@ impl Element for IcmpError {
 }
 
 #[cfg(test)]
-#[path = "icmp_error_tests.rs"]
+#[path = "tests_icmp_error.rs"]
 mod tests;

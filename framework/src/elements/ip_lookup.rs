@@ -475,5 +475,5 @@ impl Element for IpLookup {
 }
 
 #[cfg(test)]
-#[path = "ip_lookup_tests.rs"]
+#[path = "tests_ip_lookup.rs"]
 mod tests;

@@ -202,5 +202,5 @@ impl Protocol for Arp4 {
 }
 
 #[cfg(test)]
-#[path = "arp_querier_tests.rs"]
+#[path = "tests_arp_querier.rs"]
 mod tests;

@@ -137,5 +137,5 @@ impl Protocol for Nd6 {
 }
 
 #[cfg(test)]
-#[path = "nd_tests.rs"]
+#[path = "tests_nd.rs"]
 mod tests;

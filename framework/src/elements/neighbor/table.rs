@@ -97,6 +97,11 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         self.index.len()
     }
 
+    /// Whether no entry is in use.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
     /// The entries in use.
     pub fn entries(&self) -> impl Iterator<Item = &Entry<K>> {
         self.slots.iter().filter(|e| e.used)
