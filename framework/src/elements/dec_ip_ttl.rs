@@ -1,8 +1,8 @@
 //! `DecIpTtl`: decrements the IPv4 TTL or IPv6 hop limit of forwarded packets.
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Output, ParamError,
-    Params, PortCount,
+    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
 use crate::wire::checksum::update16;
@@ -14,12 +14,16 @@ hpio_nf::drop_reasons! {
         NOT_IP = "not-ip",
         /// The IP header is cut short or inconsistent.
         MALFORMED = "malformed",
+        /// An IPv4 packet longer than `mtu` that may be fragmented (this
+        /// element does not fragment).
+        NEEDS_FRAGMENTING = "needs-fragmenting",
     ]
 }
 
 hpio_nf::counters! {
     COUNTERS = [
         EXPIRED = "expired": "Packets whose TTL or hop limit ran out (sent to output 1)",
+        TOO_BIG = "too-big": "Packets longer than `mtu` that may not be fragmented (output 2)",
     ]
 }
 
@@ -39,10 +43,24 @@ are not IP, or whose IP header is cut short, are dropped and counted.
 
 Notes: Click's DecIPTTL; place it after the route lookup and before the
 neighbour resolver, so that packets for the router itself (handled before
-the lookup) keep their TTL.",
+the lookup) keep their TTL.
+
+With `mtu` (the outgoing link's), a third output takes the packets whose IP
+length exceeds it and that may not be fragmented (IPv4 with DF set, all
+IPv6), unchanged, for IcmpError's input 2 (fragmentation needed / packet
+too big, which path-MTU discovery relies on); longer IPv4 packets without
+DF are dropped as `needs-fragmenting`.",
         inputs: PortCount::Fixed(1),
-        outputs: PortCount::Fixed(2),
-        params: &[],
+        outputs: PortCount::Configured("2, or 3 with `mtu` (output 2: too big)"),
+        params: &[ParamSpec {
+            name: "mtu",
+            ty: ParamType::Int {
+                min: 68,
+                max: 65535,
+            },
+            need: Need::Optional,
+            doc: "MTU of the outgoing link: longer packets to output 2",
+        }],
         drop_reasons: DROP_REASONS,
         counters: COUNTERS,
         handlers: &[],
@@ -54,18 +72,39 @@ class = \"DecIpTtl\"",
     configure,
 };
 
-fn configure(_p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let mtu = match p.get("mtu") {
+        Some(_) => Some(p.usize("mtu")?),
+        None => None,
+    };
+    let e = DecIpTtl {
+        mtu: mtu.unwrap_or(usize::MAX),
+        ..DecIpTtl::default()
+    };
     Ok(Configured::cloning(
         Inputs::Fixed(1),
-        2,
-        DecIpTtl::default(),
+        2 + usize::from(mtu.is_some()),
+        e,
     ))
 }
 
 /// Decrements TTL / hop limit.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DecIpTtl {
+    /// `usize::MAX` without `mtu`.
+    mtu: usize,
     expired: u64,
+    too_big: u64,
+}
+
+impl Default for DecIpTtl {
+    fn default() -> Self {
+        DecIpTtl {
+            mtu: usize::MAX,
+            expired: 0,
+            too_big: 0,
+        }
+    }
 }
 
 impl Element for DecIpTtl {
@@ -92,6 +131,24 @@ impl Element for DecIpTtl {
                 out.push(1, pkt);
                 continue;
             }
+            if self.mtu != usize::MAX {
+                let d = pkt.data();
+                let v4 = h.l3 == L3Kind::Ipv4;
+                let len = if v4 {
+                    usize::from(u16::from_be_bytes([d[l3 + 2], d[l3 + 3]]))
+                } else {
+                    40 + usize::from(u16::from_be_bytes([d[l3 + 4], d[l3 + 5]]))
+                };
+                if len > self.mtu {
+                    if v4 && d[l3 + 6] & 0x40 == 0 {
+                        out.drop(pkt, NEEDS_FRAGMENTING);
+                    } else {
+                        self.too_big += 1;
+                        out.push(2, pkt);
+                    }
+                    continue;
+                }
+            }
             let d = pkt.data_mut();
             d[at] = ttl - 1;
             if h.l3 == L3Kind::Ipv4 {
@@ -108,6 +165,7 @@ impl Element for DecIpTtl {
 
     fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
         report(EXPIRED, self.expired);
+        report(TOO_BIG, self.too_big);
     }
 }
 
@@ -119,10 +177,13 @@ mod tests {
     use testkit::frame::{Frame, Ip};
 
     fn run(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Output) {
-        let mut e = DecIpTtl::default();
+        run_with(DecIpTtl::default(), frames)
+    }
+
+    fn run_with(mut e: DecIpTtl, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Output) {
         let mut pool = Pool::new(0);
         let mut cx = Context::new(&mut pool, 0, 0);
-        let mut out = Output::new(2, DROP_REASONS.len());
+        let mut out = Output::new(3, DROP_REASONS.len());
         let mut b: Batch = frames.iter().map(|f| Packet::from_bytes(f)).collect();
         e.push(&mut cx, 0, &mut b, &mut out);
         let bytes = |o: &Output, i| o.batch(i).iter().map(|p| p.data().to_vec()).collect();
@@ -175,5 +236,31 @@ mod tests {
         assert!(fwd.is_empty());
         assert_eq!(expired, frames[..3].to_vec());
         assert_eq!(out.drops(NOT_IP), 1);
+    }
+
+    #[test]
+    fn packets_over_the_mtu_go_to_output_2_or_are_dropped_without_df() {
+        let e = DecIpTtl {
+            mtu: 1000,
+            ..DecIpTtl::default()
+        };
+        let v4 = Ip::v4([10, 0, 0, 1], [192, 0, 2, 1]);
+        let big = [0u8; 1000];
+        let frames = vec![
+            Frame::udp(v4, 1, 2).payload(&big).build(),
+            Frame::udp(v4, 1, 2)
+                .payload(&big)
+                .dont_fragment(false)
+                .build(),
+            Frame::udp(Ip::v6([0xfd; 16], [0x20; 16]), 1, 2)
+                .payload(&big)
+                .build(),
+            Frame::udp(v4, 1, 2).payload(&big[..972]).build(),
+        ];
+        let (fwd, _, out) = run_with(e, &frames);
+        assert_eq!(fwd.len(), 1, "1000 bytes exactly pass");
+        assert_eq!(out.batch(2).len(), 2);
+        assert_eq!(out.batch(2)[0].data(), &frames[0][..], "unchanged");
+        assert_eq!(out.drops(NEEDS_FRAGMENTING), 1);
     }
 }
