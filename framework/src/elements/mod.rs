@@ -19,6 +19,8 @@ mod print;
 mod rewrite;
 pub mod route;
 mod tee;
+#[cfg(test)]
+mod tests_router;
 
 // Defined here, not in `element`, so that the element API does not name its
 // built-ins (the layer below would reach up).
