@@ -58,7 +58,9 @@ lengths present. Each worker holds its own copy.
 Run-time changes: the `add` and `remove` write handlers change every
 worker's table between two of its bursts; an update rewrites only the table
 entries the prefix owns (for a /8, 65536 of them), so no worker stalls for
-more than one update.
+more than one update. Each distinct (output, next hop) pair a route has ever
+named keeps a slot of the next-hop table (at most 32767 over the element's
+life; a route naming one more is refused).
 
 Benchmarks: `generate_ipv4` and `generate_ipv6` add that many random
 prefixes with an Internet-like length distribution (mostly /24, /48), spread
