@@ -22,7 +22,9 @@
 # and HPIO_VM_QUEUES (queue pairs per NIC, default CPUS), BENCH_SECS (5),
 # BENCH_ROUNDS (3), BENCH_DRIVERS ("linux hpio af_packet": linux is the
 # kernel's bridge, the reference of the ratios), BENCH_PACE (pktgen options;
-# default empty: as fast as the sender can), HPIO_VM_PERF=1 (a profiled
+# default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
+# runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
+# the config's, 32), HPIO_VM_PERF=1 (a profiled
 # pass per driver after the rounds; run-vm.sh packs perf).
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
@@ -31,6 +33,7 @@ TIMEOUT=${TIMEOUT:-900}
 BENCH_SECS=${BENCH_SECS:-5}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_DRIVERS=${BENCH_DRIVERS:-linux hpio af_packet}
+BENCH_BURST=${BENCH_BURST-256}
 # The sender's pace: unpaced by default (issue 16's figures); e.g.
 # "--batch 16 --interval 400us" (40 kfps) leaves host CPU to the emulator.
 BENCH_PACE=${BENCH_PACE-}
@@ -103,7 +106,7 @@ start_vm() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
 		-monitor none -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
@@ -242,13 +245,14 @@ else
 	guest "quit" "^nf: [0-9]* passed" 60
 	# Mean, range and guest busy % per driver; ratios to the first driver
 	# (the kernel's bridge by default).
-	awk -v order="$BENCH_DRIVERS" 'BEGIN { nd = split(order, d, " ") }
+	awk -v order="$BENCH_DRIVERS" -v cpus="$CPUS" 'BEGIN { nd = split(order, d, " ") }
 		{ s[$1] += $2; n[$1]++; b[$1] += $3
 		  if (!($1 in lo) || $2 < lo[$1]) lo[$1] = $2; if ($2 > hi[$1]) hi[$1] = $2 }
 		END { ref = n[d[1]] ? s[d[1]] / n[d[1]] : 0
 		for (i = 1; i <= nd; i++) { k = d[i]; if (!n[k]) continue; m = s[k] / n[k]
-			printf "bench: virtio bridge %-9s %6d frames/s (%d-%d), guest busy %3.0f%%, %.2fx %s\n",
-				k, m, lo[k], hi[k], b[k] / n[k], ref ? m / ref : 0, d[1] } }' $T/rates
+			printf "bench: virtio bridge %-9s %6d frames/s (%d-%d), guest busy %3.0f%%" \
+				" (%.0f us of guest CPU per frame), %.2fx %s\n", k, m, lo[k], hi[k], b[k] / n[k],
+				m ? b[k] / n[k] / 100 * cpus * 1e6 / m : 0, ref ? m / ref : 0, d[1] } }' $T/rates
 fi
 
 wait $QEMU 2>/dev/null
