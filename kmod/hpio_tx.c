@@ -2,11 +2,13 @@
 /*
  * hpio: the transmit side.
  *
- * writev takes one struct hpio_hdr + frame per iovec.  Frames are checked
- * and copied into fresh skbs first (this may sleep), then handed straight
- * to the driver's ndo_start_xmit in batches of tx_batch under one TX lock,
- * with the xmit_more hint set on all but the last frame of a batch.  The
- * qdisc layer is bypassed, as are packet taps on the device.
+ * writev takes one struct hpio_hdr + frame per iovec.  Per batch of
+ * tx_batch frames: the headers are checked, the skbs allocated in one
+ * BH-off section from the CPU's NAPI caches, the frames copied in (this
+ * may sleep), then the batch is handed straight to the driver's
+ * ndo_start_xmit under one TX lock, with the xmit_more hint set on all but
+ * the last frame.  The qdisc layer is bypassed, as are packet taps on the
+ * device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
