@@ -76,8 +76,10 @@ nsenter -t $NSD -n /sbin/ip link set vD address $MAC_D up
 /sbin/ip link set vC up
 check "nodes /dev/hpio/vB and /dev/hpio/vC" test -c /dev/hpio/vB -a -c /dev/hpio/vC
 
-# The receiver first: it counts and captures what reaches vD.
-nsenter -t $NSD -n $NF dump -i vD --driver af_packet -w $T/rx.pcap -c $N --duration 60s \
+# The receiver first: it counts and captures what reaches vD. It stops at
+# $N frames; the long --duration only bounds a hung run (a loaded TCG guest
+# once needed over 60 s for the whole exchange and the capture ended early).
+nsenter -t $NSD -n $NF dump -i vD --driver af_packet -w $T/rx.pcap -c $N --duration 300s \
 	"udp and dst port 9" >$T/dump.out 2>&1 &
 DUMP=$!
 PIDS="$PIDS $DUMP"
