@@ -262,7 +262,7 @@ fn unknown_keys_anywhere() {
         "[runtime]\nworker = 2\n",
         2,
         1,
-        "unknown key `worker` in [runtime] (did you mean `workers`?); expected one of: workers, cores, burst, pool, max_frame, clock, on_panic",
+        "unknown key `worker` in [runtime] (did you mean `workers`?); expected one of: workers, cores, burst, pool, max_frame, clock, on_panic, idle",
     );
     one(
         "runtime = 3\n",

@@ -8,8 +8,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::idle::{Flags, Sleeper, Waker};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
 use crate::graph::{ElementCounters, ElementPanic, Graph};
@@ -36,6 +37,9 @@ pub(crate) struct Snapshot {
     pub busy_secs: f64,
     /// Seconds of loop passes that found nothing (spinning, yielding, sleeping).
     pub idle_secs: f64,
+    /// Sleeps in `poll` (`[runtime] idle = "sleep"`), and seconds spent in them.
+    pub sleeps: u64,
+    pub sleep_secs: f64,
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -56,6 +60,7 @@ pub(crate) type Job = Box<dyn FnOnce(&mut WorkerAccess<'_>) + Send>;
 pub(crate) struct JobSender {
     jobs: Sender<Job>,
     pending: Arc<AtomicBool>,
+    waker: Arc<Waker>,
 }
 
 impl JobSender {
@@ -63,9 +68,16 @@ impl JobSender {
     /// has ended.
     pub fn send(&self, job: Job) -> Result<(), mpsc::SendError<Job>> {
         self.jobs.send(job)?;
-        // After the send: a worker that sees the flag finds the job.
-        self.pending.store(true, Ordering::Release);
+        // After the send: a worker that sees the flag finds the job. Then
+        // the worker is woken if it sleeps (see `idle` for the ordering).
+        self.pending.store(true, Ordering::SeqCst);
+        self.waker.wake();
         Ok(())
+    }
+
+    /// Wakes the worker if it sleeps in `poll` (after the stop flag was set).
+    pub fn wake(&self) {
+        self.waker.wake();
     }
 }
 
@@ -115,20 +127,19 @@ pub(crate) struct Worker {
     job_sender: Option<JobSender>,
     /// An error a job ran into (a reload's flush), ending the run.
     pub(super) fault: Option<RunError>,
+    /// Sleeping when idle (see `idle`).
+    pub(super) sleeper: Sleeper,
 }
-
-/// Idle passes spent spinning before the worker starts to yield, then sleep.
-const SPIN_PASSES: u32 = 64;
-const YIELD_PASSES: u32 = 256;
-const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
     pub fn new(index: usize, opts: &RunOptions, names: &[String], max_frame: usize) -> Worker {
         let (sender, jobs) = mpsc::channel();
         let jobs_pending = Arc::new(AtomicBool::new(false));
+        let waker = Waker::new(opts.idle, index);
         let job_sender = JobSender {
             jobs: sender,
             pending: jobs_pending.clone(),
+            waker: waker.clone(),
         };
         Worker {
             index,
@@ -155,6 +166,7 @@ impl Worker {
             jobs_pending,
             job_sender: Some(job_sender),
             fault: None,
+            sleeper: Sleeper::new(waker),
         }
     }
 
@@ -345,13 +357,14 @@ impl Worker {
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                if idle < SPIN_PASSES {
-                    std::hint::spin_loop();
-                } else if idle < YIELD_PASSES {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(IDLE_SLEEP);
-                }
+                let flags = Flags {
+                    jobs: &self.jobs_pending,
+                    stop: &self.stop,
+                };
+                let ctx = (&self.names[..], self.index);
+                let can_wait = self.merged.is_empty();
+                let r = (self.sleeper).back_off(idle, &mut self.rx, can_wait, &self.tx, flags, ctx);
+                r.map_err(|e| self.port_error(e))?;
             }
             if live == 0 {
                 let t = start.elapsed().as_nanos() as u64;
@@ -532,6 +545,8 @@ impl Worker {
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
             s.busy_secs = self.busy_ns as f64 * 1e-9;
             s.idle_secs = self.loop_ns.saturating_sub(self.busy_ns) as f64 * 1e-9;
+            s.sleeps = self.sleeper.sleeps;
+            s.sleep_secs = self.sleeper.sleep_ns as f64 * 1e-9;
             s.finished = finished;
         }
     }

@@ -11,6 +11,8 @@
 //!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
+//! - [`wait`]: `poll` over descriptors and an `eventfd` to wake a poll
+//!   (idle workers sleep in it);
 //! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
@@ -34,6 +36,7 @@ pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
 pub(crate) mod rx_info;
+pub(crate) mod wait;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
