@@ -29,16 +29,14 @@
 //! stop flag set from a signal handler before `Running::wait` looks) is
 //! still noticed. Ten wake-ups a second cost a few microseconds.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::worker::{guarded, RxSlot};
-use crate::port::{PortError, TxQueue};
 use crate::sys::wait::{EventFd, PollSet};
 
-crate::choice! {
+hpio_nf::choice! {
     /// What a worker does when its queues are empty (`[runtime] idle`).
     #[derive(Default, serde::Serialize)]
     pub enum Idle {
@@ -132,62 +130,55 @@ impl Sleeper {
         }
     }
 
-    /// One idle pass's back-off, the `idle`-th in a row: a spin, a sleep
-    /// in `poll` when every live queue of `rx` can be waited on and no
-    /// queue of `tx` holds a backlog, else a yield or a nap. A queue's
-    /// error after a sleep ([`RxQueue::slept`](crate::port::RxQueue::slept)) ends the run.
-    pub fn back_off(
+    /// One idle pass's back-off, the `idle`-th in a row: a spin; then a
+    /// sleep in `poll` on `fds` (the descriptors of the worker's live
+    /// receive queues; `None`: it cannot sleep, a transmit backlog or a
+    /// replay) unless one is missing; else a yield or a nap. True when it
+    /// slept (the caller then tells the queues, see
+    /// [`RxQueue::slept`](crate::port::RxQueue::slept)).
+    pub fn back_off<'a>(
         &mut self,
         idle: u32,
-        rx: &mut [RxSlot],
-        can_wait: bool,
-        tx: &[Option<Box<dyn TxQueue>>],
+        fds: Option<impl Iterator<Item = Option<BorrowedFd<'a>>>>,
         flags: Flags<'_>,
-        ctx: (&[String], usize),
-    ) -> Result<(), PortError> {
+    ) -> bool {
         if idle < SPIN_PASSES {
             std::hint::spin_loop();
-        } else if can_wait && self.sleep(rx, tx, flags)? {
-            for slot in rx.iter_mut().filter(|s| !s.ended) {
-                guarded(&ctx.0[slot.port], ctx.1, "receive", || slot.rx.slept())?;
-            }
+        } else if fds.is_some_and(|fds| self.sleep(fds, flags)) {
+            return true;
         } else if idle < YIELD_PASSES {
             std::thread::yield_now();
         } else {
             std::thread::sleep(NAP);
         }
-        Ok(())
+        false
     }
 
-    /// Sleeps in `poll` on the live queues of `rx` and the eventfd, for at
-    /// most [`MAX_SLEEP`]. False (nothing done) when it cannot: no eventfd,
-    /// a queue without a descriptor, a transmit backlog. True when it
-    /// slept, or found a job or the stop flag set at the last moment.
-    fn sleep(
+    /// Sleeps in `poll` on `fds` and the eventfd, for at most `self.max`.
+    /// False (nothing done) when it cannot: no eventfd, a queue without a
+    /// descriptor. True when it slept, or found a job or the stop flag set
+    /// at the last moment.
+    fn sleep<'a>(
         &mut self,
-        rx: &[RxSlot],
-        tx: &[Option<Box<dyn TxQueue>>],
+        fds: impl Iterator<Item = Option<BorrowedFd<'a>>>,
         flags: Flags<'_>,
-    ) -> Result<bool, PortError> {
+    ) -> bool {
         let Some(event) = &self.waker.event else {
-            return Ok(false);
+            return false;
         };
-        if tx.iter().flatten().any(|t| t.backlog()) {
-            return Ok(false);
-        }
         self.set.clear();
         self.set.add(event.as_fd());
-        for slot in rx.iter().filter(|s| !s.ended) {
-            match slot.rx.wait_fd() {
+        for fd in fds {
+            match fd {
                 Some(fd) => self.set.add(fd),
-                None => return Ok(false),
+                None => return false,
             }
         }
         let asleep = &self.waker.asleep;
         asleep.store(true, Ordering::SeqCst);
         if flags.jobs.load(Ordering::SeqCst) || flags.stop.load(Ordering::SeqCst) {
             asleep.store(false, Ordering::Relaxed);
-            return Ok(true);
+            return true;
         }
         let t0 = Instant::now();
         let r = self.set.wait(self.max);
@@ -197,15 +188,12 @@ impl Sleeper {
         if self.set.ready(0) {
             event.drain();
         }
-        match r {
-            Ok(_) => Ok(true),
+        if let Err(e) = r {
             // (poll fails only for want of memory or a bad set, which the
             // queues' own calls would report: nap instead.)
-            Err(e) => {
-                log::debug!("poll failed ({e}); napping instead");
-                std::thread::sleep(NAP);
-                Ok(true)
-            }
+            log::debug!("poll failed ({e}); napping instead");
+            std::thread::sleep(NAP);
         }
+        true
     }
 }

@@ -357,14 +357,7 @@ impl Worker {
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                let flags = Flags {
-                    jobs: &self.jobs_pending,
-                    stop: &self.stop,
-                };
-                let ctx = (&self.names[..], self.index);
-                let can_wait = self.merged.is_empty();
-                let r = (self.sleeper).back_off(idle, &mut self.rx, can_wait, &self.tx, flags, ctx);
-                r.map_err(|e| self.port_error(e))?;
+                self.back_off(idle)?;
             }
             if live == 0 {
                 let t = start.elapsed().as_nanos() as u64;
@@ -378,6 +371,30 @@ impl Worker {
                 self.publish(graph, pool, false);
             }
         }
+    }
+
+    /// An idle pass's back-off (see `idle`): may sleep in `poll` unless a
+    /// transmit queue has a backlog or replays are merged. After a sleep,
+    /// each live queue is told ([`RxQueue::slept`]); its error ends the run.
+    fn back_off(&mut self, idle: u32) -> Result<(), RunError> {
+        let flags = Flags {
+            jobs: &self.jobs_pending,
+            stop: &self.stop,
+        };
+        let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
+        let live = self.rx.iter().filter(|s| !s.ended);
+        let fds = can.then(|| live.map(|s| s.rx.wait_fd()));
+        if !self.sleeper.back_off(idle, fds, flags) {
+            return Ok(());
+        }
+        for s in self.rx.iter_mut().filter(|s| !s.ended) {
+            let r = guarded(&self.names[s.port], self.index, "receive", || s.rx.slept());
+            r.map_err(|error| RunError::Port {
+                worker: self.index,
+                error,
+            })?;
+        }
+        Ok(())
     }
 
     /// Records the loop's time so far and the busy part of it, for
