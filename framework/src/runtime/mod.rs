@@ -54,6 +54,8 @@ mod tests_idle;
 mod tests_observe;
 #[cfg(test)]
 mod tests_reload;
+#[cfg(test)]
+mod tests_share;
 mod worker;
 
 pub use control::{ControlError, Controller};

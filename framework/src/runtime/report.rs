@@ -66,6 +66,9 @@ pub struct WorkerReport {
     pub sleeps: u64,
     /// Seconds of `idle_secs` spent in those sleeps.
     pub sleep_secs: f64,
+    /// CPU seconds its thread used in its loop (so far): `run_secs` less
+    /// the time it slept or other threads had its core.
+    pub cpu_secs: f64,
 }
 
 /// Counters of a run, so far or at its end.
@@ -175,6 +178,7 @@ impl Report {
                 idle_secs: s.idle_secs,
                 sleeps: s.sleeps,
                 sleep_secs: s.sleep_secs,
+                cpu_secs: s.cpu_secs,
             })
             .collect();
         Report {

@@ -40,6 +40,18 @@ pub(crate) struct Snapshot {
     /// Sleeps in `poll` (`[runtime] idle = "sleep"`), and seconds spent in them.
     pub sleeps: u64,
     pub sleep_secs: f64,
+    /// CPU seconds the worker's thread has used in its loop (see [`cpu_ns`]).
+    pub cpu_secs: f64,
+}
+
+/// Nanoseconds the calling thread has run on a CPU (the first field of
+/// `/proc/thread-self/schedstat`; 0 where it cannot be read). Read a few
+/// times a second, never per packet.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -115,6 +127,8 @@ pub(crate) struct Worker {
     loop_ns: u64,
     busy_ns: u64,
     started: Option<Instant>,
+    /// The thread's CPU time when the loop started (see [`cpu_ns`]).
+    cpu_start: u64,
     /// The time of the last burst (what `Context::now` said).
     last_now: u64,
     /// The merge had to go on without knowing every input's next packet.
@@ -160,6 +174,7 @@ impl Worker {
             loop_ns: 0,
             busy_ns: 0,
             started: None,
+            cpu_start: 0,
             last_now: 0,
             order_warned: false,
             jobs,
@@ -320,6 +335,7 @@ impl Worker {
     fn main_loop(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), RunError> {
         let start = Instant::now();
         self.started = Some(start);
+        self.cpu_start = cpu_ns();
         let mut batch = Batch::new();
         let mut now_ns: u64 = 0;
         let mut idle: u32 = 0;
@@ -564,6 +580,7 @@ impl Worker {
             s.idle_secs = self.loop_ns.saturating_sub(self.busy_ns) as f64 * 1e-9;
             s.sleeps = self.sleeper.sleeps;
             s.sleep_secs = self.sleeper.sleep_ns as f64 * 1e-9;
+            s.cpu_secs = cpu_ns().saturating_sub(self.cpu_start) as f64 * 1e-9;
             s.finished = finished;
         }
     }

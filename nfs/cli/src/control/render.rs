@@ -298,6 +298,7 @@ mod tests {
                 idle_secs: secs,
                 sleeps: 0,
                 sleep_secs: 0.0,
+                cpu_secs: 0.0,
             }],
         }
     }

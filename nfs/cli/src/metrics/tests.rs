@@ -46,6 +46,7 @@ fn report(packets_in: u64) -> Report {
             idle_secs: 1.5,
             sleeps: 0,
             sleep_secs: 0.0,
+            cpu_secs: 0.0,
         }],
     }
 }
