@@ -30,7 +30,7 @@ pub enum Target {
 }
 
 /// One configured element of a checked graph.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NodeSpec {
     /// Element name from the config.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct NodeSpec {
 }
 
 /// A checked graph, shared by all workers; each builds its own [`Graph`] from it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct GraphSpec {
     /// Elements, in config order.
     pub nodes: Vec<NodeSpec>,

@@ -373,14 +373,23 @@ fn spawn_workers(
     workers: Vec<Worker>,
 ) -> Result<Vec<JoinHandle<Result<(), RunError>>>, RunError> {
     let mut handles = Vec::new();
+    // Each worker builds its replica on its own thread: the replica's
+    // allocations (node table, output batches, drop counts, elements' own
+    // tables) then come from that thread's malloc arena, not interleaved
+    // with the other workers' on the starting thread's heap, where two
+    // workers' hot state could share a cache line (see docs/benchmarks.md,
+    // "Two-worker scaling").
+    let spec = Arc::new(spec.clone());
     for worker in workers {
         let idx = worker.index();
-        // Scoped threads would tie the graph's lifetime to this call; the spec
-        // is only read while building each replica, so build it up front.
-        let graph = crate::graph::Graph::new(spec, idx);
+        let spec = spec.clone();
         let h = std::thread::Builder::new()
             .name(format!("hpio-nf-w{idx}"))
-            .spawn(move || worker.run(graph))
+            .spawn(move || {
+                let graph = crate::graph::Graph::new(&spec, idx);
+                drop(spec);
+                worker.run(graph)
+            })
             .map_err(|e| RunError::Worker {
                 worker: idx,
                 message: format!("cannot start thread: {e}"),

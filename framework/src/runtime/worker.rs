@@ -270,6 +270,11 @@ impl Worker {
     pub fn run(mut self, mut graph: Graph) -> Result<(), RunError> {
         // Set on every way out but a clean end, unwinding included.
         let stop_others = StopOnDrop(Some(self.stop.clone()));
+        // The tables of queues move to this thread's heap (see `spawn_workers`).
+        let (mut rx, mut tx) = (Vec::with_capacity(self.rx.len()), Vec::new());
+        rx.append(&mut self.rx);
+        tx.append(&mut self.tx);
+        (self.rx, self.tx) = (rx, tx);
         if let Some(core) = self.core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 log::warn!("worker {}: could not pin to core {core}", self.index);
