@@ -60,11 +60,11 @@ impl Config {
     fn write_runtime(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.runtime;
         let cores: Vec<String> = r.cores.iter().map(|c| c.to_string()).collect();
-        let (clock, on_panic) = (r.clock.name(), r.on_panic.name());
+        let (clock, on_panic, idle) = (r.clock.name(), r.on_panic.name(), r.idle.name());
         writeln!(f, "config {}", self.path)?;
         writeln!(
             f,
-            "runtime: {} (cores {}), burst {}, pool {}, clock {clock}, on_panic {on_panic}",
+            "runtime: {} (cores {}), burst {}, pool {}, clock {clock}, on_panic {on_panic}, idle {idle}",
             plural(r.workers, "worker", "workers"),
             cores.join(", "),
             r.burst,

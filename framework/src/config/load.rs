@@ -15,7 +15,7 @@ use super::source::{ConfigErrors, Diag, Sources, Span};
 use super::tree::{apply_override, parse_document, Item, Node, Table};
 use super::values::{check_params, did_you_mean, nearest, Owner};
 use super::wiring;
-use super::{Clock, Config, OnPanic, PortConfig, RuntimeConfig, RUNTIME_PARAMS};
+use super::{Clock, Config, Idle, OnPanic, PortConfig, RuntimeConfig, RUNTIME_PARAMS};
 
 /// The top-level tables and keys.
 #[derive(Default)]
@@ -323,6 +323,7 @@ impl Loader<'_> {
             // (Checked against their names above: never an error here.)
             clock: c.params.choice::<Clock>("clock").unwrap_or_default(),
             on_panic: c.params.choice::<OnPanic>("on_panic").unwrap_or_default(),
+            idle: c.params.choice::<Idle>("idle").unwrap_or_default(),
         }
     }
 

@@ -51,7 +51,7 @@ use crate::element::{Choice, Configured, Need, ParamSpec, ParamType, Registry};
 use crate::graph::GraphSpec;
 use crate::port::{PortRegistry, PortSpec};
 
-pub use crate::runtime::{Clock, OnPanic};
+pub use crate::runtime::{Clock, Idle, OnPanic};
 pub use edge::parse_edge;
 pub use source::{ConfigError, ConfigErrors};
 
@@ -72,6 +72,8 @@ pub struct RuntimeConfig {
     pub clock: Clock,
     /// What to do when an element panics.
     pub on_panic: OnPanic,
+    /// What a worker does when its queues are empty.
+    pub idle: Idle,
 }
 
 impl Default for RuntimeConfig {
@@ -84,6 +86,7 @@ impl Default for RuntimeConfig {
             max_frame: None,
             clock: Clock::System,
             on_panic: OnPanic::Drop,
+            idle: Idle::Sleep,
         }
     }
 }
@@ -144,6 +147,12 @@ pub const RUNTIME_PARAMS: &[ParamSpec] = &[
         ty: ParamType::Choice(OnPanic::NAMES),
         need: Need::Default("\"drop\""),
         doc: "after an element panicked (its batch is dropped and counted as `panic` either way): `drop` logs the first panic of each element and keeps running, `stop` stops the run with an error naming the element",
+    },
+    ParamSpec {
+        name: "idle",
+        ty: ParamType::Choice(Idle::NAMES),
+        need: Need::Default("\"sleep\""),
+        doc: "what a worker does when its queues are empty: `sleep` spins briefly, then sleeps in poll(2) on its receive queues (af_packet, hpio) until frames or a control request arrive; `spin` keeps polling (spin, yield, 50 us naps: the lowest latency, a busy core per worker). Queues that cannot be waited on (generator, pcap) always spin",
     },
 ];
 

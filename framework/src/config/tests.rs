@@ -235,6 +235,7 @@ fn valid_config_resolves_to_the_expected_graph() {
             max_frame: None,
             clock: Clock::Packet,
             on_panic: OnPanic::Drop,
+            idle: Idle::Sleep,
         }
     );
     let g = &c.graph;
@@ -349,7 +350,7 @@ fn check_display_is_readable_and_stable() {
     let c = load(VALID).unwrap();
     let want = "\
 config t.toml
-runtime: 2 workers (cores 0, 1), burst 64, pool 4096, clock packet, on_panic drop
+runtime: 2 workers (cores 0, 1), burst 64, pool 4096, clock packet, on_panic drop, idle sleep
 ports:
   left: dummy, file in.pcap
     rx: 1 queue -> sp

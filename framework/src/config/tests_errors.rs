@@ -238,6 +238,12 @@ fn runtime_values_out_of_range() {
         "invalid value for `clock`: expected one of \"system\", \"packet\", found \"wall\"",
     );
     one("[runtime]\non_panic = \"stpo\"\n", 2, 12, "invalid value for `on_panic`: expected one of \"drop\", \"stop\", found \"stpo\" (did you mean `stop`?)");
+    one(
+        "[runtime]\nidle = \"nap\"\n",
+        2,
+        8,
+        "invalid value for `idle`: expected one of \"sleep\", \"spin\", found \"nap\"",
+    );
 }
 
 #[test]
@@ -262,7 +268,7 @@ fn unknown_keys_anywhere() {
         "[runtime]\nworker = 2\n",
         2,
         1,
-        "unknown key `worker` in [runtime] (did you mean `workers`?); expected one of: workers, cores, burst, pool, max_frame, clock, on_panic",
+        "unknown key `worker` in [runtime] (did you mean `workers`?); expected one of: workers, cores, burst, pool, max_frame, clock, on_panic, idle",
     );
     one(
         "runtime = 3\n",

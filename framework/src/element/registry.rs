@@ -135,6 +135,7 @@ type Factory = dyn Fn(usize) -> Box<dyn Element> + Send + Sync;
 /// dropped and counted as `panic`, and the run goes on or stops as
 /// `[runtime] on_panic` says. A panic while building a replica is reported
 /// the same way, on every batch that replica gets.
+#[derive(Clone)]
 pub struct Configured {
     /// Inputs it accepts.
     pub inputs: Inputs,

@@ -30,7 +30,7 @@ pub enum Target {
 }
 
 /// One configured element of a checked graph.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NodeSpec {
     /// Element name from the config.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct NodeSpec {
 }
 
 /// A checked graph, shared by all workers; each builds its own [`Graph`] from it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct GraphSpec {
     /// Elements, in config order.
     pub nodes: Vec<NodeSpec>,
@@ -388,6 +388,30 @@ fn reason_name(reasons: &'static [&'static str], i: usize) -> &'static str {
 
 #[cfg(test)]
 mod tests_watch;
+
+#[cfg(test)]
+impl Graph {
+    /// The byte ranges (address, length) this replica writes as batches go
+    /// through it: its node table and transmit batches, each element, each
+    /// node's output batches and drop counts. (For the test that no two
+    /// workers' replicas share a cache line.)
+    pub(crate) fn hot_ranges(&self) -> Vec<(usize, usize)> {
+        fn of<T>(v: &[T]) -> (usize, usize) {
+            (v.as_ptr() as usize, std::mem::size_of_val(v))
+        }
+        let mut r = vec![of(&self.nodes), of(&self.tx)];
+        for n in &self.nodes {
+            let e: &dyn crate::element::Element = &*n.element;
+            r.push((
+                e as *const _ as *const u8 as usize,
+                std::mem::size_of_val(e),
+            ));
+            r.push(of(&n.out.batches));
+            r.push(of(&n.out.drop_counts));
+        }
+        r
+    }
+}
 
 #[cfg(test)]
 mod tests {

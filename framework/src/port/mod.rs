@@ -16,6 +16,7 @@ pub mod pcap;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::fd::BorrowedFd;
 
 use crate::packet::{Batch, Packet, Pool};
 use crate::params::{ParamError, ParamSpec, Params};
@@ -147,6 +148,24 @@ pub trait RxQueue: Send {
     fn replay(&self) -> bool {
         false
     }
+
+    /// A descriptor that polls readable (`POLLIN`, or an error) when
+    /// `recv` has something to return, so that an idle worker may sleep in
+    /// `poll(2)` on it (`[runtime] idle = "sleep"`). `None` (the default):
+    /// the queue cannot be waited on (a generator, a pcap file), and a
+    /// worker holding it keeps polling it instead of sleeping.
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Called on an empty queue after each sleep of its worker (at least
+    /// every 100 ms, the longest sleep, while it sleeps): what a queue
+    /// otherwise does every so many empty receives (af_packet: look whether
+    /// its interface still exists) it does here, since a sleeping worker
+    /// makes few of them. An error ends the run, as from `recv`.
+    fn slept(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// A transmit handle, owned by one worker.
@@ -162,6 +181,15 @@ pub trait TxQueue: Send {
 
     /// Counters so far.
     fn stats(&self) -> QueueStats;
+
+    /// True while the queue holds work it must be called again for
+    /// (packets held back by backpressure, completions to reap): its worker
+    /// does not sleep in `poll(2)` then, but naps briefly, as with
+    /// `[runtime] idle = "spin"`. The drivers here send or drop each burst
+    /// at once: false.
+    fn backlog(&self) -> bool {
+        false
+    }
 }
 
 /// An opened port: its receive queues and one transmit handle per worker.

@@ -116,7 +116,15 @@ impl Controller {
 
     /// Asks the run to stop (as SIGTERM does).
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Wakes every worker that sleeps in `poll` (after the stop flag was set).
+    pub(crate) fn wake_all(&self) {
+        for jobs in &self.shared.jobs {
+            jobs.lock().unwrap_or_else(|e| e.into_inner()).wake();
+        }
     }
 
     /// The elements, in config order: name and class.

@@ -6,7 +6,8 @@
 //!   loop {
 //!     for each receive queue owned by k: recv a burst into pool slots, push it through the graph
 //!     for each port with packets waiting: one send (one writev) per burst
-//!     nothing received: back off (spin, yield, then short sleeps)
+//!     nothing received: back off (spin, then sleep in poll(2) on the
+//!       queues' descriptors until frames or a control job arrive; see `idle`)
 //!   }
 //! ```
 //! Workers share nothing on the data path. Each publishes a snapshot of its
@@ -41,18 +42,24 @@
 //! error.
 
 mod control;
+mod idle;
 mod observe;
 mod reload;
 mod report;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_idle;
+#[cfg(test)]
 mod tests_observe;
 #[cfg(test)]
 mod tests_reload;
+#[cfg(test)]
+mod tests_share;
 mod worker;
 
 pub use control::{ControlError, Controller};
+pub use idle::{Idle, MAX_SLEEP};
 pub use observe::{Tap, TapNext, Trace, TraceRequest, TAP_QUEUE};
 pub use reload::{PortPlan, ReloadError, ReloadSummary};
 pub use report::{ElementReport, PortReport, Report, WorkerReport};
@@ -113,6 +120,8 @@ pub struct RunOptions {
     /// What a worker does after an element panicked (its batch is dropped
     /// either way).
     pub on_panic: OnPanic,
+    /// What a worker does when its queues are empty.
+    pub idle: Idle,
     /// How often to call the progress callback (`None`: never).
     pub stats_interval: Option<Duration>,
     /// Set to stop the run (signal handlers set it).
@@ -132,6 +141,7 @@ impl Default for RunOptions {
             max_frame: None,
             clock: Clock::System,
             on_panic: OnPanic::Drop,
+            idle: Idle::Sleep,
             stats_interval: None,
             stop: Arc::new(AtomicBool::new(false)),
             trace: None,
@@ -286,8 +296,14 @@ impl Running {
             trace: _,
         } = self;
         let mut next_progress = stats_interval.map(|i| Instant::now() + i);
+        let mut woken = false;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(10));
+            // A signal handler sets the flag and cannot wake sleeping workers.
+            if !woken && controller.shared.stop.load(Ordering::SeqCst) {
+                controller.wake_all();
+                woken = true;
+            }
             if let (Some(at), Some(interval)) = (next_progress, stats_interval) {
                 if Instant::now() >= at {
                     progress(&controller.report());
@@ -357,14 +373,23 @@ fn spawn_workers(
     workers: Vec<Worker>,
 ) -> Result<Vec<JoinHandle<Result<(), RunError>>>, RunError> {
     let mut handles = Vec::new();
+    // Each worker builds its replica on its own thread: the replica's
+    // allocations (node table, output batches, drop counts, elements' own
+    // tables) then come from that thread's malloc arena, not interleaved
+    // with the other workers' on the starting thread's heap, where two
+    // workers' hot state could share a cache line (see docs/benchmarks.md,
+    // "Two-worker scaling").
+    let spec = Arc::new(spec.clone());
     for worker in workers {
         let idx = worker.index();
-        // Scoped threads would tie the graph's lifetime to this call; the spec
-        // is only read while building each replica, so build it up front.
-        let graph = crate::graph::Graph::new(spec, idx);
+        let spec = spec.clone();
         let h = std::thread::Builder::new()
             .name(format!("hpio-nf-w{idx}"))
-            .spawn(move || worker.run(graph))
+            .spawn(move || {
+                let graph = crate::graph::Graph::new(&spec, idx);
+                drop(spec);
+                worker.run(graph)
+            })
             .map_err(|e| RunError::Worker {
                 worker: idx,
                 message: format!("cannot start thread: {e}"),

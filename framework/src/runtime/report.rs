@@ -61,6 +61,14 @@ pub struct WorkerReport {
     /// Seconds of loop passes that found nothing: polling, yielding,
     /// sleeping (so far).
     pub idle_secs: f64,
+    /// Times it slept in `poll` until frames arrived (`[runtime] idle =
+    /// "sleep"`).
+    pub sleeps: u64,
+    /// Seconds of `idle_secs` spent in those sleeps.
+    pub sleep_secs: f64,
+    /// CPU seconds its thread used in its loop (so far): `run_secs` less
+    /// the time it slept or other threads had its core.
+    pub cpu_secs: f64,
 }
 
 /// Counters of a run, so far or at its end.
@@ -168,6 +176,9 @@ impl Report {
                 run_secs: s.run_secs,
                 busy_secs: s.busy_secs,
                 idle_secs: s.idle_secs,
+                sleeps: s.sleeps,
+                sleep_secs: s.sleep_secs,
+                cpu_secs: s.cpu_secs,
             })
             .collect();
         Report {
@@ -305,7 +316,7 @@ impl Report {
             } else {
                 0.0
             };
-            writeln!(
+            write!(
                 f,
                 "worker {}: busy {:.3} s, idle {:.3} s ({:.0}% busy), {} bursts, {} idle polls",
                 w.index,
@@ -315,6 +326,10 @@ impl Report {
                 w.bursts,
                 w.idle_polls
             )?;
+            if w.sleeps > 0 {
+                write!(f, ", slept {:.3} s ({} sleeps)", w.sleep_secs, w.sleeps)?;
+            }
+            writeln!(f)?;
         }
         let exhausted: u64 = self.workers.iter().map(|w| w.pool_exhausted).sum();
         if exhausted > 0 {

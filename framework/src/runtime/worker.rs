@@ -8,8 +8,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::idle::{Flags, Sleeper, Waker};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
 use crate::graph::{ElementCounters, ElementPanic, Graph};
@@ -36,6 +37,21 @@ pub(crate) struct Snapshot {
     pub busy_secs: f64,
     /// Seconds of loop passes that found nothing (spinning, yielding, sleeping).
     pub idle_secs: f64,
+    /// Sleeps in `poll` (`[runtime] idle = "sleep"`), and seconds spent in them.
+    pub sleeps: u64,
+    pub sleep_secs: f64,
+    /// CPU seconds the worker's thread has used in its loop (see [`cpu_ns`]).
+    pub cpu_secs: f64,
+}
+
+/// Nanoseconds the calling thread has run on a CPU (the first field of
+/// `/proc/thread-self/schedstat`; 0 where it cannot be read). Read a few
+/// times a second, never per packet.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -56,6 +72,7 @@ pub(crate) type Job = Box<dyn FnOnce(&mut WorkerAccess<'_>) + Send>;
 pub(crate) struct JobSender {
     jobs: Sender<Job>,
     pending: Arc<AtomicBool>,
+    waker: Arc<Waker>,
 }
 
 impl JobSender {
@@ -63,9 +80,16 @@ impl JobSender {
     /// has ended.
     pub fn send(&self, job: Job) -> Result<(), mpsc::SendError<Job>> {
         self.jobs.send(job)?;
-        // After the send: a worker that sees the flag finds the job.
-        self.pending.store(true, Ordering::Release);
+        // After the send: a worker that sees the flag finds the job. Then
+        // the worker is woken if it sleeps (see `idle` for the ordering).
+        self.pending.store(true, Ordering::SeqCst);
+        self.waker.wake();
         Ok(())
+    }
+
+    /// Wakes the worker if it sleeps in `poll` (after the stop flag was set).
+    pub fn wake(&self) {
+        self.waker.wake();
     }
 }
 
@@ -103,6 +127,8 @@ pub(crate) struct Worker {
     loop_ns: u64,
     busy_ns: u64,
     started: Option<Instant>,
+    /// The thread's CPU time when the loop started (see [`cpu_ns`]).
+    cpu_start: u64,
     /// The time of the last burst (what `Context::now` said).
     last_now: u64,
     /// The merge had to go on without knowing every input's next packet.
@@ -115,20 +141,19 @@ pub(crate) struct Worker {
     job_sender: Option<JobSender>,
     /// An error a job ran into (a reload's flush), ending the run.
     pub(super) fault: Option<RunError>,
+    /// Sleeping when idle (see `idle`).
+    pub(super) sleeper: Sleeper,
 }
-
-/// Idle passes spent spinning before the worker starts to yield, then sleep.
-const SPIN_PASSES: u32 = 64;
-const YIELD_PASSES: u32 = 256;
-const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl Worker {
     pub fn new(index: usize, opts: &RunOptions, names: &[String], max_frame: usize) -> Worker {
         let (sender, jobs) = mpsc::channel();
         let jobs_pending = Arc::new(AtomicBool::new(false));
+        let waker = Waker::new(opts.idle, index);
         let job_sender = JobSender {
             jobs: sender,
             pending: jobs_pending.clone(),
+            waker: waker.clone(),
         };
         Worker {
             index,
@@ -149,12 +174,14 @@ impl Worker {
             loop_ns: 0,
             busy_ns: 0,
             started: None,
+            cpu_start: 0,
             last_now: 0,
             order_warned: false,
             jobs,
             jobs_pending,
             job_sender: Some(job_sender),
             fault: None,
+            sleeper: Sleeper::new(waker),
         }
     }
 
@@ -243,6 +270,11 @@ impl Worker {
     pub fn run(mut self, mut graph: Graph) -> Result<(), RunError> {
         // Set on every way out but a clean end, unwinding included.
         let stop_others = StopOnDrop(Some(self.stop.clone()));
+        // The tables of queues move to this thread's heap (see `spawn_workers`).
+        let (mut rx, mut tx) = (Vec::with_capacity(self.rx.len()), Vec::new());
+        rx.append(&mut self.rx);
+        tx.append(&mut self.tx);
+        (self.rx, self.tx) = (rx, tx);
         if let Some(core) = self.core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 log::warn!("worker {}: could not pin to core {core}", self.index);
@@ -308,6 +340,7 @@ impl Worker {
     fn main_loop(&mut self, graph: &mut Graph, pool: &mut Pool) -> Result<(), RunError> {
         let start = Instant::now();
         self.started = Some(start);
+        self.cpu_start = cpu_ns();
         let mut batch = Batch::new();
         let mut now_ns: u64 = 0;
         let mut idle: u32 = 0;
@@ -345,13 +378,7 @@ impl Worker {
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                if idle < SPIN_PASSES {
-                    std::hint::spin_loop();
-                } else if idle < YIELD_PASSES {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(IDLE_SLEEP);
-                }
+                self.back_off(idle)?;
             }
             if live == 0 {
                 let t = start.elapsed().as_nanos() as u64;
@@ -365,6 +392,30 @@ impl Worker {
                 self.publish(graph, pool, false);
             }
         }
+    }
+
+    /// An idle pass's back-off (see `idle`): may sleep in `poll` unless a
+    /// transmit queue has a backlog or replays are merged. After a sleep,
+    /// each live queue is told ([`RxQueue::slept`]); its error ends the run.
+    fn back_off(&mut self, idle: u32) -> Result<(), RunError> {
+        let flags = Flags {
+            jobs: &self.jobs_pending,
+            stop: &self.stop,
+        };
+        let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
+        let live = self.rx.iter().filter(|s| !s.ended);
+        let fds = can.then(|| live.map(|s| s.rx.wait_fd()));
+        if !self.sleeper.back_off(idle, fds, flags) {
+            return Ok(());
+        }
+        for s in self.rx.iter_mut().filter(|s| !s.ended) {
+            let r = guarded(&self.names[s.port], self.index, "receive", || s.rx.slept());
+            r.map_err(|error| RunError::Port {
+                worker: self.index,
+                error,
+            })?;
+        }
+        Ok(())
     }
 
     /// Records the loop's time so far and the busy part of it, for
@@ -532,6 +583,9 @@ impl Worker {
             s.run_secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
             s.busy_secs = self.busy_ns as f64 * 1e-9;
             s.idle_secs = self.loop_ns.saturating_sub(self.busy_ns) as f64 * 1e-9;
+            s.sleeps = self.sleeper.sleeps;
+            s.sleep_secs = self.sleeper.sleep_ns as f64 * 1e-9;
+            s.cpu_secs = cpu_ns().saturating_sub(self.cpu_start) as f64 * 1e-9;
             s.finished = finished;
         }
     }

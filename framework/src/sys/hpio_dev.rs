@@ -138,6 +138,12 @@ impl IoVecs {
     }
 }
 
+impl std::os::fd::AsFd for HpioDev {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl HpioDev {
     /// Opens the device file at `path`, nonblocking: for reading (the
     /// module starts taking the interface's frames) or for writing only

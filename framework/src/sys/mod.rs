@@ -12,6 +12,8 @@
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
 //! - [`memory`]: huge-page advice for large tables;
+//! - [`wait`]: `poll` over descriptors and an `eventfd` to wake a poll
+//!   (idle workers sleep in it);
 //! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
@@ -36,6 +38,7 @@ pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
 pub(crate) mod rx_info;
+pub(crate) mod wait;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};

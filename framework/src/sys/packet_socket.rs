@@ -47,6 +47,12 @@ unsafe impl Pod for libc::c_int {}
 // SAFETY: a repr(C) struct of two c_uint.
 unsafe impl Pod for libc::tpacket_stats {}
 
+impl std::os::fd::AsFd for PacketSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl PacketSocket {
     /// The descriptor, for the ring's `mmap`.
     pub(super) fn raw_fd(&self) -> std::os::fd::RawFd {

@@ -99,6 +99,10 @@ struct WorkerResult {
     packets: u64,
     seconds: f64,
     mpps: f64,
+    /// CPU seconds its thread used, and its Mpps per CPU second: the rate
+    /// it reaches while it runs, whatever else shares its core.
+    cpu_secs: f64,
+    mpps_cpu: f64,
 }
 
 /// Packets a generator queue sends: its share of `count` over `queues`
@@ -163,6 +167,8 @@ fn result(
                 packets,
                 seconds: w.run_secs,
                 mpps: packets as f64 / w.run_secs / 1e6,
+                cpu_secs: w.cpu_secs,
+                mpps_cpu: packets as f64 / w.cpu_secs / 1e6,
             }
         })
         .collect();
@@ -233,6 +239,12 @@ pub fn cmd_bench(
                     r.workers.iter().map(|w| format!("{:.2}", w.mpps)).collect();
                 print!("  (per worker: {})", each.join(", "));
             }
+            let cpu: Vec<String> = r
+                .workers
+                .iter()
+                .map(|w| format!("{:.2}", w.mpps_cpu))
+                .collect();
+            print!("  [per CPU second: {}]", cpu.join(", "));
             println!("  {}", r.graph);
         }
         results.push(r);

@@ -481,6 +481,18 @@ fn workers(f: &mut Families<'_>, report: &Report) {
             wl(),
             w.idle_secs,
         );
+        f.seconds(
+            "hpio_nf_worker_sleep_seconds",
+            "Seconds of the idle time spent asleep in poll(2) ([runtime] idle = \"sleep\").",
+            wl(),
+            w.sleep_secs,
+        );
+        f.seconds(
+            "hpio_nf_worker_cpu_seconds",
+            "CPU seconds the worker's thread used in its loop.",
+            wl(),
+            w.cpu_secs,
+        );
         f.counter(
             "hpio_nf_worker_bursts",
             "Bursts the worker received.",

@@ -36,6 +36,7 @@ pub(crate) fn run_options(
         max_frame: rt.max_frame,
         clock: rt.clock,
         on_panic: rt.on_panic,
+        idle: rt.idle,
         stats_interval: stats_interval
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64),

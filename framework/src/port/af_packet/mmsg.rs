@@ -2,6 +2,7 @@
 //! into pool slots.
 
 use std::cell::Cell;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -216,6 +217,14 @@ impl RxQueue for MmsgRx {
             self.watch.idle()?;
         }
         Ok(Recv::Got(got))
+    }
+
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+
+    fn slept(&mut self) -> Result<(), PortError> {
+        self.watch.slept()
     }
 
     fn stats(&self) -> QueueStats {

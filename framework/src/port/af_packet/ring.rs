@@ -4,6 +4,7 @@
 //! segments on the way (see `gso`).
 
 use std::cell::Cell;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use super::gso::{Segmenter, Src};
@@ -102,6 +103,16 @@ impl<R: RxRing> RxQueue for RingRx<R> {
             Counters::add(&self.counters.rx_truncated, truncated);
         }
         Ok(Recv::Got(n))
+    }
+
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        // Readable once the ring holds a frame (or a block, TPACKET_V3) for
+        // user space, or a frame queued whole on the socket.
+        Some(self.ring.socket().as_fd())
+    }
+
+    fn slept(&mut self) -> Result<(), PortError> {
+        self.watch.slept()
     }
 
     fn stats(&self) -> QueueStats {

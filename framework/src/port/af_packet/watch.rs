@@ -54,6 +54,17 @@ impl LinkWatch {
         self.check()
     }
 
+    /// Called after the worker slept with the queue empty: a look at the
+    /// interface when the last one is [`EVERY`] old (a sleeping worker makes
+    /// too few empty receives for [`LinkWatch::idle`] to get there).
+    pub(super) fn slept(&mut self) -> Result<(), PortError> {
+        if self.last.elapsed() < EVERY {
+            return Ok(());
+        }
+        self.last = Instant::now();
+        self.check()
+    }
+
     /// An error unless the interface exists with the index the queue was opened on.
     pub(super) fn check(&self) -> Result<(), PortError> {
         match netdev::if_index(&self.interface) {

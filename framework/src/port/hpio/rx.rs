@@ -1,5 +1,6 @@
 //! The receive queue: one `readv` per burst straight into pool slots.
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use crate::packet::{Batch, Pool};
@@ -82,6 +83,11 @@ impl RxQueue for HpioRx {
         self.stats.packets += got as u64;
         self.stats.bytes += bytes;
         Ok(Recv::Got(got))
+    }
+
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        // The module's poll: readable once the bound ring holds a frame.
+        Some(self.dev.as_fd())
     }
 
     fn stats(&self) -> QueueStats {

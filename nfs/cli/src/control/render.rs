@@ -296,6 +296,9 @@ mod tests {
                 run_secs: secs,
                 busy_secs: 0.0,
                 idle_secs: secs,
+                sleeps: 0,
+                sleep_secs: 0.0,
+                cpu_secs: 0.0,
             }],
         }
     }

@@ -44,6 +44,9 @@ fn report(packets_in: u64) -> Report {
             run_secs: 2.0,
             busy_secs: 0.5,
             idle_secs: 1.5,
+            sleeps: 0,
+            sleep_secs: 0.0,
+            cpu_secs: 0.0,
         }],
     }
 }

@@ -1,0 +1,199 @@
+//! What a worker does when its queues are empty (`[runtime] idle`).
+//!
+//! ```text
+//! idle pass 1..64:   spin (a pause instruction between two polls)
+//! then, idle = "sleep" and every live receive queue has a descriptor:
+//!   poll(2) on those descriptors and the worker's eventfd, for at most MAX_SLEEP
+//! otherwise (idle = "spin", a generator or pcap queue, a transmit backlog):
+//!   yield until pass 256, then 50 µs naps
+//! ```
+//!
+//! Waking: frames arriving make a queue's descriptor readable. Everything
+//! else that must reach a sleeping worker writes its `eventfd`: a control
+//! job ([`JobSender::send`](super::worker::JobSender::send): `ctl` requests,
+//! reloads, taps and traces), a stop ([`Controller::stop`](super::Controller::stop),
+//! and `Running::wait`, which sees the stop flag a signal handler set
+//! within 10 ms). The write happens only when the worker said it is
+//! asleep (a flag), so a busy worker costs its senders no system call and
+//! its data path nothing: the flag is touched only on the way into and out
+//! of a sleep. The handshake is Dekker's: the worker sets `asleep` and
+//! then looks at the job and stop flags; a sender sets its flag and then
+//! looks at `asleep` (all sequentially consistent), so at least one of
+//! them sees the other and no wake-up is lost.
+//!
+//! Every sleep is bounded by [`MAX_SLEEP`] (100 ms, the period at which
+//! workers publish their counters): the live line, `ctl stats` and the
+//! metrics keep seeing a sleeping worker's idle time advance, an
+//! af_packet queue looks at its interface as often as when spinning
+//! ([`RxQueue::slept`]), and whatever might not write the eventfd (a
+//! stop flag set from a signal handler before `Running::wait` looks) is
+//! still noticed. Ten wake-ups a second cost a few microseconds.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sys::wait::{EventFd, PollSet};
+
+hpio_nf::choice! {
+    /// What a worker does when its queues are empty (`[runtime] idle`).
+    #[derive(Default, serde::Serialize)]
+    pub enum Idle {
+        /// After a short spin, sleep in `poll(2)` on the receive queues
+        /// until frames arrive (queues that cannot be waited on, such as
+        /// generators and pcap files, keep the worker spinning).
+        #[default]
+        Sleep = "sleep",
+        /// Spin, yield, then nap 50 µs at a time: the lowest latency, one
+        /// core busy per worker whatever the load.
+        Spin = "spin",
+    }
+}
+
+/// The longest sleep (see the module documentation for why).
+pub const MAX_SLEEP: Duration = super::PUBLISH_EVERY;
+
+/// Idle passes spent spinning before the worker sleeps, or yields.
+pub(super) const SPIN_PASSES: u32 = 64;
+/// Idle passes after which a worker that cannot sleep naps instead of yielding.
+const YIELD_PASSES: u32 = 256;
+/// A nap of a worker that cannot sleep in `poll`.
+const NAP: Duration = Duration::from_micros(50);
+
+/// Wakes one sleeping worker; shared by the worker and its job senders.
+#[derive(Debug)]
+pub(crate) struct Waker {
+    /// The worker is in (or about to enter) `poll`.
+    asleep: AtomicBool,
+    /// `None`: the worker never sleeps (`idle = "spin"`, or no eventfd).
+    event: Option<EventFd>,
+}
+
+impl Waker {
+    /// A waker for a worker that sleeps when `idle` says so.
+    pub fn new(idle: Idle, worker: usize) -> Arc<Waker> {
+        let event = match idle {
+            Idle::Spin => None,
+            Idle::Sleep => EventFd::new()
+                .map_err(|e| {
+                    log::warn!(
+                        "worker {worker}: no eventfd ({e}): it will spin when idle, as with \
+                         [runtime] idle = \"spin\""
+                    )
+                })
+                .ok(),
+        };
+        Arc::new(Waker {
+            asleep: AtomicBool::new(false),
+            event,
+        })
+    }
+
+    /// Wakes the worker if it sleeps. Call after setting the flag it
+    /// should see (a job queued, the stop flag) with `Ordering::SeqCst`.
+    pub fn wake(&self) {
+        if let Some(e) = &self.event {
+            if self.asleep.load(Ordering::SeqCst) {
+                e.signal();
+            }
+        }
+    }
+}
+
+/// A worker's side of sleeping: its waker, the poll set and what it counts.
+pub(super) struct Sleeper {
+    pub waker: Arc<Waker>,
+    set: PollSet,
+    /// The longest sleep: [`MAX_SLEEP`] (tests raise it, to show that what
+    /// wakes a worker does not wait for the timeout).
+    pub max: Duration,
+    /// Sleeps so far, and nanoseconds spent in them.
+    pub sleeps: u64,
+    pub sleep_ns: u64,
+}
+
+/// What the worker checks before it sleeps: the flags whose setters wake it.
+pub(super) struct Flags<'a> {
+    pub jobs: &'a AtomicBool,
+    pub stop: &'a AtomicBool,
+}
+
+impl Sleeper {
+    pub fn new(waker: Arc<Waker>) -> Sleeper {
+        Sleeper {
+            waker,
+            set: PollSet::default(),
+            max: MAX_SLEEP,
+            sleeps: 0,
+            sleep_ns: 0,
+        }
+    }
+
+    /// One idle pass's back-off, the `idle`-th in a row: a spin; then a
+    /// sleep in `poll` on `fds` (the descriptors of the worker's live
+    /// receive queues; `None`: it cannot sleep, a transmit backlog or a
+    /// replay) unless one is missing; else a yield or a nap. True when it
+    /// slept (the caller then tells the queues, see
+    /// [`RxQueue::slept`](crate::port::RxQueue::slept)).
+    pub fn back_off<'a>(
+        &mut self,
+        idle: u32,
+        fds: Option<impl Iterator<Item = Option<BorrowedFd<'a>>>>,
+        flags: Flags<'_>,
+    ) -> bool {
+        if idle < SPIN_PASSES {
+            std::hint::spin_loop();
+        } else if fds.is_some_and(|fds| self.sleep(fds, flags)) {
+            return true;
+        } else if idle < YIELD_PASSES {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(NAP);
+        }
+        false
+    }
+
+    /// Sleeps in `poll` on `fds` and the eventfd, for at most `self.max`.
+    /// False (nothing done) when it cannot: no eventfd, a queue without a
+    /// descriptor. True when it slept, or found a job or the stop flag set
+    /// at the last moment.
+    fn sleep<'a>(
+        &mut self,
+        fds: impl Iterator<Item = Option<BorrowedFd<'a>>>,
+        flags: Flags<'_>,
+    ) -> bool {
+        let Some(event) = &self.waker.event else {
+            return false;
+        };
+        self.set.clear();
+        self.set.add(event.as_fd());
+        for fd in fds {
+            match fd {
+                Some(fd) => self.set.add(fd),
+                None => return false,
+            }
+        }
+        let asleep = &self.waker.asleep;
+        asleep.store(true, Ordering::SeqCst);
+        if flags.jobs.load(Ordering::SeqCst) || flags.stop.load(Ordering::SeqCst) {
+            asleep.store(false, Ordering::Relaxed);
+            return true;
+        }
+        let t0 = Instant::now();
+        let r = self.set.wait(self.max);
+        asleep.store(false, Ordering::Relaxed);
+        self.sleeps += 1;
+        self.sleep_ns += t0.elapsed().as_nanos() as u64;
+        if self.set.ready(0) {
+            event.drain();
+        }
+        if let Err(e) = r {
+            // (poll fails only for want of memory or a bad set, which the
+            // queues' own calls would report: nap instead.)
+            log::debug!("poll failed ({e}); napping instead");
+            std::thread::sleep(NAP);
+        }
+        true
+    }
+}
