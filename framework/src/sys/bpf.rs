@@ -23,7 +23,6 @@ use std::ptr;
 /// `enum bpf_cmd` values used here.
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `BPF_MAP_TYPE_XSKMAP`.
@@ -176,7 +175,6 @@ fn owned(fd: libc::c_long) -> OwnedFd {
 #[derive(Debug)]
 pub(crate) struct XskMap {
     fd: OwnedFd,
-    entries: u32,
 }
 
 impl XskMap {
@@ -194,12 +192,7 @@ impl XskMap {
             map_name: name16(),
         };
         let fd = owned(bpf(BPF_MAP_CREATE, &mut a)?);
-        Ok(XskMap { fd, entries })
-    }
-
-    /// Number of entries (queues).
-    pub fn entries(&self) -> u32 {
-        self.entries
+        Ok(XskMap { fd })
     }
 
     /// Frames of queue `queue` go to AF_XDP socket `socket` from now on.
@@ -213,19 +206,6 @@ impl XskMap {
             flags: 0,
         };
         bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(drop)
-    }
-
-    /// Frames of queue `queue` go to the kernel's stack again.
-    pub fn clear(&self, queue: u32) -> io::Result<()> {
-        let key = queue;
-        let mut a = MapElem {
-            map_fd: self.fd.as_raw_fd() as u32,
-            _pad: 0,
-            key: ptr::from_ref(&key) as u64,
-            value: 0,
-            flags: 0,
-        };
-        bpf(BPF_MAP_DELETE_ELEM, &mut a).map(drop)
     }
 }
 
@@ -358,12 +338,11 @@ mod tests {
             return;
         }
         let map = XskMap::new(4).unwrap();
-        assert_eq!(map.entries(), 4);
         XdpProgram::redirect(&map).expect("the verifier accepts the program");
         // Not an AF_XDP socket: refused.
         let f = std::fs::File::open("/dev/null").unwrap();
         assert!(map.set(0, f.as_raw_fd()).is_err());
-        assert!(map.clear(9).is_err(), "out of range");
+        assert!(map.set(9, f.as_raw_fd()).is_err(), "out of range");
         // A program that reads r2 before writing it is rejected, with the log.
         let bad = [insn(0xbf, 0, 2, 0, 0), insn(0x95, 0, 0, 0, 0)];
         let e = XdpProgram::load(&bad).unwrap_err();

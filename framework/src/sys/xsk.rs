@@ -375,6 +375,7 @@ impl XskRx {
     }
 
     /// The descriptor (to sleep on in `poll`).
+    #[allow(dead_code)] // for idle workers' poll, wired in when that lands
     pub fn raw_fd(&self) -> RawFd {
         self.shared.fd.as_raw_fd()
     }
@@ -407,11 +408,6 @@ pub(crate) struct XskTx {
 }
 
 impl XskTx {
-    /// Largest frame it sends.
-    pub fn max_frame(&self) -> usize {
-        self.frame
-    }
-
     /// Takes back the frames the kernel has sent (completion ring).
     pub fn reclaim(&mut self) -> u32 {
         let n = self.comp.available();
@@ -475,6 +471,7 @@ impl XskTx {
     }
 
     /// Frames handed to the kernel and not completed yet.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.total - self.free.len()
     }
@@ -491,6 +488,7 @@ impl XskTx {
     }
 
     /// The socket's kernel counters.
+    #[cfg(test)]
     pub fn stats(&self) -> io::Result<XskStats> {
         stats(&self.shared)
     }
