@@ -273,7 +273,20 @@ impl AfXdpSpec {
                     },
                     need_wakeup: self.need_wakeup,
                 };
-                XskSocket::open(&cfg).map_err(|e| self.socket_error(port, q, e))
+                // A socket closed a moment ago (a port just closed, a
+                // killed NF) releases its queue in the background: wait.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                loop {
+                    match XskSocket::open(&cfg) {
+                        Err(e)
+                            if e.raw_os_error() == Some(libc::EBUSY)
+                                && std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        r => break r.map_err(|e| self.socket_error(port, q, e)),
+                    }
+                }
             })
             .collect()
     }
