@@ -530,7 +530,7 @@ mod tests {
         let (mut rx, mut tx) = (rx.unwrap(), tx.unwrap());
         assert_eq!(rx.recv(16, |_| true), (0, 0));
         rx.wake().unwrap();
-        let mut f = vec![0u8; 60];
+        let mut f = [0u8; 60];
         f[..6].copy_from_slice(&[0xff; 6]);
         f[12..14].copy_from_slice(&[0x88, 0xb6]);
         let long = vec![0u8; 4000];
