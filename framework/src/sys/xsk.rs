@@ -241,30 +241,7 @@ impl XskSocket {
         } else {
             None
         };
-        let mut flags = if zerocopy {
-            libc::XDP_ZEROCOPY
-        } else {
-            libc::XDP_COPY
-        };
-        if cfg.need_wakeup {
-            flags |= libc::XDP_USE_NEED_WAKEUP;
-        }
-        let sxdp = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: flags,
-            sxdp_ifindex: cfg.ifindex,
-            sxdp_queue_id: cfg.queue,
-            sxdp_shared_umem_fd: 0,
-        };
-        // SAFETY: the pointer and length describe `sxdp`, a valid
-        // sockaddr_xdp that lives across the call; bind only reads it.
-        cvt(unsafe {
-            libc::bind(
-                fd,
-                ptr::from_ref(&sxdp).cast::<libc::sockaddr>(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        })?;
+        bind(fd, cfg, zerocopy)?;
         let opts: libc::xdp_options = shared.getsockopt(libc::XDP_OPTIONS)?;
         Ok(XskSocket {
             shared: Arc::new(shared),
@@ -310,6 +287,35 @@ impl XskSocket {
         });
         (rx, tx)
     }
+}
+
+/// Binds socket `fd` to `cfg`'s interface and queue, in zero-copy or copy mode.
+fn bind(fd: RawFd, cfg: &XskConfig, zerocopy: bool) -> io::Result<()> {
+    let mut flags = if zerocopy {
+        libc::XDP_ZEROCOPY
+    } else {
+        libc::XDP_COPY
+    };
+    if cfg.need_wakeup {
+        flags |= libc::XDP_USE_NEED_WAKEUP;
+    }
+    let sxdp = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: cfg.ifindex,
+        sxdp_queue_id: cfg.queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    // SAFETY: the pointer and length describe `sxdp`, a valid
+    // sockaddr_xdp that lives across the call; bind only reads it.
+    cvt(unsafe {
+        libc::bind(
+            fd,
+            ptr::from_ref(&sxdp).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// The receive half of a socket.
