@@ -14,6 +14,9 @@
 //! - [`memory`]: huge-page advice for large tables;
 //! - [`wait`]: `poll` over descriptors and an `eventfd` to wake a poll
 //!   (idle workers sleep in it);
+//! - [`bpf`]: the AF_XDP driver's XDP program, assembled here and loaded
+//!   with `bpf(2)` (an `XSKMAP`, the program, a BPF link);
+//! - [`xsk`]: AF_XDP sockets, their UMEM and their four mapped rings;
 //! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
@@ -29,6 +32,7 @@
 
 #![allow(unsafe_code)]
 
+pub(crate) mod bpf;
 pub(crate) mod creds;
 pub(crate) mod dylib;
 pub(crate) mod hpio_dev;
@@ -39,6 +43,8 @@ pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
 pub(crate) mod rx_info;
 pub(crate) mod wait;
+pub(crate) mod xsk;
+mod xsk_ring;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};
