@@ -57,7 +57,7 @@ impl LinkWatch {
     /// Called after the worker slept with the queue empty: a look at the
     /// interface when the last one is [`EVERY`] old (a sleeping worker makes
     /// too few empty receives for [`LinkWatch::idle`] to get there).
-    pub(super) fn slept(&mut self) -> Result<(), PortError> {
+    pub(crate) fn slept(&mut self) -> Result<(), PortError> {
         if self.last.elapsed() < EVERY {
             return Ok(());
         }
