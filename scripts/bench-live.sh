@@ -11,14 +11,18 @@
 # ROUNDS rounds (default 3) run every row once each, interleaved; each row's
 # ratio is to the Linux bridge of the same round.
 #
-# CPU per forwarded frame, two figures per row:
-#   nf_us   CPU time of the NF process (utime + stime, /proc/PID/stat) over
-#           the frames the sink counted; 0 for the Linux bridge (no process);
-#   sirq_us the whole machine's softirq time (/proc/stat) over the same
-#           frames: where the kernel's own forwarding runs, and also where the
-#           veth receive work for the NF's sockets runs;
-#   sum     nf_us + sirq_us: the row's forwarding cost, compared the same way
-#           for every row (the generator and the sink are the same in all).
+# CPU per forwarded frame (frames = what the sink counted):
+#   NF       CPU time of the NF process (utime + stime, /proc/PID/stat)
+#            while the generator ran; none for the Linux bridge;
+#   testbed  generator + sink (getrusage, their whole run) + NF + the
+#            ksoftirqd threads: every CPU second the row spent, compared the
+#            same way for every row. The kernel's own forwarding runs as
+#            softirq in the context of the thread that transmitted (here the
+#            generator's, for the Linux bridge), and this kernel's tick
+#            accounting charges that to the thread it interrupted;
+#   softirq  the machine's softirq time (/proc/stat) in the same window:
+#            the share of the above spent in the kernel's receive paths
+#            (veth, bridge, IP stack of the sink's namespace, packet sockets).
 # Needs root. DURATION (seconds per measurement) defaults to 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,28 +68,44 @@ rows+=("Linux bridge|linux")
 
 # Ticks of softirq time of the whole machine so far.
 softirq() { awk '/^cpu /{print $8}' /proc/stat; }
-# Ticks of CPU time (user + system) of process $1 so far.
+# Ticks of CPU time (user + system, all threads) of process $1 so far.
 proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ksoftirqd=$(pgrep -x 'ksoftirqd/[0-9]+' | sed 's|^|/proc/|; s|$|/stat|' | tr '\n' ' ' || true)
+ksoft_cpu() { [ -z "$ksoftirqd" ] && echo 0 || cat $ksoftirqd | awk '{t += $14 + $15} END {print t + 0}'; }
+# Runs a command and writes its CPU seconds (user + system, all threads:
+# getrusage of the child) to $1.
+cat >"$out/cpu.py" <<'PY'
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+open(sys.argv[1], "w").write("%f\n" % (ru.ru_utime + ru.ru_stime))
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+cpu_of() { python3 "$out/cpu.py" "$@"; }
 
-# Measures one row; writes "frames nf_ticks softirq_ticks" to $1.
+# Measures one row; writes "frames nf_ticks softirq_ticks ksoftirqd_ticks
+# generator_secs sink_secs" to $1.
 measure() {
 	local file=$1
-	ip netns exec hpnf-h2 "$bin" pktgen -i eth0 --driver af_packet --rx --cores 1 \
-		--filter "udp and dst port 9" --duration $((dur + 2))s --json >"$out/rx.json" 2>/dev/null &
+	cpu_of "$out/rx.cpu" ip netns exec hpnf-h2 "$bin" pktgen -i eth0 --driver af_packet --rx \
+		--cores 1 --filter "udp and dst port 9" --duration $((dur + 2))s --json \
+		>"$out/rx.json" 2>/dev/null &
 	local rx=$!
 	sleep 1
-	local s0 p0=0 s1 p1=0
-	s0=$(softirq)
+	local s0 p0=0 k0 s1 p1=0 k1
+	s0=$(softirq) k0=$(ksoft_cpu)
 	[ -n "$nf_pid" ] && p0=$(proc_cpu "$nf_pid")
-	ip netns exec hpnf-h1 "$bin" pktgen -i eth0 --driver af_packet --cores 0 -D "$dmac" \
-		-d 10.0.0.2 -s 10.0.0.1 -l 60 --duration ${dur}s >/dev/null 2>&1
-	s1=$(softirq)
+	cpu_of "$out/tx.cpu" ip netns exec hpnf-h1 "$bin" pktgen -i eth0 --driver af_packet \
+		--cores 0 -D "$dmac" -d 10.0.0.2 -s 10.0.0.1 -l 60 --duration ${dur}s >/dev/null 2>&1
+	s1=$(softirq) k1=$(ksoft_cpu)
 	[ -n "$nf_pid" ] && p1=$(proc_cpu "$nf_pid")
 	wait $rx
 	local frames
 	frames=$(python3 -c 'import json,sys
 print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["packets"])' "$out/rx.json")
-	echo "$frames $((p1 - p0)) $((s1 - s0))" >"$file"
+	echo "$frames $((p1 - p0)) $((s1 - s0)) $((k1 - k0)) $(cat "$out/tx.cpu") $(cat "$out/rx.cpu")" >"$file"
 }
 
 run_row() {
@@ -131,17 +151,19 @@ def rng(xs, fmt):
     xs = sorted(xs)
     med = statistics.median(xs)
     return (fmt % med) + (" (" + fmt % xs[0] + "-" + fmt % xs[-1] + ")" if len(xs) > 1 else "")
-print("| row | Mpps | ratio | NF CPU us/frame | softirq us/frame | sum us/frame |")
+print("| row | Mpps | ratio | NF CPU us/frame | testbed CPU us/frame | softirq us/frame |")
 print("|---|---|---|---|---|---|")
 for i, name in enumerate(names):
-    mpps, ratio, nf, sirq, tot = [], [], [], [], []
+    mpps, ratio, nf, bed, sirq = [], [], [], [], []
     for r in range(rounds):
-        f, p, s = map(int, open(f"{out}/{r}.{i}").read().split())
-        k = int(open(f"{out}/{r}.{linux}").read().split()[0])
+        f, p, s, k, gen, sink = open(f"{out}/{r}.{i}").read().split()
+        f, p, s, k, gen, sink = int(f), int(p), int(s), int(k), float(gen), float(sink)
+        base = int(open(f"{out}/{r}.{linux}").read().split()[0])
         mpps.append(f / dur / 1e6)
-        ratio.append(f / k if k else 0.0)
-        per = lambda t: t / hz * 1e6 / f if f else float("nan")
-        nf.append(per(p)); sirq.append(per(s)); tot.append(per(p + s))
+        ratio.append(f / base if base else 0.0)
+        per = lambda secs: secs * 1e6 / f if f else float("nan")
+        nf.append(per(p / hz)); sirq.append(per(s / hz))
+        bed.append(per((p + k) / hz + gen + sink))
     print(f"| {name} | {rng(mpps, '%.3f')} | {rng(ratio, '%.2f')} | {rng(nf, '%.2f')} "
-          f"| {rng(sirq, '%.2f')} | {rng(tot, '%.2f')} |")
+          f"| {rng(bed, '%.2f')} | {rng(sirq, '%.2f')} |")
 EOF
