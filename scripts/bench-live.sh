@@ -11,15 +11,18 @@
 # ROUNDS rounds (default 3) run every row once each, interleaved; each row's
 # ratio is to the Linux bridge of the same round.
 #
+# lost %: of the frames the generator sent, those the sink did not count.
 # CPU per forwarded frame (frames = what the sink counted):
 #   NF       CPU time of the NF process (utime + stime, /proc/PID/stat)
 #            while the generator ran; none for the Linux bridge;
-#   testbed  generator + sink (getrusage, their whole run) + NF + the
-#            ksoftirqd threads: every CPU second the row spent, compared the
-#            same way for every row. The kernel's own forwarding runs as
-#            softirq in the context of the thread that transmitted (here the
-#            generator's, for the Linux bridge), and this kernel's tick
-#            accounting charges that to the thread it interrupted;
+#   sender + NF  generator (getrusage of its whole run) + NF + the
+#            ksoftirqd threads: the CPU seconds each row spent on sending
+#            and forwarding, compared the same way for every row. The
+#            kernel's own forwarding runs as softirq in the context of the
+#            thread that transmitted (the generator's, for the Linux bridge),
+#            and this kernel's tick accounting charges that to the thread it
+#            interrupted. The sink is left out: it polls, so its time per
+#            frame mostly says how long it waited;
 #   softirq  the machine's softirq time (/proc/stat) in the same window:
 #            the share of the above spent in the kernel's receive paths
 #            (veth, bridge, IP stack of the sink's namespace, packet sockets).
@@ -85,11 +88,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
 PY
 cpu_of() { python3 "$out/cpu.py" "$@"; }
 
+# The packets of a pktgen --json summary (its last line).
+summary() {
+	python3 -c 'import json,sys
+print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["packets"])' "$1"
+}
+
 # Measures one row; writes "frames nf_ticks softirq_ticks ksoftirqd_ticks
-# generator_secs sink_secs" to $1.
+# generator_secs frames_sent" to $1.
 measure() {
 	local file=$1
-	cpu_of "$out/rx.cpu" ip netns exec hpnf-h2 "$bin" pktgen -i eth0 --driver af_packet --rx \
+	ip netns exec hpnf-h2 "$bin" pktgen -i eth0 --driver af_packet --rx \
 		--cores 1 --filter "udp and dst port 9" --duration $((dur + 2))s --json \
 		>"$out/rx.json" 2>/dev/null &
 	local rx=$!
@@ -98,14 +107,14 @@ measure() {
 	s0=$(softirq) k0=$(ksoft_cpu)
 	[ -n "$nf_pid" ] && p0=$(proc_cpu "$nf_pid")
 	cpu_of "$out/tx.cpu" ip netns exec hpnf-h1 "$bin" pktgen -i eth0 --driver af_packet \
-		--cores 0 -D "$dmac" -d 10.0.0.2 -s 10.0.0.1 -l 60 --duration ${dur}s >/dev/null 2>&1
+		--cores 0 -D "$dmac" -d 10.0.0.2 -s 10.0.0.1 -l 60 --duration ${dur}s --json >"$out/tx.json" 2>/dev/null
 	s1=$(softirq) k1=$(ksoft_cpu)
 	[ -n "$nf_pid" ] && p1=$(proc_cpu "$nf_pid")
 	wait $rx
-	local frames
-	frames=$(python3 -c 'import json,sys
-print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["packets"])' "$out/rx.json")
-	echo "$frames $((p1 - p0)) $((s1 - s0)) $((k1 - k0)) $(cat "$out/tx.cpu") $(cat "$out/rx.cpu")" >"$file"
+	local frames sent
+	frames=$(summary "$out/rx.json")
+	sent=$(summary "$out/tx.json")
+	echo "$frames $((p1 - p0)) $((s1 - s0)) $((k1 - k0)) $(cat "$out/tx.cpu") $sent" >"$file"
 }
 
 run_row() {
@@ -151,19 +160,20 @@ def rng(xs, fmt):
     xs = sorted(xs)
     med = statistics.median(xs)
     return (fmt % med) + (" (" + fmt % xs[0] + "-" + fmt % xs[-1] + ")" if len(xs) > 1 else "")
-print("| row | Mpps | ratio | NF CPU us/frame | testbed CPU us/frame | softirq us/frame |")
-print("|---|---|---|---|---|---|")
+print("| row | Mpps | ratio | lost % | NF CPU us/frame | sender + NF CPU us/frame | softirq us/frame |")
+print("|---|---|---|---|---|---|---|")
 for i, name in enumerate(names):
-    mpps, ratio, nf, bed, sirq = [], [], [], [], []
+    mpps, ratio, lost, nf, bed, sirq = [], [], [], [], [], []
     for r in range(rounds):
-        f, p, s, k, gen, sink = open(f"{out}/{r}.{i}").read().split()
-        f, p, s, k, gen, sink = int(f), int(p), int(s), int(k), float(gen), float(sink)
+        f, p, s, k, gen, sent = open(f"{out}/{r}.{i}").read().split()
+        f, p, s, k, gen, sent = int(f), int(p), int(s), int(k), float(gen), int(sent)
+        lost.append(100.0 * (sent - f) / sent if sent else 0.0)
         base = int(open(f"{out}/{r}.{linux}").read().split()[0])
         mpps.append(f / dur / 1e6)
         ratio.append(f / base if base else 0.0)
         per = lambda secs: secs * 1e6 / f if f else float("nan")
         nf.append(per(p / hz)); sirq.append(per(s / hz))
-        bed.append(per((p + k) / hz + gen + sink))
-    print(f"| {name} | {rng(mpps, '%.3f')} | {rng(ratio, '%.2f')} | {rng(nf, '%.2f')} "
+        bed.append(per((p + k) / hz + gen))
+    print(f"| {name} | {rng(mpps, '%.3f')} | {rng(ratio, '%.2f')} | {rng(lost, '%.0f')} | {rng(nf, '%.2f')} "
           f"| {rng(bed, '%.2f')} | {rng(sirq, '%.2f')} |")
 EOF
