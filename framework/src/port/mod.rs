@@ -1,5 +1,5 @@
 //! Ports: packet sources and sinks behind one set of traits, so that every
-//! driver (pcap files, the in-memory generator, AF_PACKET, hpio) plugs into
+//! driver (pcap files, the in-memory generator, AF_PACKET, AF_XDP, hpio) plugs into
 //! the runtime the same way.
 //!
 //! A driver is declared by a [`PortClass`] (its parameters, checked with the
@@ -8,6 +8,7 @@
 //! the workers, and one transmit handle ([`TxQueue`]) per worker.
 
 pub mod af_packet;
+pub mod af_xdp;
 pub mod auto;
 mod burst;
 pub mod generator;
@@ -244,6 +245,7 @@ impl PortRegistry {
         r.register(pcap::CLASS);
         r.register(generator::CLASS);
         r.register(af_packet::CLASS);
+        r.register(af_xdp::CLASS);
         r.register(auto::CLASS);
         r.register(hpio::CLASS);
         r

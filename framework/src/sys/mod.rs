@@ -11,6 +11,9 @@
 //!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
+//! - [`bpf`]: the AF_XDP driver's XDP program, assembled here and loaded
+//!   with `bpf(2)` (an `XSKMAP`, the program, a BPF link);
+//! - [`xsk`]: AF_XDP sockets, their UMEM and their four mapped rings;
 //! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
@@ -26,6 +29,7 @@
 
 #![allow(unsafe_code)]
 
+pub(crate) mod bpf;
 pub(crate) mod creds;
 pub(crate) mod dylib;
 pub(crate) mod hpio_dev;
@@ -34,6 +38,8 @@ pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
 pub(crate) mod rx_info;
+pub(crate) mod xsk;
+mod xsk_ring;
 
 pub(crate) use netdev::{if_flags, if_index, if_mtu};
 pub(crate) use packet_ring::{BlockRing, FrameRing, RxRing};

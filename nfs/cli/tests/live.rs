@@ -546,6 +546,154 @@ fn firewall_passes_tcp_with_offloads_on() {
     assert_super_frames_cut(&last, &["inside", "outside"], "inside", bytes);
 }
 
+/// `ip link show IFNAME` (root namespace): names the XDP program attached
+/// (`prog/xdp` native, `prog/xdpgeneric` generic), if any.
+fn link_show(ifname: &str) -> String {
+    let out = Command::new("ip")
+        .args(["link", "show", ifname])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits up to 5 s for `ifname` to have no XDP program.
+fn assert_no_xdp(ifname: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link_show(ifname).contains("xdp") {
+        assert!(
+            Instant::now() < deadline,
+            "an XDP program stayed on {ifname}:\n{}",
+            link_show(ifname)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Packets counter `side` (`rx`/`tx`) of port `name`.
+fn packets(report: &Value, name: &str, side: &str) -> u64 {
+    port(report, name)[side]["packets"].as_u64().unwrap()
+}
+
+/// The bridge over AF_XDP (native XDP on the root-side veth ends, copy
+/// mode): ping both ways, 10 MiB over TCP intact (SHA-256), and every frame
+/// accounted for: what one port received the other sent, nothing dropped.
+/// The hosts' TCP segments arrive with partial checksums (veth offload),
+/// which the driver finishes. The program is gone once the NF stops.
+#[test]
+fn bridge_over_af_xdp_ping_tcp_exact_counts() {
+    let Some(_lock) = setup("bridge_over_af_xdp_ping_tcp_exact_counts") else {
+        return;
+    };
+    let fdb = tempfile::tempdir().unwrap();
+    let fdb = fdb.path().join("bridge.fdb");
+    let mut live = Live::start(
+        "bridge",
+        "configs/bridge.toml",
+        &[
+            format!("elements.br.table_file={}", fdb.display()),
+            "ports.lan0.driver=af_xdp".into(),
+            "ports.lan1.driver=af_xdp".into(),
+        ],
+    );
+    for ifname in ["hpnf-br0", "hpnf-br1"] {
+        assert!(
+            link_show(ifname).contains("prog/xdp "),
+            "{}",
+            link_show(ifname)
+        );
+    }
+    live.ping("hpnf-h1", "10.0.0.2", 5);
+    live.ping("hpnf-h2", "10.0.0.1", 5);
+    live.tcp_transfer("hpnf-h2", "hpnf-h1", "10.0.0.2", 5001, 10 << 20);
+    let last = live.stop();
+    for (a, b) in [("lan0", "lan1"), ("lan1", "lan0")] {
+        let p = port(&last, a);
+        assert_eq!(p["driver"], "af_xdp", "{last}");
+        assert_eq!(p["driver_stats"]["xdp_native"], 1, "{last}");
+        for side in ["rx", "tx"] {
+            assert_eq!(p[side]["drops"], 0, "port {a} {side}\n{last}");
+        }
+        assert_eq!(p["driver_stats"]["rx_kernel_drops"], 0, "{last}");
+        assert_eq!(
+            packets(&last, a, "rx"),
+            packets(&last, b, "tx"),
+            "every frame {a} received went out of {b}\n{last}"
+        );
+    }
+    assert!(packets(&last, "lan0", "rx") > (10 << 20) / 1500, "{last}");
+    let fixed = port(&last, "lan0")["driver_stats"]["rx_csum_completed"]
+        .as_u64()
+        .unwrap();
+    assert!(fixed > 1000, "partial checksums finished: {fixed}\n{last}");
+    for ifname in ["hpnf-br0", "hpnf-br1"] {
+        assert_no_xdp(ifname);
+    }
+}
+
+/// The firewall over AF_XDP: the allowed service gets 1 MiB intact, the
+/// denied port times out.
+#[test]
+fn firewall_over_af_xdp() {
+    let Some(_lock) = setup("firewall_over_af_xdp") else {
+        return;
+    };
+    let mut live = Live::start(
+        "firewall",
+        "configs/firewall.toml",
+        &[
+            "ports.inside.driver=af_xdp".into(),
+            "ports.outside.driver=af_xdp".into(),
+        ],
+    );
+    live.ping("hpnf-in", "10.0.1.3", 3);
+    live.tcp_transfer("hpnf-in", "hpnf-out", "10.0.1.2", 8080, 1 << 20);
+    let probe = live.py("hpnf-out", &["probe", "10.0.1.2", "22", "3"]);
+    assert_eq!(probe, "timeout");
+    let last = live.stop();
+    assert_eq!(port(&last, "inside")["driver"], "af_xdp", "{last}");
+}
+
+/// An NF killed with SIGKILL (no destructor runs) leaves no XDP program on
+/// its interfaces: the BPF link dies with the process's descriptors. The
+/// interfaces then work for the next NF.
+#[test]
+fn af_xdp_program_goes_with_a_killed_nf() {
+    let Some(_lock) = setup("af_xdp_program_goes_with_a_killed_nf") else {
+        return;
+    };
+    let set = [
+        "ports.lan0.driver=af_xdp".to_string(),
+        "ports.lan1.driver=af_xdp".into(),
+        "elements.br.table_file=/dev/null".into(),
+    ];
+    let mut live = Live::start("bridge", "configs/bridge.toml", &set);
+    live.ping("hpnf-h1", "10.0.0.2", 1);
+    for ifname in ["hpnf-br0", "hpnf-br1"] {
+        assert!(
+            link_show(ifname).contains("prog/xdp "),
+            "{}",
+            link_show(ifname)
+        );
+    }
+    let pid = live.nf.as_ref().unwrap().id().to_string();
+    let st = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(st.success());
+    for ifname in ["hpnf-br0", "hpnf-br1"] {
+        assert_no_xdp(ifname);
+    }
+    drop(live.nf.take());
+    // A new NF attaches again and forwards.
+    let log = live.dir.path().join("nf2.log");
+    live.nf = Some(common::LiveRun::start(
+        "configs/bridge.toml",
+        &set.iter()
+            .flat_map(|s| ["--set".into(), s.clone()])
+            .collect::<Vec<_>>(),
+        log,
+    ));
+    live.ping("hpnf-h2", "10.0.0.1", 2);
+}
+
 #[test]
 fn testbed_is_idempotent() {
     let Some(_lock) = setup("testbed_is_idempotent") else {

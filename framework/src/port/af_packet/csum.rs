@@ -18,23 +18,23 @@ use crate::packet::Packet;
 use crate::wire::{checksum, L3Kind, ParseStatus, IPPROTO_TCP, IPPROTO_UDP};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
-/// Finishes the TCP or UDP checksum of `p`, whose checksum field holds the
-/// pseudo-header sum (as the kernel leaves it). True when it did; false,
-/// frame untouched, for anything else (other protocols, later fragments,
-/// frames cut short). Parses the headers (cached in the slot).
-pub(super) fn complete(p: &mut Packet) -> bool {
+/// Where the transport segment of `p` lies (`l4..end`) and where its
+/// checksum field is, for a TCP or UDP segment whose headers are whole;
+/// `None` for anything else (other protocols, later fragments, frames cut
+/// short). Parses the headers (cached in the slot).
+fn segment(p: &mut Packet) -> Option<(usize, usize, usize)> {
     let h = p.headers();
     if h.status != ParseStatus::Ok || !h.has_l4 {
-        return false;
+        return None;
     }
-    // The fixed header holding the checksum field.
-    let header = match h.l4_proto {
-        IPPROTO_TCP => TcpPacket::<&[u8]>::LEN,
-        IPPROTO_UDP => UdpPacket::<&[u8]>::LEN,
-        _ => return false,
+    // The fixed header holding the checksum field, and the field's offset.
+    let (header, field) = match h.l4_proto {
+        IPPROTO_TCP => (TcpPacket::<&[u8]>::LEN, 16),
+        IPPROTO_UDP => (UdpPacket::<&[u8]>::LEN, 6),
+        _ => return None,
     };
     let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
-    let f = p.data_mut();
+    let f = p.data();
     // A parsed IP header lies wholly inside the frame (status Ok).
     let end = match h.l3 {
         L3Kind::Ipv4 => l3 + Ipv4Packet::new_unchecked(&f[l3..]).total_len() as usize,
@@ -42,14 +42,27 @@ pub(super) fn complete(p: &mut Packet) -> bool {
             l3 + Ipv6Packet::<&[u8]>::LEN
                 + Ipv6Packet::new_unchecked(&f[l3..]).payload_len() as usize
         }
-        L3Kind::Other => return false,
+        L3Kind::Other => return None,
     };
     if end > f.len() || l4 + header > end {
-        return false;
+        return None;
     }
+    Some((l4, end, l4 + field))
+}
+
+/// Finishes the TCP or UDP checksum of `p`, whose checksum field holds the
+/// pseudo-header sum (as the kernel leaves it). True when it did; false,
+/// frame untouched, for anything else (other protocols, later fragments,
+/// frames cut short). Parses the headers (cached in the slot).
+pub(crate) fn complete(p: &mut Packet) -> bool {
+    let Some((l4, end, _)) = segment(p) else {
+        return false;
+    };
+    let udp = p.headers().l4_proto == IPPROTO_UDP;
+    let f = p.data_mut();
     let mut c = checksum::checksum(&f[l4..end]);
     let seg = &mut f[l4..end];
-    if h.l4_proto == IPPROTO_UDP {
+    if udp {
         // 0 means "no checksum" in UDP; 0xffff is the same sum.
         if c == 0 {
             c = 0xffff;
@@ -59,6 +72,32 @@ pub(super) fn complete(p: &mut Packet) -> bool {
         TcpPacket::new_unchecked(seg).set_checksum(c);
     }
     true
+}
+
+/// Like [`complete`], for frames that come with no word from the kernel
+/// (AF_XDP): finishes the checksum only when its field holds exactly the
+/// pseudo-header sum, as a partial one does. A complete checksum that
+/// happens to equal that sum (one segment in 65,536) is rewritten with the
+/// same value: summing a valid segment with the field in place and
+/// complementing gives the field back. True when it finished one.
+pub(crate) fn complete_if_partial(p: &mut Packet) -> bool {
+    let Some((l4, end, field)) = segment(p) else {
+        return false;
+    };
+    let h = p.headers();
+    let (l3, proto) = (h.l3_off as usize, h.l4_proto);
+    let f = p.data();
+    let addrs = match h.l3 {
+        L3Kind::Ipv4 => &f[l3 + 12..l3 + 20],
+        _ => &f[l3 + 8..l3 + 40],
+    };
+    let len = (end - l4) as u64;
+    let acc = u64::from(checksum::sum(addrs, 0)) + u64::from(proto) + (len >> 16) + (len & 0xffff);
+    let pseudo = checksum::fold(acc) as u16;
+    if u16::from_be_bytes([f[field], f[field + 1]]) != pseudo {
+        return false;
+    }
+    complete(p)
 }
 
 #[cfg(test)]
@@ -196,5 +235,50 @@ mod tests {
             assert!(!complete(&mut p));
             assert_eq!(p.data(), f);
         }
+    }
+
+    #[test]
+    fn complete_if_partial_finishes_partial_sums_and_keeps_complete_ones() {
+        for v6 in [false, true] {
+            for tcp in [false, true] {
+                for len in [0usize, 1, 600, 1401] {
+                    let payload: Vec<u8> = (0..len).map(|i| (i * 5 + 1) as u8).collect();
+                    let (f, good) = partial(v6, tcp, false, &payload);
+                    let mut p = Packet::from_bytes(&f);
+                    assert!(complete_if_partial(&mut p), "v6 {v6} tcp {tcp} len {len}");
+                    let done = p.data().to_vec();
+                    // Now complete: left alone.
+                    let mut q = Packet::from_bytes(&done);
+                    assert!(!complete_if_partial(&mut q), "v6 {v6} tcp {tcp} len {len}");
+                    assert_eq!(q.data(), &done[..]);
+                    let s = SlicedPacket::from_ethernet(&done).unwrap();
+                    let got = match &s.transport {
+                        Some(TransportSlice::Tcp(t)) => t.checksum(),
+                        Some(TransportSlice::Udp(u)) => u.checksum(),
+                        _ => unreachable!(),
+                    };
+                    assert_eq!(got, good);
+                }
+            }
+        }
+        // A complete checksum equal to the pseudo-header sum is rewritten
+        // with the same value: find such a payload by trying.
+        let mut hit = false;
+        for n in 0..200_000u32 {
+            let (f, good) = partial(false, false, false, &n.to_be_bytes());
+            let l4 = 14 + 20;
+            let pseudo = u16::from_be_bytes([f[l4 + 6], f[l4 + 7]]);
+            if good != pseudo {
+                continue;
+            }
+            let mut whole = f.clone();
+            whole[l4 + 6..l4 + 8].copy_from_slice(&good.to_be_bytes());
+            let mut p = Packet::from_bytes(&whole);
+            assert!(complete_if_partial(&mut p));
+            assert_eq!(p.data(), &whole[..], "the same checksum written back");
+            hit = true;
+            break;
+        }
+        assert!(hit, "no payload with checksum == pseudo-header sum found");
     }
 }

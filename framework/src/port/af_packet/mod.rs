@@ -92,12 +92,12 @@
 //! the process may open packet sockets; each failure is one line naming the
 //! port and the fix. Configuring touches nothing.
 
-mod csum;
+pub(crate) mod csum;
 mod gso;
 mod mmsg;
 mod ring;
 mod tx;
-mod watch;
+pub(crate) mod watch;
 
 use std::io;
 use std::sync::Arc;
@@ -258,7 +258,7 @@ pub(crate) struct AfPacketSpec {
 }
 
 /// Checks an interface name the way the kernel does (`dev_valid_name`).
-fn check_ifname(name: &str) -> Result<(), String> {
+pub(crate) fn check_ifname(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("expected an interface name, found an empty string".into());
     }

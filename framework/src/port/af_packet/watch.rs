@@ -20,7 +20,7 @@ const EMPTY_POLLS: u32 = 1024;
 const EVERY: Duration = Duration::from_millis(100);
 
 /// One receive queue's watch over its interface.
-pub(super) struct LinkWatch {
+pub(crate) struct LinkWatch {
     port: String,
     interface: String,
     ifindex: u32,
@@ -29,7 +29,7 @@ pub(super) struct LinkWatch {
 }
 
 impl LinkWatch {
-    pub(super) fn new(port: &str, interface: &str, ifindex: u32) -> LinkWatch {
+    pub(crate) fn new(port: &str, interface: &str, ifindex: u32) -> LinkWatch {
         LinkWatch {
             port: port.to_string(),
             interface: interface.to_string(),
@@ -41,7 +41,7 @@ impl LinkWatch {
 
     /// Called when a receive found nothing: an error once the interface is gone.
     #[inline]
-    pub(super) fn idle(&mut self) -> Result<(), PortError> {
+    pub(crate) fn idle(&mut self) -> Result<(), PortError> {
         self.empty += 1;
         if self.empty < EMPTY_POLLS {
             return Ok(());
@@ -55,7 +55,7 @@ impl LinkWatch {
     }
 
     /// An error unless the interface exists with the index the queue was opened on.
-    pub(super) fn check(&self) -> Result<(), PortError> {
+    pub(crate) fn check(&self) -> Result<(), PortError> {
         match netdev::if_index(&self.interface) {
             Ok(Some(i)) if i == self.ifindex => Ok(()),
             // A failing lookup says nothing about the interface: look again later.
