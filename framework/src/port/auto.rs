@@ -1,24 +1,30 @@
 //! `driver = "auto"`: the hpio driver when the module serves the interface,
-//! AF_PACKET otherwise.
+//! else AF_XDP where the kernel and the interface allow it, else AF_PACKET.
 //!
 //! The choice is made when the port is opened (configuring touches nothing):
 //! hpio when a driver named `hpio` is built in ([`PortRegistry::builtin`])
-//! and `/dev/hpio/<interface>` exists, else `af_packet`. The parameters are
-//! those of `af_packet`; when hpio is picked it is configured with those of
-//! them it declares, its other parameters at their defaults.
+//! and `/dev/hpio/<interface>` exists; otherwise `af_xdp` is tried, and
+//! when it cannot open (no AF_XDP in the kernel, no privilege, an XDP
+//! program already on the interface, an MTU too large for XDP, fewer
+//! queues than `queues`) `af_packet` opens instead, the reason logged.
+//! The parameters are those of `af_packet`; when hpio or af_xdp is picked
+//! it is configured with those of them it declares, its other parameters
+//! at their defaults.
 //! [`OpenPort::driver`] names the driver picked, so the run log shows it,
 //! and the reason is logged at `info` level.
 
 use std::path::{Path, PathBuf};
 
 use super::af_packet::{self, AfPacketSpec};
+use super::af_xdp;
 use super::{OpenPort, PortClass, PortError, PortRegistry, PortSpec};
 use crate::params::{Need, ParamError, ParamType, Params, Value};
 
 /// The `auto` driver.
 pub const CLASS: PortClass = PortClass {
     name: "auto",
-    summary: "a live interface: hpio when /dev/hpio/<interface> exists, else af_packet",
+    summary: "a live interface: hpio when /dev/hpio/<interface> exists, else af_xdp where it \
+              opens, else af_packet",
     params: af_packet::PARAMS,
     configure,
 };
@@ -85,6 +91,11 @@ impl AutoSpec {
 
     /// The hpio driver's parameters: ours that it declares, its defaults for the rest.
     fn hpio_params(&self, class: &PortClass) -> Params {
+        self.params_for(class)
+    }
+
+    /// Driver `class`'s parameters: ours that it declares, its defaults for the rest.
+    fn params_for(&self, class: &PortClass) -> Params {
         let mut p = Params::new();
         for spec in class.params {
             if let Some(v) = self.params.get(spec.name) {
@@ -114,7 +125,7 @@ impl PortSpec for AutoSpec {
 
     fn describe(&self) -> String {
         format!(
-            "auto: hpio if {}/{} exists, else {}",
+            "auto: hpio if {}/{} exists, else af_xdp if it opens, else {}",
             self.dev_dir.display(),
             self.af_packet.interface,
             self.af_packet.describe()
@@ -158,12 +169,29 @@ impl PortSpec for AutoSpec {
                     Choice::AfPacket(why) => why,
                     Choice::Hpio => "no hpio driver",
                 };
-                log::info!(
-                    "port `{name}`: driver auto picked af_packet for `{ifname}` ({why}: {} {})",
-                    dev.display(),
-                    if dev.exists() { "exists" } else { "not found" }
-                );
-                self.af_packet.open(name, workers, rx, tx)
+                let xdp = (af_xdp::CLASS.configure)(&self.params_for(&af_xdp::CLASS))
+                    .map_err(|e| e.to_string())
+                    .and_then(|spec| spec.open(name, workers, rx, tx).map_err(|e| e.to_string()));
+                match xdp {
+                    Ok(open) => {
+                        log::info!(
+                            "port `{name}`: driver auto picked af_xdp for `{ifname}` \
+                             ({why}: {} {})",
+                            dev.display(),
+                            if dev.exists() { "exists" } else { "not found" }
+                        );
+                        Ok(open)
+                    }
+                    Err(e) => {
+                        log::info!(
+                            "port `{name}`: driver auto picked af_packet for `{ifname}` \
+                             ({why}: {} {}; af_xdp did not open: {e})",
+                            dev.display(),
+                            if dev.exists() { "exists" } else { "not found" }
+                        );
+                        self.af_packet.open(name, workers, rx, tx)
+                    }
+                }
             }
         }
     }
@@ -320,12 +348,37 @@ mod tests {
                 "port `lan`: no interface `hpnf-nosuch0` (check `ip link`)"
             );
         }
-        // On an interface that exists, the port opens as af_packet.
+        // On an interface that exists, with more queues than `lo` has for
+        // AF_XDP, the port opens as af_packet.
         let spec = AutoSpec::new(&params("lo"), Some(FAKE), &dir.0).unwrap();
         let open = spec.open("lan", 2, true, true).unwrap();
         assert_eq!(open.driver, "af_packet");
         assert_eq!(open.rx.len(), 3);
         assert_eq!(open.tx.len(), 2);
+    }
+
+    /// Needs root: on a veth with one queue, `auto` opens af_xdp; while
+    /// that port holds the queue, a second `auto` port falls back to
+    /// af_packet.
+    #[test]
+    fn picks_af_xdp_where_it_opens() {
+        let needs = [testkit::Need::Root, testkit::Need::Command("ip")];
+        if !testkit::require("port::auto::picks_af_xdp_where_it_opens", &needs) {
+            return;
+        }
+        let dir = TempDir::new("xdp");
+        let (a, b) = (
+            testkit::net::unique("afx", "u", ""),
+            testkit::net::unique("afx", "v", ""),
+        );
+        let veth = testkit::net::Veth::new(&a, &b).up();
+        let mut p = params(&veth.a);
+        p.set("queues", Value::Int(1));
+        let spec = AutoSpec::new(&p, Some(FAKE), &dir.0).unwrap();
+        let open = spec.open("lan", 1, true, true).unwrap();
+        assert_eq!(open.driver, "af_xdp");
+        let second = spec.open("lan2", 1, true, true).unwrap();
+        assert_eq!(second.driver, "af_packet");
     }
 
     #[test]

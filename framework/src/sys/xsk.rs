@@ -241,30 +241,7 @@ impl XskSocket {
         } else {
             None
         };
-        let mut flags = if zerocopy {
-            libc::XDP_ZEROCOPY
-        } else {
-            libc::XDP_COPY
-        };
-        if cfg.need_wakeup {
-            flags |= libc::XDP_USE_NEED_WAKEUP;
-        }
-        let sxdp = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: flags,
-            sxdp_ifindex: cfg.ifindex,
-            sxdp_queue_id: cfg.queue,
-            sxdp_shared_umem_fd: 0,
-        };
-        // SAFETY: the pointer and length describe `sxdp`, a valid
-        // sockaddr_xdp that lives across the call; bind only reads it.
-        cvt(unsafe {
-            libc::bind(
-                fd,
-                ptr::from_ref(&sxdp).cast::<libc::sockaddr>(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        })?;
+        bind(fd, cfg, zerocopy)?;
         let opts: libc::xdp_options = shared.getsockopt(libc::XDP_OPTIONS)?;
         Ok(XskSocket {
             shared: Arc::new(shared),
@@ -310,6 +287,35 @@ impl XskSocket {
         });
         (rx, tx)
     }
+}
+
+/// Binds socket `fd` to `cfg`'s interface and queue, in zero-copy or copy mode.
+fn bind(fd: RawFd, cfg: &XskConfig, zerocopy: bool) -> io::Result<()> {
+    let mut flags = if zerocopy {
+        libc::XDP_ZEROCOPY
+    } else {
+        libc::XDP_COPY
+    };
+    if cfg.need_wakeup {
+        flags |= libc::XDP_USE_NEED_WAKEUP;
+    }
+    let sxdp = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: cfg.ifindex,
+        sxdp_queue_id: cfg.queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    // SAFETY: the pointer and length describe `sxdp`, a valid
+    // sockaddr_xdp that lives across the call; bind only reads it.
+    cvt(unsafe {
+        libc::bind(
+            fd,
+            ptr::from_ref(&sxdp).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// The receive half of a socket.
@@ -530,7 +536,7 @@ mod tests {
         let (mut rx, mut tx) = (rx.unwrap(), tx.unwrap());
         assert_eq!(rx.recv(16, |_| true), (0, 0));
         rx.wake().unwrap();
-        let mut f = vec![0u8; 60];
+        let mut f = [0u8; 60];
         f[..6].copy_from_slice(&[0xff; 6]);
         f[12..14].copy_from_slice(&[0x88, 0xb6]);
         let long = vec![0u8; 4000];

@@ -398,6 +398,33 @@ impl AfXdpSpec {
     }
 }
 
+/// The port's driver counters: the shared ones of the sides it opened,
+/// the kernel's drops, and what it got (native XDP, zero-copy).
+fn driver_stats(
+    kernel: Arc<Counters>,
+    rx: bool,
+    tx: bool,
+    native: bool,
+    zerocopy: bool,
+) -> Box<dyn Fn() -> BTreeMap<String, u64> + Send> {
+    Box::new(move || {
+        let mut m = kernel.snapshot(Sides {
+            rx,
+            tx,
+            socket: false,
+        });
+        if rx {
+            let get =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            m.insert("rx_kernel_drops".into(), get(&kernel.rx_kernel_drops));
+            m.insert("rx_csum_completed".into(), get(&kernel.rx_csum_completed));
+            m.insert("xdp_native".into(), u64::from(native));
+        }
+        m.insert("zerocopy".into(), u64::from(zerocopy));
+        m
+    })
+}
+
 /// An XDP program is attached already.
 fn busy(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
@@ -490,28 +517,11 @@ impl PortSpec for AfXdpSpec {
                 )));
             }
         }
-        let kernel = counters.clone();
         Ok(OpenPort {
             rx: rx_queues,
             tx: tx_queues,
             driver: CLASS.name.to_string(),
-            driver_stats: Some(Box::new(move || {
-                let mut m: BTreeMap<String, u64> = kernel.snapshot(Sides {
-                    rx,
-                    tx,
-                    socket: false,
-                });
-                if rx {
-                    let get = |c: &std::sync::atomic::AtomicU64| {
-                        c.load(std::sync::atomic::Ordering::Relaxed)
-                    };
-                    m.insert("rx_kernel_drops".into(), get(&kernel.rx_kernel_drops));
-                    m.insert("rx_csum_completed".into(), get(&kernel.rx_csum_completed));
-                    m.insert("xdp_native".into(), u64::from(native));
-                }
-                m.insert("zerocopy".into(), u64::from(zerocopy));
-                m
-            })),
+            driver_stats: Some(driver_stats(counters, rx, tx, native, zerocopy)),
             max_frame,
         })
     }
