@@ -63,7 +63,7 @@ rows=(
 xdp=(configs/bridge.toml --set elements.br.table_file=/tmp/hpnf-bench.fdb
 	--set ports.lan0.driver=af_xdp --set ports.lan1.driver=af_xdp)
 if "$bin" check "${xdp[@]}" >/dev/null 2>&1; then
-	rows+=("Bridge af_xdp worker on core 1|${xdp[*]} --set runtime.cores=[1]")
+	rows+=("Bridge af_xdp|${xdp[*]} --set runtime.cores=[1]")
 else
 	echo "(no af_xdp row: this build does not accept driver = \"af_xdp\")"
 fi
