@@ -213,7 +213,7 @@ impl RxQueue for MmsgRx {
         self.stats.bytes += bytes;
         self.gso.flush(&self.counters, &mut self.stats);
         if n == 0 && got == 0 {
-            self.watch.idle()?;
+            self.watch.idle(&self.sock)?;
         }
         Ok(Recv::Got(got))
     }
