@@ -151,10 +151,33 @@ fn assert_flat(what: &str, samples: &[(f64, u64)], report: &Value) {
         .iter()
         .map(|(t, k)| format!("{t:.1}s {k}"))
         .collect();
+    let el = &report["elements"][0];
+    let shown = [
+        "entries",
+        "table-full",
+        "flows",
+        "flows created",
+        "flows expired",
+    ];
+    let counters: Vec<String> = el["custom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c[0].as_str().unwrap(), &c[1]))
+        .filter(|(n, _)| shown.contains(n) || n.starts_with("fragments"))
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    let (min, max) = (
+        samples.iter().map(|s| s.1).min(),
+        samples.iter().map(|s| s.1).max(),
+    );
     println!(
         "{what}: {packets} packets; VmRSS KiB after warm-up ({t0:.1} s): {base}, peak after: \
-         {peak} (+{})\n  samples: {}",
+         {peak} (+{}); min {min:?}, max {max:?}\n  {}: drops {}; {}\n  samples: {}",
         peak - base.min(peak),
+        el["name"],
+        el["drops"],
+        counters.join(", "),
         line.join(", ")
     );
     assert!(
