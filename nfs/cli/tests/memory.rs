@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -88,44 +87,19 @@ fn rss_kib(pid: u32) -> u64 {
 fn flood(config: &str) -> (Vec<(f64, u64)>, Value) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flood.toml");
-    std::fs::write(
-        &path,
-        config.replace("{dir}", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    let mut child: Child = common::hpio_nf()
-        .args(["run", "--json", "--no-control"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hpio-nf run");
-    let pid = child.id();
+    std::fs::write(&path, config).unwrap();
+    // The clock starts at the run's first live report: its ports are open
+    // and its workers run (a loaded machine may take seconds to get there).
+    let args = ["--no-control".to_string()];
+    let mut run = common::LiveRun::start(&path, &args, dir.path().join("run.log"));
+    let pid = run.id();
     let start = Instant::now();
     let mut samples = Vec::new();
     while start.elapsed() < Duration::from_secs(flood_secs()) {
         sleep(Duration::from_millis(500));
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the run ended early ({status}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         samples.push((start.elapsed().as_secs_f64(), rss_kib(pid)));
     }
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(stdout.lines().last().expect("a report")).unwrap();
+    let report = run.stop();
     (samples, report)
 }
 
