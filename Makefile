@@ -7,7 +7,14 @@
 # run means every test ran (`make test HPIO_NF_REQUIRE_ALL=0` to allow
 # skips). Skips are appended to target/skipped-tests.txt and counted at
 # the end.
-.PHONY: demo test fuzz
+.PHONY: demo test fuzz soak
+
+# make soak: the soak with faults and the memory floods (docs/reliability.md)
+# for SOAK_SECS seconds of traffic per NF (600 by default; make test runs 20)
+# and FLOOD_SECS seconds of flood (60 by default; make test runs a shorter one),
+# printing the accounting tables and the RSS samples.
+SOAK_SECS ?= 600
+FLOOD_SECS ?= 60
 
 # make fuzz: the property tests (docs/fuzzing.md) with many more cases than
 # CI runs (FUZZ_CASES per property, 100000 by default).
@@ -36,3 +43,7 @@ fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf --lib prop_tests
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-firewall -p hpio-nf-bridge --lib prop_tests
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p hpio-nf-cli --test prop_config --test prop_elements
+
+soak:
+	HPIO_NF_SOAK_SECS=$(SOAK_SECS) flock /tmp/hpnf-net.lock cargo test --release -p hpio-nf-cli --test soak -- --nocapture
+	HPIO_NF_FLOOD_SECS=$(FLOOD_SECS) cargo test --release -p hpio-nf-cli --test memory -- --nocapture --test-threads 1

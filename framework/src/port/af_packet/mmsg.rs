@@ -214,7 +214,7 @@ impl RxQueue for MmsgRx {
         self.stats.bytes += bytes;
         self.gso.flush(&self.counters, &mut self.stats);
         if n == 0 && got == 0 {
-            self.watch.idle()?;
+            self.watch.idle(&self.sock)?;
         }
         Ok(Recv::Got(got))
     }
@@ -224,7 +224,7 @@ impl RxQueue for MmsgRx {
     }
 
     fn slept(&mut self) -> Result<(), PortError> {
-        self.watch.slept()
+        self.watch.slept(&self.sock)
     }
 
     fn stats(&self) -> QueueStats {

@@ -410,7 +410,8 @@ impl AfPacketSpec {
                         .map_err(|e| err("joining the fanout group", e))?,
                 }
             }
-            let watch = watch::LinkWatch::new(port, &self.interface, ifindex);
+            let watch = watch::LinkWatch::new(port, &self.interface, ifindex, sys::ETH_P_ALL)
+                .with_promisc(q == 0 && self.promisc);
             queues.push(match rxs {
                 RxSocket::V2(ring) => Box::new(ring::RingRx::new(ring, counters.clone(), watch)),
                 RxSocket::V3(ring) => Box::new(ring::RingRx::new(ring, counters.clone(), watch)),
@@ -489,12 +490,14 @@ impl AfPacketSpec {
             .map_err(|e| err("setting the send buffer", e))?;
         s.bind(ifindex, 0)
             .map_err(|e| err("binding a transmit socket", e))?;
+        let watch = watch::LinkWatch::new(port, &self.interface, ifindex, 0);
         Ok(Box::new(tx::AfPacketTx::new(
             s,
             MAX_BURST,
             port,
             &self.interface,
             counters.clone(),
+            watch,
         )))
     }
 }

@@ -90,7 +90,7 @@ impl<R: RxRing> RxQueue for RingRx<R> {
         self.gso.flush(&self.counters, &mut self.stats);
         if n == 0 && taken == 0 {
             // A ring whose interface is gone stays empty without a word.
-            self.watch.idle()?;
+            self.watch.idle(self.ring.socket())?;
             return Ok(Recv::Got(0));
         }
         self.stats.packets += n as u64;
@@ -112,7 +112,7 @@ impl<R: RxRing> RxQueue for RingRx<R> {
     }
 
     fn slept(&mut self) -> Result<(), PortError> {
-        self.watch.slept()
+        self.watch.slept(self.ring.socket())
     }
 
     fn stats(&self) -> QueueStats {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::watch::LinkWatch;
 use crate::packet::{Batch, Pool};
 use crate::port::burst::{send_burst, Counters, Fault};
 use crate::port::{PortError, QueueStats, TxQueue};
@@ -15,6 +16,8 @@ pub(super) struct AfPacketTx {
     interface: String,
     stats: QueueStats,
     counters: Arc<Counters>,
+    /// Follows the interface when it is deleted and re-created.
+    watch: LinkWatch,
 }
 
 impl AfPacketTx {
@@ -24,6 +27,7 @@ impl AfPacketTx {
         port: &str,
         interface: &str,
         counters: Arc<Counters>,
+        watch: LinkWatch,
     ) -> AfPacketTx {
         AfPacketTx {
             sock,
@@ -32,6 +36,7 @@ impl AfPacketTx {
             interface: interface.to_string(),
             stats: QueueStats::default(),
             counters,
+            watch,
         }
     }
 }
@@ -39,6 +44,7 @@ impl AfPacketTx {
 impl TxQueue for AfPacketTx {
     fn send(&mut self, pool: &mut Pool, batch: &mut Batch) -> Result<(), PortError> {
         let (sock, msgs) = (&self.sock, &mut self.msgs);
+        let mut gone = false;
         let (o, stop) = send_burst(
             batch,
             msgs.capacity(),
@@ -50,12 +56,21 @@ impl TxQueue for AfPacketTx {
                 // Too short or malformed.
                 Some(libc::EINVAL) => Fault::Refused,
                 Some(libc::ENETDOWN) => Fault::LinkDown,
-                Some(libc::ENXIO) | Some(libc::ENODEV) => Fault::Gone,
+                // The interface is gone: the burst is dropped and counted
+                // like one sent to a link that is down, and the watch
+                // follows the interface when it comes back.
+                Some(libc::ENXIO) | Some(libc::ENODEV) => {
+                    gone = true;
+                    Fault::LinkDown
+                }
                 _ => Fault::Fatal(e),
             },
         );
         pool.free_batch(batch);
         o.settle(&mut self.stats, &self.counters);
+        if gone {
+            self.watch.look(&self.sock)?;
+        }
         match stop {
             None => Ok(()),
             Some(stop) => Err(stop.into_error(

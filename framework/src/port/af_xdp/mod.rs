@@ -489,7 +489,7 @@ impl PortSpec for AfXdpSpec {
         for s in sockets {
             let (r, t) = s.split();
             if let (Some(r), Some(a)) = (r, &attached) {
-                let watch = LinkWatch::new(name, &self.interface, ifindex);
+                let watch = LinkWatch::new(name, &self.interface, ifindex, 0);
                 rx_queues.push(Box::new(rx::XdpRx::new(
                     r,
                     a.clone(),

@@ -61,7 +61,7 @@ impl RxQueue for XdpRx {
         if want == 0 || self.xsk.waiting() == 0 {
             // Needed by zero-copy drivers whose fill ring ran dry.
             let _ = self.xsk.wake();
-            self.watch.idle()?;
+            self.watch.idle_unbound()?;
             return Ok(Recv::Got(0));
         }
         let ts = now_ns();
@@ -102,7 +102,7 @@ impl RxQueue for XdpRx {
     }
 
     fn slept(&mut self) -> Result<(), PortError> {
-        self.watch.slept()
+        self.watch.slept_unbound()
     }
 
     fn stats(&self) -> QueueStats {

@@ -26,6 +26,21 @@ hpio_nf::choice! {
     }
 }
 
+hpio_nf::choice! {
+    /// Whether the IPv4 packets are fragments (`fragment`).
+    pub(super) enum Fragment {
+        None = "none",
+        First = "first",
+        Later = "later",
+    }
+}
+
+/// Fragment offset of `later` fragments, in 8-byte units (1,480 bytes: the
+/// second fragment of a datagram cut for a 1,500-byte MTU).
+pub(super) const LATER_OFFSET: u16 = 185;
+/// The IPv4 "more fragments" flag, in the flags/offset word.
+const MORE_FRAGMENTS: u16 = 0x2000;
+
 /// Parses `"syn,ack"` (names joined by `,`, `|`, `+` or spaces; `""` or
 /// `"none"` for no flag) into TCP flag bits.
 pub(super) fn parse_tcp_flags(s: &str) -> Result<u8, String> {
@@ -73,6 +88,9 @@ pub(super) struct FrameSpec {
     pub src_mac_count: u64,
     pub dst_mac_count: u64,
     pub tcp_flags: u8,
+    /// IPv4 only: the packets are first or later fragments (more
+    /// fragments flag set; offset 0 or [`LATER_OFFSET`]).
+    pub fragment: Fragment,
 }
 
 /// The varying fields of one flow.
@@ -204,6 +222,12 @@ impl FrameSpec {
         } else {
             out[l3] = 0x45;
             out[l3 + 2..l3 + 4].copy_from_slice(&((self.size - l3) as u16).to_be_bytes());
+            let frag = match self.fragment {
+                Fragment::None => 0,
+                Fragment::First => MORE_FRAGMENTS,
+                Fragment::Later => MORE_FRAGMENTS | LATER_OFFSET,
+            };
+            out[l3 + 6..l3 + 8].copy_from_slice(&frag.to_be_bytes());
             out[l3 + 8] = TTL;
             out[l3 + 9] = proto;
         }

@@ -30,7 +30,7 @@ mod queue;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::frame::{mac_num, min_size, parse_tcp_flags, FrameSpec, Proto};
+use self::frame::{mac_num, min_size, parse_tcp_flags, Fragment, FrameSpec, Proto};
 use self::queue::{share, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::params::Choice;
@@ -181,6 +181,14 @@ const PARAMS: &[ParamSpec] = &[
         ty: ParamType::Int { min: 1, max: 65536 },
         need: Need::Default("1"),
         doc: "consecutive destination ports to cycle through, from dst_port",
+    },
+    ParamSpec {
+        name: "fragment",
+        ty: ParamType::Choice(Fragment::NAMES),
+        need: Need::Default("\"none\""),
+        doc: "IPv4 fragments: `first` (more-fragments flag, offset 0) or `later` (offset 1480, \
+              the transport header bytes then being data); with the source address or port \
+              counts, a flood of new fragment keys",
     },
     ParamSpec {
         name: "queues",
@@ -356,7 +364,14 @@ fn frame_spec(p: &Params) -> Result<FrameSpec, ParamError> {
         dst_mac_count,
         tcp_flags: parse_tcp_flags(p.str("tcp_flags")?)
             .map_err(|m| ParamError::new("tcp_flags", m))?,
+        fragment: p.choice::<Fragment>("fragment")?,
     };
+    if ipv6 && frame.fragment != Fragment::None {
+        return Err(ParamError::new(
+            "fragment",
+            "fragments are generated for IPv4 only: give IPv4 addresses or leave fragment out",
+        ));
+    }
     if frame.checked_flows().is_none() {
         // Ports and IP addresses alone give at most 2^96 flows: the MAC
         // counts made the product too large.

@@ -336,6 +336,33 @@ fn default_size_grows_to_the_headers() {
 }
 
 #[test]
+fn fragments_carry_their_flags_and_offset_and_new_keys() {
+    for (which, offset) in [("first", 0), ("later", frame::LATER_OFFSET)] {
+        let g = gen(&[
+            ("fragment", Value::Str(which.into())),
+            ("src_ip_count", Value::Int(1 << 20)),
+        ]);
+        let frames = take(&g, 3);
+        for (i, p) in frames.iter().enumerate() {
+            let h = etherparse::Ipv4HeaderSlice::from_slice(&p.data()[14..]).unwrap();
+            assert!(h.more_fragments() && !h.dont_fragment(), "{which}");
+            assert_eq!(h.fragments_offset().value(), offset, "{which}");
+            assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+            assert_eq!(
+                h.source(),
+                [10, 0, 0, 1 + i as u8],
+                "{which}: a new key each"
+            );
+        }
+    }
+    let e = err(&[
+        ("fragment", Value::Str("later".into())),
+        ("dst_ip", ip("fd00::2")),
+    ]);
+    assert!(e.to_string().contains("IPv4 only"), "{e}");
+}
+
+#[test]
 fn tcp_flags_are_written() {
     let g = gen(&[
         ("proto", Value::Str("tcp".into())),
