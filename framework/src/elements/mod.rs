@@ -9,6 +9,7 @@ mod counter;
 mod discard;
 mod ether_mirror;
 mod forward;
+pub mod nat44;
 mod paint;
 mod paint_switch;
 mod print;
@@ -33,6 +34,7 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(discard::CLASS);
     r.register(ether_mirror::CLASS);
     r.register(forward::CLASS);
+    r.register(nat44::CLASS);
     r.register(paint::CLASS);
     r.register(paint_switch::CLASS);
     r.register(print::CLASS);

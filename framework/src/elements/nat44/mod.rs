@@ -1,0 +1,694 @@
+//! `Nat44`: source NAT (masquerade) for IPv4 with endpoint-independent
+//! mapping, ICMP error translation and static port forwards.
+
+mod handlers;
+mod table;
+mod translate;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::table::{key, Table, Timeouts, CLOSING, ICMP, SEEN_IN, SEEN_OUT, TCP, UDP};
+use self::translate::{is_error, is_reply, is_request, quoted, rewrite, translate_error, End};
+use crate::element::{
+    Choice, ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
+    HandlerResult, Inputs, Need, Output, ParamError, ParamSpec, ParamType, Params, PortCount,
+};
+use crate::packet::{Batch, Packet};
+use crate::wire::napt::{self, ICMP_ID};
+use crate::wire::{be16, tcp_flags, FragKind, Headers, Ipv4Packet, L3Kind, ParseStatus};
+use crate::wire::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// From outside, with no mapping (unsolicited), or an ICMP error
+        /// about a flow with none.
+        NO_MAPPING = "no-mapping",
+        /// No mapping slot or external port left for a new mapping.
+        TABLE_FULL = "table-full",
+        /// From outside, for an external port another worker owns.
+        OTHER_WORKER = "other-worker",
+        /// An IPv4 fragment (no ports to translate by).
+        FRAGMENT = "fragment",
+        /// Headers cut short or inconsistent.
+        MALFORMED = "malformed",
+        /// An IP protocol other than TCP, UDP, ICMP, or an ICMP type
+        /// that is neither a query nor an error.
+        UNSUPPORTED = "unsupported",
+        /// Not IPv4, under `non_ipv4 = "drop"`.
+        NON_IPV4 = "non-ipv4",
+    ]
+}
+
+hpio_nf::counters! {
+    COUNTERS = [
+        MAPPINGS = "mappings": "mappings live now (static forwards included)",
+        CREATED = "mappings-created": "dynamic mappings made",
+        EXPIRED = "mappings-expired": "mappings removed after their idle timeout",
+        ICMP_ERRORS = "icmp-errors": "ICMP errors translated (both ways)",
+        PASSED_NON_IPV4 = "passed-non-ipv4": "frames other than IPv4 passed unchanged",
+    ]
+}
+
+hpio_nf::choice! {
+    /// What to do with frames other than IPv4 (`non_ipv4`).
+    enum NonIpv4 {
+        Pass = "pass",
+        Drop = "drop",
+    }
+}
+
+hpio_nf::choice! {
+    /// The protocol of a static forward.
+    enum FwdProto {
+        Tcp = "tcp",
+        Udp = "udp",
+    }
+}
+
+/// Packets per mapping slot the incremental expiry sweep looks at.
+const PACKETS_PER_SWEPT_SLOT: usize = 4;
+
+const DESCRIPTION: &str = include_str!("doc.txt");
+
+/// The fields of `timeouts` (RFC 5382, 4787 and 5508 minimums).
+const TIMEOUT_FIELDS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "tcp_established",
+        ty: ParamType::Duration,
+        need: Need::Default("\"124m\""),
+        doc: "TCP mapping that has seen packets both ways and no FIN or RST (RFC 5382: 2h4m)",
+    },
+    ParamSpec {
+        name: "tcp_transitory",
+        ty: ParamType::Duration,
+        need: Need::Default("\"4m\""),
+        doc: "TCP mapping opening or closing (RFC 5382: 4 minutes)",
+    },
+    ParamSpec {
+        name: "udp",
+        ty: ParamType::Duration,
+        need: Need::Default("\"5m\""),
+        doc: "UDP mapping (RFC 4787: at least 2 minutes, 5 recommended)",
+    },
+    ParamSpec {
+        name: "icmp",
+        ty: ParamType::Duration,
+        need: Need::Default("\"60s\""),
+        doc: "ICMP query mapping (RFC 5508: 60 seconds)",
+    },
+];
+
+const FORWARD_FIELDS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "proto",
+        ty: ParamType::Choice(FwdProto::NAMES),
+        need: Need::Required,
+        doc: "tcp or udp",
+    },
+    ParamSpec {
+        name: "port",
+        ty: ParamType::Int { min: 1, max: 65535 },
+        need: Need::Required,
+        doc: "external port",
+    },
+    ParamSpec {
+        name: "to",
+        ty: ParamType::Str,
+        need: Need::Required,
+        doc: "internal endpoint `ADDRESS:PORT`",
+    },
+    ParamSpec {
+        name: "external",
+        ty: ParamType::Ip,
+        need: Need::Optional,
+        doc: "external address (default: the first of `external`)",
+    },
+];
+
+static FORWARD: ParamType = ParamType::Table(FORWARD_FIELDS);
+static ADDRESS: ParamType = ParamType::Ip;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "external",
+        ty: ParamType::List(&ADDRESS),
+        need: Need::Required,
+        doc: "external IPv4 addresses; an internal address always maps to the same one",
+    },
+    ParamSpec {
+        name: "ports",
+        ty: ParamType::Str,
+        need: Need::Default("\"1024-65535\""),
+        doc: "external ports (and ICMP identifiers) handed out, `FIRST-LAST`, split evenly \
+              between the workers",
+    },
+    ParamSpec {
+        name: "max_mappings",
+        ty: ParamType::Int {
+            min: 1,
+            max: 1 << 24,
+        },
+        need: Need::Default("65536"),
+        doc: "most dynamic mappings per worker (about 100 bytes each, allocated at start); \
+              beyond it new ones are dropped as `table-full`",
+    },
+    ParamSpec {
+        name: "timeouts",
+        ty: ParamType::Table(TIMEOUT_FIELDS),
+        need: Need::Default("{}"),
+        doc: "idle timeouts, e.g. `{ udp = \"2m\", tcp_established = \"1h\" }`",
+    },
+    ParamSpec {
+        name: "forwards",
+        ty: ParamType::List(&FORWARD),
+        need: Need::Default("[]"),
+        doc: "static port forwards `{ proto, port, to, external }` (DNAT)",
+    },
+    ParamSpec {
+        name: "non_ipv4",
+        ty: ParamType::Choice(NonIpv4::NAMES),
+        need: Need::Default("\"pass\""),
+        doc: "frames other than IPv4 (ARP, IPv6): pass unchanged, or drop as `non-ipv4`",
+    },
+    ParamSpec {
+        name: "hash_seed",
+        ty: ParamType::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        need: Need::Optional,
+        doc: "seed of the mapping indexes' hash and of the port search; left out, each worker \
+              picks a random one; set it to make runs reproducible",
+    },
+];
+
+/// The `Nat44` element class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "Nat44",
+        summary: "source NAT for IPv4 (masquerade, RFC 4787 endpoint-independent mapping) \
+                  with ICMP error translation and static port forwards",
+        description: DESCRIPTION,
+        inputs: PortCount::Fixed(2),
+        outputs: PortCount::Fixed(2),
+        params: PARAMS,
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
+        handlers: handlers::HANDLERS,
+        example: r#"[elements.nat]
+class = "Nat44"
+external = ["192.0.2.1"]
+ports = "1024-65535"
+max_mappings = 65536
+timeouts = { udp = "2m" }
+forwards = [{ proto = "tcp", port = 8080, to = "10.0.1.2:80" }]
+"#,
+        see_also: &["Firewall", "Policer"],
+    },
+    configure,
+};
+
+/// A static forward, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Forward {
+    proto: u8,
+    ext_idx: u8,
+    ext_port: u16,
+    addr: u32,
+    port: u16,
+}
+
+/// The configuration every replica shares.
+#[derive(Debug, Clone)]
+struct Shared {
+    externals: Vec<u32>,
+    ports: (u16, u16),
+    max: usize,
+    timeouts: Timeouts,
+    forwards: Vec<Forward>,
+    non_ipv4: NonIpv4,
+    seed: Option<u64>,
+    workers: usize,
+}
+
+impl Shared {
+    /// The ports worker `w` hands out: its share of the range.
+    fn slice(&self, w: usize) -> (u16, usize) {
+        let len = (self.ports.1 - self.ports.0) as usize + 1;
+        let workers = self.workers.max(1);
+        let (a, b) = (len * w / workers, len * (w + 1) / workers);
+        (self.ports.0 + a as u16, b - a)
+    }
+}
+
+/// A worker's replica.
+struct Nat44 {
+    shared: Arc<Shared>,
+    table: Table,
+    icmp_errors: u64,
+    passed_non_ipv4: u64,
+}
+
+impl Nat44 {
+    fn new(shared: Arc<Shared>, worker: usize) -> Nat44 {
+        let seed = shared.seed.unwrap_or_else(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(worker)
+        });
+        let mut table = Table::new(
+            shared.max,
+            shared.forwards.len(),
+            &shared.externals,
+            shared.slice(worker),
+            shared.timeouts,
+            seed,
+        );
+        for f in &shared.forwards {
+            table.add_static(f.proto, f.addr, f.port, f.ext_idx, f.ext_port);
+        }
+        Nat44 {
+            shared,
+            table,
+            icmp_errors: 0,
+            passed_non_ipv4: 0,
+        }
+    }
+
+    /// Inside to outside: the source becomes the mapping's external endpoint.
+    #[inline(always)]
+    fn outbound(&mut self, batch: &mut Batch, now: u64, out: &mut Output) {
+        for mut pkt in batch.drain(..) {
+            let h = pkt.headers();
+            let class = match h.l4_proto {
+                IPPROTO_TCP => TCP,
+                IPPROTO_UDP => UDP,
+                _ => u8::MAX,
+            };
+            if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None)
+                || class == u8::MAX
+            {
+                self.rare(&h, pkt, 0, now, out);
+                continue;
+            }
+            let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+            let f = pkt.data_mut();
+            let src: u32 = Ipv4Packet::new_unchecked(&f[l3..]).src_addr().into();
+            let sport = be16(f, l4 + napt::SRC_PORT);
+            let slot = match self.table.find_inside(key(class, src, sport)) {
+                Some(s) => s,
+                None => match self.table.create(class, src, sport, now) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        out.drop(pkt, TABLE_FULL);
+                        continue;
+                    }
+                },
+            };
+            let m = self.table.get_mut(slot);
+            m.last = now;
+            m.packets += 1;
+            if class == TCP {
+                m.tcp = tcp_out(m.tcp, tcp_flags_of(f, l4));
+            }
+            let (idx, eport) = (m.ext_idx, m.ext_port);
+            let ext = self.table.externals[idx as usize];
+            rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
+            out.push(0, pkt);
+        }
+    }
+
+    /// Outside to inside: the destination becomes the mapping's internal endpoint.
+    #[inline(always)]
+    fn inbound(&mut self, batch: &mut Batch, now: u64, out: &mut Output) {
+        for mut pkt in batch.drain(..) {
+            let h = pkt.headers();
+            let class = match h.l4_proto {
+                IPPROTO_TCP => TCP,
+                IPPROTO_UDP => UDP,
+                _ => u8::MAX,
+            };
+            if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None)
+                || class == u8::MAX
+            {
+                self.rare(&h, pkt, 1, now, out);
+                continue;
+            }
+            let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+            let f = pkt.data_mut();
+            let dst: u32 = Ipv4Packet::new_unchecked(&f[l3..]).dst_addr().into();
+            let dport = be16(f, l4 + napt::DST_PORT);
+            let Some(slot) = self.live_outside(key(class, dst, dport), now) else {
+                let reason = self.miss_reason(dport);
+                out.drop(pkt, reason);
+                continue;
+            };
+            let m = self.table.get_mut(slot);
+            m.last = now;
+            m.packets += 1;
+            if class == TCP {
+                m.tcp = tcp_in(m.tcp, tcp_flags_of(f, l4));
+            }
+            let (addr, port) = (m.in_addr, m.in_port);
+            rewrite(f, l3, l4, h.l4_proto, End::Dst, addr, port, true);
+            out.push(1, pkt);
+        }
+    }
+
+    /// The live mapping of external endpoint `k`: an expired one met here
+    /// is removed.
+    #[inline]
+    fn live_outside(&mut self, k: u64, now: u64) -> Option<u32> {
+        let slot = self.table.find_outside(k)?;
+        if self.table.get(slot).expired(&self.table.timeouts, now) {
+            self.table.remove(slot);
+            self.table.expired += 1;
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Why an outside packet to external port `port` found no mapping.
+    #[cold]
+    fn miss_reason(&self, port: u16) -> crate::element::DropReason {
+        let (first, last) = self.shared.ports;
+        if (first..=last).contains(&port) && !self.table.owns_port(port) {
+            OTHER_WORKER
+        } else {
+            NO_MAPPING
+        }
+    }
+
+    /// Everything but plain TCP and UDP over IPv4: other frames, fragments,
+    /// malformed headers, ICMP.
+    #[cold]
+    #[inline(never)]
+    fn rare(&mut self, h: &Headers, mut pkt: Packet, input: usize, now: u64, out: &mut Output) {
+        if h.l3 != L3Kind::Ipv4 {
+            match self.shared.non_ipv4 {
+                NonIpv4::Pass => {
+                    self.passed_non_ipv4 += 1;
+                    out.push(input, pkt);
+                }
+                NonIpv4::Drop => out.drop(pkt, NON_IPV4),
+            }
+            return;
+        }
+        let verdict = if h.frag != FragKind::None {
+            Err(FRAGMENT)
+        } else if h.status != ParseStatus::Ok {
+            Err(MALFORMED)
+        } else if h.l4_proto == IPPROTO_ICMP {
+            self.icmp(h, pkt.data_mut(), input, now)
+        } else {
+            Err(UNSUPPORTED)
+        };
+        match verdict {
+            Ok(()) => out.push(input, pkt),
+            Err(r) => out.drop(pkt, r),
+        }
+    }
+
+    /// An ICMP message from `input`'s side: a query (its identifier is
+    /// mapped like a port) or an error (its quoted datagram is translated).
+    fn icmp(
+        &mut self,
+        h: &Headers,
+        f: &mut [u8],
+        input: usize,
+        now: u64,
+    ) -> Result<(), crate::element::DropReason> {
+        let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+        let t = f[l4];
+        if is_error(t) {
+            return self.icmp_error(f, l3, l4, input);
+        }
+        let outward = input == 0;
+        if !(outward && is_request(t) || !outward && is_reply(t)) {
+            return Err(if outward { UNSUPPORTED } else { NO_MAPPING });
+        }
+        if f.len() < l4 + napt::ICMP_HLEN {
+            return Err(MALFORMED);
+        }
+        let ip = Ipv4Packet::new_unchecked(&f[l3..]);
+        let id = be16(f, l4 + ICMP_ID);
+        if outward {
+            let src: u32 = ip.src_addr().into();
+            let slot = match self.table.find_inside(key(ICMP, src, id)) {
+                Some(s) => s,
+                None => self
+                    .table
+                    .create(ICMP, src, id, now)
+                    .map_err(|_| TABLE_FULL)?,
+            };
+            let m = self.table.get_mut(slot);
+            (m.last, m.packets) = (now, m.packets + 1);
+            let (idx, eid) = (m.ext_idx, m.ext_port);
+            let ext = self.table.externals[idx as usize];
+            rewrite(f, l3, l4, IPPROTO_ICMP, End::Src, ext, eid, true);
+        } else {
+            let dst: u32 = ip.dst_addr().into();
+            let slot = self
+                .live_outside(key(ICMP, dst, id), now)
+                .ok_or(NO_MAPPING)?;
+            let m = self.table.get_mut(slot);
+            (m.last, m.packets) = (now, m.packets + 1);
+            let (addr, iid) = (m.in_addr, m.in_port);
+            rewrite(f, l3, l4, IPPROTO_ICMP, End::Dst, addr, iid, true);
+        }
+        Ok(())
+    }
+
+    /// An ICMP error: from outside it quotes a datagram that went out
+    /// (its source is a mapping's external endpoint); from inside, one that
+    /// came in (its destination is a mapping's internal endpoint). Errors
+    /// do not refresh their mapping (RFC 5508).
+    fn icmp_error(
+        &mut self,
+        f: &mut [u8],
+        l3: usize,
+        l4: usize,
+        input: usize,
+    ) -> Result<(), crate::element::DropReason> {
+        let q = quoted(f, l3, l4).ok_or(MALFORMED)?;
+        let class = match q.proto {
+            IPPROTO_TCP => TCP,
+            IPPROTO_UDP => UDP,
+            _ => ICMP,
+        };
+        if input == 0 {
+            let slot = self
+                .table
+                .find_inside(key(class, q.dst, q.dport))
+                .ok_or(NO_MAPPING)?;
+            let m = *self.table.get(slot);
+            let ext = self.table.ext_addr(&m);
+            translate_error(f, l3, l4, &q, End::Dst, ext, m.ext_port);
+        } else {
+            let slot = self
+                .table
+                .find_outside(key(class, q.src, q.sport))
+                .ok_or(NO_MAPPING)?;
+            let m = *self.table.get(slot);
+            translate_error(f, l3, l4, &q, End::Src, m.in_addr, m.in_port);
+        }
+        self.icmp_errors += 1;
+        Ok(())
+    }
+}
+
+/// The TCP flags byte of the segment at `l4`.
+#[inline(always)]
+fn tcp_flags_of(f: &[u8], l4: usize) -> u8 {
+    crate::wire::TcpPacket::new_unchecked(&f[l4..]).flags()
+}
+
+/// TCP state after an outgoing segment with `flags`: a SYN starts over.
+#[inline(always)]
+fn tcp_out(state: u8, flags: u8) -> u8 {
+    use tcp_flags::{ACK, FIN, RST, SYN};
+    if flags & (SYN | ACK) == SYN {
+        return SEEN_OUT;
+    }
+    state | SEEN_OUT | if flags & (FIN | RST) != 0 { CLOSING } else { 0 }
+}
+
+/// TCP state after an incoming segment with `flags`.
+#[inline(always)]
+fn tcp_in(state: u8, flags: u8) -> u8 {
+    use tcp_flags::{ACK, FIN, RST, SYN};
+    if flags & (SYN | ACK) == SYN {
+        return SEEN_IN;
+    }
+    state | SEEN_IN | if flags & (FIN | RST) != 0 { CLOSING } else { 0 }
+}
+
+impl Element for Nat44 {
+    fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
+        let now = cx.now();
+        self.table
+            .sweep(now, batch.len().div_ceil(PACKETS_PER_SWEPT_SLOT));
+        if input == 0 {
+            self.outbound(batch, now, out)
+        } else {
+            self.inbound(batch, now, out)
+        }
+    }
+
+    fn stats(&self, report: &mut dyn FnMut(&str, u64)) {
+        report(MAPPINGS, self.table.live as u64);
+        report(CREATED, self.table.created);
+        report(EXPIRED, self.table.expired);
+        report(ICMP_ERRORS, self.icmp_errors);
+        report(PASSED_NON_IPV4, self.passed_non_ipv4);
+    }
+
+    fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
+        self.read_handler(name, cx)
+    }
+
+    fn write(&mut self, name: &str, arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        self.write_handler(name, arg)
+    }
+
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self.hand_over())
+    }
+
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        self.take_over(state);
+    }
+}
+
+/// An IPv4 address parameter value.
+fn ipv4(v: IpAddr, param: &str, i: Option<usize>) -> Result<u32, ParamError> {
+    match v {
+        IpAddr::V4(a) => Ok(a.into()),
+        IpAddr::V6(a) => {
+            let msg = format!("expected an IPv4 address, found {a}");
+            Err(match i {
+                Some(i) => ParamError::item(param, i, msg),
+                None => ParamError::new(param, msg),
+            })
+        }
+    }
+}
+
+/// `ports = "FIRST-LAST"`.
+fn port_range(s: &str) -> Result<(u16, u16), ParamError> {
+    let bad = || {
+        ParamError::new(
+            "ports",
+            format!("expected `FIRST-LAST` with 1 <= FIRST <= LAST <= 65535, found {s:?}"),
+        )
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// A timeout field in nanoseconds; under a millisecond is refused.
+fn timeout(t: &Params, name: &str) -> Result<u64, ParamError> {
+    let d = t
+        .duration(name)
+        .map_err(|e| ParamError::nested("timeouts", None, e))?;
+    if d < Duration::from_millis(1) {
+        let e = ParamError::new(name, "must be at least 1ms");
+        return Err(ParamError::nested("timeouts", None, e));
+    }
+    Ok(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The static forwards, checked against the external addresses.
+fn forwards(p: &Params, externals: &[u32]) -> Result<Vec<Forward>, ParamError> {
+    let mut v: Vec<Forward> = Vec::new();
+    for (i, t) in p.table_list("forwards")?.into_iter().enumerate() {
+        let nested = |e| ParamError::nested("forwards", Some(i), e);
+        let proto = match t.choice::<FwdProto>("proto").map_err(nested)? {
+            FwdProto::Tcp => TCP,
+            FwdProto::Udp => UDP,
+        };
+        let to = t.str("to").map_err(nested)?;
+        let sa: std::net::SocketAddrV4 = to.parse().map_err(|_| {
+            nested(ParamError::new(
+                "to",
+                format!("expected `IPV4:PORT`, found {to:?}"),
+            ))
+        })?;
+        let ext = match t.get("external") {
+            Some(_) => ipv4(t.ip("external").map_err(nested)?, "external", None).map_err(nested)?,
+            None => externals[0],
+        };
+        let ext_idx = externals.iter().position(|&a| a == ext).ok_or_else(|| {
+            let msg = format!("{} is not one of `external`", Ipv4Addr::from(ext));
+            nested(ParamError::new("external", msg))
+        })?;
+        let f = Forward {
+            proto,
+            ext_idx: ext_idx as u8,
+            ext_port: t.int("port").map_err(nested)? as u16,
+            addr: (*sa.ip()).into(),
+            port: sa.port(),
+        };
+        let clash = v.iter().any(|o| {
+            o.proto == f.proto
+                && ((o.ext_idx, o.ext_port) == (f.ext_idx, f.ext_port)
+                    || (o.addr, o.port) == (f.addr, f.port))
+        });
+        if clash {
+            let msg = "another forward has the same external or internal endpoint";
+            return Err(ParamError::item("forwards", i, msg));
+        }
+        v.push(f);
+    }
+    Ok(v)
+}
+
+fn configure(p: &Params, cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let mut externals = Vec::new();
+    for (i, v) in p.list("external")?.iter().enumerate() {
+        let crate::element::Value::Ip(a) = v else {
+            return Err(ParamError::item("external", i, "expected an IPv4 address"));
+        };
+        externals.push(ipv4(*a, "external", Some(i))?);
+    }
+    if externals.is_empty() || externals.len() > 255 {
+        return Err(ParamError::new("external", "expected 1 to 255 addresses"));
+    }
+    let ports = port_range(p.str("ports")?)?;
+    let workers = cx.workers.max(1);
+    if ((ports.1 - ports.0) as usize + 1) < workers {
+        let msg = format!("the range has fewer ports than the {workers} workers");
+        return Err(ParamError::new("ports", msg));
+    }
+    let t = p.table("timeouts")?;
+    let shared = Arc::new(Shared {
+        forwards: forwards(p, &externals)?,
+        externals,
+        ports,
+        max: p.usize("max_mappings")?,
+        timeouts: Timeouts {
+            tcp_established: timeout(t, "tcp_established")?,
+            tcp_transitory: timeout(t, "tcp_transitory")?,
+            udp: timeout(t, "udp")?,
+            icmp: timeout(t, "icmp")?,
+        },
+        non_ipv4: p.choice::<NonIpv4>("non_ipv4")?,
+        seed: match p.get("hash_seed") {
+            Some(_) => Some(p.int("hash_seed")? as u64),
+            None => None,
+        },
+        workers,
+    });
+    Ok(Configured::new(Inputs::Fixed(2), 2, move |w| {
+        Box::new(Nat44::new(shared.clone(), w))
+    }))
+}
+
+#[cfg(test)]
+mod tests;
