@@ -12,6 +12,7 @@ mod forward;
 pub mod nat44;
 mod paint;
 mod paint_switch;
+pub mod policer;
 mod print;
 mod rewrite;
 mod tee;
@@ -37,6 +38,7 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(nat44::CLASS);
     r.register(paint::CLASS);
     r.register(paint_switch::CLASS);
+    r.register(policer::CLASS);
     r.register(print::CLASS);
     r.register(tee::CLASS);
     r.register(rewrite::CLASS);
