@@ -58,6 +58,13 @@ const SCENARIOS: &[Scenario] = &[
         gens: GEN,
     },
     Scenario {
+        name: "nat44",
+        what: "generator (65,536 UDP flows) -> Nat44 (source NAT, inside to outside) -> Counter -> Discard",
+        config: include_str!("../../../configs/bench/nat44.toml"),
+        file: "configs/bench/nat44.toml",
+        gens: GEN,
+    },
+    Scenario {
         name: "bridge",
         what: "2 generators (16 hosts each side) -> Bridge (2 ports, all learned) -> back out",
         config: include_str!("../../../configs/bench/bridge.toml"),

@@ -67,6 +67,9 @@ hpio_nf::choice! {
     }
 }
 
+/// Packets whose lookups [`Nat44::outbound`] overlaps.
+const GROUP: usize = 32;
+
 /// Packets per mapping slot the incremental expiry sweep looks at.
 const PACKETS_PER_SWEPT_SLOT: usize = 4;
 
@@ -276,47 +279,68 @@ impl Nat44 {
         }
     }
 
-    /// Inside to outside: the source becomes the mapping's external endpoint.
+    /// Inside to outside: the source becomes the mapping's external
+    /// endpoint. In groups of [`GROUP`] packets: their keys first (loading
+    /// their index lines), then their lookups (loading their mappings),
+    /// then the translations, so that the memory accesses of a group
+    /// overlap rather than each packet waiting for its own.
     #[inline(always)]
     fn outbound(&mut self, batch: &mut Batch, now: u64, out: &mut Output) {
-        for mut pkt in batch.drain(..) {
-            let h = pkt.headers();
-            let class = match h.l4_proto {
-                IPPROTO_TCP => TCP,
-                IPPROTO_UDP => UDP,
-                _ => u8::MAX,
-            };
-            if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None)
-                || class == u8::MAX
-            {
-                self.rare(&h, pkt, 0, now, out);
-                continue;
+        while !batch.is_empty() {
+            let n = batch.len().min(GROUP);
+            let mut keys = [0u64; GROUP];
+            for (k, pkt) in keys.iter_mut().zip(batch.iter_mut()) {
+                *k = out_key(pkt);
+                if *k != 0 {
+                    self.table.touch_inside(*k);
+                }
             }
-            let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
-            let f = pkt.data_mut();
-            let src: u32 = Ipv4Packet::new_unchecked(&f[l3..]).src_addr().into();
-            let sport = be16(f, l4 + napt::SRC_PORT);
-            let slot = match self.table.find_inside(key(class, src, sport)) {
-                Some(s) => s,
-                None => match self.table.create(class, src, sport, now) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        out.drop(pkt, TABLE_FULL);
-                        continue;
-                    }
-                },
-            };
-            let m = self.table.get_mut(slot);
-            m.last = now;
-            m.packets += 1;
-            if class == TCP {
-                m.tcp = tcp_out(m.tcp, tcp_flags_of(f, l4));
+            let mut slots = [u32::MAX; GROUP];
+            for (s, &k) in slots.iter_mut().zip(&keys[..n]) {
+                if let Some(found) = (k != 0).then(|| self.table.find_inside(k)).flatten() {
+                    self.table.touch(found);
+                    *s = found;
+                }
             }
-            let (idx, eport) = (m.ext_idx, m.ext_port);
-            let ext = self.table.externals[idx as usize];
-            rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
-            out.push(0, pkt);
+            for (i, pkt) in batch.drain(..n).enumerate() {
+                self.translate_out(pkt, keys[i], slots[i], now, out);
+            }
         }
+    }
+
+    /// One packet of [`Nat44::outbound`]: `k` its key (0: not plain TCP or
+    /// UDP), `slot` its mapping as looked up (`u32::MAX`: none).
+    #[inline(always)]
+    fn translate_out(&mut self, mut pkt: Packet, k: u64, slot: u32, now: u64, out: &mut Output) {
+        let h = pkt.headers();
+        if k == 0 {
+            self.rare(&h, pkt, 0, now, out);
+            return;
+        }
+        // A mapping made for an earlier packet of the group may have taken
+        // the place of one looked up (an expired one reclaimed): check.
+        let slot = match slot {
+            s if s != u32::MAX && self.table.holds(s, k) => s,
+            _ => match self.table.find_inside(k) {
+                Some(s) => s,
+                None => match self.table.create(key_class(k), key_addr(k), k as u16, now) {
+                    Ok(s) => s,
+                    Err(_) => return out.drop(pkt, TABLE_FULL),
+                },
+            },
+        };
+        let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+        let f = pkt.data_mut();
+        let m = self.table.get_mut(slot);
+        m.last = now;
+        m.packets += 1;
+        if m.proto == TCP {
+            m.tcp = tcp_out(m.tcp, tcp_flags_of(f, l4));
+        }
+        let (idx, eport) = (m.ext_idx, m.ext_port);
+        let ext = self.table.externals[idx as usize];
+        rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
+        out.push(0, pkt);
     }
 
     /// Outside to inside: the destination becomes the mapping's internal endpoint.
@@ -496,6 +520,37 @@ impl Nat44 {
         self.icmp_errors += 1;
         Ok(())
     }
+}
+
+/// The key of a plain TCP or UDP packet over IPv4 going out (its source
+/// endpoint), or 0 for any other packet.
+#[inline(always)]
+fn out_key(pkt: &mut Packet) -> u64 {
+    let h = pkt.headers();
+    let class = match h.l4_proto {
+        IPPROTO_TCP => TCP,
+        IPPROTO_UDP => UDP,
+        _ => return 0,
+    };
+    if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None) {
+        return 0;
+    }
+    let f = pkt.data();
+    let src: u32 = Ipv4Packet::new_unchecked(&f[h.l3_off as usize..])
+        .src_addr()
+        .into();
+    key(class, src, be16(f, h.l4_off as usize + napt::SRC_PORT))
+}
+
+/// The protocol class and address of a [`key`].
+#[inline(always)]
+fn key_class(k: u64) -> u8 {
+    ((k >> 48) - 1) as u8
+}
+
+#[inline(always)]
+fn key_addr(k: u64) -> u32 {
+    (k >> 16) as u32
 }
 
 /// The TCP flags byte of the segment at `l4`.

@@ -2,7 +2,7 @@
 //! query identifier) replaced with every checksum updated incrementally
 //! (RFC 1624), and ICMP errors whose quoted datagram is translated too.
 
-use crate::wire::checksum::{apply_delta, delta, delta16};
+use crate::wire::checksum::{apply_delta, delta};
 use crate::wire::napt::{self, ICMP_HLEN, ICMP_ID};
 use crate::wire::{be16, set_be16, IcmpPacket, Ipv4Packet};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
@@ -39,11 +39,21 @@ pub(super) fn is_reply(t: u8) -> bool {
     t == ECHO_REPLY || t == TIMESTAMP_REPLY
 }
 
-/// The RFC 1624 difference of an IPv4 address changing from `old` to `new`.
-#[inline]
+/// The RFC 1624 difference (`~m + m'`, not folded: at most 18 bits) of an
+/// IPv4 address changing from `old` to `new`.
+#[inline(always)]
 fn addr_delta(old: u32, new: u32) -> u32 {
-    let d = delta16(0, (old >> 16) as u16, (new >> 16) as u16);
-    delta16(d, old as u16, new as u16)
+    (!old >> 16 & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
+}
+
+/// Checksum `check` after the unfolded difference `d` (below 2^20):
+/// RFC 1624 eq. 3, `~(~check + d)`, with a fixed number of folds.
+#[inline(always)]
+fn apply(check: u16, d: u32) -> u16 {
+    let x = (!check) as u32 + d;
+    let x = (x & 0xffff) + (x >> 16);
+    let x = (x & 0xffff) + (x >> 16);
+    !(x as u16)
 }
 
 /// Replaces the IPv4 address at `end` of the header at `l3` with `addr`,
@@ -61,7 +71,7 @@ pub(super) fn rewrite_addr(f: &mut [u8], l3: usize, end: End, addr: u32) -> u32 
         End::Dst => ip.set_dst_addr(addr.into()),
     }
     let d = addr_delta(old, addr);
-    let c = apply_delta(ip.checksum(), d);
+    let c = apply(ip.checksum(), d);
     ip.set_checksum(c);
     d
 }
@@ -103,7 +113,7 @@ pub(super) fn rewrite(
     if proto == IPPROTO_UDP && c == 0 {
         return;
     }
-    let mut nc = apply_delta(c, delta16(pseudo, old, port));
+    let mut nc = apply(c, pseudo + (!old) as u32 + port as u32);
     if proto == IPPROTO_UDP && nc == 0 {
         nc = 0xffff;
     }
