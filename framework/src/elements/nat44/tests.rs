@@ -4,7 +4,7 @@
 //! etherparse, an independent parser.
 
 use super::*;
-use crate::element::{HandlerCx, Registry};
+use crate::element::{ConfigCx, Configured, ParamError, Params, Registry};
 use crate::packet::Pool;
 use etherparse::{Icmpv4Slice, Ipv4HeaderSlice, NetSlice, SlicedPacket, TransportSlice, UdpSlice};
 use serde_json::json;
