@@ -2,11 +2,13 @@
 /*
  * hpio: the transmit side.
  *
- * writev takes one struct hpio_hdr + frame per iovec.  Frames are checked
- * and copied into fresh skbs first (this may sleep), then handed straight
- * to the driver's ndo_start_xmit in batches of tx_batch under one TX lock,
- * with the xmit_more hint set on all but the last frame of a batch.  The
- * qdisc layer is bypassed, as are packet taps on the device.
+ * writev takes one struct hpio_hdr + frame per iovec.  Per batch of
+ * tx_batch frames: the headers are checked, the skbs allocated in one
+ * BH-off section from the CPU's NAPI caches, the frames copied in (this
+ * may sleep), then the batch is handed straight to the driver's
+ * ndo_start_xmit under one TX lock, with the xmit_more hint set on all but
+ * the last frame.  The qdisc layer is bypassed, as are packet taps on the
+ * device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
@@ -23,58 +25,151 @@ static bool hpio_tx_hdrlen_ok(u8 hdrlen)
 }
 
 /*
- * Build the skb for the packet in the current segment of @from and move
- * @from to the next segment.  Returns the skb or an ERR_PTR: -EINVAL for a
- * short segment, bad version, header length or frame length, -EFAULT for a
- * bad user buffer, -ENOMEM.
+ * Check the header of the packet in the current segment of @it and move
+ * @it to the next segment.  Returns the frame length, or -EINVAL for a
+ * short segment, bad version, header length or frame length, -EFAULT for
+ * a bad user buffer.
  *
  * Length limit: what the stack itself sends on (packet_snd) and forwards
  * to (is_skb_forwardable) a device: MTU + link header, plus 4 bytes when
- * the frame carries one VLAN tag.  Only Ethernet devices have nodes, so
- * the link header is 14 bytes and a tag follows the MAC addresses.
+ * the frame carries one VLAN tag (hpio_tx_fill checks the tag).  Only
+ * Ethernet devices have nodes, so the link header is 14 bytes and a tag
+ * follows the MAC addresses.
  */
-static struct sk_buff *hpio_tx_build(struct net_device *dev,
-				     struct iov_iter *from)
+static int hpio_tx_check(struct net_device *dev, struct iov_iter *it)
 {
-	size_t seg = iov_iter_single_seg_count(from);
+	size_t seg = iov_iter_single_seg_count(it);
 	unsigned int max = READ_ONCE(dev->mtu) + dev->hard_header_len;
-	unsigned int reserve = LL_RESERVED_SPACE(dev);
 	struct hpio_hdr hdr;
-	struct sk_buff *skb;
 	unsigned int len;
 
 	if (seg < sizeof(hdr))
-		return ERR_PTR(-EINVAL);
-	if (!copy_from_iter_full(&hdr, sizeof(hdr), from))
-		return ERR_PTR(-EFAULT);
+		return -EINVAL;
+	if (!copy_from_iter_full(&hdr, sizeof(hdr), it))
+		return -EFAULT;
 	len = hdr.pktlen;
 	if (hdr.version != HPIO_HDR_VERSION || !hpio_tx_hdrlen_ok(hdr.hdrlen) ||
 	    len < HPIO_MIN_PKTLEN || len > seg - sizeof(hdr) ||
 	    len > max + VLAN_HLEN)
-		return ERR_PTR(-EINVAL);
+		return -EINVAL;
+	iov_iter_advance(it, seg - sizeof(hdr));
+	return len;
+}
 
-	skb = alloc_skb(reserve + len + dev->needed_tailroom, GFP_KERNEL);
-	if (!skb)
-		return ERR_PTR(-ENOMEM);
-	skb_reserve(skb, reserve);
-	if (!copy_from_iter_full(skb_put(skb, len), len, from)) {
-		kfree_skb(skb);
-		return ERR_PTR(-EFAULT);
+/*
+ * An skb with room for a @len-byte frame.  With BH disabled (@atomic) the
+ * data comes from the CPU's page fragment cache and the skb from its NAPI
+ * cache (bulk-allocated, refilled by the drivers' TX completions), as on
+ * the receive path; else from the slab.  NULL when out of memory.
+ */
+static struct sk_buff *hpio_tx_alloc(struct net_device *dev, unsigned int len,
+				     bool atomic)
+{
+	unsigned int reserve = LL_RESERVED_SPACE(dev);
+	unsigned int size = reserve + len + dev->needed_tailroom;
+	unsigned int truesize;
+	struct sk_buff *skb;
+	void *data;
+
+	truesize = SKB_DATA_ALIGN(size) +
+		   SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+	if (!atomic) {
+		skb = alloc_skb(size, GFP_KERNEL);
+	} else {
+		if (truesize > PAGE_SIZE)
+			return NULL;
+		data = napi_alloc_frag(truesize);
+		if (!data)
+			return NULL;
+		skb = napi_build_skb(data, truesize);
+		if (!skb) {
+			skb_free_frag(data);
+			return NULL;
+		}
 	}
+	if (skb)
+		skb_reserve(skb, reserve);
+	return skb;
+}
+
+/*
+ * Copy the frame of the current segment of @from (its header was checked:
+ * @len bytes) into @skb and move @from to the next segment.  Returns 0,
+ * -EFAULT for a bad user buffer or -EINVAL for a frame longer than MTU +
+ * link header without a VLAN tag.
+ */
+static int hpio_tx_fill(struct net_device *dev, struct sk_buff *skb,
+			unsigned int len, struct iov_iter *from)
+{
+	size_t seg = iov_iter_single_seg_count(from);
+	unsigned int max = READ_ONCE(dev->mtu) + dev->hard_header_len;
+
+	iov_iter_advance(from, sizeof(struct hpio_hdr));
+	if (!copy_from_iter_full(skb_put(skb, len), len, from))
+		return -EFAULT;
 	skb_reset_mac_header(skb);
 	/* Room for a VLAN tag only when the frame carries one. */
-	if (len > max && !eth_type_vlan(eth_hdr(skb)->h_proto)) {
-		kfree_skb(skb);
-		return ERR_PTR(-EINVAL);
-	}
-	iov_iter_advance(from, seg - sizeof(hdr) - len);
+	if (len > max && !eth_type_vlan(eth_hdr(skb)->h_proto))
+		return -EINVAL;
+	iov_iter_advance(from, seg - sizeof(struct hpio_hdr) - len);
 
 	skb->dev = dev;
 	skb->protocol = dev_parse_header_protocol(skb);
 	if (!skb->protocol)
 		skb->protocol = eth_hdr(skb)->h_proto;
 	skb_set_network_header(skb, min(len, (unsigned int)dev->hard_header_len));
-	return skb;
+	return 0;
+}
+
+/*
+ * Build skbs for the next packets of @from, at most @budget: check every
+ * header, allocate every skb under one BH-off section, then copy the
+ * frames in (this may sleep).  Returns how many were built into @batch;
+ * on a bad packet or no memory, *@err is set and the packets before it
+ * are built.
+ */
+static unsigned int hpio_tx_build(struct net_device *dev,
+				  struct iov_iter *from, struct sk_buff **batch,
+				  u16 *lens, unsigned int budget, int *err)
+{
+	struct iov_iter it = *from;
+	unsigned int i, n = 0;
+	int len;
+
+	while (n < budget && iov_iter_count(&it)) {
+		len = hpio_tx_check(dev, &it);
+		if (len < 0) {
+			*err = len;
+			break;
+		}
+		lens[n++] = len;
+	}
+
+	local_bh_disable();
+	for (i = 0; i < n; i++) {
+		batch[i] = hpio_tx_alloc(dev, lens[i], true);
+		if (!batch[i])
+			break;
+	}
+	local_bh_enable();
+	for (; i < n; i++) {
+		batch[i] = hpio_tx_alloc(dev, lens[i], false);
+		if (!batch[i]) {
+			*err = -ENOMEM;
+			n = i;
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		int ret = hpio_tx_fill(dev, batch[i], lens[i], from);
+
+		if (ret) {
+			*err = ret;
+			while (i < n)
+				kfree_skb(batch[--n]);
+		}
+	}
+	return n;
 }
 
 /*
@@ -133,13 +228,13 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 			 bool single)
 {
 	struct sk_buff *batch[HPIO_TX_BATCH_MAX];
+	u16 lens[HPIO_TX_BATCH_MAX];
 	struct hpio_dev *hdev = hf->hdev;
 	unsigned int budget, n, done, errors = 0, refused = 0;
 	ssize_t sent = 0, bytes = 0;
 	netdevice_tracker tracker;
 	struct net_device *dev;
 	struct hpio_queue *q;
-	struct sk_buff *skb;
 	int err = 0;
 	u32 qidx;
 
@@ -151,24 +246,15 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 		goto out;
 	}
 	q = hpio_file_queue(hf, &qidx);
-	budget = clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
+	budget = single ? 1 : clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
 
 	while (iov_iter_count(from) && !err) {
-		n = 0;
-		while (n < budget && iov_iter_count(from)) {
-			skb = hpio_tx_build(dev, from);
-			if (IS_ERR(skb)) {
-				err = PTR_ERR(skb);
-				errors++;
-				break;
-			}
-			batch[n++] = skb;
-			bytes = sizeof(struct hpio_hdr) + skb->len;
-			if (single)
-				break;
-		}
+		n = hpio_tx_build(dev, from, batch, lens, budget, &err);
+		if (err)
+			errors++;
 		if (!n)
 			break;
+		bytes = sizeof(struct hpio_hdr) + batch[0]->len;
 
 		done = hpio_tx_xmit(dev, qidx, batch, n, &refused);
 		sent += done;

@@ -19,9 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hpio_nf::config::Config;
-use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Packet, Pool};
-use hpio_nf::port::{OpenPort, PortRegistry, Recv, RxQueue, TxQueue};
+use hpio_nf::port::{OpenPort, Recv, RxQueue, TxQueue};
 use hpio_nf::runtime::{self, RunOptions};
 use testkit::frame::{Frame, Ip};
 use testkit::net::{self, Netns, Veth};
@@ -54,14 +53,7 @@ fn veth_up(tag: &str) -> Veth {
 /// config file does (defaults filled in by the loader).
 fn port(body: &str) -> Config {
     let text = format!("connections = [\"p -> p\"]\n[ports.p]\n{body}\n");
-    Config::parse_str(
-        &text,
-        "test.toml",
-        &Registry::builtin(),
-        &PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    Config::parse_builtin(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn open(body: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, String> {
@@ -567,14 +559,7 @@ fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_packet() {
          [elements.count]\nclass = \"Counter\"\n",
         v.a, v.b
     );
-    let cfg = Config::parse_str(
-        &text,
-        "run.toml",
-        &Registry::builtin(),
-        &PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::parse_builtin(&text, "run.toml").unwrap_or_else(|e| panic!("{e}"));
     let ports = cfg
         .ports
         .iter()
@@ -708,14 +693,7 @@ fn tcp_between_namespaces_through_forwarded_veth_peers() {
              [ports.b]\ndriver = \"af_packet\"\ninterface = \"{}\"\nrx_mode = \"{mode}\"\n",
             n.host[0], n.host[1]
         );
-        let cfg = Config::parse_str(
-            &text,
-            "bridge.toml",
-            &Registry::builtin(),
-            &PortRegistry::builtin(),
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = Config::parse_builtin(&text, "bridge.toml").unwrap_or_else(|e| panic!("{e}"));
         let ports = cfg
             .ports
             .iter()

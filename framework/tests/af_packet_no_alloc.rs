@@ -10,9 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use hpio_nf::config::Config;
-use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Pool};
-use hpio_nf::port::{PortRegistry, Recv};
+use hpio_nf::port::Recv;
 use hpio_nf::testing::{allocations_here, CountingAlloc};
 use testkit::frame::{Frame, Ip, TCP_ACK};
 
@@ -115,14 +114,7 @@ fn super_frames_are_cut_without_allocating() {
             "connections = [\"l -> l\"]\n[ports.l]\ndriver = \"af_packet\"\n\
              interface = \"lo\"\npromisc = false\nrx_mode = \"{mode}\"\n"
         );
-        let cfg = Config::parse_str(
-            &text,
-            "t.toml",
-            &Registry::builtin(),
-            &PortRegistry::builtin(),
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = Config::parse_builtin(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
         let port = cfg.ports[0].spec.open("l", 1, true, false).unwrap();
         let mut rx = port.rx.into_iter().next().unwrap();
         let mut pool = Pool::new(1024);

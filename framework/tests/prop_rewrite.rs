@@ -10,10 +10,9 @@
 
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use hpio_nf::config::Config;
-use hpio_nf::element::{Context, Registry};
+use hpio_nf::element::Context;
 use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
-use hpio_nf::port::PortRegistry;
 use proptest::prelude::*;
 use testkit::frame::{Frame, Ip, TCP_ACK};
 
@@ -156,14 +155,7 @@ fn rewrite(chain: &[Ops], frame: &[u8]) -> Option<Vec<u8>> {
     for (i, o) in chain.iter().enumerate() {
         text += &format!("[elements.r{i}]\n{}", o.toml());
     }
-    let cfg = Config::parse_str(
-        &text,
-        "t.toml",
-        &Registry::builtin(),
-        &PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let cfg = Config::parse_builtin(&text, "t.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut g = Graph::new(&cfg.graph, 0);
     let mut pool = Pool::new(4);
     let mut p = pool.alloc().unwrap();

@@ -10,7 +10,15 @@
 #
 #   start DRIVER   run configs/bridge.toml on eth0 and eth1 over DRIVER
 #                  (hpio or af_packet), one worker per queue; answers
-#                  "virtio: ready DRIVER" once every queue is open
+#                  "virtio: ready DRIVER" once every queue is open.
+#                  DRIVER linux (virtio-bench): the kernel's own bridge
+#                  br0 over eth0 and eth1 instead of hpio-nf
+#   mark           (virtio-bench) the first mark notes the guest's CPU
+#                  times, the second prints how busy the guest was between
+#                  them: "virtio: busy N%"
+#   perf SECS      (virtio-bench, perf in the initramfs) perf record of
+#                  the whole guest for SECS seconds, kernel and hpio-nf,
+#                  then its report: "perf: ..." lines, "virtio: perf done"
 #   stop           SIGINT to hpio-nf; prints its JSON report and the
 #                  module's per-queue counters, checks them (check mode),
 #                  answers "virtio: stopped DRIVER"
@@ -44,8 +52,65 @@ open_queues() { # open_queues DRIVER: every receive queue of both ports open?
 	fi
 }
 
+# The kernel's bridge over eth0 and eth1 (virtio-bench's reference round).
+start_linux() {
+	/sbin/ip link add br0 type bridge forward_delay 0 stp_state 0
+	echo 1 >/proc/sys/net/ipv6/conf/br0/disable_ipv6
+	for i in eth0 eth1; do
+		ethtool -K $i gro on
+		/sbin/ip link set $i master br0
+	done
+	/sbin/ip link set br0 up
+	if wait_for 30 sh -c '[ "$(cat /sys/class/net/eth0/brport/state)" = 3 ] &&
+		[ "$(cat /sys/class/net/eth1/brport/state)" = 3 ]'; then
+		echo "virtio: ready linux"
+	else
+		echo "virtio: failed to start linux (bridge ports not forwarding)"
+	fi
+}
+stop_linux() {
+	/sbin/ip -s link show br0 | sed 's/^/virtio-linux /'
+	/sbin/ip link del br0
+	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
+	echo "virtio: stopped linux"
+}
+# cpu_times: "busy total" jiffies of all CPUs from /proc/stat.
+cpu_times() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i
+		print t - $5 - $6, t; exit }' /proc/stat
+}
+MARK=""
+mark() {
+	if [ -z "$MARK" ]; then
+		MARK=$(cpu_times)
+		echo "virtio: marked"
+		return
+	fi
+	set -- $MARK $(cpu_times)
+	MARK=""
+	awk -v b="$(($3 - $1))" -v t="$(($4 - $2))" \
+		'BEGIN { printf "virtio: busy %.0f%%\n", (t > 0 ? 100 * b / t : 0) }'
+}
+# perf_record SECS: samples of every CPU (cpu-clock: TCG has no PMU),
+# then where the time went, by command and symbol, and by symbol alone.
+perf_record() {
+	if ! command -v perf >/dev/null; then
+		echo "virtio: failed: no perf in the initramfs (HPIO_VM_PERF=1)"
+		return
+	fi
+	echo 0 >/proc/sys/kernel/kptr_restrict
+	export HOME=/tmp
+	perf record -q -a -g -e cpu-clock -F 499 -o $T/perf.data -- sleep "$1" >$T/perf.out 2>&1
+	perf report -q -i $T/perf.data --stdio --no-children --sort comm,dso,sym \
+		-g none --percent-limit 0.5 2>&1 | head -n 80 | sed 's/^/perf: /'
+	perf report -q -i $T/perf.data --stdio --children --sort sym \
+		-g none --percent-limit 2 2>&1 | head -n 60 | sed 's/^/perf-children: /'
+	echo "virtio: perf done"
+}
+
 start() {
 	DRIVER=$1
+	[ "$DRIVER" = linux ] && { start_linux; return; }
 	# GRO merges TCP segments into frames AF_PACKET cannot send on; hpio
 	# splits them back itself, so it keeps GRO (the NIC's default).
 	gro=on
@@ -58,6 +123,9 @@ start() {
 		set -- "$@" --set "ports.${p%%:*}.driver=$DRIVER" \
 			--set "ports.${p%%:*}.interface=${p#*:}" --set "ports.${p%%:*}.queues=$Q"
 	done
+	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
+	burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
+	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
 	$NF run $CONF --set runtime.workers=$Q "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
 	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
@@ -69,6 +137,7 @@ start() {
 }
 
 stop() {
+	[ "$DRIVER" = linux ] && { stop_linux; return; }
 	kill -INT $RUN
 	wait $RUN
 	check "hpio-nf ($DRIVER) exits 0 after SIGINT" test $? = 0
@@ -191,6 +260,8 @@ while read -r cmd arg <&3; do
 	case "$cmd" in
 	start) start "$arg" ;;
 	stop) stop ;;
+	mark) mark ;;
+	perf) perf_record "$arg" ;;
 	quit) break ;;
 	*) echo "virtio: unknown command '$cmd'" ;;
 	esac

@@ -16,7 +16,8 @@
 # Environment: HPIO_VM_ACCEL=kvm|tcg skips the KVM probe, HPIO_VM_CPUS
 # (default 2), HPIO_VM_TIMEOUT seconds (default 900), HPIO_VM_MODE=check
 # (default), nf (the hpio-nf tests alone), bench (tests/nf-bench.sh), virtio
-# or virtio-bench (two virtio-net NICs: tests/virtio-host.sh).
+# or virtio-bench (two virtio-net NICs: tests/virtio-host.sh); HPIO_VM_PERF=1
+# packs perf and hpio-nf's symbols (virtio-bench's profile).
 set -euo pipefail
 
 KERNEL=${1:?usage: run-vm.sh KERNEL [KDIR]}
@@ -83,8 +84,12 @@ command -v cargo >/dev/null || die "missing cargo (the hpio-nf tests run the wor
 (cd "$WS" && cargo build --release -q -p hpio-nf-cli) || die "hpio-nf build failed"
 NF="$WS/target/release/hpio-nf"
 mkdir -p "$ROOT/etc/hpio-nf"
-# Without its debug info: a smaller initramfs.
-strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
+# Without its debug info: a smaller initramfs (with its symbols for perf).
+if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
+	strip --strip-debug -o "$ROOT/bin/hpio-nf" "$NF"
+else
+	strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
+fi
 cp "$WS/configs/vm-forward.toml" "$WS/configs/bridge.toml" "$ROOT/etc/hpio-nf/"
 install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$HERE/nf-virtio.sh" "$ROOT/bin/"
 install -m 644 "$HERE/nf-lib.sh" "$ROOT/bin/"
@@ -115,7 +120,14 @@ done
 [ -s "$ROOT/lib/modules/order" ] || die "no modules packed"
 # The virtio tests' tools: ethtool (channels, offloads) and tcpdump, with
 # users for tcpdump's privilege drop.
-for tool in ethtool tcpdump; do
+# HPIO_VM_PERF=1 (virtio-bench): Debian's perf (linux-perf) for profiles
+# in the guest.
+TOOLS="ethtool tcpdump"
+if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
+	command -v perf >/dev/null || die "HPIO_VM_PERF=1: missing perf (apt-get install linux-perf)"
+	TOOLS="$TOOLS perf"
+fi
+for tool in $TOOLS; do
 	command -v "$tool" >/dev/null || die "missing $tool (apt-get install $tool)"
 	cp "$(file_of "$tool")" "$ROOT/bin/$tool"
 	ldd "$(file_of "$tool")" | awk '/=>/ { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do

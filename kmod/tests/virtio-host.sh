@@ -14,20 +14,29 @@
 #   virtio        the bridge over hpio: ping, a TCP transfer with its bytes
 #                 checked and 2000 UDP frames of 128 flows, counted exactly,
 #                 cross it; the guest checks its counters per queue.
-#   virtio-bench  frames per second through the bridge over hpio and over
-#                 AF_PACKET in the same boot, in alternating rounds.
+#   virtio-bench  frames per second through the kernel's bridge and
+#                 hpio-nf's bridge over hpio and over AF_PACKET in the same
+#                 boot, in interleaved rounds, with how busy the guest was.
 #
 # Environment (from run-vm.sh): VMLINUZ INITRD OUT ACCEL CPUS MODE TIMEOUT NF,
 # and HPIO_VM_QUEUES (queue pairs per NIC, default CPUS), BENCH_SECS (5),
-# BENCH_PACE (pktgen options; empty: as fast as the sender can).
+# BENCH_ROUNDS (3), BENCH_DRIVERS ("linux hpio af_packet": linux is the
+# kernel's bridge, the reference of the ratios), BENCH_PACE (pktgen options;
+# default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
+# runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
+# the config's, 32), HPIO_VM_PERF=1 (a profiled
+# pass per driver after the rounds; run-vm.sh packs perf).
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
 Q=${HPIO_VM_QUEUES:-$CPUS}
 TIMEOUT=${TIMEOUT:-900}
 BENCH_SECS=${BENCH_SECS:-5}
-# The sender's pace: above what the emulated bridge forwards, yet leaving
-# the host CPU to the emulator (2 host cores run sender, receiver and VM).
-BENCH_PACE=${BENCH_PACE---batch 16 --interval 400us}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_DRIVERS=${BENCH_DRIVERS:-linux hpio af_packet}
+BENCH_BURST=${BENCH_BURST-256}
+# The sender's pace: unpaced by default (issue 16's figures); e.g.
+# "--batch 16 --interval 400us" (40 kfps) leaves host CPU to the emulator.
+BENCH_PACE=${BENCH_PACE-}
 NSA=hpvm-a
 NSB=hpvm-b
 TAPA=hpvt-a
@@ -97,7 +106,7 @@ start_vm() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
 		-monitor none -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
@@ -134,6 +143,43 @@ reset_vm() {
 attached() {
 	ip -d link show "$1" 2>/dev/null | awk '{ for (i = 1; i < NF; i++)
 		if ($i == "numqueues" || $i == "numdisabled") n += $(i + 1) } END { print n + 0 }'
+}
+
+# bench_round ROUND DRIVER: the sender floods for BENCH_SECS through the
+# guest's bridge over DRIVER; appends "DRIVER frames/s busy%" to $T/rates
+# (ROUND perf: a perf record of the guest instead, the rate not counted).
+bench_round() {
+	local sent got busy tx secs=$BENCH_SECS
+	# perf takes seconds to start under TCG: the flood lasts longer.
+	[ "$1" = perf ] && secs=$((BENCH_SECS * 4))
+	guest "start $2" "virtio: ready $2" 120
+	inb "$NF" pktgen --rx -i $TAPB --driver af_packet --filter "udp and dst port 9" \
+		--duration $((secs + 3))s --json >$T/rx-$2.json 2>&1 &
+	RX=$!
+	sleep 1
+	[ "$1" = perf ] || guest "mark" "virtio: marked" 60
+	ina "$NF" pktgen -i $TAPA --driver af_packet -D 02:00:00:77:0b:99 -s $IPA -d $IPB \
+		--src-port 1024-1151 -l 64 --duration ${secs}s $BENCH_PACE --json \
+		>$T/tx-$2.json 2>&1 &
+	tx=$!
+	if [ "$1" = perf ]; then
+		sleep 1
+		guest "perf $BENCH_SECS" "virtio: perf done" 600
+		wait $tx
+		wait $RX
+		guest "stop" "virtio: stopped $2" 120
+		return
+	fi
+	wait $tx
+	guest "mark" "virtio: busy" 60
+	busy=$(tr -d '\r' <"$SERIAL" | sed -n 's/^virtio: busy \([0-9]*\)%.*/\1/p' | tail -n 1)
+	wait $RX
+	sent=$(summary_num $T/tx-$2.json packets)
+	got=$(summary_num $T/rx-$2.json packets)
+	echo "bench: virtio round $1 $2: sent $sent, through the bridge $got," \
+		"$((${got:-0} / BENCH_SECS)) frames/s, guest busy ${busy:-?}%"
+	echo "$2 $((${got:-0} / BENCH_SECS)) ${busy:-0}" >>$T/rates
+	guest "stop" "virtio: stopped $2" 120
 }
 
 cleanup
@@ -184,34 +230,34 @@ print(len(data), hashlib.sha256(data).hexdigest())' $IPB ${TCP_TIMEOUT:-120} >$T
 	guest "stop" "virtio: stopped hpio" 120
 	guest "quit" "^nf: [0-9]* passed" 60
 else
-	for round in 1 2; do
-		for driver in hpio af_packet; do
-			guest "start $driver" "virtio: ready $driver" 120
-			inb "$NF" pktgen --rx -i $TAPB --driver af_packet --filter "udp and dst port 9" \
-				--duration $((BENCH_SECS + 3))s --json >$T/rx-$driver.json 2>&1 &
-			RX=$!
-			sleep 1
-			ina "$NF" pktgen -i $TAPA --driver af_packet -D 02:00:00:77:0b:99 -s $IPA -d $IPB \
-				--src-port 1024-1151 -l 64 --duration ${BENCH_SECS}s $BENCH_PACE --json \
-				>$T/tx-$driver.json 2>&1
-			wait $RX
-			sent=$(summary_num $T/tx-$driver.json packets)
-			got=$(summary_num $T/rx-$driver.json packets)
-			echo "bench: virtio round $round $driver: sent $sent, through the bridge $got," \
-				"$((got / BENCH_SECS)) frames/s"
-			echo "$driver $((got / BENCH_SECS))" >>$T/rates
-			guest "stop" "virtio: stopped $driver" 120
+	# Interleaved rounds: every driver once per round, in BENCH_DRIVERS order.
+	for round in $(seq "$BENCH_ROUNDS"); do
+		for driver in $BENCH_DRIVERS; do
+			bench_round "$round" "$driver"
 		done
 	done
+	# HPIO_VM_PERF=1: one more pass per driver, profiled (rates not counted).
+	if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
+		for driver in $BENCH_DRIVERS; do
+			bench_round perf "$driver"
+		done
+	fi
 	guest "quit" "^nf: [0-9]* passed" 60
-	awk '{ sum[$1] += $2; n[$1]++ } END {
-		h = sum["hpio"] / n["hpio"]; a = sum["af_packet"] / n["af_packet"]
-		printf "bench: virtio bridge hpio %d frames/s, af_packet %d frames/s, ratio %.2f\n", h, a, a ? h / a : 0 }' $T/rates
+	# Mean, range and guest busy % per driver; ratios to the first driver
+	# (the kernel's bridge by default).
+	awk -v order="$BENCH_DRIVERS" -v cpus="$CPUS" 'BEGIN { nd = split(order, d, " ") }
+		{ s[$1] += $2; n[$1]++; b[$1] += $3
+		  if (!($1 in lo) || $2 < lo[$1]) lo[$1] = $2; if ($2 > hi[$1]) hi[$1] = $2 }
+		END { ref = n[d[1]] ? s[d[1]] / n[d[1]] : 0
+		for (i = 1; i <= nd; i++) { k = d[i]; if (!n[k]) continue; m = s[k] / n[k]
+			printf "bench: virtio bridge %-9s %6d frames/s (%d-%d), guest busy %3.0f%%" \
+				" (%.0f us of guest CPU per frame), %.2fx %s\n", k, m, lo[k], hi[k], b[k] / n[k],
+				m ? b[k] / n[k] / 100 * cpus * 1e6 / m : 0, ref ? m / ref : 0, d[1] } }' $T/rates
 fi
 
 wait $QEMU 2>/dev/null
 QEMU=""
-tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:|^fuzz: (seed|ops|chaos)" | sed 's/^/guest: /'
+tr -d '\r' <"$SERIAL" | grep -E "^(ok|FAIL) +nf:|^virtio-|^  hpio-nf:|^bench:|^perf|^fuzz: (seed|ops|chaos)" | sed 's/^/guest: /'
 if grep -nE "Oops|BUG:|WARNING:|Kernel panic|unregister_netdevice: waiting|Call Trace" "$SERIAL"; then
 	die "the kernel reported a problem (above)"
 fi

@@ -1,6 +1,11 @@
-//! Test frames from a few fields: Ethernet, up to two VLAN tags, IPv4 or
-//! IPv6, then TCP, UDP or an ICMP echo request, with lengths and checksums
-//! right (built with etherparse).
+//! Test frames from a few fields: Ethernet, up to two VLAN tags (with
+//! priorities), then IPv4 or IPv6 (TOS/traffic class, flow label, IPv6
+//! extension headers, ID and fragment fields) carrying TCP (with options),
+//! UDP, ICMP or a raw protocol, or else ARP or any EtherType; lengths and
+//! checksums right (the IP part built with etherparse). Frames that break
+//! the rules on purpose come from the edits in [`Frame::partial_csum`],
+//! [`Frame::ip_len`] and [`Frame::cut`], and [`Frame::fragments`] cuts a
+//! datagram into IP fragments.
 //!
 //! ```
 //! use testkit::frame::{Frame, Ip, TCP_SYN};
@@ -12,9 +17,16 @@
 //! ```
 
 use etherparse::{
-    IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder, PacketBuilderStep,
-    VlanId,
+    IpDscp, IpEcn, IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6Extensions, Ipv6FlowLabel,
+    Ipv6Header, Ipv6RawExtHeader, Ipv6RoutingExtensions, PacketBuilder, PacketBuilderStep,
 };
+
+mod edit;
+mod frag;
+mod l2;
+
+pub use frag::fragments;
+pub use l2::{marked, tag, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// TCP flag FIN (the bits of the header's flags byte).
 pub const TCP_FIN: u8 = 0x01;
@@ -114,11 +126,16 @@ pub enum L4 {
         /// A reply rather than a request.
         reply: bool,
     },
-    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) message of type `kind`,
-    /// code 0, the 4 bytes after the checksum zero.
+    /// An ICMP (over IPv4) or ICMPv6 (over IPv6) message of type `kind`
+    /// and `code`, then `rest`, the 4 bytes after the checksum (the payload
+    /// follows: for an error, the offending packet's IP header and more).
     Icmp {
         /// ICMP type.
         kind: u8,
+        /// ICMP code.
+        code: u8,
+        /// The 4 bytes after the checksum.
+        rest: [u8; 4],
     },
     /// No transport header: the payload follows the IP header, which
     /// names `proto` as its protocol (GRE is 47, say).
@@ -160,10 +177,23 @@ pub struct Frame {
     pub src_mac: [u8; 6],
     /// Destination MAC address.
     pub dst_mac: [u8; 6],
-    /// VLAN ids, outer first (at most two).
-    pub vlans: Vec<u16>,
+    /// VLAN tags (id, priority), outer first (at most two).
+    pub vlans: Vec<(u16, u8)>,
+    /// Not IP: ARP or another EtherType (then `ip`, `l4` and the IP
+    /// fields are unused).
+    pub l2: Option<L2>,
     /// IP addresses and family.
     pub ip: Ip,
+    /// DSCP (6 bits) and ECN (2 bits): IPv4's TOS, IPv6's traffic class.
+    pub tos: (u8, u8),
+    /// IPv6 flow label (20 bits).
+    pub flow_label: u32,
+    /// IPv6 extension headers, each its body after the next-header and
+    /// length bytes (6 + 8n bytes): hop-by-hop options, destination
+    /// options, routing, in that order on the wire when present.
+    pub ext6: Ext6,
+    /// TCP options (a multiple of 4 bytes).
+    pub tcp_options: Vec<u8>,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     /// IPv4 identification and fragment fields.
@@ -174,6 +204,53 @@ pub struct Frame {
     pub urgent: u16,
     /// Bytes after the transport header.
     pub payload: Vec<u8>,
+    /// Edits made to the bytes once built, in order.
+    pub edits: Vec<Edit>,
+}
+
+/// IPv6 extension headers' bodies (see [`Frame::ext6`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ext6 {
+    /// Hop-by-hop options.
+    pub hop_by_hop: Option<Vec<u8>>,
+    /// Destination options.
+    pub dest_opts: Option<Vec<u8>>,
+    /// Routing header.
+    pub routing: Option<Vec<u8>>,
+}
+
+/// What a frame carries instead of IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L2 {
+    /// An Ethernet/IPv4 ARP packet.
+    Arp {
+        /// [`ARP_REQUEST`] or [`ARP_REPLY`].
+        op: u16,
+        /// Sender hardware and protocol address.
+        sender: ([u8; 6], [u8; 4]),
+        /// Target hardware and protocol address.
+        target: ([u8; 6], [u8; 4]),
+    },
+    /// The payload after this EtherType, nothing else.
+    Ether(u16),
+}
+
+/// An edit made after building (see [`Frame::partial_csum`],
+/// [`Frame::ip_len`], [`Frame::cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// The TCP/UDP checksum holds only the pseudo-header sum.
+    PartialCsum,
+    /// The UDP checksum is 0: none (allowed over IPv4 only).
+    NoUdpCsum,
+    /// TCP's data offset says a header of this many bytes.
+    TcpHeaderLen(u8),
+    /// The IPv4 total length or IPv6 payload length says this.
+    IpLen(u16),
+    /// Only the first this many bytes are kept.
+    Cut(usize),
+    /// This byte added up to this length (Ethernet's 60-byte minimum).
+    Pad(usize, u8),
 }
 
 impl Frame {
@@ -182,12 +259,18 @@ impl Frame {
             src_mac: SRC_MAC,
             dst_mac: DST_MAC,
             vlans: Vec::new(),
+            l2: None,
             ip,
+            tos: (0, 0),
+            flow_label: 0,
+            ext6: Ext6::default(),
+            tcp_options: Vec::new(),
             ttl: 64,
             v4: V4Fields::default(),
             l4,
             urgent: 0,
             payload: Vec::new(),
+            edits: Vec::new(),
         }
     }
 
@@ -227,9 +310,144 @@ impl Frame {
         Frame::new(ip, L4::Raw { proto })
     }
 
-    /// An ICMP or ICMPv6 message of type `kind` (code 0, rest of header zero).
+    /// An ICMP or ICMPv6 message of type `kind` (code 0, rest of header
+    /// zero unless told: [`Frame::code`], [`Frame::rest`]).
     pub fn icmp(ip: Ip, kind: u8) -> Frame {
-        Frame::new(ip, L4::Icmp { kind })
+        let (code, rest) = (0, [0; 4]);
+        Frame::new(ip, L4::Icmp { kind, code, rest })
+    }
+
+    /// An ICMP error of type `kind` and `code` about `offender`: its IP
+    /// header and the first 8 bytes after it (as RFC 792 asks), from the
+    /// source and TTL of `ip` back to the offender's source.
+    pub fn icmp_error(ip: Ip, kind: u8, code: u8, offender: &Frame) -> Frame {
+        let quoted = offender.ip_bytes();
+        let ihl = match offender.ip {
+            Ip::V4(..) => usize::from(quoted[0] & 0x0f) * 4,
+            Ip::V6(..) => 40,
+        };
+        let n = quoted.len().min(ihl + 8);
+        Frame::icmp(ip, kind).code(code).payload(&quoted[..n])
+    }
+
+    /// An ARP packet (Ethernet, IPv4): `op` is [`ARP_REQUEST`] or
+    /// [`ARP_REPLY`]. The Ethernet addresses are the sender's and, for a
+    /// request, broadcast (for a reply, the target's).
+    pub fn arp(op: u16, sender: ([u8; 6], [u8; 4]), target: ([u8; 6], [u8; 4])) -> Frame {
+        let dst = if op == ARP_REQUEST {
+            [0xff; 6]
+        } else {
+            target.0
+        };
+        let mut f = Frame::raw(Ip::v4(sender.1, target.1), 0).macs(sender.0, dst);
+        f.l2 = Some(L2::Arp { op, sender, target });
+        f
+    }
+
+    /// A frame of `ethertype` holding only the payload (no IP).
+    pub fn ether(ethertype: u16) -> Frame {
+        let mut f = Frame::raw(Ip::v4([0; 4], [0; 4]), 0);
+        f.l2 = Some(L2::Ether(ethertype));
+        f
+    }
+
+    /// The ICMP code (no-op for others).
+    pub fn code(mut self, c: u8) -> Frame {
+        if let L4::Icmp { code, .. } = &mut self.l4 {
+            *code = c;
+        }
+        self
+    }
+
+    /// The ICMP header's 4 bytes after the checksum (no-op for others).
+    pub fn rest(mut self, r: [u8; 4]) -> Frame {
+        if let L4::Icmp { rest, .. } = &mut self.l4 {
+            *rest = r;
+        }
+        self
+    }
+
+    /// DSCP and ECN (IPv4 TOS, IPv6 traffic class).
+    pub fn tos(mut self, dscp: u8, ecn: u8) -> Frame {
+        self.tos = (dscp, ecn);
+        self
+    }
+
+    /// The IPv6 flow label.
+    pub fn flow_label(mut self, label: u32) -> Frame {
+        self.flow_label = label;
+        self
+    }
+
+    /// An IPv6 hop-by-hop options header with this body (6 + 8n bytes).
+    pub fn hop_by_hop(mut self, body: &[u8]) -> Frame {
+        self.ext6.hop_by_hop = Some(body.to_vec());
+        self
+    }
+
+    /// An IPv6 destination options header with this body (6 + 8n bytes).
+    pub fn dest_opts(mut self, body: &[u8]) -> Frame {
+        self.ext6.dest_opts = Some(body.to_vec());
+        self
+    }
+
+    /// An IPv6 routing header with this body (6 + 8n bytes: routing type,
+    /// segments left, then the type's data).
+    pub fn routing(mut self, body: &[u8]) -> Frame {
+        self.ext6.routing = Some(body.to_vec());
+        self
+    }
+
+    /// TCP options (a multiple of 4 bytes; no-op for others).
+    pub fn tcp_options(mut self, options: &[u8]) -> Frame {
+        self.tcp_options = options.to_vec();
+        self
+    }
+
+    /// The TCP/UDP checksum holding only the pseudo-header sum, as a
+    /// sender that leaves the checksum to the NIC writes it (Linux's
+    /// `CHECKSUM_PARTIAL`).
+    pub fn partial_csum(mut self) -> Frame {
+        self.edits.push(Edit::PartialCsum);
+        self
+    }
+
+    /// The UDP checksum left out (0), as IPv4 allows.
+    pub fn no_udp_csum(mut self) -> Frame {
+        self.edits.push(Edit::NoUdpCsum);
+        self
+    }
+
+    /// TCP's data offset set to say a header of `len` bytes (a multiple of
+    /// 4) after building: a header that lies.
+    pub fn tcp_header_len(mut self, len: u8) -> Frame {
+        self.edits.push(Edit::TcpHeaderLen(len));
+        self
+    }
+
+    /// The IPv4 total length or IPv6 payload length set to `len` after
+    /// building (the IPv4 header checksum still right): a header that lies.
+    pub fn ip_len(mut self, len: u16) -> Frame {
+        self.edits.push(Edit::IpLen(len));
+        self
+    }
+
+    /// Zeros added after the built frame up to `len` bytes (60 is
+    /// Ethernet's minimum without the FCS).
+    pub fn pad(self, len: usize) -> Frame {
+        self.pad_with(len, 0)
+    }
+
+    /// `byte` added after the built frame up to `len` bytes.
+    pub fn pad_with(mut self, len: usize, byte: u8) -> Frame {
+        self.edits.push(Edit::Pad(len, byte));
+        self
+    }
+
+    /// Only the first `len` bytes of the built frame kept.
+    pub fn cut(mut self, len: usize) -> Frame {
+        self.edits.push(Edit::Cut(len));
+        self
     }
 
     /// TCP's urgent pointer (written when [`TCP_URG`] is set).
@@ -274,15 +492,22 @@ impl Frame {
         self
     }
 
-    /// One more VLAN tag (after those already given).
+    /// One more VLAN tag (after those already given), priority 0.
     pub fn vlan(mut self, vid: u16) -> Frame {
-        self.vlans.push(vid);
+        self.vlans.push((vid, 0));
+        self
+    }
+
+    /// One more VLAN tag with priority (PCP) `pcp`.
+    pub fn vlan_pcp(mut self, vid: u16, pcp: u8) -> Frame {
+        assert!(pcp < 8, "VLAN priority below 8");
+        self.vlans.push((vid, pcp));
         self
     }
 
     /// More VLAN tags, outer first (after those already given).
     pub fn vlans(mut self, vids: &[u16]) -> Frame {
-        self.vlans.extend_from_slice(vids);
+        self.vlans.extend(vids.iter().map(|&v| (v, 0)));
         self
     }
 
@@ -311,18 +536,24 @@ impl Frame {
 
     /// The frame's bytes.
     pub fn build(&self) -> Vec<u8> {
-        let eth = PacketBuilder::ethernet2(self.src_mac, self.dst_mac);
-        let vid = |v: u16| VlanId::try_new(v).expect("VLAN id below 4096");
-        let ip = self.ip_headers();
-        match self.vlans[..] {
-            [] => self.l3(eth.ip(ip)),
-            [a] => self.l3(eth.single_vlan(vid(a)).ip(ip)),
-            [a, b] => self.l3(eth.double_vlan(vid(a), vid(b)).ip(ip)),
-            _ => panic!("at most two VLAN tags"),
+        let mut out = l2::ethernet(self);
+        match self.l2 {
+            Some(body) => l2::body(&mut out, body, &self.payload),
+            None => out.extend(self.l3(PacketBuilder::ip(self.ip_headers()))),
         }
+        edit::apply(self, &mut out);
+        out
+    }
+
+    /// The bytes from the IP header on (what [`Frame::build`] puts after
+    /// the Ethernet header and VLAN tags).
+    pub fn ip_bytes(&self) -> Vec<u8> {
+        let f = self.build();
+        f[14 + 4 * self.vlans.len()..].to_vec()
     }
 
     fn ip_headers(&self) -> IpHeaders {
+        let (dscp, ecn) = self.tos;
         match self.ip {
             Ip::V4(source, destination) => {
                 let v = self.v4;
@@ -330,6 +561,8 @@ impl Frame {
                     source,
                     destination,
                     time_to_live: self.ttl,
+                    dscp: IpDscp::try_new(dscp).expect("DSCP below 64"),
+                    ecn: IpEcn::try_new(ecn).expect("ECN below 4"),
                     identification: v.ident,
                     dont_fragment: v.dont_fragment,
                     more_fragments: v.more_fragments,
@@ -344,10 +577,30 @@ impl Frame {
                     source,
                     destination,
                     hop_limit: self.ttl,
+                    traffic_class: dscp << 2 | ecn,
+                    flow_label: Ipv6FlowLabel::try_new(self.flow_label)
+                        .expect("flow label below 2^20"),
                     ..Default::default()
                 };
-                IpHeaders::Ipv6(h, Default::default())
+                IpHeaders::Ipv6(h, self.extensions())
             }
+        }
+    }
+
+    fn extensions(&self) -> Ipv6Extensions {
+        // The next-header bytes are set by etherparse when it writes.
+        let raw = |b: &Option<Vec<u8>>| {
+            b.as_ref()
+                .map(|b| Ipv6RawExtHeader::new_raw(IpNumber(0), b).expect("6 + 8n bytes"))
+        };
+        Ipv6Extensions {
+            hop_by_hop_options: raw(&self.ext6.hop_by_hop),
+            destination_options: raw(&self.ext6.dest_opts),
+            routing: raw(&self.ext6.routing).map(|routing| Ipv6RoutingExtensions {
+                routing,
+                final_destination_options: None,
+            }),
+            ..Default::default()
         }
     }
 
@@ -389,10 +642,19 @@ impl Frame {
                 if flags & TCP_CWR != 0 {
                     t = t.cwr();
                 }
+                if !self.tcp_options.is_empty() {
+                    t = t
+                        .options_raw(&self.tcp_options)
+                        .expect("TCP options of 4n bytes, at most 40");
+                }
                 t.write(&mut out, p)
             }
-            (L4::Icmp { kind }, Ip::V4(..)) => ip.icmpv4_raw(kind, 0, [0; 4]).write(&mut out, p),
-            (L4::Icmp { kind }, Ip::V6(..)) => ip.icmpv6_raw(kind, 0, [0; 4]).write(&mut out, p),
+            (L4::Icmp { kind, code, rest }, Ip::V4(..)) => {
+                ip.icmpv4_raw(kind, code, rest).write(&mut out, p)
+            }
+            (L4::Icmp { kind, code, rest }, Ip::V6(..)) => {
+                ip.icmpv6_raw(kind, code, rest).write(&mut out, p)
+            }
             (L4::Raw { proto }, _) => ip.write(&mut out, IpNumber(proto), p),
             (L4::Udp { sport, dport }, _) => ip.udp(sport, dport).write(&mut out, p),
             (L4::Echo { id, seq, reply }, Ip::V4(..)) => match reply {
@@ -482,5 +744,119 @@ mod tests {
             .write(&mut v, b"x")
             .unwrap();
         assert_eq!(Frame::udp(ip, 1, 2).payload(b"x").build(), v);
+    }
+
+    #[test]
+    fn the_fields_beyond_the_common_ones() {
+        let v6 = Ip::v6([1; 16], [2; 16]);
+        let f = Frame::udp(v6, 1, 2)
+            .vlan_pcp(9, 5)
+            .vlan_pcp(10, 3)
+            .tos(46, 1)
+            .flow_label(0x12345)
+            .hop_by_hop(&[1, 4, 0, 0, 0, 0])
+            .routing(&[0, 0, 0, 0, 0, 0])
+            .build();
+        assert_eq!(f[12..18], [0x88, 0xa8, 0xa0, 9, 0x81, 0x00]);
+        assert_eq!(f[18..20], [0x60, 10]);
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = &s.net else {
+            panic!()
+        };
+        let h = ip.header();
+        assert_eq!(
+            (h.traffic_class(), h.flow_label().value()),
+            (46 << 2 | 1, 0x12345)
+        );
+        let kinds: Vec<_> = ip.extensions().clone().into_iter().collect();
+        assert_eq!(kinds.len(), 2, "hop-by-hop and routing");
+        assert!(matches!(s.transport, Some(TransportSlice::Udp(_))));
+
+        let v4 = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let f = Frame::tcp(v4, 1, 2, TCP_SYN)
+            .tcp_options(&[2, 4, 5, 0xb4])
+            .tos(10, 2)
+            .build();
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &s.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().to_header().dscp.value(), 10);
+        assert_eq!(ip.header().to_header().ecn.value(), 2);
+        let Some(TransportSlice::Tcp(t)) = s.transport else {
+            panic!()
+        };
+        assert_eq!(t.options(), [2, 4, 5, 0xb4]);
+    }
+
+    #[test]
+    fn arp_icmp_errors_and_other_ethertypes() {
+        let f = Frame::arp(
+            ARP_REQUEST,
+            ([2; 6], [10, 0, 0, 1]),
+            ([0; 6], [10, 0, 0, 2]),
+        )
+        .build();
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Arp(a)) = s.net else {
+            panic!()
+        };
+        assert_eq!(a.operation().0, ARP_REQUEST);
+        assert_eq!(
+            (a.sender_protocol_addr(), a.target_protocol_addr()),
+            (&[10, 0, 0, 1][..], &[10, 0, 0, 2][..])
+        );
+        assert_eq!((f[..6].to_vec(), f.len()), (vec![0xff; 6], 42));
+        let f = Frame::ether(0x88cc).vlan(3).payload(&[1, 2]).build();
+        assert_eq!(f[12..], [0x81, 0, 0, 3, 0x88, 0xcc, 1, 2]);
+        let plain = Frame::ether(0x88cc).payload(&[1, 2]).build();
+        assert_eq!(tag(&plain, 0x8100, 3), f);
+        let m = marked(0x88b5, b"tok", 9, 60);
+        assert_eq!(
+            (m.len(), &m[12..21]),
+            (60, &[0x88, 0xb5, b't', b'o', b'k', 0, 0, 0, 9][..])
+        );
+
+        let v4 = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let inner = Frame::udp(v4, 5, 6).payload(&[7; 30]);
+        let f = Frame::icmp_error(Ip::v4([10, 0, 0, 9], [10, 0, 0, 1]), 3, 3, &inner).build();
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(TransportSlice::Icmpv4(i)) = s.transport else {
+            panic!()
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (3, 3));
+        assert_eq!(i.payload(), &inner.ip_bytes()[..28]);
+    }
+
+    #[test]
+    fn edits_break_what_they_say() {
+        let v4 = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let good = Frame::udp(v4, 1, 2).payload(&[1, 2, 3]).build();
+        let f = Frame::udp(v4, 1, 2)
+            .payload(&[1, 2, 3])
+            .ip_len(99)
+            .cut(40)
+            .build();
+        assert_eq!(f.len(), 40);
+        assert_eq!(f[16..18], [0, 99]);
+        let (h, _) = Ipv4Header::from_slice(&f[14..]).unwrap();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        assert_eq!(f[18..24], good[18..24]);
+        // The partial checksum plus the checksum of the rest is the full one.
+        let p = Frame::udp(v4, 1, 2)
+            .payload(&[1, 2, 3])
+            .partial_csum()
+            .build();
+        let mut rest = p[34..].to_vec();
+        rest[6..8].fill(0);
+        let partial = u16::from_be_bytes([p[40], p[41]]);
+        let full = !edit::fold(edit::sum(&rest, u64::from(partial)));
+        assert_eq!(full.to_be_bytes(), good[40..42]);
+
+        let frags = Frame::udp(v4, 1, 2)
+            .dont_fragment(false)
+            .payload(&[9; 100])
+            .fragments(48, 7);
+        assert_eq!(frags.len(), 3);
     }
 }

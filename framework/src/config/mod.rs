@@ -215,6 +215,13 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         load::load(text, file_name, elements, ports, overrides)
     }
+
+    /// [`Config::parse_str`] with the built-in element classes and port
+    /// drivers and no overrides (tests and embedders that add no plugins).
+    pub fn parse_builtin(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+        let (elements, ports) = (Registry::builtin(), PortRegistry::builtin());
+        Config::parse_str(text, file_name, &elements, &ports, &[])
+    }
 }
 
 /// Type-checks and configures one element from a TOML snippet: either the

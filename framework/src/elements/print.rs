@@ -409,8 +409,7 @@ mod tests {
     use super::*;
     use crate::element::Value;
     use crate::packet::{Packet, Pool};
-    use etherparse::{ArpHardwareId, ArpOperation, ArpPacket, EtherType, PacketBuilder};
-    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
+    use testkit::frame::{Frame, Ip, ARP_REPLY, ARP_REQUEST, TCP_ACK, TCP_SYN};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -435,23 +434,7 @@ mod tests {
     }
 
     fn arp_request() -> Vec<u8> {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, [0xff; 6])
-            .arp(
-                ArpPacket::new(
-                    ArpHardwareId::ETHERNET,
-                    EtherType::IPV4,
-                    ArpOperation::REQUEST,
-                    &A,
-                    &[10, 0, 0, 1],
-                    &[0; 6],
-                    &[10, 0, 0, 2],
-                )
-                .unwrap(),
-            )
-            .write(&mut f)
-            .unwrap();
-        f
+        Frame::arp(ARP_REQUEST, (A, [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2])).build()
     }
 
     #[test]
@@ -516,22 +499,18 @@ mod tests {
                 f.len()
             )
         );
-        let mut reply = f.clone();
-        reply[14 + 7] = 2;
+        let reply = Frame::arp(ARP_REPLY, (A, [10, 0, 0, 1]), (B, [10, 0, 0, 2])).build();
         assert!(summarize(&reply).ends_with("ARP reply 10.0.0.1 is-at 02:00:00:00:00:01"));
-        let mut lldp = vec![0u8; 60];
-        lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+        let lldp = Frame::ether(0x88cc).pad(60).build();
         assert!(summarize(&lldp).ends_with(" ethertype 0x88cc"));
     }
 
     #[test]
     fn fragments_and_other_protocols() {
-        let mut f = tcp4_syn();
-        f[14 + 6] = 0x00;
-        f[14 + 7] = 0x10; // fragment offset 16 (checksum not fixed: not checked here)
+        let syn = Frame::tcp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1234, 80, TCP_SYN);
+        let f = syn.fragment(16, false).payload(&[0; 44]).build();
         assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 TCP fragment"));
-        let mut f = tcp4_syn();
-        f[14 + 9] = 47; // GRE
+        let f = Frame::raw(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 47).build(); // GRE
         assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 proto 47"));
     }
 
@@ -547,9 +526,8 @@ mod tests {
         }
         assert_eq!(summarize(&[]), "0 bytes malformed");
         // A TCP header cut short inside a consistent IP packet.
-        let mut f = tcp4_syn();
-        f.truncate(14 + 20 + 10);
-        f[14 + 2..14 + 4].copy_from_slice(&30u16.to_be_bytes());
+        let syn = Frame::tcp(Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1234, 80, TCP_SYN);
+        let f = syn.ip_len(30).cut(14 + 20 + 10).build();
         assert!(summarize(&f).ends_with("IPv4 10.0.0.1 > 10.0.0.2 TCP malformed"));
     }
 

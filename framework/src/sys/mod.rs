@@ -11,6 +11,7 @@
 //!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
+//! - [`memory`]: huge-page advice for large tables;
 //! - [`creds`]: the process's effective user id (who is asking);
 //! - [`dylib`]: plugin libraries (`dlopen`), their descriptor and entry point;
 //! - [`plugin_abi`]: the plugin descriptor (plain `#[repr(C)]` data) and the
@@ -29,6 +30,7 @@
 pub(crate) mod creds;
 pub(crate) mod dylib;
 pub(crate) mod hpio_dev;
+pub(crate) mod memory;
 pub(crate) mod netdev;
 pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;

@@ -415,14 +415,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn frame(token: u32, seq: u32, len: usize) -> Vec<u8> {
-        let mut f = vec![0u8; len];
-        f[12..14].copy_from_slice(&[0x88, 0xb7]);
-        f[14..18].copy_from_slice(&token.to_be_bytes());
-        f[18..22].copy_from_slice(&seq.to_be_bytes());
-        for (i, b) in f.iter_mut().enumerate().skip(22) {
-            *b = (i as u32 ^ seq) as u8;
-        }
-        f
+        testkit::frame::marked(0x88b7, &token.to_be_bytes(), seq, len)
     }
 
     fn rx_socket() -> PacketSocket {
@@ -464,10 +457,10 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..600)
             .map(|i| frame(token, i, 60 + (i as usize * 13) % 1400))
             .chain([frame(token, 600, 4000)])
-            .map(|mut f| {
+            .map(|f| {
                 if f[18..22] == 300u32.to_be_bytes() {
                     // One frame with an 802.1Q tag, VID 5.
-                    f.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+                    return testkit::frame::tag(&f, 0x8100, 5);
                 }
                 f
             })

@@ -583,14 +583,7 @@ mod tests {
 
     /// An Ethernet frame of `len` bytes carrying `token` and sequence `seq`.
     fn frame(token: [u8; 8], seq: u32, len: usize) -> Vec<u8> {
-        let mut f = vec![0u8; len];
-        f[12..14].copy_from_slice(&ETHERTYPE);
-        f[14..22].copy_from_slice(&token);
-        f[22..26].copy_from_slice(&seq.to_be_bytes());
-        for (i, b) in f.iter_mut().enumerate().skip(26) {
-            *b = (i as u32 ^ seq) as u8;
-        }
-        f
+        testkit::frame::marked(u16::from_be_bytes(ETHERTYPE), &token, seq, len)
     }
 
     fn ours(token: [u8; 8], f: &[u8]) -> bool {
@@ -809,9 +802,7 @@ mod tests {
         rx.auxdata().unwrap();
         let tx = lo_tx();
         let t = token();
-        let mut tagged = frame(t, 7, 80);
-        tagged.splice(12..12, [0x81, 0x00, 0x20, 0x64]); // PCP 1, VID 100
-        tagged[16..18].copy_from_slice(&ETHERTYPE);
+        let tagged = testkit::frame::tag(&frame(t, 7, 80), 0x8100, 0x2064); // PCP 1, VID 100
         let plain = frame(t, 8, 80);
         tx.send_batch(&mut MsgVec::new(2), [&tagged[..], &plain[..]])
             .unwrap();

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hpio_nf::config::Config;
-use hpio_nf::element::Registry;
 use hpio_nf::packet::{Batch, Pool};
-use hpio_nf::port::{PortRegistry, Recv, TxQueue};
+use hpio_nf::port::{Recv, TxQueue};
 use hpio_nf::runtime::{self, RunOptions};
 
 use super::{af_packet, open, src_mac, udp_frame, veth_up, RX_MODES};
@@ -167,14 +166,7 @@ fn bench_forward_one_worker() {
              [ports.c]\ndriver = \"af_packet\"\ninterface = \"{}\"\n",
             inp.b, out.a
         );
-        let cfg = Config::parse_str(
-            &text,
-            "fwd.toml",
-            &Registry::builtin(),
-            &PortRegistry::builtin(),
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = Config::parse_builtin(&text, "fwd.toml").unwrap_or_else(|e| panic!("{e}"));
         let ports = cfg
             .ports
             .iter()

@@ -17,7 +17,7 @@ use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use testkit::frame::{Frame, Ip};
+use testkit::frame::{tag, Frame, Ip};
 use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -46,21 +46,6 @@ fn frame(src: [u8; 6], dst: [u8; 6], n: u8) -> Vec<u8> {
     .macs(src, dst)
     .payload(&[n; 18])
     .build()
-}
-
-/// `untagged` with an 802.1Q tag for VLAN `vid` after the addresses,
-/// checked with etherparse.
-fn tagged(untagged: &[u8], vid: u16) -> Vec<u8> {
-    let mut v = untagged[..12].to_vec();
-    v.extend_from_slice(&[0x81, 0x00]);
-    v.extend_from_slice(&vid.to_be_bytes());
-    v.extend_from_slice(&untagged[12..]);
-    let h = etherparse::PacketHeaders::from_ethernet_slice(&v).unwrap();
-    match h.vlan() {
-        Some(etherparse::VlanHeader::Single(t)) => assert_eq!(t.vlan_id.value(), vid),
-        other => panic!("{other:?}"),
-    }
-    v
 }
 
 /// Opens the ports of `config` and runs it to the end.
@@ -138,7 +123,7 @@ fn bridge(ports: usize, params: &str, events: &[(u64, usize, Vec<u8>)]) -> Outco
     let trunk = dir.path().join("trunk.pcap");
     let records: Vec<pcap::Frame> = events
         .iter()
-        .map(|(t, p, f)| pcap::Frame::new(*t, tagged(f, 100 + *p as u16)))
+        .map(|(t, p, f)| pcap::Frame::new(*t, tag(f, 0x8100, 100 + *p as u16)))
         .collect();
     pcap::write(&trunk, &records);
     let mut conns = vec!["trunk -> split".to_string()];

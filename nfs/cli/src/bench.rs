@@ -65,6 +65,20 @@ const SCENARIOS: &[Scenario] = &[
         gens: GEN,
     },
     Scenario {
+        name: "lookup4",
+        what: "generator (scattered destinations) -> IpLookup (900,000 IPv4 prefixes) -> Discard",
+        config: include_str!("../../../configs/bench/lookup4.toml"),
+        file: "configs/bench/lookup4.toml",
+        gens: GEN,
+    },
+    Scenario {
+        name: "lookup6",
+        what: "generator (scattered destinations) -> IpLookup (200,000 IPv6 prefixes) -> Discard",
+        config: include_str!("../../../configs/bench/lookup6.toml"),
+        file: "configs/bench/lookup6.toml",
+        gens: GEN,
+    },
+    Scenario {
         name: "bridge",
         what: "2 generators (16 hosts each side) -> Bridge (2 ports, all learned) -> back out",
         config: include_str!("../../../configs/bench/bridge.toml"),

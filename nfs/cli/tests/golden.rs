@@ -5,7 +5,7 @@
 mod common;
 
 use common::{eth_ipv4_tcp, run_ok};
-use testkit::frame::{Frame, Ip, TCP_SYN};
+use testkit::frame::{Frame, Ip, ARP_REQUEST, TCP_SYN};
 use testkit::pcap;
 
 const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -28,13 +28,9 @@ fn icmp_echo(request: bool, dst: [u8; 4]) -> Vec<u8> {
 }
 
 fn arp_request() -> Vec<u8> {
-    let mut v = vec![0xff; 6];
-    v.extend_from_slice(&A);
-    v.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    v.extend_from_slice(&A);
-    v.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
-    v.resize(60, 0);
-    v
+    Frame::arp(ARP_REQUEST, (A, [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2]))
+        .pad(60)
+        .build()
 }
 
 fn ipv6_udp(vlan: Option<u16>) -> Vec<u8> {

@@ -688,13 +688,11 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+    use etherparse::{SlicedPacket, TransportSlice};
     use hpio_nf::config::{configure_element, ConfigErrors};
     use hpio_nf::element::Registry;
     use hpio_nf::packet::{Packet, Pool};
-    use testkit::frame::{tcp_flags, Frame, Ip, TCP_SYN};
-
-    use crate::testfrag::fragments;
+    use testkit::frame::{fragments, tcp_flags, Frame, Ip, ARP_REQUEST, TCP_SYN};
 
     const S: u64 = 1_000_000_000;
     const IN_HOST: [u8; 4] = [10, 0, 1, 2];
@@ -803,13 +801,8 @@ rules = [
     }
 
     fn arp() -> Vec<u8> {
-        let mut v = vec![0xff; 6];
-        v.extend_from_slice(&IN_MAC);
-        v.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-        v.extend_from_slice(&IN_MAC);
-        v.extend_from_slice(&[10, 0, 1, 2, 0, 0, 0, 0, 0, 0, 10, 0, 1, 3]);
-        v.resize(60, 0);
-        v
+        let (sender, target) = ((IN_MAC, [10, 0, 1, 2]), ([0; 6], [10, 0, 1, 3]));
+        Frame::arp(ARP_REQUEST, sender, target).pad(60).build()
     }
 
     #[test]
@@ -1239,27 +1232,23 @@ rules = [
         assert_eq!(fw.counter("fragments overlapping"), 2);
         // A first fragment with the whole header passes; a forged fragment
         // overlapping its 32-byte header (offset 24) does not, the rest does.
-        let mut opts = Vec::new();
-        PacketBuilder::ethernet2(IN_MAC, OUT_MAC)
-            .ipv4(IN_HOST, OUT_HOST, 64)
-            .tcp(40001, 80, 1, 1000)
-            .options(&[
-                etherparse::TcpOptionElement::MaximumSegmentSize(1460),
-                etherparse::TcpOptionElement::WindowScale(7),
-                etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
-            ])
-            .unwrap()
-            .syn()
-            .write(&mut opts, &[1; 64])
-            .unwrap();
+        // MSS 1460, NOP, window scale 7, SACK permitted, end.
+        let mss_ws_sack = [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0];
+        let opts = Frame::tcp(Ip::v4(IN_HOST, OUT_HOST), 40001, 80, TCP_SYN)
+            .macs(IN_MAC, OUT_MAC)
+            .tcp_options(&mss_ws_sack)
+            .payload(&[1; 64])
+            .build();
         assert_eq!(opts[14 + 20 + 12] >> 4, 8, "a 32-byte TCP header");
         let f = fragments(&opts, 40, 32);
-        let mut forged = f[1].clone();
-        let (mut ip, _) = etherparse::Ipv4Header::from_slice(&forged[14..]).unwrap();
-        ip.fragment_offset = etherparse::IpFragOffset::try_new(3).unwrap();
-        let mut hdr = Vec::new();
-        ip.write(&mut hdr).unwrap();
-        forged[14..34].copy_from_slice(&hdr);
+        // The second fragment's bytes, said to be at offset 24 instead of 40.
+        let forged = Frame::raw(Ip::v4(IN_HOST, OUT_HOST), 6)
+            .macs(IN_MAC, OUT_MAC)
+            .ident(32)
+            .fragment(3, true)
+            .payload(&f[1][34..])
+            .build();
+        assert_eq!((forged.len(), &forged[..20]), (f[1].len(), &f[1][..20]));
         let out = fw.run(0, 0, &[f[0].clone(), forged, f[1].clone(), f[2].clone()]);
         assert_eq!(out, vec![f[0].clone(), f[1].clone(), f[2].clone()]);
         assert_eq!(fw.counter("fragments overlapping"), 3);

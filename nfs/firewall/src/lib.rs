@@ -31,8 +31,6 @@ mod frag;
 #[cfg(test)]
 mod prop_tests;
 mod rules;
-#[cfg(test)]
-mod testfrag;
 mod tuple;
 
 pub use firewall::CLASS;

@@ -227,8 +227,7 @@ fn echo(proto: u8, v6: bool, seg: &[u8]) -> Result<(u16, u16, Kind), Extract> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
-    use testkit::frame::{Frame, Ip, TCP_ACK, TCP_SYN};
+    use testkit::frame::{Frame, Ip, ARP_REQUEST, TCP_ACK, TCP_SYN};
 
     const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const M2: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -314,14 +313,11 @@ pub(crate) mod tests {
     #[test]
     fn untracked_and_malformed() {
         // Destination unreachable: ICMP but not echo.
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(M1, M2)
-            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
-            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
-                etherparse::icmpv4::DestUnreachableHeader::Port,
-            ))
-            .write(&mut v, &[0; 28])
-            .unwrap();
+        // (port unreachable, about a UDP datagram the other way).
+        let offender = Frame::udp(Ip::v4([2; 4], [1; 4]), 5000, 53).payload(b"q");
+        let v = Frame::icmp_error(Ip::v4([1; 4], [2; 4]), 3, 3, &offender)
+            .macs(M1, M2)
+            .build();
         assert_eq!(seen(&v), Extract::Untracked);
         // GRE.
         let g = Frame::raw(Ip::v4([1; 4], [2; 4]), 47)
@@ -331,19 +327,14 @@ pub(crate) mod tests {
         assert_eq!(seen(&g), Extract::Untracked);
         // An echo request cut to its first 4 ICMP bytes (the IP length says so):
         // the framework parses it (4 bytes of ICMP), the identifier is missing.
-        let mut e = echo4([1; 4], [2; 4], true, 5);
-        e.truncate(14 + 20 + 4);
-        e[16..18].copy_from_slice(&24u16.to_be_bytes());
-        assert_eq!(seen(&e), Extract::Malformed);
+        let cut = |f: Frame| f.ip_len(24).cut(14 + 20 + 4);
+        let e = cut(Frame::echo(Ip::v4([1; 4], [2; 4]), 5, 1).macs(M1, M2));
+        assert_eq!(seen(&e.build()), Extract::Malformed);
         // The same cut, but Ethernet padding after it: the padding is not read as the id.
-        e.resize(60, 0xaa);
-        assert_eq!(seen(&e), Extract::Malformed);
+        assert_eq!(seen(&e.pad_with(60, 0xaa).build()), Extract::Malformed);
         // ARP is not IP.
-        let mut arp = vec![0xff; 6];
-        arp.extend_from_slice(&M1);
-        arp.extend_from_slice(&[0x08, 0x06]);
-        arp.resize(60, 0);
-        assert_eq!(seen(&arp), Extract::Untracked);
+        let arp = Frame::arp(ARP_REQUEST, (M1, [1; 4]), ([0; 6], [2; 4])).pad(60);
+        assert_eq!(seen(&arp.build()), Extract::Untracked);
     }
 
     #[test]

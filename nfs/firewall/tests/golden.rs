@@ -26,12 +26,8 @@ use hpio_nf::config::{Clock, Config};
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
-use testkit::frame::{tcp_flags, Frame, Ip, TCP_SYN};
+use testkit::frame::{fragments, tag, tcp_flags, Frame, Ip, ARP_REQUEST, TCP_SYN};
 use testkit::pcap;
-
-#[path = "../src/testfrag.rs"]
-mod testfrag;
-use testfrag::fragments;
 
 const IN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 const OUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x03];
@@ -119,29 +115,9 @@ fn arp(from: Side) -> Vec<u8> {
         Inside => (INSIDE, OUTSIDE),
         Outside => (OUTSIDE, INSIDE),
     };
-    let mut v = vec![0xff; 6];
-    v.extend_from_slice(&sm);
-    v.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    v.extend_from_slice(&sm);
-    v.extend_from_slice(&sip);
-    v.extend_from_slice(&[0; 6]);
-    v.extend_from_slice(&tip);
-    v.resize(60, 0);
-    let is_arp = matches!(
-        etherparse::SlicedPacket::from_ethernet(&v).unwrap().net,
-        Some(etherparse::NetSlice::Arp(_))
-    );
-    assert!(is_arp);
-    v
-}
-
-/// `frame` with an 802.1Q tag `vid` after the MAC addresses.
-fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
-    let mut v = frame[..12].to_vec();
-    v.extend_from_slice(&[0x81, 0x00]);
-    v.extend_from_slice(&vid.to_be_bytes());
-    v.extend_from_slice(&frame[12..]);
-    v
+    Frame::arp(ARP_REQUEST, (sm, sip), ([0; 6], tip))
+        .pad(60)
+        .build()
 }
 
 /// The firewall's `[elements.fw]` table of the shipped configs/firewall.toml.
@@ -180,7 +156,7 @@ fn write_pcap(path: &Path, events: &[Ev]) {
     for e in events {
         assert!(e.at_ms >= last, "events are in time order");
         last = e.at_ms;
-        let frame = tagged(&e.frame, if e.from == Inside { 1 } else { 2 });
+        let frame = tag(&e.frame, 0x8100, if e.from == Inside { 1 } else { 2 });
         frames.push(pcap::Frame::new(T0_NS + e.at_ms * 1_000_000, frame));
     }
     pcap::write(path, &frames);

@@ -9,10 +9,7 @@ use hpio_nf::graph::Graph;
 use hpio_nf::packet::{Batch, Pool};
 use hpio_nf::port::PortRegistry;
 use hpio_nf::testing::{allocations_here, CountingAlloc};
-use testkit::frame::{tcp_flags, Frame, Ip};
-
-#[path = "../src/testfrag.rs"]
-mod testfrag;
+use testkit::frame::{fragments, tcp_flags, Frame, Ip};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -184,15 +181,11 @@ fn fragments_are_held_released_and_expired_without_allocating() {
             let mut orphans = Vec::new();
             for k in 0..4u16 {
                 let port = 20_000 + g * 4 + k;
-                let f = testfrag::fragments(&udp(true, port, 3000), 1480, port as u32);
+                let f = fragments(&udp(true, port, 3000), 1480, port as u32);
                 out_b.extend([f[2].clone(), f[0].clone(), f[1].clone()]);
-                back_b.extend(testfrag::fragments(
-                    &udp(false, port, 2000),
-                    1480,
-                    port as u32,
-                ));
+                back_b.extend(fragments(&udp(false, port, 2000), 1480, port as u32));
             }
-            let o = testfrag::fragments(&udp(false, 9, 3000), 1480, 40_000 + g as u32);
+            let o = fragments(&udp(false, 9, 3000), 1480, 40_000 + g as u32);
             orphans.extend([o[1].clone(), o[2].clone()]);
             vec![(0, out_b), (1, back_b), (1, orphans)]
         })

@@ -47,13 +47,14 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::frame::{Frame, ARP_REQUEST};
 
     #[test]
     fn selects_by_rule_and_explains_errors() {
         let f = Filter::parse(" arp ").unwrap();
         assert_eq!(f.text(), "arp");
-        let mut arp =
-            Packet::from_bytes(&[[0xffu8; 12].as_slice(), &[0x08, 0x06], &[0; 28]].concat());
+        let arp = Frame::arp(ARP_REQUEST, ([2; 6], [1; 4]), ([0; 6], [2; 4]));
+        let mut arp = Packet::from_bytes(&arp.build());
         let mut other = Packet::from_bytes(&[0u8; 60]);
         assert!(f.matches(&mut arp));
         assert!(!f.matches(&mut other));

@@ -487,7 +487,7 @@ impl fmt::Debug for RuleSet {
 #[cfg(test)]
 mod tests {
     use super::super::parse::parse_match;
-    use super::super::testutil::{facts, fragment4, frame, reference, Net, Spec, Tp};
+    use super::super::testutil::{facts, frame, kit, reference, Net, Spec, Tp};
     use super::*;
 
     fn matches(rule: &str, f: &[u8]) -> bool {
@@ -650,18 +650,15 @@ mod tests {
     /// type term matches it), over IPv4 and IPv6.
     #[test]
     fn fragment_terms_and_ports_of_fragments() {
-        let udp = frame(&Spec {
+        let spec = Spec {
             vlan: vec![9],
             net: Net::V4([1; 4], [2; 4]),
             tp: Tp::Udp(5000, 53),
-        });
-        let l3 = 18;
-        let mut first = udp.clone();
-        fragment4(&mut first, l3, 0, true);
-        let mut middle = udp.clone();
-        fragment4(&mut middle, l3, 185, true);
-        let mut last = udp.clone();
-        fragment4(&mut last, l3, 370, false);
+        };
+        let udp = frame(&spec);
+        let first = kit(&spec).fragment(0, true).build();
+        let middle = kit(&spec).fragment(185, true).build();
+        let last = kit(&spec).fragment(370, false).build();
         for f in [&first, &middle, &last] {
             assert!(matches("frag", f) && matches("ip4 and frag and udp", f));
             assert!(matches("vlan 9 and src host 1.1.1.1 and frag", f));
@@ -929,21 +926,16 @@ mod tests {
             let set = RuleSet::new(&rules);
             for _ in 0..200 {
                 let spec = random_spec(&mut r);
-                let mut f = frame(&spec);
+                let mut k = kit(&spec);
                 if let Net::V4(..) = spec.net {
                     // Some IPv4 frames become first or later fragments.
-                    let l3 = 14 + 4 * spec.vlan.len();
                     match r.next_u64() % 6 {
-                        0 => fragment4(&mut f, l3, 0, true),
-                        1 => fragment4(
-                            &mut f,
-                            l3,
-                            1 + r.next_u64() as u16 % 300,
-                            r.next_u64() % 2 == 0,
-                        ),
+                        0 => k = k.fragment(0, true),
+                        1 => k = k.fragment(1 + r.next_u64() as u16 % 300, r.next_u64() % 2 == 0),
                         _ => {}
                     }
                 }
+                let f = k.build();
                 let h = Headers::parse(&f);
                 assert_eq!(h.status, crate::wire::ParseStatus::Ok);
                 let x = facts(&f);

@@ -574,8 +574,13 @@ mod tests {
             net: Net::V4([10, 0, 0, 1], [10, 0, 0, 2]),
             tp: Tp::Udp(1, 2),
         });
-        let mut frag = tcp(80, 0x10);
-        super::testutil::fragment4(&mut frag, 14, 0, true);
+        let frag = super::testutil::kit(&Spec {
+            vlan: vec![],
+            net: Net::V4([10, 0, 0, 1], [192, 168, 0, 1]),
+            tp: Tp::Tcp(40000, 80, 0x10),
+        })
+        .fragment(0, true)
+        .build();
         let mut short = tcp(80, 0x10);
         short.truncate(40);
         let arp = frame(&Spec {

@@ -1,13 +1,12 @@
-//! Test helpers for Classify: frames built with testkit::frame and
-//! etherparse (independent builders), and the meaning of a match written directly over etherparse's
+//! Test helpers for Classify: frames built with testkit::frame (an
+//! independent builder), and the meaning of a match written directly over etherparse's
 //! own parse, for differential tests of the compiled matcher.
 
 use std::net::IpAddr;
 
 use super::rule::{Frag, Match, Proto, Vlan, L3};
-use etherparse::{ArpEthIpv4Packet, ArpOperation, PacketBuilder};
-use etherparse::{NetSlice, SlicedPacket, TransportSlice, VlanId};
-use testkit::frame::{Frame, Ip};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use testkit::frame::{Frame, Ip, ARP_REQUEST};
 
 /// The network layer of a test frame.
 #[derive(Debug, Clone, Copy)]
@@ -51,60 +50,31 @@ const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const PAYLOAD: [u8; 8] = *b"payload!";
 
-fn vid(v: u16) -> VlanId {
-    VlanId::try_new(v).expect("test VLAN id")
-}
-
-/// Builds the frame `s` describes.
-pub fn frame(s: &Spec) -> Vec<u8> {
-    let mut out = Vec::new();
-    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
-    if let Net::Raw(t) = s.net {
-        out.extend_from_slice(&DST_MAC);
-        out.extend_from_slice(&SRC_MAC);
-        let tpids = [0x88a8u16, 0x8100];
-        let first = 2 - s.vlan.len();
-        for (i, v) in s.vlan.iter().enumerate() {
-            out.extend_from_slice(&tpids[first + i].to_be_bytes());
-            out.extend_from_slice(&v.to_be_bytes());
-        }
-        out.extend_from_slice(&t.to_be_bytes());
-        out.extend_from_slice(&[0u8; 46]);
-        return out;
-    }
-    if let Net::Arp = s.net {
-        let arp = ArpEthIpv4Packet {
-            operation: ArpOperation::REQUEST,
-            sender_mac: SRC_MAC,
-            sender_ipv4: [10, 0, 0, 1],
-            target_mac: [0; 6],
-            target_ipv4: [10, 0, 0, 2],
-        };
-        match s.vlan.as_slice() {
-            [] => eth.arp(arp.into()).write(&mut out),
-            [a] => eth.single_vlan(vid(*a)).arp(arp.into()).write(&mut out),
-            [a, b] => eth
-                .double_vlan(vid(*a), vid(*b))
-                .arp(arp.into())
-                .write(&mut out),
-            _ => panic!("at most 2 tags"),
-        }
-        .expect("ARP frame");
-        return out;
-    }
+/// The builder of the frame `s` describes (to add fields before building).
+pub fn kit(s: &Spec) -> Frame {
     let ip = match s.net {
         Net::V4(a, b) => Ip::v4(a, b),
         Net::V6(a, b) => Ip::v6(a, b),
-        _ => unreachable!("ARP and raw frames are built above"),
+        Net::Arp => {
+            let (sender, target) = ((SRC_MAC, [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2]));
+            let f = Frame::arp(ARP_REQUEST, sender, target).macs(SRC_MAC, DST_MAC);
+            return f.vlans(&s.vlan);
+        }
+        Net::Raw(t) => return Frame::ether(t).vlans(&s.vlan).payload(&[0; 46]),
     };
     let f = match s.tp {
         Tp::Tcp(sp, dp, flags) => Frame::tcp(ip, sp, dp, flags).seq(1, 7, 1000).urgent(1),
         Tp::Udp(sp, dp) => Frame::udp(ip, sp, dp),
         Tp::Icmp4(t) | Tp::Icmp6(t) => Frame::icmp(ip, t),
         Tp::Proto(p) => Frame::raw(ip, p),
-        Tp::None => return Frame::raw(ip, 253).vlans(&s.vlan).build(),
+        Tp::None => return Frame::raw(ip, 253).vlans(&s.vlan),
     };
-    f.vlans(&s.vlan).payload(&PAYLOAD).build()
+    f.vlans(&s.vlan).payload(&PAYLOAD)
+}
+
+/// Builds the frame `s` describes.
+pub fn frame(s: &Spec) -> Vec<u8> {
+    kit(s).build()
 }
 
 /// What etherparse (an independent parser) sees in a frame.
@@ -122,14 +92,6 @@ pub struct Facts {
     frag: (bool, bool),
 }
 
-/// Makes the IPv4 packet in `f` (at `l3`) a fragment: offset `offset8` (in
-/// 8-byte units) with MF `more`. The header checksum is not updated (the
-/// parsers here do not check it).
-pub fn fragment4(f: &mut [u8], l3: usize, offset8: u16, more: bool) {
-    let v = offset8 & 0x1fff | if more { 0x2000 } else { 0 };
-    f[l3 + 6..l3 + 8].copy_from_slice(&v.to_be_bytes());
-}
-
 pub fn facts(f: &[u8]) -> Facts {
     let sp = SlicedPacket::from_ethernet(f).expect("etherparse slices the test frame");
     if let Some(NetSlice::Ipv4(s)) = &sp.net {
@@ -139,8 +101,10 @@ pub fn facts(f: &[u8]) -> Facts {
             // etherparse reads no transport header in any fragment; a first
             // fragment carries the datagram's, so read it as a whole datagram.
             let l3 = 14 + 4 * sp.vlan_ids().len();
+            // (offset and MF cleared; the parsers here do not check the
+            // header checksum).
             let mut whole = f.to_vec();
-            fragment4(&mut whole, l3, 0, false);
+            whole[l3 + 6..l3 + 8].fill(0);
             let mut x = facts(&whole);
             if !first {
                 (x.ports, x.tcp_flags, x.icmp_type) = (None, None, None);

@@ -105,10 +105,8 @@ mod tests {
         } else {
             Frame::udp(ip, 5353, 53)
         };
+        let frame = if vlan { frame.vlan(42) } else { frame };
         let mut f = frame.payload(payload).build();
-        if vlan {
-            f.splice(12..12, [0x81, 0x00, 0x00, 42]);
-        }
         let s = SlicedPacket::from_ethernet(&f).unwrap();
         assert_eq!(s.link_exts.len(), usize::from(vlan));
         let (src, dst, proto): (Vec<u8>, Vec<u8>, u8) = match &s.net {

@@ -135,40 +135,7 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
         l3 += 4;
     }
     let proto = if tcp { PROTO_TCP } else { PROTO_UDP };
-    let (v6, l4, end) = match et {
-        ETH_P_IPV4 => {
-            need(l3 + 20)?;
-            let ihl = usize::from(h[l3] & 0x0f) * 4;
-            let frag = be16(h, l3 + 6) & 0x3fff;
-            let tot = usize::from(be16(h, l3 + 2));
-            if h[l3] >> 4 != 4 || ihl < 20 || frag != 0 || h[l3 + 9] != proto || tot < ihl {
-                return Err(Malformed);
-            }
-            need(l3 + ihl)?;
-            (false, l3 + ihl, l3 + tot)
-        }
-        ETH_P_IPV6 => {
-            need(l3 + 40)?;
-            let plen = usize::from(be16(h, l3 + 4));
-            if h[l3] >> 4 != 6 || plen == 0 {
-                return Err(Malformed);
-            }
-            let end = l3 + 40 + plen;
-            // Hop-by-hop, routing and destination options may come first.
-            let (mut nh, mut off) = (h[l3 + 6], l3 + 40);
-            while matches!(nh, 0 | 43 | 60) {
-                need(off + 8)?;
-                let next = h[off];
-                off += (usize::from(h[off + 1]) + 1) * 8;
-                nh = next;
-            }
-            if nh != proto || off > end {
-                return Err(Malformed);
-            }
-            (true, off, end)
-        }
-        _ => return Err(Malformed),
-    };
+    let (v6, l4, end) = ip_layer(h, l3, et, proto)?;
     if want_v6.is_some_and(|w| w != v6) || end > len {
         return Err(Malformed);
     }
@@ -201,6 +168,55 @@ fn plan(h: &[u8], len: usize, v: &VnetHdr) -> Result<Plan, GsoError> {
         tcp,
         gso,
         segs: (end - hdr).div_ceil(gso),
+    })
+}
+
+/// The IP header at `l3` of EtherType `et`, carrying `proto`: whether it
+/// is IPv6, where the transport header starts (past any IPv6 extension
+/// headers) and where the IP packet ends.
+#[inline(always)]
+fn ip_layer(h: &[u8], l3: usize, et: u16, proto: u8) -> Result<(bool, usize, usize), GsoError> {
+    use GsoError::Malformed;
+    let need = |end: usize| {
+        if end <= h.len() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    };
+    Ok(match et {
+        ETH_P_IPV4 => {
+            need(l3 + 20)?;
+            let ihl = usize::from(h[l3] & 0x0f) * 4;
+            let frag = be16(h, l3 + 6) & 0x3fff;
+            let tot = usize::from(be16(h, l3 + 2));
+            if h[l3] >> 4 != 4 || ihl < 20 || frag != 0 || h[l3 + 9] != proto || tot < ihl {
+                return Err(Malformed);
+            }
+            need(l3 + ihl)?;
+            (false, l3 + ihl, l3 + tot)
+        }
+        ETH_P_IPV6 => {
+            need(l3 + 40)?;
+            let plen = usize::from(be16(h, l3 + 4));
+            if h[l3] >> 4 != 6 || plen == 0 {
+                return Err(Malformed);
+            }
+            let end = l3 + 40 + plen;
+            // Hop-by-hop, routing and destination options may come first.
+            let (mut nh, mut off) = (h[l3 + 6], l3 + 40);
+            while matches!(nh, 0 | 43 | 60) {
+                need(off + 8)?;
+                let next = h[off];
+                off += (usize::from(h[off + 1]) + 1) * 8;
+                nh = next;
+            }
+            if nh != proto || off > end {
+                return Err(Malformed);
+            }
+            (true, off, end)
+        }
+        _ => return Err(Malformed),
     })
 }
 

@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::packet::{Batch, Pool};
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use testkit::frame::{Frame as Kit, Ip, TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH};
 
 /// The counters of a receiving packet socket.
 const RX_SOCKET: crate::port::burst::Sides = crate::port::burst::Sides {
@@ -66,71 +67,54 @@ fn payload(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 + 7) as u8).collect()
 }
 
-/// Builds a super-frame as the kernel hands it over: one frame holding the
-/// whole payload, IP lengths covering it, the transport checksum holding
-/// only the pseudo-header sum (`NEEDS_CSUM`), and its vnet header.
-pub(crate) fn super_frame(o: Opts) -> (Vec<u8>, VnetHdr) {
-    let data = payload(o.payload);
-    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-    let tcp = matches!(o.kind, Kind::Tcp4 | Kind::Tcp6);
+/// The test frame of super-frame `o`: one frame holding the whole
+/// payload, IP lengths covering it, the transport checksum holding only the
+/// pseudo-header sum (`NEEDS_CSUM`).
+pub(crate) fn super_kit(o: Opts) -> Kit {
     let ip6 = matches!(o.kind, Kind::Tcp6 | Kind::Udp6);
-    let ip = if ip6 {
-        eth.ipv6(v6(1), v6(2), 64)
-    } else {
-        eth.ipv4(SRC4, DST4, 64)
+    let ip = match ip6 {
+        true => Ip::v6(v6(1), v6(2)),
+        false => Ip::v4(SRC4, DST4),
     };
-    let mut f = Vec::new();
-    if tcp {
-        let mut b = ip.tcp(40000, 80, 0xffff_f000, 1000).ack(77);
-        if o.flags {
-            b = b.fin().psh().cwr();
+    let k = match o.kind {
+        Kind::Tcp4 | Kind::Tcp6 => {
+            let more = if o.flags {
+                TCP_FIN | TCP_PSH | TCP_CWR
+            } else {
+                0
+            };
+            let k = Kit::tcp(ip, 40000, 80, TCP_ACK | more).seq(0xffff_f000, 77, 1000);
+            match o.tcp_options {
+                // NOP, NOP, timestamps.
+                true => k.tcp_options(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]),
+                false => k,
+            }
         }
-        if o.tcp_options {
-            b = b
-                .options_raw(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2])
-                .unwrap();
-        }
-        b.write(&mut f, &data).unwrap();
-    } else {
-        ip.udp(5353, 53).write(&mut f, &data).unwrap();
-    }
-    let mut l3 = 14;
-    if !ip6 {
-        // An IP ID that wraps while cutting.
-        f[l3 + 4..l3 + 6].copy_from_slice(&0xfffeu16.to_be_bytes());
-        f[l3 + 10..l3 + 12].fill(0);
-        let c = !fold(sum(&f[l3..l3 + 20], 0));
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    }
+        Kind::Udp4 | Kind::Udp6 => Kit::udp(ip, 5353, 53),
+    };
+    // An IP ID that wraps while cutting.
+    let mut k = k.ident(0xfffe).payload(&payload(o.payload)).partial_csum();
     if o.ext6 {
         assert!(ip6);
         // Destination options (8 bytes of PadN) between IPv6 and transport.
-        let nh = f[l3 + 6];
-        f.splice(l3 + 40..l3 + 40, [nh, 0, 1, 4, 0, 0, 0, 0]);
-        f[l3 + 6] = 60;
-        let plen = be16(&f, l3 + 4) + 8;
-        f[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+        k = k.dest_opts(&[1, 4, 0, 0, 0, 0]);
     }
     if o.vlan_in_frame {
-        f.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
-        l3 += 4;
+        k = k.vlan(7);
     }
-    let l4 = l3
-        + if ip6 {
-            40 + if o.ext6 { 8 } else { 0 }
-        } else {
-            20
-        };
-    // The checksum field as the kernel leaves it: the pseudo-header sum.
+    k
+}
+
+/// Builds a super-frame as the kernel hands it over ([`super_kit`]) and
+/// its vnet header.
+pub(crate) fn super_frame(o: Opts) -> (Vec<u8>, VnetHdr) {
+    let f = super_kit(o).build();
+    let tcp = matches!(o.kind, Kind::Tcp4 | Kind::Tcp6);
+    let ip6 = matches!(o.kind, Kind::Tcp6 | Kind::Udp6);
+    let l3 = 14 + if o.vlan_in_frame { 4 } else { 0 };
+    let ext = if o.ext6 { 8 } else { 0 };
+    let l4 = l3 + if ip6 { 40 + ext } else { 20 };
     let check_at = l4 + if tcp { 16 } else { 6 };
-    let addrs = if ip6 {
-        f[l3 + 8..l3 + 40].to_vec()
-    } else {
-        f[l3 + 12..l3 + 20].to_vec()
-    };
-    let proto = if tcp { 6 } else { 17 };
-    let ps = fold(sum(&addrs, proto + (f.len() - l4) as u64));
-    f[check_at..check_at + 2].copy_from_slice(&ps.to_be_bytes());
     let gso_type = match o.kind {
         Kind::Tcp4 if o.flags => VnetHdr::GSO_TCPV4 | VnetHdr::GSO_ECN,
         Kind::Tcp4 => VnetHdr::GSO_TCPV4,
@@ -381,14 +365,10 @@ fn super_frames_that_cannot_be_cut_are_refused_by_reason() {
     }
     // Headers cut short or lying: IP length beyond the frame, not IP,
     // a fragment, a TCP header longer than the packet.
-    let mut long = f.clone();
-    long[16..18].copy_from_slice(&(f.len() as u16).to_be_bytes());
-    let mut arp = f.clone();
-    arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    let mut frag = f.clone();
-    frag[20] |= 0x20;
-    let mut doff = f.clone();
-    doff[14 + 20 + 12] = 0x10;
+    let long = super_kit(o).ip_len(f.len() as u16).build();
+    let arp = Kit::ether(0x0806).payload(&f[14..]).build();
+    let frag = super_kit(o).fragment(0, true).build();
+    let doff = super_kit(o).tcp_header_len(4).build();
     for (what, g) in [
         ("length", long),
         ("arp", arp),

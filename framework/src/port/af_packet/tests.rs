@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::Config;
-use crate::element::{Registry, Value};
+use crate::element::Value;
 use crate::packet::{Batch, Packet, Pool, MAX_FRAME};
-use crate::port::{PortRegistry, Recv};
+use crate::port::Recv;
 use crate::sys::MsgVec;
 
 /// IEEE 802 "local experimental" EtherType: nothing else on `lo` uses it.
@@ -23,14 +23,7 @@ fn token() -> [u8; 8] {
 }
 
 fn frame(token: [u8; 8], seq: u32, len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[12..14].copy_from_slice(&ETHERTYPE);
-    f[14..22].copy_from_slice(&token);
-    f[22..26].copy_from_slice(&seq.to_be_bytes());
-    for (i, b) in f.iter_mut().enumerate().skip(26) {
-        *b = (i as u32).wrapping_mul(31).wrapping_add(seq) as u8;
-    }
-    f
+    testkit::frame::marked(u16::from_be_bytes(ETHERTYPE), &token, seq, len)
 }
 
 fn ours(token: [u8; 8], f: &[u8]) -> bool {
@@ -42,13 +35,7 @@ fn ours(token: [u8; 8], f: &[u8]) -> bool {
     f.len() >= 26 && f[12..14] == ETHERTYPE && f[14..22] == token
 }
 
-/// `f` with a VLAN tag (`tpid`, `tci`) inserted after the MAC addresses.
-fn tagged(mut f: Vec<u8>, tpid: u16, tci: u16) -> Vec<u8> {
-    let [a, b] = tpid.to_be_bytes();
-    let [c, d] = tci.to_be_bytes();
-    f.splice(12..12, [a, b, c, d]);
-    f
-}
+use testkit::frame::tag;
 
 fn params(ifname: &str) -> Params {
     let mut p = Params::new();
@@ -106,14 +93,7 @@ fn recv_ours(rx: &mut dyn RxQueue, pool: &mut Pool, token: [u8; 8], want: usize)
 fn loader_fills_defaults_and_checks_values() {
     let load = |port: &str| {
         let text = format!("connections = [\"x -> x\"]\n[ports.x]\n{port}\n");
-        Config::parse_str(
-            &text,
-            "t.toml",
-            &Registry::builtin(),
-            &PortRegistry::builtin(),
-            &[],
-        )
-        .map_err(|e| e.to_string())
+        Config::parse_builtin(&text, "t.toml").map_err(|e| e.to_string())
     };
     let cfg = load("driver = \"af_packet\"\ninterface = \"veth-none9\"").unwrap();
     let s = &cfg.ports[0].spec;
@@ -295,8 +275,8 @@ fn receive_into_slots(mode: &str, slot: usize) {
         .map(|i| frame(t, i, 60 + i as usize * 29))
         .chain([
             frame(t, 50, 4000),
-            tagged(frame(t, 51, 100), 0x8100, 0x2064),
-            tagged(frame(t, 52, 100), 0x88a8, 0x0fff),
+            tag(&frame(t, 51, 100), 0x8100, 0x2064),
+            tag(&frame(t, 52, 100), 0x88a8, 0x0fff),
         ])
         .collect();
     let before = mmsg::now_ns();
@@ -428,7 +408,7 @@ fn vlan_tags_go_back_between_the_addresses_and_the_ethertype() {
     let f = frame(token(), 1, 60);
     let mut p = Packet::from_bytes(&f);
     assert!(restore_vlan(&mut p, (0x8100, 0x2064)));
-    assert_eq!(p.data(), &tagged(f.clone(), 0x8100, 0x2064)[..]);
+    assert_eq!(p.data(), &tag(&f, 0x8100, 0x2064)[..]);
     assert_eq!((p.len(), p.wire_len()), (64, 64));
     // Checked with an independent parser.
     let e = etherparse::SlicedPacket::from_ethernet(p.data()).unwrap();

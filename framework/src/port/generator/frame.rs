@@ -63,6 +63,9 @@ pub(super) struct FrameSpec {
     pub dst_ip: u128,
     pub src_ip_count: u64,
     pub dst_ip_count: u64,
+    /// Destination `k` is `dst_ip + ((k * dst_ip_step) % dst_ip_count) << dst_ip_shift`.
+    pub dst_ip_step: u64,
+    pub dst_ip_shift: u32,
     pub src_port: u16,
     pub dst_port: u16,
     pub src_port_count: u32,
@@ -134,6 +137,18 @@ impl FrameSpec {
         self.checked_flows().unwrap_or(u128::MAX)
     }
 
+    /// The destination address of index `di` (below `dst_ip_count`).
+    #[inline]
+    pub fn dst_addr(&self, di: u64) -> u128 {
+        let k = if self.dst_ip_step == 1 {
+            di
+        } else {
+            // Both below 2^32: the product fits.
+            di * (self.dst_ip_step % self.dst_ip_count) % self.dst_ip_count
+        };
+        self.dst_ip + (u128::from(k) << self.dst_ip_shift)
+    }
+
     /// Flow number `k` (taken modulo [`FrameSpec::flows`]): the source port
     /// varies fastest, then the destination port, the source address, the
     /// destination address, the source MAC and the destination MAC.
@@ -154,7 +169,7 @@ impl FrameSpec {
             src_mac: mac_add(self.src_mac, sm as u64),
             dst_mac: mac_add(self.dst_mac, dm as u64),
             src_ip: self.src_ip + si,
-            dst_ip: self.dst_ip + di,
+            dst_ip: self.dst_addr(di as u64),
             src_port: (u32::from(self.src_port) + sp as u32) as u16,
             dst_port: (u32::from(self.dst_port) + dp as u32) as u16,
         }

@@ -141,6 +141,24 @@ const PARAMS: &[ParamSpec] = &[
         doc: "consecutive destination addresses to cycle through, from dst_ip",
     },
     ParamSpec {
+        name: "dst_ip_step",
+        ty: ParamType::Int {
+            min: 1,
+            max: u32::MAX as i64,
+        },
+        need: Need::Default("1"),
+        doc: "the k-th destination is dst_ip + (k * dst_ip_step mod dst_ip_count): a step \
+              coprime with the count visits every address in a scattered order \
+              (route lookup benchmarks)",
+    },
+    ParamSpec {
+        name: "dst_ip_shift",
+        ty: ParamType::Int { min: 0, max: 96 },
+        need: Need::Default("0"),
+        doc: "bit at which the destination index is added (64 over IPv6: one address \
+              in each of dst_ip_count /64 networks)",
+    },
+    ParamSpec {
         name: "src_port",
         ty: ParamType::U16,
         need: Need::Default("1024"),
@@ -221,6 +239,50 @@ fn check_ip_range(name: &str, base: IpAddr, count: u64) -> Result<(), ParamError
     Ok(())
 }
 
+/// `dst_ip_step` and `dst_ip_shift`, checked: the step coprime with the
+/// count, the last address inside the family's space.
+fn dst_step(p: &Params, dst: IpAddr, count: u64) -> Result<(u64, u32), ParamError> {
+    let step = p.int("dst_ip_step")? as u64;
+    let shift = p.int("dst_ip_shift")? as u32;
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    if count > 1 && gcd(step % count, count) != 1 {
+        return Err(ParamError::new(
+            "dst_ip_step",
+            format!(
+                "{step} shares a factor with dst_ip_count {count}: some addresses would never come"
+            ),
+        ));
+    }
+    let bits = if dst.is_ipv6() { 128 } else { 32 };
+    if shift >= bits || (count > 1 && (128 - u128::from(count - 1).leading_zeros()) + shift > bits)
+    {
+        return Err(ParamError::new(
+            "dst_ip_shift",
+            format!(
+                "{count} addresses shifted by {shift} bits do not fit an IPv{} address",
+                if bits == 32 { 4 } else { 6 }
+            ),
+        ));
+    }
+    let (n, v6) = ip_num(dst);
+    let max = if v6 { u128::MAX } else { u32::MAX.into() };
+    if max - n < (u128::from(count) - 1) << shift {
+        return Err(ParamError::new(
+            "dst_ip_count",
+            format!(
+                "{count} addresses from {dst} run past the end of the IPv{} address space",
+                if v6 { 6 } else { 4 }
+            ),
+        ));
+    }
+    Ok((step, shift))
+}
+
 /// The `{name}_count` of MAC parameter `name`, checked to stay below
 /// ff:ff:ff:ff:ff:ff.
 fn mac_range(p: &Params, name: &str) -> Result<([u8; 6], u64), ParamError> {
@@ -269,7 +331,7 @@ fn frame_spec(p: &Params) -> Result<FrameSpec, ParamError> {
     let ipv6 = src.is_ipv6();
     let (src_ip_count, dst_ip_count) = (ip_count(p, "src_ip_count")?, ip_count(p, "dst_ip_count")?);
     check_ip_range("src_ip", src, src_ip_count)?;
-    check_ip_range("dst_ip", dst, dst_ip_count)?;
+    let (dst_ip_step, dst_ip_shift) = dst_step(p, dst, dst_ip_count)?;
     let (src_port, src_port_count) = ports(p, "src_port")?;
     let (dst_port, dst_port_count) = ports(p, "dst_port")?;
     let (src_mac, src_mac_count) = mac_range(p, "src_mac")?;
@@ -284,6 +346,8 @@ fn frame_spec(p: &Params) -> Result<FrameSpec, ParamError> {
         dst_ip: ip_num(dst).0,
         src_ip_count,
         dst_ip_count,
+        dst_ip_step,
+        dst_ip_shift,
         src_port,
         dst_port,
         src_port_count,

@@ -288,12 +288,11 @@ impl PatchRx {
             self.si = 0;
             self.src = self.spec.src_ip;
             self.di += 1;
-            self.dst += 1;
             if self.di == self.spec.dst_ip_count {
                 self.di = 0;
-                self.dst = self.spec.dst_ip;
                 self.next_macs();
             }
+            self.dst = self.spec.dst_addr(self.di);
             self.dst_sum = self.put_addr(dst_at, self.dst);
         }
         self.src_sum = self.put_addr(src_at, self.src);

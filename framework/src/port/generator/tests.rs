@@ -627,8 +627,7 @@ fn large_flow_counts_stay_exact() {
 #[test]
 fn config_loader_defaults_and_a_run_into_a_pcap_file() {
     use crate::config::Config;
-    use crate::element::Registry;
-    use crate::port::PortRegistry;
+
     use crate::runtime::{run, RunOptions};
 
     let out = std::env::temp_dir().join(format!("hpio-nf-gen-run-{}.pcap", std::process::id()));
@@ -639,14 +638,7 @@ fn config_loader_defaults_and_a_run_into_a_pcap_file() {
          [ports.out]\ndriver = \"pcap\"\noutput = \"{}\"\n",
         out.display()
     );
-    let cfg = Config::parse_str(
-        &text,
-        "t.toml",
-        &Registry::builtin(),
-        &PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap();
+    let cfg = Config::parse_builtin(&text, "t.toml").unwrap();
     let desc = cfg.ports[0].spec.describe();
     assert!(desc.contains("74-byte TCP/IPv6 frames, 4 flow(s), 2 queue(s), 12 packets"));
     let opened = cfg
@@ -756,4 +748,57 @@ fn queues_do_not_share_cache_lines() {
             );
         }
     }
+}
+
+#[test]
+fn scattered_destinations_visit_every_address_in_both_strategies() {
+    // IPv4, step 3 over 7 addresses: indices 0, 3, 6, 2, 5, 1, 4.
+    let mut g = gen(&[
+        ("dst_ip", ip("10.9.0.0")),
+        ("dst_ip_count", Value::Int(7)),
+        ("dst_ip_step", Value::Int(3)),
+    ]);
+    let want: Vec<IpAddr> = [0u8, 3, 6, 2, 5, 1, 4]
+        .iter()
+        .map(|&k| IpAddr::from([10, 9, 0, k]))
+        .collect();
+    // IPv6, index at bit 64: one address in each of 5 /64 networks.
+    let mut g6 = gen(&[
+        ("src_ip", ip("2001:db8::1")),
+        ("dst_ip", ip("2001:db8::")),
+        ("dst_ip_count", Value::Int(5)),
+        ("dst_ip_step", Value::Int(2)),
+        ("dst_ip_shift", Value::Int(64)),
+    ]);
+    let want6: Vec<IpAddr> = [0u16, 2, 4, 1, 3]
+        .iter()
+        .map(|&k| IpAddr::from([0x2001, 0xdb8, 0, k, 0, 0, 0, 0]))
+        .collect();
+    for (g, want) in [(&mut g, want), (&mut g6, want6)] {
+        for table_bytes in [TABLE_BYTES, 0] {
+            g.table_bytes = table_bytes;
+            let pkts = take(g, 2 * want.len() + 1);
+            for (i, p) in pkts.iter().enumerate() {
+                let seen = check(&g.frame, p.data());
+                assert_eq!(seen.dst_ip, want[i % want.len()], "packet {i} of {g:?}");
+            }
+        }
+    }
+    let e = err(&[
+        ("dst_ip_count", Value::Int(6)),
+        ("dst_ip_step", Value::Int(4)),
+    ]);
+    assert_eq!(e.param, "dst_ip_step");
+    assert!(e.message.contains("shares a factor"), "{e}");
+    let e = err(&[
+        ("dst_ip_count", Value::Int(8)),
+        ("dst_ip_shift", Value::Int(30)),
+    ]);
+    assert_eq!(e.param, "dst_ip_shift");
+    let e = err(&[
+        ("dst_ip", ip("255.0.0.0")),
+        ("dst_ip_count", Value::Int(2)),
+        ("dst_ip_shift", Value::Int(24)),
+    ]);
+    assert!(e.message.contains("past the end"), "{e}");
 }

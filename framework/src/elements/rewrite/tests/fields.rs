@@ -95,9 +95,7 @@ fn applies_everything_at_once() {
 #[test]
 fn absent_udp_checksum_stays_absent() {
     for vlan in [false, true] {
-        let mut f = build(&frame(vlan, false, false));
-        let l4 = if vlan { 18 + 20 } else { 14 + 20 };
-        f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+        let f = kit(&frame(vlan, false, false)).no_udp_csum().build();
         let list = [("ip_src", ip("192.0.2.77")), ("src_port", Value::Int(7))];
         let got = rewrite(&list, &f).unwrap();
         let p = PacketHeaders::from_ethernet_slice(&got).unwrap();
@@ -115,21 +113,9 @@ fn absent_udp_checksum_stays_absent() {
 #[test]
 fn udp_over_ipv6_never_sends_a_zero_checksum() {
     let base = frame(false, true, false);
-    let IpHeaders::Ipv6(mut hdr, _) = ip_headers(&base) else {
-        unreachable!()
-    };
-    hdr.payload_length = (UdpHeader::LEN + PAYLOAD.len()) as u16;
     // The destination port whose checksum computes to 0 (sent as 0xffff).
     let port = (0..=u16::MAX)
-        .find(|&p| {
-            let u = UdpHeader {
-                source_port: base.sport,
-                destination_port: p,
-                length: hdr.payload_length,
-                checksum: 0,
-            };
-            u.calc_checksum_ipv6(&hdr, PAYLOAD).unwrap() == 0xffff
-        })
+        .find(|&dport| build(&Frame { dport, ..base })[14 + 40 + 6..14 + 40 + 8] == [0xff, 0xff])
         .expect("some port sums to zero");
     let got = rewrite(&[("dst_port", Value::Int(port as i64))], &build(&base)).unwrap();
     assert_eq!(&got[14 + 40 + 6..14 + 40 + 8], &[0xff, 0xff]);
@@ -166,15 +152,7 @@ fn expired_ttl_is_dropped_with_a_reason() {
 fn icmpv6_checksum_follows_the_addresses() {
     for vlan in [false, true] {
         let f = frame(vlan, true, false);
-        let eth = PacketBuilder::ethernet2(f.mac_src, f.mac_dst);
-        let step = match f.vlan {
-            Some((vid, pcp)) => eth.vlan(vlan_header(vid, pcp)).ip(ip_headers(&f)),
-            None => eth.ip(ip_headers(&f)),
-        };
-        let mut input = Vec::new();
-        step.icmpv6_echo_request(7, 9)
-            .write(&mut input, PAYLOAD)
-            .unwrap();
+        let input = kit_with(&f, |ip| Kit::echo(ip, 7, 9)).build();
         let list = [
             ("ip_src", ip("2001:db8::abcd:7")),
             ("ip_dst", ip("fd00::fffe")),
@@ -195,17 +173,9 @@ fn icmpv6_checksum_follows_the_addresses() {
 /// An IPv6/TCP frame with a Routing header (type 0 layout, one address)
 /// with `segments_left` segments left.
 fn routed(segments_left: u8) -> Vec<u8> {
-    let base = frame(false, true, true);
-    let IpHeaders::Ipv6(hdr, mut exts) = ip_headers(&base) else {
-        unreachable!()
-    };
     let mut data = vec![0u8, segments_left, 0, 0, 0, 0];
     data.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
-    exts.routing = Some(Ipv6RoutingExtensions {
-        routing: Ipv6RawExtHeader::new_raw(ip_number::TCP, &data).unwrap(),
-        final_destination_options: None,
-    });
-    build_ip(&base, IpHeaders::Ipv6(hdr, exts))
+    kit(&frame(false, true, true)).routing(&data).build()
 }
 
 #[test]

@@ -77,11 +77,10 @@ fn malformed_ip_is_dropped_only_when_an_ip_rewrite_needs_it() {
 #[test]
 fn truncated_transport_header_is_dropped_when_needed() {
     // Cut the TCP header short and shrink the IP lengths to match, so only L4 is cut.
-    let mut f = build(&frame(false, false, true));
-    f.truncate(14 + 20 + 10);
-    f[16..18].copy_from_slice(&30u16.to_be_bytes());
-    let hdr = Ipv4Header::from_slice(&f[14..]).unwrap().0;
-    f[24..26].copy_from_slice(&hdr.calc_header_checksum().to_be_bytes());
+    let f = kit(&frame(false, false, true))
+        .ip_len(30)
+        .cut(14 + 20 + 10)
+        .build();
     assert_eq!(
         rewrite(&[("src_port", Value::Int(1))], &f),
         Err("malformed")
@@ -101,29 +100,16 @@ fn truncated_transport_header_is_dropped_when_needed() {
 
 #[test]
 fn non_ip_frames_pass_ip_rewrites_unchanged() {
-    let mut arp = Vec::new();
-    PacketBuilder::ethernet2(MAC_1, MAC_2)
-        .arp(
-            ArpPacket::new(
-                ArpHardwareId::ETHERNET,
-                EtherType::IPV4,
-                ArpOperation::REQUEST,
-                &MAC_1,
-                &[10, 0, 0, 1],
-                &[0; 6],
-                &[10, 0, 0, 2],
-            )
-            .unwrap(),
-        )
-        .write(&mut arp)
-        .unwrap();
+    let arp = Kit::arp(ARP_REQUEST, (MAC_1, [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2]))
+        .macs(MAC_1, MAC_2)
+        .build();
     let list = [
         ("ip_src", ip("192.0.2.77")),
         ("dec_ttl", Value::Bool(true)),
         ("src_port", Value::Int(9)),
     ];
     let mut el = element(&list);
-    let (sent, _) = run(&mut *el, &[arp.clone()]);
+    let (sent, _) = run(&mut *el, std::slice::from_ref(&arp));
     assert_eq!(sent, vec![arp]);
     assert_eq!(stat(&*el, "skipped"), 1);
 }
@@ -165,12 +151,7 @@ fn every_truncation_of_a_vlan_ipv6_tcp_frame_is_safe() {
 #[test]
 fn non_first_fragments_keep_their_payload() {
     let base = frame(false, false, false);
-    let IpHeaders::Ipv4(mut hdr, exts) = ip_headers(&base) else {
-        unreachable!()
-    };
-    hdr.dont_fragment = false;
-    hdr.fragment_offset = IpFragOffset::try_new(100).unwrap();
-    let f = build_ip(&base, IpHeaders::Ipv4(hdr, exts));
+    let f = kit(&base).fragment(100, false).build();
     let list = [("ip_src", ip("192.0.2.77")), ("src_port", Value::Int(1))];
     let got = rewrite(&list, &f).unwrap();
     let (hdr, rest) = Ipv4Header::from_slice(&got[14..]).unwrap();
@@ -186,18 +167,12 @@ fn ipv6_non_first_fragments_get_new_addresses_whatever_their_next_header() {
     // A non-first fragment whose Fragment header names Destination Options
     // (60) as the next header: there is no transport header to update, so
     // the address rewrite goes through, payload untouched.
-    let mut whole = Vec::new();
-    PacketBuilder::ethernet2(MAC_1, MAC_2)
-        .ipv6([1; 16], [2; 16], 64)
-        .udp(1000, 53)
-        .write(&mut whole, &[7u8; 24])
-        .unwrap();
-    let mut f = whole[..54].to_vec();
-    f[20] = 44;
-    f.extend_from_slice(&[60, 0, 0, 24, 0, 0, 0, 9]); // offset 24, last
-    f.extend_from_slice(&[0xab; 16]);
-    let plen = (f.len() - 54) as u16;
-    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    let mut frag = vec![60, 0, 0, 24, 0, 0, 0, 9]; // offset 24, last
+    frag.extend_from_slice(&[0xab; 16]);
+    let f = Kit::raw(Ip::v6([1; 16], [2; 16]), 44)
+        .macs(MAC_1, MAC_2)
+        .payload(&frag)
+        .build();
     let list = [("ip_src", ip("2001:db8::abcd:7"))];
     let got = rewrite(&list, &f).unwrap();
     let want: std::net::Ipv6Addr = "2001:db8::abcd:7".parse().unwrap();

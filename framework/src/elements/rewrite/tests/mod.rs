@@ -1,5 +1,7 @@
-//! Tests of `Rewrite`: frames built by etherparse, rewritten by the element,
-//! then parsed again by etherparse, which recomputes every checksum on its own.
+//! Tests of `Rewrite`: frames built by `testkit::frame` (etherparse under it)
+//! from a description, rewritten by the element, compared with the frame
+//! built from the description edited the same way, then parsed again by
+//! etherparse, which recomputes every checksum on its own.
 //! This file holds the frame builders and runners, the configuration tests
 //! and a speed report; the others test one area each.
 
@@ -9,12 +11,8 @@ mod vlan;
 
 use std::net::IpAddr;
 
-use etherparse::{
-    ip_number, ArpHardwareId, ArpOperation, ArpPacket, EtherType, Icmpv6Slice, IpDscp, IpEcn,
-    IpFragOffset, IpHeaders, Ipv4Header, Ipv6FlowLabel, Ipv6Header, Ipv6RawExtHeader,
-    Ipv6RoutingExtensions, NetHeaders, PacketBuilder, PacketHeaders, SingleVlanHeader,
-    TransportHeader, UdpHeader, VlanHeader, VlanId, VlanPcp,
-};
+use etherparse::{Icmpv6Slice, Ipv4Header, NetHeaders, PacketHeaders, TransportHeader, VlanId};
+use testkit::frame::{Frame as Kit, Ip, ARP_REQUEST, TCP_ACK, TCP_PSH};
 
 use super::*;
 use crate::element::{Registry, Value};
@@ -33,7 +31,7 @@ const NEW_DST6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0
 /// Odd length, so the checksums cover a trailing half word.
 const PAYLOAD: &[u8] = b"rewrite me, keep my checksum!";
 
-/// What a test frame holds; `build` turns it into bytes with etherparse.
+/// What a test frame holds; `build` turns it into bytes with `testkit::frame`.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
     vlan: Option<(u16, u8)>,
@@ -84,59 +82,36 @@ fn bases() -> Vec<Frame> {
     v
 }
 
-fn vlan_header(vid: u16, pcp: u8) -> VlanHeader {
-    VlanHeader::Single(SingleVlanHeader {
-        pcp: VlanPcp::try_new(pcp).unwrap(),
-        drop_eligible_indicator: false,
-        vlan_id: VlanId::try_new(vid).unwrap(),
-        ether_type: EtherType(0),
+/// The test frame `f` with the transport header `l4` makes from the
+/// addresses (`testkit::frame` writes the bytes).
+fn kit_with(f: &Frame, l4: impl FnOnce(Ip) -> Kit) -> Kit {
+    let ip = match f.v6 {
+        true => Ip::v6(f.src6, f.dst6),
+        false => Ip::v4(f.src4, f.dst4),
+    };
+    let k = l4(ip)
+        .macs(f.mac_src, f.mac_dst)
+        .ttl(f.ttl)
+        .tos(f.dscp, f.ecn)
+        .flow_label(0x12345)
+        .ident(0x1234)
+        .payload(PAYLOAD);
+    match f.vlan {
+        Some((vid, pcp)) => k.vlan_pcp(vid, pcp),
+        None => k,
+    }
+}
+
+/// The test frame `f`: TCP (ACK and PSH) or UDP.
+fn kit(f: &Frame) -> Kit {
+    kit_with(f, |ip| match f.tcp {
+        true => Kit::tcp(ip, f.sport, f.dport, TCP_ACK | TCP_PSH).seq(0x0102_0304, 7, 4096),
+        false => Kit::udp(ip, f.sport, f.dport),
     })
 }
 
-fn ip_headers(f: &Frame) -> IpHeaders {
-    if f.v6 {
-        IpHeaders::Ipv6(
-            Ipv6Header {
-                traffic_class: f.dscp << 2 | f.ecn,
-                flow_label: Ipv6FlowLabel::try_new(0x12345).unwrap(),
-                hop_limit: f.ttl,
-                source: f.src6,
-                destination: f.dst6,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-    } else {
-        let mut h = Ipv4Header::new(0, f.ttl, ip_number::UDP, f.src4, f.dst4).unwrap();
-        h.dscp = IpDscp::try_new(f.dscp).unwrap();
-        h.ecn = IpEcn::try_new(f.ecn).unwrap();
-        h.identification = 0x1234;
-        h.dont_fragment = true;
-        IpHeaders::Ipv4(h, Default::default())
-    }
-}
-
-fn build_ip(f: &Frame, ip: IpHeaders) -> Vec<u8> {
-    let eth = PacketBuilder::ethernet2(f.mac_src, f.mac_dst);
-    let step = match f.vlan {
-        Some((vid, pcp)) => eth.vlan(vlan_header(vid, pcp)).ip(ip),
-        None => eth.ip(ip),
-    };
-    let mut out = Vec::new();
-    if f.tcp {
-        step.tcp(f.sport, f.dport, 0x0102_0304, 4096)
-            .ack(7)
-            .psh()
-            .write(&mut out, PAYLOAD)
-    } else {
-        step.udp(f.sport, f.dport).write(&mut out, PAYLOAD)
-    }
-    .unwrap();
-    out
-}
-
 fn build(f: &Frame) -> Vec<u8> {
-    build_ip(f, ip_headers(f))
+    kit(f).build()
 }
 
 /// Parses `frame` with etherparse and checks each checksum in it against

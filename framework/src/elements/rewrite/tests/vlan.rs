@@ -56,13 +56,7 @@ fn pops_the_outer_tag() {
     }
     // An 802.1ad outer tag goes, the inner 802.1Q tag stays.
     let f = frame(false, false, false);
-    let mut qinq = Vec::new();
-    PacketBuilder::ethernet2(f.mac_src, f.mac_dst)
-        .double_vlan(VlanId::try_new(3000).unwrap(), VlanId::try_new(10).unwrap())
-        .ip(ip_headers(&f))
-        .udp(f.sport, f.dport)
-        .write(&mut qinq, PAYLOAD)
-        .unwrap();
+    let qinq = kit(&f).vlans(&[3000, 10]).build();
     assert_eq!(&qinq[12..14], &[0x88, 0xa8]);
     let got = rewrite(&list, &qinq).unwrap();
     assert_eq!(

@@ -1,9 +1,8 @@
-//! Test helper (shared by the unit and golden tests): splits the IP datagram
-//! of an Ethernet frame into fragments the way a sending host does, with
-//! etherparse's header types (an implementation independent of the
-//! firewall's parse), and checks with etherparse's reassembly that the
-//! fragments give the datagram back.
+//! Cutting a frame's IP datagram into fragments the way a sending host
+//! does, with etherparse's header types (independent of the code under
+//! test), checked with etherparse's reassembly.
 
+use super::Frame;
 use etherparse::defrag::IpDefragPool;
 use etherparse::{IpFragOffset, IpNumber, Ipv4Header, Ipv6FragmentHeader, Ipv6Header};
 use etherparse::{NetSlice, SlicedPacket};
@@ -90,4 +89,11 @@ fn reassemble(frags: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     done.expect("the fragments make a whole datagram")
+}
+
+impl Frame {
+    /// The built frame's datagram in fragments (see [`fragments`]).
+    pub fn fragments(&self, chunk: usize, id: u32) -> Vec<Vec<u8>> {
+        fragments(&self.build(), chunk, id)
+    }
 }

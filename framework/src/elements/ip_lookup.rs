@@ -1,0 +1,481 @@
+//! `IpLookup`: longest-prefix-match routing of IPv4 and IPv6 packets.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::element::{
+    handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
+    HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError, ParamSpec,
+    ParamType, Params, PortCount,
+};
+use crate::elements::route::lpm4::{Lpm4, MAX_VALUE};
+use crate::elements::route::lpm6::Lpm6;
+use crate::elements::route::{
+    generate_v4, generate_v6, next_hop_words, parse_route, parse_route_prefix, Route, NEXT_HOP_ANNO,
+};
+use crate::packet::Batch;
+use crate::wire::{L3Kind, ParseStatus};
+
+hpio_nf::drop_reasons! {
+    DROP_REASONS = [
+        /// No route matches the destination (and `no_route` is not set).
+        pub(crate) NO_ROUTE = "no-route",
+        /// Neither IPv4 nor IPv6.
+        NOT_IP = "not-ip",
+        /// The IP header is cut short or inconsistent.
+        MALFORMED = "malformed",
+    ]
+}
+
+/// The `IpLookup` class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "IpLookup",
+        summary: "Routes IPv4 and IPv6 packets by longest-prefix match on the destination",
+        description: "\
+Looks up each packet's destination address in a route table and sends it to
+the output of the longest matching prefix, with the route's next hop written
+into annotation words 2 (and 3): for IPv4 the next hop's address (host byte
+order), for IPv6 the interface identifier of its link-local address, both 0
+for a route without `via` (the destination itself is on the link). The
+neighbour resolvers (ArpQuerier, NdQuerier) read it from there.
+
+Routes are strings `\"PREFIX -> OUTPUT [via ADDRESS]\"`: `\"10.0.0.0/8 -> 1\"`,
+`\"0.0.0.0/0 -> 0 via 192.0.2.1\"`, `\"2001:db8::/32 -> 1 via fe80::1\"` (an IPv6
+next hop must be link-local). A bare address is a host route; host bits past
+the length are cleared; a prefix given twice keeps the last. `route_file`
+names a file of such lines (`#` starts a comment) read at configure time.
+
+Packets matching no route go to output `no_route` when it is set (into an
+IcmpError, say, to send destination-unreachable), else they are dropped as
+`no-route`. Frames that are not IP are dropped as `not-ip`.
+
+Tables: IPv4 uses DIR-24-8 (one memory read per lookup, two under a prefix
+longer than /24; 48 MiB per worker once an IPv4 route exists), IPv6 one hash
+table per prefix length, probed longest first, with a per-/16 map of the
+lengths present. Each worker holds its own copy.
+
+Run-time changes: the `add` and `remove` write handlers change every
+worker's table between two of its bursts; an update rewrites only the table
+entries the prefix owns (for a /8, 65536 of them), so no worker stalls for
+more than one update. Each distinct (output, next hop) pair a route has ever
+named keeps a slot of the next-hop table (at most 32767 over the element's
+life; a route naming one more is refused).
+
+Benchmarks: `generate_ipv4` and `generate_ipv6` add that many random
+prefixes with an Internet-like length distribution (mostly /24, /48), spread
+over the outputs other than `no_route`, from `seed` (docs/benchmarks.md).",
+        inputs: PortCount::Fixed(1),
+        outputs: PortCount::Param("outputs"),
+        params: &[
+            ParamSpec {
+                name: "outputs",
+                ty: ParamType::Int { min: 1, max: 4096 },
+                need: Need::Required,
+                doc: "Number of outputs (routes name outputs 0..outputs-1)",
+            },
+            ParamSpec {
+                name: "routes",
+                ty: ParamType::List(&ParamType::Str),
+                need: Need::Default("[]"),
+                doc: "Routes: \"PREFIX -> OUTPUT [via ADDRESS]\"",
+            },
+            ParamSpec {
+                name: "route_file",
+                ty: ParamType::Str,
+                need: Need::Optional,
+                doc: "A file of routes, one per line in the same syntax (# comments)",
+            },
+            ParamSpec {
+                name: "no_route",
+                ty: ParamType::U16,
+                need: Need::Optional,
+                doc: "Output for packets no route matches (else dropped as no-route)",
+            },
+            ParamSpec {
+                name: "generate_ipv4",
+                ty: ParamType::Int {
+                    min: 0,
+                    max: 4_000_000,
+                },
+                need: Need::Default("0"),
+                doc: "Random IPv4 prefixes to add (benchmarks)",
+            },
+            ParamSpec {
+                name: "generate_ipv6",
+                ty: ParamType::Int {
+                    min: 0,
+                    max: 4_000_000,
+                },
+                need: Need::Default("0"),
+                doc: "Random IPv6 prefixes to add (benchmarks)",
+            },
+            ParamSpec {
+                name: "seed",
+                ty: ParamType::UINT,
+                need: Need::Default("1"),
+                doc: "Seed of the generated prefixes",
+            },
+        ],
+        drop_reasons: DROP_REASONS,
+        counters: &[],
+        handlers: HANDLERS,
+        example: "\
+[elements.rt]
+class = \"IpLookup\"
+outputs = 3
+no_route = 2
+routes = [
+  \"192.168.1.0/24 -> 0\",
+  \"0.0.0.0/0 -> 1 via 203.0.113.1\",
+  \"fd00:1::/64 -> 0\",
+  \"::/0 -> 1 via fe80::1\",
+]",
+        see_also: &["DecIpTtl", "ArpQuerier", "NdQuerier", "IcmpError"],
+    },
+    configure,
+};
+
+const HANDLERS: &[HandlerSpec] = &[
+    HandlerSpec {
+        name: "routes",
+        kind: HandlerKind::Read,
+        combine: Combine::Same,
+        arg: "",
+        doc: "The routes, shortest prefixes first (large with generated tables)",
+    },
+    HandlerSpec {
+        name: "size",
+        kind: HandlerKind::Read,
+        combine: Combine::Same,
+        arg: "",
+        doc: "Numbers of IPv4 and IPv6 routes and of next hops",
+    },
+    HandlerSpec {
+        name: "add",
+        kind: HandlerKind::Write,
+        combine: Combine::Same,
+        arg: "PREFIX -> OUTPUT [via ADDRESS]",
+        doc: "Adds a route, or replaces the route of the same prefix",
+    },
+    HandlerSpec {
+        name: "remove",
+        kind: HandlerKind::Write,
+        combine: Combine::Same,
+        arg: "PREFIX",
+        doc: "Removes the route of exactly that prefix",
+    },
+];
+
+/// Where the packets of one next-hop value go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Hop {
+    output: u16,
+    via: Option<IpAddr>,
+}
+
+/// A hop as the data path applies it.
+#[derive(Debug, Clone, Copy)]
+struct HopOut {
+    output: usize,
+    words: [u32; 2],
+}
+
+/// Routes packets by longest-prefix match.
+#[derive(Clone)]
+pub struct IpLookup {
+    outputs: usize,
+    no_route: Option<usize>,
+    /// Created with the first route of the family.
+    v4: Option<Box<Lpm4>>,
+    v6: Option<Box<Lpm6>>,
+    /// Table values are indices + 1 into `hops`.
+    hops: Vec<HopOut>,
+    hop_ids: HashMap<Hop, u16>,
+}
+
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let outputs = p.usize("outputs")?;
+    let no_route = match p.get("no_route") {
+        Some(_) => Some(p.usize("no_route")?),
+        None => None,
+    };
+    if no_route.is_some_and(|o| o >= outputs) {
+        return Err(ParamError::new(
+            "no_route",
+            format!("must be below outputs ({outputs})"),
+        ));
+    }
+    let mut t = IpLookup::new(outputs, no_route);
+    for (i, s) in p.str_list("routes")?.into_iter().enumerate() {
+        let r = parse_route(s, outputs).map_err(|e| ParamError::item("routes", i, e))?;
+        t.add(r).map_err(|e| ParamError::item("routes", i, e))?;
+    }
+    if p.get("route_file").is_some() {
+        let path = p.str("route_file")?;
+        t.add_file(path)
+            .map_err(|e| ParamError::new("route_file", e))?;
+    }
+    let seed = p.int("seed")? as u64;
+    let gen_outputs: Vec<u16> = (0..outputs as u16)
+        .filter(|&o| Some(usize::from(o)) != no_route)
+        .collect();
+    let n4 = p.usize("generate_ipv4")?;
+    let n6 = p.usize("generate_ipv6")?;
+    if (n4 > 0 || n6 > 0) && gen_outputs.is_empty() {
+        return Err(ParamError::new(
+            "generate_ipv4",
+            "needs an output other than no_route",
+        ));
+    }
+    let out = |i: usize| gen_outputs[i % gen_outputs.len().max(1)];
+    for (i, (a, len)) in generate_v4(n4, seed).into_iter().enumerate() {
+        let r = Route {
+            prefix: IpAddr::V4(a.into()),
+            len,
+            output: out(i),
+            via: None,
+        };
+        t.add(r).map_err(|e| ParamError::new("generate_ipv4", e))?;
+    }
+    for (i, (a, len)) in generate_v6(n6, seed).into_iter().enumerate() {
+        let r = Route {
+            prefix: IpAddr::V6(a.into()),
+            len,
+            output: out(i),
+            via: None,
+        };
+        t.add(r).map_err(|e| ParamError::new("generate_ipv6", e))?;
+    }
+    Ok(Configured::cloning(Inputs::Fixed(1), outputs, t))
+}
+
+impl IpLookup {
+    /// An empty table with `outputs` outputs.
+    pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+        IpLookup {
+            outputs,
+            no_route,
+            v4: None,
+            v6: None,
+            hops: Vec::new(),
+            hop_ids: HashMap::new(),
+        }
+    }
+
+    /// The table value of `hop`, interned.
+    fn hop_id(&mut self, hop: Hop) -> Result<u16, String> {
+        if let Some(&id) = self.hop_ids.get(&hop) {
+            return Ok(id);
+        }
+        if self.hops.len() >= usize::from(MAX_VALUE) {
+            return Err(format!("too many distinct next hops (at most {MAX_VALUE})"));
+        }
+        self.hops.push(HopOut {
+            output: usize::from(hop.output),
+            words: next_hop_words(hop.via),
+        });
+        let id = self.hops.len() as u16;
+        self.hop_ids.insert(hop, id);
+        Ok(id)
+    }
+
+    /// Adds `r`, replacing the route of the same prefix.
+    pub fn add(&mut self, r: Route) -> Result<(), String> {
+        let id = self.hop_id(Hop {
+            output: r.output,
+            via: r.via,
+        })?;
+        match r.prefix {
+            IpAddr::V4(a) => {
+                let t = self.v4.get_or_insert_with(|| Box::new(Lpm4::new()));
+                t.insert(u32::from(a), r.len, id)
+                    .map_err(|e| e.to_string())?;
+            }
+            IpAddr::V6(a) => {
+                let t = self.v6.get_or_insert_with(|| Box::new(Lpm6::new()));
+                t.insert(u128::from(a), r.len, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the route of `prefix/len`; whether there was one.
+    pub fn remove(&mut self, prefix: IpAddr, len: u8) -> bool {
+        match prefix {
+            IpAddr::V4(a) => self
+                .v4
+                .as_mut()
+                .and_then(|t| t.remove(a.into(), len))
+                .is_some(),
+            IpAddr::V6(a) => self
+                .v6
+                .as_mut()
+                .and_then(|t| t.remove(a.into(), len))
+                .is_some(),
+        }
+    }
+
+    fn add_file(&mut self, path: &str) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            parse_route(line, self.outputs)
+                .and_then(|r| self.add(r))
+                .map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Every route, shortest prefixes first (IPv4, then IPv6).
+    pub fn routes(&self) -> Vec<Route> {
+        let hop = |v: u16| {
+            let id = self.hop_ids.iter().find(|(_, &i)| i == v).map(|(h, _)| *h);
+            id.expect("every table value is an interned hop")
+        };
+        let mut out: Vec<Route> = Vec::new();
+        let route = |prefix: IpAddr, len: u8, v: u16| {
+            let h = hop(v);
+            Route {
+                prefix,
+                len,
+                output: h.output,
+                via: h.via,
+            }
+        };
+        if let Some(t) = &self.v4 {
+            out.extend(
+                t.routes()
+                    .map(|(p, l, v)| route(IpAddr::V4(p.into()), l, v)),
+            );
+        }
+        if let Some(t) = &self.v6 {
+            out.extend(
+                t.routes()
+                    .map(|(p, l, v)| route(IpAddr::V6(p.into()), l, v)),
+            );
+        }
+        out.sort_by_key(|r| (r.prefix.is_ipv6(), r.len, r.prefix));
+        out
+    }
+
+    /// The table value for the destination of the IP packet at `l3` in `data`.
+    #[inline(always)]
+    fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
+        match l3 {
+            L3Kind::Ipv4 => match &self.v4 {
+                Some(t) => {
+                    let d = &data[off + 16..off + 20];
+                    t.lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+                }
+                None => 0,
+            },
+            _ => match &self.v6 {
+                Some(t) => {
+                    let mut d = [0u8; 16];
+                    d.copy_from_slice(&data[off + 24..off + 40]);
+                    t.lookup(u128::from_be_bytes(d))
+                }
+                None => 0,
+            },
+        }
+    }
+}
+
+/// Table value standing for a frame that is not IP.
+const V_NOT_IP: u16 = u16::MAX;
+/// Table value standing for a malformed IP header.
+const V_MALFORMED: u16 = u16::MAX - 1;
+/// Packets looked up before any is routed: the lookups of a chunk are
+/// independent loads the processor overlaps (the table misses the caches).
+const CHUNK: usize = 32;
+
+impl IpLookup {
+    /// The table value of `pkt` (or `V_NOT_IP`, `V_MALFORMED`).
+    #[inline(always)]
+    fn value(&self, pkt: &mut crate::packet::Packet) -> u16 {
+        let h = pkt.headers();
+        if h.l3 == L3Kind::Other {
+            return V_NOT_IP;
+        }
+        if matches!(
+            h.status,
+            ParseStatus::L2Truncated | ParseStatus::L3Malformed
+        ) {
+            return V_MALFORMED;
+        }
+        self.lookup(h.l3, pkt.data(), usize::from(h.l3_off))
+    }
+
+    /// Sends `pkt` as its table value `v` says.
+    #[inline(always)]
+    fn route(&self, mut pkt: crate::packet::Packet, v: u16, out: &mut Output) {
+        match self.hops.get(usize::from(v).wrapping_sub(1)) {
+            Some(hop) => {
+                let a = pkt.anno_mut();
+                a[NEXT_HOP_ANNO] = hop.words[0];
+                a[NEXT_HOP_ANNO + 1] = hop.words[1];
+                out.push(hop.output, pkt);
+            }
+            None if v == V_NOT_IP => out.drop(pkt, NOT_IP),
+            None if v == V_MALFORMED => out.drop(pkt, MALFORMED),
+            None => match self.no_route {
+                Some(o) => out.push(o, pkt),
+                None => out.drop(pkt, NO_ROUTE),
+            },
+        }
+    }
+}
+
+impl Element for IpLookup {
+    fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        let mut vals = [0u16; CHUNK];
+        while !batch.is_empty() {
+            let n = batch.len().min(CHUNK);
+            for (v, pkt) in vals.iter_mut().zip(batch[..n].iter_mut()) {
+                *v = self.value(pkt);
+            }
+            for (pkt, &v) in batch.drain(..n).zip(vals.iter()) {
+                self.route(pkt, v, out);
+            }
+        }
+    }
+
+    fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "routes" => Ok(self.routes().iter().map(|r| r.to_string()).collect()),
+            "size" => Ok(handler::json!({
+                "ipv4": self.v4.as_ref().map_or(0, |t| t.len()),
+                "ipv6": self.v6.as_ref().map_or(0, |t| t.len()),
+                "next_hops": self.hops.len(),
+            })),
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
+
+    fn write(&mut self, name: &str, arg: &str, _cx: &HandlerCx) -> HandlerResult {
+        match name {
+            "add" => {
+                let r = parse_route(arg, self.outputs)?;
+                self.add(r)?;
+                Ok(r.to_string().into())
+            }
+            "remove" => {
+                let (prefix, len) = parse_route_prefix(arg)?;
+                if self.remove(prefix, len) {
+                    Ok(format!("removed {prefix}/{len}").into())
+                } else {
+                    Err(format!("no route for {prefix}/{len}"))
+                }
+            }
+            _ => Err(handler::no_such_handler(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests_ip_lookup.rs"]
+mod tests;

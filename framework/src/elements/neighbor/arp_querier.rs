@@ -1,0 +1,206 @@
+//! `ArpQuerier`: resolves IPv4 next hops to Ethernet addresses with ARP.
+
+use std::net::Ipv4Addr;
+
+use super::querier::{Protocol, Querier, COUNTERS, DROP_REASONS};
+use super::table::Limits;
+use super::{ipv4_param, Arp, ARP_REQUEST};
+use crate::element::{
+    ClassInfo, Combine, ConfigCx, Configured, ElementClass, HandlerKind, HandlerSpec, Inputs, Need,
+    ParamError, ParamSpec, ParamType, Params, PortCount,
+};
+use crate::elements::route::next_hop_v4;
+use crate::packet::Packet;
+use crate::wire::{L3Kind, ParseStatus};
+
+/// The `ArpQuerier` class.
+pub const CLASS: ElementClass = ElementClass {
+    info: ClassInfo {
+        name: "ArpQuerier",
+        summary: "Resolves IPv4 next hops with ARP and writes the Ethernet header",
+        description: "\
+Input 0 takes IPv4 packets on their way out of a link, with the next hop
+IpLookup wrote in annotation word 2 (0: the destination itself). A packet
+whose next hop is resolved gets its Ethernet header rewritten (destination
+the neighbour's address, source `mac`) and leaves by output 0. Otherwise the
+packet is held, at most `hold` per neighbour (more are dropped as
+`hold-full`), and an ARP request for the next hop (from `ipv4`, `mac`) leaves
+by output 0; it is repeated every `retry` until `tries` requests went
+unanswered, and the held packets are then dropped as `unresolved`. The table
+holds at most `capacity` neighbours (a packet for one more is dropped as
+`table-full`); a resolved entry is trusted for `timeout`, then asked again.
+
+Input 1 takes ARP messages from the link (replies, and requests, which also
+tell the asker's address, RFC 826): they resolve or refresh the sender's
+entry, and release the packets held for it; they are then freed.
+
+Time-driven work is done without a timer: when a packet for the neighbour
+comes, and once per burst (retries and giving up on unresolved neighbours,
+expiry of a few resolved ones; only when packets arrive). Each worker keeps its
+own table.",
+        inputs: PortCount::Fixed(2),
+        outputs: PortCount::Fixed(1),
+        params: ARP_PARAMS,
+        drop_reasons: DROP_REASONS,
+        counters: COUNTERS,
+        handlers: TABLE_HANDLER,
+        example: "\
+[elements.arpq_wan]
+class = \"ArpQuerier\"
+ipv4 = \"203.0.113.2\"
+mac = \"02:00:00:00:02:01\"",
+        see_also: &["ArpResponder", "IpLookup"],
+    },
+    configure,
+};
+
+/// The `table` read handler of both queriers.
+pub(crate) const TABLE_HANDLER: &[HandlerSpec] = &[HandlerSpec {
+    name: "table",
+    kind: HandlerKind::Read,
+    combine: Combine::Rows,
+    arg: "",
+    doc: "The neighbours: address, Ethernet address (or pending), age, packets held",
+}];
+
+/// The parameters of both queriers but the address.
+pub(crate) const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "mac",
+        ty: ParamType::Mac,
+        need: Need::Required,
+        doc: "The router's Ethernet address on this link",
+    },
+    ParamSpec {
+        name: "capacity",
+        ty: ParamType::Int {
+            min: 1,
+            max: 1 << 20,
+        },
+        need: Need::Default("1024"),
+        doc: "Most neighbours in the table",
+    },
+    ParamSpec {
+        name: "hold",
+        ty: ParamType::Int { min: 0, max: 1024 },
+        need: Need::Default("4"),
+        doc: "Most packets held per unresolved neighbour",
+    },
+    ParamSpec {
+        name: "timeout",
+        ty: ParamType::Duration,
+        need: Need::Default("\"60s\""),
+        doc: "How long a resolved neighbour is trusted",
+    },
+    ParamSpec {
+        name: "retry",
+        ty: ParamType::Duration,
+        need: Need::Default("\"1s\""),
+        doc: "Time between requests for an unresolved neighbour",
+    },
+    ParamSpec {
+        name: "tries",
+        ty: ParamType::Int { min: 1, max: 100 },
+        need: Need::Default("3"),
+        doc: "Requests sent before the held packets are dropped",
+    },
+];
+
+fn ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The table limits of a querier's parameters.
+pub(crate) fn limits(p: &Params) -> Result<Limits, ParamError> {
+    Ok(Limits {
+        capacity: p.usize("capacity")?,
+        hold: p.usize("hold")?,
+        timeout_ns: ns(p.duration("timeout")?),
+        retry_ns: ns(p.duration("retry")?),
+        tries: p.int("tries")? as u32,
+    })
+}
+
+fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+    let ip = ipv4_param(p, "ipv4")?;
+    let mac = p.mac("mac")?;
+    let limits = limits(p)?;
+    Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
+        Box::new(Querier::new(Arp4 { ip, mac }, limits))
+    }))
+}
+
+const ARP_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "ipv4",
+        ty: ParamType::Ip,
+        need: Need::Required,
+        doc: "The router's IPv4 address on this link (the requests' sender)",
+    },
+    PARAMS[0],
+    PARAMS[1],
+    PARAMS[2],
+    PARAMS[3],
+    PARAMS[4],
+    PARAMS[5],
+];
+
+/// ARP for IPv4 next hops.
+pub(crate) struct Arp4 {
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+}
+
+impl Protocol for Arp4 {
+    type Key = u32;
+    const COLUMN: &'static str = "ipv4";
+
+    fn next_hop(&self, pkt: &mut Packet) -> Option<u32> {
+        let h = pkt.headers();
+        if h.l3 != L3Kind::Ipv4
+            || matches!(
+                h.status,
+                ParseStatus::L2Truncated | ParseStatus::L3Malformed
+            )
+        {
+            return None;
+        }
+        let o = usize::from(h.l3_off) + 16;
+        let d = pkt.data();
+        let dst = Ipv4Addr::new(d[o], d[o + 1], d[o + 2], d[o + 3]);
+        Some(u32::from(next_hop_v4(pkt, dst)))
+    }
+
+    fn request(&self, key: u32, frame: &mut [u8]) -> usize {
+        let a = Arp {
+            op: ARP_REQUEST,
+            sender_mac: self.mac,
+            sender_ip: self.ip.octets(),
+            target_mac: [0; 6],
+            target_ip: key.to_be_bytes(),
+        };
+        a.write([0xff; 6], frame);
+        60
+    }
+
+    fn learn(&self, frame: &[u8]) -> Option<(u32, [u8; 6], bool)> {
+        let a = Arp::parse(frame)?;
+        // An address probe (RFC 5227, sender 0.0.0.0) tells nothing.
+        (a.sender_ip != [0; 4]).then(|| {
+            let for_us = a.target_ip == self.ip.octets();
+            (u32::from_be_bytes(a.sender_ip), a.sender_mac, for_us)
+        })
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn show(key: u32) -> String {
+        Ipv4Addr::from(key).to_string()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests_arp_querier.rs"]
+mod tests;

@@ -1,0 +1,223 @@
+//! The neighbour table behind ArpQuerier (and its IPv6 counterpart): next
+//! hops to Ethernet addresses, with packets held while a next hop is being
+//! resolved.
+//!
+//! Everything is allocated at configure time: `capacity` entries, each with
+//! room for `hold` packets, and the index map with room for all of them,
+//! so that nothing on the data path allocates. Time-driven work (retries,
+//! giving up, expiry) is done lazily: when a packet for the entry comes,
+//! and by a sweep per burst: every unresolved entry (retry or give up),
+//! and a few others (expiry).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::packet::Packet;
+
+/// Timing and bounds of a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most entries.
+    pub capacity: usize,
+    /// Most packets held per unresolved entry.
+    pub hold: usize,
+    /// How long a resolved entry is trusted, ns.
+    pub timeout_ns: u64,
+    /// Time between requests for an unresolved entry, ns.
+    pub retry_ns: u64,
+    /// Requests sent before giving up.
+    pub tries: u32,
+}
+
+/// One neighbour.
+#[derive(Debug)]
+pub struct Entry<K> {
+    /// The neighbour's address.
+    pub key: K,
+    /// Its Ethernet address once resolved.
+    pub mac: Option<[u8; 6]>,
+    /// When it was resolved (or last confirmed), or when the last request went.
+    pub at: u64,
+    /// Requests sent while unresolved.
+    pub tries: u32,
+    /// Packets waiting for the address.
+    pub held: Vec<Packet>,
+    /// Whether the slot is in use.
+    pub used: bool,
+}
+
+/// What to do with a packet for a next hop.
+pub enum Verdict {
+    /// Send it to this address.
+    Send([u8; 6], Packet),
+    /// Held; send a request now when `true`.
+    Held(bool),
+    /// The entry holds `hold` packets already: drop it.
+    HoldFull(Packet),
+    /// No free entry: drop it.
+    TableFull(Packet),
+}
+
+/// A bounded neighbour table.
+pub struct Table<K> {
+    limits: Limits,
+    slots: Vec<Entry<K>>,
+    index: HashMap<K, usize>,
+    free: Vec<usize>,
+    /// Unresolved entries (slot indices): the sweep retries them.
+    pending: Vec<usize>,
+    cursor: usize,
+}
+
+impl<K: Copy + Eq + Hash + Default> Table<K> {
+    /// An empty table with everything allocated.
+    pub fn new(limits: Limits) -> Table<K> {
+        let slots = (0..limits.capacity)
+            .map(|_| Entry {
+                key: K::default(),
+                mac: None,
+                at: 0,
+                tries: 0,
+                held: Vec::with_capacity(limits.hold),
+                used: false,
+            })
+            .collect();
+        Table {
+            limits,
+            slots,
+            index: HashMap::with_capacity(limits.capacity),
+            free: (0..limits.capacity).rev().collect(),
+            pending: Vec::with_capacity(limits.capacity),
+            cursor: 0,
+        }
+    }
+
+    /// Entries in use.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no entry is in use.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The entries in use.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry<K>> {
+        self.slots.iter().filter(|e| e.used)
+    }
+
+    /// Routes `pkt` for next hop `key` at time `now`.
+    pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
+        let l = self.limits;
+        match self.index.get(&key) {
+            Some(&i) => {
+                let e = &mut self.slots[i];
+                match e.mac {
+                    Some(mac) if now.saturating_sub(e.at) < l.timeout_ns => Verdict::Send(mac, pkt),
+                    _ if e.held.len() >= l.hold => Verdict::HoldFull(pkt),
+                    stale => {
+                        if stale.is_some() {
+                            // Expired: resolve again, from the first request.
+                            e.mac = None;
+                            e.tries = 0;
+                            self.pending.push(i);
+                        }
+                        e.held.push(pkt);
+                        let due = e.tries == 0 || now.saturating_sub(e.at) >= l.retry_ns;
+                        if due && e.tries < l.tries {
+                            e.tries += 1;
+                            e.at = now;
+                            Verdict::Held(true)
+                        } else {
+                            Verdict::Held(false)
+                        }
+                    }
+                }
+            }
+            None => {
+                let Some(i) = self.free.pop() else {
+                    return Verdict::TableFull(pkt);
+                };
+                let e = &mut self.slots[i];
+                (e.key, e.mac, e.at, e.tries, e.used) = (key, None, now, 1, true);
+                e.held.push(pkt);
+                self.index.insert(key, i);
+                self.pending.push(i);
+                Verdict::Held(true)
+            }
+        }
+    }
+
+    /// Learns that `key` is at `mac` (when `create`, even if no entry
+    /// waits for it); returns the packets that were waiting.
+    pub fn learn(&mut self, key: K, mac: [u8; 6], now: u64, create: bool, out: &mut Vec<Packet>) {
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None if create => match self.free.pop() {
+                Some(i) => {
+                    self.index.insert(key, i);
+                    let e = &mut self.slots[i];
+                    (e.key, e.used) = (key, true);
+                    i
+                }
+                None => return,
+            },
+            None => return,
+        };
+        let e = &mut self.slots[i];
+        if e.mac.is_none() {
+            self.pending.retain(|&j| j != i);
+        }
+        (e.mac, e.at, e.tries) = (Some(mac), now, 0);
+        out.append(&mut e.held);
+    }
+
+    /// Retries the unresolved entries whose `retry` time has come (their
+    /// keys into `retry`) or gives up on them (their packets into
+    /// `dropped`); then looks at `n` entries from the cursor on and frees
+    /// resolved ones past the timeout.
+    pub fn sweep(&mut self, n: usize, now: u64, retry: &mut Vec<K>, dropped: &mut Vec<Packet>) {
+        let l = self.limits;
+        let mut k = 0;
+        while k < self.pending.len() {
+            let i = self.pending[k];
+            let e = &mut self.slots[i];
+            if now.saturating_sub(e.at) < l.retry_ns {
+                k += 1;
+            } else if e.tries < l.tries {
+                e.tries += 1;
+                e.at = now;
+                retry.push(e.key);
+                k += 1;
+            } else {
+                dropped.append(&mut e.held);
+                self.pending.swap_remove(k);
+                self.release(i);
+            }
+        }
+        for _ in 0..n.min(self.slots.len()) {
+            let i = self.cursor;
+            self.cursor = (self.cursor + 1) % self.slots.len();
+            let e = &self.slots[i];
+            if e.used && e.mac.is_some() && now.saturating_sub(e.at) >= l.timeout_ns {
+                self.release(i);
+            }
+        }
+    }
+
+    fn release(&mut self, i: usize) {
+        let e = &mut self.slots[i];
+        e.used = false;
+        e.mac = None;
+        self.index.remove(&e.key);
+        self.free.push(i);
+    }
+
+    /// Every packet still held (at the end of a run).
+    pub fn drain_held(&mut self, out: &mut Vec<Packet>) {
+        for e in &mut self.slots {
+            out.append(&mut e.held);
+        }
+    }
+}

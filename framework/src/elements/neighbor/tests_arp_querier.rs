@@ -1,0 +1,142 @@
+use super::super::querier::{DROP_REASONS, HOLD_FULL, TABLE_FULL, UNRESOLVED, WRONG_INPUT};
+use super::*;
+use crate::config::configure_element;
+use crate::element::Registry;
+use crate::element::{Context, Element, HandlerCx, Output};
+use crate::elements::route::NEXT_HOP_ANNO;
+use crate::packet::Batch;
+use crate::packet::Pool;
+use etherparse::{ArpOperation, NetSlice, SlicedPacket};
+use testkit::frame::{Frame, Ip};
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const PEER: [u8; 6] = [2, 0, 0, 0, 9, 9];
+const SEC: u64 = 1_000_000_000;
+
+struct Rig {
+    e: Box<dyn Element>,
+    pool: Pool,
+}
+
+impl Rig {
+    fn new(extra: &str) -> Rig {
+        let toml = format!("ipv4 = \"192.0.2.2\"\nmac = \"02:00:00:00:02:01\"\nhold = 2\n{extra}");
+        let c = configure_element(&Registry::builtin(), &[], "ArpQuerier", &toml).unwrap();
+        Rig {
+            e: c.instantiate(0),
+            pool: Pool::new(64),
+        }
+    }
+
+    /// Pushes `pkts` to `input` at `now`; the frames out and the Output.
+    fn push(&mut self, input: usize, now: u64, pkts: Vec<Packet>) -> (Vec<Vec<u8>>, Output) {
+        let mut cx = Context::new(&mut self.pool, now, 0);
+        let mut out = Output::new(1, DROP_REASONS.len());
+        let mut b: Batch = pkts.into_iter().collect();
+        self.e.push(&mut cx, input, &mut b, &mut out);
+        let got = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
+        (got, out)
+    }
+}
+
+fn ip_to(dst: [u8; 4], via: Option<[u8; 4]>) -> Packet {
+    let mut p = Packet::from_bytes(&Frame::udp(Ip::v4([10, 0, 0, 1], dst), 1, 2).build());
+    p.anno_mut()[NEXT_HOP_ANNO] = via.map_or(0, u32::from_be_bytes);
+    p
+}
+
+/// The ARP request target of `frame`, checked with etherparse.
+fn request_target(frame: &[u8]) -> [u8; 4] {
+    let s = SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(NetSlice::Arp(a)) = s.net else {
+        panic!("not ARP: {frame:?}")
+    };
+    assert_eq!(a.operation(), ArpOperation::REQUEST);
+    assert_eq!(a.sender_hw_addr(), &MAC);
+    assert_eq!(a.sender_protocol_addr(), &[192, 0, 2, 2]);
+    assert_eq!(&frame[..6], &[0xff; 6]);
+    a.target_protocol_addr().try_into().unwrap()
+}
+
+fn reply_from(ip: [u8; 4], mac: [u8; 6]) -> Packet {
+    let mut f = vec![0u8; 60];
+    let a = Arp {
+        op: super::super::ARP_REPLY,
+        sender_mac: mac,
+        sender_ip: ip,
+        target_mac: MAC,
+        target_ip: [192, 0, 2, 2],
+    };
+    a.write(MAC, &mut f);
+    Packet::from_bytes(&f)
+}
+
+#[test]
+fn holds_asks_then_releases_with_the_ethernet_header() {
+    let mut r = Rig::new("");
+    let (got, _) = r.push(
+        0,
+        0,
+        vec![ip_to([192, 0, 2, 9], None), ip_to([192, 0, 2, 9], None)],
+    );
+    assert_eq!(got.len(), 1, "one request for two packets");
+    assert_eq!(request_target(&got[0]), [192, 0, 2, 9]);
+    let (got, out) = r.push(0, 1, vec![ip_to([192, 0, 2, 9], None)]);
+    assert!(got.is_empty());
+    assert_eq!(out.drops(HOLD_FULL), 1);
+    let (got, _) = r.push(1, 2, vec![reply_from([192, 0, 2, 9], PEER)]);
+    assert_eq!(got.len(), 2, "the held packets go");
+    for f in &got {
+        assert_eq!((&f[..6], &f[6..12]), (&PEER[..], &MAC[..]));
+        assert_eq!(&f[30..34], &[192, 0, 2, 9]);
+    }
+    let (got, _) = r.push(0, 3, vec![ip_to([192, 0, 2, 9], None)]);
+    assert_eq!(&got[0][..6], &PEER);
+    // The next hop annotation wins over the destination.
+    let (got, _) = r.push(0, 4, vec![ip_to([8, 8, 8, 8], Some([192, 0, 2, 9]))]);
+    assert_eq!(&got[0][..6], &PEER);
+    let (got, _) = r.push(0, 5, vec![ip_to([8, 8, 8, 8], Some([192, 0, 2, 1]))]);
+    assert_eq!(request_target(&got[0]), [192, 0, 2, 1]);
+    let rows = r.e.read("table", &HandlerCx::new(5, 0)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn retries_then_gives_up_and_counts_the_held_packets() {
+    let mut r = Rig::new("retry = \"1s\"\ntries = 2");
+    let (got, _) = r.push(0, 0, vec![ip_to([192, 0, 2, 7], None)]);
+    assert_eq!(got.len(), 1);
+    let (got, _) = r.push(0, SEC / 2, vec![]);
+    assert!(got.is_empty(), "no retry before `retry`");
+    let (got, _) = r.push(0, SEC, vec![]);
+    assert_eq!(request_target(&got[0]), [192, 0, 2, 7], "second try");
+    let (got, out) = r.push(0, 2 * SEC, vec![]);
+    assert!(got.is_empty());
+    assert_eq!(out.drops(UNRESOLVED), 1, "gave up after two tries");
+    // The entry is gone: a new packet asks again from the start.
+    let (got, _) = r.push(0, 2 * SEC + 1, vec![ip_to([192, 0, 2, 7], None)]);
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn full_table_and_expired_entries() {
+    let mut r = Rig::new("capacity = 1\ntimeout = \"10s\"");
+    r.push(0, 0, vec![ip_to([192, 0, 2, 9], None)]);
+    let (_, out) = r.push(0, 0, vec![ip_to([192, 0, 2, 10], None)]);
+    assert_eq!(out.drops(TABLE_FULL), 1);
+    let (got, _) = r.push(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
+    assert_eq!(got.len(), 1);
+    let (got, _) = r.push(0, 11 * SEC, vec![ip_to([192, 0, 2, 9], None)]);
+    assert_eq!(
+        request_target(&got[0]),
+        [192, 0, 2, 9],
+        "asked again after the timeout"
+    );
+    let (_, out) = r.push(0, 11 * SEC, vec![Packet::from_bytes(&[0; 60])]);
+    assert_eq!(out.drops(WRONG_INPUT), 1);
+    // Held packets are counted when the run ends.
+    let mut cx = Context::new(&mut r.pool, 12 * SEC, 0);
+    let mut out = Output::new(1, DROP_REASONS.len());
+    r.e.finish(&mut cx, &mut out);
+    assert_eq!(out.drops(UNRESOLVED), 1);
+}

@@ -1,0 +1,144 @@
+use super::*;
+use crate::config::configure_element;
+use crate::element::{Context, Element, Output, Registry};
+use crate::elements::route::NEXT_HOP_ANNO;
+use crate::packet::{Batch, Pool};
+use etherparse::{Icmpv6Type, NetHeaders, PacketHeaders, TransportHeader};
+use testkit::frame::{Frame, Ip};
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const PEER: [u8; 6] = [2, 0, 0, 0, 9, 9];
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// Pushes `pkts` into `e`'s `input`; the frames out.
+fn push(
+    e: &mut Box<dyn Element>,
+    pool: &mut Pool,
+    input: usize,
+    pkts: Vec<Packet>,
+) -> Vec<Vec<u8>> {
+    let mut cx = Context::new(pool, 0, 0);
+    let mut out = Output::new(1, DROP_REASONS.len());
+    let mut b: Batch = pkts.into_iter().collect();
+    e.push(&mut cx, input, &mut b, &mut out);
+    out.batch(0).iter().map(|p| p.data().to_vec()).collect()
+}
+
+/// Checks `f` is an NS or NA with a right ICMPv6 checksum (an independent
+/// sum over the pseudo-header) and hop limit 255; (type, IPv6 dst, target).
+fn check(f: &[u8]) -> (u8, Ipv6Addr, Ipv6Addr) {
+    let h = PacketHeaders::from_ethernet_slice(f).unwrap();
+    let Some(NetHeaders::Ipv6(ip, _)) = h.net else {
+        panic!("not IPv6")
+    };
+    assert_eq!(ip.hop_limit, 255);
+    let Some(TransportHeader::Icmpv6(icmp)) = h.transport else {
+        panic!("not ICMPv6")
+    };
+    let payload = &f[54 + 8..];
+    assert_eq!(
+        icmp.icmp_type
+            .calc_checksum(ip.source, ip.destination, payload)
+            .unwrap(),
+        icmp.checksum
+    );
+    let ty = match icmp.icmp_type {
+        Icmpv6Type::Unknown { type_u8, .. } => type_u8,
+        other => other.type_u8(),
+    };
+    (
+        ty,
+        Ipv6Addr::from(ip.destination),
+        Ipv6Addr::from(<[u8; 16]>::try_from(&f[62..78]).unwrap()),
+    )
+}
+
+#[test]
+fn querier_solicits_the_solicited_node_address_and_releases_on_advertisement() {
+    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"";
+    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
+        .unwrap()
+        .instantiate(0);
+    let mut pool = Pool::new(16);
+    let src = v6("fd00::1").octets();
+    let mut p =
+        Packet::from_bytes(&Frame::udp(Ip::v6(src, v6("2001:db8::9").octets()), 1, 2).build());
+    // Via fe80::1:2:3:4.
+    p.anno_mut()[NEXT_HOP_ANNO] = 0x0001_0002;
+    p.anno_mut()[NEXT_HOP_ANNO + 1] = 0x0003_0004;
+    let got = push(&mut e, &mut pool, 0, vec![p]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0][..6], &[0x33, 0x33, 0xff, 0x03, 0x00, 0x04]);
+    assert_eq!(
+        check(&got[0]),
+        (NS, v6("ff02::1:ff03:4"), v6("fe80::1:2:3:4"))
+    );
+    assert_eq!(&got[0][80..86], &MAC, "source link-layer address option");
+    let mut na = vec![0u8; nd::ND_FRAME];
+    nd::write(
+        &mut na,
+        MAC,
+        PEER,
+        v6("fe80::1:2:3:4"),
+        v6("fe80::2:1"),
+        NA,
+        0x60,
+        v6("fe80::1:2:3:4"),
+    );
+    let got = push(&mut e, &mut pool, 1, vec![Packet::from_bytes(&na)]);
+    assert_eq!(got.len(), 1, "the held packet goes");
+    assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
+    assert_eq!(
+        &got[0][38..54],
+        &v6("2001:db8::9").octets(),
+        "the packet itself"
+    );
+}
+
+#[test]
+fn responder_advertises_its_addresses_only() {
+    let toml = "ipv6 = [\"fd00:1::1\", \"fe80::1\"]\nmac = \"02:00:00:00:02:01\"";
+    let mut e = configure_element(&Registry::builtin(), &[], "NdResponder", toml)
+        .unwrap()
+        .instantiate(0);
+    let mut pool = Pool::new(0);
+    let ns = |src: &str, target: &str| {
+        let mut f = vec![0u8; nd::ND_FRAME];
+        let t = v6(target);
+        nd::write(
+            &mut f,
+            nd::multicast_mac(nd::solicited_node(t)),
+            PEER,
+            v6(src),
+            nd::solicited_node(t),
+            NS,
+            0,
+            t,
+        );
+        Packet::from_bytes(&f)
+    };
+    let got = push(
+        &mut e,
+        &mut pool,
+        0,
+        vec![
+            ns("fd00:1::9", "fd00:1::1"),
+            ns("fd00:1::9", "fd00:1::2"),
+            ns("::", "fe80::1"),
+        ],
+    );
+    assert_eq!(got.len(), 2);
+    assert_eq!(&got[0][..6], &PEER);
+    assert_eq!(check(&got[0]), (NA, v6("fd00:1::9"), v6("fd00:1::1")));
+    assert_eq!(got[0][58], 0xe0, "router, solicited, override");
+    assert_eq!(&got[0][80..86], &MAC, "target link-layer address option");
+    assert_eq!(&got[0][22..38], &v6("fd00:1::1").octets());
+    assert_eq!(check(&got[1]), (NA, v6("ff02::1"), v6("fe80::1")));
+    assert_eq!(
+        got[1][58], 0xa0,
+        "no solicited flag for duplicate address detection"
+    );
+}

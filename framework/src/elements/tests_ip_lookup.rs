@@ -1,0 +1,209 @@
+use super::*;
+use crate::config::configure_element;
+use crate::element::Registry;
+use crate::packet::{Packet, Pool};
+use testkit::frame::{Frame, Ip};
+
+fn element(toml: &str) -> (Box<dyn Element>, usize) {
+    let c = configure_element(&Registry::builtin(), &[], "IpLookup", toml).unwrap();
+    (c.instantiate(0), c.outputs)
+}
+
+fn v4(dst: [u8; 4]) -> Packet {
+    Packet::from_bytes(&Frame::udp(Ip::v4([10, 0, 0, 1], dst), 1, 2).build())
+}
+
+fn v6(dst: &str) -> Packet {
+    let d: std::net::Ipv6Addr = dst.parse().unwrap();
+    let src = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    Packet::from_bytes(&Frame::udp(Ip::v6(src, d.octets()), 1, 2).build())
+}
+
+/// Pushes `pkts` one at a time; (output, annotation words 2 and 3) of each,
+/// `None` for a drop.
+fn route(
+    e: &mut Box<dyn Element>,
+    outputs: usize,
+    pkts: Vec<Packet>,
+) -> Vec<Option<(usize, [u32; 2])>> {
+    let mut pool = Pool::new(0);
+    let mut cx = Context::new(&mut pool, 0, 0);
+    pkts.into_iter()
+        .map(|p| {
+            let mut out = Output::new(outputs, DROP_REASONS.len());
+            let mut b: Batch = std::iter::once(p).collect();
+            e.push(&mut cx, 0, &mut b, &mut out);
+            (0..outputs).find_map(|o| {
+                out.batch(o)
+                    .first()
+                    .map(|p| (o, [p.anno()[NEXT_HOP_ANNO], p.anno()[NEXT_HOP_ANNO + 1]]))
+            })
+        })
+        .collect()
+}
+
+const CONFIG: &str = r#"
+outputs = 3
+no_route = 2
+routes = [
+  "192.168.1.0/24 -> 0",
+  "0.0.0.0/0 -> 1 via 203.0.113.1",
+  "10.0.0.0/8 -> 1 via 192.168.1.254",
+  "10.1.2.3 -> 0",
+  "fd00:1::/64 -> 0",
+  "2001:db8::/32 -> 1 via fe80::1:2:3:4",
+]
+"#;
+
+#[test]
+fn routes_by_longest_prefix_with_the_next_hop_annotation() {
+    let (mut e, n) = element(CONFIG);
+    let got = route(
+        &mut e,
+        n,
+        vec![
+            v4([192, 168, 1, 7]),
+            v4([8, 8, 8, 8]),
+            v4([10, 9, 9, 9]),
+            v4([10, 1, 2, 3]),
+            v6("fd00:1::5"),
+            v6("2001:db8:ff::1"),
+            v6("2001:db9::1"),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            Some((0, [0, 0])),
+            Some((1, [u32::from_be_bytes([203, 0, 113, 1]), 0])),
+            Some((1, [u32::from_be_bytes([192, 168, 1, 254]), 0])),
+            Some((0, [0, 0])),
+            Some((0, [0, 0])),
+            Some((1, [0x0001_0002, 0x0003_0004])),
+            Some((2, [0, 0])),
+        ]
+    );
+}
+
+#[test]
+fn unrouted_and_non_ip_packets_are_counted_drops_without_no_route() {
+    let (mut e, _) = element("outputs = 1\nroutes = [\"10.0.0.0/8 -> 0\"]");
+    let mut pool = Pool::new(0);
+    let mut cx = Context::new(&mut pool, 0, 0);
+    let mut out = Output::new(1, DROP_REASONS.len());
+    let mut arp = vec![0u8; 60];
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut b: Batch = vec![
+        v4([11, 0, 0, 1]),
+        v6("2001:db8::1"),
+        Packet::from_bytes(&arp),
+        v4([10, 0, 0, 1]),
+    ]
+    .into_iter()
+    .collect();
+    e.push(&mut cx, 0, &mut b, &mut out);
+    assert_eq!(out.batch(0).len(), 1);
+    assert_eq!(out.drops(NO_ROUTE), 2);
+    assert_eq!(out.drops(NOT_IP), 1);
+}
+
+#[test]
+fn handlers_add_and_remove_routes_at_run_time() {
+    let (mut e, n) = element(CONFIG);
+    let cx = HandlerCx::new(0, 0);
+    assert_eq!(
+        route(&mut e, n, vec![v4([172, 16, 0, 1])]),
+        vec![Some((1, [0xcb00_7101, 0]))]
+    );
+    let a = e
+        .write("add", "172.16.0.0/12 -> 0 via 192.168.1.9", &cx)
+        .unwrap();
+    assert_eq!(a, "172.16.0.0/12 -> 0 via 192.168.1.9");
+    assert_eq!(
+        route(&mut e, n, vec![v4([172, 16, 0, 1])]),
+        vec![Some((0, [0xc0a8_0109, 0]))]
+    );
+    e.write("remove", "172.16.0.0/12", &cx).unwrap();
+    e.write("remove", "0.0.0.0/0", &cx).unwrap();
+    assert_eq!(
+        route(&mut e, n, vec![v4([172, 16, 0, 1])]),
+        vec![Some((2, [0, 0]))]
+    );
+    assert!(e
+        .write("remove", "0.0.0.0/0", &cx)
+        .unwrap_err()
+        .contains("no route"));
+    assert!(e
+        .write("add", "1.0.0.0/8 -> 3", &cx)
+        .unwrap_err()
+        .contains("below 3"));
+    e.write("add", "::/0 -> 1 via fe80::9", &cx).unwrap();
+    assert_eq!(
+        route(&mut e, n, vec![v6("2001:db9::1")]),
+        vec![Some((1, [0, 9]))]
+    );
+    let routes = e.read("routes", &cx).unwrap();
+    assert_eq!(routes[0], "10.0.0.0/8 -> 1 via 192.168.1.254");
+    assert_eq!(routes.as_array().unwrap().len(), 6);
+    assert_eq!(e.read("size", &cx).unwrap()["ipv6"], 3);
+}
+
+#[test]
+fn generated_tables_and_route_files_load() {
+    let (mut e, n) = element(
+        "outputs = 2\ngenerate_ipv4 = 5000\ngenerate_ipv6 = 3000\nroutes = [\"0.0.0.0/0 -> 1\"]",
+    );
+    let cx = HandlerCx::new(0, 0);
+    let size = e.read("size", &cx).unwrap();
+    assert_eq!(
+        (size["ipv4"].as_u64(), size["ipv6"].as_u64()),
+        (Some(5001), Some(3000))
+    );
+    assert!(route(&mut e, n, vec![v4([240, 0, 0, 1])])[0].is_some());
+
+    let dir = std::env::temp_dir().join(format!("hpnf-rtfile-{}", std::process::id()));
+    std::fs::write(
+        &dir,
+        "# comment\n10.0.0.0/8 -> 1  # to the core\n\n2001:db8::/32 -> 0\n",
+    )
+    .unwrap();
+    let (mut e, n) = element(&format!(
+        "outputs = 2\nroute_file = {:?}",
+        dir.display().to_string()
+    ));
+    assert_eq!(
+        route(&mut e, n, vec![v4([10, 0, 0, 1]), v6("2001:db8::1")]),
+        vec![Some((1, [0, 0])), Some((0, [0, 0]))]
+    );
+    std::fs::write(&dir, "10.0.0.0/8 -> 1\nnonsense\n").unwrap();
+    let err = configure_element(
+        &Registry::builtin(),
+        &[],
+        "IpLookup",
+        &format!("outputs = 2\nroute_file = {:?}", dir.display().to_string()),
+    )
+    .unwrap_err()
+    .to_string();
+    std::fs::remove_file(&dir).unwrap();
+    assert!(
+        err.contains(":2:") && err.contains("PREFIX -> OUTPUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_routes_are_parameter_errors() {
+    for (toml, want) in [
+        ("outputs = 2\nroutes = [\"10.0.0.0/8 -> 2\"]", "below 2"),
+        ("outputs = 2\nno_route = 2", "below outputs"),
+        (
+            "outputs = 1\nno_route = 0\ngenerate_ipv4 = 10",
+            "other than no_route",
+        ),
+    ] {
+        let err = configure_element(&Registry::builtin(), &[], "IpLookup", toml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{toml}: {err}");
+    }
+}
