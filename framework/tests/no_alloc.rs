@@ -19,12 +19,14 @@ static ALLOC: CountingAlloc = CountingAlloc;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A graph that exercises parsing, classification, rewriting with checksum
-/// updates, copying (Tee), counting and dropping with reasons.
+/// updates, copying (Tee), counting, source NAT, policing and dropping with
+/// reasons.
 const GRAPH: &str = r#"
 connections = [
   "gen -> cls",
   "cls[0] -> tee",
-  "tee[0] -> cnt -> discard",
+  "tee[0] -> cnt -> [0]snat[0] -> pol -> discard",
+  "snat[1] -> discard",
   "tee[1] -> nat -> swap -> discard",
   "cls[1] -> discard",
 ]
@@ -49,6 +51,15 @@ class = "Rewrite"
 ip_src = "192.0.2.1"
 src_port = 40000
 dec_ttl = true
+[elements.snat]
+class = "Nat44"
+external = ["192.0.2.1"]
+max_mappings = 4096
+hash_seed = 1
+[elements.pol]
+class = "Policer"
+mode = "trtcm"
+classes = [{ cir = "1M", cbs = 3000, pir = "2M", pbs = 6000 }]
 [elements.swap]
 class = "EtherMirror"
 ip = true

@@ -221,6 +221,37 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 }
 
+/// Where address and port translation (RFC 3022) rewrites a transport
+/// header: byte offsets from the start of a TCP, UDP or ICMP header, for
+/// code that may see only the first 8 bytes of one (the datagram quoted by
+/// an ICMP error), where the typed views, which need the whole fixed
+/// header, do not apply.
+pub mod napt {
+    use super::super::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+    use super::{icmp, tcp, udp};
+
+    /// Source port of TCP and UDP (the same place in both).
+    pub const SRC_PORT: usize = tcp::SRC_PORT.start;
+    /// Destination port of TCP and UDP.
+    pub const DST_PORT: usize = tcp::DST_PORT.start;
+    /// Identifier of an ICMP query (echo, timestamp: RFC 792).
+    pub const ICMP_ID: usize = icmp::ECHO_ID.start;
+    /// Length of an ICMP header: an ICMP error's quoted datagram follows it.
+    pub const ICMP_HLEN: usize = 8;
+
+    /// Offset of the checksum in a header of IP protocol `proto` (TCP, UDP,
+    /// ICMP), or `None` for another protocol.
+    #[inline]
+    pub fn checksum_at(proto: u8) -> Option<usize> {
+        match proto {
+            IPPROTO_TCP => Some(tcp::CHECKSUM.start),
+            IPPROTO_UDP => Some(udp::CHECKSUM.start),
+            IPPROTO_ICMP => Some(icmp::CHECKSUM.start),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,13 @@ const SCENARIOS: &[Scenario] = &[
         gens: GEN,
     },
     Scenario {
+        name: "nat44",
+        what: "generator (65,536 UDP flows) -> Nat44 (source NAT, inside to outside) -> Counter -> Discard",
+        config: include_str!("../../../configs/bench/nat44.toml"),
+        file: "configs/bench/nat44.toml",
+        gens: GEN,
+    },
+    Scenario {
         name: "lookup4",
         what: "generator (scattered destinations) -> IpLookup (900,000 IPv4 prefixes) -> Discard",
         config: include_str!("../../../configs/bench/lookup4.toml"),

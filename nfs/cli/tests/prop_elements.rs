@@ -125,6 +125,24 @@ rules = [
         r#""a -> [0]x[0] -> b", "b -> [1]x[1] -> a""#,
     ),
     (
+        "Nat44",
+        r#"class = "Nat44"
+external = ["192.0.2.1"]
+ports = "1024-1031"
+max_mappings = 4
+hash_seed = 1
+forwards = [{ proto = "udp", port = 53, to = "10.0.0.2:53" }]"#,
+        r#""a -> [0]x[0] -> b", "b -> [1]x[1] -> a""#,
+    ),
+    (
+        "Policer",
+        r#"class = "Policer"
+mode = "trtcm"
+classes = [{ cir = "1M", cbs = 20000, pir = "2M", pbs = 40000 }, { cir = "5k", cbs = 200, pir = "5k", pbs = 200 }]
+unit = "bits""#,
+        r#""a -> [0]x[0] -> b", "b -> [1]x[1] -> a""#,
+    ),
+    (
         "SynGuard",
         r#"class = "SynGuard"
 rate = 5
