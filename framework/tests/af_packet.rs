@@ -606,7 +606,11 @@ fn a_graph_runs_over_a_veth_pair_with_auto_picking_af_xdp() {
     .unwrap();
     let by_name = |n: &str| report.ports.iter().find(|p| p.name == n).unwrap();
     assert_eq!(by_name("a").driver, "af_packet");
-    assert_eq!(by_name("b").driver, "af_xdp", "auto without hpio, AF_XDP next");
+    assert_eq!(
+        by_name("b").driver,
+        "af_xdp",
+        "auto without hpio, AF_XDP next"
+    );
     assert_eq!(by_name("a").tx.packets, N);
     assert_eq!(by_name("b").rx.packets, N, "{report}");
     assert_eq!(by_name("b").rx.bytes, N * 128);

@@ -9,6 +9,7 @@
 //! `ports.NAME.KEY=VALUE`.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use hpio_nf::config::{Config, ConfigErrors};
 use hpio_nf::element::Registry;
 use hpio_nf::elements::classify;
 use hpio_nf::packet::Packet;
+use hpio_nf::port::auto::HPIO_DEV_DIR;
 use hpio_nf::port::{PortSpec, QueueStats};
 
 /// The options that pick and configure a port.
@@ -27,7 +29,9 @@ pub(crate) struct PortArgs {
     #[arg(short = 'i', long, value_name = "IFNAME")]
     pub interface: Option<String>,
     /// Port driver: `auto` (hpio when the module serves the interface, else
-    /// af_packet), `af_packet`, or any other (`pcap`, `generator`) with --param.
+    /// af_packet; never af_xdp, which takes the interface's frames away from
+    /// the kernel), `af_packet`, `af_xdp`, or any other (`pcap`,
+    /// `generator`) with --param.
     #[arg(long, value_name = "DRIVER", default_value = "auto")]
     pub driver: String,
     /// A driver parameter, as in a config's port table: `queues=2`,
@@ -40,7 +44,7 @@ impl PortArgs {
     /// The `[ports.NAME]` table of this port, with `extra` lines (driver
     /// parameters the tool sets itself, unless `--param` sets them).
     pub fn table(&self, name: &str, extra: &[(&str, String)]) -> String {
-        let mut t = format!("[ports.{name}]\ndriver = {}\n", toml_str(&self.driver));
+        let mut t = format!("[ports.{name}]\ndriver = {}\n", toml_str(self.driver()));
         if let Some(i) = &self.interface {
             let _ = writeln!(t, "interface = {}", toml_str(i));
         }
@@ -50,6 +54,18 @@ impl PortArgs {
             }
         }
         t
+    }
+
+    /// The driver to open. For the tools `auto` means hpio when the module
+    /// serves the interface, else AF_PACKET, never AF_XDP: its XDP program
+    /// takes the interface's received frames away from the kernel's stack
+    /// and it sees no outgoing frames, wrong for a capture (`dump`) and for
+    /// a generator or sink beside other traffic. `--driver af_xdp` asks for it.
+    fn driver(&self) -> &str {
+        match (self.driver.as_str(), &self.interface) {
+            ("auto", Some(i)) if !Path::new(HPIO_DEV_DIR).join(i).exists() => "af_packet",
+            (d, _) => d,
+        }
     }
 
     /// Fails when the driver needs an interface and neither `-i` nor
