@@ -198,6 +198,31 @@ pub(crate) fn send_burst(
     (o, None)
 }
 
+/// A frame read from a mapped ring, copied into a fresh slot of `pool`
+/// (`wire`: its length on the wire). `Err(true)`: larger than a slot,
+/// counted in `oversize` and skipped (go on); `Err(false)`: the pool is
+/// empty (stop reading).
+#[inline]
+pub(crate) fn copy_to_slot(
+    pool: &mut Pool,
+    frame: &[u8],
+    wire: usize,
+    ts: u64,
+    oversize: &mut u64,
+) -> Result<Packet, bool> {
+    let mut p = pool.alloc().ok_or(false)?;
+    let buf = p.recv_buf();
+    let len = frame.len();
+    if len > buf.len() {
+        *oversize += 1;
+        pool.free(p);
+        return Err(true);
+    }
+    buf[..len].copy_from_slice(frame);
+    p.finish_recv(len, wire, ts);
+    Ok(p)
+}
+
 /// Receives one burst straight into pool slots: takes up to `max` fresh
 /// slots (none when the pool is empty: the frames wait in the kernel),
 /// appends them to `batch` and hands them to `call`, which fills them from

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::querier::{Protocol, Querier, COUNTERS, DROP_REASONS};
+use super::querier::{ip_header, Protocol, Querier, COUNTERS, DROP_REASONS};
 use super::table::Limits;
 use super::{ipv4_param, Arp, ARP_REQUEST};
 use crate::element::{
@@ -11,7 +11,7 @@ use crate::element::{
 };
 use crate::elements::route::next_hop_v4;
 use crate::packet::Packet;
-use crate::wire::{L3Kind, ParseStatus};
+use crate::wire::{Ipv4Packet, L3Kind};
 
 /// The `ArpQuerier` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -156,18 +156,9 @@ impl Protocol for Arp4 {
     const COLUMN: &'static str = "ipv4";
 
     fn next_hop(&self, pkt: &mut Packet) -> Option<u32> {
-        let h = pkt.headers();
-        if h.l3 != L3Kind::Ipv4
-            || matches!(
-                h.status,
-                ParseStatus::L2Truncated | ParseStatus::L3Malformed
-            )
-        {
-            return None;
-        }
-        let o = usize::from(h.l3_off) + 16;
-        let d = pkt.data();
-        let dst = Ipv4Addr::new(d[o], d[o + 1], d[o + 2], d[o + 3]);
+        let dst = Ipv4Packet::new_checked(ip_header(pkt, L3Kind::Ipv4)?)
+            .ok()?
+            .dst_addr();
         Some(u32::from(next_hop_v4(pkt, dst)))
     }
 

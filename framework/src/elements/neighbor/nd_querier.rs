@@ -4,14 +4,14 @@ use std::net::Ipv6Addr;
 
 use super::arp_querier::{limits, PARAMS, TABLE_HANDLER};
 use super::nd::{self, NA, NS};
-use super::querier::{Protocol, Querier, COUNTERS, DROP_REASONS};
+use super::querier::{ip_header, Protocol, Querier, COUNTERS, DROP_REASONS};
 use crate::element::{
     ClassInfo, ConfigCx, Configured, ElementClass, Inputs, Need, ParamError, ParamSpec, ParamType,
     Params, PortCount,
 };
 use crate::elements::route::next_hop_v6;
 use crate::packet::Packet;
-use crate::wire::{L3Kind, ParseStatus};
+use crate::wire::{Ipv6Packet, L3Kind};
 
 /// The `NdQuerier` class.
 pub const CLASS: ElementClass = ElementClass {
@@ -88,18 +88,10 @@ impl Protocol for Nd6 {
     const COLUMN: &'static str = "ipv6";
 
     fn next_hop(&self, pkt: &mut Packet) -> Option<u128> {
-        let h = pkt.headers();
-        if h.l3 != L3Kind::Ipv6
-            || matches!(
-                h.status,
-                ParseStatus::L2Truncated | ParseStatus::L3Malformed
-            )
-        {
-            return None;
-        }
-        let o = usize::from(h.l3_off) + 24;
-        let dst: [u8; 16] = pkt.data()[o..o + 16].try_into().ok()?;
-        Some(u128::from(next_hop_v6(pkt, Ipv6Addr::from(dst))))
+        let dst = Ipv6Packet::new_checked(ip_header(pkt, L3Kind::Ipv6)?)
+            .ok()?
+            .dst_addr();
+        Some(u128::from(next_hop_v6(pkt, dst)))
     }
 
     fn request(&self, key: u128, frame: &mut [u8]) -> usize {

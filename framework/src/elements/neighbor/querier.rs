@@ -7,6 +7,7 @@ use super::mac_string;
 use super::table::{Limits, Table, Verdict};
 use crate::element::{handler, Context, Element, HandlerCx, HandlerResult, Output};
 use crate::packet::{Batch, Packet};
+use crate::wire::{L3Kind, ParseStatus};
 
 hpio_nf::drop_reasons! {
     pub(crate) DROP_REASONS = [
@@ -195,4 +196,20 @@ impl<P: Protocol> Element for Querier<P> {
             .collect();
         Ok(rows.into())
     }
+}
+
+/// The bytes from the IP header of `pkt` on, when its parse found an IP
+/// header of `kind` whole enough to read (the next hop's key comes from it).
+pub(super) fn ip_header(pkt: &mut Packet, kind: L3Kind) -> Option<&[u8]> {
+    let h = pkt.headers();
+    if h.l3 != kind
+        || matches!(
+            h.status,
+            ParseStatus::L2Truncated | ParseStatus::L3Malformed
+        )
+    {
+        return None;
+    }
+    let off = usize::from(h.l3_off);
+    pkt.data().get(off..)
 }

@@ -11,6 +11,7 @@ use super::gso::{Segmenter, Src};
 use super::watch::LinkWatch;
 use super::{fix_up, Counters};
 use crate::packet::{Batch, Pool};
+use crate::port::burst::copy_to_slot;
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
 use crate::sys::RxRing;
 
@@ -67,18 +68,10 @@ impl<R: RxRing> RxQueue for RingRx<R> {
                     truncated += 1;
                     return true;
                 }
-                let Some(mut p) = pool.alloc() else {
-                    return false;
+                let mut p = match copy_to_slot(pool, frame, wire, ts, &mut oversize) {
+                    Ok(p) => p,
+                    Err(go_on) => return go_on,
                 };
-                let buf = p.recv_buf();
-                let len = frame.len();
-                if len > buf.len() {
-                    oversize += 1;
-                    pool.free(p);
-                    return true;
-                }
-                buf[..len].copy_from_slice(frame);
-                p.finish_recv(len, wire, ts);
                 fix_up(&mut p, info, &mut bad_tags, &mut csums);
                 bytes += p.len() as u64;
                 batch.push(p);

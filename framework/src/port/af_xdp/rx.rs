@@ -9,7 +9,7 @@ use super::Attached;
 use crate::packet::{Batch, Pool};
 use crate::port::af_packet::csum::complete_if_partial;
 use crate::port::af_packet::watch::LinkWatch;
-use crate::port::burst::Counters;
+use crate::port::burst::{copy_to_slot, Counters};
 use crate::port::{PortError, QueueStats, Recv, RxQueue};
 use crate::sys::xsk::XskRx;
 
@@ -69,18 +69,11 @@ impl RxQueue for XdpRx {
         let csum_fix = self.csum_fix;
         let start = batch.len();
         let (_, bad) = self.xsk.recv(want, |frame| {
-            let Some(mut p) = pool.alloc() else {
-                return false;
-            };
-            let buf = p.recv_buf();
             let len = frame.len();
-            if len > buf.len() {
-                oversize += 1;
-                pool.free(p);
-                return true;
-            }
-            buf[..len].copy_from_slice(frame);
-            p.finish_recv(len, len, ts);
+            let mut p = match copy_to_slot(pool, frame, len, ts, &mut oversize) {
+                Ok(p) => p,
+                Err(go_on) => return go_on,
+            };
             if csum_fix {
                 csums += u64::from(complete_if_partial(&mut p));
             }
