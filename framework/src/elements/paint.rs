@@ -7,7 +7,7 @@ use crate::element::{
 use crate::packet::Batch;
 
 /// Index of the annotation word holding the paint color.
-pub const PAINT_ANNO: usize = 0;
+pub const PAINT_ANNO: usize = crate::packet::anno::PAINT;
 
 /// The `Paint` class.
 pub const CLASS: ElementClass = ElementClass {

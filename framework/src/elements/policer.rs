@@ -10,8 +10,9 @@ use crate::packet::Batch;
 use serde_json::json;
 
 /// Index of the annotation word holding a packet's colour
-/// ([`GREEN`], [`YELLOW`], [`RED`]). Word 0 is Paint's colour.
-pub const COLOR_ANNO: usize = 1;
+/// ([`GREEN`], [`YELLOW`], [`RED`]); the words are listed in
+/// [`crate::packet::anno`].
+pub const COLOR_ANNO: usize = crate::packet::anno::COLOR;
 /// Colour values written to [`COLOR_ANNO`] (RFC 2697/2698's three colours).
 pub const GREEN: u32 = 0;
 /// Over the committed rate or burst, within the excess or peak one.

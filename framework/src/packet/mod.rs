@@ -14,6 +14,7 @@
 //! A packet is one thin pointer whatever its capacity (see the `slot`
 //! module, the only `unsafe` here besides the pool's bulk moves).
 
+pub mod anno;
 mod hdr;
 mod pool;
 mod slot;
@@ -62,7 +63,8 @@ pub struct Meta {
     parsed: bool,
     /// Cached parse of the headers, valid when `parsed`.
     headers: Headers,
-    /// Free-form annotations for elements (Click's "paint" and friends).
+    /// Annotations for elements (Click's "paint" and friends); the
+    /// built-in elements' words are listed in [`anno`].
     pub anno: [u32; 4],
     /// Size of the raw bytes after this line (fixed when the slot is made).
     /// Last, so that the hot fields keep the offsets they had before slots

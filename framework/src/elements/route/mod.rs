@@ -30,7 +30,7 @@ use crate::params::parse_prefix;
 pub use gen::{generate_v4, generate_v6};
 
 /// First annotation word of the next hop (see the module documentation).
-pub const NEXT_HOP_ANNO: usize = 2;
+pub const NEXT_HOP_ANNO: usize = crate::packet::anno::NEXT_HOP;
 
 /// The link-local prefix `fe80::/64` of IPv6 next hops.
 const LINK_LOCAL: u128 = 0xfe80 << 112;
