@@ -14,7 +14,8 @@
 //! reader sees either the previous table or the new one, whole.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::table::{Entry, MacTable};
@@ -78,7 +79,8 @@ impl TableFile {
     pub fn write(&mut self, table: &MacTable, now: u64, changes: u64) {
         self.last = Some((Instant::now(), changes, now));
         self.render(table, now);
-        let res = std::fs::write(&self.tmp, self.text.as_bytes())
+        let res = replaceable(&self.path)
+            .and_then(|()| std::fs::write(&self.tmp, self.text.as_bytes()))
             .and_then(|()| std::fs::rename(&self.tmp, &self.path));
         if let Err(e) = res {
             if self.errors == 0 {
@@ -141,6 +143,19 @@ fn format_duration(ns: u64) -> String {
         format!("{}ms", ns / 1_000_000)
     } else {
         format!("{}us", ns as f64 / 1e3)
+    }
+}
+
+/// Only a regular file (or none yet) may be replaced by the rename: a
+/// `table_file` naming a device such as /dev/null, or a FIFO, would be
+/// replaced by a regular file, breaking everything else that uses it.
+fn replaceable(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (the table is written to FILE.tmp and renamed over FILE)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -213,6 +228,21 @@ mod tests {
         f.write(&t, 0, 0);
         f.write(&t, 0, 0);
         assert_eq!(f.errors(), 2);
+    }
+
+    /// A table_file naming a FIFO (or a device: /dev/null) is not replaced
+    /// by a regular file: the write fails and is counted.
+    #[test]
+    fn a_file_that_is_not_regular_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let mut f = TableFile::new(path.clone(), 0, 8, S);
+        f.write(&MacTable::new(8, S), 0, 0);
+        assert_eq!(f.errors(), 1);
+        assert!(!std::fs::metadata(&path).unwrap().is_file(), "still a FIFO");
+        assert!(!dir.path().join("fifo.tmp").exists());
     }
 
     #[test]
