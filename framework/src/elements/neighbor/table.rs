@@ -44,6 +44,9 @@ pub struct Entry<K> {
     pub held: Vec<Packet>,
     /// Whether the slot is in use.
     pub used: bool,
+    /// A static entry (configured): never asked, never expired, never
+    /// changed by what is learned.
+    pub pinned: bool,
 }
 
 /// What to do with a packet for a next hop.
@@ -80,6 +83,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
                 tries: 0,
                 held: Vec::with_capacity(limits.hold),
                 used: false,
+                pinned: false,
             })
             .collect();
         Table {
@@ -114,7 +118,9 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             Some(&i) => {
                 let e = &mut self.slots[i];
                 match e.mac {
-                    Some(mac) if now.saturating_sub(e.at) < l.timeout_ns => Verdict::Send(mac, pkt),
+                    Some(mac) if e.pinned || now.saturating_sub(e.at) < l.timeout_ns => {
+                        Verdict::Send(mac, pkt)
+                    }
                     _ if e.held.len() >= l.hold => Verdict::HoldFull(pkt),
                     stale => {
                         if stale.is_some() {
@@ -166,6 +172,9 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             None => return,
         };
         let e = &mut self.slots[i];
+        if e.pinned {
+            return;
+        }
         if e.mac.is_none() {
             self.pending.retain(|&j| j != i);
         }
@@ -200,10 +209,36 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             let i = self.cursor;
             self.cursor = (self.cursor + 1) % self.slots.len();
             let e = &self.slots[i];
-            if e.used && e.mac.is_some() && now.saturating_sub(e.at) >= l.timeout_ns {
+            if e.used && !e.pinned && e.mac.is_some() && now.saturating_sub(e.at) >= l.timeout_ns {
                 self.release(i);
             }
         }
+    }
+
+    /// Adds a static entry: `key` is at `mac` for good. It takes a slot of
+    /// its own, beyond `capacity`; a second one for `key` replaces it.
+    /// Called at configure time (it may allocate).
+    pub fn pin(&mut self, key: K, mac: [u8; 6]) {
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.slots.push(Entry {
+                    key,
+                    mac: None,
+                    at: 0,
+                    tries: 0,
+                    held: Vec::new(),
+                    used: true,
+                    pinned: true,
+                });
+                self.index.insert(key, self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        let e = &mut self.slots[i];
+        (e.mac, e.pinned) = (Some(mac), true);
+        // Room for `capacity` dynamic entries besides the static ones.
+        self.index.reserve(self.limits.capacity);
     }
 
     fn release(&mut self, i: usize) {
