@@ -10,6 +10,7 @@ mod dec_ip_ttl;
 mod discard;
 mod ether_mirror;
 mod forward;
+mod icmp_echo_responder;
 mod icmp_error;
 mod ip_lookup;
 pub mod nat44;
@@ -52,6 +53,7 @@ pub fn register_builtins(r: &mut Registry) {
     r.register(ip_lookup::CLASS);
     r.register(dec_ip_ttl::CLASS);
     r.register(icmp_error::CLASS);
+    r.register(icmp_echo_responder::CLASS);
     r.register(neighbor::arp_responder::CLASS);
     r.register(neighbor::arp_querier::CLASS);
     r.register(neighbor::nd_responder::CLASS);
