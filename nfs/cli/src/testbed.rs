@@ -11,9 +11,21 @@
 //! | bridge | `hpnf-h2` | 10.0.0.2/24 | `hpnf-br1` |
 //! | firewall | `hpnf-in` | 10.0.1.2/24 | `hpnf-fw-in` |
 //! | firewall | `hpnf-out` | 10.0.1.3/24 | `hpnf-fw-out` |
+//! | gateway | `hpnf-lan` | 192.168.1.2/24, 2001:db8:1::2/64 | `hpnf-gw-lan` |
+//! | gateway | `hpnf-wan` | 203.0.113.1/24, 2001:db8:ff::1/64, fe80::ff:1 | `hpnf-gw-wan` |
 //!
-//! IPv6 is disabled in the namespaces and on the root-side interfaces so
-//! that the only traffic is what the user sends (and ARP). Offloads are
+//! The gateway's hosts are routed through the NF (configs/gateway.toml):
+//! the LAN host's default routes go to the router's LAN addresses
+//! (192.168.1.1, fe80::1); the WAN host is the router's next hop and the
+//! server behind it, with "internet" addresses on its loopback
+//! (198.51.100.10, 2001:db8:100::10) reached by the router's default
+//! routes, and a route back to the LAN's IPv6 prefix via 2001:db8:ff::2
+//! (IPv4 needs none: the LAN is masqueraded behind 203.0.113.2). IPv6 is on
+//! in those two namespaces, without duplicate address detection (addresses
+//! usable at once) and without router advertisements.
+//!
+//! Elsewhere IPv6 is disabled in the namespaces, and it is on no root-side
+//! interface, so that the only traffic is what the user sends (and ARP). Offloads are
 //! left as Linux sets them (TSO, GSO and checksum offload on), like on any
 //! stock host. Both commands
 //! are idempotent: `up` creates what is missing and (re)applies addresses
@@ -33,6 +45,9 @@ struct Host {
     addr: &'static str,
     /// The veth end in the root namespace (a config's `interface`).
     root_if: &'static str,
+    /// IPv6 on: addresses and routes set with `ip -n NETNS ARGS` after
+    /// `addr` (empty: IPv6 disabled in the namespace).
+    v6_and_routes: &'static [&'static [&'static str]],
 }
 
 /// The bridge topology (configs/bridge.toml).
@@ -41,11 +56,13 @@ const BRIDGE: [Host; 2] = [
         netns: "hpnf-h1",
         addr: "10.0.0.1/24",
         root_if: "hpnf-br0",
+        v6_and_routes: &[],
     },
     Host {
         netns: "hpnf-h2",
         addr: "10.0.0.2/24",
         root_if: "hpnf-br1",
+        v6_and_routes: &[],
     },
 ];
 
@@ -55,11 +72,72 @@ const FIREWALL: [Host; 2] = [
         netns: "hpnf-in",
         addr: "10.0.1.2/24",
         root_if: "hpnf-fw-in",
+        v6_and_routes: &[],
     },
     Host {
         netns: "hpnf-out",
         addr: "10.0.1.3/24",
         root_if: "hpnf-fw-out",
+        v6_and_routes: &[],
+    },
+];
+
+/// The gateway topology (configs/gateway.toml).
+const GATEWAY: [Host; 2] = [
+    Host {
+        netns: "hpnf-lan",
+        addr: "192.168.1.2/24",
+        root_if: "hpnf-gw-lan",
+        v6_and_routes: &[
+            &[
+                "-6",
+                "addr",
+                "replace",
+                "2001:db8:1::2/64",
+                "dev",
+                HOST_IF,
+                "nodad",
+            ],
+            &["route", "replace", "default", "via", "192.168.1.1"],
+            &[
+                "-6", "route", "replace", "default", "via", "fe80::1", "dev", HOST_IF,
+            ],
+        ],
+    },
+    Host {
+        netns: "hpnf-wan",
+        addr: "203.0.113.1/24",
+        root_if: "hpnf-gw-wan",
+        v6_and_routes: &[
+            &[
+                "-6",
+                "addr",
+                "replace",
+                "2001:db8:ff::1/64",
+                "dev",
+                HOST_IF,
+                "nodad",
+            ],
+            &[
+                "-6",
+                "addr",
+                "replace",
+                "fe80::ff:1/64",
+                "dev",
+                HOST_IF,
+                "nodad",
+            ],
+            &["addr", "replace", "198.51.100.10/32", "dev", "lo"],
+            &["-6", "addr", "replace", "2001:db8:100::10/128", "dev", "lo"],
+            &[
+                "-6",
+                "route",
+                "replace",
+                "2001:db8:1::/64",
+                "via",
+                "2001:db8:ff::2",
+            ],
+        ],
     },
 ];
 
@@ -82,7 +160,9 @@ pub(crate) enum Topology {
     Bridge,
     /// hpnf-in and hpnf-out behind hpnf-fw-in/hpnf-fw-out (configs/firewall.toml).
     Firewall,
-    /// Both.
+    /// hpnf-lan and hpnf-wan behind hpnf-gw-lan/hpnf-gw-wan (configs/gateway.toml).
+    Gateway,
+    /// All three.
     #[default]
     All,
 }
@@ -93,16 +173,21 @@ pub(crate) enum Topology {
 Topologies (host namespace, address, interface in the root namespace):
   bridge:   hpnf-h1 10.0.0.1/24 hpnf-br0,  hpnf-h2 10.0.0.2/24 hpnf-br1
   firewall: hpnf-in 10.0.1.2/24 hpnf-fw-in, hpnf-out 10.0.1.3/24 hpnf-fw-out
+  gateway:  hpnf-lan 192.168.1.2/24 2001:db8:1::2/64 hpnf-gw-lan (via 192.168.1.1, fe80::1),
+            hpnf-wan 203.0.113.1/24 2001:db8:ff::1/64 hpnf-gw-wan (server 198.51.100.10,
+            2001:db8:100::10 on its lo)
 
 Examples:
   hpio-nf testbed up bridge
   ip netns exec hpnf-h1 ping 10.0.0.2
+  hpio-nf testbed up gateway
+  ip netns exec hpnf-lan ping 198.51.100.10
   hpio-nf testbed down")]
 pub(crate) struct TestbedArgs {
     /// up or down.
     #[arg(value_enum)]
     pub action: Action,
-    /// bridge, firewall or all.
+    /// bridge, firewall, gateway or all.
     #[arg(value_enum, default_value_t = Topology::All)]
     pub topology: Topology,
 }
@@ -112,7 +197,8 @@ pub(crate) fn cmd_testbed(a: &TestbedArgs) -> anyhow::Result<ExitCode> {
     let hosts: Vec<&Host> = match a.topology {
         Topology::Bridge => BRIDGE.iter().collect(),
         Topology::Firewall => FIREWALL.iter().collect(),
-        Topology::All => BRIDGE.iter().chain(FIREWALL.iter()).collect(),
+        Topology::Gateway => GATEWAY.iter().collect(),
+        Topology::All => BRIDGE.iter().chain(&FIREWALL).chain(&GATEWAY).collect(),
     };
     for h in hosts {
         match a.action {
@@ -186,8 +272,23 @@ fn up(h: &Host) -> anyhow::Result<()> {
         ip(&["netns", "add", h.netns])?;
     }
     let ns = Some(h.netns);
-    sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
-    sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
+    let v6 = if h.v6_and_routes.is_empty() { "1" } else { "0" };
+    sysctl(ns, "net.ipv6.conf.all.disable_ipv6", v6)?;
+    sysctl(ns, "net.ipv6.conf.default.disable_ipv6", v6)?;
+    if !h.v6_and_routes.is_empty() {
+        // Set before the interface exists, so that it inherits them: no
+        // duplicate address detection, no autoconfiguration from router
+        // advertisements, no solicitations.
+        for key in [
+            "accept_dad",
+            "accept_ra",
+            "router_solicitations",
+            "dad_transmits",
+        ] {
+            sysctl(ns, &format!("net.ipv6.conf.default.{key}"), "0")?;
+            sysctl(ns, &format!("net.ipv6.conf.all.{key}"), "0")?;
+        }
+    }
     if !link_exists(h.root_if) {
         ip(&[
             "link", "add", h.root_if, "type", "veth", "peer", "name", HOST_IF, "netns", h.netns,
@@ -203,6 +304,11 @@ fn up(h: &Host) -> anyhow::Result<()> {
     ip(&["-n", h.netns, "link", "set", "lo", "up"])?;
     ip(&["-n", h.netns, "link", "set", HOST_IF, "up"])?;
     ip(&["link", "set", h.root_if, "up"])?;
+    for args in h.v6_and_routes {
+        let mut all = vec!["-n", h.netns];
+        all.extend_from_slice(args);
+        ip(&all)?;
+    }
     // Offloads stay as Linux sets them (TSO/GSO/checksum on): a host's
     // TCP sends reach the root-side interface as super-frames of up to
     // 64 KiB, which the af_packet driver cuts into wire-sized segments.
