@@ -70,6 +70,9 @@ pub struct Table<K> {
     /// Unresolved entries (slot indices): the sweep retries them.
     pending: Vec<usize>,
     cursor: usize,
+    /// The slot the last packet resolved to: a router sends most packets to
+    /// one next hop (its default gateway), which then costs no hash.
+    last: usize,
 }
 
 impl<K: Copy + Eq + Hash + Default> Table<K> {
@@ -93,6 +96,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             free: (0..limits.capacity).rev().collect(),
             pending: Vec::with_capacity(limits.capacity),
             cursor: 0,
+            last: 0,
         }
     }
 
@@ -114,8 +118,13 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     /// Routes `pkt` for next hop `key` at time `now`.
     pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
         let l = self.limits;
-        match self.index.get(&key) {
-            Some(&i) => {
+        let slot = match self.slots.get(self.last) {
+            Some(e) if e.used && e.key == key => Some(self.last),
+            _ => self.index.get(&key).copied(),
+        };
+        match slot {
+            Some(i) => {
+                self.last = i;
                 let e = &mut self.slots[i];
                 match e.mac {
                     Some(mac) if e.pinned || now.saturating_sub(e.at) < l.timeout_ns => {
