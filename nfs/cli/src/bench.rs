@@ -97,7 +97,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "gateway",
-        what: "generator (4,096 LAN flows) -> the whole configs/gateway.toml graph, LAN -> WAN (Classify, IpLookup, DecIpTtl, Nat44, ArpQuerier, Policer) -> WAN port",
+        what: "generator (4,096 LAN endpoints, 65,536 flows) -> configs/gateway.toml, LAN -> WAN (Classify, IpLookup, DecIpTtl, Nat44, ArpQuerier, Policer) -> WAN port",
         config: include_str!("../../../configs/gateway.toml"),
         file: "configs/gateway.toml",
         gens: &["lan"],
