@@ -1,0 +1,342 @@
+//! The gateway NF live (configs/gateway.toml): `hpio-nf testbed up gateway`
+//! builds a LAN namespace (`hpnf-lan`, 192.168.1.2, 2001:db8:1::2) and a
+//! WAN one (`hpnf-wan`: the next hop 203.0.113.1 and a server,
+//! 198.51.100.10 and 2001:db8:100::10, behind it), `hpio-nf run` routes
+//! between them, and the namespaces' own stacks talk through it: ping and
+//! ping6, a 10 MiB TCP transfer checked by SHA-256, UDP request and reply,
+//! traceroute and traceroute6 showing the router, the NAT's source address
+//! seen by the server, unsolicited inbound IPv4 and IPv6 dropped and
+//! counted, and the static port forward.
+//!
+//! Needs root, `ip`, `ping`, `traceroute` and `python3` (scripts/install-deps);
+//! without them the test prints a `SKIPPED:` line, or fails under
+//! `HPIO_NF_REQUIRE_ALL=1`. Run it under `flock /tmp/hpnf-net.lock`: the
+//! testbed's names are global to the machine.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::{drop_count, element, testbed};
+use hpio_nf_gateway::addr;
+use serde_json::Value;
+use testkit::Need;
+
+const LAN: &str = "hpnf-lan";
+const WAN: &str = "hpnf-wan";
+
+/// The socket helper run in the namespaces. Addresses with a `:` are IPv6.
+///
+/// - `tcp-server PORT`: accepts one connection, reads to EOF, answers
+///   `BYTES SHA256 PEER` and exits (30 s limit).
+/// - `tcp-client HOST PORT BYTES`: connects (retrying while refused, for
+///   the server to come up), sends BYTES random bytes and prints `BYTES
+///   SHA256` of what it sent, a space, and the answer.
+/// - `udp-echo PORT`: answers one datagram with `echo DATA from PEER`.
+/// - `udp-ask HOST PORT`: sends `hello` until answered (5 tries a second
+///   apart), prints the answer.
+/// - `udp-send HOST PORT COUNT`, `udp-recv PORT SECONDS` (IPv4 and IPv6):
+///   datagrams; the receiver prints `ready`, then how many arrived.
+const SOCK_PY: &str = r#"
+import hashlib, os, socket, sys, time
+def fam(host): return socket.AF_INET6 if ":" in host else socket.AF_INET
+cmd = sys.argv[1]
+if cmd == "tcp-server":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(30)
+    c, peer = s.accept(); c.settimeout(30); h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d: break
+        h.update(d); n += len(d)
+    c.sendall(f"{n} {h.hexdigest()} {peer[0]}".encode()); c.close()
+elif cmd == "tcp-client":
+    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    data = os.urandom(n); deadline = time.time() + 10
+    while True:
+        try:
+            c = socket.create_connection((host, port), timeout=10); break
+        except ConnectionRefusedError:
+            if time.time() > deadline: raise
+            time.sleep(0.1)
+    c.settimeout(30); c.sendall(data); c.shutdown(socket.SHUT_WR)
+    ans = b""
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        ans += d
+    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()}")
+elif cmd == "udp-echo":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[2])))
+    s.settimeout(20); d, peer = s.recvfrom(2048)
+    s.sendto(b"echo " + d + b" from " + peer[0].encode(), peer)
+elif cmd == "udp-ask":
+    host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM); s.settimeout(1)
+    for _ in range(5):
+        s.sendto(b"hello", (host, int(sys.argv[3])))
+        try:
+            print(s.recv(2048).decode()); break
+        except socket.timeout:
+            pass
+elif cmd == "udp-send":
+    host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM)
+    for _ in range(int(sys.argv[4])):
+        s.sendto(b"unsolicited", (host, int(sys.argv[3]))); time.sleep(0.005)
+elif cmd == "udp-recv":
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", int(sys.argv[2])))
+    s.settimeout(0.1); n = 0; end = time.time() + float(sys.argv[3])
+    print("ready", flush=True)
+    while time.time() < end:
+        try:
+            s.recv(2048); n += 1
+        except socket.timeout:
+            pass
+    print(n)
+"#;
+
+/// The testbed, the NF and the helpers of one test; dropping it stops them
+/// and removes the testbed, also when the test fails.
+struct Gateway {
+    nf: Option<common::LiveRun>,
+    helpers: Vec<Option<Child>>,
+    dir: tempfile::TempDir,
+    script: PathBuf,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("sock.py");
+        std::fs::write(&script, SOCK_PY).unwrap();
+        testbed("down", "gateway");
+        let mut g = Gateway {
+            nf: None,
+            helpers: Vec::new(),
+            dir,
+            script,
+        };
+        testbed("up", "gateway");
+        let log = g.dir.path().join("nf.log");
+        g.nf = Some(common::LiveRun::start(hpio_nf_gateway::CONFIG, &[], log));
+        g
+    }
+
+    fn log(&self) -> String {
+        self.nf.as_ref().map(|n| n.log()).unwrap_or_default()
+    }
+
+    fn report(&mut self) -> Value {
+        self.nf.as_mut().unwrap().next_report()
+    }
+
+    fn ns(netns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", netns]).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `args` in `netns`, asserts success, returns its output.
+    fn run(&self, netns: &str, args: &[&str]) -> String {
+        let out = Self::ns(netns, args).output().expect("run in namespace");
+        assert!(
+            out.status.success(),
+            "{args:?} in {netns}: {}{}\nNF log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn py(&self, netns: &str, args: &[&str]) -> String {
+        let mut all = vec!["python3", self.script.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run(netns, &all)
+    }
+
+    /// Starts the socket helper in the background; `wait` gets its output.
+    fn py_background(&mut self, netns: &str, args: &[&str]) -> usize {
+        let child = Self::ns(netns, &["python3", self.script.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        self.helpers.push(Some(child));
+        self.helpers.len() - 1
+    }
+
+    fn wait(&mut self, i: usize) -> String {
+        let child = self.helpers[i].take().expect("a helper is waited for once");
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "background helper failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Pings `dst` from the LAN until one answer comes (neighbour
+    /// resolution on both sides; up to 20 tries), then 3 that must all
+    /// be answered.
+    fn ping(&self, dst: &str) {
+        let ok = |c: &str| {
+            Self::ns(
+                LAN,
+                &["ping", "-n", "-q", "-c", c, "-i", "0.1", "-W", "1", dst],
+            )
+            .stdout(Stdio::null())
+            .status()
+            .expect("run ping")
+            .success()
+        };
+        assert!(
+            (0..20).any(|_| ok("1")),
+            "no answer to ping {dst}\nNF log:\n{}",
+            self.log()
+        );
+        assert!(ok("3"), "pings to {dst} were lost");
+    }
+
+    /// `BYTES` random bytes over TCP from `client` to `host:port` (a server
+    /// in `server`); checks they arrived whole and returns the source
+    /// address the server saw.
+    fn tcp(&mut self, server: &str, client: &str, host: &str, port: u16, bytes: u64) -> String {
+        let port = port.to_string();
+        let srv = self.py_background(server, &["tcp-server", &port]);
+        let out = self.py(client, &["tcp-client", host, &port, &bytes.to_string()]);
+        self.wait(srv);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f.len(), 5, "client output: {out}");
+        assert_eq!(f[0], bytes.to_string());
+        assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
+        f[4].to_string()
+    }
+
+    /// The hops `traceroute` (UDP probes, one per hop) shows from the LAN.
+    fn traceroute(&self, dst: &str) -> Vec<String> {
+        let v = if dst.contains(':') { "-6" } else { "-4" };
+        let out = self.run(
+            LAN,
+            &["traceroute", v, "-n", "-q", "1", "-w", "1", "-m", "4", dst],
+        );
+        out.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        drop(self.nf.take());
+        for c in self.helpers.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        testbed("down", "gateway");
+    }
+}
+
+/// Custom counter `name` of `element` in a report.
+fn counter(report: &Value, el: &str, name: &str) -> u64 {
+    element(report, el)["custom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c[0] == name)
+        .unwrap_or_else(|| panic!("no counter {name} of {el}"))[1]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn gateway_routes_nats_filters_and_forwards() {
+    let needs = [
+        Need::Root,
+        Need::Command("ip"),
+        Need::Command("ping"),
+        Need::Command("traceroute"),
+        Need::Command("python3"),
+    ];
+    if !testkit::require("gateway_routes_nats_filters_and_forwards", &needs) {
+        return;
+    }
+    let mut g = Gateway::start();
+
+    // ping and ping6 through the router, and to its own addresses.
+    g.ping(addr::SERVER_V4);
+    g.ping(addr::SERVER_V6);
+    for own in [addr::LAN_V4, addr::LAN_V6, addr::WAN_V4] {
+        g.ping(own);
+    }
+
+    // 10 MiB of TCP to the server, intact; the server sees the NAT's
+    // address.
+    let seen = g.tcp(WAN, LAN, addr::SERVER_V4, 9000, 10 << 20);
+    assert_eq!(seen, addr::WAN_V4, "the server saw the LAN's address");
+
+    // UDP request and reply.
+    let echo = g.py_background(WAN, &["udp-echo", "9001"]);
+    thread::sleep(Duration::from_millis(200));
+    let answer = g.py(LAN, &["udp-ask", addr::SERVER_V4, "9001"]);
+    g.wait(echo);
+    assert_eq!(answer, format!("echo hello from {}", addr::WAN_V4));
+
+    // traceroute: the router is the first hop, the server the second.
+    let want = |first: &str, last: &str| vec![first.to_string(), last.to_string()];
+    assert_eq!(
+        g.traceroute(addr::SERVER_V4),
+        want(addr::LAN_V4, addr::SERVER_V4)
+    );
+    assert_eq!(
+        g.traceroute(addr::SERVER_V6),
+        want(addr::LAN_V6, addr::SERVER_V6)
+    );
+
+    // Unsolicited inbound: UDP to the NAT's address (IPv4) and straight to
+    // the LAN host (IPv6) never arrives, and is counted.
+    let r0 = g.report();
+    let recv = g.py_background(LAN, &["udp-recv", "5555", "1.5"]);
+    thread::sleep(Duration::from_millis(300));
+    g.py(WAN, &["udp-send", addr::WAN_V4, "5555", "10"]);
+    g.py(WAN, &["udp-send", addr::LAN_HOST_V6, "5555", "10"]);
+    let got = g.wait(recv);
+    assert_eq!(got.lines().last(), Some("0"), "unsolicited UDP got through");
+    let r1 = g.report();
+    let no_mapping = |r: &Value| drop_count(element(r, "nat"), "no-mapping");
+    assert!(
+        no_mapping(&r1) - no_mapping(&r0) >= 10,
+        "Nat44 no-mapping: {} then {}",
+        no_mapping(&r0),
+        no_mapping(&r1)
+    );
+    let denied = |r: &Value| counter(r, "fw", "unsolicited inbound");
+    assert!(denied(&r1) - denied(&r0) >= 10, "firewall: {r1}");
+
+    // The port forward: the server reaches the LAN's service through the
+    // WAN address, and the LAN host sees the server's own address.
+    let port = addr::FORWARD_PORT;
+    let seen = g.tcp(LAN, WAN, addr::WAN_V4, port, 1 << 20);
+    assert_eq!(seen, addr::NEXT_HOP_V4);
+
+    let last = g.nf.take().unwrap().stop();
+    assert!(
+        counter(&last, "ttl4_lan", "expired") >= 1,
+        "traceroute's TTL 1"
+    );
+    assert!(counter(&last, "ttl6_lan", "expired") >= 1);
+    assert!(
+        counter(&last, "nat", "icmp-errors") >= 1,
+        "port unreachable"
+    );
+    // The uplink's meter saw the upload (at 1 Gbit/s it may drop some of
+    // a fast transfer as `red`: TCP recovers).
+    assert!(counter(&last, "pol", "green") > (10 << 20) / 1514);
+}
