@@ -21,7 +21,9 @@
 //! 11. IPv6 UDP out: the router solicits the next hop ...
 //! 12. ... which advertises itself: the datagram leaves, hop limit - 1;
 //! 13. unsolicited IPv6 from the WAN: dropped by the firewall;
-//! 14. ping to 192.168.1.1: echo reply.
+//! 14. ping to 192.168.1.1: echo reply;
+//! 15. IPv6 from the WAN to a prefix with no route: ICMPv6 destination
+//!     unreachable from 2001:db8:ff::2, back out of the WAN.
 
 use std::net::Ipv6Addr;
 use std::sync::atomic::AtomicBool;
@@ -219,6 +221,9 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
     let v6_out = Frame::udp(Ip::v6(host6, server6), 40001, 53)
         .macs(HOST_MAC, LAN_MAC)
         .payload(b"query6");
+    let lost = Frame::udp(Ip::v6(server6, v6("2001:db8:2::1")), 53, 9)
+        .macs(HOP_MAC, WAN_MAC)
+        .payload(b"lost");
     let ping = Frame::echo(Ip::v4(HOST_V4, LAN_V4), 77, 1)
         .macs(HOST_MAC, LAN_MAC)
         .payload(b"ping");
@@ -271,6 +276,7 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
                 .build(),
         ),
         (Lan, ping.build()),
+        (Wan, lost.build()),
     ];
     let o = run(&events);
 
@@ -298,6 +304,14 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
         (
             "the IPv6 datagram, hop limit 63",
             v6_out.clone().ttl(63).macs(WAN_MAC, HOP_MAC).build(),
+        ),
+        (
+            "ICMPv6 unreachable (no route), quoting the packet",
+            Frame::icmp(Ip::v6(v6("2001:db8:ff::2"), server6), 1)
+                .ttl(64)
+                .macs(WAN_MAC, HOP_MAC)
+                .payload(&lost.ip_bytes())
+                .build(),
         ),
     ];
     let lan_want = [
