@@ -25,6 +25,9 @@ struct Scenario {
     gens: &'static [&'static str],
     /// Overrides of its own, applied before the packet count's.
     extra: &'static [&'static str],
+    /// A port every packet must leave by, or the run is refused (the
+    /// figure would measure drops).
+    sink: Option<&'static str>,
 }
 
 /// The generator port of the single-source scenarios.
@@ -38,6 +41,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/discard.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "classify",
@@ -46,6 +50,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/classify.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "firewall",
@@ -54,6 +59,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/firewall.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "rewrite",
@@ -62,6 +68,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/rewrite.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "nat44",
@@ -70,6 +77,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/nat44.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "lookup4",
@@ -78,6 +86,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/lookup4.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "lookup6",
@@ -86,6 +95,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/lookup6.toml",
         gens: GEN,
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "bridge",
@@ -94,6 +104,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/bench/bridge.toml",
         gens: &["a", "b"],
         extra: &[],
+        sink: None,
     },
     Scenario {
         name: "gateway",
@@ -102,6 +113,7 @@ const SCENARIOS: &[Scenario] = &[
         file: "configs/gateway.toml",
         gens: &["lan"],
         extra: GATEWAY,
+        sink: Some("wan"),
     },
 ];
 
@@ -192,6 +204,23 @@ fn result(
             s.name,
             o.count
         );
+    }
+    if let Some(sink) = s.sink {
+        let sent: u64 = report
+            .ports
+            .iter()
+            .filter(|p| p.name == sink)
+            .map(|p| p.tx.packets)
+            .sum();
+        if sent != o.count {
+            anyhow::bail!(
+                "{}: {sent} of {} packets left by port `{sink}` (the rest were dropped or \
+                 went elsewhere: see `hpio-nf run {}`)",
+                s.name,
+                o.count,
+                s.file
+            );
+        }
     }
     let n = s.gens.len();
     let workers: Vec<WorkerResult> = report
