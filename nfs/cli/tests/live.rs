@@ -704,7 +704,14 @@ fn testbed_is_idempotent() {
     for _ in 0..2 {
         testbed("up", "all");
     }
-    for ifname in ["hpnf-br0", "hpnf-br1", "hpnf-fw-in", "hpnf-fw-out"] {
+    for ifname in [
+        "hpnf-br0",
+        "hpnf-br1",
+        "hpnf-fw-in",
+        "hpnf-fw-out",
+        "hpnf-gw-lan",
+        "hpnf-gw-wan",
+    ] {
         assert!(
             Path::new("/sys/class/net").join(ifname).exists(),
             "{ifname}"
@@ -714,13 +721,22 @@ fn testbed_is_idempotent() {
     for _ in 0..2 {
         testbed("down", "all");
     }
-    for ifname in ["hpnf-br0", "hpnf-br1", "hpnf-fw-in", "hpnf-fw-out"] {
+    for ifname in [
+        "hpnf-br0",
+        "hpnf-br1",
+        "hpnf-fw-in",
+        "hpnf-fw-out",
+        "hpnf-gw-lan",
+        "hpnf-gw-wan",
+    ] {
         assert!(
             !Path::new("/sys/class/net").join(ifname).exists(),
             "{ifname}"
         );
     }
-    for ns in ["hpnf-h1", "hpnf-h2", "hpnf-in", "hpnf-out"] {
+    for ns in [
+        "hpnf-h1", "hpnf-h2", "hpnf-in", "hpnf-out", "hpnf-lan", "hpnf-wan",
+    ] {
         assert!(!Path::new("/var/run/netns").join(ns).exists(), "{ns}");
     }
 }
