@@ -23,6 +23,11 @@ struct Scenario {
     file: &'static str,
     /// Its generator ports; the packet count is split over them.
     gens: &'static [&'static str],
+    /// Overrides of its own, applied before the packet count's.
+    extra: &'static [&'static str],
+    /// A port every packet must leave by, or the run is refused (the
+    /// figure would measure drops).
+    sink: Option<&'static str>,
 }
 
 /// The generator port of the single-source scenarios.
@@ -35,6 +40,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/discard.toml"),
         file: "configs/bench/discard.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "classify",
@@ -42,6 +49,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/classify.toml"),
         file: "configs/bench/classify.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "firewall",
@@ -49,6 +58,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/firewall.toml"),
         file: "configs/bench/firewall.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "rewrite",
@@ -56,6 +67,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/rewrite.toml"),
         file: "configs/bench/rewrite.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "nat44",
@@ -63,6 +76,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/nat44.toml"),
         file: "configs/bench/nat44.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "lookup4",
@@ -70,6 +85,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/lookup4.toml"),
         file: "configs/bench/lookup4.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "lookup6",
@@ -77,6 +94,8 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/lookup6.toml"),
         file: "configs/bench/lookup6.toml",
         gens: GEN,
+        extra: &[],
+        sink: None,
     },
     Scenario {
         name: "bridge",
@@ -84,7 +103,35 @@ const SCENARIOS: &[Scenario] = &[
         config: include_str!("../../../configs/bench/bridge.toml"),
         file: "configs/bench/bridge.toml",
         gens: &["a", "b"],
+        extra: &[],
+        sink: None,
     },
+    Scenario {
+        name: "gateway",
+        what: "generator (4,096 LAN endpoints, 65,536 flows) -> configs/gateway.toml, LAN -> WAN (Classify, IpLookup, DecIpTtl, Nat44, ArpQuerier, Policer) -> WAN port",
+        config: include_str!("../../../configs/gateway.toml"),
+        file: "configs/gateway.toml",
+        gens: &["lan"],
+        extra: GATEWAY,
+        sink: Some("wan"),
+    },
+];
+
+/// `hpio-nf bench gateway`: the shipped gateway itself, its ports replaced
+/// by generators. The LAN sends UDP from 64 hosts x 64 source ports (4,096
+/// NAT mappings) to 16 servers behind the default route; the WAN sends
+/// nothing and discards what reaches it. The WAN next hop is a static
+/// neighbour (no ARP exchange in a benchmark) and the uplink's policer
+/// marks red packets instead of dropping them, so that every packet
+/// crosses the whole path at any rate (metering costs the same).
+const GATEWAY: &[&str] = &[
+    "ports.lan={ driver = \"generator\", size = 64, src_mac = \"02:00:00:00:01:02\", \
+     dst_mac = \"02:00:00:00:01:01\", src_ip = \"192.168.1.2\", src_ip_count = 64, \
+     src_port = 1024, src_port_count = 64, dst_ip = \"198.51.100.1\", dst_ip_count = 16, \
+     dst_port = 53 }",
+    "ports.wan={ driver = \"generator\", count = 0 }",
+    "elements.arpq_wan.static=[{ ip = \"203.0.113.1\", mac = \"02:00:00:00:ff:01\" }]",
+    "elements.pol.red=\"mark\"",
 ];
 
 #[derive(serde::Serialize)]
@@ -133,10 +180,9 @@ fn overrides(s: &Scenario, o: &BenchOpts) -> Vec<String> {
     let cores: Vec<String> = (o.core..o.core + o.workers)
         .map(|c| c.to_string())
         .collect();
-    let mut v = vec![
-        format!("runtime.cores=[{}]", cores.join(",")),
-        format!("runtime.workers={}", o.workers),
-    ];
+    let mut v: Vec<String> = s.extra.iter().map(|x| x.to_string()).collect();
+    v.push(format!("runtime.cores=[{}]", cores.join(",")));
+    v.push(format!("runtime.workers={}", o.workers));
     let n = s.gens.len();
     for (i, g) in s.gens.iter().enumerate() {
         v.push(format!("ports.{g}.count={}", share(o.count, i, n)));
@@ -158,6 +204,23 @@ fn result(
             s.name,
             o.count
         );
+    }
+    if let Some(sink) = s.sink {
+        let sent: u64 = report
+            .ports
+            .iter()
+            .filter(|p| p.name == sink)
+            .map(|p| p.tx.packets)
+            .sum();
+        if sent != o.count {
+            anyhow::bail!(
+                "{}: {sent} of {} packets left by port `{sink}` (the rest were dropped or \
+                 went elsewhere: see `hpio-nf run {}`)",
+                s.name,
+                o.count,
+                s.file
+            );
+        }
     }
     let n = s.gens.len();
     let workers: Vec<WorkerResult> = report

@@ -173,6 +173,27 @@ fn a_failing_output_stops_an_endless_run_on_every_worker() {
     );
 }
 
+/// `bench gateway` runs the shipped gateway config with generator ports,
+/// and every packet crosses it to the WAN port (the bench refuses a run
+/// where some did not).
+#[test]
+fn bench_gateway_sends_every_packet_through_to_the_wan() {
+    let out = hpio_nf()
+        .args([
+            "bench", "gateway", "--count", "20000", "--runs", "1", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["scenario"], "gateway");
+    assert_eq!(v[0]["packets"], 20_000);
+}
+
 /// `bench --workers 2` runs every worker on its own share and reports each
 /// worker and the total; the packets of the workers add up to the count.
 #[test]

@@ -37,7 +37,11 @@ entry, and release the packets held for it; they are then freed.
 Time-driven work is done without a timer: when a packet for the neighbour
 comes, and once per burst (retries and giving up on unresolved neighbours,
 expiry of a few resolved ones; only when packets arrive). Each worker keeps its
-own table.",
+own table.
+
+Static neighbours (`static`, like `arp -s`) are resolved from the start and
+for good: never asked for, never expired, not changed by ARP messages, and
+not counted against `capacity`.",
         inputs: PortCount::Fixed(2),
         outputs: PortCount::Fixed(1),
         params: ARP_PARAMS,
@@ -104,7 +108,46 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
         need: Need::Default("3"),
         doc: "Requests sent before the held packets are dropped",
     },
+    ParamSpec {
+        name: "static",
+        ty: ParamType::List(&STATIC),
+        need: Need::Default("[]"),
+        doc: "Static neighbours `{ ip, mac }`: resolved for good, never asked for",
+    },
 ];
+
+const STATIC_FIELDS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "ip",
+        ty: ParamType::Ip,
+        need: Need::Required,
+        doc: "The neighbour's address",
+    },
+    ParamSpec {
+        name: "mac",
+        ty: ParamType::Mac,
+        need: Need::Required,
+        doc: "Its Ethernet address",
+    },
+];
+
+static STATIC: ParamType = ParamType::Table(STATIC_FIELDS);
+
+/// The `static` neighbours of a querier: their addresses (of the family
+/// `key` accepts: it names what it expects otherwise) and Ethernet addresses.
+pub(crate) fn static_neighbours<K>(
+    p: &Params,
+    key: impl Fn(std::net::IpAddr) -> Result<K, &'static str>,
+) -> Result<Vec<(K, [u8; 6])>, ParamError> {
+    let mut v = Vec::new();
+    for (i, t) in p.table_list("static")?.into_iter().enumerate() {
+        let nested = |e| ParamError::nested("static", Some(i), e);
+        let ip =
+            key(t.ip("ip").map_err(nested)?).map_err(|what| nested(ParamError::new("ip", what)))?;
+        v.push((ip, t.mac("mac").map_err(nested)?));
+    }
+    Ok(v)
+}
 
 fn ns(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -125,8 +168,12 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let ip = ipv4_param(p, "ipv4")?;
     let mac = p.mac("mac")?;
     let limits = limits(p)?;
+    let pinned = static_neighbours(p, |a| match a {
+        std::net::IpAddr::V4(a) => Ok(u32::from(a)),
+        _ => Err("expected an IPv4 address"),
+    })?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
-        Box::new(Querier::new(Arp4 { ip, mac }, limits))
+        Box::new(Querier::new(Arp4 { ip, mac }, limits).with_static(&pinned))
     }))
 }
 
@@ -143,6 +190,7 @@ const ARP_PARAMS: &[ParamSpec] = &[
     PARAMS[3],
     PARAMS[4],
     PARAMS[5],
+    PARAMS[6],
 ];
 
 /// ARP for IPv4 next hops.

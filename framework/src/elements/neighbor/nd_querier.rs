@@ -2,7 +2,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::arp_querier::{limits, PARAMS, TABLE_HANDLER};
+use super::arp_querier::{limits, static_neighbours, PARAMS, TABLE_HANDLER};
 use super::nd::{self, NA, NS};
 use super::querier::{ip_header, Protocol, Querier, COUNTERS, DROP_REASONS};
 use crate::element::{
@@ -28,7 +28,8 @@ gets its Ethernet header and leaves by output 0; an unresolved one is held
 solicitations from `ipv6` go to the target's solicited-node multicast
 address, every `retry`, `tries` times, before the held packets are dropped
 as `unresolved`. At most `capacity` neighbours (`table-full`); a resolved
-entry is trusted for `timeout`.
+entry is trusted for `timeout`; `static` neighbours (`{ ip, mac }`, the
+next hop's link-local address) are resolved for good, as for ArpQuerier.
 
 Input 1 takes neighbour advertisements (and solicitations carrying the
 sender's link-layer address), which resolve or refresh entries and release
@@ -63,6 +64,7 @@ const ND_PARAMS: &[ParamSpec] = &[
     PARAMS[3],
     PARAMS[4],
     PARAMS[5],
+    PARAMS[6],
 ];
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
@@ -72,8 +74,12 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     };
     let mac = p.mac("mac")?;
     let limits = limits(p)?;
+    let pinned = static_neighbours(p, |a| match a {
+        std::net::IpAddr::V6(a) => Ok(u128::from(a)),
+        _ => Err("expected an IPv6 address"),
+    })?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
-        Box::new(Querier::new(Nd6 { ip, mac }, limits))
+        Box::new(Querier::new(Nd6 { ip, mac }, limits).with_static(&pinned))
     }))
 }
 

@@ -79,6 +79,14 @@ impl<P: Protocol> Querier<P> {
         }
     }
 
+    /// The querier with the static entries `pinned` (next hop, its address).
+    pub(crate) fn with_static(mut self, pinned: &[(P::Key, [u8; 6])]) -> Querier<P> {
+        for &(key, mac) in pinned {
+            self.table.pin(key, mac);
+        }
+        self
+    }
+
     /// Sends a request for `key` to output 0.
     fn request(&mut self, cx: &mut Context<'_>, key: P::Key, out: &mut Output) {
         let Some(mut p) = cx.alloc() else {

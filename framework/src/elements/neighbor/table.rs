@@ -44,6 +44,9 @@ pub struct Entry<K> {
     pub held: Vec<Packet>,
     /// Whether the slot is in use.
     pub used: bool,
+    /// A static entry (configured): never asked, never expired, never
+    /// changed by what is learned.
+    pub pinned: bool,
 }
 
 /// What to do with a packet for a next hop.
@@ -67,6 +70,9 @@ pub struct Table<K> {
     /// Unresolved entries (slot indices): the sweep retries them.
     pending: Vec<usize>,
     cursor: usize,
+    /// The slot the last packet resolved to: a router sends most packets to
+    /// one next hop (its default gateway), which then costs no hash.
+    last: usize,
 }
 
 impl<K: Copy + Eq + Hash + Default> Table<K> {
@@ -80,6 +86,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
                 tries: 0,
                 held: Vec::with_capacity(limits.hold),
                 used: false,
+                pinned: false,
             })
             .collect();
         Table {
@@ -89,6 +96,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             free: (0..limits.capacity).rev().collect(),
             pending: Vec::with_capacity(limits.capacity),
             cursor: 0,
+            last: 0,
         }
     }
 
@@ -110,11 +118,18 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     /// Routes `pkt` for next hop `key` at time `now`.
     pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
         let l = self.limits;
-        match self.index.get(&key) {
-            Some(&i) => {
+        let slot = match self.slots.get(self.last) {
+            Some(e) if e.used && e.key == key => Some(self.last),
+            _ => self.index.get(&key).copied(),
+        };
+        match slot {
+            Some(i) => {
+                self.last = i;
                 let e = &mut self.slots[i];
                 match e.mac {
-                    Some(mac) if now.saturating_sub(e.at) < l.timeout_ns => Verdict::Send(mac, pkt),
+                    Some(mac) if e.pinned || now.saturating_sub(e.at) < l.timeout_ns => {
+                        Verdict::Send(mac, pkt)
+                    }
                     _ if e.held.len() >= l.hold => Verdict::HoldFull(pkt),
                     stale => {
                         if stale.is_some() {
@@ -166,6 +181,9 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             None => return,
         };
         let e = &mut self.slots[i];
+        if e.pinned {
+            return;
+        }
         if e.mac.is_none() {
             self.pending.retain(|&j| j != i);
         }
@@ -200,10 +218,36 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             let i = self.cursor;
             self.cursor = (self.cursor + 1) % self.slots.len();
             let e = &self.slots[i];
-            if e.used && e.mac.is_some() && now.saturating_sub(e.at) >= l.timeout_ns {
+            if e.used && !e.pinned && e.mac.is_some() && now.saturating_sub(e.at) >= l.timeout_ns {
                 self.release(i);
             }
         }
+    }
+
+    /// Adds a static entry: `key` is at `mac` for good. It takes a slot of
+    /// its own, beyond `capacity`; a second one for `key` replaces it.
+    /// Called at configure time (it may allocate).
+    pub fn pin(&mut self, key: K, mac: [u8; 6]) {
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.slots.push(Entry {
+                    key,
+                    mac: None,
+                    at: 0,
+                    tries: 0,
+                    held: Vec::new(),
+                    used: true,
+                    pinned: true,
+                });
+                self.index.insert(key, self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        let e = &mut self.slots[i];
+        (e.mac, e.pinned) = (Some(mac), true);
+        // Room for `capacity` dynamic entries besides the static ones.
+        self.index.reserve(self.limits.capacity);
     }
 
     fn release(&mut self, i: usize) {

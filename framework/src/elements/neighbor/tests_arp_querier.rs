@@ -140,3 +140,39 @@ fn full_table_and_expired_entries() {
     r.e.finish(&mut cx, &mut out);
     assert_eq!(out.drops(UNRESOLVED), 1);
 }
+
+#[test]
+fn a_static_neighbour_is_used_at_once_and_for_good() {
+    let mut r = Rig::new(
+        "capacity = 1\ntimeout = \"10s\"\n\
+         static = [{ ip = \"192.0.2.9\", mac = \"02:00:00:00:09:09\" }]",
+    );
+    let (got, _) = r.push(0, 0, vec![ip_to([8, 8, 8, 8], Some([192, 0, 2, 9]))]);
+    assert_eq!(got.len(), 1, "sent, no request");
+    assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
+    // An ARP message claiming another address changes nothing.
+    r.push(1, SEC, vec![reply_from([192, 0, 2, 9], [2, 0, 0, 0, 6, 6])]);
+    // Long past the timeout, and with the one dynamic entry in use.
+    r.push(0, 100 * SEC, vec![ip_to([192, 0, 2, 10], None)]);
+    let (got, out) = r.push(0, 1000 * SEC, vec![ip_to([192, 0, 2, 9], None)]);
+    assert_eq!(out.drops(TABLE_FULL), 0);
+    // (The sweep may send a request for .10 as well.)
+    let got: Vec<_> = got.into_iter().filter(|f| f[12..14] == [8, 0]).collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0][..6], &PEER, "still the static address");
+}
+
+#[test]
+fn a_static_neighbour_of_the_wrong_family_is_refused() {
+    let bad = |class: &str, base: &str, ip: &str| {
+        let toml = format!("{base}\nstatic = [{{ ip = \"{ip}\", mac = \"02:00:00:00:09:09\" }}]");
+        configure_element(&Registry::builtin(), &[], class, &toml)
+            .err()
+            .unwrap_or_else(|| panic!("{class} took {ip}"))
+            .to_string()
+    };
+    let arp = "ipv4 = \"192.0.2.2\"\nmac = \"02:00:00:00:02:01\"";
+    let nd = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"";
+    assert!(bad("ArpQuerier", arp, "fe80::1").contains("IPv4"));
+    assert!(bad("NdQuerier", nd, "192.0.2.9").contains("IPv6"));
+}

@@ -142,3 +142,22 @@ fn responder_advertises_its_addresses_only() {
         "no solicited flag for duplicate address detection"
     );
 }
+
+#[test]
+fn querier_sends_to_a_static_neighbour_without_soliciting() {
+    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"\n\
+                static = [{ ip = \"fe80::1:2:3:4\", mac = \"02:00:00:00:09:09\" }]";
+    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
+        .unwrap()
+        .instantiate(0);
+    let mut pool = Pool::new(16);
+    let src = v6("fd00::1").octets();
+    let mut p =
+        Packet::from_bytes(&Frame::udp(Ip::v6(src, v6("2001:db8::9").octets()), 1, 2).build());
+    p.anno_mut()[NEXT_HOP_ANNO] = 0x0001_0002;
+    p.anno_mut()[NEXT_HOP_ANNO + 1] = 0x0003_0004;
+    let got = push(&mut e, &mut pool, 0, vec![p]);
+    assert_eq!(got.len(), 1, "the packet itself, no solicitation");
+    assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
+    assert_eq!(&got[0][38..54], &v6("2001:db8::9").octets());
+}
