@@ -209,8 +209,19 @@ impl Nat44 {
                     *s = found;
                 }
             }
+            let removals = self.table.removals;
             for (i, pkt) in batch.drain(..n).enumerate() {
-                self.translate_out(pkt, keys[i], slots[i], now, out);
+                let mut slot = slots[i];
+                // A mapping made for an earlier packet of the group may
+                // have taken the place of one looked up (an expired one
+                // reclaimed): then look again.
+                if self.table.removals != removals
+                    && slot != u32::MAX
+                    && !self.table.holds(slot, keys[i])
+                {
+                    slot = u32::MAX;
+                }
+                self.translate_out(pkt, keys[i], slot, now, out);
             }
         }
     }
@@ -224,10 +235,8 @@ impl Nat44 {
             self.rare(&h, pkt, 0, now, out);
             return;
         }
-        // A mapping made for an earlier packet of the group may have taken
-        // the place of one looked up (an expired one reclaimed): check.
         let slot = match slot {
-            s if s != u32::MAX && self.table.holds(s, k) => s,
+            s if s != u32::MAX => s,
             _ => match self.table.find_inside(k) {
                 Some(s) => s,
                 None => match self.table.create(key_class(k), key_addr(k), k as u16, now) {

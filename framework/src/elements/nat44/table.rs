@@ -278,6 +278,9 @@ pub(super) struct Table {
     pub live: usize,
     pub created: u64,
     pub expired: u64,
+    /// Mappings removed so far: while it has not changed, a slot looked up
+    /// earlier still holds what it held then.
+    pub removals: u64,
 }
 
 impl Table {
@@ -309,6 +312,7 @@ impl Table {
             live: 0,
             created: 0,
             expired: 0,
+            removals: 0,
         }
     }
 
@@ -506,6 +510,7 @@ impl Table {
         self.slots[slot as usize].flags = 0;
         self.free.push(slot);
         self.live -= 1;
+        self.removals += 1;
     }
 
     /// Looks at the next `n` slots and removes the expired mappings.
