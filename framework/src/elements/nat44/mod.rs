@@ -195,9 +195,9 @@ impl Nat44 {
     fn outbound(&mut self, batch: &mut Batch, now: u64, out: &mut Output) {
         while !batch.is_empty() {
             let n = batch.len().min(GROUP);
-            let mut keys = [0u64; GROUP];
-            for (k, pkt) in keys.iter_mut().zip(batch.iter_mut()) {
-                *k = out_key(pkt);
+            let (mut keys, mut dsts) = ([0u64; GROUP], [0u32; GROUP]);
+            for ((k, d), pkt) in keys.iter_mut().zip(&mut dsts).zip(batch.iter_mut()) {
+                (*k, *d) = out_key(pkt);
                 if *k != 0 {
                     self.table.touch_inside(*k);
                 }
@@ -209,31 +209,35 @@ impl Nat44 {
                     *s = found;
                 }
             }
-            let removals = self.table.removals;
             for (i, pkt) in batch.drain(..n).enumerate() {
-                let mut slot = slots[i];
-                // A mapping made for an earlier packet of the group may
-                // have taken the place of one looked up (an expired one
-                // reclaimed): then look again.
-                if self.table.removals != removals
-                    && slot != u32::MAX
-                    && !self.table.holds(slot, keys[i])
-                {
-                    slot = u32::MAX;
+                if self.translate_out(pkt, (keys[i], dsts[i]), slots[i], now, out) {
+                    // A mapping made for this packet may have taken the
+                    // place of one looked up for a later one (an expired
+                    // one reclaimed): those look again.
+                    slots[i + 1..].fill(u32::MAX);
                 }
-                self.translate_out(pkt, keys[i], slot, now, out);
             }
         }
     }
 
     /// One packet of [`Nat44::outbound`]: `k` its key (0: not plain TCP or
-    /// UDP), `slot` its mapping as looked up (`u32::MAX`: none).
+    /// UDP) and `dst` its destination address, `slot` its mapping as looked
+    /// up (`u32::MAX`: none). Returns whether mappings were removed to make
+    /// a new one.
     #[inline(always)]
-    fn translate_out(&mut self, mut pkt: Packet, k: u64, slot: u32, now: u64, out: &mut Output) {
+    fn translate_out(
+        &mut self,
+        mut pkt: Packet,
+        (k, dst): (u64, u32),
+        slot: u32,
+        now: u64,
+        out: &mut Output,
+    ) -> bool {
         let h = pkt.headers();
+        let removals = self.table.removals;
         if k == 0 {
             self.rare(&h, pkt, 0, now, out);
-            return;
+            return self.table.removals != removals;
         }
         let slot = match slot {
             s if s != u32::MAX => s,
@@ -241,7 +245,10 @@ impl Nat44 {
                 Some(s) => s,
                 None => match self.table.create(key_class(k), key_addr(k), k as u16, now) {
                     Ok(s) => s,
-                    Err(_) => return out.drop(pkt, TABLE_FULL),
+                    Err(_) => {
+                        out.drop(pkt, TABLE_FULL);
+                        return self.table.removals != removals;
+                    }
                 },
             },
         };
@@ -255,12 +262,12 @@ impl Nat44 {
         }
         let (idx, eport) = (m.ext_idx, m.ext_port);
         let ext = self.table.externals[idx as usize];
-        let dst: u32 = Ipv4Packet::new_unchecked(&f[l3..]).dst_addr().into();
         rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
         let mut output = 0;
         if self.is_external(dst) {
             if let Err(r) = self.hairpin(f, l3, l4, h.l4_proto, now) {
-                return out.drop(pkt, r);
+                out.drop(pkt, r);
+                return self.table.removals != removals;
             }
             output = 1;
         }
@@ -268,6 +275,7 @@ impl Nat44 {
             self.first_fragment(0, f, l3, (key_addr(k), dst), output, now);
         }
         out.push(output, pkt);
+        self.table.removals != removals
     }
 
     /// Whether `addr` is one of the external addresses.
@@ -544,23 +552,23 @@ impl Nat44 {
 }
 
 /// The key of a plain TCP or UDP packet over IPv4 going out (its source
-/// endpoint), or 0 for any other packet.
+/// endpoint) and its destination address, or 0 for any other packet.
 #[inline(always)]
-fn out_key(pkt: &mut Packet) -> u64 {
+fn out_key(pkt: &mut Packet) -> (u64, u32) {
     let h = pkt.headers();
     let class = match h.l4_proto {
         IPPROTO_TCP => TCP,
         IPPROTO_UDP => UDP,
-        _ => return 0,
+        _ => return (0, 0),
     };
     if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag == FragKind::Later) {
-        return 0;
+        return (0, 0);
     }
     let f = pkt.data();
-    let src: u32 = Ipv4Packet::new_unchecked(&f[h.l3_off as usize..])
-        .src_addr()
-        .into();
-    key(class, src, be16(f, h.l4_off as usize + napt::SRC_PORT))
+    let ip = Ipv4Packet::new_unchecked(&f[h.l3_off as usize..]);
+    let (src, dst): (u32, u32) = (ip.src_addr().into(), ip.dst_addr().into());
+    let sport = be16(f, h.l4_off as usize + napt::SRC_PORT);
+    (key(class, src, sport), dst)
 }
 
 /// The protocol class and address of a [`key`].

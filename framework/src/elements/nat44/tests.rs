@@ -619,3 +619,28 @@ fn inside_hosts_reach_each_other_through_the_external_address() {
     e.stats(&mut |n, v| s.push((n.to_string(), v)));
     assert!(s.contains(&(HAIRPINNED.to_string(), 4)), "{s:?}");
 }
+
+#[test]
+fn a_slot_reclaimed_within_a_group_is_looked_up_again() {
+    let mut e = nat(&format!(
+        "{BASE}max_mappings = 4\ntimeouts = {{ udp = \"1s\" }}"
+    ));
+    one(&mut *e, 0, &udp(HOST2, 5000, SERVER, 53), 0);
+    let fresh: Vec<Vec<u8>> = (0..3)
+        .map(|i| udp(HOST2, 6000 + i, SERVER, 53).build())
+        .collect();
+    assert_eq!(push(&mut *e, 0, &fresh, 2 * S).out[0].len(), 3);
+    // HOST2:5000's mapping has expired: the new one of HOST:7000 takes its
+    // slot; HOST2:5000, looked up before that, must not use it.
+    let p = push(
+        &mut *e,
+        0,
+        &[
+            udp(HOST, 7000, SERVER, 53).build(),
+            udp(HOST2, 5000, SERVER, 53).build(),
+        ],
+        2 * S,
+    );
+    assert_eq!(p.out[0], vec![udp(EXT, 7000, SERVER, 53).build()]);
+    assert_eq!(p.drops.drops(TABLE_FULL), 1);
+}
