@@ -1,6 +1,7 @@
 //! `Nat44`: source NAT (masquerade) for IPv4 with endpoint-independent
 //! mapping, ICMP error translation and static port forwards.
 
+mod frag;
 mod handlers;
 mod params;
 mod table;
@@ -8,9 +9,11 @@ mod translate;
 
 use std::sync::Arc;
 
+use self::frag::{Datagram, Frags, Translation};
 use self::params::{configure, PARAMS};
 use self::table::{key, Table, Timeouts, CLOSING, ICMP, SEEN_IN, SEEN_OUT, TCP, UDP};
-use self::translate::{is_error, is_reply, is_request, quoted, rewrite, translate_error, End};
+use self::translate::{is_error, is_reply, is_request, quoted, rewrite, rewrite_addr};
+use self::translate::{translate_error, End};
 use crate::element::{
     ClassInfo, Context, Element, ElementClass, HandlerCx, HandlerResult, Output, PortCount,
 };
@@ -28,7 +31,10 @@ hpio_nf::drop_reasons! {
         TABLE_FULL = "table-full",
         /// From outside, for an external port another worker owns.
         OTHER_WORKER = "other-worker",
-        /// An IPv4 fragment (no ports to translate by).
+        /// A later IPv4 fragment (no ports to translate by) whose first
+        /// fragment was not seen in the last 15 s on this input (it came
+        /// first, was lost or dropped, or its memory was taken by a newer
+        /// datagram).
         FRAGMENT = "fragment",
         /// Headers cut short or inconsistent.
         MALFORMED = "malformed",
@@ -46,6 +52,8 @@ hpio_nf::counters! {
         CREATED = "mappings-created": "dynamic mappings made",
         EXPIRED = "mappings-expired": "mappings removed after their idle timeout",
         ICMP_ERRORS = "icmp-errors": "ICMP errors translated (both ways)",
+        FRAGMENTS = "fragments-translated": "later IPv4 fragments translated like their first",
+        HAIRPINNED = "hairpinned": "inside packets to an external endpoint sent back inside",
         PASSED_NON_IPV4 = "passed-non-ipv4": "frames other than IPv4 passed unchanged",
     ]
 }
@@ -137,7 +145,13 @@ impl Shared {
 struct Nat44 {
     shared: Arc<Shared>,
     table: Table,
+    frags: Frags,
+    /// The lowest external address and the span up to the highest: a
+    /// quick test of whether a destination may be external.
+    ext_lo: u32,
+    ext_span: u32,
     icmp_errors: u64,
+    hairpinned: u64,
     passed_non_ipv4: u64,
 }
 
@@ -158,10 +172,16 @@ impl Nat44 {
         for f in &shared.forwards {
             table.add_static(f.proto, f.addr, f.port, f.ext_idx, f.ext_port);
         }
+        let ext_lo = shared.externals.iter().copied().min().unwrap_or(0);
+        let ext_hi = shared.externals.iter().copied().max().unwrap_or(0);
         Nat44 {
             shared,
             table,
+            frags: Frags::new(),
+            ext_lo,
+            ext_span: ext_hi - ext_lo,
             icmp_errors: 0,
+            hairpinned: 0,
             passed_non_ipv4: 0,
         }
     }
@@ -175,9 +195,9 @@ impl Nat44 {
     fn outbound(&mut self, batch: &mut Batch, now: u64, out: &mut Output) {
         while !batch.is_empty() {
             let n = batch.len().min(GROUP);
-            let mut keys = [0u64; GROUP];
-            for (k, pkt) in keys.iter_mut().zip(batch.iter_mut()) {
-                *k = out_key(pkt);
+            let (mut keys, mut dsts) = ([0u64; GROUP], [0u32; GROUP]);
+            for ((k, d), pkt) in keys.iter_mut().zip(&mut dsts).zip(batch.iter_mut()) {
+                (*k, *d) = out_key(pkt);
                 if *k != 0 {
                     self.table.touch_inside(*k);
                 }
@@ -190,29 +210,45 @@ impl Nat44 {
                 }
             }
             for (i, pkt) in batch.drain(..n).enumerate() {
-                self.translate_out(pkt, keys[i], slots[i], now, out);
+                if self.translate_out(pkt, (keys[i], dsts[i]), slots[i], now, out) {
+                    // A mapping made for this packet may have taken the
+                    // place of one looked up for a later one (an expired
+                    // one reclaimed): those look again.
+                    slots[i + 1..].fill(u32::MAX);
+                }
             }
         }
     }
 
     /// One packet of [`Nat44::outbound`]: `k` its key (0: not plain TCP or
-    /// UDP), `slot` its mapping as looked up (`u32::MAX`: none).
+    /// UDP) and `dst` its destination address, `slot` its mapping as looked
+    /// up (`u32::MAX`: none). Returns whether mappings were removed to make
+    /// a new one.
     #[inline(always)]
-    fn translate_out(&mut self, mut pkt: Packet, k: u64, slot: u32, now: u64, out: &mut Output) {
+    fn translate_out(
+        &mut self,
+        mut pkt: Packet,
+        (k, dst): (u64, u32),
+        slot: u32,
+        now: u64,
+        out: &mut Output,
+    ) -> bool {
         let h = pkt.headers();
+        let removals = self.table.removals;
         if k == 0 {
             self.rare(&h, pkt, 0, now, out);
-            return;
+            return self.table.removals != removals;
         }
-        // A mapping made for an earlier packet of the group may have taken
-        // the place of one looked up (an expired one reclaimed): check.
         let slot = match slot {
-            s if s != u32::MAX && self.table.holds(s, k) => s,
+            s if s != u32::MAX => s,
             _ => match self.table.find_inside(k) {
                 Some(s) => s,
                 None => match self.table.create(key_class(k), key_addr(k), k as u16, now) {
                     Ok(s) => s,
-                    Err(_) => return out.drop(pkt, TABLE_FULL),
+                    Err(_) => {
+                        out.drop(pkt, TABLE_FULL);
+                        return self.table.removals != removals;
+                    }
                 },
             },
         };
@@ -227,7 +263,102 @@ impl Nat44 {
         let (idx, eport) = (m.ext_idx, m.ext_port);
         let ext = self.table.externals[idx as usize];
         rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
-        out.push(0, pkt);
+        let mut output = 0;
+        if self.is_external(dst) {
+            if let Err(r) = self.hairpin(f, l3, l4, h.l4_proto, now) {
+                out.drop(pkt, r);
+                return self.table.removals != removals;
+            }
+            output = 1;
+        }
+        if h.frag == FragKind::First {
+            self.first_fragment(0, f, l3, (key_addr(k), dst), output, now);
+        }
+        out.push(output, pkt);
+        self.table.removals != removals
+    }
+
+    /// Whether `addr` is one of the external addresses.
+    #[inline(always)]
+    fn is_external(&self, addr: u32) -> bool {
+        addr.wrapping_sub(self.ext_lo) <= self.ext_span && self.table.externals.contains(&addr)
+    }
+
+    /// Hairpinning (RFC 4787 REQ-9): a TCP or UDP packet from inside to an
+    /// external endpoint, its source already translated, gets the
+    /// destination of that endpoint's mapping (a dynamic one or a static
+    /// forward) and goes back inside; with no mapping it is dropped as
+    /// `no-mapping`, as it would be coming from outside.
+    #[cold]
+    #[inline(never)]
+    fn hairpin(
+        &mut self,
+        f: &mut [u8],
+        l3: usize,
+        l4: usize,
+        proto: u8,
+        now: u64,
+    ) -> Result<(), crate::element::DropReason> {
+        let class = if proto == IPPROTO_TCP { TCP } else { UDP };
+        let dst: u32 = Ipv4Packet::new_unchecked(&f[l3..]).dst_addr().into();
+        let dport = be16(f, l4 + napt::DST_PORT);
+        let slot = self
+            .live_outside(key(class, dst, dport), now)
+            .ok_or(NO_MAPPING)?;
+        let m = self.table.get_mut(slot);
+        (m.last, m.packets) = (now, m.packets + 1);
+        if class == TCP {
+            m.tcp = tcp_in(m.tcp, tcp_flags_of(f, l4));
+        }
+        let (addr, port) = (m.in_addr, m.in_port);
+        rewrite(f, l3, l4, proto, End::Dst, addr, port, true);
+        self.hairpinned += 1;
+        Ok(())
+    }
+
+    /// Remembers how the first fragment of a datagram from `input` was
+    /// translated (`orig`: its source and destination before; the frame
+    /// holds them after), for its later fragments.
+    #[cold]
+    #[inline(never)]
+    fn first_fragment(
+        &mut self,
+        input: usize,
+        f: &[u8],
+        l3: usize,
+        (src, dst): (u32, u32),
+        output: usize,
+        now: u64,
+    ) {
+        let after = Datagram::of(f, l3);
+        let to = Translation {
+            src: after.src,
+            dst: after.dst,
+            output: output as u8,
+        };
+        self.frags
+            .remember(input, Datagram { src, dst, ..after }, to, now);
+    }
+
+    /// A later fragment (no transport header) from `input`: translated as
+    /// its datagram's first fragment was, to that one's output.
+    fn later_fragment(
+        &mut self,
+        f: &mut [u8],
+        l3: usize,
+        input: usize,
+        now: u64,
+    ) -> Result<usize, crate::element::DropReason> {
+        let d = Datagram::of(f, l3);
+        let to = self.frags.recall(input, &d, now).ok_or(FRAGMENT)?;
+        if to.src != d.src {
+            rewrite_addr(f, l3, End::Src, to.src);
+        }
+        if to.dst != d.dst {
+            rewrite_addr(f, l3, End::Dst, to.dst);
+        }
+        self.frags.translated += 1;
+        Ok(to.output as usize)
     }
 
     /// Outside to inside: the destination becomes the mapping's internal endpoint.
@@ -240,7 +371,7 @@ impl Nat44 {
                 IPPROTO_UDP => UDP,
                 _ => u8::MAX,
             };
-            if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None)
+            if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag == FragKind::Later)
                 || class == u8::MAX
             {
                 self.rare(&h, pkt, 1, now, out);
@@ -263,6 +394,10 @@ impl Nat44 {
             }
             let (addr, port) = (m.in_addr, m.in_port);
             rewrite(f, l3, l4, h.l4_proto, End::Dst, addr, port, true);
+            if h.frag == FragKind::First {
+                let src = Ipv4Packet::new_unchecked(&f[l3..]).src_addr().into();
+                self.first_fragment(1, f, l3, (src, dst), 1, now);
+            }
             out.push(1, pkt);
         }
     }
@@ -306,17 +441,24 @@ impl Nat44 {
             }
             return;
         }
-        let verdict = if h.frag != FragKind::None {
-            Err(FRAGMENT)
-        } else if h.status != ParseStatus::Ok {
+        let (l3, f) = (h.l3_off as usize, pkt.data_mut());
+        let verdict = if h.status != ParseStatus::Ok {
             Err(MALFORMED)
+        } else if h.frag == FragKind::Later {
+            self.later_fragment(f, l3, input, now)
         } else if h.l4_proto == IPPROTO_ICMP {
-            self.icmp(h, pkt.data_mut(), input, now)
+            let before = Datagram::of(f, l3);
+            self.icmp(h, f, input, now).map(|()| {
+                if h.frag == FragKind::First {
+                    self.first_fragment(input, f, l3, (before.src, before.dst), input, now);
+                }
+                input
+            })
         } else {
             Err(UNSUPPORTED)
         };
         match verdict {
-            Ok(()) => out.push(input, pkt),
+            Ok(output) => out.push(output, pkt),
             Err(r) => out.drop(pkt, r),
         }
     }
@@ -410,23 +552,23 @@ impl Nat44 {
 }
 
 /// The key of a plain TCP or UDP packet over IPv4 going out (its source
-/// endpoint), or 0 for any other packet.
+/// endpoint) and its destination address, or 0 for any other packet.
 #[inline(always)]
-fn out_key(pkt: &mut Packet) -> u64 {
+fn out_key(pkt: &mut Packet) -> (u64, u32) {
     let h = pkt.headers();
     let class = match h.l4_proto {
         IPPROTO_TCP => TCP,
         IPPROTO_UDP => UDP,
-        _ => return 0,
+        _ => return (0, 0),
     };
-    if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag != FragKind::None) {
-        return 0;
+    if (h.l3 != L3Kind::Ipv4) | (h.status != ParseStatus::Ok) | (h.frag == FragKind::Later) {
+        return (0, 0);
     }
     let f = pkt.data();
-    let src: u32 = Ipv4Packet::new_unchecked(&f[h.l3_off as usize..])
-        .src_addr()
-        .into();
-    key(class, src, be16(f, h.l4_off as usize + napt::SRC_PORT))
+    let ip = Ipv4Packet::new_unchecked(&f[h.l3_off as usize..]);
+    let (src, dst): (u32, u32) = (ip.src_addr().into(), ip.dst_addr().into());
+    let sport = be16(f, h.l4_off as usize + napt::SRC_PORT);
+    (key(class, src, sport), dst)
 }
 
 /// The protocol class and address of a [`key`].
@@ -483,6 +625,8 @@ impl Element for Nat44 {
         report(CREATED, self.table.created);
         report(EXPIRED, self.table.expired);
         report(ICMP_ERRORS, self.icmp_errors);
+        report(FRAGMENTS, self.frags.translated);
+        report(HAIRPINNED, self.hairpinned);
         report(PASSED_NON_IPV4, self.passed_non_ipv4);
     }
 

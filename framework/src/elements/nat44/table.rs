@@ -278,6 +278,9 @@ pub(super) struct Table {
     pub live: usize,
     pub created: u64,
     pub expired: u64,
+    /// Mappings removed so far: while it has not changed, a slot looked up
+    /// earlier still holds the mapping it held then.
+    pub removals: u64,
 }
 
 impl Table {
@@ -309,6 +312,7 @@ impl Table {
             live: 0,
             created: 0,
             expired: 0,
+            removals: 0,
         }
     }
 
@@ -331,13 +335,6 @@ impl Table {
     #[inline]
     pub fn find_inside(&self, key: u64) -> Option<u32> {
         self.inside.find(key)
-    }
-
-    /// Whether `slot` holds the live mapping of internal endpoint `k`.
-    #[inline(always)]
-    pub fn holds(&self, slot: u32, k: u64) -> bool {
-        let m = &self.slots[slot as usize];
-        m.flags & LIVE != 0 && key(m.proto, m.in_addr, m.in_port) == k
     }
 
     /// Starts loading what [`Table::find_inside`] of `key` will read.
@@ -506,6 +503,7 @@ impl Table {
         self.slots[slot as usize].flags = 0;
         self.free.push(slot);
         self.live -= 1;
+        self.removals += 1;
     }
 
     /// Looks at the next `n` slots and removes the expired mappings.

@@ -520,3 +520,127 @@ fn bad_parameters_are_refused_with_their_name() {
     );
     assert!(e.contains("not one of `external`"), "{e}");
 }
+
+/// A UDP datagram of 200 bytes of payload: fragments of 64 bytes.
+fn big_udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Frame {
+    let payload: Vec<u8> = (0..200).map(|i| i as u8).collect();
+    Frame::udp(Ip::v4(src, dst), sport, dport).payload(&payload)
+}
+
+#[test]
+fn fragments_are_translated_like_their_first_both_ways() {
+    let mut e = nat(BASE);
+    let frags = big_udp(HOST, 5000, SERVER, 53).fragments(64, 0x1234);
+    assert_eq!(frags.len(), 4);
+    let p = push(&mut *e, 0, &frags, 0);
+    let want = big_udp(EXT, 5000, SERVER, 53).fragments(64, 0x1234);
+    assert_eq!(
+        p.out[0], want,
+        "addresses, and the port and UDP checksum in the first"
+    );
+    // Coming back, fragmented too; a later fragment 15 s after its first.
+    let frags = big_udp(SERVER, 53, EXT, 5000).fragments(64, 0x4321);
+    let want = big_udp(SERVER, 53, HOST, 5000).fragments(64, 0x4321);
+    let p = push(&mut *e, 1, &frags[..3], S);
+    assert_eq!(p.out[1], want[..3]);
+    let p = push(&mut *e, 1, &frags[3..], 16 * S);
+    assert_eq!(p.out[1], want[3..]);
+    let mut s = Vec::new();
+    e.stats(&mut |n, v| s.push((n.to_string(), v)));
+    assert!(s.contains(&(FRAGMENTS.to_string(), 6)), "{s:?}");
+    // Past 15 s, its memory is gone.
+    let p = push(&mut *e, 1, &frags[3..], 17 * S);
+    assert_eq!((p.out[1].len(), p.drops.drops(FRAGMENT)), (0, 1));
+}
+
+#[test]
+fn later_fragments_before_their_first_or_of_another_datagram_are_dropped() {
+    let mut e = nat(BASE);
+    let mut frags = big_udp(HOST, 5000, SERVER, 53).fragments(64, 7);
+    frags.reverse();
+    let p = push(&mut *e, 0, &frags, 0);
+    let want = big_udp(EXT, 5000, SERVER, 53).fragments(64, 7);
+    assert_eq!(p.out[0], want[..1], "only the first passes");
+    assert_eq!(p.drops.drops(FRAGMENT), 3);
+    // The same source and destination, another identification or protocol.
+    let other = big_udp(HOST, 5000, SERVER, 53).fragments(64, 8);
+    let tcp_frag = Frame::tcp(Ip::v4(HOST, SERVER), 5000, 53, TCP_ACK)
+        .payload(&[0; 200])
+        .fragments(64, 7);
+    let p = push(&mut *e, 0, &[other[1].clone(), tcp_frag[1].clone()], 0);
+    assert_eq!((p.out[0].len(), p.drops.drops(FRAGMENT)), (0, 2));
+    // Coming in, a fragment for an address with no first fragment seen.
+    let back = big_udp(SERVER, 53, EXT, 5000).fragments(64, 9);
+    assert_eq!(push(&mut *e, 1, &back[1..], 0).drops.drops(FRAGMENT), 3);
+}
+
+#[test]
+fn fragmented_icmp_echoes_are_translated() {
+    let mut e = nat(BASE);
+    let ping = |ip: Ip| Frame::echo(ip, 3000, 1).payload(&[0x5a; 100]);
+    let frags = ping(Ip::v4(HOST, SERVER)).fragments(48, 11);
+    let p = push(&mut *e, 0, &frags, 0);
+    assert_eq!(p.out[0], ping(Ip::v4(EXT, SERVER)).fragments(48, 11));
+    let pong = |ip: Ip| Frame::echo_reply(ip, 3000, 1).payload(&[0x5a; 100]);
+    let p = push(&mut *e, 1, &pong(Ip::v4(SERVER, EXT)).fragments(48, 12), 0);
+    assert_eq!(p.out[1], pong(Ip::v4(SERVER, HOST)).fragments(48, 12));
+}
+
+#[test]
+fn inside_hosts_reach_each_other_through_the_external_address() {
+    let body =
+        format!("{BASE}forwards = [{{ proto = \"tcp\", port = 8080, to = \"10.0.1.3:80\" }}]");
+    let mut e = nat(&body);
+    // HOST2's UDP 6000 has a mapping (external port 6000).
+    one(&mut *e, 0, &udp(HOST2, 6000, SERVER, 53), 0);
+    let p = push(&mut *e, 0, &[udp(HOST, 5000, EXT, 6000).build()], 0);
+    assert!(p.out[0].is_empty());
+    assert_eq!(p.out[1], vec![udp(EXT, 5000, HOST2, 6000).build()]);
+    verify(&p.out[1][0]);
+    // The answer goes back the same way, from HOST2's external endpoint.
+    let p = push(&mut *e, 0, &[udp(HOST2, 6000, EXT, 5000).build()], 0);
+    assert_eq!(p.out[1], vec![udp(EXT, 6000, HOST, 5000).build()]);
+    // A static forward, by TCP.
+    let syn = tcp(HOST, 5001, EXT, 8080, TCP_SYN);
+    let p = push(&mut *e, 0, &[syn.build()], 0);
+    assert_eq!(p.out[1], vec![tcp(EXT, 5001, HOST2, 80, TCP_SYN).build()]);
+    verify(&p.out[1][0]);
+    // Fragments follow their first fragment back inside.
+    let frags = big_udp(HOST, 5002, EXT, 6000).fragments(64, 5);
+    let p = push(&mut *e, 0, &frags, 0);
+    assert_eq!(p.out[1], big_udp(EXT, 5002, HOST2, 6000).fragments(64, 5));
+    // An external port with no mapping: dropped as from outside.
+    let p = push(&mut *e, 0, &[udp(HOST, 5003, EXT, 7000).build()], 0);
+    assert_eq!(
+        (p.out[0].len() + p.out[1].len(), p.drops.drops(NO_MAPPING)),
+        (0, 1)
+    );
+    let mut s = Vec::new();
+    e.stats(&mut |n, v| s.push((n.to_string(), v)));
+    assert!(s.contains(&(HAIRPINNED.to_string(), 4)), "{s:?}");
+}
+
+#[test]
+fn a_slot_reclaimed_within_a_group_is_looked_up_again() {
+    let mut e = nat(&format!(
+        "{BASE}max_mappings = 4\ntimeouts = {{ udp = \"1s\" }}"
+    ));
+    one(&mut *e, 0, &udp(HOST2, 5000, SERVER, 53), 0);
+    let fresh: Vec<Vec<u8>> = (0..3)
+        .map(|i| udp(HOST2, 6000 + i, SERVER, 53).build())
+        .collect();
+    assert_eq!(push(&mut *e, 0, &fresh, 2 * S).out[0].len(), 3);
+    // HOST2:5000's mapping has expired: the new one of HOST:7000 takes its
+    // slot; HOST2:5000, looked up before that, must not use it.
+    let p = push(
+        &mut *e,
+        0,
+        &[
+            udp(HOST, 7000, SERVER, 53).build(),
+            udp(HOST2, 5000, SERVER, 53).build(),
+        ],
+        2 * S,
+    );
+    assert_eq!(p.out[0], vec![udp(EXT, 7000, SERVER, 53).build()]);
+    assert_eq!(p.drops.drops(TABLE_FULL), 1);
+}
