@@ -73,12 +73,15 @@
 /* Bounds of the ring_size parameter. */
 #define HPIO_RING_MIN		8
 #define HPIO_RING_MAX		65536
+/* Largest accepted value of the busy_poll parameter (a NAPI poll budget). */
+#define HPIO_BUSY_POLL_MAX	64
 
 /* Module parameters (hpio_main.c); read with READ_ONCE on the data path. */
 extern unsigned int hpio_ring_size;
 extern int hpio_tos_value;
 extern unsigned int hpio_tx_batch;
 extern bool hpio_legacy_empty;
+extern unsigned int hpio_busy_poll;
 
 struct hpio_queue {
 	/* Frames (struct sk_buff *) waiting for a reader.  Storage exists
@@ -87,6 +90,9 @@ struct hpio_queue {
 	struct ptr_ring ring;
 	/* Readers bound to this queue sleeping in read/poll. */
 	wait_queue_head_t wait;
+	/* NAPI instance that last delivered a frame to this ring (0: none
+	 * yet); readers busy-poll it.  WRITE_ONCE/READ_ONCE. */
+	unsigned int napi_id;
 	atomic64_t rx_packets;
 	atomic64_t rx_drops;
 	atomic64_t rx_errors;

@@ -30,6 +30,7 @@ unsigned int hpio_ring_size = 1024;
 int hpio_tos_value = -1;
 unsigned int hpio_tx_batch = 32;
 bool hpio_legacy_empty;
+unsigned int hpio_busy_poll = HPIO_BUSY_POLL_MAX;
 
 static int hpio_param_set_ring_size(const char *val,
 				    const struct kernel_param *kp)
@@ -50,6 +51,17 @@ static int hpio_param_set_tx_batch(const char *val,
 
 static const struct kernel_param_ops hpio_tx_batch_ops = {
 	.set = hpio_param_set_tx_batch,
+	.get = param_get_uint,
+};
+
+static int hpio_param_set_busy_poll(const char *val,
+				    const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, HPIO_BUSY_POLL_MAX);
+}
+
+static const struct kernel_param_ops hpio_busy_poll_ops = {
+	.set = hpio_param_set_busy_poll,
 	.get = param_get_uint,
 };
 
@@ -83,6 +95,9 @@ MODULE_PARM_DESC(tx_batch,
 module_param_named(legacy_empty, hpio_legacy_empty, bool, 0644);
 MODULE_PARM_DESC(legacy_empty,
 		 "Reads of an empty ring return 0 at once instead of blocking or EAGAIN (default N)");
+module_param_cb(busy_poll, &hpio_busy_poll_ops, &hpio_busy_poll, 0644);
+MODULE_PARM_DESC(busy_poll,
+		 "NAPI budget a read polls the ring's receive queue with before it takes frames, 0..64; 0 turns busy polling off (default 64)");
 
 /* ---- devices ---- */
 

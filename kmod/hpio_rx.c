@@ -21,6 +21,7 @@
 #include <linux/sched/signal.h>
 #include <linux/skbuff.h>
 #include <linux/uaccess.h>
+#include <net/busy_poll.h>
 #include <net/dsfield.h>
 
 #include "hpio.h"
@@ -217,6 +218,12 @@ static rx_handler_result_t hpio_rx_handler(struct sk_buff **pskb)
 	if (!hpio_rx_wanted(skb))
 		return RX_HANDLER_PASS;
 	q = &hdev->queues[hpio_rx_ring_index(hdev, skb)];
+#ifdef CONFIG_NET_RX_BUSY_POLL
+	/* Remember the NAPI instance feeding this ring (GRO marks it). */
+	if (skb->napi_id >= MIN_NAPI_ID &&
+	    READ_ONCE(q->napi_id) != skb->napi_id)
+		WRITE_ONCE(q->napi_id, skb->napi_id);
+#endif
 
 	skb = skb_share_check(skb, GFP_ATOMIC);
 	if (unlikely(!skb)) {
@@ -413,6 +420,28 @@ static struct sk_buff *hpio_rx_take(struct hpio_dev *hdev, u32 *ring,
 }
 
 /*
+ * Let the reader drive the NIC: poll the NAPI instance that feeds ring
+ * @ring once (and once more as the busy poll stops), with the busy_poll
+ * budget, so that frames enter the ring at the pace they are read.  The
+ * poll runs the stack's receive path, hpio_rx_handler included, in this
+ * task with BH disabled.  With the device's napi_defer_hard_irqs and
+ * gro_flush_timeout set, the NIC's interrupt then stays off while reads
+ * keep polling, and frames beyond what the reader takes wait in the NIC
+ * instead of being received by softirq and dropped at a full ring.
+ * A stale NAPI id is harmless: napi_busy_loop finds no instance.
+ */
+static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring)
+{
+#ifdef CONFIG_NET_RX_BUSY_POLL
+	unsigned int budget = READ_ONCE(hpio_busy_poll);
+	unsigned int id = READ_ONCE(hdev->queues[ring].napi_id);
+
+	if (budget && id >= MIN_NAPI_ID)
+		napi_busy_loop(id, NULL, NULL, true, budget);
+#endif
+}
+
+/*
  * Deliver queued frames into @to, one per segment, at most one if @single.
  * A bound file reads its ring; an unbound one drains the ring of its CPU,
  * then the next ones in turn.  Blocks while every ring it reads is empty,
@@ -438,6 +467,7 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 	for (;;) {
 		if (READ_ONCE(hdev->gone))
 			return -ENODEV;
+		hpio_rx_busy_poll(hdev, first);
 		ring = first;
 		left = rings;
 		skb = hpio_rx_take(hdev, &ring, &left);
