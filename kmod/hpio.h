@@ -68,8 +68,10 @@
 #define HPIO_NAME		"hpio"
 /* Minor numbers: one per network device of init_net. */
 #define HPIO_MINORS		(1U << 16)
-/* Largest accepted value of the tx_batch parameter (on-stack array). */
-#define HPIO_TX_BATCH_MAX	64
+/* Largest accepted value of the tx_batch parameter: UIO_MAXIOV. */
+#define HPIO_TX_BATCH_MAX	1024U
+/* Packets checked and allocated at a time (on-stack arrays). */
+#define HPIO_TX_BUILD		64U
 /* Bounds of the ring_size parameter. */
 #define HPIO_RING_MIN		8
 #define HPIO_RING_MAX		65536

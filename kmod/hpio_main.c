@@ -28,7 +28,7 @@
 
 unsigned int hpio_ring_size = 1024;
 int hpio_tos_value = -1;
-unsigned int hpio_tx_batch = 32;
+unsigned int hpio_tx_batch = 256;
 bool hpio_legacy_empty;
 unsigned int hpio_busy_poll = HPIO_BUSY_POLL_MAX;
 
@@ -91,7 +91,7 @@ MODULE_PARM_DESC(tos_value,
 		 "Steal only IPv4/IPv6 frames with this ToS/traffic class byte and leave the rest to the stack; -1 steals every frame (default -1)");
 module_param_cb(tx_batch, &hpio_tx_batch_ops, &hpio_tx_batch, 0644);
 MODULE_PARM_DESC(tx_batch,
-		 "Frames handed to the driver per TX lock with the xmit_more hint, 1..64 (default 32)");
+		 "Frames handed to the driver per TX lock with the xmit_more hint, 1..1024 (default 256)");
 module_param_named(legacy_empty, hpio_legacy_empty, bool, 0644);
 MODULE_PARM_DESC(legacy_empty,
 		 "Reads of an empty ring return 0 at once instead of blocking or EAGAIN (default N)");

@@ -109,6 +109,12 @@ perf_record() {
 	echo "virtio: perf done"
 }
 
+# busy_polled: frames the NICs' NAPI delivered to busy pollers since boot.
+busy_polled() {
+	awk '$1 == "TcpExt:" { if (!c) { for (i = 2; i <= NF; i++)
+		if ($i == "BusyPollRxPackets") c = i } else { print $c + 0; exit } }' /proc/net/netstat
+}
+
 # napi_defer IF DEFER TIMEOUT: keep IF's interrupt masked for DEFER NAPI
 # completions, TIMEOUT ns each, while hpio's readers busy-poll it.
 napi_defer() {
@@ -170,6 +176,7 @@ stop() {
 		done
 	fi
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
+	echo "virtio-busypoll $NAME $(busy_polled) frames since boot"
 	if [ $BENCH = 1 ]; then
 		echo "virtio: stopped $NAME"
 		return
@@ -200,6 +207,8 @@ stop() {
 			check "module $i: no receive drops" test "$(cat /sys/class/hpio/$i/rx_drops)" = 0
 			check "module $i: no transmit errors" test "$(cat /sys/class/hpio/$i/tx_errors)" = 0
 		done
+		check "readers busy-polled the NICs: $(busy_polled) frames" \
+			test "$(busy_polled)" -gt 0
 		check "more than one receive queue of eth0 carried frames ($(busy_queues eth0) of $Q)" \
 			test "$(busy_queues eth0)" -gt 1
 		# NAPI on several CPUs: virtio-net steers queue q's interrupt to CPU q.
