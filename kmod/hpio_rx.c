@@ -399,24 +399,56 @@ static bool hpio_rx_any(struct hpio_dev *hdev, u32 first, unsigned int count)
 	return false;
 }
 
+/* Frames a read takes from a ring per consumer lock. */
+#define HPIO_RX_BATCH	16
+
+/* Frames taken from ring @ring, not yet delivered: skbs[next..n). */
+struct hpio_rx_batch {
+	struct sk_buff *skbs[HPIO_RX_BATCH];
+	unsigned int next, n;
+	u32 ring;
+};
+
 /*
- * Take a frame from the first non-empty ring among the @count from
- * *@ring on (in ring order, wrapping), moving *@ring and *@count to it.
+ * Take the next frame: from @b, else up to @want (at most HPIO_RX_BATCH)
+ * at once from the first non-empty ring among the @count from *@ring on
+ * (in ring order, wrapping), moving *@ring and *@count to it.
  * Returns NULL when all are empty.
  */
 static struct sk_buff *hpio_rx_take(struct hpio_dev *hdev, u32 *ring,
-				    unsigned int *count)
+				    unsigned int *count,
+				    struct hpio_rx_batch *b, size_t want)
 {
-	struct sk_buff *skb;
+	int n = min_t(size_t, max_t(size_t, want, 1), HPIO_RX_BATCH);
 
+	if (b->next < b->n)
+		return b->skbs[b->next++];
 	while (*count) {
-		skb = ptr_ring_consume(&hdev->queues[*ring].ring);
-		if (skb)
-			return skb;
+		b->n = ptr_ring_consume_batched(&hdev->queues[*ring].ring,
+						(void **)b->skbs, n);
+		if (b->n) {
+			b->ring = *ring;
+			b->next = 1;
+			return b->skbs[0];
+		}
 		if (--*count)
 			*ring = (*ring + 1) % hdev->nqueues;
 	}
 	return NULL;
+}
+
+/*
+ * Put frames taken but not delivered back at the head of their ring (only
+ * after a fault or a short iovec: reads take no more frames than they have
+ * iovecs).  Frames whose slots the producer filled meanwhile are freed.
+ */
+static void hpio_rx_untake(struct hpio_dev *hdev, struct hpio_rx_batch *b)
+{
+	if (b->next < b->n)
+		ptr_ring_unconsume(&hdev->queues[b->ring].ring,
+				   (void **)b->skbs + b->next, b->n - b->next,
+				   hpio_skb_free);
+	b->next = b->n;
 }
 
 /*
@@ -454,6 +486,9 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 	struct hpio_dev *hdev = hf->hdev;
 	size_t seg = iov_iter_single_seg_count(to);
 	ssize_t copied = 0, frames = 0, ret;
+	/* Frames to take at once: one per iovec (ITER_UBUF: nr_segs 0). */
+	size_t want = single ? 1 : to->nr_segs;
+	struct hpio_rx_batch b = {};
 	unsigned int rings, left;
 	wait_queue_head_t *wq;
 	struct sk_buff *skb;
@@ -470,7 +505,7 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 		hpio_rx_busy_poll(hdev, first);
 		ring = first;
 		left = rings;
-		skb = hpio_rx_take(hdev, &ring, &left);
+		skb = hpio_rx_take(hdev, &ring, &left, &b, want);
 		if (skb)
 			break;
 		if (READ_ONCE(hpio_legacy_empty))
@@ -501,10 +536,11 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 		seg = iov_iter_single_seg_count(to);
 		if (seg < sizeof(struct hpio_hdr))
 			break;
-		skb = hpio_rx_take(hdev, &ring, &left);
+		skb = hpio_rx_take(hdev, &ring, &left, &b, want - frames);
 		if (!skb)
 			break;
 	}
+	hpio_rx_untake(hdev, &b);
 
 	if (!frames)
 		return ret;
