@@ -451,25 +451,54 @@ static void hpio_rx_untake(struct hpio_dev *hdev, struct hpio_rx_batch *b)
 	b->next = b->n;
 }
 
+#ifdef CONFIG_NET_RX_BUSY_POLL
+struct hpio_poll {
+	atomic64_t *rx_packets;
+	s64 start, last;
+	size_t want;
+};
+
+/* Stop polling once @want frames reached the ring, or a poll added none. */
+static bool hpio_rx_poll_end(void *arg, unsigned long start_time)
+{
+	struct hpio_poll *p = arg;
+	s64 now = atomic64_read(p->rx_packets);
+
+	if (now - p->start >= p->want || now == p->last)
+		return true;
+	p->last = now;
+	return false;
+}
+#endif
+
 /*
  * Let the reader drive the NIC: poll the NAPI instance that feeds ring
- * @ring once (and once more as the busy poll stops), with the busy_poll
- * budget, so that frames enter the ring at the pace they are read.  The
- * poll runs the stack's receive path, hpio_rx_handler included, in this
- * task with BH disabled.  With the device's napi_defer_hard_irqs and
- * gro_flush_timeout set, the NIC's interrupt then stays off while reads
- * keep polling, and frames beyond what the reader takes wait in the NIC
- * instead of being received by softirq and dropped at a full ring.
- * A stale NAPI id is harmless: napi_busy_loop finds no instance.
+ * @ring, with the busy_poll budget per poll, until @want frames reached
+ * the ring or a poll brought none (the kernel's busy-poll code polls once
+ * more as it stops), so that frames enter the ring at the pace they are
+ * read.  The polls run the stack's receive path, hpio_rx_handler
+ * included, in this task with BH disabled.  With the device's
+ * napi_defer_hard_irqs and gro_flush_timeout set, the NIC's interrupt then
+ * stays off while reads keep polling, and frames beyond what the reader
+ * takes wait in the NIC instead of being received by softirq and dropped
+ * at a full ring.  A stale NAPI id is harmless: no instance is found.
  */
-static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring)
+static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 {
 #ifdef CONFIG_NET_RX_BUSY_POLL
+	struct hpio_queue *q = &hdev->queues[ring];
 	unsigned int budget = READ_ONCE(hpio_busy_poll);
-	unsigned int id = READ_ONCE(hdev->queues[ring].napi_id);
+	unsigned int id = READ_ONCE(q->napi_id);
+	struct hpio_poll p = {
+		.rx_packets = &q->rx_packets,
+		.want = max_t(size_t, want, 1),
+	};
 
-	if (budget && id >= MIN_NAPI_ID)
-		napi_busy_loop(id, NULL, NULL, true, budget);
+	if (!budget || id < MIN_NAPI_ID)
+		return;
+	p.start = atomic64_read(&q->rx_packets);
+	p.last = p.start;
+	napi_busy_loop(id, hpio_rx_poll_end, &p, true, budget);
 #endif
 }
 
@@ -502,7 +531,7 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 	for (;;) {
 		if (READ_ONCE(hdev->gone))
 			return -ENODEV;
-		hpio_rx_busy_poll(hdev, first);
+		hpio_rx_busy_poll(hdev, first, want);
 		ring = first;
 		left = rings;
 		skb = hpio_rx_take(hdev, &ring, &left, &b, want);

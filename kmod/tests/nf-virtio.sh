@@ -125,8 +125,10 @@ napi_defer() {
 start() {
 	NAME=$1
 	DRIVER=$1
-	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile.
-	defer="100 1000000"
+	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile;
+	# softirq takes over after 50 ms without a poll (a worker's pass over
+	# 256 frames takes some 10 ms under TCG).
+	defer="100 50000000"
 	args=""
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
