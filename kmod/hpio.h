@@ -17,8 +17,9 @@
  *
  * Locking: RTNL guards the device list, hdev->netdev, the names and every
  * change of the reader count and of the rx_handler.  Receive rings are
- * ptr_rings: the rx_handler (softirq) is the only producer, readers
- * (process context) consume under the ring's consumer lock.
+ * ptr_rings: the rx_handler is the only producer (softirq, or a reader's
+ * busy poll with BH disabled), readers (process context) consume under
+ * the ring's consumer lock.
  *
  * Only Ethernet devices (ARPHRD_ETHER) of init_net get a hpio_dev: the
  * transmit path takes the first 14 bytes of every frame for an Ethernet
