@@ -155,6 +155,64 @@ static void rx_errors(int w, int r)
 	CHECK_ERR(rv1(r, &g, sizeof(g)), EAGAIN, "nothing else was left queued");
 }
 
+/*
+ * A read takes frames from the ring in batches: those it could not deliver
+ * (a short iovec, a fault) go back to the ring, in order.
+ */
+/* Wait (up to 3 s) until the module has queued @n more frames than @st0. */
+static void wait_queued(int r, const struct hpio_stats *st0, unsigned int n)
+{
+	uint64_t end = mono_ms() + 3000;
+	struct hpio_stats st;
+
+	do {
+		hp_stats(r, HPIO_QUEUE_ALL, &st);
+		if (st.rx_packets - st0->rx_packets >= n)
+			return;
+		sleep_ms(1);
+	} while (mono_ms() < end);
+}
+
+static void rx_partial(int w, int r)
+{
+	struct hpio_stats st0;
+	struct slot s[4], g[4];
+	struct iovec iov[4];
+	char tiny[5];
+	int i, got;
+
+	for (i = 0; i < 4; i++) {
+		frame_fill(s[i].data, 64 + i, 0xe1, 0xe0, i, 4);
+		slot_set(&s[i], 64 + i);
+		iov[i].iov_base = &g[i];
+		iov[i].iov_len = sizeof(g[i]);
+	}
+	hp_stats(r, HPIO_QUEUE_ALL, &st0);
+	CHECK(send_slots(w, s, 4, 4) == 4, "4 frames sent");
+	wait_queued(r, &st0, 4);
+	iov[2].iov_base = tiny;
+	iov[2].iov_len = sizeof(tiny);
+	CHECK(readv(r, iov, 4) == 2 && g[0].hdr.pktlen == 64 && g[1].hdr.pktlen == 65,
+	      "readv stops at a 5-byte third iovec after 2 frames");
+	iov[2].iov_base = &g[2];
+	iov[2].iov_len = sizeof(g[2]);
+	got = readv(r, iov, 4);
+	CHECK(got == 2 && g[0].hdr.pktlen == 66 && g[1].hdr.pktlen == 67 &&
+	      !memcmp(g[1].data, s[3].data, 67),
+	      "the next readv gets the other 2, in order (%d)", got);
+
+	hp_stats(r, HPIO_QUEUE_ALL, &st0);
+	CHECK(send_slots(w, s, 3, 3) == 3, "3 frames sent");
+	wait_queued(r, &st0, 3);
+	iov[1].iov_base = bad_ptr;
+	CHECK(readv(r, iov, 3) == 1 && g[0].hdr.pktlen == 64,
+	      "readv with a bad second iovec delivers the first frame");
+	iov[1].iov_base = &g[1];
+	CHECK(rv1(r, &g[0], sizeof(g[0])) == 1 && g[0].hdr.pktlen == 66,
+	      "the third frame went back to the ring (the second was lost)");
+	CHECK_ERR(rv1(r, &g[0], sizeof(g[0])), EAGAIN, "nothing else was left queued");
+}
+
 static void down_errors(int w, int r)
 {
 	struct slot g;
@@ -271,6 +329,7 @@ void test_errors(void)
 	CHECK(w >= 0 && r >= 0, "open e0 writer, e1 reader");
 	tx_errors(w, r);
 	rx_errors(w, r);
+	rx_partial(w, r);
 	down_errors(w, r);
 	ioctl_errors(w);
 	param_errors();
