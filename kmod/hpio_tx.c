@@ -8,8 +8,8 @@
  * the frames copied in (this may sleep); then the whole batch is handed
  * straight to the driver's ndo_start_xmit under one TX lock, with the
  * xmit_more hint set on all but the last frame, so that a driver such as
- * virtio-net notifies the device once per batch.  The qdisc layer is bypassed, as are packet taps on the
- * device.
+ * virtio-net notifies the device once per batch.  The qdisc layer is
+ * bypassed, as are packet taps on the device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
