@@ -17,8 +17,9 @@
  *
  * Locking: RTNL guards the device list, hdev->netdev, the names and every
  * change of the reader count and of the rx_handler.  Receive rings are
- * ptr_rings: the rx_handler (softirq) is the only producer, readers
- * (process context) consume under the ring's consumer lock.
+ * ptr_rings: the rx_handler is the only producer (softirq, or a reader's
+ * busy poll with BH disabled), readers (process context) consume under
+ * the ring's consumer lock.
  *
  * Only Ethernet devices (ARPHRD_ETHER) of init_net get a hpio_dev: the
  * transmit path takes the first 14 bytes of every frame for an Ethernet
@@ -68,17 +69,22 @@
 #define HPIO_NAME		"hpio"
 /* Minor numbers: one per network device of init_net. */
 #define HPIO_MINORS		(1U << 16)
-/* Largest accepted value of the tx_batch parameter (on-stack array). */
-#define HPIO_TX_BATCH_MAX	64
+/* Largest accepted value of the tx_batch parameter: UIO_MAXIOV. */
+#define HPIO_TX_BATCH_MAX	1024U
+/* Packets checked and allocated at a time (on-stack arrays). */
+#define HPIO_TX_BUILD		64U
 /* Bounds of the ring_size parameter. */
 #define HPIO_RING_MIN		8
 #define HPIO_RING_MAX		65536
+/* Largest accepted value of the busy_poll parameter (a NAPI poll budget). */
+#define HPIO_BUSY_POLL_MAX	64
 
 /* Module parameters (hpio_main.c); read with READ_ONCE on the data path. */
 extern unsigned int hpio_ring_size;
 extern int hpio_tos_value;
 extern unsigned int hpio_tx_batch;
 extern bool hpio_legacy_empty;
+extern unsigned int hpio_busy_poll;
 
 struct hpio_queue {
 	/* Frames (struct sk_buff *) waiting for a reader.  Storage exists
@@ -87,6 +93,9 @@ struct hpio_queue {
 	struct ptr_ring ring;
 	/* Readers bound to this queue sleeping in read/poll. */
 	wait_queue_head_t wait;
+	/* NAPI instance that last delivered a frame to this ring (0: none
+	 * yet); readers busy-poll it.  WRITE_ONCE/READ_ONCE. */
+	unsigned int napi_id;
 	atomic64_t rx_packets;
 	atomic64_t rx_drops;
 	atomic64_t rx_errors;

@@ -28,8 +28,9 @@
 
 unsigned int hpio_ring_size = 1024;
 int hpio_tos_value = -1;
-unsigned int hpio_tx_batch = 32;
+unsigned int hpio_tx_batch = 256;
 bool hpio_legacy_empty;
+unsigned int hpio_busy_poll = HPIO_BUSY_POLL_MAX;
 
 static int hpio_param_set_ring_size(const char *val,
 				    const struct kernel_param *kp)
@@ -50,6 +51,17 @@ static int hpio_param_set_tx_batch(const char *val,
 
 static const struct kernel_param_ops hpio_tx_batch_ops = {
 	.set = hpio_param_set_tx_batch,
+	.get = param_get_uint,
+};
+
+static int hpio_param_set_busy_poll(const char *val,
+				    const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, HPIO_BUSY_POLL_MAX);
+}
+
+static const struct kernel_param_ops hpio_busy_poll_ops = {
+	.set = hpio_param_set_busy_poll,
 	.get = param_get_uint,
 };
 
@@ -79,10 +91,13 @@ MODULE_PARM_DESC(tos_value,
 		 "Steal only IPv4/IPv6 frames with this ToS/traffic class byte and leave the rest to the stack; -1 steals every frame (default -1)");
 module_param_cb(tx_batch, &hpio_tx_batch_ops, &hpio_tx_batch, 0644);
 MODULE_PARM_DESC(tx_batch,
-		 "Frames handed to the driver per TX lock with the xmit_more hint, 1..64 (default 32)");
+		 "Frames handed to the driver per TX lock with the xmit_more hint, 1..1024 (default 256)");
 module_param_named(legacy_empty, hpio_legacy_empty, bool, 0644);
 MODULE_PARM_DESC(legacy_empty,
 		 "Reads of an empty ring return 0 at once instead of blocking or EAGAIN (default N)");
+module_param_cb(busy_poll, &hpio_busy_poll_ops, &hpio_busy_poll, 0644);
+MODULE_PARM_DESC(busy_poll,
+		 "NAPI budget a read polls the ring's receive queue with before it takes frames, 0..64; 0 turns busy polling off (default 64)");
 
 /* ---- devices ---- */
 

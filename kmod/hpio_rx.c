@@ -21,6 +21,7 @@
 #include <linux/sched/signal.h>
 #include <linux/skbuff.h>
 #include <linux/uaccess.h>
+#include <net/busy_poll.h>
 #include <net/dsfield.h>
 
 #include "hpio.h"
@@ -217,6 +218,12 @@ static rx_handler_result_t hpio_rx_handler(struct sk_buff **pskb)
 	if (!hpio_rx_wanted(skb))
 		return RX_HANDLER_PASS;
 	q = &hdev->queues[hpio_rx_ring_index(hdev, skb)];
+#ifdef CONFIG_NET_RX_BUSY_POLL
+	/* Remember the NAPI instance feeding this ring (GRO marks it). */
+	if (skb->napi_id >= MIN_NAPI_ID &&
+	    READ_ONCE(q->napi_id) != skb->napi_id)
+		WRITE_ONCE(q->napi_id, skb->napi_id);
+#endif
 
 	skb = skb_share_check(skb, GFP_ATOMIC);
 	if (unlikely(!skb)) {
@@ -392,24 +399,107 @@ static bool hpio_rx_any(struct hpio_dev *hdev, u32 first, unsigned int count)
 	return false;
 }
 
+/* Frames a read takes from a ring per consumer lock. */
+#define HPIO_RX_BATCH	16
+
+/* Frames taken from ring @ring, not yet delivered: skbs[next..n). */
+struct hpio_rx_batch {
+	struct sk_buff *skbs[HPIO_RX_BATCH];
+	unsigned int next, n;
+	u32 ring;
+};
+
 /*
- * Take a frame from the first non-empty ring among the @count from
- * *@ring on (in ring order, wrapping), moving *@ring and *@count to it.
+ * Take the next frame: from @b, else up to @want (at most HPIO_RX_BATCH)
+ * at once from the first non-empty ring among the @count from *@ring on
+ * (in ring order, wrapping), moving *@ring and *@count to it.
  * Returns NULL when all are empty.
  */
 static struct sk_buff *hpio_rx_take(struct hpio_dev *hdev, u32 *ring,
-				    unsigned int *count)
+				    unsigned int *count,
+				    struct hpio_rx_batch *b, size_t want)
 {
-	struct sk_buff *skb;
+	int n = min_t(size_t, max_t(size_t, want, 1), HPIO_RX_BATCH);
 
+	if (b->next < b->n)
+		return b->skbs[b->next++];
 	while (*count) {
-		skb = ptr_ring_consume(&hdev->queues[*ring].ring);
-		if (skb)
-			return skb;
+		b->n = ptr_ring_consume_batched(&hdev->queues[*ring].ring,
+						(void **)b->skbs, n);
+		if (b->n) {
+			b->ring = *ring;
+			b->next = 1;
+			return b->skbs[0];
+		}
 		if (--*count)
 			*ring = (*ring + 1) % hdev->nqueues;
 	}
 	return NULL;
+}
+
+/*
+ * Put frames taken but not delivered back at the head of their ring (only
+ * after a fault or a short iovec: reads take no more frames than they have
+ * iovecs).  Frames whose slots the producer filled meanwhile are freed.
+ */
+static void hpio_rx_untake(struct hpio_dev *hdev, struct hpio_rx_batch *b)
+{
+	if (b->next < b->n)
+		ptr_ring_unconsume(&hdev->queues[b->ring].ring,
+				   (void **)b->skbs + b->next, b->n - b->next,
+				   hpio_skb_free);
+	b->next = b->n;
+}
+
+#ifdef CONFIG_NET_RX_BUSY_POLL
+struct hpio_poll {
+	atomic64_t *rx_packets;
+	s64 start, last;
+	size_t want;
+};
+
+/* Stop polling once @want frames reached the ring, or a poll added none. */
+static bool hpio_rx_poll_end(void *arg, unsigned long start_time)
+{
+	struct hpio_poll *p = arg;
+	s64 now = atomic64_read(p->rx_packets);
+
+	if (now - p->start >= p->want || now == p->last)
+		return true;
+	p->last = now;
+	return false;
+}
+#endif
+
+/*
+ * Let the reader drive the NIC: poll the NAPI instance that feeds ring
+ * @ring, with the busy_poll budget per poll, until @want frames reached
+ * the ring or a poll brought none (the kernel's busy-poll code polls once
+ * more as it stops), so that frames enter the ring at the pace they are
+ * read.  The polls run the stack's receive path, hpio_rx_handler
+ * included, in this task with BH disabled.  With the device's
+ * napi_defer_hard_irqs and gro_flush_timeout set, the NIC's interrupt then
+ * stays off while reads keep polling, and frames beyond what the reader
+ * takes wait in the NIC instead of being received by softirq and dropped
+ * at a full ring.  A stale NAPI id is harmless: no instance is found.
+ */
+static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
+{
+#ifdef CONFIG_NET_RX_BUSY_POLL
+	struct hpio_queue *q = &hdev->queues[ring];
+	unsigned int budget = READ_ONCE(hpio_busy_poll);
+	unsigned int id = READ_ONCE(q->napi_id);
+	struct hpio_poll p = {
+		.rx_packets = &q->rx_packets,
+		.want = max_t(size_t, want, 1),
+	};
+
+	if (!budget || id < MIN_NAPI_ID)
+		return;
+	p.start = atomic64_read(&q->rx_packets);
+	p.last = p.start;
+	napi_busy_loop(id, hpio_rx_poll_end, &p, true, budget);
+#endif
 }
 
 /*
@@ -425,6 +515,9 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 	struct hpio_dev *hdev = hf->hdev;
 	size_t seg = iov_iter_single_seg_count(to);
 	ssize_t copied = 0, frames = 0, ret;
+	/* Frames to take at once: one per iovec (ITER_UBUF: nr_segs 0). */
+	size_t want = single ? 1 : to->nr_segs;
+	struct hpio_rx_batch b = {};
 	unsigned int rings, left;
 	wait_queue_head_t *wq;
 	struct sk_buff *skb;
@@ -438,9 +531,10 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 	for (;;) {
 		if (READ_ONCE(hdev->gone))
 			return -ENODEV;
+		hpio_rx_busy_poll(hdev, first, want);
 		ring = first;
 		left = rings;
-		skb = hpio_rx_take(hdev, &ring, &left);
+		skb = hpio_rx_take(hdev, &ring, &left, &b, want);
 		if (skb)
 			break;
 		if (READ_ONCE(hpio_legacy_empty))
@@ -471,10 +565,11 @@ static ssize_t hpio_recv(struct hpio_file *hf, struct iov_iter *to,
 		seg = iov_iter_single_seg_count(to);
 		if (seg < sizeof(struct hpio_hdr))
 			break;
-		skb = hpio_rx_take(hdev, &ring, &left);
+		skb = hpio_rx_take(hdev, &ring, &left, &b, want - frames);
 		if (!skb)
 			break;
 	}
+	hpio_rx_untake(hdev, &b);
 
 	if (!frames)
 		return ret;

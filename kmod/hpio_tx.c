@@ -3,12 +3,13 @@
  * hpio: the transmit side.
  *
  * writev takes one struct hpio_hdr + frame per iovec.  Per batch of
- * tx_batch frames: the headers are checked, the skbs allocated in one
- * BH-off section from the CPU's NAPI caches, the frames copied in (this
- * may sleep), then the batch is handed straight to the driver's
- * ndo_start_xmit under one TX lock, with the xmit_more hint set on all but
- * the last frame.  The qdisc layer is bypassed, as are packet taps on the
- * device.
+ * tx_batch frames: in chunks of HPIO_TX_BUILD, the headers are checked,
+ * the skbs allocated in one BH-off section from the CPU's NAPI caches and
+ * the frames copied in (this may sleep); then the whole batch is handed
+ * straight to the driver's ndo_start_xmit under one TX lock, with the
+ * xmit_more hint set on all but the last frame, so that a driver such as
+ * virtio-net notifies the device once per batch.  The qdisc layer is
+ * bypassed, as are packet taps on the device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
@@ -173,18 +174,20 @@ static unsigned int hpio_tx_build(struct net_device *dev,
 }
 
 /*
- * Hand @n skbs to the driver on TX queue @qidx % real_num_tx_queues.
- * Stops early when the device is down, the queue is stopped or the driver
- * is busy; the skbs not taken stay ours.
+ * Hand the skbs of @list to the driver on TX queue @qidx %
+ * real_num_tx_queues, unlinking each one the driver takes.  Stops early
+ * when the device is down, the queue is stopped or the driver is busy;
+ * the skbs left on @list stay ours.
  * Returns the number the driver took; *@refused counts those of them it
  * dropped with an error.
  */
 static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
-				 struct sk_buff **skbs, unsigned int n,
+				 struct sk_buff_head *list,
 				 unsigned int *refused)
 {
 	struct netdev_queue *txq;
-	unsigned int i;
+	struct sk_buff *skb;
+	unsigned int i = 0;
 	u16 txq_index;
 	int rc;
 
@@ -200,16 +203,21 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
 	 * and then waits (synchronize_net) for sections like this one before
 	 * it tears the queues above down. */
 	txq_index = qidx % READ_ONCE(dev->real_num_tx_queues);
-	for (i = 0; i < n; i++)
-		skb_set_queue_mapping(skbs[i], txq_index);
+	skb_queue_walk(list, skb)
+		skb_set_queue_mapping(skb, txq_index);
 	txq = netdev_get_tx_queue(dev, txq_index);
 	HARD_TX_LOCK(dev, txq, smp_processor_id());
-	for (i = 0; i < n; i++) {
+	while ((skb = skb_peek(list))) {
 		if (netif_xmit_frozen_or_drv_stopped(txq))
 			break;
-		rc = netdev_start_xmit(skbs[i], dev, txq, i + 1 < n);
-		if (!dev_xmit_complete(rc))
-			break;	/* NETDEV_TX_BUSY: skbs[i] was not consumed */
+		__skb_unlink(skb, list);
+		rc = netdev_start_xmit(skb, dev, txq, !skb_queue_empty(list));
+		if (!dev_xmit_complete(rc)) {
+			/* NETDEV_TX_BUSY: the skb was not consumed. */
+			__skb_queue_head(list, skb);
+			break;
+		}
+		i++;
 		if (rc != NETDEV_TX_OK)
 			(*refused)++;
 	}
@@ -227,11 +235,12 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
 static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 			 bool single)
 {
-	struct sk_buff *batch[HPIO_TX_BATCH_MAX];
-	u16 lens[HPIO_TX_BATCH_MAX];
+	struct sk_buff *chunk[HPIO_TX_BUILD];
+	u16 lens[HPIO_TX_BUILD];
 	struct hpio_dev *hdev = hf->hdev;
-	unsigned int budget, n, done, errors = 0, refused = 0;
+	unsigned int budget, n, i, done, errors = 0, refused = 0;
 	ssize_t sent = 0, bytes = 0;
+	struct sk_buff_head batch;
 	netdevice_tracker tracker;
 	struct net_device *dev;
 	struct hpio_queue *q;
@@ -248,21 +257,30 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 	q = hpio_file_queue(hf, &qidx);
 	budget = single ? 1 : clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
 
+	__skb_queue_head_init(&batch);
+
 	while (iov_iter_count(from) && !err) {
-		n = hpio_tx_build(dev, from, batch, lens, budget, &err);
+		n = min(budget - skb_queue_len(&batch), HPIO_TX_BUILD);
+		n = hpio_tx_build(dev, from, chunk, lens, n, &err);
 		if (err)
 			errors++;
+		for (i = 0; i < n; i++)
+			__skb_queue_tail(&batch, chunk[i]);
+		/* Build on until the batch is full or the packets end. */
+		if (n && !err && skb_queue_len(&batch) < budget &&
+		    iov_iter_count(from))
+			continue;
+		n = skb_queue_len(&batch);
 		if (!n)
 			break;
-		bytes = sizeof(struct hpio_hdr) + batch[0]->len;
+		bytes = sizeof(struct hpio_hdr) + skb_peek(&batch)->len;
 
-		done = hpio_tx_xmit(dev, qidx, batch, n, &refused);
+		done = hpio_tx_xmit(dev, qidx, &batch, &refused);
 		sent += done;
 		if (done < n) {
 			/* Queue full: the rest is not sent, the caller
 			 * retries it (a later bad packet is not reported). */
-			while (done < n)
-				kfree_skb(batch[done++]);
+			__skb_queue_purge(&batch);
 			if (!sent)
 				err = netif_running(dev) ? -ENOBUFS : -ENETDOWN;
 			break;

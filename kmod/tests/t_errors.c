@@ -155,6 +155,64 @@ static void rx_errors(int w, int r)
 	CHECK_ERR(rv1(r, &g, sizeof(g)), EAGAIN, "nothing else was left queued");
 }
 
+/*
+ * A read takes frames from the ring in batches: those it could not deliver
+ * (a short iovec, a fault) go back to the ring, in order.
+ */
+/* Wait (up to 3 s) until the module has queued @n more frames than @st0. */
+static void wait_queued(int r, const struct hpio_stats *st0, unsigned int n)
+{
+	uint64_t end = mono_ms() + 3000;
+	struct hpio_stats st;
+
+	do {
+		hp_stats(r, HPIO_QUEUE_ALL, &st);
+		if (st.rx_packets - st0->rx_packets >= n)
+			return;
+		sleep_ms(1);
+	} while (mono_ms() < end);
+}
+
+static void rx_partial(int w, int r)
+{
+	struct hpio_stats st0;
+	struct slot s[4], g[4];
+	struct iovec iov[4];
+	char tiny[5];
+	int i, got;
+
+	for (i = 0; i < 4; i++) {
+		frame_fill(s[i].data, 64 + i, 0xe1, 0xe0, i, 4);
+		slot_set(&s[i], 64 + i);
+		iov[i].iov_base = &g[i];
+		iov[i].iov_len = sizeof(g[i]);
+	}
+	hp_stats(r, HPIO_QUEUE_ALL, &st0);
+	CHECK(send_slots(w, s, 4, 4) == 4, "4 frames sent");
+	wait_queued(r, &st0, 4);
+	iov[2].iov_base = tiny;
+	iov[2].iov_len = sizeof(tiny);
+	CHECK(readv(r, iov, 4) == 2 && g[0].hdr.pktlen == 64 && g[1].hdr.pktlen == 65,
+	      "readv stops at a 5-byte third iovec after 2 frames");
+	iov[2].iov_base = &g[2];
+	iov[2].iov_len = sizeof(g[2]);
+	got = readv(r, iov, 4);
+	CHECK(got == 2 && g[0].hdr.pktlen == 66 && g[1].hdr.pktlen == 67 &&
+	      !memcmp(g[1].data, s[3].data, 67),
+	      "the next readv gets the other 2, in order (%d)", got);
+
+	hp_stats(r, HPIO_QUEUE_ALL, &st0);
+	CHECK(send_slots(w, s, 3, 3) == 3, "3 frames sent");
+	wait_queued(r, &st0, 3);
+	iov[1].iov_base = bad_ptr;
+	CHECK(readv(r, iov, 3) == 1 && g[0].hdr.pktlen == 64,
+	      "readv with a bad second iovec delivers the first frame");
+	iov[1].iov_base = &g[1];
+	CHECK(rv1(r, &g[0], sizeof(g[0])) == 1 && g[0].hdr.pktlen == 66,
+	      "the third frame went back to the ring (the second was lost)");
+	CHECK_ERR(rv1(r, &g[0], sizeof(g[0])), EAGAIN, "nothing else was left queued");
+}
+
 static void down_errors(int w, int r)
 {
 	struct slot g;
@@ -203,30 +261,57 @@ static void param_errors(void)
 	CHECK(write_str(PARAM("tos_value"), "256") < 0, "tos_value=256 refused");
 	CHECK(write_str(PARAM("tos_value"), "-2") < 0, "tos_value=-2 refused");
 	CHECK(write_str(PARAM("tx_batch"), "0") < 0, "tx_batch=0 refused");
-	CHECK(write_str(PARAM("tx_batch"), "65") < 0, "tx_batch=65 refused (max 64)");
+	CHECK(write_str(PARAM("tx_batch"), "1025") < 0, "tx_batch=1025 refused (max 1024)");
+	CHECK(write_str(PARAM("busy_poll"), "65") < 0, "busy_poll=65 refused (max 64)");
 	CHECK(write_str(PARAM("legacy_empty"), "maybe") < 0, "legacy_empty=maybe refused");
-	CHECK(read_long(PARAM("ring_size")) == 1024 && read_long(PARAM("tx_batch")) == 32 &&
-	      read_long(PARAM("tos_value")) == -1, "parameters kept their values");
+	CHECK(read_long(PARAM("ring_size")) == 1024 && read_long(PARAM("tx_batch")) == 256 &&
+	      read_long(PARAM("tos_value")) == -1 && read_long(PARAM("busy_poll")) == 64,
+	      "parameters kept their values");
+}
+
+/* Receive @n frames on @r; true if they are s[0..n) in order. */
+static bool recv_same(int r, const struct slot *s, struct slot *g, int n)
+{
+	int i, got, same = 0;
+
+	got = recv_slots(r, g, n, n, n, 3000);
+	for (i = 0; i < got && i < n; i++)
+		if (g[i].hdr.pktlen == s[i].hdr.pktlen &&
+		    !memcmp(g[i].data, s[i].data, s[i].hdr.pktlen))
+			same++;
+	CHECK(got == n && same == n, "all %d arrive in order (%d, %d equal)", n, got, same);
+	return got == n && same == n;
 }
 
 static void tx_batch_sizes(int w, int r)
 {
+	static const char *const batches[] = { "3", "256" };
 	struct slot *s = calloc(100, sizeof(*s)), *g = calloc(100, sizeof(*g));
-	int i, got, same = 0;
+	struct iovec iov[100];
+	unsigned int b;
+	ssize_t sent;
+	int i;
 
 	for (i = 0; i < 100; i++) {
 		frame_fill(s[i].data, 64 + i, 0xe1, 0xe0, i, 4);
 		slot_set(&s[i], 64 + i);
 	}
-	write_str(PARAM("tx_batch"), "3");
-	CHECK(send_slots(w, s, 100, 100) == 100, "tx_batch=3: one writev of 100 sends 100");
-	write_str(PARAM("tx_batch"), "32");
-	got = recv_slots(r, g, 100, 100, 100, 3000);
-	for (i = 0; i < got && i < 100; i++)
-		if (g[i].hdr.pktlen == s[i].hdr.pktlen &&
-		    !memcmp(g[i].data, s[i].data, s[i].hdr.pktlen))
-			same++;
-	CHECK(got == 100 && same == 100, "all 100 arrive in order (%d, %d equal)", got, same);
+	/* 3: many batches per call; 256: one batch built in two chunks. */
+	for (b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
+		write_str(PARAM("tx_batch"), batches[b]);
+		CHECK(send_slots(w, s, 100, 100) == 100,
+		      "tx_batch=%s: one writev of 100 sends 100", batches[b]);
+		recv_same(r, s, g, 100);
+	}
+	/* A bad packet in the second chunk: the 80 before it are sent. */
+	s[80].hdr.version = 99;
+	for (i = 0; i < 100; i++) {
+		iov[i].iov_base = &s[i];
+		iov[i].iov_len = sizeof(s[i]);
+	}
+	sent = writev(w, iov, 100);
+	CHECK(sent == 80, "a bad 81st packet: a writev of 100 sends the 80 before it (%zd)", sent);
+	recv_same(r, s, g, 80);
 	free(s);
 	free(g);
 }
@@ -244,6 +329,7 @@ void test_errors(void)
 	CHECK(w >= 0 && r >= 0, "open e0 writer, e1 reader");
 	tx_errors(w, r);
 	rx_errors(w, r);
+	rx_partial(w, r);
 	down_errors(w, r);
 	ioctl_errors(w);
 	param_errors();

@@ -21,7 +21,8 @@
 # Environment (from run-vm.sh): VMLINUZ INITRD OUT ACCEL CPUS MODE TIMEOUT NF,
 # and HPIO_VM_QUEUES (queue pairs per NIC, default CPUS), BENCH_SECS (5),
 # BENCH_ROUNDS (3), BENCH_DRIVERS ("linux hpio af_packet": linux is the
-# kernel's bridge, the reference of the ratios), BENCH_PACE (pktgen options;
+# kernel's bridge, the reference of the ratios; hpio-irq is hpio without
+# busy polling, as before the module had it), BENCH_PACE (pktgen options;
 # default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
 # runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
 # the config's, 32), HPIO_VM_PERF=1 (a profiled
