@@ -65,13 +65,31 @@ class = "EtherMirror"
 ip = true
 "#;
 
+/// A router cutting packets into fragments: 1400-byte first fragments
+/// (MF set, DF clear) through a DecIpTtl of MTU 576, three pieces each.
+const FRAGMENTING: &str = r#"
+connections = ["gen -> ttl", "ttl[0] -> discard", "ttl[1] -> discard", "ttl[2] -> discard"]
+[ports.gen]
+driver = "generator"
+proto = "udp"
+size = 1400
+fragment = "first"
+[elements.ttl]
+class = "DecIpTtl"
+mtu = 576
+"#;
+
 fn config(count: Option<u64>) -> Config {
+    config_of(GRAPH, count)
+}
+
+fn config_of(graph: &str, count: Option<u64>) -> Config {
     let overrides: Vec<String> = count
         .map(|c| format!("ports.gen.count={c}"))
         .into_iter()
         .collect();
     Config::parse_str(
-        GRAPH,
+        graph,
         "no_alloc.toml",
         &Registry::builtin(),
         &PortRegistry::builtin(),
@@ -80,10 +98,10 @@ fn config(count: Option<u64>) -> Config {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn graph_pushes_100k_packets_without_allocating() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let cfg = config(None);
+/// Pushes 100,000 packets of `cfg`'s generator through its graph after a
+/// warm-up, asserts that this thread allocated nothing meanwhile and that
+/// every slot came back, and returns the graph and how many were pushed.
+fn push_100k(cfg: &Config) -> (Graph, u64) {
     let mut open = cfg.ports[0].spec.open("gen", 1, true, false).unwrap();
     let mut rx = open.rx.remove(0);
     let mut graph = Graph::new(&cfg.graph, 0);
@@ -109,6 +127,14 @@ fn graph_pushes_100k_packets_without_allocating() {
     let allocated = allocations_here() - before;
     assert!(pushed >= 100_000);
     assert_eq!(allocated, 0, "{allocated} allocations for {pushed} packets");
+    assert_eq!(pool.available(), 1024, "every slot came back to the pool");
+    (graph, pushed)
+}
+
+#[test]
+fn graph_pushes_100k_packets_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (graph, pushed) = push_100k(&config(None));
     // The graph really did the work: counters prove every stage saw packets.
     let counters = graph.counters();
     let total_in: u64 = counters.iter().map(|c| c.packets_in).sum();
@@ -116,7 +142,22 @@ fn graph_pushes_100k_packets_without_allocating() {
         total_in > 3 * pushed,
         "every packet crossed several elements"
     );
-    assert_eq!(pool.available(), 1024, "every slot came back to the pool");
+}
+
+#[test]
+fn fragmenting_allocates_nothing_but_pool_slots() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (graph, pushed) = push_100k(&config_of(FRAGMENTING, None));
+    let counters = graph.counters();
+    let ttl = counters
+        .iter()
+        .find(|c| c.custom.iter().any(|(n, _)| n == "fragments"))
+        .unwrap();
+    let fragments = ttl.custom.iter().find(|(n, _)| n == "fragments").unwrap().1;
+    assert!(ttl.packets_in > pushed);
+    assert_eq!(fragments, 3 * ttl.packets_in, "every packet cut in three");
+    assert_eq!(ttl.packets_out, fragments);
+    assert!(counters.iter().all(|c| c.dropped() == 0));
 }
 
 #[test]

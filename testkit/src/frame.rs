@@ -5,7 +5,8 @@
 //! checksums right (the IP part built with etherparse). Frames that break
 //! the rules on purpose come from the edits in [`Frame::partial_csum`],
 //! [`Frame::ip_len`] and [`Frame::cut`], and [`Frame::fragments`] cuts a
-//! datagram into IP fragments.
+//! datagram into IP fragments (as a host does; [`router_fragments`] as a
+//! router does, to an MTU).
 //!
 //! ```
 //! use testkit::frame::{Frame, Ip, TCP_SYN};
@@ -25,7 +26,7 @@ mod edit;
 mod frag;
 mod l2;
 
-pub use frag::fragments;
+pub use frag::{fragments, reassemble, router_fragments};
 pub use l2::{marked, tag, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// TCP flag FIN (the bits of the header's flags byte).
@@ -198,6 +199,8 @@ pub struct Frame {
     pub ttl: u8,
     /// IPv4 identification and fragment fields.
     pub v4: V4Fields,
+    /// IPv4 options, as they lie in the header (4n bytes, at most 40).
+    pub v4_options: Vec<u8>,
     /// Transport header.
     pub l4: L4,
     /// TCP's urgent pointer (written when [`TCP_URG`] is set).
@@ -267,6 +270,7 @@ impl Frame {
             tcp_options: Vec::new(),
             ttl: 64,
             v4: V4Fields::default(),
+            v4_options: Vec::new(),
             l4,
             urgent: 0,
             payload: Vec::new(),
@@ -485,6 +489,17 @@ impl Frame {
         self
     }
 
+    /// IPv4 options: the bytes after the fixed header (4n bytes, at
+    /// most 40, padding included).
+    pub fn ip_options(mut self, options: &[u8]) -> Frame {
+        assert!(
+            options.len() % 4 == 0 && options.len() <= 40,
+            "IPv4 options of 4n bytes, at most 40"
+        );
+        self.v4_options = options.to_vec();
+        self
+    }
+
     /// The MAC addresses.
     pub fn macs(mut self, src: [u8; 6], dst: [u8; 6]) -> Frame {
         self.src_mac = src;
@@ -568,6 +583,9 @@ impl Frame {
                     more_fragments: v.more_fragments,
                     fragment_offset: IpFragOffset::try_new(v.fragment_offset)
                         .expect("fragment offset below 8192"),
+                    options: self.v4_options[..]
+                        .try_into()
+                        .expect("4n bytes, at most 40"),
                     ..Default::default()
                 };
                 IpHeaders::Ipv4(h, Default::default())

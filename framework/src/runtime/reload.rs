@@ -8,10 +8,14 @@
 //!    (workers, cores, burst, pool, max_frame, clock, on_panic), and a new
 //!    port needing larger packet slots than the run's. The running graph is
 //!    untouched.
-//! 2. builds each worker's new replica on the calling thread and hands the
-//!    new ports' queues out as [`start`](super::start) does (receive queue
-//!    `q` to worker `q % workers`, transmit handle `w` to worker `w`);
+//! 2. hands the new ports' queues out as [`start`](super::start) does
+//!    (receive queue `q` to worker `q % workers`, transmit handle `w` to
+//!    worker `w`);
 //! 3. runs a job on every worker, between two bursts:
+//!    - the worker builds its new replica, on its own thread as at the
+//!      start of a run, so that the replica's allocations come from that
+//!      thread's malloc arena and no two workers' replicas share a cache
+//!      line (`tests_share` checks it after a reload too);
 //!    - the elements of the old replica that have no successor (no element
 //!      of the same name and class in the new graph) are finished, as at the
 //!      end of a run: what they hold goes on through the old graph;
@@ -88,9 +92,8 @@ pub enum ReloadError {
     Control(#[from] ControlError),
 }
 
-/// A worker's part of a reload: its new replica and new queues.
+/// A worker's part of a reload: its new queues.
 struct Swap {
-    graph: Graph,
     /// (port, queue number, queue) in the new port order.
     rx: Vec<(usize, usize, Box<dyn RxQueue>)>,
     /// (port, handle) in the new port order.
@@ -99,6 +102,8 @@ struct Swap {
 
 /// What the swap job of every worker reads; each takes its own [`Swap`].
 struct Plan {
+    /// The new graph: each worker builds its replica of it.
+    spec: GraphSpec,
     swaps: Vec<Mutex<Option<Swap>>>,
     /// New index of each old port (`None`: it closes).
     port_map: Vec<Option<usize>>,
@@ -141,8 +146,7 @@ impl Controller {
         check_plan(spec, &ports, layout.ports.len(), shared)?;
         let workers = self.workers();
         let mut swaps: Vec<Swap> = (0..workers)
-            .map(|w| Swap {
-                graph: Graph::new(spec, w),
+            .map(|_| Swap {
                 rx: Vec::new(),
                 tx: Vec::new(),
             })
@@ -182,6 +186,7 @@ impl Controller {
             }
         }
         let plan = Arc::new(Plan {
+            spec: spec.clone(),
             swaps: swaps.into_iter().map(|s| Mutex::new(Some(s))).collect(),
             port_map,
             names: spec.ports.clone(),
@@ -308,9 +313,10 @@ fn swap_in(a: &mut WorkerAccess<'_>, plan: &Plan) -> Vec<Carried> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
-    let Some(Swap { mut graph, rx, tx }) = taken else {
+    let Some(Swap { rx, tx }) = taken else {
         return Vec::new();
     };
+    let mut graph = Graph::new(&plan.spec, w);
     old.finish_leaving(&mut Context::new(pool, *now_ns, w), &graph);
     while let Some(p) = old.take_panic() {
         if let Err(e) = element_panicked(worker.on_panic, w, p) {

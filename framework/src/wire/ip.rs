@@ -139,6 +139,73 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_tos(&mut self, tos: u8) {
         self.fixed_mut()[ipv4::TOS] = tos;
     }
+
+    /// Sets the header length in bytes (a multiple of 4, 20 to 60), keeping
+    /// the version.
+    #[inline]
+    pub fn set_header_len(&mut self, len: usize) {
+        let h = self.fixed_mut();
+        h[ipv4::VER_IHL] = (h[ipv4::VER_IHL] & 0xf0) | ((len / 4) as u8 & 0x0f);
+    }
+
+    /// Sets the total length: header and payload.
+    #[inline]
+    pub fn set_total_len(&mut self, len: u16) {
+        set16(self.fixed_mut(), ipv4::TOTAL_LEN, len);
+    }
+
+    /// Sets the fragment fields: the "don't fragment" and "more fragments"
+    /// flags and the offset in bytes (a multiple of 8; its low 3 bits are
+    /// dropped); the reserved flag is cleared.
+    #[inline]
+    pub fn set_frag(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
+        let mut v = (offset >> 3) & IPV4_OFFSET;
+        if dont_frag {
+            v |= IPV4_DF;
+        }
+        if more_frags {
+            v |= IPV4_MF;
+        }
+        set16(self.fixed_mut(), ipv4::FRAG, v);
+    }
+}
+
+/// The IPv4 option type's top bit: the option goes into every fragment of
+/// the datagram, not only the first (RFC 791).
+const IPV4_OPT_COPIED: u8 = 0x80;
+/// The "end of option list" option (one byte; what follows is padding).
+const IPV4_OPT_END: u8 = 0;
+/// The "no operation" option (one byte).
+const IPV4_OPT_NOP: u8 = 1;
+
+/// Writes to `out` the IPv4 options of `options` (the header's bytes after
+/// its fixed 20) that every fragment carries (copy flag set), in order and
+/// padded with zeros (end of list) to a multiple of 4 bytes, and returns
+/// how many bytes that is; `None` when an option's length is below 2 or
+/// runs past `options` (more than 40 bytes of options is an error too: a
+/// header holds no more). What a router puts in the second and later
+/// fragments it cuts a datagram into.
+pub fn ipv4_copied_options(options: &[u8], out: &mut [u8; 40]) -> Option<usize> {
+    if options.len() > out.len() {
+        return None;
+    }
+    let (mut i, mut n) = (0, 0);
+    while let Some(&kind) = options.get(i) {
+        let len = match kind {
+            IPV4_OPT_END => break,
+            IPV4_OPT_NOP => 1,
+            _ => Some(usize::from(*options.get(i + 1)?)).filter(|&l| l >= 2)?,
+        };
+        let opt = options.get(i..i + len)?;
+        if kind & IPV4_OPT_COPIED != 0 {
+            out[n..n + len].copy_from_slice(opt);
+            n += len;
+        }
+        i += len;
+    }
+    let padded = n.div_ceil(4) * 4;
+    out[n..padded].fill(0);
+    Some(padded)
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
@@ -326,6 +393,57 @@ mod tests {
         assert!(v.more_frags() && p.more_fragments() && !v.dont_frag());
         assert_eq!(v.frag_offset(), 1480);
         assert_eq!(v.frag_offset(), p.fragments_offset().value() * 8);
+    }
+
+    #[test]
+    fn ipv4_length_and_fragment_setters_agree_with_etherparse() {
+        let mut h = [0u8; 24];
+        h[..20].copy_from_slice(&V4);
+        let mut v = Ipv4Packet::new_checked(&mut h[..]).unwrap();
+        v.set_header_len(24);
+        v.set_total_len(1000);
+        v.set_frag(false, true, 2960);
+        let p = Ipv4HeaderSlice::from_slice(&h).unwrap();
+        assert_eq!((p.ihl(), p.total_len()), (6, 1000));
+        assert!(p.more_fragments() && !p.dont_fragment());
+        assert_eq!(p.fragments_offset().value(), 370);
+        let mut v = Ipv4Packet::new_checked(&mut h[..]).unwrap();
+        v.set_frag(true, false, 0);
+        let p = Ipv4HeaderSlice::from_slice(&h).unwrap();
+        assert!(!p.more_fragments() && p.dont_fragment());
+        assert_eq!((p.version(), p.fragments_offset().value()), (4, 0));
+    }
+
+    #[test]
+    fn ipv4_copied_options_keep_those_with_the_copy_flag() {
+        let mut out = [0xff; 40];
+        // Security (copied), NOP, record route (not), timestamp (not), end.
+        let opts = [
+            0x82, 4, 9, 9, 1, 7, 7, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x44, 4, 5, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(ipv4_copied_options(&opts, &mut out), Some(4));
+        assert_eq!(out[..4], [0x82, 4, 9, 9]);
+        // An odd length is padded with zeros; nothing copied is nothing.
+        let opts = [0x83, 3, 4, 0];
+        assert_eq!(ipv4_copied_options(&opts, &mut out), Some(4));
+        assert_eq!(out[..4], [0x83, 3, 4, 0]);
+        assert_eq!(ipv4_copied_options(&[1, 1, 7, 3, 4, 0], &mut out), Some(0));
+        assert_eq!(ipv4_copied_options(&[], &mut out), Some(0));
+        // After the end of the list, only padding: never read.
+        assert_eq!(ipv4_copied_options(&[0, 0x83, 200, 0], &mut out), Some(0));
+        for bad in [
+            &[0x83, 9, 0, 0][..],
+            &[0x83, 1, 0, 0],
+            &[7, 0, 0, 0],
+            &[0x83],
+        ] {
+            assert_eq!(ipv4_copied_options(bad, &mut out), None, "{bad:?}");
+        }
+        assert_eq!(
+            ipv4_copied_options(&[1; 44], &mut out),
+            None,
+            "over 40 bytes"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use ethernet::{insert_vlan_tag, remove_vlan_tag, FIRST_TAG};
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use headers::{ipv6_pseudo_uses_dst, is_ipv6_ext};
 pub use headers::{FragKind, Fragment, Headers, L3Kind, ParseStatus};
-pub use ip::{Ipv4Packet, Ipv6FragHeader, Ipv6Packet};
+pub use ip::{ipv4_copied_options, Ipv4Packet, Ipv6FragHeader, Ipv6Packet};
 pub use transport::{napt, tcp_flags, IcmpPacket, TcpPacket, UdpPacket};
 pub use view::Truncated;
 

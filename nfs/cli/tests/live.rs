@@ -116,13 +116,26 @@ struct Live {
     helpers: Vec<Option<Child>>,
     dir: tempfile::TempDir,
     script: PathBuf,
+    /// The NF's config and `--set` arguments (for [`Live::start_nf`]).
+    config: String,
+    args: Vec<String>,
 }
 
 impl Live {
     /// Builds the testbed `topology` (from scratch) and starts
     /// `hpio-nf run CONFIG --json --stats-interval 1` with overrides.
     fn start(topology: &'static str, config: &str, set: &[String]) -> Live {
-        let dir = tempfile::tempdir().unwrap();
+        Live::start_in(tempfile::tempdir().unwrap(), topology, config, set)
+    }
+
+    /// [`Live::start`] with `dir` as the test's temporary directory (the
+    /// overrides may name files in it).
+    fn start_in(
+        dir: tempfile::TempDir,
+        topology: &'static str,
+        config: &str,
+        set: &[String],
+    ) -> Live {
         let script = dir.path().join("sock.py");
         std::fs::write(&script, SOCK_PY).unwrap();
         testbed("down", topology);
@@ -132,15 +145,21 @@ impl Live {
             helpers: Vec::new(),
             dir,
             script,
+            config: config.to_string(),
+            args: set
+                .iter()
+                .flat_map(|s| ["--set".into(), s.clone()])
+                .collect(),
         };
         testbed("up", topology);
-        let args: Vec<String> = set
-            .iter()
-            .flat_map(|s| ["--set".into(), s.clone()])
-            .collect();
-        let log = live.dir.path().join("nf.log");
-        live.nf = Some(common::LiveRun::start(config, &args, log));
+        live.start_nf("nf.log");
         live
+    }
+
+    /// Starts the NF (again), logging to `log` in the temporary directory.
+    fn start_nf(&mut self, log: &str) {
+        let log = self.dir.path().join(log);
+        self.nf = Some(common::LiveRun::start(&self.config, &self.args, log));
     }
 
     /// The NF's log so far (for failure messages).
@@ -300,6 +319,25 @@ fn table(path: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The bridge table's file, in the test's temporary directory (never a
+/// device: the table is renamed over it).
+const FDB: &str = "bridge.fdb";
+
+/// Starts the shipped bridge between `hpnf-h1` and `hpnf-h2` with both
+/// ports on `driver` (`None`: the config's own), its table written to
+/// [`FDB`] in the test's temporary directory.
+fn start_bridge(driver: Option<&str>) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = vec![format!(
+        "elements.br.table_file={}",
+        dir.path().join(FDB).display()
+    )];
+    for port in ["lan0", "lan1"] {
+        set.extend(driver.map(|d| format!("ports.{port}.driver={d}")));
+    }
+    Live::start_in(dir, "bridge", "configs/bridge.toml", &set)
+}
+
 fn bridge_flooded(r: &Value) -> u64 {
     counter(r, "br", "port0.flooded") + counter(r, "br", "port1.flooded")
 }
@@ -313,13 +351,8 @@ fn bridge_ping_tcp_learning_and_flooding() {
     let Some(_lock) = setup("bridge_ping_tcp_learning_and_flooding") else {
         return;
     };
-    let fdb = tempfile::tempdir().unwrap();
-    let fdb = fdb.path().join("bridge.fdb");
-    let mut live = Live::start(
-        "bridge",
-        "configs/bridge.toml",
-        &[format!("elements.br.table_file={}", fdb.display())],
-    );
+    let mut live = start_bridge(None);
+    let fdb = live.dir.path().join(FDB);
     let before = live.next_report();
 
     // Ping both ways. The first ARP request is a broadcast: flooded.
@@ -500,17 +533,7 @@ fn bridge_passes_tcp_with_offloads_on() {
     let Some(_lock) = setup("bridge_passes_tcp_with_offloads_on") else {
         return;
     };
-    let fdb = tempfile::tempdir().unwrap();
-    let fdb = fdb.path().join("bridge.fdb");
-    let mut live = Live::start(
-        "bridge",
-        "configs/bridge.toml",
-        &[
-            format!("elements.br.table_file={}", fdb.display()),
-            "ports.lan0.driver=af_packet".into(),
-            "ports.lan1.driver=af_packet".into(),
-        ],
-    );
+    let mut live = start_bridge(Some("af_packet"));
     assert_offloads_on(&["hpnf-h1", "hpnf-h2"]);
     live.ping("hpnf-h1", "10.0.0.2", 2);
     let bytes = 10 << 20;
@@ -584,17 +607,7 @@ fn bridge_over_af_xdp_ping_tcp_exact_counts() {
     let Some(_lock) = setup("bridge_over_af_xdp_ping_tcp_exact_counts") else {
         return;
     };
-    let fdb = tempfile::tempdir().unwrap();
-    let fdb = fdb.path().join("bridge.fdb");
-    let mut live = Live::start(
-        "bridge",
-        "configs/bridge.toml",
-        &[
-            format!("elements.br.table_file={}", fdb.display()),
-            "ports.lan0.driver=af_xdp".into(),
-            "ports.lan1.driver=af_xdp".into(),
-        ],
-    );
+    let mut live = start_bridge(Some("af_xdp"));
     for ifname in ["hpnf-br0", "hpnf-br1"] {
         assert!(
             link_show(ifname).contains("prog/xdp "),
@@ -661,14 +674,7 @@ fn af_xdp_program_goes_with_a_killed_nf() {
     let Some(_lock) = setup("af_xdp_program_goes_with_a_killed_nf") else {
         return;
     };
-    // Never /dev/null: the table is renamed over the file (file.rs refuses now).
-    let fdb = std::env::temp_dir().join(format!("hpnf-xdp-kill-{}.fdb", std::process::id()));
-    let set = [
-        "ports.lan0.driver=af_xdp".to_string(),
-        "ports.lan1.driver=af_xdp".into(),
-        format!("elements.br.table_file={}", fdb.display()),
-    ];
-    let mut live = Live::start("bridge", "configs/bridge.toml", &set);
+    let mut live = start_bridge(Some("af_xdp"));
     live.ping("hpnf-h1", "10.0.0.2", 1);
     for ifname in ["hpnf-br0", "hpnf-br1"] {
         assert!(
@@ -685,14 +691,7 @@ fn af_xdp_program_goes_with_a_killed_nf() {
     }
     drop(live.nf.take());
     // A new NF attaches again and forwards.
-    let log = live.dir.path().join("nf2.log");
-    live.nf = Some(common::LiveRun::start(
-        "configs/bridge.toml",
-        &set.iter()
-            .flat_map(|s| ["--set".into(), s.clone()])
-            .collect::<Vec<_>>(),
-        log,
-    ));
+    live.start_nf("nf2.log");
     live.ping("hpnf-h2", "10.0.0.1", 2);
 }
 
