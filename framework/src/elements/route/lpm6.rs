@@ -375,7 +375,10 @@ mod tests {
         assert_eq!(t.lookup(ip("2001:db8:2::1")), 1);
         assert_eq!(t.remove(ip("2000::"), 3), Some(1));
         assert_eq!(t.lookup(ip("2001:db8:2::1")), 9);
-        assert_eq!(t.blocks[0x2400].short, 9, "the /3 no longer covers its blocks");
+        assert_eq!(
+            t.blocks[0x2400].short, 9,
+            "the /3 no longer covers its blocks"
+        );
         assert_eq!(t.len(), 3);
         assert_eq!(t.remove(0, 0), Some(9));
         assert_eq!(t.lookup(ip("fe80::1")), 0);
