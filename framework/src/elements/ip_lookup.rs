@@ -8,6 +8,7 @@ use crate::element::{
     HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError, ParamSpec,
     ParamType, Params, PortCount,
 };
+use crate::elements::route::log::{route_key, RouteLog};
 use crate::elements::route::lpm4::{Lpm4, MAX_VALUE};
 use crate::elements::route::lpm6::Lpm6;
 use crate::elements::route::{
@@ -51,14 +52,22 @@ IcmpError, say, to send destination-unreachable), else they are dropped as
 `no-route`. Frames that are not IP are dropped as `not-ip`.
 
 Tables: IPv4 uses DIR-24-8 (one memory read per lookup, two under a prefix
-longer than /24; 48 MiB per worker once an IPv4 route exists), IPv6 one hash
-table per prefix length, probed longest first, with a per-/16 map of the
-lengths present. Each worker holds its own copy.
+longer than /24; 48 MiB per worker once an IPv4 route exists). IPv6: a
+first level over the 65,536 /16 blocks holding the longest route of 16 bits
+or fewer, and below it a binary search on the prefix lengths present in the
+block (Waldvogel's markers and precomputed best matches: one hash probe per
+step, about 4 for a block with 8 lengths); a change rebuilds the search
+entries of its own /16 block. Each worker holds its own copy.
 
 Run-time changes: the `add` and `remove` write handlers change every
 worker's table between two of its bursts; an update rewrites only the table
-entries the prefix owns (for a /8, 65536 of them), so no worker stalls for
-more than one update. Each distinct (output, next hop) pair a route has ever
+entries the prefix owns (for a /8, 65536 of them; for IPv6 the search
+entries of the prefix's /16 block), so no worker stalls for more than one
+update. A hot reload keeps them: a route added, replaced or removed at run
+time survives unless the new configuration changes that same prefix (its
+route for the prefix, or its absence, differs from the old
+configuration's); then the new configuration's word holds. A kept route
+naming an output the new configuration no longer has is dropped. Each distinct (output, next hop) pair a route has ever
 named keeps a slot of the next-hop table (at most 32767 over the element's
 life; a route naming one more is refused).
 
@@ -192,6 +201,10 @@ pub struct IpLookup {
     /// Table values are indices + 1 into `hops`.
     hops: Vec<HopOut>,
     hop_ids: HashMap<Hop, u16>,
+    /// Configuring: the IPv6 table builds its search structure once at the end.
+    loading: bool,
+    /// The configured routes and the run-time changes, for a hot reload.
+    log: RouteLog,
 }
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
@@ -207,6 +220,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         ));
     }
     let mut t = IpLookup::new(outputs, no_route);
+    t.loading = true;
     for (i, s) in p.str_list("routes")?.into_iter().enumerate() {
         let r = parse_route(s, outputs).map_err(|e| ParamError::item("routes", i, e))?;
         t.add(r).map_err(|e| ParamError::item("routes", i, e))?;
@@ -247,6 +261,10 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         };
         t.add(r).map_err(|e| ParamError::new("generate_ipv6", e))?;
     }
+    t.loading = false;
+    if let Some(v6) = &mut t.v6 {
+        v6.flush();
+    }
     Ok(Configured::cloning(Inputs::Fixed(1), outputs, t))
 }
 
@@ -260,6 +278,8 @@ impl IpLookup {
             v6: None,
             hops: Vec::new(),
             hop_ids: HashMap::new(),
+            loading: false,
+            log: RouteLog::default(),
         }
     }
 
@@ -286,6 +306,9 @@ impl IpLookup {
             output: r.output,
             via: r.via,
         })?;
+        if self.loading {
+            self.log.configure(&r);
+        }
         match r.prefix {
             IpAddr::V4(a) => {
                 let t = self.v4.get_or_insert_with(|| Box::new(Lpm4::new()));
@@ -293,7 +316,14 @@ impl IpLookup {
                     .map_err(|e| e.to_string())?;
             }
             IpAddr::V6(a) => {
-                let t = self.v6.get_or_insert_with(|| Box::new(Lpm6::new()));
+                let loading = self.loading;
+                let t = self.v6.get_or_insert_with(|| {
+                    let mut t = Box::new(Lpm6::new());
+                    if loading {
+                        t.defer();
+                    }
+                    t
+                });
                 t.insert(u128::from(a), r.len, id);
             }
         }
@@ -461,17 +491,54 @@ impl Element for IpLookup {
             "add" => {
                 let r = parse_route(arg, self.outputs)?;
                 self.add(r)?;
+                let key = route_key(r.prefix, r.len);
+                self.log.change(key, Some((r.output, r.via)));
                 Ok(r.to_string().into())
             }
             "remove" => {
                 let (prefix, len) = parse_route_prefix(arg)?;
                 if self.remove(prefix, len) {
+                    self.log.change(route_key(prefix, len), None);
                     Ok(format!("removed {prefix}/{len}").into())
                 } else {
                     Err(format!("no route for {prefix}/{len}"))
                 }
             }
             _ => Err(handler::no_such_handler(name)),
+        }
+    }
+
+    /// Hot reload: the run-time route changes (see the class description).
+    fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(Box::new(self.log.clone()))
+    }
+
+    /// Replays the old replica's run-time changes whose prefixes the new
+    /// configuration routes as the old one did; a route naming an output the
+    /// new configuration no longer has, or one next hop too many, is dropped.
+    fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
+        let Ok(old) = state.downcast::<RouteLog>() else {
+            return;
+        };
+        for ((prefix, len), change) in self.log.carried(&old) {
+            let kept = match change {
+                Some((output, via)) => {
+                    let r = Route {
+                        prefix,
+                        len,
+                        output,
+                        via,
+                    };
+                    usize::from(output) < self.outputs && self.add(r).is_ok()
+                }
+                None => {
+                    self.remove(prefix, len);
+                    true
+                }
+            };
+            if kept {
+                self.log.change((prefix, len), change);
+            }
         }
     }
 }

@@ -207,3 +207,80 @@ fn bad_routes_are_parameter_errors() {
         assert!(err.contains(want), "{toml}: {err}");
     }
 }
+
+#[test]
+fn run_time_routes_survive_a_reload_unless_the_new_config_changes_their_prefix() {
+    let (mut old, n) = element(CONFIG);
+    let cx = HandlerCx::new(0, 0);
+    for r in [
+        "172.16.0.0/12 -> 0 via 192.168.1.9",
+        "2001:db8:5::/48 -> 0",
+        "fd00:1::/64 -> 1",
+    ] {
+        old.write("add", r, &cx).unwrap();
+    }
+    old.write("remove", "10.0.0.0/8", &cx).unwrap();
+    // The new config edits fd00:1::/64 and adds a route; the rest is as before.
+    let edited = CONFIG
+        .replace("\"fd00:1::/64 -> 0\"", "\"fd00:1::/64 -> 2\"")
+        .replace("routes = [", "routes = [\"198.51.100.0/24 -> 1\",");
+    let (mut new, _) = element(&edited);
+    let mut pool = Pool::new(0);
+    new.give_state(
+        old.take_state().unwrap(),
+        &mut Context::new(&mut pool, 0, 0),
+    );
+    let got = route(
+        &mut new,
+        n,
+        vec![
+            v4([172, 16, 0, 1]),
+            v4([10, 9, 9, 9]),
+            v4([198, 51, 100, 1]),
+            v6("2001:db8:5::1"),
+            v6("fd00:1::1"),
+        ],
+    );
+    let default_hop = u32::from_be_bytes([203, 0, 113, 1]);
+    assert_eq!(
+        got,
+        vec![
+            Some((0, [u32::from_be_bytes([192, 168, 1, 9]), 0])),
+            Some((1, [default_hop, 0])),
+            Some((1, [0, 0])),
+            Some((0, [0, 0])),
+            Some((2, [0, 0])),
+        ],
+        "added and removed routes carry over; the edited prefix takes the new config's route"
+    );
+    // The changes survive a second reload too, even through a fresh replica.
+    let (mut third, _) = element(&edited);
+    third.give_state(
+        new.take_state().unwrap(),
+        &mut Context::new(&mut pool, 0, 0),
+    );
+    assert_eq!(
+        route(&mut third, n, vec![v4([172, 16, 0, 1]), v4([10, 9, 9, 9])]),
+        vec![
+            Some((0, [u32::from_be_bytes([192, 168, 1, 9]), 0])),
+            Some((1, [default_hop, 0])),
+        ]
+    );
+}
+
+#[test]
+fn a_kept_route_to_an_output_the_new_config_lacks_is_dropped() {
+    let (mut old, _) = element(CONFIG);
+    let cx = HandlerCx::new(0, 0);
+    old.write("add", "172.16.0.0/12 -> 2", &cx).unwrap();
+    let (mut new, n) = element("outputs = 2\nroutes = [\"0.0.0.0/0 -> 1\"]");
+    let mut pool = Pool::new(0);
+    new.give_state(
+        old.take_state().unwrap(),
+        &mut Context::new(&mut pool, 0, 0),
+    );
+    assert_eq!(
+        route(&mut new, n, vec![v4([172, 16, 0, 1])]),
+        vec![Some((1, [0, 0]))]
+    );
+}

@@ -18,6 +18,7 @@
 //! Word 0 is Paint's colour, word 1 the Policer's.
 
 mod gen;
+pub mod log;
 pub mod lpm4;
 pub mod lpm6;
 
