@@ -44,6 +44,7 @@
 mod control;
 mod idle;
 mod observe;
+mod pass_clock;
 mod reload;
 mod report;
 #[cfg(test)]

@@ -8,9 +8,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::idle::{Flags, Sleeper, Waker};
+use super::idle::{Flags, Sleeper, Waker, SPIN_PASSES};
+use super::pass_clock::{PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
 use crate::graph::{ElementCounters, ElementPanic, Graph};
@@ -342,62 +343,96 @@ impl Worker {
         self.started = Some(start);
         self.cpu_start = cpu_ns();
         let mut batch = Batch::new();
-        let mut now_ns: u64 = 0;
+        // Read once per pass that received packets, rarely on empty ones
+        // (see `pass_clock`).
+        let mut clock = PassClock::new(start, self.clock == Clock::System);
         let mut idle: u32 = 0;
-        let mut next_publish = start + PUBLISH_EVERY;
-        let mut passes: u64 = 0;
-        // Busy time: each pass that received packets, from the clock reading
-        // that starts it to the one that starts the next. One reading per
-        // pass: the system clock's own under clock = "system", an extra one
-        // under clock = "packet". Idle time is the rest of the loop's.
-        let (mut pass_start, mut busy_ns, mut pass_busy) = (0u64, 0u64, false);
+        let publish_every = PUBLISH_EVERY.as_nanos() as u64;
+        let mut next_publish = publish_every;
         loop {
-            let t = start.elapsed().as_nanos() as u64;
-            if pass_busy {
-                busy_ns += t - pass_start;
-            }
-            pass_start = t;
             if self.stop.load(Ordering::Relaxed) {
-                self.set_times(t, busy_ns);
+                let t = clock.fresh();
+                self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
-            if self.clock == Clock::System {
-                now_ns = t;
-            }
-            self.run_jobs(graph, pool, now_ns)?;
-            let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
+            self.run_jobs(graph, pool, clock.now)?;
+            clock.pass();
+            let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut clock)?;
             if !self.merged.is_empty() {
-                let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;
+                let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut clock)?;
                 got += g;
                 live += l;
             }
-            pass_busy = got > 0;
             if got > 0 {
-                self.flush(graph, pool).map_err(|e| self.port_error(e))?;
                 idle = 0;
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                self.back_off(idle)?;
+                if clock.after_busy() || idle % IDLE_READ_EVERY == 0 || self.may_sleep(idle) {
+                    clock.read();
+                }
+            }
+            let timers = clock.read && clock.now >= graph.timer_deadline();
+            if timers {
+                self.run_timers(graph, pool, clock.now)?;
+            }
+            if got > 0 || timers {
+                self.flush(graph, pool).map_err(|e| self.port_error(e))?;
+            }
+            clock.end_pass(got > 0);
+            if got == 0 {
+                self.back_off(idle, self.sleep_limit(graph, &clock))?;
             }
             if live == 0 {
-                let t = start.elapsed().as_nanos() as u64;
-                self.set_times(t, busy_ns + if pass_busy { t - pass_start } else { 0 });
+                let t = clock.fresh();
+                self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
-            passes += 1;
-            if (passes & 63 == 0 || got == 0) && Instant::now() >= next_publish {
-                next_publish += PUBLISH_EVERY;
-                self.set_times(pass_start, busy_ns);
+            if clock.read && clock.t >= next_publish {
+                next_publish = clock.t + publish_every;
+                self.set_times(clock.t, clock.busy_ns);
                 self.publish(graph, pool, false);
             }
         }
     }
 
+    /// Whether the back-off of the `idle`-th empty pass in a row may sleep
+    /// in `poll` (it then needs the time, to end the sleep at the next
+    /// timer deadline).
+    #[inline]
+    fn may_sleep(&self, idle: u32) -> bool {
+        idle >= SPIN_PASSES && self.sleeper.can_sleep() && self.merged.is_empty()
+    }
+
+    /// The longest sleep now: until the graph's next timer deadline (worker
+    /// clock; packet time does not pass while asleep), at most the
+    /// sleeper's own limit.
+    fn sleep_limit(&self, graph: &Graph, clock: &PassClock) -> Duration {
+        let deadline = graph.timer_deadline();
+        if self.clock == Clock::System && deadline != u64::MAX {
+            let left = Duration::from_nanos(deadline.saturating_sub(clock.now));
+            left.min(self.sleeper.max)
+        } else {
+            self.sleeper.max
+        }
+    }
+
+    /// Runs the graph's element timers at `now` (see [`Graph::run_timers`]).
+    #[cold]
+    #[inline(never)]
+    fn run_timers(&mut self, graph: &mut Graph, pool: &mut Pool, now: u64) -> Result<(), RunError> {
+        self.last_now = self.last_now.max(now);
+        graph.run_timers(&mut Context::new(pool, now, self.index));
+        while let Some(p) = graph.take_panic() {
+            element_panicked(self.on_panic, self.index, p)?;
+        }
+        Ok(())
+    }
+
     /// An idle pass's back-off (see `idle`): may sleep in `poll` unless a
     /// transmit queue has a backlog or replays are merged. After a sleep,
     /// each live queue is told ([`RxQueue::slept`]); its error ends the run.
-    fn back_off(&mut self, idle: u32) -> Result<(), RunError> {
+    fn back_off(&mut self, idle: u32, limit: Duration) -> Result<(), RunError> {
         let flags = Flags {
             jobs: &self.jobs_pending,
             stop: &self.stop,
@@ -405,7 +440,7 @@ impl Worker {
         let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
         let live = self.rx.iter().filter(|s| !s.ended);
         let fds = can.then(|| live.map(|s| s.rx.wait_fd()));
-        if !self.sleeper.back_off(idle, fds, flags) {
+        if !self.sleeper.back_off(idle, fds, flags, limit) {
             return Ok(());
         }
         for s in self.rx.iter_mut().filter(|s| !s.ended) {
@@ -432,7 +467,7 @@ impl Worker {
         graph: &mut Graph,
         pool: &mut Pool,
         batch: &mut Batch,
-        now_ns: &mut u64,
+        clock: &mut PassClock,
     ) -> Result<(usize, usize), RunError> {
         let (mut got, mut live) = (0, 0);
         for i in 0..self.rx.len() {
@@ -451,7 +486,7 @@ impl Worker {
                 Recv::Got(n) => {
                     got += n;
                     self.bursts += 1;
-                    self.push(graph, pool, port, batch, now_ns)?;
+                    self.push(graph, pool, port, batch, clock)?;
                 }
             }
         }
@@ -465,16 +500,20 @@ impl Worker {
         pool: &mut Pool,
         port: usize,
         batch: &mut Batch,
-        now_ns: &mut u64,
+        clock: &mut PassClock,
     ) -> Result<(), RunError> {
         for p in batch.iter_mut() {
             p.set_in_port(Some(port));
         }
+        clock.read();
         if self.clock == Clock::Packet {
-            *now_ns = batch.iter().map(|p| p.timestamp()).fold(*now_ns, u64::max);
+            clock.now = batch
+                .iter()
+                .map(|p| p.timestamp())
+                .fold(clock.now, u64::max);
         }
-        self.last_now = *now_ns;
-        let mut cx = Context::new(pool, *now_ns, self.index);
+        self.last_now = clock.now;
+        let mut cx = Context::new(pool, clock.now, self.index);
         graph.push_from_port(&mut cx, port, batch);
         while let Some(p) = graph.take_panic() {
             element_panicked(self.on_panic, self.index, p)?;
@@ -492,7 +531,7 @@ impl Worker {
         graph: &mut Graph,
         pool: &mut Pool,
         batch: &mut Batch,
-        now_ns: &mut u64,
+        clock: &mut PassClock,
     ) -> Result<(usize, usize), RunError> {
         let mut waiting = false;
         for i in 0..self.merged.len() {
@@ -538,7 +577,7 @@ impl Worker {
         }
         let port = self.merged[first].port;
         batch.extend(self.merged[first].pending.drain(..k));
-        self.push(graph, pool, port, batch, now_ns)?;
+        self.push(graph, pool, port, batch, clock)?;
         Ok((k, live))
     }
 

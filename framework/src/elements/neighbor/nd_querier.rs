@@ -32,8 +32,8 @@ entry is trusted for `timeout`.
 
 Input 1 takes neighbour advertisements (and solicitations carrying the
 sender's link-layer address), which resolve or refresh entries and release
-held packets; they are then freed. No timer: retries and expiry happen when
-packets arrive, as for ArpQuerier.",
+held packets; they are then freed. Retries, giving up and expiry are done
+on time by the element's timer, with or without traffic, as for ArpQuerier.",
         inputs: PortCount::Fixed(2),
         outputs: PortCount::Fixed(1),
         params: ND_PARAMS,
@@ -74,7 +74,8 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let limits = limits(p)?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
         Box::new(Querier::new(Nd6 { ip, mac }, limits))
-    }))
+    })
+    .with_timer())
 }
 
 /// Neighbour discovery for IPv6 next hops.
