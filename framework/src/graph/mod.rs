@@ -192,7 +192,9 @@ impl Graph {
                 None => cx.pool.free_batch(batch),
             }
         }
-        self.deadline = self.deadline.min(cx.wake_at);
+        if cx.wake_at != u64::MAX {
+            self.deadline = self.deadline.min(cx.wake_at);
+        }
     }
 
     /// Runs `batch` into `target` and everything downstream of it.

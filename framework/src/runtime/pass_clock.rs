@@ -5,18 +5,31 @@
 //! `clock_gettime` is a system call. The loop therefore reads the system
 //! clock:
 //!
-//! - once in a pass that received packets, at its first burst (the time
-//!   the elements see under `clock = "system"`, and the start of its busy
-//!   time);
-//! - in the first empty pass after a busy one (the end of the busy time);
+//! - once in a pass that received packets: at its start when the pass
+//!   before was busy too (one reading ends that pass's busy time and
+//!   starts this one's), else at its first burst (the time the elements
+//!   see under `clock = "system"`, and the start of its busy time);
+//! - at the start of the first empty pass after a busy one (the end of
+//!   the busy time);
 //! - in an empty pass only every [`IDLE_READ_EVERY`]th one, and before each
 //!   sleep in `poll` (its timeout ends at the next timer deadline): for
 //!   the counters published every 100 ms and the element timers.
 //!
 //! Busy time is the time from a busy pass's reading to the next reading;
 //! idle time is the rest.
+//!
+//! The element timers (see [`Element::timer`](crate::element::Element::timer))
+//! are checked on the passes that read the clock, and a sleep in `poll`
+//! ends at their next deadline: also here.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::idle::SPIN_PASSES;
+use super::worker::{element_panicked, Worker};
+use super::{Clock, RunError};
+use crate::element::Context;
+use crate::graph::Graph;
+use crate::packet::Pool;
 
 /// An empty pass reads the clock once in this many (after the first).
 pub(super) const IDLE_READ_EVERY: u32 = 64;
@@ -33,8 +46,9 @@ pub(super) struct PassClock {
     pub t: u64,
     /// Whether the clock was read in this pass.
     pub read: bool,
-    /// The reading of the last busy pass, until the next reading.
-    busy_from: Option<u64>,
+    /// The last pass was busy: its reading (`t`) starts busy time that
+    /// the next reading ends.
+    busy: bool,
     /// Busy time so far, ns.
     pub busy_ns: u64,
 }
@@ -47,7 +61,7 @@ impl PassClock {
             now: 0,
             t: 0,
             read: false,
-            busy_from: None,
+            busy: false,
             busy_ns: 0,
         }
     }
@@ -60,9 +74,11 @@ impl PassClock {
 
     /// Reads the clock (again, even if it was read in this pass).
     pub fn fresh(&mut self) -> u64 {
-        let t = self.start.elapsed().as_nanos() as u64;
-        if let Some(b) = self.busy_from.take() {
-            self.busy_ns += t.saturating_sub(b);
+        let d = self.start.elapsed();
+        let t = d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos());
+        if self.busy {
+            self.busy_ns += t.saturating_sub(self.t);
+            self.busy = false;
         }
         self.t = t;
         self.read = true;
@@ -84,15 +100,54 @@ impl PassClock {
     /// Ends a pass: a busy one is busy from its reading to the next.
     #[inline]
     pub fn end_pass(&mut self, busy: bool) {
-        if busy {
-            self.busy_from = Some(self.t);
-        }
+        self.busy = busy;
     }
 
     /// Whether the pass just ended busy (its time is not yet counted).
     #[inline]
     pub fn after_busy(&self) -> bool {
-        self.busy_from.is_some()
+        self.busy
+    }
+}
+
+/// The worker loop's uses of the clock for element timers and sleeps.
+impl Worker {
+    /// Whether the back-off of the `idle`-th empty pass in a row may sleep
+    /// in `poll` (it then needs the time, to end the sleep at the next
+    /// timer deadline).
+    #[inline]
+    pub(super) fn may_sleep(&self, idle: u32) -> bool {
+        idle >= SPIN_PASSES && self.sleeper.can_sleep() && self.merged.is_empty()
+    }
+
+    /// The longest sleep now: until the graph's next timer deadline (worker
+    /// clock; packet time does not pass while asleep), at most the
+    /// sleeper's own limit.
+    pub(super) fn sleep_limit(&self, graph: &Graph, clock: &PassClock) -> Duration {
+        let deadline = graph.timer_deadline();
+        if self.clock == Clock::System && deadline != u64::MAX {
+            let left = Duration::from_nanos(deadline.saturating_sub(clock.now));
+            left.min(self.sleeper.max)
+        } else {
+            self.sleeper.max
+        }
+    }
+
+    /// Runs the graph's element timers at `now` (see [`Graph::run_timers`]).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn run_timers(
+        &mut self,
+        graph: &mut Graph,
+        pool: &mut Pool,
+        now: u64,
+    ) -> Result<(), RunError> {
+        self.last_now = self.last_now.max(now);
+        graph.run_timers(&mut Context::new(pool, now, self.index));
+        while let Some(p) = graph.take_panic() {
+            element_panicked(self.on_panic, self.index, p)?;
+        }
+        Ok(())
     }
 }
 

@@ -8,9 +8,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::idle::{Flags, Sleeper, Waker, SPIN_PASSES};
+use super::idle::{Flags, Sleeper, Waker};
 use super::pass_clock::{PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
@@ -110,7 +110,7 @@ pub(crate) struct Worker {
     burst: usize,
     pool_size: usize,
     max_frame: usize,
-    clock: Clock,
+    pub(super) clock: Clock,
     pub(super) on_panic: OnPanic,
     stop: Arc<AtomicBool>,
     /// Port names (for errors).
@@ -131,7 +131,7 @@ pub(crate) struct Worker {
     /// The thread's CPU time when the loop started (see [`cpu_ns`]).
     cpu_start: u64,
     /// The time of the last burst (what `Context::now` said).
-    last_now: u64,
+    pub(super) last_now: u64,
     /// The merge had to go on without knowing every input's next packet.
     order_warned: bool,
     /// Control jobs, run between bursts.
@@ -357,6 +357,11 @@ impl Worker {
             }
             self.run_jobs(graph, pool, clock.now)?;
             clock.pass();
+            if clock.after_busy() {
+                // The end of the last pass's busy time (and, when this
+                // pass is busy too, the start of its own).
+                clock.read();
+            }
             let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut clock)?;
             if !self.merged.is_empty() {
                 let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut clock)?;
@@ -368,7 +373,7 @@ impl Worker {
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                if clock.after_busy() || idle % IDLE_READ_EVERY == 0 || self.may_sleep(idle) {
+                if idle % IDLE_READ_EVERY == 0 || self.may_sleep(idle) {
                     clock.read();
                 }
             }
@@ -396,43 +401,10 @@ impl Worker {
         }
     }
 
-    /// Whether the back-off of the `idle`-th empty pass in a row may sleep
-    /// in `poll` (it then needs the time, to end the sleep at the next
-    /// timer deadline).
-    #[inline]
-    fn may_sleep(&self, idle: u32) -> bool {
-        idle >= SPIN_PASSES && self.sleeper.can_sleep() && self.merged.is_empty()
-    }
-
-    /// The longest sleep now: until the graph's next timer deadline (worker
-    /// clock; packet time does not pass while asleep), at most the
-    /// sleeper's own limit.
-    fn sleep_limit(&self, graph: &Graph, clock: &PassClock) -> Duration {
-        let deadline = graph.timer_deadline();
-        if self.clock == Clock::System && deadline != u64::MAX {
-            let left = Duration::from_nanos(deadline.saturating_sub(clock.now));
-            left.min(self.sleeper.max)
-        } else {
-            self.sleeper.max
-        }
-    }
-
-    /// Runs the graph's element timers at `now` (see [`Graph::run_timers`]).
-    #[cold]
-    #[inline(never)]
-    fn run_timers(&mut self, graph: &mut Graph, pool: &mut Pool, now: u64) -> Result<(), RunError> {
-        self.last_now = self.last_now.max(now);
-        graph.run_timers(&mut Context::new(pool, now, self.index));
-        while let Some(p) = graph.take_panic() {
-            element_panicked(self.on_panic, self.index, p)?;
-        }
-        Ok(())
-    }
-
     /// An idle pass's back-off (see `idle`): may sleep in `poll` unless a
     /// transmit queue has a backlog or replays are merged. After a sleep,
     /// each live queue is told ([`RxQueue::slept`]); its error ends the run.
-    fn back_off(&mut self, idle: u32, limit: Duration) -> Result<(), RunError> {
+    fn back_off(&mut self, idle: u32, limit: std::time::Duration) -> Result<(), RunError> {
         let flags = Flags {
             jobs: &self.jobs_pending,
             stop: &self.stop,
@@ -486,7 +458,9 @@ impl Worker {
                 Recv::Got(n) => {
                     got += n;
                     self.bursts += 1;
-                    self.push(graph, pool, port, batch, clock)?;
+                    // The pass's one reading, at its first burst.
+                    clock.read();
+                    self.push(graph, pool, port, batch, &mut clock.now)?;
                 }
             }
         }
@@ -500,20 +474,16 @@ impl Worker {
         pool: &mut Pool,
         port: usize,
         batch: &mut Batch,
-        clock: &mut PassClock,
+        now_ns: &mut u64,
     ) -> Result<(), RunError> {
         for p in batch.iter_mut() {
             p.set_in_port(Some(port));
         }
-        clock.read();
         if self.clock == Clock::Packet {
-            clock.now = batch
-                .iter()
-                .map(|p| p.timestamp())
-                .fold(clock.now, u64::max);
+            *now_ns = batch.iter().map(|p| p.timestamp()).fold(*now_ns, u64::max);
         }
-        self.last_now = clock.now;
-        let mut cx = Context::new(pool, clock.now, self.index);
+        self.last_now = *now_ns;
+        let mut cx = Context::new(pool, *now_ns, self.index);
         graph.push_from_port(&mut cx, port, batch);
         while let Some(p) = graph.take_panic() {
             element_panicked(self.on_panic, self.index, p)?;
@@ -577,7 +547,8 @@ impl Worker {
         }
         let port = self.merged[first].port;
         batch.extend(self.merged[first].pending.drain(..k));
-        self.push(graph, pool, port, batch, clock)?;
+        clock.read();
+        self.push(graph, pool, port, batch, &mut clock.now)?;
         Ok((k, live))
     }
 
