@@ -58,6 +58,7 @@ mod tests_reload;
 #[cfg(test)]
 mod tests_share;
 mod worker;
+mod worker_timers;
 
 pub use control::{ControlError, Controller};
 pub use idle::{Idle, MAX_SLEEP};

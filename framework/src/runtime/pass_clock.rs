@@ -20,16 +20,9 @@
 //!
 //! The element timers (see [`Element::timer`](crate::element::Element::timer))
 //! are checked on the passes that read the clock, and a sleep in `poll`
-//! ends at their next deadline: also here.
+//! ends at their next deadline (`worker_timers`).
 
-use std::time::{Duration, Instant};
-
-use super::idle::SPIN_PASSES;
-use super::worker::{element_panicked, Worker};
-use super::{Clock, RunError};
-use crate::element::Context;
-use crate::graph::Graph;
-use crate::packet::Pool;
+use std::time::Instant;
 
 /// An empty pass reads the clock once in this many (after the first).
 pub(super) const IDLE_READ_EVERY: u32 = 64;
@@ -107,47 +100,6 @@ impl PassClock {
     #[inline]
     pub fn after_busy(&self) -> bool {
         self.busy
-    }
-}
-
-/// The worker loop's uses of the clock for element timers and sleeps.
-impl Worker {
-    /// Whether the back-off of the `idle`-th empty pass in a row may sleep
-    /// in `poll` (it then needs the time, to end the sleep at the next
-    /// timer deadline).
-    #[inline]
-    pub(super) fn may_sleep(&self, idle: u32) -> bool {
-        idle >= SPIN_PASSES && self.sleeper.can_sleep() && self.merged.is_empty()
-    }
-
-    /// The longest sleep now: until the graph's next timer deadline (worker
-    /// clock; packet time does not pass while asleep), at most the
-    /// sleeper's own limit.
-    pub(super) fn sleep_limit(&self, graph: &Graph, clock: &PassClock) -> Duration {
-        let deadline = graph.timer_deadline();
-        if self.clock == Clock::System && deadline != u64::MAX {
-            let left = Duration::from_nanos(deadline.saturating_sub(clock.now));
-            left.min(self.sleeper.max)
-        } else {
-            self.sleeper.max
-        }
-    }
-
-    /// Runs the graph's element timers at `now` (see [`Graph::run_timers`]).
-    #[cold]
-    #[inline(never)]
-    pub(super) fn run_timers(
-        &mut self,
-        graph: &mut Graph,
-        pool: &mut Pool,
-        now: u64,
-    ) -> Result<(), RunError> {
-        self.last_now = self.last_now.max(now);
-        graph.run_timers(&mut Context::new(pool, now, self.index));
-        while let Some(p) = graph.take_panic() {
-            element_panicked(self.on_panic, self.index, p)?;
-        }
-        Ok(())
     }
 }
 
