@@ -117,6 +117,13 @@ impl<E: Element> Element for Guarded<E> {
         }
     }
 
+    fn timer(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        let inner = &mut self.inner;
+        if let Err(msg) = catch(|| inner.timer(cx, out)) {
+            out.panic = Some(msg);
+        }
+    }
+
     fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
         catch(|| self.inner.read(name, cx))
             .unwrap_or_else(|msg| Err(format!("the handler panicked: {msg}")))

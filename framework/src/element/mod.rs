@@ -8,7 +8,8 @@
 //! - [`Element`]: the trait a packet-processing type implements. `push` gets
 //!   a batch that arrived on one input; `stats` reports its own counters.
 //! - [`Context`]: what a running element may use besides its packets: the
-//!   time of the burst ([`Context::now`]), the worker's index
+//!   time of the burst ([`Context::now`]), a request for the element's
+//!   timer ([`Context::wake_at`], see [`Element::timer`]), the worker's index
 //!   ([`Context::worker`]), the worker's packet pool, and whether the batch
 //!   is being traced ([`Context::tracing`], [`Context::trace_note`]: say
 //!   why a traced packet went where it went).
@@ -174,6 +175,25 @@ pub trait Element: Send {
     /// transmitted before the ports close. The default does nothing.
     fn finish(&mut self, _cx: &mut Context<'_>, _out: &mut Output) {}
 
+    /// The timer hook: time-driven work (retries, timeouts, ageing) done
+    /// on time even when no packet arrives.
+    ///
+    /// Called only for replicas of a class whose `configure` asked for it
+    /// ([`Configured::with_timer`]): the graph keeps a list of those, so
+    /// the others cost nothing. The runtime calls `timer` on every listed
+    /// element of the worker once when the run starts (and after a
+    /// reload), then whenever the earliest time any of them asked for with
+    /// [`Context::wake_at`] has come: it may be called before the time this
+    /// element asked for (another one's was due), so check what is due.
+    /// Each call forgets the earlier requests: ask again for the next one.
+    /// `cx.now()` is the worker's clock (packet time under `clock =
+    /// "packet"`, which advances only with packets). Packets sent to `out`
+    /// go through the rest of the graph and are transmitted with the
+    /// worker's next flush; drops are counted as from `push`. A worker that
+    /// sleeps when idle wakes up for the earliest request. The default
+    /// does nothing.
+    fn timer(&mut self, _cx: &mut Context<'_>, _out: &mut Output) {}
+
     /// Answers read handler `name` (one the class lists in
     /// [`ClassInfo::handlers`]). Called on the worker's thread between
     /// bursts, on every worker's replica; the answers are combined as the
@@ -246,6 +266,10 @@ impl<E: Element + ?Sized> Element for Box<E> {
         (**self).finish(cx, out)
     }
 
+    fn timer(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        (**self).timer(cx, out)
+    }
+
     fn read(&self, name: &str, cx: &HandlerCx) -> HandlerResult {
         (**self).read(name, cx)
     }
@@ -274,6 +298,9 @@ pub struct Context<'a> {
     /// costs nothing more to make when nothing is traced.
     #[allow(clippy::box_collection)] // Boxed to be one word (null when off), not three.
     pub(crate) notes: Option<Box<Vec<String>>>,
+    /// The earliest time an element asked for its timer
+    /// ([`Context::wake_at`]), `u64::MAX` when none did.
+    pub(crate) wake_at: u64,
 }
 
 impl<'a> Context<'a> {
@@ -284,7 +311,24 @@ impl<'a> Context<'a> {
             now_ns,
             worker,
             notes: None,
+            wake_at: u64::MAX,
         }
+    }
+
+    /// Asks for the element's [`Element::timer`] to be called once the
+    /// worker's clock ([`Context::now`]) reaches `at_ns` (from `push`,
+    /// `timer` or `give_state`). Effective for classes configured
+    /// [`Configured::with_timer`]; the earliest request of the worker's
+    /// elements wins, and the timers then run (each asks again).
+    #[inline]
+    pub fn wake_at(&mut self, at_ns: u64) {
+        self.wake_at = self.wake_at.min(at_ns);
+    }
+
+    /// The earliest time asked for with [`Context::wake_at`] on this
+    /// context (`None`: no request), for tests that drive an element.
+    pub fn wake_request(&self) -> Option<u64> {
+        (self.wake_at != u64::MAX).then_some(self.wake_at)
     }
 
     /// Whether the batch being pushed is followed by a packet trace

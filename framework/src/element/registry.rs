@@ -144,6 +144,9 @@ pub struct Configured {
     /// Outputs wired by the element itself to a port's transmit side
     /// (`Forward`): (output, port index).
     pub port_outputs: Vec<(usize, usize)>,
+    /// The replicas use the timer hook ([`Element::timer`]); set with
+    /// [`Configured::with_timer`].
+    pub timer: bool,
     factory: Arc<Factory>,
 }
 
@@ -196,6 +199,7 @@ impl Configured {
             inputs,
             outputs,
             port_outputs: Vec::new(),
+            timer: false,
             factory: Arc::new(factory),
         }
     }
@@ -203,6 +207,14 @@ impl Configured {
     /// Declares that output `output` goes to the transmit side of port `port`.
     pub fn with_port_output(mut self, output: usize, port: usize) -> Configured {
         self.port_outputs.push((output, port));
+        self
+    }
+
+    /// Declares that the replicas use the timer hook: the graph lists them
+    /// and calls their [`Element::timer`] when due (see there); the
+    /// timers of elements not declared are never called.
+    pub fn with_timer(mut self) -> Configured {
+        self.timer = true;
         self
     }
 
@@ -218,6 +230,7 @@ impl std::fmt::Debug for Configured {
             .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
             .field("port_outputs", &self.port_outputs)
+            .field("timer", &self.timer)
             .finish()
     }
 }

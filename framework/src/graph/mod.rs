@@ -4,6 +4,7 @@
 mod edge;
 mod handover;
 mod tap;
+mod timer;
 mod trace;
 mod watch;
 
@@ -136,6 +137,13 @@ pub struct Graph {
     watching: bool,
     /// The taps and the trace.
     watch: watch::Watch,
+    /// The elements that use the timer hook (configured `with_timer`), in
+    /// node order.
+    timers: Vec<usize>,
+    /// When their timers are next due (the earliest [`Context::wake_at`]
+    /// request since they last ran; 0 at the start: they run once, to ask
+    /// for their first time); `u64::MAX` when nothing is due.
+    deadline: u64,
 }
 
 impl Graph {
@@ -156,7 +164,12 @@ impl Graph {
                 panics: 0,
             })
             .collect();
+        let timers: Vec<usize> = (0..spec.nodes.len())
+            .filter(|&i| spec.nodes[i].configured.timer)
+            .collect();
         Graph {
+            deadline: if timers.is_empty() { u64::MAX } else { 0 },
+            timers,
             nodes,
             sources: spec.sources.clone(),
             tx: spec.ports.iter().map(|_| Batch::new()).collect(),
@@ -169,13 +182,18 @@ impl Graph {
 
     /// Runs a batch received on `port` through the graph to completion.
     /// Packets for ports wait in [`Graph::tx_batch`] until the burst's flush.
+    /// Timer requests made on `cx` ([`Context::wake_at`]) count from now on.
     pub fn push_from_port(&mut self, cx: &mut Context<'_>, port: usize, batch: &mut Batch) {
         if self.watching {
-            return self.push_from_port_watched(cx, port, batch);
+            self.push_from_port_watched(cx, port, batch);
+        } else {
+            match self.sources.get(port).copied().flatten() {
+                Some(t) => self.push_plain(cx, t, batch),
+                None => cx.pool.free_batch(batch),
+            }
         }
-        match self.sources.get(port).copied().flatten() {
-            Some(t) => self.push_plain(cx, t, batch),
-            None => cx.pool.free_batch(batch),
+        if cx.wake_at != u64::MAX {
+            self.deadline = self.deadline.min(cx.wake_at);
         }
     }
 

@@ -141,10 +141,11 @@ impl Sleeper {
         idle: u32,
         fds: Option<impl Iterator<Item = Option<BorrowedFd<'a>>>>,
         flags: Flags<'_>,
+        limit: Duration,
     ) -> bool {
         if idle < SPIN_PASSES {
             std::hint::spin_loop();
-        } else if fds.is_some_and(|fds| self.sleep(fds, flags)) {
+        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit)) {
             return true;
         } else if idle < YIELD_PASSES {
             std::thread::yield_now();
@@ -154,7 +155,13 @@ impl Sleeper {
         false
     }
 
-    /// Sleeps in `poll` on `fds` and the eventfd, for at most `self.max`.
+    /// Whether this worker sleeps when idle (`idle = "sleep"` with an eventfd).
+    pub fn can_sleep(&self) -> bool {
+        self.waker.event.is_some()
+    }
+
+    /// Sleeps in `poll` on `fds` and the eventfd, for at most `limit`
+    /// (the next element timer's deadline, at most `self.max`).
     /// False (nothing done) when it cannot: no eventfd, a queue without a
     /// descriptor. True when it slept, or found a job or the stop flag set
     /// at the last moment.
@@ -162,6 +169,7 @@ impl Sleeper {
         &mut self,
         fds: impl Iterator<Item = Option<BorrowedFd<'a>>>,
         flags: Flags<'_>,
+        limit: Duration,
     ) -> bool {
         let Some(event) = &self.waker.event else {
             return false;
@@ -181,7 +189,7 @@ impl Sleeper {
             return true;
         }
         let t0 = Instant::now();
-        let r = self.set.wait(self.max);
+        let r = self.set.wait(limit.min(self.max));
         asleep.store(false, Ordering::Relaxed);
         self.sleeps += 1;
         self.sleep_ns += t0.elapsed().as_nanos() as u64;

@@ -44,6 +44,7 @@
 mod control;
 mod idle;
 mod observe;
+mod pass_clock;
 mod reload;
 mod report;
 #[cfg(test)]
@@ -57,6 +58,7 @@ mod tests_reload;
 #[cfg(test)]
 mod tests_share;
 mod worker;
+mod worker_timers;
 
 pub use control::{ControlError, Controller};
 pub use idle::{Idle, MAX_SLEEP};

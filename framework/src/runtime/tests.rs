@@ -608,13 +608,27 @@ fn an_element_holding_most_of_the_pool_does_not_stall_the_merge() {
     assert_eq!(sent.lock().unwrap().len(), total - 6);
 }
 
-/// Takes `busy_ms` on each call that hands out a packet and `idle_ms` on
-/// each that finds nothing (turn about, starting with a packet), `calls`
-/// times, then ends.
+/// Hands out a packet and finds nothing, turn about (`idle_ms` on each
+/// call that finds nothing), `calls` times, then ends.
 struct Paced {
     calls: u32,
-    busy_ms: u64,
     idle_ms: u64,
+}
+
+/// Takes `.0` ms per batch sent: the work of a busy pass (the loop reads
+/// its clock once a pass received packets, so the time a receive call
+/// takes before it finds some counts as idle).
+struct SlowTx(u64, Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl TxQueue for SlowTx {
+    fn send(&mut self, pool: &mut Pool, batch: &mut Batch) -> Result<(), PortError> {
+        std::thread::sleep(Duration::from_millis(self.0));
+        MemTx(self.1.clone()).send(pool, batch)
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::default()
+    }
 }
 
 impl RxQueue for Paced {
@@ -624,7 +638,6 @@ impl RxQueue for Paced {
         }
         self.calls -= 1;
         if self.calls % 2 == 1 {
-            std::thread::sleep(Duration::from_millis(self.busy_ms));
             let mut p = pool.alloc().expect("pool large enough");
             p.set_frame(&[1; 60]);
             batch.push(p);
@@ -647,15 +660,14 @@ fn workers_split_their_loop_time_into_busy_and_idle_passes() {
         ports: vec!["in".into(), "out".into()],
         sources: vec![Some(Target::Port(1)), None],
     };
-    // 6 packets taking 30 ms each, 6 empty polls taking 10 ms each.
+    // 6 packets taking 30 ms each to send, 6 empty polls taking 10 ms each.
     let paced = Paced {
         calls: 12,
-        busy_ms: 30,
         idle_ms: 10,
     };
     let ports = vec![
         mem_port(vec![Box::new(paced)], vec![]),
-        mem_port(vec![], vec![Box::new(MemTx(sent.clone()))]),
+        mem_port(vec![], vec![Box::new(SlowTx(30, sent.clone()))]),
     ];
     let report = run(&graph, ports, &RunOptions::default(), |_| {}).unwrap();
     assert_eq!(sent.lock().unwrap().len(), 6);
@@ -670,4 +682,80 @@ fn workers_split_their_loop_time_into_busy_and_idle_passes() {
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["workers"][0]["busy_secs"].as_f64().unwrap() >= 0.180);
     assert!(report.to_string().contains("worker 0: busy 0."), "{report}");
+}
+
+/// Holds each packet for [`STAMP_HOLD`] ns of worker time; its timer sends
+/// it on with the time of the release in bytes 2..10, `finish` with
+/// `u64::MAX` there.
+#[derive(Default)]
+struct Stamp {
+    held: Vec<(u64, crate::packet::Packet)>,
+}
+
+const STAMP_HOLD: u64 = 1_000_000_000;
+
+impl Element for Stamp {
+    fn push(&mut self, cx: &mut Context<'_>, _: usize, batch: &mut Batch, _: &mut Output) {
+        let at = cx.now() + STAMP_HOLD;
+        self.held.extend(batch.drain(..).map(|p| (at, p)));
+        cx.wake_at(at);
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        let now = cx.now();
+        while self.held.first().is_some_and(|&(at, _)| at <= now) {
+            let mut p = self.held.remove(0).1;
+            p.data_mut()[2..10].copy_from_slice(&now.to_be_bytes());
+            out.push(0, p);
+        }
+        if let Some(&(at, _)) = self.held.first() {
+            cx.wake_at(at);
+        }
+    }
+
+    fn finish(&mut self, _: &mut Context<'_>, out: &mut Output) {
+        for (_, mut p) in self.held.drain(..) {
+            p.data_mut()[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
+            out.push(0, p);
+        }
+    }
+}
+
+#[test]
+fn under_packet_time_timers_run_as_the_replay_time_passes() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let frame = |i: u8| vec![i; 10];
+    let inputs = vec![vec![
+        (0, frame(0)),
+        (500_000_000, frame(1)),
+        (5_000_000_000, frame(2)),
+    ]];
+    let ports = replay_ports(&inputs, true, &sent);
+    let spec = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "stamp".into(),
+            class: crate::element::ClassInfo::bare("Stamp"),
+            configured: Configured::new(Inputs::Fixed(1), 1, |_| Box::new(Stamp::default()))
+                .with_timer(),
+            outputs: vec![Target::Port(1)],
+        }],
+        ports: vec!["in".into(), "out".into()],
+        sources: vec![Some(Target::Element { node: 0, input: 0 }), None],
+    };
+    let opts = RunOptions {
+        burst: 1,
+        clock: Clock::Packet,
+        ..RunOptions::default()
+    };
+    run(&spec, ports, &opts, |_| {}).unwrap();
+    let got: Vec<(u8, u64)> = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| (f[0], u64::from_be_bytes(f[2..10].try_into().unwrap())))
+        .collect();
+    // Packets 0 and 1 were due at 1 s and 1.5 s: released when the replay's
+    // time reached 5 s, not before (nor at the system clock's time); packet
+    // 2, due at 6 s, only at the end.
+    assert_eq!(got, [(0, 5_000_000_000), (1, 5_000_000_000), (2, u64::MAX)]);
 }

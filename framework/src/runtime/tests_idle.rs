@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::element::{Context, Output};
 use crate::graph::Target;
 use crate::packet::{Batch, Pool};
 use crate::port::{QueueStats, Recv, RxQueue, TxQueue};
@@ -71,14 +72,19 @@ struct Fixture {
 }
 
 fn fixture(idle: Idle, waitable: bool, backlog: bool) -> Fixture {
-    let (feed, sock) = UnixDatagram::pair().unwrap();
-    sock.set_nonblocking(true).unwrap();
-    let sent = Arc::new(AtomicU64::new(0));
     let spec = GraphSpec {
         nodes: vec![],
         ports: vec!["in".into(), "out".into()],
         sources: vec![Some(Target::Port(1)), None],
     };
+    fixture_of(spec, idle, waitable, backlog)
+}
+
+/// The fixture over `spec` (ports `in` and `out`).
+fn fixture_of(spec: GraphSpec, idle: Idle, waitable: bool, backlog: bool) -> Fixture {
+    let (feed, sock) = UnixDatagram::pair().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
     let port = |rx: Vec<Box<dyn RxQueue>>, tx: Vec<Box<dyn TxQueue>>| OpenPort {
         rx,
         tx,
@@ -241,4 +247,65 @@ fn spin_mode_a_queue_without_a_descriptor_and_a_backlog_never_sleep() {
         let report = f.stop();
         assert_eq!(report.workers[0].sleeps, 0, "{idle:?} {waitable} {backlog}");
     }
+}
+
+/// Holds every packet for [`HOLD`] of worker time, then sends it on from
+/// its timer.
+#[derive(Default)]
+struct Hold {
+    held: Vec<(u64, crate::packet::Packet)>,
+}
+
+const HOLD: Duration = Duration::from_millis(50);
+
+impl crate::element::Element for Hold {
+    fn push(&mut self, cx: &mut Context<'_>, _: usize, batch: &mut Batch, _: &mut Output) {
+        let at = cx.now() + HOLD.as_nanos() as u64;
+        self.held.extend(batch.drain(..).map(|p| (at, p)));
+        cx.wake_at(at);
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        let now = cx.now();
+        while self.held.first().is_some_and(|&(at, _)| at <= now) {
+            out.push(0, self.held.remove(0).1);
+        }
+        if let Some(at) = self.held.iter().map(|(at, _)| *at).min() {
+            cx.wake_at(at);
+        }
+    }
+}
+
+#[test]
+fn a_sleeping_worker_wakes_up_for_an_element_timer() {
+    use crate::element::{ClassInfo, Configured, Inputs};
+    use crate::graph::NodeSpec;
+    let hold = Configured::new(Inputs::Fixed(1), 1, |_| Box::new(Hold::default())).with_timer();
+    let spec = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "hold".into(),
+            class: ClassInfo::bare("Hold"),
+            configured: hold,
+            outputs: vec![Target::Port(1)],
+        }],
+        ports: vec!["in".into(), "out".into()],
+        sources: vec![Some(Target::Element { node: 0, input: 0 }), None],
+    };
+    let f = fixture_of(spec, Idle::Sleep, true, false);
+    let c = f.controller();
+    // Sleeps of an hour: only the timer's deadline ends the one below.
+    sleep_long(&c);
+    let slept = c.on_each_worker(|a| a.worker.sleeper.sleeps).unwrap()[0];
+    // (That job woke the worker: let it go back to sleep.)
+    std::thread::sleep(Duration::from_millis(20));
+    f.feed.send(&[1; 60]).unwrap();
+    f.until("the frame released by the timer, no traffic coming", |f| {
+        f.sent.load(Ordering::Relaxed) == 1
+    });
+    let after = c.on_each_worker(|a| a.worker.sleeper.sleeps).unwrap()[0];
+    assert!(
+        after > slept,
+        "the worker slept meanwhile: {slept} -> {after}"
+    );
+    f.stop();
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::idle::{Flags, Sleeper, Waker};
+use super::pass_clock::{PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::Context;
 use crate::graph::{ElementCounters, ElementPanic, Graph};
@@ -109,7 +110,7 @@ pub(crate) struct Worker {
     burst: usize,
     pool_size: usize,
     max_frame: usize,
-    clock: Clock,
+    pub(super) clock: Clock,
     pub(super) on_panic: OnPanic,
     stop: Arc<AtomicBool>,
     /// Port names (for errors).
@@ -130,7 +131,7 @@ pub(crate) struct Worker {
     /// The thread's CPU time when the loop started (see [`cpu_ns`]).
     cpu_start: u64,
     /// The time of the last burst (what `Context::now` said).
-    last_now: u64,
+    pub(super) last_now: u64,
     /// The merge had to go on without knowing every input's next packet.
     order_warned: bool,
     /// Control jobs, run between bursts.
@@ -342,53 +343,59 @@ impl Worker {
         self.started = Some(start);
         self.cpu_start = cpu_ns();
         let mut batch = Batch::new();
-        let mut now_ns: u64 = 0;
+        // Read once per pass that received packets, rarely on empty ones
+        // (see `pass_clock`).
+        let mut clock = PassClock::new(start, self.clock == Clock::System);
         let mut idle: u32 = 0;
-        let mut next_publish = start + PUBLISH_EVERY;
-        let mut passes: u64 = 0;
-        // Busy time: each pass that received packets, from the clock reading
-        // that starts it to the one that starts the next. One reading per
-        // pass: the system clock's own under clock = "system", an extra one
-        // under clock = "packet". Idle time is the rest of the loop's.
-        let (mut pass_start, mut busy_ns, mut pass_busy) = (0u64, 0u64, false);
+        let publish_every = PUBLISH_EVERY.as_nanos() as u64;
+        let mut next_publish = publish_every;
         loop {
-            let t = start.elapsed().as_nanos() as u64;
-            if pass_busy {
-                busy_ns += t - pass_start;
-            }
-            pass_start = t;
             if self.stop.load(Ordering::Relaxed) {
-                self.set_times(t, busy_ns);
+                let t = clock.fresh();
+                self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
-            if self.clock == Clock::System {
-                now_ns = t;
+            self.run_jobs(graph, pool, clock.now)?;
+            clock.pass();
+            if clock.after_busy() {
+                // The end of the last pass's busy time (and, when this
+                // pass is busy too, the start of its own).
+                clock.read();
             }
-            self.run_jobs(graph, pool, now_ns)?;
-            let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut now_ns)?;
+            let (mut got, mut live) = self.plain_pass(graph, pool, &mut batch, &mut clock)?;
             if !self.merged.is_empty() {
-                let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut now_ns)?;
+                let (g, l) = self.merge_pass(graph, pool, &mut batch, &mut clock)?;
                 got += g;
                 live += l;
             }
-            pass_busy = got > 0;
             if got > 0 {
-                self.flush(graph, pool).map_err(|e| self.port_error(e))?;
                 idle = 0;
             } else {
                 self.idle_polls += 1;
                 idle = idle.saturating_add(1);
-                self.back_off(idle)?;
+                if idle % IDLE_READ_EVERY == 0 || self.may_sleep(idle) {
+                    clock.read();
+                }
+            }
+            let timers = clock.read && clock.now >= graph.timer_deadline();
+            if timers {
+                self.run_timers(graph, pool, clock.now)?;
+            }
+            if got > 0 || timers {
+                self.flush(graph, pool).map_err(|e| self.port_error(e))?;
+            }
+            clock.end_pass(got > 0);
+            if got == 0 {
+                self.back_off(idle, self.sleep_limit(graph, &clock))?;
             }
             if live == 0 {
-                let t = start.elapsed().as_nanos() as u64;
-                self.set_times(t, busy_ns + if pass_busy { t - pass_start } else { 0 });
+                let t = clock.fresh();
+                self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
-            passes += 1;
-            if (passes & 63 == 0 || got == 0) && Instant::now() >= next_publish {
-                next_publish += PUBLISH_EVERY;
-                self.set_times(pass_start, busy_ns);
+            if clock.read && clock.t >= next_publish {
+                next_publish = clock.t + publish_every;
+                self.set_times(clock.t, clock.busy_ns);
                 self.publish(graph, pool, false);
             }
         }
@@ -397,7 +404,7 @@ impl Worker {
     /// An idle pass's back-off (see `idle`): may sleep in `poll` unless a
     /// transmit queue has a backlog or replays are merged. After a sleep,
     /// each live queue is told ([`RxQueue::slept`]); its error ends the run.
-    fn back_off(&mut self, idle: u32) -> Result<(), RunError> {
+    fn back_off(&mut self, idle: u32, limit: std::time::Duration) -> Result<(), RunError> {
         let flags = Flags {
             jobs: &self.jobs_pending,
             stop: &self.stop,
@@ -405,7 +412,7 @@ impl Worker {
         let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
         let live = self.rx.iter().filter(|s| !s.ended);
         let fds = can.then(|| live.map(|s| s.rx.wait_fd()));
-        if !self.sleeper.back_off(idle, fds, flags) {
+        if !self.sleeper.back_off(idle, fds, flags, limit) {
             return Ok(());
         }
         for s in self.rx.iter_mut().filter(|s| !s.ended) {
@@ -432,7 +439,7 @@ impl Worker {
         graph: &mut Graph,
         pool: &mut Pool,
         batch: &mut Batch,
-        now_ns: &mut u64,
+        clock: &mut PassClock,
     ) -> Result<(usize, usize), RunError> {
         let (mut got, mut live) = (0, 0);
         for i in 0..self.rx.len() {
@@ -451,7 +458,9 @@ impl Worker {
                 Recv::Got(n) => {
                     got += n;
                     self.bursts += 1;
-                    self.push(graph, pool, port, batch, now_ns)?;
+                    // The pass's one reading, at its first burst.
+                    clock.read();
+                    self.push(graph, pool, port, batch, &mut clock.now)?;
                 }
             }
         }
@@ -492,7 +501,7 @@ impl Worker {
         graph: &mut Graph,
         pool: &mut Pool,
         batch: &mut Batch,
-        now_ns: &mut u64,
+        clock: &mut PassClock,
     ) -> Result<(usize, usize), RunError> {
         let mut waiting = false;
         for i in 0..self.merged.len() {
@@ -538,7 +547,8 @@ impl Worker {
         }
         let port = self.merged[first].port;
         batch.extend(self.merged[first].pending.drain(..k));
-        self.push(graph, pool, port, batch, now_ns)?;
+        clock.read();
+        self.push(graph, pool, port, batch, &mut clock.now)?;
         Ok((k, live))
     }
 

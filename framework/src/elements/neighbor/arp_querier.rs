@@ -34,10 +34,14 @@ Input 1 takes ARP messages from the link (replies, and requests, which also
 tell the asker's address, RFC 826): they resolve or refresh the sender's
 entry, and release the packets held for it; they are then freed.
 
-Time-driven work is done without a timer: when a packet for the neighbour
-comes, and once per burst (retries and giving up on unresolved neighbours,
-expiry of a few resolved ones; only when packets arrive). Each worker keeps its
-own table.
+Time-driven work is done on time by the element's timer, whether packets
+arrive or not: a request is repeated `retry` after the last one, the held
+packets are dropped (`unresolved`, counted then) `retry` after the last
+unanswered request, and resolved neighbours leave the table once past
+`timeout` (looked for at most every `timeout`/16, so an entry may stay that
+much longer; a packet never uses it past `timeout`). Bursts that arrive do
+some of this work too. Under `clock = \"packet\"` the time is the packets'.
+Each worker keeps its own table.
 
 Static neighbours (`static`, like `arp -s`) are resolved from the start and
 for good: never asked for, never expired, not changed by ARP messages, and
@@ -174,7 +178,8 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     })?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
         Box::new(Querier::new(Arp4 { ip, mac }, limits).with_static(&pinned))
-    }))
+    })
+    .with_timer())
 }
 
 const ARP_PARAMS: &[ParamSpec] = &[

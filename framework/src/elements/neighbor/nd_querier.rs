@@ -33,8 +33,8 @@ next hop's link-local address) are resolved for good, as for ArpQuerier.
 
 Input 1 takes neighbour advertisements (and solicitations carrying the
 sender's link-layer address), which resolve or refresh entries and release
-held packets; they are then freed. No timer: retries and expiry happen when
-packets arrive, as for ArpQuerier.",
+held packets; they are then freed. Retries, giving up and expiry are done
+on time by the element's timer, with or without traffic, as for ArpQuerier.",
         inputs: PortCount::Fixed(2),
         outputs: PortCount::Fixed(1),
         params: ND_PARAMS,
@@ -80,7 +80,8 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     })?;
     Ok(Configured::new(Inputs::Fixed(2), 1, move |_| {
         Box::new(Querier::new(Nd6 { ip, mac }, limits).with_static(&pinned))
-    }))
+    })
+    .with_timer())
 }
 
 /// Neighbour discovery for IPv6 next hops.

@@ -1,5 +1,5 @@
 //! The resolver shared by ArpQuerier and NdQuerier: a bounded neighbour
-//! table, requests, learning, and the per-burst sweep.
+//! table, requests, learning, the per-burst sweep and the timer.
 
 use std::hash::Hash;
 
@@ -168,6 +168,20 @@ impl<P: Protocol> Element for Querier<P> {
             } else {
                 self.learn(cx, pkt, out);
             }
+        }
+        if let Some(t) = self.table.next_due() {
+            cx.wake_at(t);
+        }
+    }
+
+    /// On time, without traffic: retries, gives up on unresolved
+    /// neighbours (their held packets dropped as `unresolved`), frees
+    /// expired entries; then asks for the next time work is due.
+    fn timer(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        self.sweep(cx, out);
+        self.table.age(cx.now());
+        if let Some(t) = self.table.next_due() {
+            cx.wake_at(t);
         }
     }
 

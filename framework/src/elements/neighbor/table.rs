@@ -5,9 +5,10 @@
 //! Everything is allocated at configure time: `capacity` entries, each with
 //! room for `hold` packets, and the index map with room for all of them,
 //! so that nothing on the data path allocates. Time-driven work (retries,
-//! giving up, expiry) is done lazily: when a packet for the entry comes,
-//! and by a sweep per burst: every unresolved entry (retry or give up),
-//! and a few others (expiry).
+//! giving up, expiry) is done when a packet for the entry comes, by a
+//! sweep per burst (every unresolved entry, a few others for expiry), and
+//! by the element's timer: [`Table::next_due`] says when, [`Table::sweep`]
+//! and [`Table::age`] do it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -73,6 +74,9 @@ pub struct Table<K> {
     /// The slot the last packet resolved to: a router sends most packets to
     /// one next hop (its default gateway), which then costs no hash.
     last: usize,
+    /// When [`Table::age`] next scans for expired entries (`u64::MAX`: no
+    /// resolved entry).
+    next_expiry: u64,
 }
 
 impl<K: Copy + Eq + Hash + Default> Table<K> {
@@ -97,6 +101,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             pending: Vec::with_capacity(limits.capacity),
             cursor: 0,
             last: 0,
+            next_expiry: u64::MAX,
         }
     }
 
@@ -189,6 +194,47 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         }
         (e.mac, e.at, e.tries) = (Some(mac), now, 0);
         out.append(&mut e.held);
+        let expires = now.saturating_add(self.limits.timeout_ns);
+        self.next_expiry = self.next_expiry.min(expires);
+    }
+
+    /// When time-driven work is next due: the earliest retry (or giving
+    /// up) of an unresolved entry, or the next scan for expired ones.
+    /// `None`: nothing is.
+    pub fn next_due(&self) -> Option<u64> {
+        let retry_ns = self.limits.retry_ns;
+        let retries = self.pending.iter();
+        let retry = retries
+            .map(|&i| self.slots[i].at.saturating_add(retry_ns))
+            .min();
+        let expiry = (self.next_expiry != u64::MAX).then_some(self.next_expiry);
+        retry.into_iter().chain(expiry).min()
+    }
+
+    /// Frees the resolved entries past the timeout, when a scan is due
+    /// (one visits every slot: scans come at most every `timeout`/16).
+    pub fn age(&mut self, now: u64) {
+        if now < self.next_expiry {
+            return;
+        }
+        let timeout_ns = self.limits.timeout_ns;
+        let mut next = u64::MAX;
+        for i in 0..self.slots.len() {
+            let e = &self.slots[i];
+            if !e.used || e.pinned || e.mac.is_none() {
+                continue;
+            }
+            let expires = e.at.saturating_add(timeout_ns);
+            if now >= expires {
+                self.release(i);
+            } else {
+                next = next.min(expires);
+            }
+        }
+        self.next_expiry = match next {
+            u64::MAX => u64::MAX,
+            t => t.max(now.saturating_add(timeout_ns / 16)),
+        };
     }
 
     /// Retries the unresolved entries whose `retry` time has come (their

@@ -37,6 +37,30 @@ impl Rig {
         let got = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
         (got, out)
     }
+
+    /// Pushes like [`Rig::push`]; also the time the element asked for its timer.
+    fn push_asks(&mut self, input: usize, now: u64, pkts: Vec<Packet>) -> Option<u64> {
+        let mut cx = Context::new(&mut self.pool, now, 0);
+        let mut out = Output::new(1, DROP_REASONS.len());
+        let mut b: Batch = pkts.into_iter().collect();
+        self.e.push(&mut cx, input, &mut b, &mut out);
+        cx.wake_request()
+    }
+
+    /// Runs the timer at `now` (no packet arrives); the frames out, the
+    /// Output and the time the element asks to be called next.
+    fn timer(&mut self, now: u64) -> (Vec<Vec<u8>>, Output, Option<u64>) {
+        let mut cx = Context::new(&mut self.pool, now, 0);
+        let mut out = Output::new(1, DROP_REASONS.len());
+        self.e.timer(&mut cx, &mut out);
+        let got = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
+        (got, out, cx.wake_request())
+    }
+
+    fn table_rows(&self, now: u64) -> usize {
+        let rows = self.e.read("table", &HandlerCx::new(now, 0)).unwrap();
+        rows.as_array().unwrap().len()
+    }
 }
 
 fn ip_to(dst: [u8; 4], via: Option<[u8; 4]>) -> Packet {
@@ -160,6 +184,13 @@ fn a_static_neighbour_is_used_at_once_and_for_good() {
     let got: Vec<_> = got.into_iter().filter(|f| f[12..14] == [8, 0]).collect();
     assert_eq!(got.len(), 1);
     assert_eq!(&got[0][..6], &PEER, "still the static address");
+    // The timer's ageing passes it by too: .10 resolved makes a scan due.
+    r.push(1, 1500 * SEC, vec![reply_from([192, 0, 2, 10], [2, 0, 0, 0, 7, 7])]);
+    r.timer(2000 * SEC);
+    let (got, _) = r.push(0, 2001 * SEC, vec![ip_to([192, 0, 2, 9], None)]);
+    let got: Vec<_> = got.into_iter().filter(|f| f[12..14] == [8, 0]).collect();
+    assert_eq!(got.len(), 1, "sent at once, no request");
+    assert_eq!(&got[0][..6], &PEER, "static after the timer ran");
 }
 
 #[test]
@@ -175,4 +206,53 @@ fn a_static_neighbour_of_the_wrong_family_is_refused() {
     let nd = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"";
     assert!(bad("ArpQuerier", arp, "fe80::1").contains("IPv4"));
     assert!(bad("NdQuerier", nd, "192.0.2.9").contains("IPv6"));
+}
+
+#[test]
+fn the_timer_retries_and_gives_up_on_time_without_traffic() {
+    let mut r = Rig::new("retry = \"1s\"\ntries = 2");
+    assert_eq!(r.timer(0).2, None, "nothing to do, nothing asked");
+    let asked = r.push_asks(0, 0, vec![ip_to([192, 0, 2, 7], None)]);
+    assert_eq!(asked, Some(SEC), "the retry's time");
+    let (got, out, asked) = r.timer(SEC / 2);
+    assert!(
+        got.is_empty() && out.drops(UNRESOLVED) == 0,
+        "called early: nothing"
+    );
+    assert_eq!(asked, Some(SEC));
+    let (got, _, asked) = r.timer(SEC);
+    assert_eq!(
+        request_target(&got[0]),
+        [192, 0, 2, 7],
+        "second try, on time"
+    );
+    assert_eq!(asked, Some(2 * SEC), "when to give up");
+    let (got, out, asked) = r.timer(2 * SEC);
+    assert!(got.is_empty());
+    assert_eq!(
+        out.drops(UNRESOLVED),
+        1,
+        "dropped and counted at its timeout"
+    );
+    assert_eq!(asked, None, "nothing left to do");
+    assert_eq!(r.table_rows(2 * SEC), 0);
+}
+
+#[test]
+fn the_timer_ages_resolved_entries_without_traffic() {
+    let mut r = Rig::new("timeout = \"16s\"");
+    let asked = r.push_asks(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
+    assert_eq!(asked, Some(16 * SEC), "its expiry");
+    let (_, _, asked) = r.timer(SEC);
+    assert_eq!(asked, Some(16 * SEC));
+    assert_eq!(r.table_rows(SEC), 1);
+    // Refreshed at 8 s: not expired at 16 s; looked at again at 24 s.
+    r.push(1, 8 * SEC, vec![reply_from([192, 0, 2, 9], PEER)]);
+    let (_, _, asked) = r.timer(16 * SEC);
+    assert_eq!(r.table_rows(16 * SEC), 1);
+    assert_eq!(asked, Some(24 * SEC));
+    let (got, _, asked) = r.timer(24 * SEC);
+    assert!(got.is_empty());
+    assert_eq!(r.table_rows(24 * SEC), 0, "expired and freed");
+    assert_eq!(asked, None);
 }

@@ -1,3 +1,4 @@
+use super::super::querier::UNRESOLVED;
 use super::*;
 use crate::config::configure_element;
 use crate::element::{Context, Element, Output, Registry};
@@ -160,4 +161,40 @@ fn querier_sends_to_a_static_neighbour_without_soliciting() {
     assert_eq!(got.len(), 1, "the packet itself, no solicitation");
     assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
     assert_eq!(&got[0][38..54], &v6("2001:db8::9").octets());
+}
+
+#[test]
+fn querier_timer_solicits_again_and_drops_on_time_without_traffic() {
+    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"\nretry = \"1s\"\ntries = 2";
+    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
+        .unwrap()
+        .instantiate(0);
+    let mut pool = Pool::new(16);
+    let mut p = Packet::from_bytes(
+        &Frame::udp(Ip::v6(v6("fd00::1").octets(), v6("fe80::9").octets()), 1, 2).build(),
+    );
+    p.anno_mut()[NEXT_HOP_ANNO] = 0;
+    assert_eq!(
+        push(&mut e, &mut pool, 0, vec![p]).len(),
+        1,
+        "the first solicitation"
+    );
+    let mut timer = |now: u64| {
+        let mut cx = Context::new(&mut pool, now, 0);
+        let mut out = Output::new(1, DROP_REASONS.len());
+        e.timer(&mut cx, &mut out);
+        let frames: Vec<Vec<u8>> = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
+        (frames, out.drops(UNRESOLVED), cx.wake_request())
+    };
+    const SEC: u64 = 1_000_000_000;
+    let (got, dropped, asked) = timer(SEC);
+    assert_eq!(check(&got[0]), (NS, v6("ff02::1:ff00:9"), v6("fe80::9")));
+    assert_eq!((dropped, asked), (0, Some(2 * SEC)));
+    let (got, dropped, asked) = timer(2 * SEC);
+    assert!(got.is_empty());
+    assert_eq!(
+        (dropped, asked),
+        (1, None),
+        "dropped and counted at its timeout"
+    );
 }
