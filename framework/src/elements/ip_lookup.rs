@@ -451,10 +451,10 @@ impl IpLookup {
 }
 
 impl Element for IpLookup {
-    /// Three passes per chunk of `CHUNK` packets: parse each and prefetch
-    /// the IPv4 table entries, then read those entries (by now on their
-    /// way or arrived: the cache misses overlap instead of following one
-    /// another), then route.
+    /// Two passes per chunk of `CHUNK` packets: parse each and prefetch
+    /// its IPv4 table entry, then read those entries (by now on their way
+    /// or arrived: the cache misses overlap instead of following one
+    /// another) and route.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         let mut vals = [0u16; CHUNK];
         let mut dsts = [0u32; CHUNK];
@@ -463,14 +463,13 @@ impl Element for IpLookup {
             for ((v, d), pkt) in vals.iter_mut().zip(&mut dsts).zip(&mut batch[..n]) {
                 *v = self.value(pkt, d);
             }
-            if let Some(t) = &self.v4 {
-                for (v, &d) in vals[..n].iter_mut().zip(&dsts) {
-                    if *v == V_IPV4 {
-                        *v = t.lookup(d);
-                    }
-                }
-            }
-            for (pkt, &v) in batch.drain(..n).zip(vals.iter()) {
+            // `V_IPV4` comes only with an IPv4 table.
+            let v4 = self.v4.as_deref();
+            for ((pkt, &v), &d) in batch.drain(..n).zip(&vals).zip(&dsts) {
+                let v = match v4 {
+                    Some(t) if v == V_IPV4 => t.lookup(d),
+                    _ => v,
+                };
                 self.route(pkt, v, out);
             }
         }

@@ -380,9 +380,10 @@ impl PatchRx {
     }
 
     /// The burst loop, with the frame copy specialised for templates of
-    /// `BLOCKS` copy blocks (0: any length).
+    /// `BLOCKS` copy blocks (0: any length); `DST_ONLY` in `dst_only` mode
+    /// (IPv6 here: IPv4 has [`PatchRx::fill_dst4`]).
     #[inline(always)]
-    fn fill<const BLOCKS: usize>(
+    fn fill<const BLOCKS: usize, const DST_ONLY: bool>(
         &mut self,
         pool: &mut Pool,
         batch: &mut Batch,
@@ -397,7 +398,6 @@ impl PatchRx {
             || self.spec.src_mac_count > 1
             || self.spec.dst_mac_count > 1;
         let proto = self.spec.proto;
-        let dst_only = self.dst_only;
         let l4 = self.spec.l4_off();
         let csum_at = self.spec.l4_csum_off();
         let start = batch.len();
@@ -414,7 +414,7 @@ impl PatchRx {
             let acc = u64::from(self.l4_base) + u64::from(self.sport) + u64::from(self.dport);
             let c = l4_checksum(proto, fold(acc));
             buf[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-            if dst_only {
+            if DST_ONLY {
                 self.put_dst(buf);
             }
             p.finish_recv(size, size, ts);
@@ -528,12 +528,15 @@ impl RxQueue for PatchRx {
             let (remaining, stats) = (&mut self.remaining, &mut self.stats);
             return Ok(oversize(remaining, stats, want));
         }
-        let got = match (self.dst_only && !self.spec.ipv6, self.cur.len() / BLOCK) {
-            (true, 1) => self.fill_dst4::<1>(pool, batch, want),
-            (true, _) => self.fill_dst4::<0>(pool, batch, want),
-            (false, 1) => self.fill::<1>(pool, batch, want),
-            (false, 2) => self.fill::<2>(pool, batch, want),
-            (false, _) => self.fill::<0>(pool, batch, want),
+        let blocks = self.cur.len() / BLOCK;
+        let got = match (self.dst_only, self.spec.ipv6, blocks) {
+            (true, false, 1) => self.fill_dst4::<1>(pool, batch, want),
+            (true, false, _) => self.fill_dst4::<0>(pool, batch, want),
+            (true, true, 2) => self.fill::<2, true>(pool, batch, want),
+            (true, true, _) => self.fill::<0, true>(pool, batch, want),
+            (false, _, 1) => self.fill::<1, false>(pool, batch, want),
+            (false, _, 2) => self.fill::<2, false>(pool, batch, want),
+            (false, _, _) => self.fill::<0, false>(pool, batch, want),
         };
         self.remaining -= got as u64;
         self.stats.packets += got as u64;
