@@ -419,14 +419,19 @@ impl IpLookup {
 const V_NOT_IP: u16 = u16::MAX;
 /// Table value standing for a malformed IP header.
 const V_MALFORMED: u16 = u16::MAX - 1;
+/// Mark of an IPv4 packet whose destination waits, prefetched, for the
+/// chunk's second pass (never a table value: those are at most `MAX_VALUE`).
+const V_IPV4: u16 = u16::MAX - 2;
 /// Packets looked up before any is routed: the lookups of a chunk are
 /// independent loads the processor overlaps (the table misses the caches).
 const CHUNK: usize = 32;
 
 impl IpLookup {
-    /// The table value of `pkt` (or `V_NOT_IP`, `V_MALFORMED`).
+    /// First pass over `pkt`: for IPv4 (with an IPv4 table), its
+    /// destination into `dst`, its table entry prefetched, and `V_IPV4`;
+    /// else its table value (or `V_NOT_IP`, `V_MALFORMED`).
     #[inline(always)]
-    fn value(&self, pkt: &mut crate::packet::Packet) -> u16 {
+    fn value(&self, pkt: &mut crate::packet::Packet, dst: &mut u32) -> u16 {
         let h = pkt.headers();
         if h.l3 == L3Kind::Other {
             return V_NOT_IP;
@@ -437,7 +442,22 @@ impl IpLookup {
         ) {
             return V_MALFORMED;
         }
-        self.lookup(h.l3, pkt.data(), usize::from(h.l3_off))
+        let off = usize::from(h.l3_off);
+        if h.l3 == L3Kind::Ipv4 {
+            if let Some(t) = &self.v4 {
+                let d = pkt.data();
+                // The parse checked the IPv4 header (20 bytes at least).
+                match d.get(off + 16..off + 20) {
+                    Some(&[a, b, c, e]) => {
+                        *dst = u32::from_be_bytes([a, b, c, e]);
+                        t.prefetch(*dst);
+                        return V_IPV4;
+                    }
+                    _ => return V_MALFORMED,
+                }
+            }
+        }
+        self.lookup(h.l3, pkt.data(), off)
     }
 
     /// Sends `pkt` as its table value `v` says.
@@ -461,14 +481,25 @@ impl IpLookup {
 }
 
 impl Element for IpLookup {
+    /// Two passes per chunk of `CHUNK` packets: parse each and prefetch
+    /// its IPv4 table entry, then read those entries (by now on their way
+    /// or arrived: the cache misses overlap instead of following one
+    /// another) and route.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         let mut vals = [0u16; CHUNK];
+        let mut dsts = [0u32; CHUNK];
         while !batch.is_empty() {
             let n = batch.len().min(CHUNK);
-            for (v, pkt) in vals.iter_mut().zip(batch[..n].iter_mut()) {
-                *v = self.value(pkt);
+            for ((v, d), pkt) in vals.iter_mut().zip(&mut dsts).zip(&mut batch[..n]) {
+                *v = self.value(pkt, d);
             }
-            for (pkt, &v) in batch.drain(..n).zip(vals.iter()) {
+            // `V_IPV4` comes only with an IPv4 table.
+            let v4 = self.v4.as_deref();
+            for ((pkt, &v), &d) in batch.drain(..n).zip(&vals).zip(&dsts) {
+                let v = match v4 {
+                    Some(t) if v == V_IPV4 => t.lookup(d),
+                    _ => v,
+                };
                 self.route(pkt, v, out);
             }
         }

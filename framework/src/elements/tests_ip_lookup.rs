@@ -284,3 +284,75 @@ fn a_kept_route_to_an_output_the_new_config_lacks_is_dropped() {
         vec![Some((1, [0, 0]))]
     );
 }
+
+/// The IPv4 path looks up a chunk in passes (prefetch, read, route): a
+/// burst of more than one chunk, IPv4 mixed with IPv6, non-IP and
+/// malformed frames, must go out exactly as its packets do one at a time,
+/// in order within each output.
+#[test]
+fn a_mixed_burst_routes_as_its_packets_do_one_at_a_time() {
+    let toml = "outputs = 3\nno_route = 2\ngenerate_ipv4 = 3000\nseed = 7\n\
+                routes = [\"10.1.2.128/25 -> 1 via 192.0.2.1\", \"fd00:1::/64 -> 0\"]";
+    let (mut e, n) = element(toml);
+    let mut arp = vec![0u8; 60];
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut short = Frame::udp(Ip::v4([10, 0, 0, 1], [10, 1, 2, 200]), 1, 2).build();
+    short.truncate(20);
+    let mut frames: Vec<Vec<u8>> = (0..2 * CHUNK as u32 + 11)
+        .map(|i| match i % 9 {
+            7 => v6(if i % 2 == 0 {
+                "fd00:1::9"
+            } else {
+                "2001:db8::1"
+            })
+            .data()
+            .to_vec(),
+            8 if i % 4 == 0 => arp.clone(),
+            8 => short.clone(),
+            _ => v4(i.wrapping_mul(2_654_435_761).to_be_bytes())
+                .data()
+                .to_vec(),
+        })
+        .collect();
+    frames.push(v4([10, 1, 2, 200]).data().to_vec());
+    let packets = || {
+        frames
+            .iter()
+            .map(|f| Packet::from_bytes(f))
+            .collect::<Vec<_>>()
+    };
+    let one_at_a_time = route(&mut e, n, packets());
+
+    let mut pool = Pool::new(0);
+    let mut cx = Context::new(&mut pool, 0, 0);
+    let mut out = Output::new(n, DROP_REASONS.len());
+    let mut b: Batch = packets().into_iter().collect();
+    e.push(&mut cx, 0, &mut b, &mut out);
+    for o in 0..n {
+        let want: Vec<(&[u8], [u32; 2])> = one_at_a_time
+            .iter()
+            .zip(&frames)
+            .filter_map(|(r, f)| r.filter(|&(ro, _)| ro == o).map(|(_, w)| (&f[..], w)))
+            .collect();
+        let got: Vec<(&[u8], [u32; 2])> = out
+            .batch(o)
+            .iter()
+            .map(|p| {
+                (
+                    p.data(),
+                    [p.anno()[NEXT_HOP_ANNO], p.anno()[NEXT_HOP_ANNO + 1]],
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "output {o}");
+        assert!(!got.is_empty(), "output {o} gets packets");
+    }
+    let dropped = one_at_a_time.iter().filter(|r| r.is_none()).count() as u64;
+    assert_eq!(out.drops(NOT_IP) + out.drops(MALFORMED), dropped);
+    assert!(out.drops(NOT_IP) > 0 && out.drops(MALFORMED) > 0);
+    assert_eq!(
+        one_at_a_time.last(),
+        Some(&Some((1, [0xc000_0201, 0]))),
+        "the /25 (a second-level group) routes its packet"
+    );
+}

@@ -11,7 +11,7 @@
 //!   tag, checksum state, `virtio_net_hdr`);
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
-//! - [`memory`]: huge-page advice for large tables;
+//! - [`memory`]: huge-page advice for large tables, cache prefetch hints;
 //! - [`wait`]: `poll` over descriptors and an `eventfd` to wake a poll
 //!   (idle workers sleep in it);
 //! - [`bpf`]: the AF_XDP driver's XDP program, assembled here and loaded

@@ -174,6 +174,29 @@ impl RxQueue for TableRx {
     }
 }
 
+/// Writes address `a` (IPv6, or IPv4 in the low 32 bits) at byte `at` of
+/// `frame`; returns its one's-complement sum.
+#[inline(always)]
+fn put_addr(frame: &mut [u8], ipv6: bool, at: usize, a: u128) -> u32 {
+    if ipv6 {
+        frame[at..at + 16].copy_from_slice(&a.to_be_bytes());
+    } else {
+        frame[at..at + 4].copy_from_slice(&(a as u32).to_be_bytes());
+    }
+    addr_sum_of(a, ipv6)
+}
+
+/// The one's-complement sum of address `a`'s 16-bit words.
+#[inline(always)]
+fn addr_sum_of(a: u128, ipv6: bool) -> u32 {
+    if ipv6 {
+        addr_sum(a)
+    } else {
+        let a = a as u32;
+        (a >> 16) + (a & 0xffff)
+    }
+}
+
 /// A receive queue patching the varying fields into a template per packet.
 ///
 /// Cache-line aligned: each worker writes its own queue every burst, and
@@ -192,6 +215,18 @@ pub(super) struct PatchRx {
     di: u64,
     sm: u64,
     dm: u64,
+    /// The current destination's offset from `dst_ip` (before the shift):
+    /// `di * dst_step % dst_ip_count`, kept by addition.
+    dst_k: u64,
+    /// `dst_ip_step % dst_ip_count`.
+    dst_step: u64,
+    /// Only the destination address changes from one packet to the next
+    /// (one port pair and one source address): it and the IPv4 header
+    /// checksum are then written into each frame, after the copy, instead
+    /// of into the template that the next copy would read back.
+    dst_only: bool,
+    /// The current IPv4 header checksum (in the template too, unless `dst_only`).
+    ip_csum: u16,
     /// Current ports and addresses.
     sport: u16,
     dport: u16,
@@ -226,6 +261,7 @@ impl PatchRx {
         let sm = digit(spec.src_mac_count.into()) as u64;
         let dm = digit(spec.dst_mac_count.into()) as u64;
         let flow = spec.flow(first);
+        let dst_step = spec.dst_ip_step % spec.dst_ip_count;
         let mut cur = vec![0u8; stride(spec.size)];
         spec.build(&flow, &mut cur);
         let mut q = PatchRx {
@@ -237,6 +273,14 @@ impl PatchRx {
             di,
             sm,
             dm,
+            // Both below 2^32: the product fits.
+            dst_k: di * dst_step % spec.dst_ip_count,
+            dst_step,
+            dst_only: spec.src_port_count == 1
+                && spec.dst_port_count == 1
+                && spec.src_ip_count == 1
+                && spec.dst_ip_count > 1,
+            ip_csum: 0,
             sport: flow.src_port,
             dport: flow.dst_port,
             src: flow.src_ip,
@@ -259,8 +303,10 @@ impl PatchRx {
     fn set_sums(&mut self) {
         let addrs = u64::from(self.src_sum) + u64::from(self.dst_sum);
         if !self.spec.ipv6 {
-            let c = !(fold(u64::from(self.ip_const) + addrs) as u16);
-            self.cur[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&c.to_be_bytes());
+            self.ip_csum = !(fold(u64::from(self.ip_const) + addrs) as u16);
+            if !self.dst_only {
+                self.cur[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&self.ip_csum.to_be_bytes());
+            }
         }
         self.l4_base = fold(u64::from(self.l4_const) + addrs);
     }
@@ -268,13 +314,17 @@ impl PatchRx {
     /// Writes address `a` at byte `at` of the template; returns its sum.
     #[inline]
     fn put_addr(&mut self, at: usize, a: u128) -> u32 {
-        if self.spec.ipv6 {
-            self.cur[at..at + 16].copy_from_slice(&a.to_be_bytes());
-            addr_sum(a)
-        } else {
-            let a = a as u32;
-            self.cur[at..at + 4].copy_from_slice(&a.to_be_bytes());
-            (a >> 16) + (a & 0xffff)
+        put_addr(&mut self.cur, self.spec.ipv6, at, a)
+    }
+
+    /// Writes the current destination address and IPv4 header checksum
+    /// into `buf` (in `dst_only` mode, after the template's copy).
+    #[inline(always)]
+    fn put_dst(&self, buf: &mut [u8]) {
+        let (_, dst_at, _) = self.spec.addr_offs();
+        put_addr(buf, self.spec.ipv6, dst_at, self.dst);
+        if !self.spec.ipv6 {
+            buf[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&self.ip_csum.to_be_bytes());
         }
     }
 
@@ -282,20 +332,36 @@ impl PatchRx {
     /// addresses, then MAC addresses once both IP addresses have wrapped.
     fn next_addrs(&mut self) {
         let (src_at, dst_at, _) = self.spec.addr_offs();
-        self.si += 1;
-        self.src += 1;
-        if self.si == self.spec.src_ip_count {
-            self.si = 0;
-            self.src = self.spec.src_ip;
-            self.di += 1;
-            if self.di == self.spec.dst_ip_count {
-                self.di = 0;
-                self.next_macs();
+        if self.spec.src_ip_count > 1 {
+            self.si += 1;
+            self.src += 1;
+            if self.si == self.spec.src_ip_count {
+                self.si = 0;
+                self.src = self.spec.src_ip;
             }
-            self.dst = self.spec.dst_addr(self.di);
-            self.dst_sum = self.put_addr(dst_at, self.dst);
+            self.src_sum = self.put_addr(src_at, self.src);
+            if self.si != 0 {
+                self.set_sums();
+                return;
+            }
         }
-        self.src_sum = self.put_addr(src_at, self.src);
+        let count = self.spec.dst_ip_count;
+        self.di += 1;
+        self.dst_k += self.dst_step;
+        if self.dst_k >= count {
+            self.dst_k -= count;
+        }
+        if self.di == count {
+            self.di = 0;
+            self.dst_k = 0;
+            self.next_macs();
+        }
+        self.dst = self.spec.dst_ip + (u128::from(self.dst_k) << self.spec.dst_ip_shift);
+        self.dst_sum = if self.dst_only {
+            addr_sum_of(self.dst, self.spec.ipv6)
+        } else {
+            self.put_addr(dst_at, self.dst)
+        };
         self.set_sums();
     }
 
@@ -314,9 +380,10 @@ impl PatchRx {
     }
 
     /// The burst loop, with the frame copy specialised for templates of
-    /// `BLOCKS` copy blocks (0: any length).
+    /// `BLOCKS` copy blocks (0: any length); `DST_ONLY` in `dst_only` mode
+    /// (IPv6 here: IPv4 has [`PatchRx::fill_dst4`]).
     #[inline(always)]
-    fn fill<const BLOCKS: usize>(
+    fn fill<const BLOCKS: usize, const DST_ONLY: bool>(
         &mut self,
         pool: &mut Pool,
         batch: &mut Batch,
@@ -347,6 +414,9 @@ impl PatchRx {
             let acc = u64::from(self.l4_base) + u64::from(self.sport) + u64::from(self.dport);
             let c = l4_checksum(proto, fold(acc));
             buf[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+            if DST_ONLY {
+                self.put_dst(buf);
+            }
             p.finish_recv(size, size, ts);
             // Next flow: source port fastest, then destination port, then addresses.
             self.sp += 1;
@@ -369,6 +439,85 @@ impl PatchRx {
     }
 }
 
+/// Folds a 32-bit one's-complement sum to 16 bits (two steps always do).
+#[inline(always)]
+fn fold32(x: u32) -> u32 {
+    let x = (x & 0xffff) + (x >> 16);
+    (x & 0xffff) + (x >> 16)
+}
+
+impl PatchRx {
+    /// The burst loop when only the IPv4 destination changes from packet to
+    /// packet (`dst_only`, the route lookup benchmark's traffic): per packet
+    /// the template's copy, then the destination and both checksums written
+    /// from sums of the fixed fields plus the destination's, the next
+    /// destination by one addition. The template is written only when the
+    /// destinations wrap and the MAC addresses move on.
+    #[inline(always)]
+    fn fill_dst4<const BLOCKS: usize>(
+        &mut self,
+        pool: &mut Pool,
+        batch: &mut Batch,
+        want: usize,
+    ) -> usize {
+        let ts = now_ns();
+        let size = self.spec.size;
+        let proto = self.spec.proto;
+        let (_, dst_at, _) = self.spec.addr_offs();
+        let csum_at = self.spec.l4_csum_off();
+        let count = self.spec.dst_ip_count;
+        let (step, shift, base) = (
+            self.dst_step,
+            self.spec.dst_ip_shift,
+            self.spec.dst_ip as u32,
+        );
+        // Sums of everything but the destination (each at most 0xffff).
+        let ip_rest = fold(u64::from(self.ip_const) + u64::from(self.src_sum));
+        let l4_rest = fold(
+            u64::from(self.l4_const)
+                + u64::from(self.src_sum)
+                + u64::from(self.sport)
+                + u64::from(self.dport),
+        );
+        let (mut di, mut k) = (self.di, self.dst_k);
+        let start = batch.len();
+        let got = pool.alloc_into(batch, want);
+        for p in &mut batch[start..] {
+            let buf = p.recv_buf();
+            if BLOCKS == 0 {
+                copy_blocks(buf, &self.cur);
+            } else {
+                buf[..BLOCKS * BLOCK].copy_from_slice(&self.cur[..BLOCKS * BLOCK]);
+            }
+            // The configuration keeps the shifted index below 2^32 - base.
+            let dst = base.wrapping_add((k as u32) << shift);
+            let ds = (dst >> 16) + (dst & 0xffff);
+            let ip_csum = !(fold32(ip_rest + ds) as u16);
+            let l4_csum = l4_checksum(proto, fold32(l4_rest + ds));
+            buf[dst_at..dst_at + 4].copy_from_slice(&dst.to_be_bytes());
+            buf[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&ip_csum.to_be_bytes());
+            buf[csum_at..csum_at + 2].copy_from_slice(&l4_csum.to_be_bytes());
+            p.finish_recv(size, size, ts);
+            k += step;
+            if k >= count {
+                k -= count;
+            }
+            di += 1;
+            if di == count {
+                di = 0;
+                k = 0;
+                self.next_macs();
+            }
+        }
+        self.di = di;
+        self.dst_k = k;
+        self.dst = self.spec.dst_ip + (u128::from(k) << shift);
+        self.dst_sum = addr_sum_of(self.dst, false);
+        self.set_sums();
+        got
+    }
+}
+
 impl RxQueue for PatchRx {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
         if self.remaining == 0 {
@@ -379,10 +528,15 @@ impl RxQueue for PatchRx {
             let (remaining, stats) = (&mut self.remaining, &mut self.stats);
             return Ok(oversize(remaining, stats, want));
         }
-        let got = match self.cur.len() / BLOCK {
-            1 => self.fill::<1>(pool, batch, want),
-            2 => self.fill::<2>(pool, batch, want),
-            _ => self.fill::<0>(pool, batch, want),
+        let blocks = self.cur.len() / BLOCK;
+        let got = match (self.dst_only, self.spec.ipv6, blocks) {
+            (true, false, 1) => self.fill_dst4::<1>(pool, batch, want),
+            (true, false, _) => self.fill_dst4::<0>(pool, batch, want),
+            (true, true, 2) => self.fill::<2, true>(pool, batch, want),
+            (true, true, _) => self.fill::<0, true>(pool, batch, want),
+            (false, _, 1) => self.fill::<1, false>(pool, batch, want),
+            (false, _, 2) => self.fill::<2, false>(pool, batch, want),
+            (false, _, _) => self.fill::<0, false>(pool, batch, want),
         };
         self.remaining -= got as u64;
         self.stats.packets += got as u64;
