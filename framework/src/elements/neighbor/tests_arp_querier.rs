@@ -185,7 +185,11 @@ fn a_static_neighbour_is_used_at_once_and_for_good() {
     assert_eq!(got.len(), 1);
     assert_eq!(&got[0][..6], &PEER, "still the static address");
     // The timer's ageing passes it by too: .10 resolved makes a scan due.
-    r.push(1, 1500 * SEC, vec![reply_from([192, 0, 2, 10], [2, 0, 0, 0, 7, 7])]);
+    r.push(
+        1,
+        1500 * SEC,
+        vec![reply_from([192, 0, 2, 10], [2, 0, 0, 0, 7, 7])],
+    );
     r.timer(2000 * SEC);
     let (got, _) = r.push(0, 2001 * SEC, vec![ip_to([192, 0, 2, 9], None)]);
     let got: Vec<_> = got.into_iter().filter(|f| f[12..14] == [8, 0]).collect();
