@@ -31,6 +31,7 @@ mod display;
 mod edge;
 mod load;
 mod loader;
+mod run;
 mod source;
 mod tree;
 mod values;
@@ -53,6 +54,7 @@ use crate::port::{PortRegistry, PortSpec};
 
 pub use crate::runtime::{Clock, Idle, OnPanic};
 pub use edge::parse_edge;
+pub use run::RunToEndError;
 pub use source::{ConfigError, ConfigErrors};
 
 /// The `[runtime]` table.

@@ -47,11 +47,7 @@ fn check(config: &str, gens: &[&str]) {
         &o,
     )
     .unwrap_or_else(|e| panic!("{config}: {e}"));
-    let ports = c
-        .ports
-        .iter()
-        .map(|p| p.spec.open(&p.name, 2, p.rx_used, p.tx_used).unwrap())
-        .collect();
+    let ports = c.open_ports().unwrap();
     let opts = RunOptions {
         workers: 2,
         pool: 256,

@@ -10,13 +10,10 @@
 //! is exactly the capture's; with `clock = "packet"` the bridge's clock is
 //! the capture's timestamps, which makes aging deterministic.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use hpio_nf::config::Config;
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
-use hpio_nf::runtime::{self, Report, RunOptions};
+use hpio_nf::runtime::Report;
 use testkit::frame::{tag, Frame, Ip};
 use testkit::pcap;
 
@@ -48,27 +45,9 @@ fn frame(src: [u8; 6], dst: [u8; 6], n: u8) -> Vec<u8> {
     .build()
 }
 
-/// Opens the ports of `config` and runs it to the end.
+/// Runs `config` to the end.
 fn run(config: &Config) -> Report {
-    let rt = &config.runtime;
-    let ports = config
-        .ports
-        .iter()
-        .map(|p| {
-            p.spec
-                .open(&p.name, rt.workers, p.rx_used, p.tx_used)
-                .unwrap()
-        })
-        .collect();
-    let opts = RunOptions {
-        workers: rt.workers,
-        burst: rt.burst,
-        pool: rt.pool,
-        clock: rt.clock,
-        stop: Arc::new(AtomicBool::new(false)),
-        ..RunOptions::default()
-    };
-    runtime::run(&config.graph, ports, &opts, |_| {}).unwrap()
+    config.run_to_end().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// What a bridge run produced.

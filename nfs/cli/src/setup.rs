@@ -21,26 +21,17 @@ pub(crate) fn open_port(p: &PortConfig, workers: usize) -> anyhow::Result<OpenPo
     Ok(open)
 }
 
-/// The run options of `config`.
+/// The run options of `config`, with live lines every `stats_interval`
+/// seconds.
 pub(crate) fn run_options(
     config: &Config,
     stats_interval: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> RunOptions {
-    let rt = &config.runtime;
     RunOptions {
-        workers: rt.workers,
-        cores: rt.cores.clone(),
-        burst: rt.burst,
-        pool: rt.pool,
-        max_frame: rt.max_frame,
-        clock: rt.clock,
-        on_panic: rt.on_panic,
-        idle: rt.idle,
         stats_interval: stats_interval
             .filter(|s| *s > 0.0)
             .map(Duration::from_secs_f64),
-        stop,
-        trace: None,
+        ..config.runtime.run_options(stop)
     }
 }

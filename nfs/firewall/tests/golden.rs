@@ -25,7 +25,7 @@ use std::path::Path;
 use hpio_nf::config::{Clock, Config};
 use hpio_nf::element::Registry;
 use hpio_nf::port::PortRegistry;
-use hpio_nf::runtime::{self, Report, RunOptions};
+use hpio_nf::runtime::Report;
 use testkit::frame::{fragments, tag, tcp_flags, Frame, Ip, ARP_REQUEST, TCP_SYN};
 use testkit::pcap;
 
@@ -224,23 +224,7 @@ vlan_pop = true
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.runtime.clock, Clock::Packet);
-    let ports = config
-        .ports
-        .iter()
-        .map(|p| {
-            p.spec
-                .open(&p.name, 1, p.rx_used, p.tx_used)
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    let opts = RunOptions {
-        workers: 1,
-        burst: config.runtime.burst,
-        pool: config.runtime.pool,
-        clock: config.runtime.clock,
-        ..RunOptions::default()
-    };
-    let report = runtime::run(&config.graph, ports, &opts, |_| {}).unwrap();
+    let report = config.run_to_end().unwrap_or_else(|e| panic!("{e}"));
     Outcome {
         wan: pcap::read_data(&wan),
         lan: pcap::read_data(&lan),
@@ -714,19 +698,7 @@ output = '{}'
     hpio_nf_firewall::register(&mut registry);
     let config = Config::parse_str(&text, "tiny.toml", &registry, &PortRegistry::builtin(), &[])
         .unwrap_or_else(|e| panic!("{e}"));
-    let ports = config
-        .ports
-        .iter()
-        .map(|p| p.spec.open(&p.name, 1, p.rx_used, p.tx_used).unwrap())
-        .collect();
-    let opts = RunOptions {
-        workers: 1,
-        burst: config.runtime.burst,
-        pool: config.runtime.pool,
-        clock: config.runtime.clock,
-        ..RunOptions::default()
-    };
-    let report = runtime::run(&config.graph, ports, &opts, |_| {}).unwrap();
+    let report = config.run_to_end().unwrap_or_else(|e| panic!("{e}"));
     same(&pcap::read_data(&lan), &fine, "the well-formed SYN, whole");
     assert!(pcap::read_data(&wan).is_empty());
     let fw = report.elements.iter().find(|e| e.name == "fw").unwrap();
