@@ -10,9 +10,12 @@
 //! ```text
 //! lan -> Classify -> IpLookup -> DecIpTtl -> Nat44 (IPv4) / Firewall (IPv6)
 //!                                        -> ArpQuerier / NdQuerier -> Policer -> wan
-//! wan -> Classify -> Nat44 (IPv4) -> IpLookup -> DecIpTtl -> (Firewall, IPv6)
-//!                                        -> ArpQuerier / NdQuerier -> lan
+//! wan -> Classify -> DecIpTtl -> Nat44 (IPv4) -> IpLookup -> ArpQuerier -> lan
+//!                 -> IpLookup -> DecIpTtl -> Firewall (IPv6) -> NdQuerier -> lan
 //! ```
+//!
+//! LAN packets to the router's WAN address go into Nat44, which hairpins
+//! TCP and UDP to the port forward (or a mapping) back to the LAN.
 //!
 //! with ArpResponder, NdResponder and IcmpEchoResponder answering for the
 //! router's addresses on each side, and IcmpError sending time-exceeded,

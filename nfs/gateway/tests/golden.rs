@@ -23,7 +23,15 @@
 //! 13. unsolicited IPv6 from the WAN: dropped by the firewall;
 //! 14. ping to 192.168.1.1: echo reply;
 //! 15. IPv6 from the WAN to a prefix with no route: ICMPv6 destination
-//!     unreachable from 2001:db8:ff::2, back out of the WAN.
+//!     unreachable from 2001:db8:ff::2, back out of the WAN;
+//! 16. hairpinning: the host opens TCP to the port forward by the public
+//!     address, 203.0.113.2:8080; it comes back to 192.168.1.2:8080 from
+//!     203.0.113.2 and the host's mapped port, TTL - 1 (once), with the
+//!     router's and the host's MACs ...
+//! 17. ... and the service's answer to that public endpoint comes back
+//!     from 203.0.113.2:8080 to the host's own port;
+//! 18. UDP from the host to a port of 203.0.113.2 with no mapping: not
+//!     sent anywhere, counted `no-mapping`.
 
 use std::net::Ipv6Addr;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +41,7 @@ use hpio_nf::config::Config;
 use hpio_nf::port::PortRegistry;
 use hpio_nf::runtime::{self, Report, RunOptions};
 use hpio_nf_gateway::{registry, CONFIG};
-use testkit::frame::{Frame, Ip, ARP_REPLY, ARP_REQUEST, TCP_SYN};
+use testkit::frame::{Frame, Ip, ARP_REPLY, ARP_REQUEST, TCP_ACK, TCP_SYN};
 use testkit::pcap;
 
 const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
@@ -277,6 +285,24 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
         ),
         (Lan, ping.build()),
         (Wan, lost.build()),
+        (
+            Lan,
+            Frame::tcp(Ip::v4(HOST_V4, WAN_V4), 40002, 8080, TCP_SYN)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
+        (
+            Lan,
+            Frame::tcp(Ip::v4(HOST_V4, WAN_V4), 8080, 40002, TCP_SYN | TCP_ACK)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
+        (
+            Lan,
+            Frame::udp(Ip::v4(HOST_V4, WAN_V4), 40003, 9)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
     ];
     let o = run(&events);
 
@@ -359,9 +385,27 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
                 .payload(b"ping")
                 .build(),
         ),
+        (
+            "hairpinned: the SYN to 203.0.113.2:8080 reaches the service",
+            Frame::tcp(Ip::v4(WAN_V4, HOST_V4), 40002, 8080, TCP_SYN)
+                .ttl(63)
+                .macs(LAN_MAC, HOST_MAC)
+                .build(),
+        ),
+        (
+            "hairpinned: the service's answer, from the public endpoint",
+            Frame::tcp(Ip::v4(WAN_V4, HOST_V4), 8080, 40002, TCP_SYN | TCP_ACK)
+                .ttl(63)
+                .macs(LAN_MAC, HOST_MAC)
+                .build(),
+        ),
     ];
     check(&o.wan, &wan_want, "wan");
     check(&o.lan, &lan_want, "lan");
-    assert_eq!(o.drops("nat", "no-mapping"), 1, "unsolicited IPv4");
+    assert_eq!(
+        o.drops("nat", "no-mapping"),
+        2,
+        "unsolicited IPv4, UDP from the LAN to the WAN address"
+    );
     assert_eq!(o.drops("fw", "denied"), 1, "unsolicited IPv6");
 }
