@@ -34,12 +34,10 @@
 //!     sent anywhere, counted `no-mapping`.
 
 use std::net::Ipv6Addr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use hpio_nf::config::Config;
 use hpio_nf::port::PortRegistry;
-use hpio_nf::runtime::{self, Report, RunOptions};
+use hpio_nf::runtime::Report;
 use hpio_nf_gateway::{registry, CONFIG};
 use testkit::frame::{Frame, Ip, ARP_REPLY, ARP_REQUEST, TCP_ACK, TCP_SYN};
 use testkit::pcap;
@@ -172,25 +170,7 @@ fn run(events: &[(Side, Vec<u8>)]) -> Outcome {
         &overrides,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let rt = &config.runtime;
-    let ports = config
-        .ports
-        .iter()
-        .map(|p| {
-            p.spec
-                .open(&p.name, rt.workers, p.rx_used, p.tx_used)
-                .unwrap()
-        })
-        .collect();
-    let opts = RunOptions {
-        workers: rt.workers,
-        burst: rt.burst,
-        pool: rt.pool,
-        clock: rt.clock,
-        stop: Arc::new(AtomicBool::new(false)),
-        ..RunOptions::default()
-    };
-    let report = runtime::run(&config.graph, ports, &opts, |_| {}).unwrap();
+    let report = config.run_to_end().unwrap_or_else(|e| panic!("{e}"));
     Outcome {
         lan: pcap::read_data(&path("lan-out.pcap")),
         wan: pcap::read_data(&path("wan-out.pcap")),
