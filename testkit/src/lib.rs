@@ -35,6 +35,7 @@ pub mod net;
 pub mod pcap;
 pub mod prop;
 pub mod rng;
+pub mod sock;
 
 use std::fmt;
 use std::io::Write;

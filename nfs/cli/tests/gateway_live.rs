@@ -29,76 +29,6 @@ use testkit::Need;
 const LAN: &str = "hpnf-lan";
 const WAN: &str = "hpnf-wan";
 
-/// The socket helper run in the namespaces. Addresses with a `:` are IPv6.
-///
-/// - `tcp-server PORT`: accepts one connection, reads to EOF, answers
-///   `BYTES SHA256 PEER` and exits (30 s limit).
-/// - `tcp-client HOST PORT BYTES`: connects (retrying while refused, for
-///   the server to come up), sends BYTES random bytes and prints `BYTES
-///   SHA256` of what it sent, a space, and the answer.
-/// - `udp-echo PORT`: answers one datagram with `echo DATA from PEER`.
-/// - `udp-ask HOST PORT`: sends `hello` until answered (5 tries a second
-///   apart), prints the answer.
-/// - `udp-send HOST PORT COUNT`, `udp-recv PORT SECONDS` (IPv4 and IPv6):
-///   datagrams; the receiver prints `ready`, then how many arrived.
-const SOCK_PY: &str = r#"
-import hashlib, os, socket, sys, time
-def fam(host): return socket.AF_INET6 if ":" in host else socket.AF_INET
-cmd = sys.argv[1]
-if cmd == "tcp-server":
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(30)
-    c, peer = s.accept(); c.settimeout(30); h = hashlib.sha256(); n = 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d: break
-        h.update(d); n += len(d)
-    c.sendall(f"{n} {h.hexdigest()} {peer[0]}".encode()); c.close()
-elif cmd == "tcp-client":
-    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    data = os.urandom(n); deadline = time.time() + 10
-    while True:
-        try:
-            c = socket.create_connection((host, port), timeout=10); break
-        except ConnectionRefusedError:
-            if time.time() > deadline: raise
-            time.sleep(0.1)
-    c.settimeout(30); c.sendall(data); c.shutdown(socket.SHUT_WR)
-    ans = b""
-    while True:
-        d = c.recv(4096)
-        if not d: break
-        ans += d
-    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()}")
-elif cmd == "udp-echo":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[2])))
-    s.settimeout(20); d, peer = s.recvfrom(2048)
-    s.sendto(b"echo " + d + b" from " + peer[0].encode(), peer)
-elif cmd == "udp-ask":
-    host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM); s.settimeout(1)
-    for _ in range(5):
-        s.sendto(b"hello", (host, int(sys.argv[3])))
-        try:
-            print(s.recv(2048).decode()); break
-        except socket.timeout:
-            pass
-elif cmd == "udp-send":
-    host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM)
-    for _ in range(int(sys.argv[4])):
-        s.sendto(b"unsolicited", (host, int(sys.argv[3]))); time.sleep(0.005)
-elif cmd == "udp-recv":
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", int(sys.argv[2])))
-    s.settimeout(0.1); n = 0; end = time.time() + float(sys.argv[3])
-    print("ready", flush=True)
-    while time.time() < end:
-        try:
-            s.recv(2048); n += 1
-        except socket.timeout:
-            pass
-    print(n)
-"#;
-
 /// The testbed, the NF and the helpers of one test; dropping it stops them
 /// and removes the testbed, also when the test fails.
 struct Gateway {
@@ -112,7 +42,7 @@ impl Gateway {
     fn start() -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("sock.py");
-        std::fs::write(&script, SOCK_PY).unwrap();
+        std::fs::write(&script, testkit::sock::SCRIPT).unwrap();
         testbed("down", "gateway");
         let mut g = Gateway {
             nf: None,
@@ -210,11 +140,11 @@ impl Gateway {
     /// address the server saw.
     fn tcp(&mut self, server: &str, client: &str, host: &str, port: u16, bytes: u64) -> String {
         let port = port.to_string();
-        let srv = self.py_background(server, &["tcp-server", &port]);
-        let out = self.py(client, &["tcp-client", host, &port, &bytes.to_string()]);
+        let srv = self.py_background(server, &["server", &port]);
+        let out = self.py(client, &["client", host, &port, &bytes.to_string()]);
         self.wait(srv);
         let f: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(f.len(), 5, "client output: {out}");
+        assert_eq!(f.len(), 6, "client output: {out}");
         assert_eq!(f[0], bytes.to_string());
         assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
         f[4].to_string()

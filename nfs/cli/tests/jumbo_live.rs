@@ -25,35 +25,6 @@ const NS: [&str; 2] = ["hpjm-h1", "hpjm-h2"];
 const ROOT_IF: [&str; 2] = ["hpjm-br0", "hpjm-br1"];
 const ADDR: [&str; 2] = ["10.9.0.1", "10.9.0.2"];
 
-/// Receives bytes to EOF and answers `BYTES SHA256` (server), or sends
-/// random bytes and prints `BYTES SHA256 ANSWER` (client); the client sets
-/// no MSS, so with MTU 9000 its segments carry 8,948 bytes.
-const SOCK_PY: &str = r#"
-import hashlib, os, socket, sys, time
-if sys.argv[1] == "server":
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(60)
-    print("ready", flush=True)
-    c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d: break
-        h.update(d); n += len(d)
-    c.sendall(f"{n} {h.hexdigest()}".encode()); c.close()
-else:
-    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    data = os.urandom(n)
-    c = socket.create_connection((host, port), timeout=30)
-    mss = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-    c.settimeout(60); c.sendall(data); c.shutdown(socket.SHUT_WR)
-    ans = b""
-    while True:
-        d = c.recv(4096)
-        if not d: break
-        ans += d
-    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()} {mss}")
-"#;
-
 /// The two namespaces and veth pairs, all at MTU 9000, offloads off (so
 /// the stacks hand the veths wire-sized frames: see docs/config.md). Drop
 /// removes them.
@@ -194,7 +165,7 @@ fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
 
     // TCP with MTU 9000: the MSS is 8948, the bytes arrive intact.
     let script = fx.dir.path().join("sock.py");
-    std::fs::write(&script, SOCK_PY).unwrap();
+    std::fs::write(&script, testkit::sock::SCRIPT).unwrap();
     let script = script.to_str().unwrap().to_string();
     let mut server = fx
         .ns(1)
@@ -223,10 +194,11 @@ fn jumbo_ping_and_tcp_through_the_bridge_at_mtu_9000() {
     let _ = server.wait();
     let out = String::from_utf8_lossy(&out.stdout).to_string();
     let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 5, "client: {out}\n{}", fx.log());
+    assert_eq!(f.len(), 6, "client: {out}\n{}", fx.log());
     assert_eq!(f[0], bytes.to_string());
     assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
-    assert_eq!(f[4], "8948", "TCP segments of MTU 9000");
+    // The client sets no MSS, so with MTU 9000 its segments carry 8,948 bytes.
+    assert_eq!(f[5], "8948", "TCP segments of MTU 9000");
 
     let r = fx.next_report();
     for i in 0..2 {

@@ -25,69 +25,6 @@ use testkit::Need;
 /// Serializes the tests of this file: they share the testbed's names.
 static TESTBED: Mutex<()> = Mutex::new(());
 
-/// The socket helper run in the namespaces.
-///
-/// - `server PORT`: accepts one connection, reads to EOF, answers
-///   `BYTES SHA256` and exits (60 s limit).
-/// - `client HOST PORT BYTES`: connects (retrying while refused, for the
-///   server to come up), sends BYTES random bytes, reads the answer and
-///   prints `BYTES SHA256` of what it sent, a space, and the answer.
-/// - `probe HOST PORT SECONDS`: one connection attempt; prints
-///   `connected`, `refused` or `timeout`.
-/// - `udp-send HOST PORT COUNT`, `udp-recv PORT SECONDS`: datagrams; the
-///   receiver prints how many arrived.
-const SOCK_PY: &str = r#"
-import hashlib, os, socket, sys, time
-cmd = sys.argv[1]
-if cmd == "server":
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); s.settimeout(60)
-    c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d: break
-        h.update(d); n += len(d)
-    c.sendall(f"{n} {h.hexdigest()}".encode()); c.close()
-elif cmd == "client":
-    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    data = os.urandom(n); deadline = time.time() + 20
-    while True:
-        try:
-            c = socket.create_connection((host, port), timeout=30); break
-        except ConnectionRefusedError:
-            if time.time() > deadline: raise
-            time.sleep(0.2)
-    c.settimeout(60); c.sendall(data); c.shutdown(socket.SHUT_WR)
-    ans = b""
-    while True:
-        d = c.recv(4096)
-        if not d: break
-        ans += d
-    print(f"{n} {hashlib.sha256(data).hexdigest()} {ans.decode()}")
-elif cmd == "probe":
-    try:
-        socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=float(sys.argv[4]))
-        print("connected")
-    except ConnectionRefusedError:
-        print("refused")
-    except (socket.timeout, TimeoutError):
-        print("timeout")
-elif cmd == "udp-send":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for _ in range(int(sys.argv[4])):
-        s.sendto(b"unsolicited", (sys.argv[2], int(sys.argv[3]))); time.sleep(0.01)
-elif cmd == "udp-recv":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[2])))
-    s.settimeout(0.2); n = 0; end = time.time() + float(sys.argv[3])
-    print("ready", flush=True)
-    while time.time() < end:
-        try:
-            s.recv(2048); n += 1
-        except socket.timeout:
-            pass
-    print(n)
-"#;
-
 /// Takes the lock, or returns `None` (with a `SKIPPED:` line, or a failure
 /// under `HPIO_NF_REQUIRE_ALL=1`: see the testkit crate) when test `test`
 /// cannot run here.
@@ -137,7 +74,7 @@ impl Live {
         set: &[String],
     ) -> Live {
         let script = dir.path().join("sock.py");
-        std::fs::write(&script, SOCK_PY).unwrap();
+        std::fs::write(&script, testkit::sock::SCRIPT).unwrap();
         testbed("down", topology);
         let mut live = Live {
             topology,
@@ -268,7 +205,7 @@ impl Live {
         let out = self.py(client_ns, &["client", addr, &port, &bytes.to_string()]);
         self.wait_helper(server);
         let f: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(f.len(), 4, "client output: {out}");
+        assert_eq!(f.len(), 6, "client output: {out}");
         assert_eq!(f[0], bytes.to_string());
         assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
     }
@@ -849,7 +786,7 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
     let out = live.wait_helper(client);
     live.wait_helper(server);
     let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 4, "client output: {out}");
+    assert_eq!(f.len(), 6, "client output: {out}");
     assert_eq!(f[0], bytes);
     assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
     let after = live.next_report();
