@@ -25,6 +25,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -167,6 +168,8 @@ static void result(int op, long ret, long max)
 
 struct worker {
 	pthread_t thread;
+	atomic_int tid;		/* for the stall report */
+	atomic_ulong steps;	/* operations begun: the stall check's progress */
 	uint64_t rng;
 	int epfd;
 	uint8_t *arena;
@@ -445,9 +448,11 @@ static void *worker_main(void *arg)
 	unsigned int total = 0, i, pick;
 	int fd, slot;
 
+	atomic_store(&w->tid, gettid());
 	for (i = 0; i < OP_NR; i++)
 		total += weight[i];
 	while (!atomic_load(&stop_flag)) {
+		atomic_fetch_add(&w->steps, 1);
 		pick = (unsigned int)below(&w->rng, total);
 		for (i = 0; pick >= weight[i]; i++)
 			pick -= weight[i];
@@ -540,12 +545,23 @@ static void chaos_one(uint64_t *s)
 		atomic_fetch_add(&ch_done[c], 1);
 }
 
+struct chaos {
+	pthread_t thread;
+	atomic_int tid;		/* for the stall report */
+	atomic_ulong steps;	/* actions begun */
+	uint64_t seed;
+};
+
 static void *chaos_main(void *arg)
 {
-	uint64_t s = *(uint64_t *)arg;
+	struct chaos *c = arg;
+	uint64_t s = c->seed;
 
-	while (!atomic_load(&stop_flag))
+	atomic_store(&c->tid, gettid());
+	while (!atomic_load(&stop_flag)) {
+		atomic_fetch_add(&c->steps, 1);
 		chaos_one(&s);
+	}
 	return NULL;
 }
 
@@ -559,8 +575,7 @@ static void on_signal(int sig)
 struct run {
 	int secs, workers;
 	struct worker w[MAX_WORKERS];
-	pthread_t chaos[2];
-	uint64_t chaos_seed[2];
+	struct chaos chaos[2];
 };
 
 static void setup_devices(void)
@@ -603,37 +618,198 @@ static void start(struct run *r)
 		pthread_create(&w->thread, NULL, worker_main, w);
 	}
 	for (i = 0; i < 2; i++) {
-		r->chaos_seed[i] = g_seed ^ (0xc2b2ae3d27d4eb4full * (i + 1));
-		pthread_create(&r->chaos[i], NULL, chaos_main, &r->chaos_seed[i]);
+		r->chaos[i].seed = g_seed ^ (0xc2b2ae3d27d4eb4full * (i + 1));
+		pthread_create(&r->chaos[i].thread, NULL, chaos_main, &r->chaos[i]);
 	}
 }
 
-/* Runs until the deadline, interrupting blocking calls every 50 ms. */
-static void run_until(struct run *r, uint64_t end)
+/*
+ * A thread that made no progress for STALL_SECS (or did not stop that long
+ * after the end) is reported with its kernel stack, its children's, and
+ * the kernel's list of blocked tasks, so that a hang in CI says where it is
+ * instead of ending in the host's VM timeout.
+ */
+#define STALL_SECS	60
+
+/* Print @path's lines, each after @prefix. */
+static void show_lines(const char *prefix, const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		printf("%s%s", prefix, line);
+	fclose(f);
+}
+
+/* One task: state, wait channel and kernel stack. */
+static void show_task(const char *who, int pid, int tid)
+{
+	char path[96], stat[512] = "", wchan[128] = "";
+	const char *state;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(wchan, sizeof(wchan), f))
+			wchan[0] = 0;
+		fclose(f);
+	}
+	state = strrchr(stat, ')');
+	printf("fuzz: stall: %s (pid %d tid %d): state %.1s, wchan %s\n", who, pid,
+	       tid, state ? state + 2 : "?", wchan[0] ? wchan : "-");
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tid);
+	show_lines("fuzz:     ", path);
+}
+
+/* Processes whose parent is @ppid (the chaos threads' sh and ip), and theirs. */
+static void show_children(int ppid, int depth)
+{
+	char path[64], stat[512], comm[64];
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+	int pid, parent;
+	FILE *f;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = 0;
+		fclose(f);
+		/* pid (comm) state ppid: comm may hold spaces, so from the ')' */
+		if (!strrchr(stat, ')') || sscanf(strrchr(stat, ')') + 2, "%*c %d", &parent) != 1 ||
+		    parent != ppid)
+			continue;
+		snprintf(comm, sizeof(comm), "child %.*s", (int)(strrchr(stat, ')') - strchr(stat, '(') - 1),
+			 strchr(stat, '(') + 1);
+		show_task(comm, pid, pid);
+		if (depth < 3)
+			show_children(pid, depth + 1);
+	}
+	closedir(d);
+}
+
+static void report_stall(struct run *r, const char *why)
+{
+	char who[32];
+	int i, n, len;
+	char *buf, *from;
+
+	printf("fuzz: stall: %s; every thread and child process:\n", why);
+	for (i = 0; i < r->workers; i++) {
+		snprintf(who, sizeof(who), "worker %d", i);
+		show_task(who, getpid(), atomic_load(&r->w[i].tid));
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(who, sizeof(who), "chaos %d", i);
+		show_task(who, getpid(), atomic_load(&r->chaos[i].tid));
+	}
+	show_children(getpid(), 1);
+	/* Blocked tasks, from the kernel log (sysrq prints below the
+	 * console's level). */
+	write_str("/proc/sysrq-trigger", "w");
+	n = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+	buf = malloc(n > 0 ? n + 1 : 1);
+	len = n > 0 ? klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, n) : -1;
+	buf[len > 0 ? len : 0] = 0;
+	/* From the last "sysrq:" line on. */
+	from = NULL;
+	for (char *at = strstr(buf, "sysrq:"); at; at = strstr(at + 1, "sysrq:"))
+		from = at;
+	for (char *line = from ? strtok(from, "\n") : NULL; line; line = strtok(NULL, "\n"))
+		printf("fuzz:   klog: %s\n", line);
+	if (!from)
+		printf("fuzz:   (the kernel printed no blocked-task list)\n");
+	free(buf);
+	fflush(stdout);
+}
+
+/* The threads' progress, one number per thread. */
+static void progress(struct run *r, unsigned long *now)
 {
 	int i;
 
+	for (i = 0; i < r->workers; i++)
+		now[i] = atomic_load(&r->w[i].steps);
+	for (i = 0; i < 2; i++)
+		now[r->workers + i] = atomic_load(&r->chaos[i].steps);
+}
+
+/*
+ * Runs until the deadline, interrupting blocking calls every 50 ms.
+ * Returns false when a thread stalled (reported; the run cannot end).
+ */
+static bool run_until(struct run *r, uint64_t end)
+{
+	unsigned long seen[MAX_WORKERS + 2], now[MAX_WORKERS + 2];
+	uint64_t moved = mono_ms(), stop_at;
+	bool reported = false;
+	int i;
+
+	progress(r, seen);
 	while (mono_ms() < end) {
 		sleep_ms(50);
 		for (i = 0; i < r->workers; i++)
 			pthread_kill(r->w[i].thread, SIGUSR1);
+		/* Every thread moved since the last check: progress. */
+		progress(r, now);
+		for (i = 0; i < r->workers + 2 && now[i] != seen[i]; i++)
+			;
+		if (i == r->workers + 2) {
+			memcpy(seen, now, sizeof(now));
+			moved = mono_ms();
+		} else if (!reported && mono_ms() - moved > STALL_SECS * 1000) {
+			report_stall(r, "a thread made no progress for 60 s");
+			reported = true;
+		}
 	}
 	atomic_store(&stop_flag, 1);
+	stop_at = mono_ms();
 	for (i = 0; i < r->workers; i++) {
 		/* Keep interrupting until the thread has left its last call. */
 		while (pthread_tryjoin_np(r->w[i].thread, NULL)) {
 			pthread_kill(r->w[i].thread, SIGUSR1);
 			sleep_ms(20);
+			if (mono_ms() - stop_at > STALL_SECS * 1000) {
+				report_stall(r, "a worker did not stop within 60 s of the end");
+				return false;
+			}
 		}
 		close(r->w[i].epfd);
 		free(r->w[i].arena);
 		free(r->w[i].iov);
 	}
-	for (i = 0; i < 2; i++)
-		pthread_join(r->chaos[i], NULL);
+	for (i = 0; i < 2; i++) {
+		while (pthread_tryjoin_np(r->chaos[i].thread, NULL)) {
+			sleep_ms(20);
+			if (mono_ms() - stop_at > STALL_SECS * 1000) {
+				report_stall(r, "a chaos thread did not stop within 60 s of the end");
+				return false;
+			}
+		}
+	}
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].fd >= 0)
 			close(slots[i].fd);
+	return !reported;
 }
 
 /* The kernel log must hold none of these (named in lower case in the
@@ -683,6 +859,7 @@ int main(int argc, char **argv)
 	struct run *r = calloc(1, sizeof(*r));
 	uint64_t t0;
 	int opt, holder, err;
+	bool ended;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	r->secs = 60;
@@ -722,8 +899,14 @@ int main(int argc, char **argv)
 
 	t0 = mono_ms();
 	start(r);
-	run_until(r, t0 + (uint64_t)r->secs * 1000);
+	ended = run_until(r, t0 + (uint64_t)r->secs * 1000);
 	report();
+	CHECK(ended, "fuzz: every thread kept making progress and stopped at the end");
+	if (!ended) {
+		/* Stuck threads keep the devices and the module busy. */
+		printf("%d passed, %d failed\n", g_passed, g_failed);
+		_exit(1);
+	}
 	CHECK(atomic_load(&unexpected) == 0,
 	      "fuzz: every result was one the ABI allows (%lu were not)",
 	      atomic_load(&unexpected));

@@ -144,10 +144,14 @@ install -m 755 "$HERE/vm-init.sh" "$ROOT/init"
 echo "$FUZZ_SECS ${HPIO_FUZZ_SEED:-}" >"$ROOT/etc/hpio-fuzz"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
 
+# qemu ACCEL CPUS INITRD: with MON set, a monitor socket there (nmi_guest).
+# unknown_nmi_panic: an NMI from the host makes the guest panic and print
+# where its CPU was.
 qemu() {
 	qemu-system-x86_64 -accel "$1" -m 1024 -smp "$2" -nographic -no-reboot -nic none \
+		${MON:+-monitor "unix:$MON,server=on,wait=off"} \
 		-kernel "$VMLINUZ" -initrd "$3" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE"
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE"
 }
 
 ACCEL=${HPIO_VM_ACCEL:-}
@@ -177,9 +181,22 @@ virtio | virtio-bench)
 esac
 
 boot() {
+	local rc watch mon=$OUT/monitor.sock
+
 	echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
-	timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE qemu $ACCEL $CPUS $OUT/initramfs.gz" \
+	rm -f "$mon"
+	# A minute before the timeout, an NMI: a hung guest (even one with
+	# interrupts off on every CPU, where the kernel's own lockup detectors
+	# are silent under TCG) panics and prints its stacks, so that a hang in
+	# CI says where it was.
+	"$HERE/nmi-guest.py" "$mon" $((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2)) &
+	watch=$!
+	timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE MON=$mon qemu $ACCEL $CPUS $OUT/initramfs.gz" \
 		</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
+	rc=$?
+	kill "$watch" 2>/dev/null
+	wait "$watch" 2>/dev/null
+	return "$rc"
 }
 set +e
 # A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).

@@ -46,6 +46,7 @@ IPA=10.77.0.1
 IPB=10.77.0.2
 SERIAL=$OUT/serial.log
 CTL=$OUT/ctl
+MON=$OUT/monitor.sock
 T=$OUT/virtio
 QEMU=""
 CHECK_TAG=host
@@ -76,6 +77,14 @@ wait_serial() {
 	done
 	return 1
 }
+# guest_stacks: a guest that stopped answering gets an NMI (as in run-vm.sh):
+# it panics (unknown_nmi_panic) and its CPUs' stacks are shown here.
+guest_stacks() {
+	kill -0 "$QEMU" 2>/dev/null || return 0
+	"$(dirname "$0")/nmi-guest.py" "$MON" 0
+	sleep 10
+	tr -d '\r' <"$SERIAL" | sed -n '/NMI received\|Kernel panic/,$p' | head -n 400
+}
 # guest COMMAND PATTERN SECONDS: sends a command, waits for its answer.
 # The guest answers "virtio: failed ..." when it cannot obey.
 guest() {
@@ -83,7 +92,10 @@ guest() {
 	seen=$(grep -c "$2\|virtio: failed" "$SERIAL")
 	failed=$(grep -c "virtio: failed" "$SERIAL")
 	echo "$1" >"$CTL.in"
-	wait_serial "$3" "$2\|virtio: failed" "$seen" || die "no \"$2\" from the guest (serial log: $SERIAL)"
+	wait_serial "$3" "$2\|virtio: failed" "$seen" || {
+		guest_stacks
+		die "no \"$2\" from the guest (serial log: $SERIAL)"
+	}
 	[ "$(grep -c "virtio: failed" "$SERIAL")" = "$failed" ] ||
 		die "the guest failed to obey \"$1\": $(tr -d '\r' <"$SERIAL" | grep -B5 "virtio: failed" | tail -n 6)"
 }
@@ -92,7 +104,7 @@ guest() {
 # up and waiting for commands; false (with the reason said) when the guest
 # did not come up.
 start_vm() {
-	rm -f "$CTL.in" "$CTL.out" "$SERIAL"
+	rm -f "$CTL.in" "$CTL.out" "$SERIAL" "$MON"
 	mkfifo "$CTL.in" "$CTL.out"
 	for tap in $TAPA $TAPB; do
 		ip tuntap add dev $tap mode tap multi_queue || die "cannot create tap $tap"
@@ -105,9 +117,9 @@ start_vm() {
 		nic=$((nic + 1))
 	done
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
-		-monitor none -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
+		-monitor "unix:$MON,server=on,wait=off" -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
