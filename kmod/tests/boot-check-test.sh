@@ -83,5 +83,30 @@ boots=0 resets=0 LOGS="good "
 boot_with_retry "$T/serial.log" reset fake_boot >/dev/null
 ok "a good boot runs once" test $? = 0 -a $boots = 1 -a $resets = 0
 
+# The emulator stopped: an NMI was sent (the marker) and the guest never answered.
+{ booted; echo "ok   fuzz: hpio.ko loaded"; } >"$T/frozen.log"
+: >"$T/frozen.log.nmi"
+ok "a guest that never answered the NMI: the emulator stopped" emulator_stuck "$T/frozen.log"
+{ booted; printf '%s\r\n' "[  840.1] Uhhuh. NMI received for unknown reason 30 on CPU 0." \
+	"[  840.1] Kernel panic - not syncing: NMI: Not continuing"; } >"$T/answered.log"
+: >"$T/answered.log.nmi"
+ok "a guest that answered the NMI (a kernel hang) is not the emulator's" not emulator_stuck "$T/answered.log"
+ok "no NMI sent: not the emulator's" not emulator_stuck "$T/late.log"
+
+# A fake boot whose guest hangs until the NMI: leaves the marker, as
+# nmi-guest.py does.
+frozen_boot() {
+	boots=$((boots + 1))
+	cp "$T/frozen.log" "$T/serial.log"
+	: >"$T/serial.log.nmi"
+	return 1
+}
+rm -f "$T/serial.boot1.log"
+boots=0 resets=0
+boot_with_retry "$T/serial.log" reset frozen_boot >"$T/out"
+rc=$?
+ok "a stopped emulator is retried once, and two stops fail" test $rc != 0 -a $boots = 2 -a $resets = 1
+ok "the retry says the emulator stopped" grep -q "the emulator stopped (the guest never answered an NMI): retrying once" "$T/out"
+
 echo "boot-check: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -24,6 +24,16 @@ boot_failed() {
 	tr -d '\r' <"$1" | head -n "$((at - 1))" | grep -qE "$KERNEL_PROBLEM"
 }
 
+# emulator_stuck SERIAL_LOG: true when the host sent the guest an NMI shortly
+# before the VM's timeout (nmi-guest.py leaves SERIAL_LOG.nmi) and the guest
+# never answered. A kernel answers any NMI, even with interrupts off on every
+# CPU: with unknown_nmi_panic it prints "NMI received" and panics with its
+# stacks. No answer means the emulator itself stopped running the guest,
+# which says nothing about hpio: such a run is booted once more.
+emulator_stuck() {
+	[ -e "$1.nmi" ] && ! tr -d '\r' 2>/dev/null <"$1" | grep -qE "NMI received|NMI: Not continuing"
+}
+
 # boot_with_retry SERIAL_LOG RESET BOOT...: runs BOOT (which boots the
 # guest and leaves its console in SERIAL_LOG); when that boot failed before
 # hpio.ko (boot_failed), keeps its log as SERIAL_LOG's .boot1.log, runs
@@ -34,10 +44,15 @@ boot_with_retry() {
 	shift 2
 	"$@"
 	rc=$?
-	if boot_failed "$log"; then
+	if boot_failed "$log" || emulator_stuck "$log"; then
 		first=${log%.log}.boot1.log
+		if boot_failed "$log"; then
+			echo "== guest boot failed (not hpio.ko): retrying once (first serial log: $first)"
+		else
+			echo "== the emulator stopped (the guest never answered an NMI): retrying once (first serial log: $first)"
+		fi
 		mv -f "$log" "$first" 2>/dev/null || : >"$first"
-		echo "== guest boot failed (not hpio.ko): retrying once (first serial log: $first)"
+		rm -f "$log.nmi"
 		tr -d '\r' <"$first" | grep -E "$KERNEL_PROBLEM" | head -n 3 | sed 's/^/   first boot: /'
 		"$reset"
 		"$@"

@@ -184,12 +184,13 @@ boot() {
 	local rc watch mon=$OUT/monitor.sock
 
 	echo "== boot $VMLINUZ in qemu ($ACCEL, $CPUS CPUs)"
-	rm -f "$mon"
+	rm -f "$mon" "$OUT/serial.log.nmi"
 	# A minute before the timeout, an NMI: a hung guest (even one with
 	# interrupts off on every CPU, where the kernel's own lockup detectors
 	# are silent under TCG) panics and prints its stacks, so that a hang in
-	# CI says where it was.
-	"$HERE/nmi-guest.py" "$mon" $((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2)) &
+	# CI says where it was. A guest that does not answer it is booted once
+	# more (tests/boot-check.sh, emulator_stuck).
+	"$HERE/nmi-guest.py" "$mon" $((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2)) "$OUT/serial.log.nmi" &
 	watch=$!
 	timeout "$TIMEOUT" bash -c "$(declare -f qemu); VMLINUZ=$VMLINUZ MODE=$MODE MON=$mon qemu $ACCEL $CPUS $OUT/initramfs.gz" \
 		</dev/null 2>&1 | tr -d '\r' | tee "$OUT/serial.log"
