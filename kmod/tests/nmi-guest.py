@@ -4,12 +4,19 @@
 qemu monitor at MONITOR_SOCKET for an NMI on every guest CPU, first creating
 the file MARKER (tests/boot-check.sh's emulator_stuck reads it). run-vm.sh
 starts it beside a boot and kills it when the guest ends in time."""
+import os
 import socket
 import sys
 import time
 
 path, delay = sys.argv[1], float(sys.argv[2])
-time.sleep(delay)
+# Sleep in steps, and give up when the harness that started us is gone: an
+# orphan would send its NMI to a later boot on the same socket path.
+parent, end = os.getppid(), time.monotonic() + delay
+while time.monotonic() < end:
+    time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+    if os.getppid() != parent:
+        sys.exit(0)
 if len(sys.argv) > 3:
     open(sys.argv[3], "w").close()
 try:
