@@ -263,19 +263,44 @@ impl Nat44 {
         let (idx, eport) = (m.ext_idx, m.ext_port);
         let ext = self.table.externals[idx as usize];
         rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
+        // One test on the common path for the two rare cases: a
+        // destination that may be external (hairpinning) or a first
+        // fragment (remembered for the later ones).
+        if (dst.wrapping_sub(self.ext_lo) <= self.ext_span) | (h.frag == FragKind::First) {
+            self.out_rare(&h, pkt, (key_addr(k), dst), now, out);
+        } else {
+            out.push(0, pkt);
+        }
+        self.table.removals != removals
+    }
+
+    /// The end of [`Nat44::translate_out`] for a packet, its source
+    /// translated, that may be hairpinned or is a first fragment (`orig`:
+    /// its source and destination before).
+    #[cold]
+    #[inline(never)]
+    fn out_rare(
+        &mut self,
+        h: &Headers,
+        mut pkt: Packet,
+        orig: (u32, u32),
+        now: u64,
+        out: &mut Output,
+    ) {
+        let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+        let f = pkt.data_mut();
         let mut output = 0;
-        if self.is_external(dst) {
+        if self.is_external(orig.1) {
             if let Err(r) = self.hairpin(f, l3, l4, h.l4_proto, now) {
                 out.drop(pkt, r);
-                return self.table.removals != removals;
+                return;
             }
             output = 1;
         }
         if h.frag == FragKind::First {
-            self.first_fragment(0, f, l3, (key_addr(k), dst), output, now);
+            self.first_fragment(0, f, l3, orig, output, now);
         }
         out.push(output, pkt);
-        self.table.removals != removals
     }
 
     /// Whether `addr` is one of the external addresses.
