@@ -13,7 +13,7 @@ use std::sync::Arc;
 use self::frag::{Datagram, Frags, Translation};
 use self::params::{configure, PARAMS};
 use self::table::{key, Table, Timeouts, CLOSING, SEEN_IN, SEEN_OUT, TCP, UDP};
-use self::translate::{rewrite, rewrite_addr, End};
+use self::translate::{rewrite, rewrite_addr, rewrite_src, End};
 use crate::element::{
     ClassInfo, Context, Element, ElementClass, HandlerCx, HandlerResult, Output, PortCount,
 };
@@ -260,9 +260,9 @@ impl Nat44 {
         if m.proto == TCP {
             m.tcp = tcp_out(m.tcp, tcp_flags_of(f, l4));
         }
-        let (idx, eport) = (m.ext_idx, m.ext_port);
+        let (idx, eport, d) = (m.ext_idx, m.ext_port, (m.d_ip, m.d_l4));
         let ext = self.table.externals[idx as usize];
-        rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
+        rewrite_src(f, (l3, l4), h.l4_proto, (ext, eport), d);
         // One test on the common path for the two rare cases: a
         // destination that may be external (hairpinning) or a first
         // fragment (remembered for the later ones).

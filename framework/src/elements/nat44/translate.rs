@@ -120,6 +120,53 @@ pub(super) fn rewrite(
     set_be16(f, l4 + c_at, nc);
 }
 
+/// The checksum differences (RFC 1624 `~m + m'`, folded to 16 bits) of
+/// a TCP or UDP source endpoint changing from (`from`, `from_port`) to
+/// (`to`, `to_port`): the IPv4 header's (the address) and the transport
+/// checksum's (the address in the pseudo-header, and the port). A mapping
+/// keeps them, so that a packet going out needs no difference computed.
+pub(super) fn deltas(from: u32, from_port: u16, to: u32, to_port: u16) -> (u16, u16) {
+    let fold = |x: u32| {
+        let x = (x & 0xffff) + (x >> 16);
+        ((x & 0xffff) + (x >> 16)) as u16
+    };
+    let d = addr_delta(from, to);
+    (fold(d), fold(d + (!from_port) as u32 + to_port as u32))
+}
+
+/// [`rewrite`] of the source of a TCP or UDP packet (`proto`) that is the
+/// internal endpoint of a mapping, to its external endpoint (`addr`,
+/// `port`), with the mapping's [`deltas`] (`d_ip`, `d_l4`): nothing is
+/// read from the frame but the two checksums.
+#[inline(always)]
+pub(super) fn rewrite_src(
+    f: &mut [u8],
+    (l3, l4): (usize, usize),
+    proto: u8,
+    (addr, port): (u32, u16),
+    (d_ip, d_l4): (u16, u16),
+) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
+    ip.set_src_addr(addr.into());
+    let c = apply(ip.checksum(), d_ip as u32);
+    ip.set_checksum(c);
+    set_be16(f, l4 + napt::SRC_PORT, port);
+    let Some(c_at) = napt::checksum_at(proto).map(|c| l4 + c) else {
+        return;
+    };
+    let c = be16(f, c_at);
+    if proto == IPPROTO_UDP && c == 0 {
+        return;
+    }
+    let nc = apply(c, d_l4 as u32);
+    let nc = if proto == IPPROTO_UDP && nc == 0 {
+        0xffff
+    } else {
+        nc
+    };
+    set_be16(f, c_at, nc);
+}
+
 /// The datagram an ICMP error quotes, as far as translation needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Quoted {
