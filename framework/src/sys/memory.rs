@@ -106,7 +106,9 @@ impl<T: Copy> HugeSlice<T> {
                 libc::madvise(start as *mut libc::c_void, mapped, libc::MADV_HUGEPAGE);
             }
         }
-        let ptr = std::ptr::NonNull::new(start as *mut T).unwrap_or_else(|| fail());
+        let Some(ptr) = std::ptr::NonNull::new(start as *mut T) else {
+            fail()
+        };
         for i in 0..len {
             // SAFETY: i < len and len * size_of::<T>() <= mapped bytes at
             // `ptr`, which is page aligned (so aligned for T), readable
