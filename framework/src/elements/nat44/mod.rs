@@ -13,7 +13,7 @@ use std::sync::Arc;
 use self::frag::{Datagram, Frags, Translation};
 use self::params::{configure, PARAMS};
 use self::table::{key, Table, Timeouts, CLOSING, SEEN_IN, SEEN_OUT, TCP, UDP};
-use self::translate::{rewrite, rewrite_addr, rewrite_src, End};
+use self::translate::{rewrite, rewrite_addr, rewrite_kept, End};
 use crate::element::{
     ClassInfo, Context, Element, ElementClass, HandlerCx, HandlerResult, Output, PortCount,
 };
@@ -262,7 +262,7 @@ impl Nat44 {
         }
         let (idx, eport, d) = (m.ext_idx, m.ext_port, (m.d_ip, m.d_l4));
         let ext = self.table.externals[idx as usize];
-        rewrite_src(f, (l3, l4), h.l4_proto, (ext, eport), d);
+        rewrite_kept(f, (l3, l4), h.l4_proto, End::Src, (ext, eport), d);
         // One test on the common path for the two rare cases: a
         // destination that may be external (hairpinning) or a first
         // fragment (remembered for the later ones).
@@ -417,8 +417,8 @@ impl Nat44 {
             if class == TCP {
                 m.tcp = tcp_in(m.tcp, tcp_flags_of(f, l4));
             }
-            let (addr, port) = (m.in_addr, m.in_port);
-            rewrite(f, l3, l4, h.l4_proto, End::Dst, addr, port, true);
+            let (addr, port, d) = (m.in_addr, m.in_port, (!m.d_ip, !m.d_l4));
+            rewrite_kept(f, (l3, l4), h.l4_proto, End::Dst, (addr, port), d);
             if h.frag == FragKind::First {
                 let src = Ipv4Packet::new_unchecked(&f[l3..]).src_addr().into();
                 self.first_fragment(1, f, l3, (src, dst), 1, now);

@@ -163,6 +163,30 @@ fn udp_checksum_zero_stays_zero() {
     want[40..42].copy_from_slice(&[0, 0]);
     assert_eq!(got, &want);
     verify(got);
+    // Coming back too.
+    let mut f = udp(SERVER, 53, EXT, 5000).build();
+    f[40..42].copy_from_slice(&[0, 0]);
+    let p = push(&mut *e, 1, &[f], 0);
+    let mut want = udp(SERVER, 53, HOST, 5000).build();
+    want[40..42].copy_from_slice(&[0, 0]);
+    assert_eq!(p.out[1], [want]);
+}
+
+#[test]
+fn a_udp_checksum_coming_in_zero_is_sent_as_ffff() {
+    let mut e = nat(BASE);
+    one(&mut *e, 0, &udp(HOST, 5000, SERVER, 53), 0);
+    for w in 0..=u16::MAX {
+        let want = udp(SERVER, 53, HOST, 5000)
+            .payload(&w.to_be_bytes())
+            .build();
+        if want[40..42] == [0xff, 0xff] {
+            let f = udp(SERVER, 53, EXT, 5000).payload(&w.to_be_bytes());
+            assert_eq!(one(&mut *e, 1, &f, 0), want);
+            return;
+        }
+    }
+    panic!("no payload gives a zero checksum");
 }
 
 #[test]

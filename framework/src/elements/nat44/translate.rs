@@ -134,23 +134,35 @@ pub(super) fn deltas(from: u32, from_port: u16, to: u32, to_port: u16) -> (u16, 
     (fold(d), fold(d + (!from_port) as u32 + to_port as u32))
 }
 
-/// [`rewrite`] of the source of a TCP or UDP packet (`proto`) that is the
-/// internal endpoint of a mapping, to its external endpoint (`addr`,
-/// `port`), with the mapping's [`deltas`] (`d_ip`, `d_l4`): nothing is
-/// read from the frame but the two checksums.
+/// [`rewrite`] of a TCP or UDP packet (`proto`) by a mapping's kept
+/// [`deltas`]: going out (`end` the source, the internal endpoint, becomes
+/// the external one) with (`d_ip`, `d_l4`) as kept; coming in (`end` the
+/// destination, back to the internal endpoint) with their complements (in
+/// one's complement, `!d` undoes `d`). Nothing is read from the frame but
+/// the two checksums.
 #[inline(always)]
-pub(super) fn rewrite_src(
+pub(super) fn rewrite_kept(
     f: &mut [u8],
     (l3, l4): (usize, usize),
     proto: u8,
+    end: End,
     (addr, port): (u32, u16),
     (d_ip, d_l4): (u16, u16),
 ) {
     let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
-    ip.set_src_addr(addr.into());
+    let at = match end {
+        End::Src => {
+            ip.set_src_addr(addr.into());
+            napt::SRC_PORT
+        }
+        End::Dst => {
+            ip.set_dst_addr(addr.into());
+            napt::DST_PORT
+        }
+    };
     let c = apply(ip.checksum(), d_ip as u32);
     ip.set_checksum(c);
-    set_be16(f, l4 + napt::SRC_PORT, port);
+    set_be16(f, l4 + at, port);
     let Some(c_at) = napt::checksum_at(proto).map(|c| l4 + c) else {
         return;
     };
