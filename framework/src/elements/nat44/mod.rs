@@ -417,8 +417,8 @@ impl Nat44 {
             if class == TCP {
                 m.tcp = tcp_in(m.tcp, tcp_flags_of(f, l4));
             }
-            let (addr, port, d) = (m.in_addr, m.in_port, (!m.d_ip, !m.d_l4));
-            rewrite_kept(f, (l3, l4), h.l4_proto, End::Dst, (addr, port), d);
+            let (addr, port) = (m.in_addr, m.in_port);
+            rewrite(f, l3, l4, h.l4_proto, End::Dst, addr, port, true);
             if h.frag == FragKind::First {
                 let src = Ipv4Packet::new_unchecked(&f[l3..]).src_addr().into();
                 self.first_fragment(1, f, l3, (src, dst), 1, now);

@@ -139,7 +139,9 @@ pub(super) fn deltas(from: u32, from_port: u16, to: u32, to_port: u16) -> (u16, 
 /// the external one) with (`d_ip`, `d_l4`) as kept; coming in (`end` the
 /// destination, back to the internal endpoint) with their complements (in
 /// one's complement, `!d` undoes `d`). Nothing is read from the frame but
-/// the two checksums.
+/// the two checksums. Only the outbound path uses it: calling it from the
+/// inbound one too made the outbound code 4 instructions per packet longer
+/// (code generation), which the benchmark measures and inbound does not.
 #[inline(always)]
 pub(super) fn rewrite_kept(
     f: &mut [u8],
