@@ -27,6 +27,149 @@ pub(crate) fn advise_huge_pages<T>(buf: &mut [T]) {
     }
 }
 
+/// A huge page: the unit [`HugeSlice`] aligns large tables to.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A fixed-length array of `T` on a memory mapping of its own: from 1 MiB
+/// up, 2 MiB aligned, rounded up to whole 2 MiB and advised for
+/// transparent huge pages (`madvise(MADV_HUGEPAGE)`) before its first
+/// write, so that a table read at random (a hash table) takes one TLB
+/// entry per 2 MiB instead of 512. A `Vec` is not 2 MiB aligned, so a
+/// 2 MiB table in one spans no whole huge page. Smaller arrays get plain
+/// pages (a huge page would waste most of its 2 MiB). Best effort, like
+/// [`advise_huge_pages`]: without THP the pages are ordinary.
+pub(crate) struct HugeSlice<T: Copy> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+    /// Bytes mapped at `ptr` (0: nothing mapped, `ptr` dangling).
+    mapped: usize,
+}
+
+// SAFETY: a HugeSlice owns its mapping alone (no other pointer to it is
+// ever handed out but borrows of `self`), like a `Box<[T]>`: sending it
+// sends its `T`s, sharing it shares `&[T]`.
+unsafe impl<T: Copy + Send> Send for HugeSlice<T> {}
+// SAFETY: as above; `&HugeSlice<T>` gives only `&[T]`.
+unsafe impl<T: Copy + Sync> Sync for HugeSlice<T> {}
+
+impl<T: Copy> HugeSlice<T> {
+    /// `len` copies of `value`. Aborts like `Vec` when the memory cannot
+    /// be had.
+    pub(crate) fn new(len: usize, value: T) -> HugeSlice<T> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .expect("HugeSlice: length overflows");
+        if bytes == 0 {
+            let ptr = std::ptr::NonNull::dangling();
+            return HugeSlice {
+                ptr,
+                len,
+                mapped: 0,
+            };
+        }
+        let huge = bytes >= HUGE_PAGE / 2;
+        let mapped = bytes.next_multiple_of(if huge { HUGE_PAGE } else { 4096 });
+        let slack = if huge { HUGE_PAGE } else { 0 };
+        let fail = || {
+            let layout = std::alloc::Layout::from_size_align(mapped, 4096);
+            std::alloc::handle_alloc_error(layout.expect("page layout"))
+        };
+        // SAFETY: an anonymous private mapping at an address the kernel
+        // picks touches no existing memory; the result is checked.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped + slack,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            fail();
+        }
+        let start = (raw as usize).next_multiple_of(if huge { HUGE_PAGE } else { 1 });
+        let (head, tail) = (start - raw as usize, slack - (start - raw as usize));
+        // SAFETY: [raw, start) and [start + mapped, raw + mapped + slack)
+        // are the page-aligned ends of the mapping just made, outside the
+        // part kept; nothing refers to them. MADV_HUGEPAGE on the kept
+        // part changes how the kernel backs it, not its (zero) contents.
+        unsafe {
+            if head != 0 {
+                libc::munmap(raw, head);
+            }
+            if tail != 0 {
+                libc::munmap((start + mapped) as *mut libc::c_void, tail);
+            }
+            if huge {
+                libc::madvise(start as *mut libc::c_void, mapped, libc::MADV_HUGEPAGE);
+            }
+        }
+        let Some(ptr) = std::ptr::NonNull::new(start as *mut T) else {
+            fail()
+        };
+        for i in 0..len {
+            // SAFETY: i < len and len * size_of::<T>() <= mapped bytes at
+            // `ptr`, which is page aligned (so aligned for T), readable
+            // and writable; `write` drops nothing (T: Copy).
+            unsafe { ptr.as_ptr().add(i).write(value) };
+        }
+        HugeSlice { ptr, len, mapped }
+    }
+
+    /// Whether it lies on a 2 MiB boundary (arrays from 1 MiB up).
+    #[cfg(test)]
+    pub(crate) fn huge_aligned(&self) -> bool {
+        self.mapped != 0 && self.ptr.as_ptr() as usize % HUGE_PAGE == 0
+    }
+}
+
+impl<T: Copy> std::ops::Deref for HugeSlice<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` holds `len` initialized `T`s (written in `new`),
+        // or is dangling with len 0 or T zero-sized; `&self` keeps the
+        // mapping alive and unaliased by `&mut`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> std::ops::DerefMut for HugeSlice<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> Clone for HugeSlice<T> {
+    fn clone(&self) -> HugeSlice<T> {
+        let Some(&first) = self.first() else {
+            let ptr = std::ptr::NonNull::dangling();
+            return HugeSlice {
+                ptr,
+                len: 0,
+                mapped: 0,
+            };
+        };
+        let mut c = HugeSlice::new(self.len, first);
+        c.copy_from_slice(self);
+        c
+    }
+}
+
+impl<T: Copy> Drop for HugeSlice<T> {
+    fn drop(&mut self) {
+        if self.mapped != 0 {
+            // SAFETY: [ptr, ptr + mapped) is the mapping `new` kept, still
+            // mapped, and no borrow outlives `self`.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.mapped) };
+        }
+    }
+}
+
 /// Asks the processor to start loading the cache line holding `x` into
 /// all cache levels, without waiting for it: a lookup that computes many
 /// table indices first and reads the entries afterwards overlaps their
@@ -63,5 +206,25 @@ mod tests {
         }
         super::prefetch(&v[v.len() - 1]);
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u16));
+    }
+
+    #[test]
+    fn huge_slices_hold_their_values_apart_and_align_large_ones() {
+        use super::HugeSlice;
+        // 2 MiB of 32-byte entries, as Nat44's mapping slots.
+        let mut big = HugeSlice::new(65536, [7u64; 4]);
+        assert!(big.huge_aligned() && big.len() == 65536);
+        assert!(big.iter().all(|e| *e == [7; 4]));
+        big[65535] = [1, 2, 3, 4];
+        let copy = big.clone();
+        big[65535][0] = 9;
+        assert_eq!((copy[65535], big[65535][0]), ([1, 2, 3, 4], 9));
+        assert!(copy.huge_aligned());
+        // Small ones: plain pages, still zero-cost to index.
+        let small = HugeSlice::new(10, 3u16);
+        assert!(!small.huge_aligned() && small.iter().all(|&x| x == 3));
+        let empty = HugeSlice::new(0, 0u8);
+        assert!(empty.is_empty() && empty.clone().is_empty());
+        drop((big, copy, small));
     }
 }

@@ -3,6 +3,7 @@
 
 mod frag;
 mod handlers;
+mod icmp;
 mod params;
 mod table;
 mod translate;
@@ -11,14 +12,13 @@ use std::sync::Arc;
 
 use self::frag::{Datagram, Frags, Translation};
 use self::params::{configure, PARAMS};
-use self::table::{key, Table, Timeouts, CLOSING, ICMP, SEEN_IN, SEEN_OUT, TCP, UDP};
-use self::translate::{is_error, is_reply, is_request, quoted, rewrite, rewrite_addr};
-use self::translate::{translate_error, End};
+use self::table::{key, Table, Timeouts, CLOSING, SEEN_IN, SEEN_OUT, TCP, UDP};
+use self::translate::{rewrite, rewrite_addr, rewrite_kept, End};
 use crate::element::{
     ClassInfo, Context, Element, ElementClass, HandlerCx, HandlerResult, Output, PortCount,
 };
 use crate::packet::{Batch, Packet};
-use crate::wire::napt::{self, ICMP_ID};
+use crate::wire::napt;
 use crate::wire::{be16, tcp_flags, FragKind, Headers, Ipv4Packet, L3Kind, ParseStatus};
 use crate::wire::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -260,22 +260,47 @@ impl Nat44 {
         if m.proto == TCP {
             m.tcp = tcp_out(m.tcp, tcp_flags_of(f, l4));
         }
-        let (idx, eport) = (m.ext_idx, m.ext_port);
+        let (idx, eport, d) = (m.ext_idx, m.ext_port, (m.d_ip, m.d_l4));
         let ext = self.table.externals[idx as usize];
-        rewrite(f, l3, l4, h.l4_proto, End::Src, ext, eport, true);
+        rewrite_kept(f, (l3, l4), h.l4_proto, End::Src, (ext, eport), d);
+        // One test on the common path for the two rare cases: a
+        // destination that may be external (hairpinning) or a first
+        // fragment (remembered for the later ones).
+        if (dst.wrapping_sub(self.ext_lo) <= self.ext_span) | (h.frag == FragKind::First) {
+            self.out_rare(&h, pkt, (key_addr(k), dst), now, out);
+        } else {
+            out.push(0, pkt);
+        }
+        self.table.removals != removals
+    }
+
+    /// The end of [`Nat44::translate_out`] for a packet, its source
+    /// translated, that may be hairpinned or is a first fragment (`orig`:
+    /// its source and destination before).
+    #[cold]
+    #[inline(never)]
+    fn out_rare(
+        &mut self,
+        h: &Headers,
+        mut pkt: Packet,
+        orig: (u32, u32),
+        now: u64,
+        out: &mut Output,
+    ) {
+        let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
+        let f = pkt.data_mut();
         let mut output = 0;
-        if self.is_external(dst) {
+        if self.is_external(orig.1) {
             if let Err(r) = self.hairpin(f, l3, l4, h.l4_proto, now) {
                 out.drop(pkt, r);
-                return self.table.removals != removals;
+                return;
             }
             output = 1;
         }
         if h.frag == FragKind::First {
-            self.first_fragment(0, f, l3, (key_addr(k), dst), output, now);
+            self.first_fragment(0, f, l3, orig, output, now);
         }
         out.push(output, pkt);
-        self.table.removals != removals
     }
 
     /// Whether `addr` is one of the external addresses.
@@ -448,11 +473,10 @@ impl Nat44 {
             self.later_fragment(f, l3, input, now)
         } else if h.l4_proto == IPPROTO_ICMP {
             let before = Datagram::of(f, l3);
-            self.icmp(h, f, input, now).map(|()| {
+            self.icmp(h, f, input, now).inspect(|&output| {
                 if h.frag == FragKind::First {
-                    self.first_fragment(input, f, l3, (before.src, before.dst), input, now);
+                    self.first_fragment(input, f, l3, (before.src, before.dst), output, now);
                 }
-                input
             })
         } else {
             Err(UNSUPPORTED)
@@ -461,93 +485,6 @@ impl Nat44 {
             Ok(output) => out.push(output, pkt),
             Err(r) => out.drop(pkt, r),
         }
-    }
-
-    /// An ICMP message from `input`'s side: a query (its identifier is
-    /// mapped like a port) or an error (its quoted datagram is translated).
-    fn icmp(
-        &mut self,
-        h: &Headers,
-        f: &mut [u8],
-        input: usize,
-        now: u64,
-    ) -> Result<(), crate::element::DropReason> {
-        let (l3, l4) = (h.l3_off as usize, h.l4_off as usize);
-        let t = f[l4];
-        if is_error(t) {
-            return self.icmp_error(f, l3, l4, input);
-        }
-        let outward = input == 0;
-        if !(outward && is_request(t) || !outward && is_reply(t)) {
-            return Err(if outward { UNSUPPORTED } else { NO_MAPPING });
-        }
-        if f.len() < l4 + napt::ICMP_HLEN {
-            return Err(MALFORMED);
-        }
-        let ip = Ipv4Packet::new_unchecked(&f[l3..]);
-        let id = be16(f, l4 + ICMP_ID);
-        if outward {
-            let src: u32 = ip.src_addr().into();
-            let slot = match self.table.find_inside(key(ICMP, src, id)) {
-                Some(s) => s,
-                None => self
-                    .table
-                    .create(ICMP, src, id, now)
-                    .map_err(|_| TABLE_FULL)?,
-            };
-            let m = self.table.get_mut(slot);
-            (m.last, m.packets) = (now, m.packets + 1);
-            let (idx, eid) = (m.ext_idx, m.ext_port);
-            let ext = self.table.externals[idx as usize];
-            rewrite(f, l3, l4, IPPROTO_ICMP, End::Src, ext, eid, true);
-        } else {
-            let dst: u32 = ip.dst_addr().into();
-            let slot = self
-                .live_outside(key(ICMP, dst, id), now)
-                .ok_or(NO_MAPPING)?;
-            let m = self.table.get_mut(slot);
-            (m.last, m.packets) = (now, m.packets + 1);
-            let (addr, iid) = (m.in_addr, m.in_port);
-            rewrite(f, l3, l4, IPPROTO_ICMP, End::Dst, addr, iid, true);
-        }
-        Ok(())
-    }
-
-    /// An ICMP error: from outside it quotes a datagram that went out
-    /// (its source is a mapping's external endpoint); from inside, one that
-    /// came in (its destination is a mapping's internal endpoint). Errors
-    /// do not refresh their mapping (RFC 5508).
-    fn icmp_error(
-        &mut self,
-        f: &mut [u8],
-        l3: usize,
-        l4: usize,
-        input: usize,
-    ) -> Result<(), crate::element::DropReason> {
-        let q = quoted(f, l3, l4).ok_or(MALFORMED)?;
-        let class = match q.proto {
-            IPPROTO_TCP => TCP,
-            IPPROTO_UDP => UDP,
-            _ => ICMP,
-        };
-        if input == 0 {
-            let slot = self
-                .table
-                .find_inside(key(class, q.dst, q.dport))
-                .ok_or(NO_MAPPING)?;
-            let m = *self.table.get(slot);
-            let ext = self.table.ext_addr(&m);
-            translate_error(f, l3, l4, &q, End::Dst, ext, m.ext_port);
-        } else {
-            let slot = self
-                .table
-                .find_outside(key(class, q.src, q.sport))
-                .ok_or(NO_MAPPING)?;
-            let m = *self.table.get(slot);
-            translate_error(f, l3, l4, &q, End::Src, m.in_addr, m.in_port);
-        }
-        self.icmp_errors += 1;
-        Ok(())
     }
 }
 

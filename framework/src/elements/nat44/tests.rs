@@ -163,6 +163,30 @@ fn udp_checksum_zero_stays_zero() {
     want[40..42].copy_from_slice(&[0, 0]);
     assert_eq!(got, &want);
     verify(got);
+    // Coming back too.
+    let mut f = udp(SERVER, 53, EXT, 5000).build();
+    f[40..42].copy_from_slice(&[0, 0]);
+    let p = push(&mut *e, 1, &[f], 0);
+    let mut want = udp(SERVER, 53, HOST, 5000).build();
+    want[40..42].copy_from_slice(&[0, 0]);
+    assert_eq!(p.out[1], [want]);
+}
+
+#[test]
+fn a_udp_checksum_coming_in_zero_is_sent_as_ffff() {
+    let mut e = nat(BASE);
+    one(&mut *e, 0, &udp(HOST, 5000, SERVER, 53), 0);
+    for w in 0..=u16::MAX {
+        let want = udp(SERVER, 53, HOST, 5000)
+            .payload(&w.to_be_bytes())
+            .build();
+        if want[40..42] == [0xff, 0xff] {
+            let f = udp(SERVER, 53, EXT, 5000).payload(&w.to_be_bytes());
+            assert_eq!(one(&mut *e, 1, &f, 0), want);
+            return;
+        }
+    }
+    panic!("no payload gives a zero checksum");
 }
 
 #[test]
@@ -643,4 +667,92 @@ fn a_slot_reclaimed_within_a_group_is_looked_up_again() {
     );
     assert_eq!(p.out[0], vec![udp(EXT, 7000, SERVER, 53).build()]);
     assert_eq!(p.drops.drops(TABLE_FULL), 1);
+}
+
+#[test]
+fn icmp_errors_about_hairpinned_datagrams_go_back_inside() {
+    let body =
+        format!("{BASE}forwards = [{{ proto = \"tcp\", port = 8080, to = \"10.0.1.3:80\" }}]");
+    let mut e = nat(&body);
+    // HOST2's UDP 6000 has a mapping (external port 6000); HOST sends to it.
+    one(&mut *e, 0, &udp(HOST2, 6000, SERVER, 53), 0);
+    let sent = udp(HOST, 5000, EXT, 6000);
+    let delivered = udp(EXT, 5000, HOST2, 6000);
+    assert_eq!(
+        push(&mut *e, 0, &[sent.build()], 0).out[1],
+        [delivered.build()]
+    );
+    // HOST2's port unreachable about what it got, quoting all of it: back
+    // to HOST, from the external address, about the datagram HOST sent.
+    let err = Frame::icmp(Ip::v4(HOST2, EXT), 3)
+        .code(3)
+        .payload(&ip_of(&delivered));
+    let p = push(&mut *e, 0, &[err.build()], 0);
+    let want = Frame::icmp(Ip::v4(EXT, HOST), 3)
+        .code(3)
+        .payload(&ip_of(&sent));
+    assert!(p.out[0].is_empty(), "not sent outside");
+    assert_eq!(p.out[1], [want.build()]);
+    verify(&p.out[1][0]);
+    // Through a static forward, TCP quoted with 8 bytes of its header.
+    let syn = tcp(HOST, 5001, EXT, 8080, TCP_SYN);
+    let got = tcp(EXT, 5001, HOST2, 80, TCP_SYN);
+    assert_eq!(push(&mut *e, 0, &[syn.build()], 0).out[1], [got.build()]);
+    let err = Frame::icmp_error(Ip::v4(HOST2, EXT), 3, 1, &got);
+    let p = push(&mut *e, 0, &[err.build()], 0);
+    let want = Frame::icmp_error(Ip::v4(EXT, HOST), 3, 1, &syn);
+    assert_eq!(p.out[1], [want.build()]);
+    verify(&p.out[1][0]);
+    // Quoting an external endpoint with no mapping: dropped, not sent out.
+    let stray = udp(EXT, 7000, HOST2, 6000);
+    let err = Frame::icmp(Ip::v4(HOST2, EXT), 3).payload(&ip_of(&stray));
+    let p = push(&mut *e, 0, &[err.build()], 0);
+    assert_eq!(
+        (p.out[0].len() + p.out[1].len(), p.drops.drops(NO_MAPPING)),
+        (0, 1)
+    );
+    let mut s = Vec::new();
+    e.stats(&mut |n, v| s.push((n.to_string(), v)));
+    assert!(s.contains(&(ICMP_ERRORS.to_string(), 2)), "{s:?}");
+    assert!(s.contains(&(HAIRPINNED.to_string(), 4)), "{s:?}");
+}
+
+#[test]
+fn fragmented_hairpinned_icmp_errors_follow_their_first_fragment_inside() {
+    let mut e = nat(BASE);
+    one(&mut *e, 0, &udp(HOST2, 6000, SERVER, 53), 0);
+    let sent = big_udp(HOST, 5000, EXT, 6000);
+    let delivered = big_udp(EXT, 5000, HOST2, 6000);
+    assert_eq!(
+        push(&mut *e, 0, &[sent.build()], 0).out[1],
+        [delivered.build()]
+    );
+    // An error quoting the whole 228-byte datagram, in fragments of 64.
+    let err = |ip: Ip, quoted: &Frame| Frame::icmp(ip, 3).code(3).payload(&ip_of(quoted));
+    let frags = err(Ip::v4(HOST2, EXT), &delivered).fragments(64, 21);
+    let p = push(&mut *e, 0, &frags, 0);
+    assert!(p.out[0].is_empty());
+    assert_eq!(p.out[1], err(Ip::v4(EXT, HOST), &sent).fragments(64, 21));
+}
+
+#[test]
+fn pings_to_an_external_address_from_inside_are_not_sent_out() {
+    let mut e = nat(BASE);
+    // No inside host owns an identifier of the external address: the
+    // request is dropped as it would be from outside, and makes no mapping.
+    let p = push(
+        &mut *e,
+        0,
+        &[Frame::echo(Ip::v4(HOST, EXT), 7, 1).build()],
+        0,
+    );
+    assert_eq!(
+        (p.out[0].len() + p.out[1].len(), p.drops.drops(NO_MAPPING)),
+        (0, 1)
+    );
+    let mut s = Vec::new();
+    e.stats(&mut |n, v| s.push((n.to_string(), v)));
+    assert!(s.contains(&(CREATED.to_string(), 0)), "{s:?}");
+    // A ping to another address still goes out.
+    one(&mut *e, 0, &Frame::echo(Ip::v4(HOST, SERVER), 7, 1), 0);
 }
