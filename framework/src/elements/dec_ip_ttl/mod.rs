@@ -132,6 +132,10 @@ impl Default for DecIpTtl {
 
 impl Element for DecIpTtl {
     fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        // The common path in place, the batch moving on whole when every
+        // packet takes it; from the first that does not, one by one.
+        let n = self.forward_run(batch);
+        out.push_first(0, batch, n);
         for mut pkt in batch.drain(..) {
             let h = pkt.headers();
             if h.l3 == L3Kind::Other {
@@ -182,6 +186,38 @@ impl Element for DecIpTtl {
         report(TOO_BIG, self.too_big);
         report(FRAGMENTED, self.fragmented);
         report(FRAGMENTS, self.fragments);
+    }
+}
+
+impl DecIpTtl {
+    /// Decrements, in place, the packets from the start of `batch` that
+    /// leave by output 0 unfragmented (IP with a whole header, TTL or hop
+    /// limit above 1, not longer than `mtu`); how many. The first packet
+    /// that does not is left as it is, with all after it.
+    #[inline(always)]
+    fn forward_run(&self, batch: &mut Batch) -> usize {
+        let mut n = 0;
+        for pkt in batch.iter_mut() {
+            let h = pkt.headers();
+            if h.l3 == L3Kind::Other
+                || matches!(
+                    h.status,
+                    ParseStatus::L2Truncated | ParseStatus::L3Malformed
+                )
+            {
+                break;
+            }
+            let l3 = usize::from(h.l3_off);
+            let v4 = h.l3 == L3Kind::Ipv4;
+            let at = if v4 { l3 + 8 } else { l3 + 7 };
+            let d = pkt.data_mut();
+            if d[at] <= 1 || (self.mtu != usize::MAX && ip_len(d, l3, v4) > self.mtu) {
+                break;
+            }
+            decrement(d, l3, at, v4);
+            n += 1;
+        }
+        n
     }
 }
 

@@ -120,6 +120,24 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         self.slots.iter().filter(|e| e.used)
     }
 
+    /// The neighbour the last packet resolved to, when it is still usable
+    /// at `now` (static, or resolved within `timeout`): its address and
+    /// Ethernet address. [`Table::resolve`] would send a packet for it
+    /// there, changing nothing.
+    #[inline]
+    pub fn last_resolved(&self, now: u64) -> Option<(K, [u8; 6])> {
+        let e = self.slots.get(self.last)?;
+        match e.mac {
+            Some(mac)
+                if e.used
+                    && (e.pinned || now.saturating_sub(e.at) < self.limits.timeout_ns) =>
+            {
+                Some((e.key, mac))
+            }
+            _ => None,
+        }
+    }
+
     /// Routes `pkt` for next hop `key` at time `now`.
     pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
         let l = self.limits;
