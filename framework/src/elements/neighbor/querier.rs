@@ -129,9 +129,12 @@ impl<P: Protocol> Querier<P> {
             if self.proto.next_hop(pkt) != Some(key) {
                 break;
             }
-            let d = pkt.data_mut();
-            d[..6].copy_from_slice(&mac);
-            d[6..12].copy_from_slice(&src);
+            // The parse found the Ethernet header whole.
+            let Some(eth) = pkt.data_mut().first_chunk_mut::<12>() else {
+                break;
+            };
+            eth[..6].copy_from_slice(&mac);
+            eth[6..].copy_from_slice(&src);
             n += 1;
         }
         n
@@ -168,6 +171,9 @@ impl<P: Protocol> Querier<P> {
 
     /// Retries, gives up on and expires entries.
     fn sweep(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        if !self.table.sweep_due(cx.now()) {
+            return;
+        }
         let mut retry = std::mem::take(&mut self.retry);
         let mut dropped = std::mem::take(&mut self.released);
         self.table.sweep(SWEEP, cx.now(), &mut retry, &mut dropped);

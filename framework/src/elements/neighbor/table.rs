@@ -255,6 +255,15 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         };
     }
 
+    /// Whether [`Table::sweep`] may have work at `now`: an entry waits for
+    /// its address, or a scan for expired ones is due (as for
+    /// [`Table::age`]). A table of resolved neighbours skips the sweep until
+    /// the first of them may expire.
+    #[inline]
+    pub fn sweep_due(&self, now: u64) -> bool {
+        !self.pending.is_empty() || now >= self.next_expiry
+    }
+
     /// Retries the unresolved entries whose `retry` time has come (their
     /// keys into `retry`) or gives up on them (their packets into
     /// `dropped`); then looks at `n` entries from the cursor on and frees
