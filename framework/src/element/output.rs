@@ -246,7 +246,11 @@ mod tests {
         assert_eq!(firsts(out.batch(0)), [0, 1, 2, 3, 4]);
         let mut batch: Batch = (5..=6).map(mk).collect();
         out.push_first(3, &mut batch, 1);
-        assert_eq!((batch.len(), out.dropped.len()), (1, 1), "no output 3: dropped");
+        assert_eq!(
+            (batch.len(), out.dropped.len()),
+            (1, 1),
+            "no output 3: dropped"
+        );
     }
 
     #[test]

@@ -129,8 +129,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         let e = self.slots.get(self.last)?;
         match e.mac {
             Some(mac)
-                if e.used
-                    && (e.pinned || now.saturating_sub(e.at) < self.limits.timeout_ns) =>
+                if e.used && (e.pinned || now.saturating_sub(e.at) < self.limits.timeout_ns) =>
             {
                 Some((e.key, mac))
             }
