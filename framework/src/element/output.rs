@@ -89,7 +89,7 @@ impl Output {
     }
 
     /// Moves every packet of `batch` to output `port`.
-    #[inline]
+    #[inline(always)]
     pub fn push_all(&mut self, port: usize, batch: &mut Batch) {
         match self.batches.get_mut(port) {
             Some(b) if b.is_empty() => std::mem::swap(b, batch),
