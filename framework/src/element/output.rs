@@ -89,7 +89,7 @@ impl Output {
     }
 
     /// Moves every packet of `batch` to output `port`.
-    #[inline]
+    #[inline(always)]
     pub fn push_all(&mut self, port: usize, batch: &mut Batch) {
         match self.batches.get_mut(port) {
             Some(b) if b.is_empty() => std::mem::swap(b, batch),
@@ -97,6 +97,29 @@ impl Output {
             None => {
                 let idx = self.runtime_reason(NO_SUCH_OUTPUT);
                 for p in batch.drain(..) {
+                    self.drop_internal(p, idx);
+                }
+            }
+        }
+    }
+
+    /// Moves the first `n` packets of `batch` to output `port` and leaves
+    /// the rest in `batch`: the whole batch by [`Output::push_all`] when `n`
+    /// covers it. For elements that handle a batch in place as long as its
+    /// packets take the common path, then the rest one by one.
+    #[inline]
+    pub fn push_first(&mut self, port: usize, batch: &mut Batch, n: usize) {
+        if n >= batch.len() {
+            return self.push_all(port, batch);
+        }
+        if n == 0 {
+            return;
+        }
+        match self.batches.get_mut(port) {
+            Some(b) => b.extend(batch.drain(..n)),
+            None => {
+                let idx = self.runtime_reason(NO_SUCH_OUTPUT);
+                for p in batch.drain(..n) {
                     self.drop_internal(p, idx);
                 }
             }
@@ -204,6 +227,30 @@ mod tests {
         out.drop(Packet::new(), DropReason(9));
         assert_eq!(out.drop_counts, vec![1, 0, 2, 0]);
         assert_eq!(out.dropped.len(), 3);
+    }
+
+    #[test]
+    fn push_first_moves_a_prefix_in_order_and_keeps_the_rest() {
+        let mk = |b: u8| Packet::from_bytes(&[b; 20]);
+        let mut out = Output::new(1, 0);
+        out.push(0, mk(0));
+        let mut batch: Batch = (1..=4).map(mk).collect();
+        out.push_first(0, &mut batch, 2);
+        let firsts = |b: &Batch| b.iter().map(|p| p.data()[0]).collect::<Vec<_>>();
+        assert_eq!(firsts(out.batch(0)), [0, 1, 2]);
+        assert_eq!(firsts(&batch), [3, 4]);
+        out.push_first(0, &mut batch, 0);
+        assert_eq!(batch.len(), 2);
+        out.push_first(0, &mut batch, 2);
+        assert!(batch.is_empty());
+        assert_eq!(firsts(out.batch(0)), [0, 1, 2, 3, 4]);
+        let mut batch: Batch = (5..=6).map(mk).collect();
+        out.push_first(3, &mut batch, 1);
+        assert_eq!(
+            (batch.len(), out.dropped.len()),
+            (1, 1),
+            "no output 3: dropped"
+        );
     }
 
     #[test]

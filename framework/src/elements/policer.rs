@@ -316,7 +316,10 @@ impl Element for Policer {
             return;
         };
         m.refill(mode, cx.now());
-        for mut pkt in batch.drain(..) {
+        // Colour in place; the batch moves on whole unless a packet is to
+        // be dropped.
+        let mut red = false;
+        for pkt in batch.iter_mut() {
             let len = pkt.len() as u64;
             let cost = if bits { len * 8 * NANO } else { NANO };
             let anno = &mut pkt.anno_mut()[COLOR_ANNO];
@@ -325,7 +328,13 @@ impl Element for Policer {
             *anno = c;
             m.packets[c as usize] += 1;
             m.bytes[c as usize] += len;
-            if c == RED && drop_red {
+            red |= c == RED;
+        }
+        if !(red && drop_red) {
+            return out.push_all(input, batch);
+        }
+        for pkt in batch.drain(..) {
+            if pkt.anno()[COLOR_ANNO] == RED {
                 out.drop(pkt, RED_DROP);
             } else {
                 out.push(input, pkt);

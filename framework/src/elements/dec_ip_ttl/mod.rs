@@ -5,7 +5,6 @@ use crate::element::{
     ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::Batch;
-use crate::wire::checksum::update16;
 use crate::wire::{L3Kind, ParseStatus};
 
 mod fragment;
@@ -132,6 +131,10 @@ impl Default for DecIpTtl {
 
 impl Element for DecIpTtl {
     fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        // The common path in place, the batch moving on whole when every
+        // packet takes it; from the first that does not, one by one.
+        let n = self.forward_run(batch);
+        out.push_first(0, batch, n);
         for mut pkt in batch.drain(..) {
             let h = pkt.headers();
             if h.l3 == L3Kind::Other {
@@ -185,8 +188,59 @@ impl Element for DecIpTtl {
     }
 }
 
+impl DecIpTtl {
+    /// Decrements, in place, the packets from the start of `batch` that
+    /// leave by output 0 unfragmented (IP with a whole header, TTL or hop
+    /// limit above 1, not longer than `mtu`); how many. The first packet
+    /// that does not is left as it is, with all after it.
+    #[inline(always)]
+    fn forward_run(&self, batch: &mut Batch) -> usize {
+        let mut n = 0;
+        for pkt in batch.iter_mut() {
+            let h = pkt.headers();
+            if h.l3 == L3Kind::Other
+                || matches!(
+                    h.status,
+                    ParseStatus::L2Truncated | ParseStatus::L3Malformed
+                )
+            {
+                break;
+            }
+            let l3 = usize::from(h.l3_off);
+            let ip = pkt.data_mut().get_mut(l3..).unwrap_or_default();
+            // Fixed-size views of the header (the parse found it whole):
+            // no bounds check per field.
+            let ok = if h.l3 == L3Kind::Ipv4 {
+                match ip.first_chunk_mut::<20>() {
+                    Some(ip) if ip[8] > 1 && usize::from(be16(ip, 2)) <= self.mtu => {
+                        ip[8] -= 1;
+                        let c = ttl_check(be16(ip, 10));
+                        ip[10..12].copy_from_slice(&c.to_be_bytes());
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                match ip.first_chunk_mut::<40>() {
+                    Some(ip) if ip[7] > 1 && 40 + usize::from(be16(ip, 4)) <= self.mtu => {
+                        ip[7] -= 1;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if !ok {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
 /// The IP length of the packet at `l3` in `d`: IPv4's total length, or
 /// IPv6's payload length and fixed header.
+#[inline(always)]
 fn ip_len(d: &[u8], l3: usize, v4: bool) -> usize {
     if v4 {
         usize::from(u16::from_be_bytes([d[l3 + 2], d[l3 + 3]]))
@@ -195,17 +249,30 @@ fn ip_len(d: &[u8], l3: usize, v4: bool) -> usize {
     }
 }
 
-/// Lowers the TTL or hop limit at `at` by one; for IPv4 (header at `l3`)
-/// updates the header checksum.
+/// Lowers the TTL or hop limit at `at` (at least 2) by one; for IPv4
+/// (header at `l3`) updates the header checksum.
+#[inline(always)]
 fn decrement(d: &mut [u8], l3: usize, at: usize, v4: bool) {
-    let ttl = d[at];
-    d[at] = ttl - 1;
+    d[at] -= 1;
     if v4 {
-        // The TTL is the high byte of the 16-bit word it shares with
-        // the protocol: the word drops by 0x100.
-        let word = u16::from_be_bytes([ttl, d[at + 1]]);
         let c = u16::from_be_bytes([d[l3 + 10], d[l3 + 11]]);
-        let c = update16(c, word, word - 0x100);
-        d[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        d[l3 + 10..l3 + 12].copy_from_slice(&ttl_check(c).to_be_bytes());
     }
+}
+
+/// The big-endian 16-bit word at `at` of a fixed-size header view.
+#[inline(always)]
+fn be16<const N: usize>(h: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([h[at], h[at + 1]])
+}
+
+/// The IPv4 header checksum after the TTL dropped by one: RFC 1624 eq. 3,
+/// HC' = ~(~HC + ~m + m'), where the TTL is the high byte of its 16-bit
+/// word m, so m' = m - 0x100 and ~m + m' = 0xfeff whatever the word. The
+/// sum is at most 0x1fefe: one fold carries it. (The same result as
+/// `checksum::update16`, with neither word read.)
+#[inline(always)]
+fn ttl_check(c: u16) -> u16 {
+    let s = u32::from(!c) + 0xfeff;
+    !(((s & 0xffff) + (s >> 16)) as u16)
 }

@@ -255,3 +255,53 @@ fn too_few_free_buffers_drop_the_packet_as_no_buffer() {
     let (fwd, _, _) = run_with(with_mtu(800), &mut pool, &[f]);
     assert_eq!(fwd.len(), 3);
 }
+
+#[test]
+fn the_ttl_checksum_update_is_rfc_1624s_for_every_checksum() {
+    for ttl in [2u8, 3, 64, 128, 255] {
+        for proto in [1u8, 6, 17] {
+            let word = u16::from_be_bytes([ttl, proto]);
+            for c in 0..=u16::MAX {
+                let want = crate::wire::checksum::update16(c, word, word - 0x100);
+                assert_eq!(ttl_check(c), want, "checksum {c:#06x}, ttl {ttl}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mixed_batch_keeps_each_outputs_order() {
+    let big = [0u8; 1000];
+    let v6 = Ip::v6([0xfd; 16], [0x20; 16]);
+    // Forwarded (payload length tells them apart), expired, too big with
+    // DF, forwarded, not IP, forwarded IPv6.
+    let frames = vec![
+        Frame::udp(V4, 1, 2).payload(&[1]).build(),
+        Frame::udp(V4, 1, 2).ttl(1).build(),
+        Frame::udp(V4, 1, 2).payload(&big).build(),
+        Frame::udp(V4, 1, 2).payload(&[1, 2]).build(),
+        vec![0u8; 60],
+        Frame::udp(v6, 1, 2).payload(&[1, 2, 3]).build(),
+    ];
+    let (fwd, expired, out) = run_with(with_mtu(500), &mut Pool::new(8), &frames);
+    let len = |f: &Vec<u8>| f.len();
+    assert_eq!(
+        fwd.iter().map(len).collect::<Vec<_>>(),
+        [0, 3, 5].map(|i| frames[i].len())
+    );
+    for f in &fwd {
+        let h = PacketHeaders::from_ethernet_slice(f).unwrap();
+        match h.net.unwrap() {
+            NetHeaders::Ipv4(a, _) => {
+                assert_eq!(a.time_to_live, 63);
+                assert_eq!(a.header_checksum, a.calc_header_checksum());
+            }
+            NetHeaders::Ipv6(a, _) => assert_eq!(a.hop_limit, 63),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(expired, [frames[1].clone()]);
+    assert_eq!(out.batch(2).len(), 1);
+    assert_eq!(out.batch(2)[0].data(), &frames[2][..], "unchanged");
+    assert_eq!(out.drops(NOT_IP), 1);
+}

@@ -208,6 +208,7 @@ impl Protocol for Arp4 {
     type Key = u32;
     const COLUMN: &'static str = "ipv4";
 
+    #[inline(always)]
     fn next_hop(&self, pkt: &mut Packet) -> Option<u32> {
         let dst = Ipv4Packet::new_checked(ip_header(pkt, L3Kind::Ipv4)?)
             .ok()?

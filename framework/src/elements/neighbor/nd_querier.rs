@@ -94,6 +94,7 @@ impl Protocol for Nd6 {
     type Key = u128;
     const COLUMN: &'static str = "ipv6";
 
+    #[inline(always)]
     fn next_hop(&self, pkt: &mut Packet) -> Option<u128> {
         let dst = Ipv6Packet::new_checked(ip_header(pkt, L3Kind::Ipv6)?)
             .ok()?

@@ -114,6 +114,32 @@ impl<P: Protocol> Querier<P> {
         out.push(0, pkt);
     }
 
+    /// Rewrites, in place, the Ethernet addresses of the packets from the
+    /// start of `batch` that go to the neighbour the last packet resolved
+    /// to (a router's default gateway, usually), while it is usable; how
+    /// many. The rest take [`Querier::route`].
+    #[inline(always)]
+    fn send_run(&self, batch: &mut Batch, now: u64) -> usize {
+        let Some((key, mac)) = self.table.last_resolved(now) else {
+            return 0;
+        };
+        let src = self.proto.mac();
+        let mut n = 0;
+        for pkt in batch.iter_mut() {
+            if self.proto.next_hop(pkt) != Some(key) {
+                break;
+            }
+            // The parse found the Ethernet header whole.
+            let Some(eth) = pkt.data_mut().first_chunk_mut::<12>() else {
+                break;
+            };
+            eth[..6].copy_from_slice(&mac);
+            eth[6..].copy_from_slice(&src);
+            n += 1;
+        }
+        n
+    }
+
     fn route(&mut self, cx: &mut Context<'_>, mut pkt: Packet, out: &mut Output) {
         let Some(hop) = self.proto.next_hop(&mut pkt) else {
             out.drop(pkt, WRONG_INPUT);
@@ -145,6 +171,9 @@ impl<P: Protocol> Querier<P> {
 
     /// Retries, gives up on and expires entries.
     fn sweep(&mut self, cx: &mut Context<'_>, out: &mut Output) {
+        if !self.table.sweep_due(cx.now()) {
+            return;
+        }
         let mut retry = std::mem::take(&mut self.retry);
         let mut dropped = std::mem::take(&mut self.released);
         self.table.sweep(SWEEP, cx.now(), &mut retry, &mut dropped);
@@ -162,6 +191,10 @@ impl<P: Protocol> Querier<P> {
 impl<P: Protocol> Element for Querier<P> {
     fn push(&mut self, cx: &mut Context<'_>, input: usize, batch: &mut Batch, out: &mut Output) {
         self.sweep(cx, out);
+        if input == 0 {
+            let n = self.send_run(batch, cx.now());
+            out.push_first(0, batch, n);
+        }
         for pkt in batch.drain(..) {
             if input == 0 {
                 self.route(cx, pkt, out);
@@ -222,6 +255,7 @@ impl<P: Protocol> Element for Querier<P> {
 
 /// The bytes from the IP header of `pkt` on, when its parse found an IP
 /// header of `kind` whole enough to read (the next hop's key comes from it).
+#[inline(always)]
 pub(super) fn ip_header(pkt: &mut Packet, kind: L3Kind) -> Option<&[u8]> {
     let h = pkt.headers();
     if h.l3 != kind

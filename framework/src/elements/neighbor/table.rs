@@ -120,6 +120,23 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
         self.slots.iter().filter(|e| e.used)
     }
 
+    /// The neighbour the last packet resolved to, when it is still usable
+    /// at `now` (static, or resolved within `timeout`): its address and
+    /// Ethernet address. [`Table::resolve`] would send a packet for it
+    /// there, changing nothing.
+    #[inline]
+    pub fn last_resolved(&self, now: u64) -> Option<(K, [u8; 6])> {
+        let e = self.slots.get(self.last)?;
+        match e.mac {
+            Some(mac)
+                if e.used && (e.pinned || now.saturating_sub(e.at) < self.limits.timeout_ns) =>
+            {
+                Some((e.key, mac))
+            }
+            _ => None,
+        }
+    }
+
     /// Routes `pkt` for next hop `key` at time `now`.
     pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
         let l = self.limits;
@@ -235,6 +252,15 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             u64::MAX => u64::MAX,
             t => t.max(now.saturating_add(timeout_ns / 16)),
         };
+    }
+
+    /// Whether [`Table::sweep`] may have work at `now`: an entry waits for
+    /// its address, or a scan for expired ones is due (as for
+    /// [`Table::age`]). A table of resolved neighbours skips the sweep until
+    /// the first of them may expire.
+    #[inline]
+    pub fn sweep_due(&self, now: u64) -> bool {
+        !self.pending.is_empty() || now >= self.next_expiry
     }
 
     /// Retries the unresolved entries whose `retry` time has come (their

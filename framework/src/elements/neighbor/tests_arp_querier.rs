@@ -260,3 +260,33 @@ fn the_timer_ages_resolved_entries_without_traffic() {
     assert_eq!(r.table_rows(24 * SEC), 0, "expired and freed");
     assert_eq!(asked, None);
 }
+
+#[test]
+fn a_batch_to_the_last_neighbour_then_others_keeps_its_order() {
+    let mut r = Rig::new("timeout = \"10s\"");
+    r.push(0, 0, vec![ip_to([192, 0, 2, 9], None)]);
+    r.push(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
+    // The gateway (by annotation and by destination), one to resolve, the
+    // gateway again, one not IPv4.
+    let pkts = vec![
+        ip_to([8, 8, 8, 8], Some([192, 0, 2, 9])),
+        ip_to([192, 0, 2, 9], None),
+        ip_to([192, 0, 2, 7], None),
+        ip_to([8, 8, 4, 4], Some([192, 0, 2, 9])),
+        Packet::from_bytes(&[0; 60]),
+    ];
+    let (got, out) = r.push(0, SEC, pkts);
+    assert_eq!(got.len(), 4);
+    for i in [0, 1, 3] {
+        assert_eq!((&got[i][..6], &got[i][6..12]), (&PEER[..], &MAC[..]));
+    }
+    let dsts: Vec<_> = [0, 1, 3].map(|i| got[i][30..34].to_vec()).into();
+    assert_eq!(dsts, [[8, 8, 8, 8], [192, 0, 2, 9], [8, 8, 4, 4]]);
+    assert_eq!(request_target(&got[2]), [192, 0, 2, 7]);
+    assert_eq!(out.drops(WRONG_INPUT), 1);
+    // Past the timeout the neighbour is asked for again, not used.
+    // (The sweep may ask for .7 again as well.)
+    let (got, _) = r.push(0, 11 * SEC, vec![ip_to([192, 0, 2, 9], None)]);
+    assert!(got.iter().all(|f| f[12..14] == [8, 6]), "only requests");
+    assert!(got.iter().any(|f| request_target(f) == [192, 0, 2, 9]));
+}
