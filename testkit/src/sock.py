@@ -11,7 +11,8 @@
 #                         `timeout`
 #   udp-echo PORT         answers one datagram with `echo DATA from PEER`
 #   udp-ask HOST PORT     sends `hello` until answered (5 tries, 1 s apart),
-#                         prints the answer
+#                         prints the answer, or `refused` on ICMP port
+#                         unreachable (the socket is connected, so told)
 #   udp-send HOST PORT N  sends N datagrams, 5 ms apart
 #   udp-recv PORT SECS    prints `ready`, then how many datagrams arrived
 import hashlib, os, socket, sys, time
@@ -78,12 +79,14 @@ elif cmd == "udp-echo":
     s.sendto(b"echo " + d + b" from " + peer[0].removeprefix("::ffff:").encode(), peer)
 elif cmd == "udp-ask":
     host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM); s.settimeout(1)
+    s.connect((host, int(sys.argv[3])))
     for _ in range(5):
-        s.sendto(b"hello", (host, int(sys.argv[3])))
         try:
-            print(s.recv(2048).decode()); break
+            s.send(b"hello"); print(s.recv(2048).decode()); break
         except socket.timeout:
             pass
+        except ConnectionRefusedError:
+            print("refused"); break
 elif cmd == "udp-send":
     host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM)
     for _ in range(int(sys.argv[4])):
