@@ -52,7 +52,7 @@ const INPUTS: usize = 4;
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "IcmpError",
-        summary: "Turns packets the router cannot forward into ICMP/ICMPv6 errors to their sender",
+        summary: "Answers what the router cannot forward, or will not take, with ICMP/ICMPv6 errors or TCP resets",
         description: "\
 Each input stands for one error; a packet arriving on it is turned, in its
 own buffer, into that error addressed to the packet's source, and leaves by
@@ -141,7 +141,7 @@ class = \"IcmpError\"
 ipv4 = \"192.168.1.1\"
 ipv6 = \"fd00:1::1\"
 mtu = 1500",
-        see_also: &["DecIpTtl", "IpLookup"],
+        see_also: &["DecIpTtl", "IpLookup", "IcmpEchoResponder"],
     },
     configure,
 };
