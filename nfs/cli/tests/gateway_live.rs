@@ -236,7 +236,7 @@ fn gateway_routes_nats_filters_and_forwards() {
             "TCP to {own}"
         );
         assert_eq!(
-            g.py(side, &["udp-ask", own, "33434"]),
+            g.py(side, &["udp-probe", own, "33434", "3"]),
             "refused",
             "UDP to {own}"
         );
