@@ -12,6 +12,8 @@
 #   udp-echo PORT         answers one datagram with `echo DATA from PEER`
 #   udp-ask HOST PORT     sends `hello` until answered (5 tries, 1 s apart),
 #                         prints the answer
+#   udp-probe HOST PORT SECS  one datagram on a connected socket: `answered`,
+#                         `refused` (ICMP port unreachable) or `timeout`
 #   udp-send HOST PORT N  sends N datagrams, 5 ms apart
 #   udp-recv PORT SECS    prints `ready`, then how many datagrams arrived
 import hashlib, os, socket, sys, time
@@ -84,6 +86,15 @@ elif cmd == "udp-ask":
             print(s.recv(2048).decode()); break
         except socket.timeout:
             pass
+elif cmd == "udp-probe":
+    host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM)
+    s.settimeout(float(sys.argv[4])); s.connect((host, int(sys.argv[3])))
+    try:
+        s.send(b"probe"); s.recv(2048); print("answered")
+    except ConnectionRefusedError:
+        print("refused")
+    except (socket.timeout, TimeoutError):
+        print("timeout")
 elif cmd == "udp-send":
     host = sys.argv[2]; s = socket.socket(fam(host), socket.SOCK_DGRAM)
     for _ in range(int(sys.argv[4])):

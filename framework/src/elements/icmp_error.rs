@@ -4,26 +4,34 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::element::{
-    ClassInfo, ConfigCx, Configured, Context, Element, ElementClass, Inputs, Need, Output,
-    ParamError, ParamSpec, ParamType, Params, PortCount,
+    ClassInfo, ConfigCx, Configured, Context, DropReason, Element, ElementClass, Inputs, Need,
+    Output, ParamError, ParamSpec, ParamType, Params, PortCount,
 };
 use crate::packet::{Batch, Packet};
 use crate::wire::checksum::{checksum, fold, sum};
-use crate::wire::{L3Kind, ParseStatus, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
+use crate::wire::{
+    L3Kind, ParseStatus, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP,
+};
 
 hpio_nf::drop_reasons! {
     DROP_REASONS = [
         /// Over the rate limit (`rate`, `burst`).
         RATE_LIMITED = "rate-limited",
-        /// No error may be sent for it: it is an ICMP error itself, a
-        /// non-first fragment, or from or to a multicast or broadcast address.
+        /// No error may be sent for it: it is an ICMP error itself (or a
+        /// TCP reset, on input 3), a non-first fragment, from or to a
+        /// multicast or broadcast address, or sent as a link-layer
+        /// broadcast or multicast.
         NOT_ALLOWED = "not-allowed",
         /// No router address of the packet's family is configured.
         NO_ADDRESS = "no-address",
-        /// Neither IPv4 nor IPv6, or the IP header is cut short.
+        /// Neither IPv4 nor IPv6, or the IP header (on input 3, the TCP
+        /// header) is cut short.
         NOT_IP = "not-ip",
         /// No room in front of the frame for the new headers.
         NO_ROOM = "no-room",
+        /// Input 3: neither UDP nor TCP (ICMP messages to the router that
+        /// are not errors, other protocols): consumed without an answer.
+        NO_ANSWER = "no-answer",
     ]
 }
 
@@ -33,13 +41,18 @@ enum Kind {
     TimeExceeded,
     Unreachable,
     TooBig,
+    /// Input 3: UDP to the router (port unreachable), TCP (a reset).
+    Refused,
 }
+
+/// Number of inputs, one per [`Kind`].
+const INPUTS: usize = 4;
 
 /// The `IcmpError` class.
 pub const CLASS: ElementClass = ElementClass {
     info: ClassInfo {
         name: "IcmpError",
-        summary: "Turns packets the router cannot forward into ICMP/ICMPv6 errors to their sender",
+        summary: "Answers what the router cannot forward, or will not take, with ICMP/ICMPv6 errors or TCP resets",
         description: "\
 Each input stands for one error; a packet arriving on it is turned, in its
 own buffer, into that error addressed to the packet's source, and leaves by
@@ -51,20 +64,35 @@ output 0:
   type 1 code 0), from IpLookup's `no_route` output;
 - input 2, fragmentation needed (ICMP type 3 code 4) or packet too big
   (ICMPv6 type 2), with `mtu` as the next-hop MTU, from DecIpTtl's output 2:
-  what path-MTU discovery needs.
+  what path-MTU discovery needs;
+- input 3, the router's own addresses: what a host does with a packet for
+  a port nobody listens on. UDP gets port unreachable (ICMP type 3 code 3,
+  ICMPv6 type 1 code 4), so `traceroute -U` ends and a UDP client learns at
+  once; TCP gets a reset (RST, RFC 9293 3.10.7.1: the answer to any
+  segment for a closed connection; a reset is never answered). A reset
+  rather than port unreachable, which RFC 1122 3.2.2.1 also allows, because
+  it is what a router's own TCP stack sends: every client ends its attempt
+  at once (`connection refused`) and scanners see the port closed, while
+  an ICMP error for TCP is a soft error to some stacks. Both come from
+  the address the packet was sent to, not from `ipv4`/`ipv6`, so that the
+  sender can match them. Anything else
+  (ICMP messages that are not echo requests, other protocols) is consumed
+  and counted as `no-answer`. Put ping in front (IcmpEchoResponder).
 
 The error quotes as much of the offending IP packet as keeps it within 576
 bytes (IPv4, RFC 1812 4.3.2.3) or 1280 bytes (IPv6, RFC 4443 2.4). Its
-source is the router's address on this side, `ipv4` or `ipv6`; its
+source (inputs 0 to 2) is the router's address on this side, `ipv4` or
+`ipv6`; its
 Ethernet header is the offending frame's with the addresses swapped, so
 output 0 goes back out of the port the packet came in by (untagged).
 
-No error is sent about an ICMP error, a non-first fragment, or a packet
-from or to a multicast or broadcast address (RFC 1122 3.2.2, RFC 4443 2.4);
-those are dropped as `not-allowed`. Errors are rate-limited by a token
-bucket of `rate` per second and depth `burst` (per worker); packets over it
-are dropped as `rate-limited`.",
-        inputs: PortCount::Fixed(3),
+No error is sent about an ICMP error, a non-first fragment, a packet from
+or to a multicast or broadcast address, or one sent as a link-layer
+broadcast or multicast (RFC 1122 3.2.2, RFC 1812 4.3.2.7, RFC 4443 2.4);
+those are dropped as `not-allowed`. Errors and resets are rate-limited by
+one token bucket of `rate` per second and depth `burst` (per worker);
+packets over it are dropped as `rate-limited`.",
+        inputs: PortCount::Fixed(INPUTS),
         outputs: PortCount::Fixed(1),
         params: &[
             ParamSpec {
@@ -113,7 +141,7 @@ class = \"IcmpError\"
 ipv4 = \"192.168.1.1\"
 ipv6 = \"fd00:1::1\"
 mtu = 1500",
-        see_also: &["DecIpTtl", "IpLookup"],
+        see_also: &["DecIpTtl", "IpLookup", "IcmpEchoResponder"],
     },
     configure,
 };
@@ -139,7 +167,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     }
     let burst = p.int("burst")? as f64;
     Ok(Configured::cloning(
-        Inputs::Fixed(3),
+        Inputs::Fixed(INPUTS),
         1,
         IcmpError {
             v4,
@@ -179,8 +207,9 @@ impl IcmpError {
         self.last = Some(now);
     }
 
-    /// Turns `pkt` into the error `kind`, or says why not.
-    fn build(&self, pkt: &mut Packet, kind: Kind) -> Result<(), crate::element::DropReason> {
+    /// Turns `pkt` into the error `kind` (on input 3, the refusal), or
+    /// says why not.
+    fn build(&self, pkt: &mut Packet, kind: Kind) -> Result<(), DropReason> {
         let h = pkt.headers();
         if h.l3 == L3Kind::Other
             || matches!(
@@ -192,22 +221,32 @@ impl IcmpError {
         }
         let l3 = usize::from(h.l3_off);
         let d = pkt.data();
+        let v4 = h.l3 == L3Kind::Ipv4;
+        let l4 = h.has_l4.then_some(usize::from(h.l4_off));
+        // A link-layer broadcast or multicast (the group bit) is never
+        // answered with an error (RFC 1122 3.2.2).
+        if d[0] & 1 != 0 || !allowed(d, l3, v4, h.l4_proto, l4) {
+            return Err(NOT_ALLOWED);
+        }
+        if kind == Kind::Refused {
+            match h.l4_proto {
+                IPPROTO_TCP => return reset(pkt, h),
+                IPPROTO_UDP => {}
+                _ => return Err(NO_ANSWER),
+            }
+        } else if (v4 && self.v4.is_none()) || (!v4 && self.v6.is_none()) {
+            return Err(NO_ADDRESS);
+        }
+        self.quote(pkt, l3, v4, kind)
+    }
+
+    /// Writes the error `kind` about the IP packet at `l3` of `pkt`
+    /// (checked by [`IcmpError::build`]) in front of as much of it as fits.
+    fn quote(&self, pkt: &mut Packet, l3: usize, v4: bool, kind: Kind) -> Result<(), DropReason> {
+        let d = pkt.data();
         let mut eth = [0u8; 12];
         eth[..6].copy_from_slice(&d[6..12]);
         eth[6..].copy_from_slice(&d[..6]);
-        let v4 = h.l3 == L3Kind::Ipv4;
-        if (v4 && self.v4.is_none()) || (!v4 && self.v6.is_none()) {
-            return Err(NO_ADDRESS);
-        }
-        if !allowed(
-            d,
-            l3,
-            v4,
-            h.l4_proto,
-            h.has_l4.then_some(usize::from(h.l4_off)),
-        ) {
-            return Err(NOT_ALLOWED);
-        }
         let (hlen, max) = if v4 { (20, MAX_V4) } else { (40, MAX_V6) };
         let orig_len = if v4 {
             usize::from(u16::from_be_bytes([d[l3 + 2], d[l3 + 3]]))
@@ -225,28 +264,117 @@ impl IcmpError {
         let mtu = self.mtu;
         let d = pkt.data_mut();
         d[..12].copy_from_slice(&eth);
+        // A refusal comes from the address the packet was sent to (the
+        // quote's destination), so that its sender can match it.
         if v4 {
-            let src = self.v4.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let mut src = self.v4.unwrap_or(Ipv4Addr::UNSPECIFIED).octets();
+            if kind == Kind::Refused {
+                src.copy_from_slice(&d[need + 16..need + 20]);
+            }
             d[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
             let (ty, code, word) = match kind {
                 Kind::TimeExceeded => (11, 0, 0),
                 Kind::Unreachable => (3, 0, 0),
                 Kind::TooBig => (3, 4, u32::from(mtu)),
+                Kind::Refused => (3, 3, 0),
             };
-            write_v4(d, src, ty, code, word);
+            write_v4(d, Ipv4Addr::from(src), ty, code, word);
         } else {
-            let src = self.v6.unwrap_or(Ipv6Addr::UNSPECIFIED);
+            let mut src = self.v6.unwrap_or(Ipv6Addr::UNSPECIFIED).octets();
+            if kind == Kind::Refused {
+                src.copy_from_slice(&d[need + 24..need + 40]);
+            }
             d[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
             let (ty, code, word) = match kind {
                 Kind::TimeExceeded => (3, 0, 0),
                 Kind::Unreachable => (1, 0, 0),
                 Kind::TooBig => (2, 0, u32::from(mtu)),
+                Kind::Refused => (1, 4, 0),
             };
-            write_v6(d, src, ty, code, word);
+            write_v6(d, Ipv6Addr::from(src), ty, code, word);
         }
         pkt.invalidate_headers();
         Ok(())
     }
+}
+
+/// TCP's flags (RFC 9293 3.1).
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Turns the TCP segment in `pkt` (parsed as `h`, checked by
+/// [`IcmpError::build`]) into the reset that answers it from its
+/// destination (RFC 9293 3.10.7.1, state CLOSED): to a segment with ACK, a
+/// bare RST with its acknowledgment number as sequence number; otherwise
+/// RST+ACK acknowledging everything it occupied (data, SYN, FIN). IPv4
+/// with DF and TTL 64, IPv6 with hop limit 64, window 0, no options.
+fn reset(pkt: &mut Packet, h: crate::wire::Headers) -> Result<(), DropReason> {
+    if !h.has_l4 || h.status != ParseStatus::Ok {
+        return Err(NOT_IP);
+    }
+    let (l3, l4) = (usize::from(h.l3_off), usize::from(h.l4_off));
+    let v4 = h.l3 == L3Kind::Ipv4;
+    let d = pkt.data();
+    let t = &d[l4..l4 + 20];
+    let flags = t[13];
+    if flags & TCP_RST != 0 {
+        return Err(NOT_ALLOWED);
+    }
+    let be32 = |o: usize| u32::from_be_bytes([t[o], t[o + 1], t[o + 2], t[o + 3]]);
+    let ip_end = if v4 {
+        l3 + usize::from(u16::from_be_bytes([d[l3 + 2], d[l3 + 3]]))
+    } else {
+        l3 + 40 + usize::from(u16::from_be_bytes([d[l3 + 4], d[l3 + 5]]))
+    };
+    let data = ip_end
+        .min(d.len())
+        .saturating_sub(l4 + usize::from(t[12] >> 4) * 4);
+    let (seq, ack, out_flags) = if flags & TCP_ACK != 0 {
+        (be32(8), 0, TCP_RST)
+    } else {
+        let len = data as u32 + u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
+        (0, be32(4).wrapping_add(len), TCP_RST | TCP_ACK)
+    };
+    let ports = [t[2], t[3], t[0], t[1]];
+    // The new source is the old destination and back, as the IP header
+    // holds them (IPv4 at 12..20, IPv6 at 8..40).
+    let (alen, at) = if v4 { (4, l3 + 12) } else { (16, l3 + 8) };
+    let mut addrs = [0u8; 32];
+    addrs[..alen].copy_from_slice(&d[at + alen..at + 2 * alen]);
+    addrs[alen..2 * alen].copy_from_slice(&d[at..at + alen]);
+    let mut eth = [0u8; 12];
+    eth[..6].copy_from_slice(&d[6..12]);
+    eth[6..].copy_from_slice(&d[..6]);
+    let hlen = if v4 { 20 } else { 40 };
+    pkt.pull_front(l3 - ETH_HLEN).map_err(|_| NO_ROOM)?;
+    pkt.set_len(ETH_HLEN + hlen + 20).map_err(|_| NO_ROOM)?;
+    let d = pkt.data_mut();
+    d[..12].copy_from_slice(&eth);
+    let (ip, tcp) = d[ETH_HLEN..].split_at_mut(hlen);
+    if v4 {
+        ip[..12].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        ip[12..20].copy_from_slice(&addrs[..8]);
+        let c = checksum(ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        ip[..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+        ip[8..40].copy_from_slice(&addrs);
+    }
+    tcp.copy_from_slice(&[0; 20]);
+    tcp[..4].copy_from_slice(&ports);
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = out_flags;
+    let pseudo = sum(&addrs[..2 * alen], 6 + 20);
+    let c = !(fold(u64::from(sum(tcp, pseudo))) as u16);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let ethertype = if v4 { ETHERTYPE_IPV4 } else { ETHERTYPE_IPV6 };
+    d[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    pkt.invalidate_headers();
+    Ok(())
 }
 
 /// Whether an error may answer the IP packet at `l3` (RFC 1122 3.2.2,
@@ -320,7 +448,8 @@ impl Element for IcmpError {
         let kind = match input {
             0 => Kind::TimeExceeded,
             1 => Kind::Unreachable,
-            _ => Kind::TooBig,
+            2 => Kind::TooBig,
+            _ => Kind::Refused,
         };
         for mut pkt in batch.drain(..) {
             if self.tokens < 1.0 {

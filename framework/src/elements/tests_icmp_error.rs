@@ -144,3 +144,121 @@ fn no_error_about_errors_multicast_or_without_an_address_and_rate_limited() {
     let (got, _) = run(&mut e4, 0, 100_000_000, &vec![ok; 5]);
     assert_eq!(got.len(), 1);
 }
+
+/// The router and a host, for input 3 (packets to the router itself).
+const ROUTER4: [u8; 4] = [192, 0, 2, 1];
+const HOST4: [u8; 4] = [10, 0, 0, 5];
+
+fn v6(s: &str) -> [u8; 16] {
+    s.parse::<Ipv6Addr>().unwrap().octets()
+}
+
+#[test]
+fn udp_to_the_router_gets_port_unreachable_from_the_address_it_was_sent_to() {
+    // `ipv4`/`ipv6` name other addresses: a refusal comes from the
+    // destination of what it refuses.
+    let mut e = element("ipv4 = \"192.0.2.99\"\nipv6 = \"2001:db8::99\"");
+    let q4 = Frame::udp(Ip::v4(HOST4, ROUTER4), 40000, 33434).payload(&[7; 32]);
+    let (r6, h6) = (v6("2001:db8::1"), v6("2001:db8::5"));
+    let q6 = Frame::udp(Ip::v6(h6, r6), 40000, 33434)
+        .payload(&[9; 16])
+        .vlan(5);
+    let (got, out) = run(&mut e, 3, 0, &[q4.build(), q6.build()]);
+    let want4 = Frame::icmp(Ip::v4(ROUTER4, HOST4), 3)
+        .code(3)
+        .tos(48, 0)
+        .ttl(64)
+        .dont_fragment(false)
+        .macs(DST_MAC, SRC_MAC)
+        .payload(&q4.ip_bytes())
+        .build();
+    let want6 = Frame::icmp(Ip::v6(r6, h6), 1)
+        .code(4)
+        .ttl(64)
+        .macs(DST_MAC, SRC_MAC)
+        .payload(&q6.ip_bytes())
+        .build();
+    assert_eq!(out.drop_counts.iter().sum::<u64>(), 0);
+    assert_eq!(got, vec![want4, want6], "untagged, whole packets quoted");
+}
+
+#[test]
+fn tcp_to_the_router_gets_a_reset_as_rfc_9293_says() {
+    use testkit::frame::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+    let mut e = element(CONFIG);
+    let (r6, h6) = (v6("2001:db8::1"), v6("2001:db8::5"));
+    let reply = |ip: Ip, flags: u8, seq: u32, ack: u32| {
+        Frame::tcp(ip, 22, 40000, flags)
+            .seq(seq, ack, 0)
+            .ttl(64)
+            .macs(DST_MAC, SRC_MAC)
+            .build()
+    };
+    let cases = [
+        // A SYN (sequence 1): RST+ACK acknowledging the SYN.
+        (
+            Frame::tcp(Ip::v4(HOST4, ROUTER4), 40000, 22, TCP_SYN),
+            reply(Ip::v4(ROUTER4, HOST4), TCP_RST | TCP_ACK, 0, 2),
+        ),
+        // Data with ACK: a bare RST at the acknowledged sequence number.
+        (
+            Frame::tcp(Ip::v4(HOST4, ROUTER4), 40000, 22, TCP_ACK)
+                .seq(100, 5000, 1000)
+                .payload(b"hello"),
+            reply(Ip::v4(ROUTER4, HOST4), TCP_RST, 5000, 0),
+        ),
+        // Data and FIN without ACK, over IPv6 behind a tag, with options.
+        (
+            Frame::tcp(Ip::v6(h6, r6), 40000, 22, TCP_FIN)
+                .seq(0xffff_fffe, 0, 1000)
+                .tcp_options(&[1, 1, 1, 1])
+                .payload(b"abc")
+                .vlan(9),
+            reply(Ip::v6(r6, h6), TCP_RST | TCP_ACK, 0, 2),
+        ),
+    ];
+    for (q, want) in cases {
+        let (got, out) = run(&mut e, 3, 0, &[q.build()]);
+        assert_eq!(out.drop_counts.iter().sum::<u64>(), 0);
+        assert_eq!(got, vec![want], "{q:?}");
+    }
+}
+
+#[test]
+fn no_refusal_for_resets_icmp_broadcasts_or_over_the_shared_rate() {
+    use testkit::frame::{TCP_ACK, TCP_RST};
+    let mut e = element(CONFIG);
+    let to_router = Ip::v4(HOST4, ROUTER4);
+    let frames = vec![
+        Frame::tcp(to_router, 1, 22, TCP_RST | TCP_ACK).build(),
+        Frame::udp(to_router, 1, 53)
+            .macs(SRC_MAC, [0xff; 6])
+            .build(),
+        Frame::udp(Ip::v4(HOST4, [255, 255, 255, 255]), 1, 53).build(),
+        Frame::icmp(to_router, 3).build(),
+        Frame::echo_reply(to_router, 1, 1).build(),
+        Frame::raw(to_router, 47).payload(&[0; 8]).build(),
+        Frame::tcp(to_router, 1, 22, TCP_ACK)
+            .cut(14 + 20 + 10)
+            .build(),
+    ];
+    let (got, out) = run(&mut e, 3, 0, &frames);
+    assert!(got.is_empty());
+    assert_eq!(
+        out.drops(NOT_ALLOWED),
+        4,
+        "RST, L2 and IP broadcast, ICMP error"
+    );
+    assert_eq!(out.drops(NO_ANSWER), 2, "echo reply, GRE");
+    assert_eq!(out.drops(NOT_IP), 1, "TCP header cut short");
+    // Resets, port unreachables and the other errors share one bucket.
+    let mut e = element("ipv4 = \"192.0.2.1\"\nrate = 10\nburst = 2");
+    let udp = Frame::udp(to_router, 1, 53).build();
+    let syn = Frame::tcp(to_router, 1, 22, 2).build();
+    let (got, out) = run(&mut e, 3, 0, &[udp, syn]);
+    assert_eq!(got.len(), 2);
+    let late = Frame::udp(Ip::v4(HOST4, [198, 51, 100, 7]), 1, 2).build();
+    let (got, out2) = run(&mut e, 0, 0, &[late]);
+    assert_eq!((got.len(), out2.drops(RATE_LIMITED)), (0, 1));
+    assert_eq!(out.drop_counts.iter().sum::<u64>(), 0);
+}

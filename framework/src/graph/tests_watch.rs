@@ -270,3 +270,82 @@ fn tap_cost() {
         println!("ns per packet, a tap on acl[0] copying every packet: {on:.1}");
     }
 }
+
+/// lan -> arpq (ArpQuerier for 192.0.2.2) -> wan.
+fn querier_graph() -> Graph {
+    let ports: Vec<String> = ["lan", "wan"].map(String::from).to_vec();
+    let toml = "ipv4 = \"192.0.2.2\"\nmac = \"02:00:00:00:02:01\"";
+    let configured = configure_element(&Registry::builtin(), &ports, "ArpQuerier", toml)
+        .expect("the querier configures");
+    let spec = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "arpq".into(),
+            class: Registry::builtin()
+                .get("ArpQuerier")
+                .expect("built in")
+                .info,
+            configured,
+            outputs: vec![Target::Port(1)],
+        }],
+        ports,
+        sources: vec![Some(Target::Element { node: 0, input: 0 }), None],
+    };
+    Graph::new(&spec, 0)
+}
+
+#[test]
+fn what_a_timer_sends_is_counted_tapped_and_traced_like_a_push() {
+    use testkit::frame::ARP_REQUEST;
+    let mut pool = Pool::new(64);
+    let mut g = querier_graph();
+    g.run_timers(&mut Context::new(&mut pool, 0, 0));
+    // A datagram for an unknown neighbour: held; the push asks once.
+    let mut cx = Context::new(&mut pool, 0, 0);
+    let udp = Frame::udp(Ip::v4([192, 0, 2, 7], [192, 0, 2, 9]), 1, 2).build();
+    let mut b: Batch = [Packet::from_bytes(&udp)].into_iter().collect();
+    g.push_from_port(&mut cx, 0, &mut b);
+    let request = Frame::arp(
+        ARP_REQUEST,
+        ([2, 0, 0, 0, 2, 1], [192, 0, 2, 2]),
+        ([0; 6], [192, 0, 2, 9]),
+    )
+    .pad(60)
+    .build();
+    assert_eq!(g.tx_batch(1).len(), 1, "the first request, from push");
+    assert_eq!(g.tx_batch(1)[0].data(), &request[..]);
+    cx.pool.free_batch(g.tx_batch(1));
+
+    // Now watched: the retry, sent by the timer, is seen on its edge.
+    let tap = tap_on(&mut g, "arpq -> wan", 8, None, None);
+    let (tx, rx) = mpsc::channel();
+    let trace = Arc::new(TraceShared::new(1, Some(Filter::parse("arp").unwrap())));
+    g.arm_trace(1, trace, tx).unwrap();
+    let due = g.timer_deadline();
+    assert!(due > 0 && due != u64::MAX, "the retry is due at {due}");
+    g.run_timers(&mut Context::new(&mut pool, due, 0));
+    assert_eq!(g.tx_batch(1).len(), 1, "the retry, from the timer");
+    assert_eq!(g.tx_batch(1)[0].data(), &request[..]);
+    let copies: Vec<Vec<u8>> = std::iter::from_fn(|| tap.pop()).map(|c| c.data).collect();
+    assert_eq!(copies, vec![request.clone()], "the tap saw the retry");
+    let r = rx.try_recv().expect("the trace took the retry");
+    assert_eq!(r.port, "");
+    assert_eq!(
+        r.hops,
+        vec![
+            Hop::Timer {
+                element: "arpq".into(),
+                class: "ArpQuerier".into(),
+                outputs: vec![HopOutput {
+                    output: 0,
+                    to: "wan".into()
+                }],
+            },
+            Hop::Sent { port: "wan".into() },
+        ]
+    );
+    assert!(r
+        .to_string()
+        .starts_with("packet 1: sent by the timer of arpq"));
+    assert!(g.is_watched(), "the tap stays installed");
+    assert_eq!(g.counters()[0].packets_out, 2, "both requests counted");
+}

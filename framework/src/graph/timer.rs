@@ -26,8 +26,11 @@ impl Graph {
     }
 
     /// Calls [`Element::timer`] on every listed element, in node order, and
-    /// runs what each outputs through the rest of the graph (packets for
-    /// ports wait in [`Graph::tx_batch`] for the worker's flush). The
+    /// runs what each outputs through the rest of the graph as a push does
+    /// (packets for ports wait in [`Graph::tx_batch`] for the worker's
+    /// flush): counted on each element, copied by the taps on each edge it
+    /// crosses, and taken by an armed trace as it leaves the timer's
+    /// element. The
     /// deadline becomes the earliest request made meanwhile. A panic is
     /// handled as in `push` (see [`Graph::take_panic`]).
     ///
@@ -41,7 +44,11 @@ impl Graph {
             if node.out.panic.is_some() {
                 self.dropped_after_panic(cx, idx, &mut Batch::new(), 0);
             }
-            self.forward(cx, idx);
+            if self.watching {
+                self.forward_timer_watched(cx, idx);
+            } else {
+                self.forward(cx, idx);
+            }
         }
         self.deadline = cx.wake_at;
     }

@@ -59,9 +59,11 @@ pub struct TraceRecord {
     pub packet: u64,
     /// The worker that ran it.
     pub worker: usize,
-    /// The port it arrived on.
+    /// The port it arrived on; empty for a packet an element sent from its
+    /// timer (its first hop, [`Hop::Timer`], names the element).
     pub port: String,
-    /// Its receive timestamp (ns; the capture's time for a pcap input).
+    /// Its receive timestamp (ns; the capture's time for a pcap input), or
+    /// the worker's clock when a timer sent it.
     pub time_ns: u64,
     /// A one-line summary of the frame as received.
     pub summary: String,
@@ -92,6 +94,16 @@ pub enum Hop {
         /// The element has no outputs and took it (a sink such as Discard).
         consumed: bool,
     },
+    /// An element sent it from its timer (an ARP request retried, a packet
+    /// held for a neighbour released): the trace took it as it left.
+    Timer {
+        /// Element name.
+        element: String,
+        /// Its class.
+        class: String,
+        /// The output it left by, with where it leads.
+        outputs: Vec<HopOutput>,
+    },
     /// It was queued for transmission on a port.
     Sent {
         /// The port.
@@ -110,11 +122,14 @@ pub struct HopOutput {
 
 impl fmt::Display for TraceRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let from = match self.hops.first() {
+            Some(Hop::Timer { element, .. }) => format!("sent by the timer of {element}"),
+            _ => format!("received on {}", self.port),
+        };
         writeln!(
             f,
-            "packet {}: received on {} (worker {}, t={:.6} s): {}",
+            "packet {}: {from} (worker {}, t={:.6} s): {}",
             self.packet,
-            self.port,
             self.worker,
             self.time_ns as f64 / 1e9,
             self.summary
@@ -146,6 +161,16 @@ impl fmt::Display for TraceRecord {
                     }
                     if *consumed {
                         writeln!(f, "    -> consumed by {element}")?;
+                    }
+                }
+                Hop::Timer {
+                    element,
+                    class,
+                    outputs,
+                } => {
+                    writeln!(f, "  {element} ({class}), timer")?;
+                    for o in outputs {
+                        writeln!(f, "    -> output {} -> {}", o.output, o.to)?;
                     }
                 }
                 Hop::Sent { port } => writeln!(f, "  sent on {port}")?,

@@ -12,7 +12,7 @@ use super::trace::{Hop, HopOutput, TraceRecord, TraceShared};
 use super::{reason_name, Graph, Target};
 use crate::element::Context;
 use crate::elements::summarize;
-use crate::packet::Batch;
+use crate::packet::{Batch, Packet};
 
 /// The taps and the trace installed on one replica.
 #[derive(Default)]
@@ -110,6 +110,30 @@ impl Graph {
             self.push_watched(cx, target, batch, None);
             return self.end_watched_push();
         };
+        let name = self.port_names[port].clone();
+        self.push_picked(cx, target, batch, &trace, |pkt, n, worker| TraceRecord {
+            packet: n,
+            worker,
+            port: name.clone(),
+            time_ns: pkt.timestamp(),
+            summary: summarize(pkt.data()),
+            hops: Vec::new(),
+        });
+        self.end_watched_push();
+    }
+
+    /// Pushes `batch` into `target`, watched, each packet `trace` takes
+    /// alone and followed, in its place in the batch's order, with the
+    /// record `open` starts for it (given the packet, its number in the
+    /// trace and the worker).
+    fn push_picked(
+        &mut self,
+        cx: &mut Context<'_>,
+        target: Target,
+        batch: &mut Batch,
+        trace: &TraceShared,
+        open: impl Fn(&Packet, u64, usize) -> TraceRecord,
+    ) {
         let mut run = Batch::new();
         for mut pkt in std::mem::take(batch) {
             let Some(n) = trace.take(&mut pkt) else {
@@ -119,14 +143,7 @@ impl Graph {
             if !run.is_empty() {
                 self.push_watched(cx, target, &mut run, None);
             }
-            self.watch.open.push(TraceRecord {
-                packet: n,
-                worker: cx.worker,
-                port: self.port_names[port].clone(),
-                time_ns: pkt.timestamp(),
-                summary: summarize(pkt.data()),
-                hops: Vec::new(),
-            });
+            self.watch.open.push(open(&pkt, n, cx.worker));
             let mut one = Batch::new();
             one.push(pkt);
             let record = self.watch.open.len() - 1;
@@ -135,6 +152,46 @@ impl Graph {
         if !run.is_empty() {
             self.push_watched(cx, target, &mut run, None);
         }
+    }
+
+    /// [`Graph::forward`] for what element `idx` sent from its timer, while
+    /// watching: as for a push, its output edges are tapped (and the edges
+    /// downstream), and the trace takes its packets as they leave it, each
+    /// with a record whose first hop is [`Hop::Timer`].
+    #[cold]
+    #[inline(never)]
+    pub(super) fn forward_timer_watched(&mut self, cx: &mut Context<'_>, idx: usize) {
+        let trace = self.watch.trace.as_ref().map(|t| t.shared.clone());
+        let (element, class) = (self.nodes[idx].name.clone(), self.nodes[idx].class);
+        self.forward_with(cx, idx, |g, cx, o, t, b| {
+            g.tap(
+                EdgeId::Output {
+                    node: idx,
+                    output: o,
+                },
+                b,
+            );
+            let Some(trace) = &trace else {
+                return g.push_watched(cx, t, b, None);
+            };
+            let hop = Hop::Timer {
+                element: element.clone(),
+                class: class.to_string(),
+                outputs: vec![HopOutput {
+                    output: o,
+                    to: g.target_name(t),
+                }],
+            };
+            let now = cx.now();
+            g.push_picked(cx, t, b, trace, |pkt, n, worker| TraceRecord {
+                packet: n,
+                worker,
+                port: String::new(),
+                time_ns: now,
+                summary: summarize(pkt.data()),
+                hops: vec![hop.clone()],
+            });
+        });
         self.end_watched_push();
     }
 

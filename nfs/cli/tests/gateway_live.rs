@@ -6,8 +6,9 @@
 //! ping6, a 10 MiB TCP transfer checked by SHA-256, UDP request and reply,
 //! traceroute and traceroute6 showing the router, the NAT's source address
 //! seen by the server, unsolicited inbound IPv4 and IPv6 dropped and
-//! counted, and the static port forward, also reached from the LAN by the
-//! public address (hairpinning).
+//! counted, the static port forward, also reached from the LAN by the
+//! public address (hairpinning), and TCP and UDP to the router's own
+//! addresses refused (reset, port unreachable).
 //!
 //! Needs root, `ip`, `ping`, `traceroute` and `python3` (scripts/install-deps);
 //! without them the test prints a `SKIPPED:` line, or fails under
@@ -219,6 +220,27 @@ fn gateway_routes_nats_filters_and_forwards() {
     let answer = g.py(LAN, &["udp-ask", addr::SERVER_V4, "9001"]);
     g.wait(echo);
     assert_eq!(answer, format!("echo hello from {}", addr::WAN_V4));
+
+    // The router's own addresses refuse what they do not serve, as a
+    // host does: TCP with a reset, UDP with port unreachable (IcmpError's
+    // input 3), on the LAN and on the WAN (IPv6; IPv4 to 203.0.113.2 is
+    // the NAT's).
+    for (side, own) in [
+        (LAN, addr::LAN_V4),
+        (LAN, addr::LAN_V6),
+        (WAN, addr::WAN_V6),
+    ] {
+        assert_eq!(
+            g.py(side, &["probe", own, "22", "3"]),
+            "refused",
+            "TCP to {own}"
+        );
+        assert_eq!(
+            g.py(side, &["udp-probe", own, "33434", "3"]),
+            "refused",
+            "UDP to {own}"
+        );
+    }
 
     // traceroute: the router is the first hop, the server the second.
     let want = |first: &str, last: &str| vec![first.to_string(), last.to_string()];

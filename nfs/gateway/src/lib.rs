@@ -20,7 +20,9 @@
 //! with ArpResponder, NdResponder and IcmpEchoResponder answering for the
 //! router's addresses on each side, and IcmpError sending time-exceeded,
 //! destination-unreachable and fragmentation-needed / packet-too-big from
-//! the router's address on the side the offending packet came from.
+//! the router's address on the side the offending packet came from, and
+//! refusing the rest of what is sent to the router itself (UDP: port
+//! unreachable, TCP: a reset).
 //!
 //! ```
 //! let registry = hpio_nf_gateway::registry();

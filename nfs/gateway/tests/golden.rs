@@ -389,3 +389,115 @@ fn the_gateway_routes_translates_answers_and_drops_as_built() {
     );
     assert_eq!(o.drops("fw", "denied"), 1, "unsolicited IPv6");
 }
+
+/// The router's own addresses answer like a host with no open ports: UDP
+/// gets port unreachable and TCP a reset, from the address they were sent
+/// to, on the side they came from; a reset, a link-layer broadcast and
+/// IPv4 to the NAT's address get nothing.
+#[test]
+fn the_router_refuses_what_is_sent_to_it_as_a_host_does() {
+    use testkit::frame::{TCP_RST, TCP_SYN};
+    use Side::*;
+    let (host6, lan6, wan6) = (
+        v6("2001:db8:1::2"),
+        v6("2001:db8:1::1"),
+        v6("2001:db8:ff::2"),
+    );
+    let server6 = v6("2001:db8:100::10");
+    let probe = Frame::udp(Ip::v4(HOST_V4, LAN_V4), 40000, 33434)
+        .ttl(64)
+        .macs(HOST_MAC, LAN_MAC)
+        .payload(&[0x40; 32]);
+    let probe6 = Frame::udp(Ip::v6(host6, wan6), 40001, 33435)
+        .macs(HOST_MAC, LAN_MAC)
+        .payload(b"to the WAN address, from the LAN");
+    let from_wan = Frame::udp(Ip::v6(server6, wan6), 40002, 33436)
+        .macs(HOP_MAC, WAN_MAC)
+        .payload(b"from outside");
+    let events = vec![
+        (Lan, probe.build()),
+        (
+            Lan,
+            Frame::tcp(Ip::v4(HOST_V4, LAN_V4), 40010, 22, TCP_SYN)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
+        (
+            Lan,
+            Frame::tcp(Ip::v6(host6, lan6), 40011, 22, TCP_SYN)
+                .seq(1000, 0, 1000)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
+        (Lan, probe6.build()),
+        (Wan, from_wan.build()),
+        // No answer: to a reset, to a link-layer broadcast.
+        (
+            Lan,
+            Frame::tcp(Ip::v4(HOST_V4, LAN_V4), 40010, 22, TCP_RST)
+                .macs(HOST_MAC, LAN_MAC)
+                .build(),
+        ),
+        (
+            Lan,
+            Frame::udp(Ip::v4(HOST_V4, LAN_V4), 40000, 33434)
+                .macs(HOST_MAC, [0xff; 6])
+                .build(),
+        ),
+        // IPv4 to the WAN address from outside is the NAT's: no mapping.
+        (
+            Wan,
+            Frame::udp(Ip::v4(SERVER_V4, WAN_V4), 40003, 33437)
+                .macs(HOP_MAC, WAN_MAC)
+                .build(),
+        ),
+    ];
+    let o = run(&events);
+    let rst = |ip: Ip, sport: u16, ack: u32| {
+        Frame::tcp(ip, 22, sport, TCP_RST | TCP_ACK)
+            .seq(0, ack, 0)
+            .ttl(64)
+            .macs(LAN_MAC, HOST_MAC)
+            .build()
+    };
+    let lan_want = [
+        (
+            "port unreachable from 192.168.1.1, the whole datagram quoted",
+            icmp_error(3, 3, [0; 4], &probe.ip_bytes()),
+        ),
+        (
+            "a reset for the SYN to 192.168.1.1:22",
+            rst(Ip::v4(LAN_V4, HOST_V4), 40010, 2),
+        ),
+        (
+            "a reset for the SYN to [2001:db8:1::1]:22",
+            rst(Ip::v6(lan6, host6), 40011, 1001),
+        ),
+        (
+            "ICMPv6 port unreachable from the WAN address, out of the LAN",
+            Frame::icmp(Ip::v6(wan6, host6), 1)
+                .code(4)
+                .ttl(64)
+                .macs(LAN_MAC, HOST_MAC)
+                .payload(&probe6.ip_bytes())
+                .build(),
+        ),
+    ];
+    let wan_want = [(
+        "ICMPv6 port unreachable from the WAN address, back out of the WAN",
+        Frame::icmp(Ip::v6(wan6, server6), 1)
+            .code(4)
+            .ttl(64)
+            .macs(WAN_MAC, HOP_MAC)
+            .payload(&from_wan.ip_bytes())
+            .build(),
+    )];
+    check(&o.lan, &lan_want, "lan");
+    check(&o.wan, &wan_want, "wan");
+    assert_eq!(
+        o.drops("icmp_lan", "not-allowed"),
+        2,
+        "the reset, the broadcast"
+    );
+    assert_eq!(o.drops("nat", "no-mapping"), 1);
+}

@@ -138,6 +138,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     }
 
     /// Routes `pkt` for next hop `key` at time `now`.
+    #[inline]
     pub fn resolve(&mut self, key: K, pkt: Packet, now: u64) -> Verdict {
         let l = self.limits;
         let slot = match self.slots.get(self.last) {
