@@ -1,6 +1,8 @@
 //! Helpers shared by the command's integration tests.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -61,6 +63,28 @@ pub fn drop_count(element: &serde_json::Value, reason: &str) -> u64 {
         .iter()
         .find(|d| d[0] == reason)
         .map_or(0, |d| d[1].as_u64().unwrap())
+}
+
+/// Custom counter `name` of element `element` in a report.
+pub fn counter(report: &serde_json::Value, element: &str, name: &str) -> u64 {
+    self::element(report, element)["custom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c[0] == name)
+        .unwrap_or_else(|| panic!("no counter {name} of {element} in {report}"))[1]
+        .as_u64()
+        .unwrap()
+}
+
+/// The report entry of port `name`.
+pub fn port<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {report}"))
 }
 
 /// An Ethernet/IPv4/TCP frame (SYN or ACK) with payload "hello".
