@@ -10,9 +10,7 @@ const MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const PEER: [u8; 6] = [2, 0, 0, 0, 9, 9];
 const SEC: u64 = 1_000_000_000;
 
-#[path = "tests_rig.rs"]
-mod rig;
-use rig::Rig;
+use super::super::tests_rig::Rig;
 
 /// An ArpQuerier for 192.0.2.2 holding 2 packets a neighbour, with `extra`
 /// parameters.

@@ -11,9 +11,7 @@ fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
-#[path = "tests_rig.rs"]
-mod rig;
-use rig::Rig;
+use super::super::tests_rig::Rig;
 
 const SEC: u64 = 1_000_000_000;
 

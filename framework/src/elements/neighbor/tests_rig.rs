@@ -1,11 +1,9 @@
 //! A neighbour element under test, for the tests of ArpQuerier
-//! (tests_arp_querier.rs) and of NdQuerier and NdResponder (tests_nd.rs):
-//! each of them includes this file. Not every test file uses every method.
-#![allow(dead_code)]
+//! (tests_arp_querier.rs) and of NdQuerier and NdResponder (tests_nd.rs).
 
+use super::querier::DROP_REASONS;
 use crate::config::configure_element;
 use crate::element::{Context, Element, HandlerCx, Output, Registry};
-use crate::elements::neighbor::querier::DROP_REASONS;
 use crate::packet::{Batch, Packet, Pool};
 
 /// The element and the pool it takes new packets (requests) from.
