@@ -11,80 +11,49 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Stdio;
+use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ctl, testbed};
+use common::ctl;
+use common::live::{self, mac_of, ns, ping_ok, ping_until_answered, Live};
 use serde_json::Value;
 use testkit::Need;
 
-static TESTBED: Mutex<()> = Mutex::new(());
-
 fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let needs = [
-        Need::Root,
-        Need::Command("ip"),
-        Need::Command("ping"),
-        Need::Command("python3"),
-    ];
-    if !testkit::require(test, &needs) {
-        return None;
-    }
-    Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
+    live::setup(test, &[Need::Command("python3")])
 }
 
-/// The testbed, the NF serving a socket, background helpers; all removed
-/// or stopped on drop.
-struct Live {
-    topology: &'static str,
-    nf: Child,
-    helpers: Vec<Child>,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
+/// The NF's control socket, in the test's temporary directory.
+const SOCKET: &str = "ctl.sock";
+
+/// Builds the testbed `topology` and runs `config` on it serving the
+/// control socket; returns once the socket answers.
+fn start(topology: &'static str, config: &str) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec![
+        "--control".to_string(),
+        dir.path().join(SOCKET).display().to_string(),
+    ];
+    let live = Live::start_args(dir, topology, config, args);
+    eventually(
+        || format!("no socket: {}", live.log()),
+        || ctl(&live.socket(), &["stats"]).status.success(),
+    );
+    live
 }
 
 impl Live {
-    fn start(topology: &'static str, config: &str, set: &[&str]) -> Live {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("ctl.sock");
-        testbed("down", topology);
-        testbed("up", topology);
-        let log = std::fs::File::create(dir.path().join("nf.log")).unwrap();
-        let mut cmd = common::hpio_nf();
-        cmd.args(["run", config, "--control"]).arg(&socket);
-        for s in set {
-            cmd.args(["--set", s]);
-        }
-        let nf = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let mut live = Live {
-            topology,
-            nf,
-            helpers: Vec::new(),
-            socket,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ctl(&live.socket, &["stats"]).status.success() {
-            if let Some(st) = live.nf.try_wait().unwrap() {
-                panic!("hpio-nf run exited ({st}): {}", live.log());
-            }
-            assert!(Instant::now() < deadline, "no socket: {}", live.log());
-            thread::sleep(Duration::from_millis(100));
-        }
-        live
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join(SOCKET)
     }
 
     /// `ctl ARGS --json`, asserted to succeed.
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
-        let out = ctl(&self.socket, &all);
+        let out = ctl(&self.socket(), &all);
         assert!(
             out.status.success(),
             "ctl {args:?}: {}\n{}",
@@ -94,70 +63,14 @@ impl Live {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Runs python3 `script` in `netns` in the background.
     fn background(&mut self, netns: &str, script: &str) {
         let child = ns(netns, &["python3", "-c", script])
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        self.helpers.push(child);
+        self.helpers.push(Some(child));
     }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.nf.kill();
-        let _ = self.nf.wait();
-        for c in &mut self.helpers {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        testbed("down", self.topology);
-    }
-}
-
-fn ns(netns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", netns]).args(args);
-    c.stdin(Stdio::null());
-    c
-}
-
-/// Whether `count` pings from `netns` to `dst` are all answered.
-fn ping(netns: &str, dst: &str, count: u32, wait: &str) -> bool {
-    ns(
-        netns,
-        &[
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            wait,
-            dst,
-        ],
-    )
-    .stdout(Stdio::null())
-    .status()
-    .unwrap()
-    .success()
-}
-
-/// Pings until one is answered (ARP, learning), up to 20 tries.
-fn ping_until_answered(netns: &str, dst: &str) {
-    assert!(
-        (0..20).any(|_| ping(netns, dst, 1, "1")),
-        "no answer from {dst} in {netns}"
-    );
-}
-
-fn mac_of(netns: &str) -> String {
-    let out = ns(netns, &["cat", "/sys/class/net/eth0/address"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Polls `f` for up to 20 s; `what` says what was awaited and what was seen.
@@ -174,8 +87,8 @@ fn ctl_reads_and_flushes_the_bridge_table() {
     let Some(_lock) = setup("ctl_reads_and_flushes_the_bridge_table") else {
         return;
     };
-    let live = Live::start("bridge", "configs/bridge.toml", &[]);
-    ping_until_answered("hpnf-h1", "10.0.0.2");
+    let live = start("bridge", "configs/bridge.toml");
+    ping_until_answered("hpnf-h1", "10.0.0.2", &|| live.log());
     let (h1, h2) = (mac_of("hpnf-h1"), mac_of("hpnf-h2"));
     let table = live.json(&["read", "br", "table"]);
     let has = |mac: &str, port: u64| {
@@ -199,7 +112,7 @@ fn ctl_reads_and_flushes_the_bridge_table() {
         "only what arrived since the flush: {table}"
     );
     // Traffic relearns them.
-    ping_until_answered("hpnf-h2", "10.0.0.1");
+    ping_until_answered("hpnf-h2", "10.0.0.1", &|| live.log());
     eventually(
         || "relearned".into(),
         || {
@@ -217,8 +130,8 @@ fn ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall() {
     let Some(_lock) = setup("ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall") else {
         return;
     };
-    let mut live = Live::start("firewall", "configs/firewall.toml", &[]);
-    ping_until_answered("hpnf-in", "10.0.1.3");
+    let mut live = start("firewall", "configs/firewall.toml");
+    ping_until_answered("hpnf-in", "10.0.1.3", &|| live.log());
 
     // A connection refused (no server yet) leaves a closed flow to the
     // server's address and port, as a slow server start may: the flows
@@ -295,12 +208,12 @@ fn ctl_shows_flows_edits_rules_and_kills_flows_of_the_firewall() {
     let rules = live.json(&["write", "fw", "add", rule]);
     assert_eq!(rules[0]["name"], "no ping");
     assert!(
-        !ping("hpnf-in", "10.0.1.3", 2, "1"),
+        !ping_ok("hpnf-in", "10.0.1.3", 2, "1"),
         "pings pass a deny rule"
     );
     live.json(&["write", "fw", "delete", "0"]);
     assert!(
-        ping("hpnf-in", "10.0.1.3", 3, "2"),
+        ping_ok("hpnf-in", "10.0.1.3", 3, "2"),
         "pings fail after the delete"
     );
     let rules = live.json(&["read", "fw", "rules"]);

@@ -17,12 +17,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{drop_count, element, testbed};
+use common::live::{self, Live};
+use common::{counter, drop_count, element};
 use hpio_nf_gateway::addr;
 use serde_json::Value;
 use testkit::Need;
@@ -30,127 +29,7 @@ use testkit::Need;
 const LAN: &str = "hpnf-lan";
 const WAN: &str = "hpnf-wan";
 
-/// The testbed, the NF and the helpers of one test; dropping it stops them
-/// and removes the testbed, also when the test fails.
-struct Gateway {
-    nf: Option<common::LiveRun>,
-    helpers: Vec<Option<Child>>,
-    dir: tempfile::TempDir,
-    script: PathBuf,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("sock.py");
-        std::fs::write(&script, testkit::sock::SCRIPT).unwrap();
-        testbed("down", "gateway");
-        let mut g = Gateway {
-            nf: None,
-            helpers: Vec::new(),
-            dir,
-            script,
-        };
-        testbed("up", "gateway");
-        let log = g.dir.path().join("nf.log");
-        g.nf = Some(common::LiveRun::start(hpio_nf_gateway::CONFIG, &[], log));
-        g
-    }
-
-    fn log(&self) -> String {
-        self.nf.as_ref().map(|n| n.log()).unwrap_or_default()
-    }
-
-    fn report(&mut self) -> Value {
-        self.nf.as_mut().unwrap().next_report()
-    }
-
-    fn ns(netns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", netns]).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// Runs `args` in `netns`, asserts success, returns its output.
-    fn run(&self, netns: &str, args: &[&str]) -> String {
-        let out = Self::ns(netns, args).output().expect("run in namespace");
-        assert!(
-            out.status.success(),
-            "{args:?} in {netns}: {}{}\nNF log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    fn py(&self, netns: &str, args: &[&str]) -> String {
-        let mut all = vec!["python3", self.script.to_str().unwrap()];
-        all.extend_from_slice(args);
-        self.run(netns, &all)
-    }
-
-    /// Starts the socket helper in the background; `wait` gets its output.
-    fn py_background(&mut self, netns: &str, args: &[&str]) -> usize {
-        let child = Self::ns(netns, &["python3", self.script.to_str().unwrap()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start python3");
-        self.helpers.push(Some(child));
-        self.helpers.len() - 1
-    }
-
-    fn wait(&mut self, i: usize) -> String {
-        let child = self.helpers[i].take().expect("a helper is waited for once");
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "background helper failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    /// Pings `dst` from the LAN until one answer comes (neighbour
-    /// resolution on both sides; up to 20 tries), then 3 that must all
-    /// be answered.
-    fn ping(&self, dst: &str) {
-        let ok = |c: &str| {
-            Self::ns(
-                LAN,
-                &["ping", "-n", "-q", "-c", c, "-i", "0.1", "-W", "1", dst],
-            )
-            .stdout(Stdio::null())
-            .status()
-            .expect("run ping")
-            .success()
-        };
-        assert!(
-            (0..20).any(|_| ok("1")),
-            "no answer to ping {dst}\nNF log:\n{}",
-            self.log()
-        );
-        assert!(ok("3"), "pings to {dst} were lost");
-    }
-
-    /// `BYTES` random bytes over TCP from `client` to `host:port` (a server
-    /// in `server`); checks they arrived whole and returns the source
-    /// address the server saw.
-    fn tcp(&mut self, server: &str, client: &str, host: &str, port: u16, bytes: u64) -> String {
-        let port = port.to_string();
-        let srv = self.py_background(server, &["server", &port]);
-        let out = self.py(client, &["client", host, &port, &bytes.to_string()]);
-        self.wait(srv);
-        let f: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(f.len(), 6, "client output: {out}");
-        assert_eq!(f[0], bytes.to_string());
-        assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
-        f[4].to_string()
-    }
-
+impl Live {
     /// The hops `traceroute` (UDP probes, one per hop) shows from the LAN.
     fn traceroute(&self, dst: &str) -> Vec<String> {
         let v = if dst.contains(':') { "-6" } else { "-4" };
@@ -165,60 +44,31 @@ impl Gateway {
     }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        drop(self.nf.take());
-        for c in self.helpers.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        testbed("down", "gateway");
-    }
-}
-
-/// Custom counter `name` of `element` in a report.
-fn counter(report: &Value, el: &str, name: &str) -> u64 {
-    element(report, el)["custom"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c[0] == name)
-        .unwrap_or_else(|| panic!("no counter {name} of {el}"))[1]
-        .as_u64()
-        .unwrap()
-}
-
 #[test]
 fn gateway_routes_nats_filters_and_forwards() {
-    let needs = [
-        Need::Root,
-        Need::Command("ip"),
-        Need::Command("ping"),
-        Need::Command("traceroute"),
-        Need::Command("python3"),
-    ];
-    if !testkit::require("gateway_routes_nats_filters_and_forwards", &needs) {
+    let more = [Need::Command("traceroute"), Need::Command("python3")];
+    let Some(_lock) = live::setup("gateway_routes_nats_filters_and_forwards", &more) else {
         return;
-    }
-    let mut g = Gateway::start();
+    };
+    let mut g = Live::start("gateway", hpio_nf_gateway::CONFIG, &[]);
 
     // ping and ping6 through the router, and to its own addresses.
-    g.ping(addr::SERVER_V4);
-    g.ping(addr::SERVER_V6);
+    g.ping(LAN, addr::SERVER_V4, 3);
+    g.ping(LAN, addr::SERVER_V6, 3);
     for own in [addr::LAN_V4, addr::LAN_V6, addr::WAN_V4] {
-        g.ping(own);
+        g.ping(LAN, own, 3);
     }
 
     // 10 MiB of TCP to the server, intact; the server sees the NAT's
     // address.
-    let seen = g.tcp(WAN, LAN, addr::SERVER_V4, 9000, 10 << 20);
+    let seen = g.tcp_transfer(WAN, LAN, addr::SERVER_V4, 9000, 10 << 20);
     assert_eq!(seen, addr::WAN_V4, "the server saw the LAN's address");
 
     // UDP request and reply.
     let echo = g.py_background(WAN, &["udp-echo", "9001"]);
     thread::sleep(Duration::from_millis(200));
     let answer = g.py(LAN, &["udp-ask", addr::SERVER_V4, "9001"]);
-    g.wait(echo);
+    g.wait_helper(echo);
     assert_eq!(answer, format!("echo hello from {}", addr::WAN_V4));
 
     // The router's own addresses refuse what they do not serve, as a
@@ -255,14 +105,14 @@ fn gateway_routes_nats_filters_and_forwards() {
 
     // Unsolicited inbound: UDP to the NAT's address (IPv4) and straight to
     // the LAN host (IPv6) never arrives, and is counted.
-    let r0 = g.report();
+    let r0 = g.next_report();
     let recv = g.py_background(LAN, &["udp-recv", "5555", "1.5"]);
     thread::sleep(Duration::from_millis(300));
     g.py(WAN, &["udp-send", addr::WAN_V4, "5555", "10"]);
     g.py(WAN, &["udp-send", addr::LAN_HOST_V6, "5555", "10"]);
-    let got = g.wait(recv);
+    let got = g.wait_helper(recv);
     assert_eq!(got.lines().last(), Some("0"), "unsolicited UDP got through");
-    let r1 = g.report();
+    let r1 = g.next_report();
     let no_mapping = |r: &Value| drop_count(element(r, "nat"), "no-mapping");
     assert!(
         no_mapping(&r1) - no_mapping(&r0) >= 10,
@@ -276,7 +126,7 @@ fn gateway_routes_nats_filters_and_forwards() {
     // The port forward: the server reaches the LAN's service through the
     // WAN address, and the LAN host sees the server's own address.
     let port = addr::FORWARD_PORT;
-    let seen = g.tcp(LAN, WAN, addr::WAN_V4, port, 1 << 20);
+    let seen = g.tcp_transfer(LAN, WAN, addr::WAN_V4, port, 1 << 20);
     assert_eq!(seen, addr::NEXT_HOP_V4);
 
     // Hairpinning (NAT loopback): a LAN client reaches the forwarded
@@ -284,14 +134,14 @@ fn gateway_routes_nats_filters_and_forwards() {
     // the client and the service share its namespace; the service sees
     // the NAT's address, as it would see an outside client's.
     let hairpinned = |r: &Value| counter(r, "nat", "hairpinned");
-    let r0 = g.report();
-    let seen = g.tcp(LAN, LAN, addr::WAN_V4, port, 1 << 20);
+    let r0 = g.next_report();
+    let seen = g.tcp_transfer(LAN, LAN, addr::WAN_V4, port, 1 << 20);
     assert_eq!(
         seen,
         addr::WAN_V4,
         "the service saw the client's own address"
     );
-    let r1 = g.report();
+    let r1 = g.next_report();
     assert!(
         hairpinned(&r1) - hairpinned(&r0) >= (1 << 20) / 1514,
         "Nat44 hairpinned: {} then {}",
@@ -299,7 +149,7 @@ fn gateway_routes_nats_filters_and_forwards() {
         hairpinned(&r1)
     );
 
-    let last = g.nf.take().unwrap().stop();
+    let last = g.stop();
     assert!(
         counter(&last, "ttl4_lan", "expired") >= 1,
         "traceroute's TTL 1"

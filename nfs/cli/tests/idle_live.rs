@@ -11,46 +11,40 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ctl, testbed, LiveRun};
+use common::ctl;
+use common::live::{self, Live};
 use serde_json::Value;
-use testkit::Need;
 
-static TESTBED: Mutex<()> = Mutex::new(());
+/// The control socket, in the test's temporary directory.
+const SOCKET: &str = "ctl.sock";
 
-/// Removes the bridge testbed on drop.
-struct Testbed;
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        testbed("down", "bridge");
+/// Takes the testbed lock (`None`: test `test` cannot run here), builds
+/// the bridge testbed and runs the shipped bridge on it with overrides
+/// `set`, serving [`SOCKET`] if `control`; its table file and socket are in
+/// the test's temporary directory.
+fn start_bridge(
+    test: &str,
+    control: bool,
+    set: &[&str],
+) -> Option<(MutexGuard<'static, ()>, Live)> {
+    let lock = live::setup(test, &[])?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Vec::new();
+    if control {
+        let socket = dir.path().join(SOCKET).display().to_string();
+        args.extend(["--control".to_string(), socket]);
     }
-}
-
-fn bridge_up() -> Testbed {
-    testbed("down", "bridge");
-    testbed("up", "bridge");
-    Testbed
-}
-
-/// Pings `dst` from `netns` until one answer comes (up to 20 tries), then
-/// `count` more that must all be answered.
-fn ping(netns: &str, dst: &str, count: u32, log: &dyn Fn() -> String) {
-    let ok = |c: &str| {
-        Command::new("ip")
-            .args(["netns", "exec", netns, "ping", "-n", "-q", "-c", c])
-            .args(["-i", "0.2", "-W", "3", dst])
-            .stdout(Stdio::null())
-            .status()
-            .expect("run ping")
-            .success()
-    };
-    assert!((0..20).any(|_| ok("1")), "no answer from {dst}:\n{}", log());
-    assert!(ok(&count.to_string()), "pings to {dst} lost:\n{}", log());
+    let fdb = dir.path().join("fdb");
+    let fdb = format!("elements.br.table_file={}", fdb.display());
+    for s in set.iter().copied().chain([fdb.as_str()]) {
+        args.extend(["--set".to_string(), s.to_string()]);
+    }
+    let live = Live::start_args(dir, "bridge", "configs/bridge.toml", args);
+    Some((lock, live))
 }
 
 /// CPU seconds process `pid` has used so far (utime + stime of
@@ -62,13 +56,13 @@ fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// `ctl ARGS`, asserted to succeed.
-fn ctl_ok(socket: &Path, args: &[&str], run: &LiveRun) -> String {
+fn ctl_ok(socket: &Path, args: &[&str], live: &Live) -> String {
     let out = ctl(socket, args);
     assert!(
         out.status.success(),
         "ctl {args:?}: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
-        run.log()
+        live.log()
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -79,39 +73,21 @@ fn worker(report: &Value) -> &Value {
 
 #[test]
 fn a_sleeping_bridge_forwards_answers_reloads_and_stops() {
-    let needs = [Need::Root, Need::Command("ip"), Need::Command("ping")];
-    if !testkit::require(
-        "a_sleeping_bridge_forwards_answers_reloads_and_stops",
-        &needs,
-    ) {
+    let test = "a_sleeping_bridge_forwards_answers_reloads_and_stops";
+    let Some((_lock, mut live)) = start_bridge(test, true, &[]) else {
         return;
-    }
-    let _lock = TESTBED.lock().unwrap_or_else(|e| e.into_inner());
-    let _bed = bridge_up();
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("ctl.sock");
-    let fdb = format!(
-        "elements.br.table_file={}",
-        dir.path().join("fdb").display()
-    );
-    let args = [
-        "--control".to_string(),
-        socket.display().to_string(),
-        "--set".to_string(),
-        fdb,
-    ];
-    let mut run = LiveRun::start("configs/bridge.toml", &args, dir.path().join("nf.log"));
-    let log = || std::fs::read_to_string(dir.path().join("nf.log")).unwrap_or_default();
+    };
+    let socket = live.dir.path().join(SOCKET);
 
     // Frames wake it: both ways through the bridge.
-    ping("hpnf-h1", "10.0.0.2", 5, &log);
-    ping("hpnf-h2", "10.0.0.1", 5, &log);
+    live.ping("hpnf-h1", "10.0.0.2", 5);
+    live.ping("hpnf-h2", "10.0.0.1", 5);
 
     // Idle: the NF's CPU time stays far below the wall time (a spinning
     // worker uses a whole core; a loaded machine gives it less, never more).
-    let (cpu0, t0) = (cpu_secs(run.id()), Instant::now());
+    let (cpu0, t0) = (cpu_secs(live.pid()), Instant::now());
     thread::sleep(Duration::from_secs(3));
-    let cpu = cpu_secs(run.id()) - cpu0;
+    let cpu = cpu_secs(live.pid()) - cpu0;
     let wall = t0.elapsed().as_secs_f64();
     assert!(
         cpu < 0.25 * wall,
@@ -119,38 +95,28 @@ fn a_sleeping_bridge_forwards_answers_reloads_and_stops() {
     );
 
     // Requests and a reload are answered while it sleeps.
-    let stats = ctl_ok(&socket, &["stats"], &run);
+    let stats = ctl_ok(&socket, &["stats"], &live);
     assert!(stats.contains("br"), "{stats}");
-    ctl_ok(&socket, &["reload"], &run);
-    ping("hpnf-h1", "10.0.0.2", 3, &log);
+    ctl_ok(&socket, &["reload"], &live);
+    live.ping("hpnf-h1", "10.0.0.2", 3);
 
-    let r = run.next_report();
+    let r = live.next_report();
     let w = worker(&r);
     assert!(w["sleeps"].as_u64().unwrap() > 0, "{w}");
     assert!(w["sleep_secs"].as_f64().unwrap() > 1.0, "{w}");
     // SIGTERM while asleep: a clean end.
-    let last = run.stop();
+    let last = live.stop();
     assert!(worker(&last)["finished"].as_bool().unwrap(), "{last}");
 }
 
 #[test]
 fn a_spinning_bridge_never_sleeps() {
-    let needs = [Need::Root, Need::Command("ip"), Need::Command("ping")];
-    if !testkit::require("a_spinning_bridge_never_sleeps", &needs) {
+    let test = "a_spinning_bridge_never_sleeps";
+    let Some((_lock, mut live)) = start_bridge(test, false, &["runtime.idle=spin"]) else {
         return;
-    }
-    let _lock = TESTBED.lock().unwrap_or_else(|e| e.into_inner());
-    let _bed = bridge_up();
-    let dir = tempfile::tempdir().unwrap();
-    let fdb = format!(
-        "elements.br.table_file={}",
-        dir.path().join("fdb").display()
-    );
-    let args = ["--set", "runtime.idle=spin", "--set", &fdb].map(String::from);
-    let mut run = LiveRun::start("configs/bridge.toml", &args, dir.path().join("nf.log"));
-    let log = || std::fs::read_to_string(dir.path().join("nf.log")).unwrap_or_default();
-    ping("hpnf-h1", "10.0.0.2", 3, &log);
-    let last = run.stop();
+    };
+    live.ping("hpnf-h1", "10.0.0.2", 3);
+    let last = live.stop();
     let w = worker(&last);
     assert_eq!(w["sleeps"].as_u64(), Some(0), "{w}");
     assert!(w["idle_polls"].as_u64().unwrap() > 0, "{w}");

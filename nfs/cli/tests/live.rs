@@ -12,235 +12,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::process::Command;
+use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::testbed;
+use common::live::{self, assert_transfer_intact, mac_of, ns, ping_ok, Live};
+use common::{counter, port, testbed};
 use serde_json::Value;
 use testkit::Need;
 
-/// Serializes the tests of this file: they share the testbed's names.
-static TESTBED: Mutex<()> = Mutex::new(());
-
-/// Takes the lock, or returns `None` (with a `SKIPPED:` line, or a failure
-/// under `HPIO_NF_REQUIRE_ALL=1`: see the testkit crate) when test `test`
-/// cannot run here.
+/// Takes the testbed lock, or returns `None` when test `test` cannot run
+/// here (see [`live::setup`]).
 fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let needs = [
-        Need::Root,
-        Need::Command("ip"),
-        Need::Command("ping"),
-        Need::Command("python3"),
-        Need::Command("ethtool"),
-    ];
-    if !testkit::require(test, &needs) {
-        return None;
-    }
-    // A failed test poisons the lock; the next one still runs.
-    Some(TESTBED.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// Everything a test set up: the testbed, the NF, background helpers, a
-/// temporary directory. Dropping it stops the processes and removes the
-/// testbed, also when the test panics.
-struct Live {
-    topology: &'static str,
-    /// The NF (`hpio-nf run --json --stats-interval 1`).
-    nf: Option<common::LiveRun>,
-    helpers: Vec<Option<Child>>,
-    dir: tempfile::TempDir,
-    script: PathBuf,
-    /// The NF's config and `--set` arguments (for [`Live::start_nf`]).
-    config: String,
-    args: Vec<String>,
-}
-
-impl Live {
-    /// Builds the testbed `topology` (from scratch) and starts
-    /// `hpio-nf run CONFIG --json --stats-interval 1` with overrides.
-    fn start(topology: &'static str, config: &str, set: &[String]) -> Live {
-        Live::start_in(tempfile::tempdir().unwrap(), topology, config, set)
-    }
-
-    /// [`Live::start`] with `dir` as the test's temporary directory (the
-    /// overrides may name files in it).
-    fn start_in(
-        dir: tempfile::TempDir,
-        topology: &'static str,
-        config: &str,
-        set: &[String],
-    ) -> Live {
-        let script = dir.path().join("sock.py");
-        std::fs::write(&script, testkit::sock::SCRIPT).unwrap();
-        testbed("down", topology);
-        let mut live = Live {
-            topology,
-            nf: None,
-            helpers: Vec::new(),
-            dir,
-            script,
-            config: config.to_string(),
-            args: set
-                .iter()
-                .flat_map(|s| ["--set".into(), s.clone()])
-                .collect(),
-        };
-        testbed("up", topology);
-        live.start_nf("nf.log");
-        live
-    }
-
-    /// Starts the NF (again), logging to `log` in the temporary directory.
-    fn start_nf(&mut self, log: &str) {
-        let log = self.dir.path().join(log);
-        self.nf = Some(common::LiveRun::start(&self.config, &self.args, log));
-    }
-
-    /// The NF's log so far (for failure messages).
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nf.log")).unwrap_or_default()
-    }
-
-    /// Waits for the next live report (at most a second away) and returns it.
-    fn next_report(&mut self) -> Value {
-        self.nf.as_mut().unwrap().next_report()
-    }
-
-    /// Stops the NF with SIGTERM and returns its final report.
-    fn stop(&mut self) -> Value {
-        self.nf.take().unwrap().stop()
-    }
-
-    /// `ip netns exec NS ARGS`.
-    fn ns(netns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", netns]).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// Runs the socket helper in `netns` and returns its output.
-    fn py(&self, netns: &str, args: &[&str]) -> String {
-        let script = self.script.to_str().unwrap();
-        let out = Self::ns(netns, &["python3", script])
-            .args(args)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "python3 {args:?} in {netns}: {}\nNF log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    /// Starts the socket helper in `netns` in the background.
-    fn py_background(&mut self, netns: &str, args: &[&str]) -> usize {
-        let script = self.script.to_str().unwrap();
-        let child = Self::ns(netns, &["python3", script])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start python3");
-        self.helpers.push(Some(child));
-        self.helpers.len() - 1
-    }
-
-    /// Waits for background helper `i` and returns its output.
-    fn wait_helper(&mut self, i: usize) -> String {
-        let child = self.helpers[i].take().expect("helper waited for once");
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "background python3 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    /// Pings `dst` from `netns`: first until one answer comes (ARP,
-    /// learning and the NF settling; up to 20 tries), then `count` more
-    /// that must all be answered.
-    fn ping(&self, netns: &str, dst: &str, count: u32) {
-        let ok = |c: &str, wait: &str| {
-            Self::ns(
-                netns,
-                &["ping", "-n", "-q", "-c", c, "-i", "0.2", "-W", wait, dst],
-            )
-            .stdout(Stdio::null())
-            .status()
-            .expect("run ping (install iputils-ping)")
-            .success()
-        };
-        assert!(
-            (0..20).any(|_| ok("1", "1")),
-            "no ping answer from {dst} in {netns}\nNF log:\n{}",
-            self.log()
-        );
-        assert!(
-            ok(&count.to_string(), "3"),
-            "pings from {netns} to {dst} were lost"
-        );
-    }
-
-    /// Sends `bytes` random bytes over TCP from `client_ns` to a server in
-    /// `server_ns` on `addr:port` and asserts that the server received
-    /// exactly them (length and SHA-256, reported back over the same
-    /// connection, so replies pass too).
-    fn tcp_transfer(
-        &mut self,
-        server_ns: &str,
-        client_ns: &str,
-        addr: &str,
-        port: u16,
-        bytes: u64,
-    ) {
-        let port = port.to_string();
-        let server = self.py_background(server_ns, &["server", &port]);
-        let out = self.py(client_ns, &["client", addr, &port, &bytes.to_string()]);
-        self.wait_helper(server);
-        let f: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(f.len(), 6, "client output: {out}");
-        assert_eq!(f[0], bytes.to_string());
-        assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        drop(self.nf.take());
-        for c in self.helpers.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Removing the namespaces also ends what still runs in them.
-        testbed("down", self.topology);
-    }
-}
-
-/// The MAC address of `eth0` in `netns`.
-fn mac_of(netns: &str) -> String {
-    let out = Live::ns(netns, &["cat", "/sys/class/net/eth0/address"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Custom counter `name` of element `element` in a report.
-fn counter(report: &Value, element: &str, name: &str) -> u64 {
-    common::element(report, element)["custom"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c[0] == name)
-        .unwrap_or_else(|| panic!("no counter {name} in {report}"))[1]
-        .as_u64()
-        .unwrap()
+    live::setup(test, &[Need::Command("python3"), Need::Command("ethtool")])
 }
 
 /// The `(mac, port)` entries of a bridge table file.
@@ -273,6 +59,16 @@ fn start_bridge(driver: Option<&str>) -> Live {
         set.extend(driver.map(|d| format!("ports.{port}.driver={d}")));
     }
     Live::start_in(dir, "bridge", "configs/bridge.toml", &set)
+}
+
+/// Starts the shipped firewall between `hpnf-in` and `hpnf-out` with both
+/// ports on `driver` (`None`: the config's own).
+fn start_firewall(driver: Option<&str>) -> Live {
+    let set: Vec<String> = ["inside", "outside"]
+        .iter()
+        .filter_map(|port| driver.map(|d| format!("ports.{port}.driver={d}")))
+        .collect();
+    Live::start("firewall", "configs/firewall.toml", &set)
 }
 
 fn bridge_flooded(r: &Value) -> u64 {
@@ -344,7 +140,7 @@ fn firewall_policy_and_conntrack() {
     let Some(_lock) = setup("firewall_policy_and_conntrack") else {
         return;
     };
-    let mut live = Live::start("firewall", "configs/firewall.toml", &[]);
+    let mut live = start_firewall(None);
 
     // Inside may ping out; the replies are established.
     live.ping("hpnf-in", "10.0.1.3", 3);
@@ -399,21 +195,11 @@ fn firewall_policy_and_conntrack() {
     assert!(common::drop_count(common::element(&last, "fw"), "denied") >= 11);
 }
 
-/// Port `name` of a report.
-fn port<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no port {name} in {report}"))
-}
-
 /// Asserts that segmentation offload is on in the testbed's namespaces (as
 /// Linux leaves it), so their TCP sends reach the NF as super-frames.
-fn assert_offloads_on(netns: &[&str]) {
-    for ns in netns {
-        let out = Live::ns(ns, &["ethtool", "-k", "eth0"])
+fn assert_offloads_on(namespaces: &[&str]) {
+    for netns in namespaces {
+        let out = ns(netns, &["ethtool", "-k", "eth0"])
             .output()
             .expect("run ethtool (install ethtool)");
         let k = String::from_utf8_lossy(&out.stdout);
@@ -421,7 +207,7 @@ fn assert_offloads_on(netns: &[&str]) {
             "tcp-segmentation-offload: on",
             "generic-segmentation-offload: on",
         ] {
-            assert!(k.contains(feature), "{ns}: {feature} expected:\n{k}");
+            assert!(k.contains(feature), "{netns}: {feature} expected:\n{k}");
         }
     }
 }
@@ -487,14 +273,7 @@ fn firewall_passes_tcp_with_offloads_on() {
     let Some(_lock) = setup("firewall_passes_tcp_with_offloads_on") else {
         return;
     };
-    let mut live = Live::start(
-        "firewall",
-        "configs/firewall.toml",
-        &[
-            "ports.inside.driver=af_packet".into(),
-            "ports.outside.driver=af_packet".into(),
-        ],
-    );
+    let mut live = start_firewall(Some("af_packet"));
     assert_offloads_on(&["hpnf-in", "hpnf-out"]);
     live.ping("hpnf-in", "10.0.1.3", 2);
     let bytes = 10 << 20;
@@ -587,14 +366,7 @@ fn firewall_over_af_xdp() {
     let Some(_lock) = setup("firewall_over_af_xdp") else {
         return;
     };
-    let mut live = Live::start(
-        "firewall",
-        "configs/firewall.toml",
-        &[
-            "ports.inside.driver=af_xdp".into(),
-            "ports.outside.driver=af_xdp".into(),
-        ],
-    );
+    let mut live = start_firewall(Some("af_xdp"));
     live.ping("hpnf-in", "10.0.1.3", 3);
     live.tcp_transfer("hpnf-in", "hpnf-out", "10.0.1.2", 8080, 1 << 20);
     let probe = live.py("hpnf-out", &["probe", "10.0.1.2", "22", "3"]);
@@ -620,7 +392,7 @@ fn af_xdp_program_goes_with_a_killed_nf() {
             link_show(ifname)
         );
     }
-    let pid = live.nf.as_ref().unwrap().id().to_string();
+    let pid = live.pid().to_string();
     let st = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
     assert!(st.success());
     for ifname in ["hpnf-br0", "hpnf-br1"] {
@@ -640,14 +412,15 @@ fn testbed_is_idempotent() {
     for _ in 0..2 {
         testbed("up", "all");
     }
-    for ifname in [
+    let ifnames = [
         "hpnf-br0",
         "hpnf-br1",
         "hpnf-fw-in",
         "hpnf-fw-out",
         "hpnf-gw-lan",
         "hpnf-gw-wan",
-    ] {
+    ];
+    for ifname in ifnames {
         assert!(
             Path::new("/sys/class/net").join(ifname).exists(),
             "{ifname}"
@@ -657,14 +430,7 @@ fn testbed_is_idempotent() {
     for _ in 0..2 {
         testbed("down", "all");
     }
-    for ifname in [
-        "hpnf-br0",
-        "hpnf-br1",
-        "hpnf-fw-in",
-        "hpnf-fw-out",
-        "hpnf-gw-lan",
-        "hpnf-gw-wan",
-    ] {
+    for ifname in ifnames {
         assert!(
             !Path::new("/sys/class/net").join(ifname).exists(),
             "{ifname}"
@@ -682,7 +448,7 @@ impl Live {
     /// log: returns the log lines from `reloading` on.
     fn reload(&mut self) -> String {
         let before = self.log().matches("reloading ").count();
-        let pid = self.nf.as_ref().unwrap().id().to_string();
+        let pid = self.pid().to_string();
         assert!(Command::new("kill")
             .args(["-HUP", &pid])
             .status()
@@ -700,15 +466,6 @@ impl Live {
             assert!(Instant::now() < deadline, "no reload outcome:\n{log}");
             thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Whether one ping from `netns` to `dst` is answered within a second.
-    fn ping_once(netns: &str, dst: &str) -> bool {
-        Self::ns(netns, &["ping", "-n", "-q", "-c", "1", "-W", "1", dst])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
     }
 }
 
@@ -738,7 +495,7 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
 
     // 16 MiB at 40 Mbit/s: about 3.5 s in flight.
     let tbf = "tc qdisc add dev eth0 root tbf rate 40mbit burst 64kb latency 500ms";
-    let out = Live::ns("hpnf-in", &tbf.split(' ').collect::<Vec<_>>())
+    let out = ns("hpnf-in", &tbf.split(' ').collect::<Vec<_>>())
         .output()
         .unwrap();
     assert!(
@@ -746,10 +503,11 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bytes = (16u64 << 20).to_string();
+    let bytes = 16u64 << 20;
     let server = live.py_background("hpnf-out", &["server", "9000"]);
     thread::sleep(Duration::from_millis(300));
-    let client = live.py_background("hpnf-in", &["client", "10.0.1.3", "9000", &bytes]);
+    let args = ["client", "10.0.1.3", "9000", &bytes.to_string()];
+    let client = live.py_background("hpnf-in", &args);
     thread::sleep(Duration::from_millis(1200));
     let before = live.next_report();
     assert!(counter(&before, "fw", "flows") >= 1);
@@ -776,7 +534,7 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
     );
     // The new rules at once.
     assert!(
-        !Live::ping_once("hpnf-in", "10.0.1.3"),
+        !ping_ok("hpnf-in", "10.0.1.3", 1, "1"),
         "ping passed after the reload"
     );
     let probe = live.py("hpnf-in", &["probe", "10.0.1.3", "9001", "2"]);
@@ -785,10 +543,7 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
     // The transfer completes intact.
     let out = live.wait_helper(client);
     live.wait_helper(server);
-    let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 6, "client output: {out}");
-    assert_eq!(f[0], bytes);
-    assert_eq!((f[2], f[3]), (f[0], f[1]), "the bytes arrived changed");
+    assert_transfer_intact(&out, bytes);
     let after = live.next_report();
     for c in ["flows created", "established", "inside tcp"] {
         assert!(
@@ -826,7 +581,7 @@ fn firewall_reload_keeps_flows_and_applies_new_rules_at_once() {
     assert!(outcome.contains(&at), "no {at} in: {outcome}");
     live.tcp_transfer("hpnf-out", "hpnf-in", "10.0.1.3", 9002, 1 << 20);
     assert!(
-        !Live::ping_once("hpnf-in", "10.0.1.3"),
+        !ping_ok("hpnf-in", "10.0.1.3", 1, "1"),
         "the new rules still apply"
     );
     let last = live.stop();

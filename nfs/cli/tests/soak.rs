@@ -32,7 +32,7 @@ use serde_json::Value;
 use testkit::net::{self, Netns, Veth};
 use testkit::Need;
 
-use common::{ctl, LiveRun};
+use common::{ctl, port, LiveRun};
 
 /// Sends `COUNT` Ethernet/IPv4/UDP frames to port 9 carrying the panic mark
 /// from interface eth0 (raw packet socket) and prints how many the kernel took.
@@ -317,16 +317,6 @@ fn summary(child: Child) -> Value {
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
-}
-
-/// The report entry of port `name`.
-fn port<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no port {name}"))
 }
 
 /// What one fault step did, for the table.

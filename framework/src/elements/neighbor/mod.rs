@@ -14,6 +14,8 @@ pub mod nd_querier;
 pub mod nd_responder;
 mod querier;
 pub mod table;
+#[cfg(test)]
+mod tests_rig;
 
 /// Length of an ARP message for IPv4 over Ethernet.
 pub const ARP_LEN: usize = 28;

@@ -1,11 +1,8 @@
-use super::super::querier::{DROP_REASONS, HOLD_FULL, TABLE_FULL, UNRESOLVED, WRONG_INPUT};
+use super::super::querier::{HOLD_FULL, TABLE_FULL, UNRESOLVED, WRONG_INPUT};
 use super::*;
 use crate::config::configure_element;
 use crate::element::Registry;
-use crate::element::{Context, Element, HandlerCx, Output};
 use crate::elements::route::NEXT_HOP_ANNO;
-use crate::packet::Batch;
-use crate::packet::Pool;
 use etherparse::{ArpOperation, NetSlice, SlicedPacket};
 use testkit::frame::{Frame, Ip};
 
@@ -13,54 +10,13 @@ const MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const PEER: [u8; 6] = [2, 0, 0, 0, 9, 9];
 const SEC: u64 = 1_000_000_000;
 
-struct Rig {
-    e: Box<dyn Element>,
-    pool: Pool,
-}
+use super::super::tests_rig::Rig;
 
-impl Rig {
-    fn new(extra: &str) -> Rig {
-        let toml = format!("ipv4 = \"192.0.2.2\"\nmac = \"02:00:00:00:02:01\"\nhold = 2\n{extra}");
-        let c = configure_element(&Registry::builtin(), &[], "ArpQuerier", &toml).unwrap();
-        Rig {
-            e: c.instantiate(0),
-            pool: Pool::new(64),
-        }
-    }
-
-    /// Pushes `pkts` to `input` at `now`; the frames out and the Output.
-    fn push(&mut self, input: usize, now: u64, pkts: Vec<Packet>) -> (Vec<Vec<u8>>, Output) {
-        let mut cx = Context::new(&mut self.pool, now, 0);
-        let mut out = Output::new(1, DROP_REASONS.len());
-        let mut b: Batch = pkts.into_iter().collect();
-        self.e.push(&mut cx, input, &mut b, &mut out);
-        let got = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
-        (got, out)
-    }
-
-    /// Pushes like [`Rig::push`]; also the time the element asked for its timer.
-    fn push_asks(&mut self, input: usize, now: u64, pkts: Vec<Packet>) -> Option<u64> {
-        let mut cx = Context::new(&mut self.pool, now, 0);
-        let mut out = Output::new(1, DROP_REASONS.len());
-        let mut b: Batch = pkts.into_iter().collect();
-        self.e.push(&mut cx, input, &mut b, &mut out);
-        cx.wake_request()
-    }
-
-    /// Runs the timer at `now` (no packet arrives); the frames out, the
-    /// Output and the time the element asks to be called next.
-    fn timer(&mut self, now: u64) -> (Vec<Vec<u8>>, Output, Option<u64>) {
-        let mut cx = Context::new(&mut self.pool, now, 0);
-        let mut out = Output::new(1, DROP_REASONS.len());
-        self.e.timer(&mut cx, &mut out);
-        let got = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
-        (got, out, cx.wake_request())
-    }
-
-    fn table_rows(&self, now: u64) -> usize {
-        let rows = self.e.read("table", &HandlerCx::new(now, 0)).unwrap();
-        rows.as_array().unwrap().len()
-    }
+/// An ArpQuerier for 192.0.2.2 holding 2 packets a neighbour, with `extra`
+/// parameters.
+fn querier(extra: &str) -> Rig {
+    let toml = format!("ipv4 = \"192.0.2.2\"\nmac = \"02:00:00:00:02:01\"\nhold = 2\n{extra}");
+    Rig::new("ArpQuerier", &toml, 64)
 }
 
 fn ip_to(dst: [u8; 4], via: Option<[u8; 4]>) -> Packet {
@@ -97,7 +53,7 @@ fn reply_from(ip: [u8; 4], mac: [u8; 6]) -> Packet {
 
 #[test]
 fn holds_asks_then_releases_with_the_ethernet_header() {
-    let mut r = Rig::new("");
+    let mut r = querier("");
     let (got, _) = r.push(
         0,
         0,
@@ -121,13 +77,12 @@ fn holds_asks_then_releases_with_the_ethernet_header() {
     assert_eq!(&got[0][..6], &PEER);
     let (got, _) = r.push(0, 5, vec![ip_to([8, 8, 8, 8], Some([192, 0, 2, 1]))]);
     assert_eq!(request_target(&got[0]), [192, 0, 2, 1]);
-    let rows = r.e.read("table", &HandlerCx::new(5, 0)).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(r.table_rows(5), 2);
 }
 
 #[test]
 fn retries_then_gives_up_and_counts_the_held_packets() {
-    let mut r = Rig::new("retry = \"1s\"\ntries = 2");
+    let mut r = querier("retry = \"1s\"\ntries = 2");
     let (got, _) = r.push(0, 0, vec![ip_to([192, 0, 2, 7], None)]);
     assert_eq!(got.len(), 1);
     let (got, _) = r.push(0, SEC / 2, vec![]);
@@ -144,7 +99,7 @@ fn retries_then_gives_up_and_counts_the_held_packets() {
 
 #[test]
 fn full_table_and_expired_entries() {
-    let mut r = Rig::new("capacity = 1\ntimeout = \"10s\"");
+    let mut r = querier("capacity = 1\ntimeout = \"10s\"");
     r.push(0, 0, vec![ip_to([192, 0, 2, 9], None)]);
     let (_, out) = r.push(0, 0, vec![ip_to([192, 0, 2, 10], None)]);
     assert_eq!(out.drops(TABLE_FULL), 1);
@@ -159,15 +114,12 @@ fn full_table_and_expired_entries() {
     let (_, out) = r.push(0, 11 * SEC, vec![Packet::from_bytes(&[0; 60])]);
     assert_eq!(out.drops(WRONG_INPUT), 1);
     // Held packets are counted when the run ends.
-    let mut cx = Context::new(&mut r.pool, 12 * SEC, 0);
-    let mut out = Output::new(1, DROP_REASONS.len());
-    r.e.finish(&mut cx, &mut out);
-    assert_eq!(out.drops(UNRESOLVED), 1);
+    assert_eq!(r.finish(12 * SEC).drops(UNRESOLVED), 1);
 }
 
 #[test]
 fn a_static_neighbour_is_used_at_once_and_for_good() {
-    let mut r = Rig::new(
+    let mut r = querier(
         "capacity = 1\ntimeout = \"10s\"\n\
          static = [{ ip = \"192.0.2.9\", mac = \"02:00:00:00:09:09\" }]",
     );
@@ -214,7 +166,7 @@ fn a_static_neighbour_of_the_wrong_family_is_refused() {
 
 #[test]
 fn the_timer_retries_and_gives_up_on_time_without_traffic() {
-    let mut r = Rig::new("retry = \"1s\"\ntries = 2");
+    let mut r = querier("retry = \"1s\"\ntries = 2");
     assert_eq!(r.timer(0).2, None, "nothing to do, nothing asked");
     let asked = r.push_asks(0, 0, vec![ip_to([192, 0, 2, 7], None)]);
     assert_eq!(asked, Some(SEC), "the retry's time");
@@ -244,7 +196,7 @@ fn the_timer_retries_and_gives_up_on_time_without_traffic() {
 
 #[test]
 fn the_timer_ages_resolved_entries_without_traffic() {
-    let mut r = Rig::new("timeout = \"16s\"");
+    let mut r = querier("timeout = \"16s\"");
     let asked = r.push_asks(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
     assert_eq!(asked, Some(16 * SEC), "its expiry");
     let (_, _, asked) = r.timer(SEC);

@@ -1,9 +1,6 @@
 use super::super::querier::UNRESOLVED;
 use super::*;
-use crate::config::configure_element;
-use crate::element::{Context, Element, Output, Registry};
 use crate::elements::route::NEXT_HOP_ANNO;
-use crate::packet::{Batch, Pool};
 use etherparse::{Icmpv6Type, NetHeaders, PacketHeaders, TransportHeader};
 use testkit::frame::{Frame, Ip};
 
@@ -14,18 +11,23 @@ fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
-/// Pushes `pkts` into `e`'s `input`; the frames out.
-fn push(
-    e: &mut Box<dyn Element>,
-    pool: &mut Pool,
-    input: usize,
-    pkts: Vec<Packet>,
-) -> Vec<Vec<u8>> {
-    let mut cx = Context::new(pool, 0, 0);
-    let mut out = Output::new(1, DROP_REASONS.len());
-    let mut b: Batch = pkts.into_iter().collect();
-    e.push(&mut cx, input, &mut b, &mut out);
-    out.batch(0).iter().map(|p| p.data().to_vec()).collect()
+use super::super::tests_rig::Rig;
+
+const SEC: u64 = 1_000_000_000;
+
+/// An NdQuerier for fe80::2:1 with `extra` parameters.
+fn querier(extra: &str) -> Rig {
+    let toml = format!("ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"\n{extra}");
+    Rig::new("NdQuerier", &toml, 16)
+}
+
+/// A UDP packet from fd00::1 to `dst` with next hop `via` (the interface
+/// identifier's two annotation words; 0 and 0: `dst` itself).
+fn ip_to(dst: &str, via: [u32; 2]) -> Packet {
+    let ip = Ip::v6(v6("fd00::1").octets(), v6(dst).octets());
+    let mut p = Packet::from_bytes(&Frame::udp(ip, 1, 2).build());
+    p.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2].copy_from_slice(&via);
+    p
 }
 
 /// Checks `f` is an NS or NA with a right ICMPv6 checksum (an independent
@@ -59,18 +61,10 @@ fn check(f: &[u8]) -> (u8, Ipv6Addr, Ipv6Addr) {
 
 #[test]
 fn querier_solicits_the_solicited_node_address_and_releases_on_advertisement() {
-    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"";
-    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
-        .unwrap()
-        .instantiate(0);
-    let mut pool = Pool::new(16);
-    let src = v6("fd00::1").octets();
-    let mut p =
-        Packet::from_bytes(&Frame::udp(Ip::v6(src, v6("2001:db8::9").octets()), 1, 2).build());
+    let mut r = querier("");
     // Via fe80::1:2:3:4.
-    p.anno_mut()[NEXT_HOP_ANNO] = 0x0001_0002;
-    p.anno_mut()[NEXT_HOP_ANNO + 1] = 0x0003_0004;
-    let got = push(&mut e, &mut pool, 0, vec![p]);
+    let p = ip_to("2001:db8::9", [0x0001_0002, 0x0003_0004]);
+    let (got, _) = r.push(0, 0, vec![p]);
     assert_eq!(got.len(), 1);
     assert_eq!(&got[0][..6], &[0x33, 0x33, 0xff, 0x03, 0x00, 0x04]);
     assert_eq!(
@@ -89,7 +83,7 @@ fn querier_solicits_the_solicited_node_address_and_releases_on_advertisement() {
         0x60,
         v6("fe80::1:2:3:4"),
     );
-    let got = push(&mut e, &mut pool, 1, vec![Packet::from_bytes(&na)]);
+    let (got, _) = r.push(1, 0, vec![Packet::from_bytes(&na)]);
     assert_eq!(got.len(), 1, "the held packet goes");
     assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
     assert_eq!(
@@ -102,10 +96,7 @@ fn querier_solicits_the_solicited_node_address_and_releases_on_advertisement() {
 #[test]
 fn responder_advertises_its_addresses_only() {
     let toml = "ipv6 = [\"fd00:1::1\", \"fe80::1\"]\nmac = \"02:00:00:00:02:01\"";
-    let mut e = configure_element(&Registry::builtin(), &[], "NdResponder", toml)
-        .unwrap()
-        .instantiate(0);
-    let mut pool = Pool::new(0);
+    let mut r = Rig::new("NdResponder", toml, 0);
     let ns = |src: &str, target: &str| {
         let mut f = vec![0u8; nd::ND_FRAME];
         let t = v6(target);
@@ -121,9 +112,8 @@ fn responder_advertises_its_addresses_only() {
         );
         Packet::from_bytes(&f)
     };
-    let got = push(
-        &mut e,
-        &mut pool,
+    let (got, _) = r.push(
+        0,
         0,
         vec![
             ns("fd00:1::9", "fd00:1::1"),
@@ -146,18 +136,9 @@ fn responder_advertises_its_addresses_only() {
 
 #[test]
 fn querier_sends_to_a_static_neighbour_without_soliciting() {
-    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"\n\
-                static = [{ ip = \"fe80::1:2:3:4\", mac = \"02:00:00:00:09:09\" }]";
-    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
-        .unwrap()
-        .instantiate(0);
-    let mut pool = Pool::new(16);
-    let src = v6("fd00::1").octets();
-    let mut p =
-        Packet::from_bytes(&Frame::udp(Ip::v6(src, v6("2001:db8::9").octets()), 1, 2).build());
-    p.anno_mut()[NEXT_HOP_ANNO] = 0x0001_0002;
-    p.anno_mut()[NEXT_HOP_ANNO + 1] = 0x0003_0004;
-    let got = push(&mut e, &mut pool, 0, vec![p]);
+    let mut r = querier("static = [{ ip = \"fe80::1:2:3:4\", mac = \"02:00:00:00:09:09\" }]");
+    let p = ip_to("2001:db8::9", [0x0001_0002, 0x0003_0004]);
+    let (got, _) = r.push(0, 0, vec![p]);
     assert_eq!(got.len(), 1, "the packet itself, no solicitation");
     assert_eq!((&got[0][..6], &got[0][6..12]), (&PEER[..], &MAC[..]));
     assert_eq!(&got[0][38..54], &v6("2001:db8::9").octets());
@@ -165,35 +146,16 @@ fn querier_sends_to_a_static_neighbour_without_soliciting() {
 
 #[test]
 fn querier_timer_solicits_again_and_drops_on_time_without_traffic() {
-    let toml = "ipv6 = \"fe80::2:1\"\nmac = \"02:00:00:00:02:01\"\nretry = \"1s\"\ntries = 2";
-    let mut e = configure_element(&Registry::builtin(), &[], "NdQuerier", toml)
-        .unwrap()
-        .instantiate(0);
-    let mut pool = Pool::new(16);
-    let mut p = Packet::from_bytes(
-        &Frame::udp(Ip::v6(v6("fd00::1").octets(), v6("fe80::9").octets()), 1, 2).build(),
-    );
-    p.anno_mut()[NEXT_HOP_ANNO] = 0;
-    assert_eq!(
-        push(&mut e, &mut pool, 0, vec![p]).len(),
-        1,
-        "the first solicitation"
-    );
-    let mut timer = |now: u64| {
-        let mut cx = Context::new(&mut pool, now, 0);
-        let mut out = Output::new(1, DROP_REASONS.len());
-        e.timer(&mut cx, &mut out);
-        let frames: Vec<Vec<u8>> = out.batch(0).iter().map(|p| p.data().to_vec()).collect();
-        (frames, out.drops(UNRESOLVED), cx.wake_request())
-    };
-    const SEC: u64 = 1_000_000_000;
-    let (got, dropped, asked) = timer(SEC);
+    let mut r = querier("retry = \"1s\"\ntries = 2");
+    let (got, _) = r.push(0, 0, vec![ip_to("fe80::9", [0, 0])]);
+    assert_eq!(got.len(), 1, "the first solicitation");
+    let (got, out, asked) = r.timer(SEC);
     assert_eq!(check(&got[0]), (NS, v6("ff02::1:ff00:9"), v6("fe80::9")));
-    assert_eq!((dropped, asked), (0, Some(2 * SEC)));
-    let (got, dropped, asked) = timer(2 * SEC);
+    assert_eq!((out.drops(UNRESOLVED), asked), (0, Some(2 * SEC)));
+    let (got, out, asked) = r.timer(2 * SEC);
     assert!(got.is_empty());
     assert_eq!(
-        (dropped, asked),
+        (out.drops(UNRESOLVED), asked),
         (1, None),
         "dropped and counted at its timeout"
     );

@@ -1,6 +1,8 @@
 //! Helpers shared by the command's integration tests.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,24 +45,43 @@ pub fn run_ok(config: &str, set: &[String]) -> serde_json::Value {
     serde_json::from_str(last).expect("report is JSON")
 }
 
-/// The report entry of element `name`.
-pub fn element<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["elements"]
+/// The entry named `name` of list `list` (`elements`, `ports`) of a report.
+fn entry<'a>(report: &'a serde_json::Value, list: &str, name: &str) -> &'a serde_json::Value {
+    report[list]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no element {name} in {report}"))
+        .unwrap_or_else(|| panic!("no {list} entry {name} in {report}"))
+}
+
+/// The value of pair `[name, value]` in list `list` of `entry` (its
+/// `drops`, its `custom` counters), if there is one.
+fn pair(entry: &serde_json::Value, list: &str, name: &str) -> Option<u64> {
+    let pairs = entry[list].as_array().unwrap();
+    let pair = pairs.iter().find(|p| p[0] == name)?;
+    Some(pair[1].as_u64().unwrap())
+}
+
+/// The report entry of element `name`.
+pub fn element<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    entry(report, "elements", name)
+}
+
+/// The report entry of port `name`.
+pub fn port<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    entry(report, "ports", name)
 }
 
 /// Drops of `element` under `reason` (0 when absent).
 pub fn drop_count(element: &serde_json::Value, reason: &str) -> u64 {
-    element["drops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d[0] == reason)
-        .map_or(0, |d| d[1].as_u64().unwrap())
+    pair(element, "drops", reason).unwrap_or(0)
+}
+
+/// Custom counter `name` of element `element` in a report.
+pub fn counter(report: &serde_json::Value, element: &str, name: &str) -> u64 {
+    pair(self::element(report, element), "custom", name)
+        .unwrap_or_else(|| panic!("no counter {name} of {element} in {report}"))
 }
 
 /// An Ethernet/IPv4/TCP frame (SYN or ACK) with payload "hello".
