@@ -215,7 +215,7 @@ fn the_timer_ages_resolved_entries_without_traffic() {
 
 #[test]
 fn a_batch_to_the_last_neighbour_then_others_keeps_its_order() {
-    let mut r = Rig::new("timeout = \"10s\"");
+    let mut r = querier("timeout = \"10s\"");
     r.push(0, 0, vec![ip_to([192, 0, 2, 9], None)]);
     r.push(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
     // The gateway (by annotation and by destination), one to resolve, the
