@@ -366,4 +366,83 @@ mod tests {
             }
         }
     }
+
+    /// One change: a route, or the removal of an existing route (picked by
+    /// index modulo the routes present).
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32, u8, u16),
+        Remove(usize),
+    }
+
+    /// Addresses crowded into a few blocks so that routes nest, /24s get
+    /// groups and groups are freed again.
+    fn address() -> impl proptest::strategy::Strategy<Value = u32> {
+        use proptest::prelude::*;
+        (0..4usize, any::<u32>()).prop_map(|(w, r)| {
+            let (base, spread) = [
+                (0x0a01_0700, 0xff),
+                (0x0a01_0000, 0xffff),
+                (0x0a00_0000, 0x3_ffff),
+                (0, u32::MAX),
+            ][w];
+            base | (r & spread)
+        })
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let len = prop_oneof![0..=32u8, 22..=32u8, 14..=24u8];
+        prop_oneof![
+            4 => (address(), len, 1..=MAX_VALUE).prop_map(|(a, l, v)| Op::Insert(a, l, v % 5 + 1)),
+            1 => any::<usize>().prop_map(Op::Remove),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(testkit::prop::config(64))]
+
+        /// After every change the table answers as a linear scan of the
+        /// routes does: at random addresses near the routes and at each
+        /// route's first and last address and their neighbours; a clone too.
+        #[test]
+        fn agrees_with_a_linear_scan_through_adds_and_removes(
+            ops in proptest::collection::vec(op(), 1..300),
+            probes in proptest::collection::vec(address(), 64),
+        ) {
+            use proptest::prelude::*;
+            let mut t = Lpm4::new();
+            let mut routes: Vec<(u32, u8, u16)> = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Insert(a, l, v) => {
+                        let p = a & mask4(l);
+                        let old = routes.iter().position(|r| (r.0, r.1) == (p, l));
+                        let was = old.map(|i| routes.remove(i).2);
+                        routes.push((p, l, v));
+                        prop_assert_eq!(t.insert(a, l, v), Ok(was));
+                    }
+                    Op::Remove(k) if !routes.is_empty() => {
+                        let (p, l, v) = routes.remove(k % routes.len());
+                        prop_assert_eq!(t.remove(p, l), Some(v));
+                    }
+                    Op::Remove(_) => {}
+                }
+                prop_assert_eq!(t.len(), routes.len());
+                if i % 50 != 49 && i + 1 != ops.len() {
+                    continue;
+                }
+                let edges = routes.iter().flat_map(|&(p, l, _)| {
+                    let end = p | !mask4(l);
+                    [p.wrapping_sub(1), p, end, end.wrapping_add(1)]
+                });
+                for a in probes.iter().copied().chain(edges) {
+                    t.prefetch(a);
+                    prop_assert_eq!(t.lookup(a), naive(&routes, a), "address {:#x}", a);
+                }
+            }
+            let long = routes.iter().filter(|r| r.1 > 24).count();
+            prop_assert!(t.groups() <= long, "{} groups for {} long routes", t.groups(), long);
+        }
+    }
 }
