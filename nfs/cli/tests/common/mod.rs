@@ -112,7 +112,13 @@ pub struct LiveRun {
     child: Option<Child>,
     reports: Arc<Mutex<Vec<String>>>,
     log: PathBuf,
+    /// When the process was started: no report's clock starts earlier.
+    spawned: Instant,
 }
+
+/// How long after a call a report must have been made to count as its
+/// next one: workers publish their counters every 100 ms.
+const REPORT_FRESH: Duration = Duration::from_millis(250);
 
 impl LiveRun {
     /// Starts the run, logging to `log`, and waits for its first report
@@ -125,6 +131,7 @@ impl LiveRun {
             .args(["--json", "--stats-interval", "1"])
             .args(args);
         let file = std::fs::File::create(&log).unwrap();
+        let spawned = Instant::now();
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(file)
@@ -142,6 +149,7 @@ impl LiveRun {
             child: Some(child),
             reports,
             log,
+            spawned,
         };
         run.next_report();
         run
@@ -158,12 +166,26 @@ impl LiveRun {
     }
 
     /// Waits for the next live report (at most a second away) and returns it.
+    ///
+    /// The report must have been made at least [`REPORT_FRESH`] after this
+    /// call, so that its counters include everything before it: a report
+    /// made earlier but collected late (a loaded machine) would not. The
+    /// NF's `elapsed_secs` counts from after the spawn, so spawn time plus
+    /// `elapsed_secs` is never later than when the report was made.
     pub fn next_report(&mut self) -> serde_json::Value {
-        let seen = self.reports.lock().unwrap().len();
+        let mut seen = self.reports.lock().unwrap().len();
+        let fresh_from = (self.spawned.elapsed() + REPORT_FRESH).as_secs_f64();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(line) = self.reports.lock().unwrap().get(seen) {
-                return serde_json::from_str(line).expect("report is JSON");
+            let next = self.reports.lock().unwrap().get(seen).cloned();
+            if let Some(line) = next {
+                let report: serde_json::Value =
+                    serde_json::from_str(&line).expect("report is JSON");
+                match report["elapsed_secs"].as_f64() {
+                    Some(made) if made < fresh_from => seen += 1,
+                    _ => return report,
+                }
+                continue;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("hpio-nf run exited ({status}):\n{}", self.log());
