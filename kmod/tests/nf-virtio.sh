@@ -213,13 +213,12 @@ stop() {
 			test "$(busy_polled)" -gt 0
 		check "more than one receive queue of eth0 carried frames ($(busy_queues eth0) of $Q)" \
 			test "$(busy_queues eth0)" -gt 1
-		# NAPI on several CPUs: virtio-net steers queue q's interrupt to CPU q.
-		vdev=$(basename "$(readlink /sys/class/net/eth0/device)")
-		cpus=$(awk -v dev="$vdev-input" -v n="$(nproc)" 'index($0, dev) {
-			for (c = 0; c < n; c++) sum[c] += $(c + 2) }
-			END { for (c in sum) if (sum[c] > 0) k++; print k + 0 }' /proc/interrupts)
-		check "eth0's receive interrupts came on more than one CPU ($cpus of $(nproc))" \
-			test "$cpus" -gt 1
+		# Receive work on several CPUs: each worker (pinned to its own core)
+		# took bursts. Not the NICs' receive interrupts: readers busy-poll
+		# NAPI with the interrupts deferred, so a run sees only a handful,
+		# and on 6.12 they came on one CPU (CI, session 7).
+		cores=$(grep '"ports"' $R | tail -n 1 | grep -o '"bursts":[0-9]*' | awk -F: '$2 > 0' | wc -l)
+		check "workers on more than one core took bursts ($cores)" test "$cores" -gt 1
 	fi
 	echo "virtio: stopped $NAME"
 }
