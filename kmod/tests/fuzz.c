@@ -631,6 +631,19 @@ static void start(struct run *r)
  */
 #define STALL_SECS	60
 
+/* The kernel log, NUL-terminated (empty if unreadable; *@read says which). Free it. */
+static char *read_klog(bool *read)
+{
+	int n = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+	char *buf = malloc(n > 0 ? n + 1 : 1);
+	int len = n > 0 ? klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, n) : -1;
+
+	buf[len > 0 ? len : 0] = 0;
+	if (read)
+		*read = len >= 0;
+	return buf;
+}
+
 /* Print @path's lines, each after @prefix. */
 static void show_lines(const char *prefix, const char *path)
 {
@@ -644,27 +657,29 @@ static void show_lines(const char *prefix, const char *path)
 	fclose(f);
 }
 
+/* The first line of @path into @buf (empty when unreadable); false if unreadable. */
+static bool first_line(const char *path, char *buf, int size)
+{
+	FILE *f = fopen(path, "r");
+	bool ok = f && fgets(buf, size, f);
+
+	if (!ok)
+		buf[0] = 0;
+	if (f)
+		fclose(f);
+	return ok;
+}
+
 /* One task: state, wait channel and kernel stack. */
 static void show_task(const char *who, int pid, int tid)
 {
-	char path[96], stat[512] = "", wchan[128] = "";
+	char path[96], stat[512], wchan[128];
 	const char *state;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(stat, sizeof(stat), f))
-			stat[0] = 0;
-		fclose(f);
-	}
+	first_line(path, stat, sizeof(stat));
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(wchan, sizeof(wchan), f))
-			wchan[0] = 0;
-		fclose(f);
-	}
+	first_line(path, wchan, sizeof(wchan));
 	state = strrchr(stat, ')');
 	printf("fuzz: stall: %s (pid %d tid %d): state %.1s, wchan %s\n", who, pid,
 	       tid, state ? state + 2 : "?", wchan[0] ? wchan : "-");
@@ -679,7 +694,6 @@ static void show_children(int ppid, int depth)
 	struct dirent *e;
 	DIR *d = opendir("/proc");
 	int pid, parent;
-	FILE *f;
 
 	if (!d)
 		return;
@@ -688,12 +702,8 @@ static void show_children(int ppid, int depth)
 		if (pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
+		if (!first_line(path, stat, sizeof(stat)))
 			continue;
-		if (!fgets(stat, sizeof(stat), f))
-			stat[0] = 0;
-		fclose(f);
 		/* pid (comm) state ppid: comm may hold spaces, so from the ')' */
 		if (!strrchr(stat, ')') || sscanf(strrchr(stat, ')') + 2, "%*c %d", &parent) != 1 ||
 		    parent != ppid)
@@ -710,8 +720,8 @@ static void show_children(int ppid, int depth)
 static void report_stall(struct run *r, const char *why)
 {
 	char who[32];
-	int i, n, len;
 	char *buf, *from;
+	int i;
 
 	printf("fuzz: stall: %s; every thread and child process:\n", why);
 	for (i = 0; i < r->workers; i++) {
@@ -726,10 +736,7 @@ static void report_stall(struct run *r, const char *why)
 	/* Blocked tasks, from the kernel log (sysrq prints below the
 	 * console's level). */
 	write_str("/proc/sysrq-trigger", "w");
-	n = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
-	buf = malloc(n > 0 ? n + 1 : 1);
-	len = n > 0 ? klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, n) : -1;
-	buf[len > 0 ? len : 0] = 0;
+	buf = read_klog(NULL);
 	/* From the last "sysrq:" line on. */
 	from = NULL;
 	for (char *at = strstr(buf, "sysrq:"); at; at = strstr(at + 1, "sysrq:"))
@@ -824,14 +831,11 @@ static void check_klog(void)
 		{ "general protection", "general protection fault" },
 		{ "refcount_t", "refcount error" },
 	};
-	int n = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
-	char *buf = malloc(n > 0 ? n + 1 : 1);
+	bool read;
+	char *buf = read_klog(&read);
 	unsigned int i;
-	int len;
 
-	len = n > 0 ? klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, n) : -1;
-	CHECK(len >= 0, "fuzz: read the kernel log");
-	buf[len > 0 ? len : 0] = 0;
+	CHECK(read, "fuzz: read the kernel log");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(!strstr(buf, bad[i][0]), "fuzz: kernel log: no %s", bad[i][1]);
 	free(buf);
