@@ -261,7 +261,8 @@ impl Graph {
         }
     }
 
-    /// Calls element `idx`'s `finish` and forwards what it outputs.
+    /// Calls element `idx`'s `finish` and forwards what it outputs (tapped
+    /// and traced like a push while watched).
     fn finish_node(&mut self, cx: &mut Context<'_>, idx: usize) {
         let node = &mut self.nodes[idx];
         node.element.finish(cx, &mut node.out);
@@ -269,7 +270,11 @@ impl Graph {
             let mut none = Batch::new();
             self.dropped_after_panic(cx, idx, &mut none, 0);
         }
-        self.forward(cx, idx);
+        if self.watching {
+            self.forward_sent_watched(cx, idx, watch::SentBy::Finish);
+        } else {
+            self.forward(cx, idx);
+        }
     }
 
     /// Recycles what element `idx` dropped and hands what it output to its targets.
@@ -539,7 +544,7 @@ mod tests {
     /// Holds every packet; at the end of the run sends the first it holds
     /// on and drops the rest with its own reason.
     #[derive(Default)]
-    struct Holder {
+    pub(super) struct Holder {
         held: Vec<Packet>,
     }
 

@@ -349,3 +349,63 @@ fn what_a_timer_sends_is_counted_tapped_and_traced_like_a_push() {
     assert!(g.is_watched(), "the tap stays installed");
     assert_eq!(g.counters()[0].packets_out, 2, "both requests counted");
 }
+
+/// in -> h (holds every packet; at the end lets the first out) -> out.
+fn holder_graph() -> Graph {
+    const HOLDER: crate::element::ClassInfo = crate::element::ClassInfo {
+        drop_reasons: &["mine"],
+        ..crate::element::ClassInfo::bare("Holder")
+    };
+    let spec = GraphSpec {
+        nodes: vec![NodeSpec {
+            name: "h".into(),
+            class: HOLDER,
+            configured: crate::element::Configured::new(
+                crate::element::Inputs::Fixed(1),
+                1,
+                |_| Box::new(super::tests::Holder::default()),
+            ),
+            outputs: vec![Target::Port(1)],
+        }],
+        ports: ["in", "out"].map(String::from).to_vec(),
+        sources: vec![Some(Target::Element { node: 0, input: 0 }), None],
+    };
+    Graph::new(&spec, 0)
+}
+
+#[test]
+fn what_an_element_lets_out_as_it_finishes_is_tapped_and_traced() {
+    let mut pool = Pool::new(64);
+    let mut cx = Context::new(&mut pool, 0, 0);
+    let mut g = holder_graph();
+    g.push_from_port(&mut cx, 0, &mut batch(&["udp", "tcp", "udp"]));
+    assert!(g.tx_batch(1).is_empty(), "held");
+    // Watched from now on: the packet h lets out at the end is seen.
+    let tap = tap_on(&mut g, "h -> out", 8, None, None);
+    let (tx, rx) = mpsc::channel();
+    let trace = Arc::new(TraceShared::new(1, Some(Filter::parse("udp").unwrap())));
+    g.arm_trace(1, trace, tx).unwrap();
+    g.finish(&mut cx);
+    assert_eq!(g.tx_batch(1).len(), 1, "the first held packet goes out");
+    assert_eq!(drain(&tap), [0], "the tap saw it on its edge");
+    let r = rx.try_recv().expect("the trace took the packet h let out");
+    assert_eq!(r.port, "");
+    assert_eq!(
+        r.hops,
+        vec![
+            Hop::Finish {
+                element: "h".into(),
+                class: "Holder".into(),
+                outputs: vec![HopOutput {
+                    output: 0,
+                    to: "out".into()
+                }],
+            },
+            Hop::Sent { port: "out".into() },
+        ]
+    );
+    assert!(r
+        .to_string()
+        .starts_with("packet 1: let out by h as it finished"));
+    assert_eq!(g.counters()[0].drops, vec![("mine".to_string(), 2)]);
+}

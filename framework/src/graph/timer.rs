@@ -45,7 +45,7 @@ impl Graph {
                 self.dropped_after_panic(cx, idx, &mut Batch::new(), 0);
             }
             if self.watching {
-                self.forward_timer_watched(cx, idx);
+                self.forward_sent_watched(cx, idx, super::watch::SentBy::Timer);
             } else {
                 self.forward(cx, idx);
             }

@@ -60,10 +60,11 @@ pub struct TraceRecord {
     /// The worker that ran it.
     pub worker: usize,
     /// The port it arrived on; empty for a packet an element sent from its
-    /// timer (its first hop, [`Hop::Timer`], names the element).
+    /// timer or let out as it finished (its first hop, [`Hop::Timer`] or
+    /// [`Hop::Finish`], names the element).
     pub port: String,
     /// Its receive timestamp (ns; the capture's time for a pcap input), or
-    /// the worker's clock when a timer sent it.
+    /// the worker's clock when a timer or a finishing element sent it.
     pub time_ns: u64,
     /// A one-line summary of the frame as received.
     pub summary: String,
@@ -104,6 +105,16 @@ pub enum Hop {
         /// The output it left by, with where it leads.
         outputs: Vec<HopOutput>,
     },
+    /// An element let it out as it finished (at the end of the run, or
+    /// when a reload removed the element): packets it held, say.
+    Finish {
+        /// Element name.
+        element: String,
+        /// Its class.
+        class: String,
+        /// The output it left by, with where it leads.
+        outputs: Vec<HopOutput>,
+    },
     /// It was queued for transmission on a port.
     Sent {
         /// The port.
@@ -124,6 +135,7 @@ impl fmt::Display for TraceRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let from = match self.hops.first() {
             Some(Hop::Timer { element, .. }) => format!("sent by the timer of {element}"),
+            Some(Hop::Finish { element, .. }) => format!("let out by {element} as it finished"),
             _ => format!("received on {}", self.port),
         };
         writeln!(
@@ -167,8 +179,18 @@ impl fmt::Display for TraceRecord {
                     element,
                     class,
                     outputs,
+                }
+                | Hop::Finish {
+                    element,
+                    class,
+                    outputs,
                 } => {
-                    writeln!(f, "  {element} ({class}), timer")?;
+                    let by = if matches!(hop, Hop::Timer { .. }) {
+                        "timer"
+                    } else {
+                        "finish"
+                    };
+                    writeln!(f, "  {element} ({class}), {by}")?;
                     for o in outputs {
                         writeln!(f, "    -> output {} -> {}", o.output, o.to)?;
                     }

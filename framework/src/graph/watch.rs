@@ -14,6 +14,15 @@ use crate::element::Context;
 use crate::elements::summarize;
 use crate::packet::{Batch, Packet};
 
+/// Why an element sent packets outside a push.
+#[derive(Clone, Copy)]
+pub(super) enum SentBy {
+    /// Its [`Element::timer`](crate::element::Element::timer).
+    Timer,
+    /// Its [`Element::finish`](crate::element::Element::finish).
+    Finish,
+}
+
 /// The taps and the trace installed on one replica.
 #[derive(Default)]
 pub(super) struct Watch {
@@ -154,13 +163,14 @@ impl Graph {
         }
     }
 
-    /// [`Graph::forward`] for what element `idx` sent from its timer, while
-    /// watching: as for a push, its output edges are tapped (and the edges
-    /// downstream), and the trace takes its packets as they leave it, each
-    /// with a record whose first hop is [`Hop::Timer`].
+    /// [`Graph::forward`] for what element `idx` sent on its own (from its
+    /// timer, or as it finished), while watching: as for a push, its output
+    /// edges are tapped (and the edges downstream), and the trace takes its
+    /// packets as they leave it, each with a record whose first hop is
+    /// [`Hop::Timer`] or [`Hop::Finish`].
     #[cold]
     #[inline(never)]
-    pub(super) fn forward_timer_watched(&mut self, cx: &mut Context<'_>, idx: usize) {
+    pub(super) fn forward_sent_watched(&mut self, cx: &mut Context<'_>, idx: usize, by: SentBy) {
         let trace = self.watch.trace.as_ref().map(|t| t.shared.clone());
         let (element, class) = (self.nodes[idx].name.clone(), self.nodes[idx].class);
         self.forward_with(cx, idx, |g, cx, o, t, b| {
@@ -174,13 +184,22 @@ impl Graph {
             let Some(trace) = &trace else {
                 return g.push_watched(cx, t, b, None);
             };
-            let hop = Hop::Timer {
-                element: element.clone(),
-                class: class.to_string(),
-                outputs: vec![HopOutput {
-                    output: o,
-                    to: g.target_name(t),
-                }],
+            let (element, class) = (element.clone(), class.to_string());
+            let outputs = vec![HopOutput {
+                output: o,
+                to: g.target_name(t),
+            }];
+            let hop = match by {
+                SentBy::Timer => Hop::Timer {
+                    element,
+                    class,
+                    outputs,
+                },
+                SentBy::Finish => Hop::Finish {
+                    element,
+                    class,
+                    outputs,
+                },
             };
             let now = cx.now();
             g.push_picked(cx, t, b, trace, |pkt, n, worker| TraceRecord {
