@@ -106,6 +106,10 @@ perf_record() {
 		-g none --percent-limit 0.5 2>&1 | head -n 80 | sed 's/^/perf: /'
 	perf report -q -i $T/perf.data --stdio --children --sort sym \
 		-g none --percent-limit 2 2>&1 | head -n 60 | sed 's/^/perf-children: /'
+	# Who calls the clock source and the page zeroing (callers, innermost first).
+	perf report -q -i $T/perf.data --stdio --no-children --sort sym \
+		--symbols read_hpet,clear_page_rep,clear_page_erms -g graph,0.3,callee \
+		2>&1 | grep -v "^ *|* *$" | head -n 150 | sed "s/^/perf-callers: /"
 	echo "virtio: perf done"
 }
 
