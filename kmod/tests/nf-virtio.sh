@@ -156,7 +156,9 @@ start() {
 	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
 	burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
 	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
-	$NF run $CONF --set runtime.workers=$Q "$@" --json >$T/run.json 2>$T/run.err &
+	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
+	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
+	$NF run $CONF --set runtime.workers=${workers:-$Q} "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
 	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
 		echo "virtio: ready $NAME"
