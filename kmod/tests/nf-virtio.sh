@@ -106,9 +106,9 @@ perf_record() {
 		-g none --percent-limit 0.5 2>&1 | head -n 80 | sed 's/^/perf: /'
 	perf report -q -i $T/perf.data --stdio --children --sort sym \
 		-g none --percent-limit 2 2>&1 | head -n 60 | sed 's/^/perf-children: /'
-	# Who calls the clock source and the page zeroing (callers, innermost first).
+	# Who calls the clock source, the page zeroing and the device notifications (callers, innermost first).
 	perf report -q -i $T/perf.data --stdio --no-children --sort sym \
-		--symbols read_hpet,clear_page_rep,clear_page_erms -g graph,0.3,callee \
+		--symbols read_hpet,clear_page_rep,vp_notify -g graph,0.3,callee \
 		2>&1 | grep -v "^ *|* *$" | head -n 150 | sed "s/^/perf-callers: /"
 	echo "virtio: perf done"
 }
@@ -132,7 +132,9 @@ start() {
 	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile;
 	# softirq takes over after 50 ms without a poll (a worker's pass over
 	# 256 frames takes some 10 ms under TCG).
-	defer="100 50000000"
+	# virtio-bench: another timeout from the host (BENCH_GRO_FLUSH, ns).
+	flush=$(sed -n 's/.*hpio_gro_flush=\([0-9]*\).*/\1/p' /proc/cmdline)
+	defer="100 ${flush:-50000000}"
 	args=""
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;

@@ -26,7 +26,8 @@
 # default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
 # runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
 # the config's, 32), BENCH_WORKERS (hpio-nf's workers, default one per
-# queue; 1: one worker reads every queue), HPIO_VM_PERF=1 (a profiled
+# queue; 1: one worker reads every queue), BENCH_GRO_FLUSH (the NICs'
+# gro_flush_timeout in ns for the hpio round, default 50 ms), HPIO_VM_PERF=1 (a profiled
 # pass per driver after the rounds; run-vm.sh packs perf).
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
@@ -37,6 +38,7 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_DRIVERS=${BENCH_DRIVERS:-linux hpio af_packet}
 BENCH_BURST=${BENCH_BURST-256}
 BENCH_WORKERS=${BENCH_WORKERS-}
+BENCH_GRO_FLUSH=${BENCH_GRO_FLUSH-}
 # The sender's pace: unpaced by default (issue 16's figures); e.g.
 # "--batch 16 --interval 400us" (40 kfps) leaves host CPU to the emulator.
 BENCH_PACE=${BENCH_PACE-}
@@ -121,7 +123,7 @@ start_vm() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
 		-monitor "unix:$MON,server=on,wait=off" -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}${BENCH_WORKERS:+ hpio_workers=$BENCH_WORKERS}" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}${BENCH_WORKERS:+ hpio_workers=$BENCH_WORKERS}${BENCH_GRO_FLUSH:+ hpio_gro_flush=$BENCH_GRO_FLUSH}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
