@@ -13,7 +13,8 @@
 #                  "virtio: ready DRIVER" once every queue is open.
 #                  DRIVER linux (virtio-bench): the kernel's own bridge
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
-#                  hpio without busy polling (the module's busy_poll=0)
+#                  hpio without busy polling (the module's busy_poll=0);
+#                  hpio-1w: hpio with one worker for every queue
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -136,8 +137,12 @@ start() {
 	flush=$(sed -n 's/.*hpio_gro_flush=\([0-9]*\).*/\1/p' /proc/cmdline)
 	defer="100 ${flush:-50000000}"
 	args=""
+	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
+	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
+	workers=${workers:-$Q}
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
+	hpio-1w) DRIVER=hpio; workers=1 ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -158,9 +163,7 @@ start() {
 	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
 	burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
 	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
-	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
-	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
-	$NF run $CONF --set runtime.workers=${workers:-$Q} "$@" --json >$T/run.json 2>$T/run.err &
+	$NF run $CONF --set runtime.workers=$workers "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
 	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
 		echo "virtio: ready $NAME"
