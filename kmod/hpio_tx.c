@@ -2,14 +2,14 @@
 /*
  * hpio: the transmit side.
  *
- * writev takes one struct hpio_hdr + frame per iovec.  Per batch of
- * tx_batch frames: in chunks of HPIO_TX_BUILD, the headers are checked,
- * the skbs allocated in one BH-off section from the CPU's NAPI caches and
- * the frames copied in (this may sleep); then the whole batch is handed
- * straight to the driver's ndo_start_xmit under one TX lock, with the
- * xmit_more hint set on all but the last frame, so that a driver such as
- * virtio-net notifies the device once per batch.  The qdisc layer is
- * bypassed, as are packet taps on the device.
+ * writev takes one struct hpio_hdr + frame per iovec.  In chunks of
+ * HPIO_TX_BUILD, the headers are checked, the skbs allocated in one BH-off
+ * section from the CPU's NAPI caches and the frames copied in (this may
+ * sleep); each chunk is handed straight to the driver's ndo_start_xmit
+ * under one TX lock once the next one is built, with the xmit_more hint
+ * set on all but the last frame of each run of tx_batch frames, so that a
+ * driver such as virtio-net notifies the device once per run.  The qdisc
+ * layer is bypassed, as are packet taps on the device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>

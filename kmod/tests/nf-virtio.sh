@@ -70,10 +70,20 @@ start_linux() {
 		echo "virtio: failed to start linux (bridge ports not forwarding)"
 	fi
 }
+# kicks IF rx|tx: device notifications of IF's receive or transmit queues
+# since boot (virtio-net's ethtool -S counters).
+kicks() {
+	ethtool -S "$1" 2>/dev/null | awk -v d="$2" '$1 ~ "^" d "_queue_[0-9]+_kicks:$" { s += $2 }
+		END { print s + 0 }'
+}
+print_kicks() {
+	echo "virtio-kicks $1 eth0 rx $(kicks eth0 rx) eth1 tx $(kicks eth1 tx) since boot"
+}
 stop_linux() {
 	/sbin/ip -s link show br0 | sed 's/^/virtio-linux /'
 	/sbin/ip link del br0
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
+	print_kicks linux
 	echo "virtio: stopped linux"
 }
 # cpu_times: "busy total" jiffies of all CPUs from /proc/stat.
@@ -190,6 +200,7 @@ stop() {
 	fi
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
 	echo "virtio-busypoll $NAME $(busy_polled) frames since boot"
+	print_kicks "$NAME"
 	if [ $BENCH = 1 ]; then
 		echo "virtio: stopped $NAME"
 		return
