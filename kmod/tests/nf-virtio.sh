@@ -14,7 +14,8 @@
 #                  DRIVER linux (virtio-bench): the kernel's own bridge
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
 #                  hpio without busy polling (the module's busy_poll=0);
-#                  hpio-1w: hpio with one worker for every queue
+#                  hpio-1w: hpio with one worker for every queue;
+#                  hpio-bN: hpio with runtime.burst = N
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -147,12 +148,14 @@ start() {
 	flush=$(sed -n 's/.*hpio_gro_flush=\([0-9]*\).*/\1/p' /proc/cmdline)
 	defer="100 ${flush:-50000000}"
 	args=""
+	burst=""
 	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
 	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
 	workers=${workers:-$Q}
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
 	hpio-1w) DRIVER=hpio; workers=1 ;;
+	hpio-b[0-9]*) DRIVER=hpio; burst=${NAME#hpio-b} ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -171,7 +174,7 @@ start() {
 			--set "ports.${p%%:*}.interface=${p#*:}" --set "ports.${p%%:*}.queues=$Q"
 	done
 	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
-	burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
+	[ -n "${burst:-}" ] || burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
 	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
 	$NF run $CONF --set runtime.workers=$workers "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
