@@ -85,7 +85,6 @@ extern int hpio_tos_value;
 extern unsigned int hpio_tx_batch;
 extern bool hpio_legacy_empty;
 extern unsigned int hpio_busy_poll;
-extern bool hpio_tx_qdisc;
 
 struct hpio_queue {
 	/* Frames (struct sk_buff *) waiting for a reader.  Storage exists

@@ -30,7 +30,6 @@ unsigned int hpio_ring_size = 1024;
 int hpio_tos_value = -1;
 unsigned int hpio_tx_batch = 256;
 bool hpio_legacy_empty;
-bool hpio_tx_qdisc;
 unsigned int hpio_busy_poll = HPIO_BUSY_POLL_MAX;
 
 static int hpio_param_set_ring_size(const char *val,
@@ -96,9 +95,6 @@ MODULE_PARM_DESC(tx_batch,
 module_param_named(legacy_empty, hpio_legacy_empty, bool, 0644);
 MODULE_PARM_DESC(legacy_empty,
 		 "Reads of an empty ring return 0 at once instead of blocking or EAGAIN (default N)");
-module_param_named(tx_qdisc, hpio_tx_qdisc, bool, 0644);
-MODULE_PARM_DESC(tx_qdisc,
-		 "Send through the device's qdisc (dev_queue_xmit), which holds frames while the driver's queue is full, instead of straight to the driver (default N)");
 module_param_cb(busy_poll, &hpio_busy_poll_ops, &hpio_busy_poll, 0644);
 MODULE_PARM_DESC(busy_poll,
 		 "NAPI budget a read polls the ring's receive queue with before it takes frames, 0..64; 0 turns busy polling off (default 64)");

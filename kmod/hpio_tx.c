@@ -247,26 +247,6 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
 }
 
 /*
- * tx_qdisc: hand the skbs of @list to the device's qdisc, which sends them
- * on as the driver's queue has room (its own xmit_more batching) and drops
- * beyond its limit.  Returns the number handed; *@refused counts those the
- * qdisc or the driver dropped.
- */
-static unsigned int hpio_tx_qdisc_xmit(struct sk_buff_head *list,
-				       unsigned int *refused)
-{
-	struct sk_buff *skb;
-	unsigned int i = 0;
-
-	while ((skb = __skb_dequeue(list))) {
-		if (dev_queue_xmit(skb) != NET_XMIT_SUCCESS)
-			(*refused)++;
-		i++;
-	}
-	return i;
-}
-
-/*
  * Transmit the packets of @from (at most one if @single).  Returns the
  * number of frames the driver took (the header + frame bytes if @single),
  * or an errno when none was taken: the error of the first bad packet,
@@ -291,7 +271,7 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 	netdevice_tracker tracker;
 	struct net_device *dev;
 	struct hpio_queue *q;
-	bool full = false, qdisc;
+	bool full = false;
 	int err = 0;
 	u32 qidx;
 
@@ -304,14 +284,13 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 	}
 	q = hpio_file_queue(hf, &qidx);
 	budget = single ? 1 : clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
-	qdisc = READ_ONCE(hpio_tx_qdisc);
 
 	__skb_queue_head_init(&ready);
 	for (;;) {
 		n = 0;
 		if (!err && iov_iter_count(from) &&
 		    !(single && (sent || !skb_queue_empty(&ready)))) {
-			if (!qdisc && hpio_tx_stopped(dev, qidx))
+			if (hpio_tx_stopped(dev, qidx))
 				full = true;
 			else
 				n = hpio_tx_build(dev, from, chunk, lens,
@@ -323,8 +302,6 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 			if (!n)
 				break;
 			bytes = sizeof(struct hpio_hdr) + chunk[0]->len;
-		} else if (qdisc) {
-			sent += hpio_tx_qdisc_xmit(&ready, &refused);
 		} else {
 			sent += hpio_tx_xmit(dev, qidx, &ready, n > 0, budget,
 					     &run, &refused);

@@ -15,8 +15,7 @@
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
 #                  hpio without busy polling (the module's busy_poll=0);
 #                  hpio-1w: hpio with one worker for every queue;
-#                  hpio-bN: hpio with runtime.burst = N; hpio-qdisc: hpio
-#                  sending through the NIC's qdisc (tx_qdisc=1)
+#                  hpio-bN: hpio with runtime.burst = N
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -156,7 +155,6 @@ start() {
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
 	hpio-1w) DRIVER=hpio; workers=1 ;;
-	hpio-qdisc) DRIVER=hpio; args=tx_qdisc=1 ;;
 	hpio-b[0-9]*) DRIVER=hpio; burst=${NAME#hpio-b} ;;
 	hpio) ;;
 	*) defer="0 0" ;;
