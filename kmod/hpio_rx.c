@@ -492,14 +492,15 @@ static unsigned int hpio_ring_count(struct ptr_ring *r)
 /*
  * Let the reader drive the NIC: poll the NAPI instance that feeds ring
  * @ring, with the busy_poll budget per poll, until @want frames are in
- * the ring (counting those already there) or a poll brought none (the kernel's busy-poll code polls once
- * more as it stops), so that frames enter the ring at the pace they are
- * read.  The polls run the stack's receive path, hpio_rx_handler
- * included, in this task with BH disabled.  With the device's
- * napi_defer_hard_irqs and gro_flush_timeout set, the NIC's interrupt then
- * stays off while reads keep polling, and frames beyond what the reader
- * takes wait in the NIC instead of being received by softirq and dropped
- * at a full ring.  A stale NAPI id is harmless: no instance is found.
+ * the ring (counting those already there) or a poll brought none (the
+ * kernel's busy-poll code polls once more as it stops), so that frames
+ * enter the ring at the pace they are read.  The polls run the stack's
+ * receive path, hpio_rx_handler included, in this task with BH disabled.
+ * With the device's napi_defer_hard_irqs and gro_flush_timeout set, the
+ * NIC's interrupt then stays off while reads keep polling, and frames
+ * beyond what the reader takes wait in the NIC instead of being received
+ * by softirq and dropped at a full ring.  A stale NAPI id is harmless: no
+ * instance is found.
  */
 static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 {

@@ -181,8 +181,9 @@ static unsigned int hpio_tx_build(struct net_device *dev,
 static bool hpio_tx_stopped(struct net_device *dev, u32 qidx)
 {
 	u16 txq_index = qidx % READ_ONCE(dev->real_num_tx_queues);
+	struct netdev_queue *txq = netdev_get_tx_queue(dev, txq_index);
 
-	return netif_xmit_frozen_or_drv_stopped(netdev_get_tx_queue(dev, txq_index));
+	return netif_xmit_frozen_or_drv_stopped(txq);
 }
 
 /*
