@@ -472,16 +472,35 @@ static bool hpio_rx_poll_end(void *arg, unsigned long start_time)
 #endif
 
 /*
+ * Frames waiting in @r, read without its locks: a hint.  The consumer
+ * zeroes the slots it took only in batches, so the count runs from the
+ * consumer's head to the producer; when the two meet, the ring is full if
+ * the head's slot holds a frame, else empty.
+ */
+static unsigned int hpio_ring_count(struct ptr_ring *r)
+{
+	int head = READ_ONCE(r->consumer_head);
+	int n = READ_ONCE(r->producer) - head;
+
+	if (n < 0)
+		n += r->size;
+	else if (!n && READ_ONCE(r->queue[head]))
+		n = r->size;
+	return n;
+}
+
+/*
  * Let the reader drive the NIC: poll the NAPI instance that feeds ring
- * @ring, with the busy_poll budget per poll, until @want frames reached
- * the ring or a poll brought none (the kernel's busy-poll code polls once
- * more as it stops), so that frames enter the ring at the pace they are
- * read.  The polls run the stack's receive path, hpio_rx_handler
- * included, in this task with BH disabled.  With the device's
- * napi_defer_hard_irqs and gro_flush_timeout set, the NIC's interrupt then
- * stays off while reads keep polling, and frames beyond what the reader
- * takes wait in the NIC instead of being received by softirq and dropped
- * at a full ring.  A stale NAPI id is harmless: no instance is found.
+ * @ring, with the busy_poll budget per poll, until @want frames are in
+ * the ring (counting those already there) or a poll brought none (the
+ * kernel's busy-poll code polls once more as it stops), so that frames
+ * enter the ring at the pace they are read.  The polls run the stack's
+ * receive path, hpio_rx_handler included, in this task with BH disabled.
+ * With the device's napi_defer_hard_irqs and gro_flush_timeout set, the
+ * NIC's interrupt then stays off while reads keep polling, and frames
+ * beyond what the reader takes wait in the NIC instead of being received
+ * by softirq and dropped at a full ring.  A stale NAPI id is harmless: no
+ * instance is found.
  */
 static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 {
@@ -493,9 +512,17 @@ static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 		.rx_packets = &q->rx_packets,
 		.want = max_t(size_t, want, 1),
 	};
+	unsigned int have;
 
 	if (!budget || id < MIN_NAPI_ID)
 		return;
+	/* Frames left from earlier polls count: the poll as it stops adds
+	 * up to a budget more than asked for, and polling on top of them
+	 * would fill the ring until it drops. */
+	have = hpio_ring_count(&q->ring);
+	if (have >= p.want)
+		return;
+	p.want -= have;
 	p.start = atomic64_read(&q->rx_packets);
 	p.last = p.start;
 	napi_busy_loop(id, hpio_rx_poll_end, &p, true, budget);

@@ -2,14 +2,14 @@
 /*
  * hpio: the transmit side.
  *
- * writev takes one struct hpio_hdr + frame per iovec.  Per batch of
- * tx_batch frames: in chunks of HPIO_TX_BUILD, the headers are checked,
- * the skbs allocated in one BH-off section from the CPU's NAPI caches and
- * the frames copied in (this may sleep); then the whole batch is handed
- * straight to the driver's ndo_start_xmit under one TX lock, with the
- * xmit_more hint set on all but the last frame, so that a driver such as
- * virtio-net notifies the device once per batch.  The qdisc layer is
- * bypassed, as are packet taps on the device.
+ * writev takes one struct hpio_hdr + frame per iovec.  In chunks of
+ * HPIO_TX_BUILD, the headers are checked, the skbs allocated in one BH-off
+ * section from the CPU's NAPI caches and the frames copied in (this may
+ * sleep); each chunk is handed straight to the driver's ndo_start_xmit
+ * under one TX lock once the next one is built, with the xmit_more hint
+ * set on all but the last frame of each run of tx_batch frames, so that a
+ * driver such as virtio-net notifies the device once per run.  The qdisc
+ * layer is bypassed, as are packet taps on the device.
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
@@ -174,21 +174,39 @@ static unsigned int hpio_tx_build(struct net_device *dev,
 }
 
 /*
+ * Is TX queue @qidx % real_num_tx_queues of @dev stopped?  Only a hint,
+ * read without the TX lock: the index stays below num_tx_queues, for
+ * which the queue array was allocated, whatever ethtool -L does meanwhile.
+ */
+static bool hpio_tx_stopped(struct net_device *dev, u32 qidx)
+{
+	u16 txq_index = qidx % READ_ONCE(dev->real_num_tx_queues);
+	struct netdev_queue *txq = netdev_get_tx_queue(dev, txq_index);
+
+	return netif_xmit_frozen_or_drv_stopped(txq);
+}
+
+/*
  * Hand the skbs of @list to the driver on TX queue @qidx %
- * real_num_tx_queues, unlinking each one the driver takes.  Stops early
- * when the device is down, the queue is stopped or the driver is busy;
- * the skbs left on @list stay ours.
+ * real_num_tx_queues, unlinking each one the driver takes.  The xmit_more
+ * hint is set on all but the last frame of each run of @budget frames
+ * (*@run counts the frames of the current run), and on the last one of
+ * @list too when @more_after (the caller has more frames for this run).
+ * Stops early when the device is down, the queue is stopped or the driver
+ * is busy; the skbs left on @list stay ours.
  * Returns the number the driver took; *@refused counts those of them it
  * dropped with an error.
  */
 static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
-				 struct sk_buff_head *list,
+				 struct sk_buff_head *list, bool more_after,
+				 unsigned int budget, unsigned int *run,
 				 unsigned int *refused)
 {
 	struct netdev_queue *txq;
 	struct sk_buff *skb;
 	unsigned int i = 0;
 	u16 txq_index;
+	bool more;
 	int rc;
 
 	/* BH off is an RCU read-side section: once netif_running() was seen
@@ -211,7 +229,10 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
 		if (netif_xmit_frozen_or_drv_stopped(txq))
 			break;
 		__skb_unlink(skb, list);
-		rc = netdev_start_xmit(skb, dev, txq, !skb_queue_empty(list));
+		more = (!skb_queue_empty(list) || more_after) && ++*run < budget;
+		if (!more)
+			*run = 0;
+		rc = netdev_start_xmit(skb, dev, txq, more);
 		if (!dev_xmit_complete(rc)) {
 			/* NETDEV_TX_BUSY: the skb was not consumed. */
 			__skb_queue_head(list, skb);
@@ -231,6 +252,13 @@ static unsigned int hpio_tx_xmit(struct net_device *dev, u32 qidx,
  * number of frames the driver took (the header + frame bytes if @single),
  * or an errno when none was taken: the error of the first bad packet,
  * -ENOBUFS when the TX queue is full, -ENETDOWN, -ENODEV.
+ *
+ * Chunks of HPIO_TX_BUILD are built one ahead of the one handed to the
+ * driver, so that the hint of a chunk's last frame can say whether more
+ * follow: virtio-net then notifies the device once per tx_batch frames
+ * (once per writev of up to 256).  Nothing is built while the queue is
+ * stopped: those skbs would only be freed again, and a caller that waits
+ * for room retries often.
  */
 static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 			 bool single)
@@ -238,12 +266,13 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 	struct sk_buff *chunk[HPIO_TX_BUILD];
 	u16 lens[HPIO_TX_BUILD];
 	struct hpio_dev *hdev = hf->hdev;
-	unsigned int budget, n, i, done, errors = 0, refused = 0;
+	unsigned int budget, n, i, run = 0, errors = 0, refused = 0;
 	ssize_t sent = 0, bytes = 0;
-	struct sk_buff_head batch;
+	struct sk_buff_head ready;
 	netdevice_tracker tracker;
 	struct net_device *dev;
 	struct hpio_queue *q;
+	bool full = false;
 	int err = 0;
 	u32 qidx;
 
@@ -257,38 +286,43 @@ static ssize_t hpio_send(struct hpio_file *hf, struct iov_iter *from,
 	q = hpio_file_queue(hf, &qidx);
 	budget = single ? 1 : clamp(READ_ONCE(hpio_tx_batch), 1U, HPIO_TX_BATCH_MAX);
 
-	__skb_queue_head_init(&batch);
-
-	while (iov_iter_count(from) && !err) {
-		n = min(budget - skb_queue_len(&batch), HPIO_TX_BUILD);
-		n = hpio_tx_build(dev, from, chunk, lens, n, &err);
-		if (err)
-			errors++;
-		for (i = 0; i < n; i++)
-			__skb_queue_tail(&batch, chunk[i]);
-		/* Build on until the batch is full or the packets end. */
-		if (n && !err && skb_queue_len(&batch) < budget &&
-		    iov_iter_count(from))
-			continue;
-		n = skb_queue_len(&batch);
-		if (!n)
-			break;
-		bytes = sizeof(struct hpio_hdr) + skb_peek(&batch)->len;
-
-		done = hpio_tx_xmit(dev, qidx, &batch, &refused);
-		sent += done;
-		if (done < n) {
-			/* Queue full: the rest is not sent, the caller
-			 * retries it (a later bad packet is not reported). */
-			__skb_queue_purge(&batch);
-			if (!sent)
-				err = netif_running(dev) ? -ENOBUFS : -ENETDOWN;
-			break;
+	__skb_queue_head_init(&ready);
+	for (;;) {
+		n = 0;
+		if (!err && iov_iter_count(from) &&
+		    !(single && (sent || !skb_queue_empty(&ready)))) {
+			if (hpio_tx_stopped(dev, qidx))
+				full = true;
+			else
+				n = hpio_tx_build(dev, from, chunk, lens,
+						  single ? 1 : HPIO_TX_BUILD, &err);
+			if (err)
+				errors++;
 		}
-		if (single)
-			break;
+		if (skb_queue_empty(&ready)) {
+			if (!n)
+				break;
+			bytes = sizeof(struct hpio_hdr) + chunk[0]->len;
+		} else {
+			sent += hpio_tx_xmit(dev, qidx, &ready, n > 0, budget,
+					     &run, &refused);
+			if (!skb_queue_empty(&ready)) {
+				/* Queue full: the rest is not sent, the
+				 * caller retries it (a later bad packet is
+				 * not reported). */
+				__skb_queue_purge(&ready);
+				while (n)
+					kfree_skb(chunk[--n]);
+				full = true;
+				break;
+			}
+		}
+		for (i = 0; i < n; i++)
+			__skb_queue_tail(&ready, chunk[i]);
 	}
 
+	if (!sent && full)
+		err = netif_running(dev) ? -ENOBUFS : -ENETDOWN;
 	atomic64_add(sent - refused, &q->tx_packets);
 	if (errors + refused)
 		atomic64_add(errors + refused, &q->tx_errors);

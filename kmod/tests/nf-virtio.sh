@@ -13,7 +13,9 @@
 #                  "virtio: ready DRIVER" once every queue is open.
 #                  DRIVER linux (virtio-bench): the kernel's own bridge
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
-#                  hpio without busy polling (the module's busy_poll=0)
+#                  hpio without busy polling (the module's busy_poll=0);
+#                  hpio-1w: hpio with one worker for every queue;
+#                  hpio-bN: hpio with runtime.burst = N
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -69,10 +71,20 @@ start_linux() {
 		echo "virtio: failed to start linux (bridge ports not forwarding)"
 	fi
 }
+# kicks IF rx|tx: device notifications of IF's receive or transmit queues
+# since boot (virtio-net's ethtool -S counters).
+kicks() {
+	ethtool -S "$1" 2>/dev/null | awk -v d="$2" '$1 ~ "^" d "_queue_[0-9]+_kicks:$" { s += $2 }
+		END { print s + 0 }'
+}
+print_kicks() {
+	echo "virtio-kicks $1 eth0 rx $(kicks eth0 rx) eth1 tx $(kicks eth1 tx) since boot"
+}
 stop_linux() {
 	/sbin/ip -s link show br0 | sed 's/^/virtio-linux /'
 	/sbin/ip link del br0
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
+	print_kicks linux
 	echo "virtio: stopped linux"
 }
 # cpu_times: "busy total" jiffies of all CPUs from /proc/stat.
@@ -106,6 +118,10 @@ perf_record() {
 		-g none --percent-limit 0.5 2>&1 | head -n 80 | sed 's/^/perf: /'
 	perf report -q -i $T/perf.data --stdio --children --sort sym \
 		-g none --percent-limit 2 2>&1 | head -n 60 | sed 's/^/perf-children: /'
+	# Who calls the clock source, the page zeroing and the device notifications (callers, innermost first).
+	perf report -q -i $T/perf.data --stdio --no-children --sort sym \
+		--symbols read_hpet,clear_page_rep,vp_notify -g graph,0.3,callee \
+		2>&1 | grep -v "^ *|* *$" | head -n 150 | sed "s/^/perf-callers: /"
 	echo "virtio: perf done"
 }
 
@@ -128,10 +144,18 @@ start() {
 	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile;
 	# softirq takes over after 50 ms without a poll (a worker's pass over
 	# 256 frames takes some 10 ms under TCG).
-	defer="100 50000000"
+	# virtio-bench: another timeout from the host (BENCH_GRO_FLUSH, ns).
+	flush=$(sed -n 's/.*hpio_gro_flush=\([0-9]*\).*/\1/p' /proc/cmdline)
+	defer="100 ${flush:-50000000}"
 	args=""
+	burst=""
+	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
+	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
+	workers=${workers:-$Q}
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
+	hpio-1w) DRIVER=hpio; workers=1 ;;
+	hpio-b[0-9]*) DRIVER=hpio; burst=${NAME#hpio-b} ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -150,9 +174,9 @@ start() {
 			--set "ports.${p%%:*}.interface=${p#*:}" --set "ports.${p%%:*}.queues=$Q"
 	done
 	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
-	burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
+	[ -n "${burst:-}" ] || burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
 	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
-	$NF run $CONF --set runtime.workers=$Q "$@" --json >$T/run.json 2>$T/run.err &
+	$NF run $CONF --set runtime.workers=$workers "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
 	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
 		echo "virtio: ready $NAME"
@@ -179,6 +203,7 @@ stop() {
 	fi
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
 	echo "virtio-busypoll $NAME $(busy_polled) frames since boot"
+	print_kicks "$NAME"
 	if [ $BENCH = 1 ]; then
 		echo "virtio: stopped $NAME"
 		return

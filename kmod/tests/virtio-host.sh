@@ -22,10 +22,13 @@
 # and HPIO_VM_QUEUES (queue pairs per NIC, default CPUS), BENCH_SECS (5),
 # BENCH_ROUNDS (3), BENCH_DRIVERS ("linux hpio af_packet": linux is the
 # kernel's bridge, the reference of the ratios; hpio-irq is hpio without
-# busy polling, as before the module had it), BENCH_PACE (pktgen options;
+# busy polling, as before the module had it; hpio-1w is hpio with one
+# worker reading every queue, hpio-bN hpio with a burst of N), BENCH_PACE (pktgen options;
 # default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
 # runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
-# the config's, 32), HPIO_VM_PERF=1 (a profiled
+# the config's, 32), BENCH_WORKERS (hpio-nf's workers, default one per
+# queue; 1: one worker reads every queue), BENCH_GRO_FLUSH (the NICs'
+# gro_flush_timeout in ns for the hpio round, default 50 ms), HPIO_VM_PERF=1 (a profiled
 # pass per driver after the rounds; run-vm.sh packs perf).
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
@@ -35,6 +38,8 @@ BENCH_SECS=${BENCH_SECS:-5}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_DRIVERS=${BENCH_DRIVERS:-linux hpio af_packet}
 BENCH_BURST=${BENCH_BURST-256}
+BENCH_WORKERS=${BENCH_WORKERS-}
+BENCH_GRO_FLUSH=${BENCH_GRO_FLUSH-}
 # The sender's pace: unpaced by default (issue 16's figures); e.g.
 # "--batch 16 --interval 400us" (40 kfps) leaves host CPU to the emulator.
 BENCH_PACE=${BENCH_PACE-}
@@ -119,7 +124,7 @@ start_vm() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
 		-monitor "unix:$MON,server=on,wait=off" -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}${BENCH_WORKERS:+ hpio_workers=$BENCH_WORKERS}${BENCH_GRO_FLUSH:+ hpio_gro_flush=$BENCH_GRO_FLUSH}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
