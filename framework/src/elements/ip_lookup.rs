@@ -49,7 +49,10 @@ names a file of such lines (`#` starts a comment) read at configure time.
 
 Packets matching no route go to output `no_route` when it is set (into an
 IcmpError, say, to send destination-unreachable), else they are dropped as
-`no-route`. Frames that are not IP are dropped as `not-ip`.
+`no-route`. Frames that are not IP are dropped as `not-ip`, IP frames whose
+header is cut short or inconsistent as `malformed`. A frame no element
+before has parsed that is plain IPv4 (untagged, a 20-byte header, a total
+length within the frame) is looked up without the full header parse.
 
 Tables: IPv4 uses DIR-24-8 (one memory read per lookup, two under a prefix
 longer than /24; 48 MiB per worker once an IPv4 route exists). IPv6: a
