@@ -506,9 +506,12 @@ impl IpLookup {
     }
 }
 
-/// Destinations of dropped packets, beside the outputs (at most 4096).
+/// Destination of a packet dropped as `not-ip` (outputs are at most 4096,
+/// so no output number is one of these three).
 const D_NOT_IP: u16 = u16::MAX;
+/// Destination of a packet dropped as `malformed`.
 const D_MALFORMED: u16 = u16::MAX - 1;
+/// Destination of a packet dropped as `no-route`.
 const D_NO_ROUTE: u16 = u16::MAX - 2;
 
 impl Element for IpLookup {
