@@ -356,3 +356,96 @@ fn a_mixed_burst_routes_as_its_packets_do_one_at_a_time() {
         "the /25 (a second-level group) routes its packet"
     );
 }
+
+/// A frame no element has parsed takes the lookup's shortcut when it is
+/// plain IPv4 (`Headers::plain_ipv4_dst`); any frame must go out, or be
+/// dropped under the same reason, exactly as when an element before had
+/// parsed it (the parse cached in the slot, so the shortcut is skipped):
+/// VLAN-tagged, with options, IPv6, ARP, cut short, with bytes of the
+/// headers replaced at random, each alone and all in one burst.
+#[test]
+fn frames_route_alike_with_and_without_a_cached_parse() {
+    let toml = "outputs = 3\nno_route = 2\ngenerate_ipv4 = 3000\nseed = 3\n\
+                routes = [\"10.1.2.128/25 -> 1 via 192.0.2.1\", \"fd00:1::/64 -> 0\"]";
+    let (mut e, n) = element(toml);
+    let ip = Ip::v4([10, 0, 0, 1], [10, 1, 2, 200]);
+    let kinds = [
+        Frame::udp(ip, 1, 2).build(),
+        Frame::tcp(ip, 1, 2, 0).build(),
+        Frame::udp(ip, 1, 2).vlan(7).build(),
+        Frame::udp(ip, 1, 2).ip_options(&[1, 1, 1, 0]).build(),
+        Frame::udp(ip, 1, 2).fragment(16, false).build(),
+        v6("fd00:1::9").data().to_vec(),
+        Frame::arp(1, ([1; 6], [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2])).build(),
+    ];
+    let mut rng = testkit::rng::Rng::new(15);
+    let mut frames = Vec::new();
+    for _ in 0..3000 {
+        let mut f = kinds[rng.next_u64() as usize % kinds.len()].clone();
+        for _ in 0..rng.next_u64() % 3 {
+            let i = rng.next_u64() as usize % 40;
+            f[i] = rng.next_u64() as u8;
+        }
+        if rng.next_u64() % 5 == 0 {
+            f.truncate(rng.next_u64() as usize % (f.len() + 1));
+        }
+        frames.push(f);
+    }
+    let mut pool = Pool::new(0);
+    let mut cx = Context::new(&mut pool, 0, 0);
+    // (output or drop reason, annotation words) of each frame, and the
+    // outputs' frames in order with a whole burst.
+    let mut run = |cached: bool, burst: bool| {
+        let mut singles = Vec::new();
+        let mut out = Output::new(n, DROP_REASONS.len());
+        let packets = frames.iter().map(|f| {
+            let mut p = Packet::from_bytes(f);
+            if cached {
+                p.headers();
+            }
+            p
+        });
+        if burst {
+            let mut b: Batch = packets.collect();
+            e.push(&mut cx, 0, &mut b, &mut out);
+        } else {
+            for p in packets {
+                let mut one = Output::new(n, DROP_REASONS.len());
+                let mut b: Batch = std::iter::once(p).collect();
+                e.push(&mut cx, 0, &mut b, &mut one);
+                let sent = (0..n).find_map(|o| {
+                    let p = one.batch(o).first()?;
+                    Some((o, [p.anno()[NEXT_HOP_ANNO], p.anno()[NEXT_HOP_ANNO + 1]]))
+                });
+                let why = [NO_ROUTE, NOT_IP, MALFORMED]
+                    .iter()
+                    .position(|&r| one.drops(r) == 1);
+                singles.push((sent, why));
+            }
+        }
+        let outs: Vec<Vec<(Vec<u8>, u32)>> = (0..n)
+            .map(|o| {
+                let b = out.batch(o);
+                b.iter()
+                    .map(|p| (p.data().to_vec(), p.anno()[NEXT_HOP_ANNO]))
+                    .collect()
+            })
+            .collect();
+        let drops = [NO_ROUTE, NOT_IP, MALFORMED].map(|r| out.drops(r));
+        (singles, outs, drops)
+    };
+    let (fresh, _, _) = run(false, false);
+    let (parsed, _, _) = run(true, false);
+    assert_eq!(fresh, parsed);
+    let kinds_seen = |k: usize| fresh.iter().filter(|r| r.1 == Some(k)).count();
+    assert!(
+        kinds_seen(1) > 0
+            && kinds_seen(2) > 0
+            && fresh.iter().filter(|r| r.0.is_some()).count() > 1000,
+        "the frames cover routes and both kinds of drop"
+    );
+    let burst_fresh = run(false, true);
+    let burst_parsed = run(true, true);
+    assert_eq!(burst_fresh.1, burst_parsed.1);
+    assert_eq!(burst_fresh.2, burst_parsed.2);
+}

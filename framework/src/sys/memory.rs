@@ -1,32 +1,6 @@
 //! Memory advice: large tables asking the kernel for transparent huge pages,
 //! and cache prefetch hints for lookups into them.
 
-/// Asks the kernel to back the whole 2 MiB pages inside `buf` with huge
-/// pages (`madvise(MADV_HUGEPAGE)`), for a large table read at random (a
-/// route table: one TLB entry then covers 2 MiB instead of 4 KiB). Best
-/// effort: errors (no THP support, `never`) are ignored. Call it before the
-/// memory is first written, so that the first touch faults in huge pages.
-pub(crate) fn advise_huge_pages<T>(buf: &mut [T]) {
-    const HUGE: usize = 2 << 20;
-    let start = buf.as_mut_ptr() as usize;
-    let end = start + std::mem::size_of_val(buf);
-    let first = start.next_multiple_of(HUGE);
-    let last = end - end % HUGE;
-    if first >= last {
-        return;
-    }
-    // SAFETY: [first, last) lies inside `buf`, which we borrow mutably, and
-    // is page aligned; MADV_HUGEPAGE changes only how the kernel backs the
-    // pages, never their contents, so no Rust reference sees a change.
-    unsafe {
-        libc::madvise(
-            first as *mut libc::c_void,
-            last - first,
-            libc::MADV_HUGEPAGE,
-        );
-    }
-}
-
 /// A huge page: the unit [`HugeSlice`] aligns large tables to.
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -36,8 +10,8 @@ const HUGE_PAGE: usize = 2 << 20;
 /// write, so that a table read at random (a hash table) takes one TLB
 /// entry per 2 MiB instead of 512. A `Vec` is not 2 MiB aligned, so a
 /// 2 MiB table in one spans no whole huge page. Smaller arrays get plain
-/// pages (a huge page would waste most of its 2 MiB). Best effort, like
-/// [`advise_huge_pages`]: without THP the pages are ordinary.
+/// pages (a huge page would waste most of its 2 MiB). Best effort:
+/// without THP the pages are ordinary.
 pub(crate) struct HugeSlice<T: Copy> {
     ptr: std::ptr::NonNull<T>,
     len: usize,
@@ -170,6 +144,45 @@ impl<T: Copy> Drop for HugeSlice<T> {
     }
 }
 
+/// A [`HugeSlice`] of exactly `N` elements, seen as an array `[T; N]`: an
+/// index the compiler can bound below `N` (a 24-bit number into 2^24
+/// entries) needs no bounds check, as with a `Box<[T; N]>`, and the table
+/// is 2 MiB aligned on huge pages as a `HugeSlice` is.
+#[derive(Clone)]
+pub(crate) struct HugeArray<T: Copy, const N: usize>(HugeSlice<T>);
+
+impl<T: Copy, const N: usize> HugeArray<T, N> {
+    /// `N` copies of `value`.
+    pub(crate) fn new(value: T) -> HugeArray<T, N> {
+        HugeArray(HugeSlice::new(N, value))
+    }
+
+    /// Whether it lies on a 2 MiB boundary (arrays from 1 MiB up).
+    #[cfg(test)]
+    pub(crate) fn huge_aligned(&self) -> bool {
+        self.0.huge_aligned()
+    }
+}
+
+impl<T: Copy, const N: usize> std::ops::Deref for HugeArray<T, N> {
+    type Target = [T; N];
+    #[inline(always)]
+    fn deref(&self) -> &[T; N] {
+        // SAFETY: the slice holds exactly N initialized `T`s (`new` makes
+        // it so and a clone copies the length), and `[T; N]` has the
+        // layout of N consecutive `T`s; the borrow of `self` keeps it alive.
+        unsafe { &*self.0.as_ptr().cast::<[T; N]>() }
+    }
+}
+
+impl<T: Copy, const N: usize> std::ops::DerefMut for HugeArray<T, N> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T; N] {
+        // SAFETY: as in `deref`, and `&mut self` makes the borrow unique.
+        unsafe { &mut *self.0.as_mut_ptr().cast::<[T; N]>() }
+    }
+}
+
 /// Asks the processor to start loading the cache line holding `x` into
 /// all cache levels, without waiting for it: a lookup that computes many
 /// table indices first and reads the entries afterwards overlaps their
@@ -189,15 +202,6 @@ pub(crate) fn prefetch<T>(x: &T) {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn advising_keeps_the_contents() {
-        let mut v: Vec<u16> = (0..(3 << 20)).map(|i| i as u16).collect();
-        super::advise_huge_pages(&mut v);
-        assert!(v.iter().enumerate().all(|(i, &x)| x == i as u16));
-        super::advise_huge_pages(&mut v[..10]);
-        super::advise_huge_pages::<u8>(&mut []);
-    }
-
     #[test]
     fn prefetching_keeps_the_contents() {
         let v: Vec<u16> = (0..4096).collect();

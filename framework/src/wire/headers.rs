@@ -158,6 +158,33 @@ impl Headers {
         ok.then_some(proto)
     }
 
+    /// The destination address of an untagged IPv4 frame with a 20-byte
+    /// header (version/IHL 0x45) whose total length is at least 20 and fits
+    /// the frame; `None` for any other frame (VLAN tags, options, IPv6,
+    /// short or inconsistent frames), which the caller hands to
+    /// [`Headers::parse`]. For a router's lookup, which needs only the
+    /// destination: whenever it gives an address, [`Headers::parse`] finds
+    /// IPv4 at offset 14 with a status other than `L2Truncated` and
+    /// `L3Malformed` (a property test checks this against the parse), so a
+    /// lookup may skip the parse and classify such a frame as the parse
+    /// would. Fragments and the transport header are not looked at.
+    #[inline(always)]
+    pub fn plain_ipv4_dst(frame: &[u8]) -> Option<u32> {
+        const L3: usize = ETH_HLEN;
+        const DST: usize = L3 + field::ipv4::DST.start;
+        let b: &[u8; L3 + field::ipv4::MIN_LEN] =
+            frame.get(..L3 + field::ipv4::MIN_LEN)?.try_into().ok()?;
+        // EtherType, version and header length in one load and compare
+        // (bytes 12 to 14 in memory order; the fourth, TOS, masked off).
+        let [e0, e1] = ETHERTYPE_IPV4.to_be_bytes();
+        let head = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) & 0x00ff_ffff;
+        let total = be16(b, L3 + field::ipv4::TOTAL_LEN.start) as usize;
+        let ok = head == u32::from_le_bytes([e0, e1, 0x45, 0])
+            && total >= field::ipv4::MIN_LEN
+            && L3 + total <= frame.len();
+        ok.then(|| u32::from_be_bytes([b[DST], b[DST + 1], b[DST + 2], b[DST + 3]]))
+    }
+
     /// The common case in few instructions: an untagged IPv4 frame with a
     /// 20-byte header, not a fragment, carrying a complete UDP or TCP
     /// header. `None` for anything else, which [`Headers::parse_any`] handles.
@@ -674,6 +701,71 @@ mod tests {
     #[test]
     fn headers_stay_small() {
         assert!(std::mem::size_of::<Headers>() <= 14);
+    }
+
+    /// Frames for the IPv4 destination's fast path: the plain common
+    /// ones and every kind it must leave to the parse.
+    fn lookup_frames() -> Vec<Vec<u8>> {
+        let v4 = Ip::v4([10, 0, 0, 1], [198, 51, 100, 7]);
+        vec![
+            Frame::udp(v4, 1, 2).build(),
+            Frame::udp(v4, 1, 2).pad(60).build(),
+            Frame::tcp(v4, 1, 2, 0).build(),
+            Frame::echo(v4, 1, 2).build(),
+            Frame::raw(v4, 47).build(),
+            Frame::udp(v4, 1, 2).vlan(5).build(),
+            Frame::udp(v4, 1, 2).vlans(&[5, 6]).build(),
+            Frame::udp(v4, 1, 2).ip_options(&[1, 1, 1, 0]).build(),
+            Frame::udp(v4, 1, 2).fragment(8, true).build(),
+            Frame::udp(v4, 1, 2).ip_len(19).build(),
+            Frame::udp(v4, 1, 2).ip_len(200).build(),
+            Frame::udp(Ip::v6([0xfd; 16], [0x20; 16]), 1, 2).build(),
+            Frame::arp(1, ([1; 6], [10, 0, 0, 1]), ([0; 6], [10, 0, 0, 2])).build(),
+            Frame::ether(0x0800).pad(60).build(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(testkit::prop::config(2048))]
+
+        /// Whenever `plain_ipv4_dst` gives an address, the parse finds
+        /// IPv4 at offset 14, neither `L2Truncated` nor `L3Malformed`,
+        /// with that destination: a lookup that skips the parse for such
+        /// frames routes and drops every frame as the parse would.
+        /// Frames: the kinds above with some bytes of their headers
+        /// replaced and sometimes cut short, and random bytes.
+        #[test]
+        fn plain_ipv4_dst_agrees_with_the_parse(
+            kind in 0..15usize,
+            edits in proptest::collection::vec((0..48usize, proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::option::of(0..80usize),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            let kinds = lookup_frames();
+            let mut f = kinds.get(kind).cloned().unwrap_or(noise);
+            for &(i, b) in &edits {
+                if let Some(x) = f.get_mut(i) {
+                    *x = b;
+                }
+            }
+            if let Some(n) = cut {
+                f.truncate(n);
+            }
+            let h = Headers::parse(&f);
+            let parsed = (h.l3 == L3Kind::Ipv4
+                && !matches!(h.status, ParseStatus::L2Truncated | ParseStatus::L3Malformed))
+                .then(|| {
+                    let d = &f[usize::from(h.l3_off) + 16..usize::from(h.l3_off) + 20];
+                    (h.l3_off, u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+                });
+            if let Some(dst) = Headers::plain_ipv4_dst(&f) {
+                proptest::prop_assert_eq!(parsed, Some((14, dst)), "frame {:02x?}", f);
+            }
+            // And it takes the plain frames, unchanged and uncut, itself.
+            if kind < 5 && edits.is_empty() && cut.is_none() {
+                proptest::prop_assert_eq!(Headers::plain_ipv4_dst(&f), Some(0xc633_6407));
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use crate::sys::memory::HugeArray;
+
 /// Bit 15 of a `tbl24` entry: the rest is a `tbl8` group index.
 const GROUP: u16 = 0x8000;
 /// Entries of a `tbl8` group (the last 8 bits of an address).
@@ -31,8 +33,8 @@ pub const MAX_GROUPS: usize = 0x8000;
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`.
 pub struct Lpm4 {
     /// A fixed-size array, so that indexing it with a 24-bit number needs
-    /// no bounds check.
-    tbl24: Box<[u16; TBL24_LEN]>,
+    /// no bounds check; 2 MiB aligned, so that all of it is on huge pages.
+    tbl24: HugeArray<u16, TBL24_LEN>,
     depth24: Vec<u8>,
     tbl8: Vec<u16>,
     depth8: Vec<u8>,
@@ -67,22 +69,18 @@ pub fn mask4(len: u8) -> u32 {
     }
 }
 
-/// A zeroed `tbl24`, on huge pages where the kernel has them (advised
-/// before the first write, so that the first touch faults huge pages in).
-fn big_table() -> Box<[u16; TBL24_LEN]> {
-    let mut v = vec![0u16; TBL24_LEN];
-    crate::sys::memory::advise_huge_pages(&mut v);
-    v.into_boxed_slice()
-        .try_into()
-        .expect("the vector has TBL24_LEN entries")
+/// A zeroed `tbl24`: 2 MiB aligned and advised for huge pages before its
+/// first write, so that (with transparent huge pages) every lookup's
+/// entry is on a 2 MiB page; a `Vec` of the same size leaves its first and
+/// last partial 2 MiB on 4 KiB pages.
+fn big_table() -> HugeArray<u16, TBL24_LEN> {
+    HugeArray::new(0)
 }
 
 impl Clone for Lpm4 {
     fn clone(&self) -> Lpm4 {
-        let mut tbl24 = big_table();
-        tbl24.copy_from_slice(&self.tbl24[..]);
         Lpm4 {
-            tbl24,
+            tbl24: self.tbl24.clone(),
             depth24: self.depth24.clone(),
             tbl8: self.tbl8.clone(),
             depth8: self.depth8.clone(),
@@ -281,6 +279,17 @@ mod tests {
 
     fn ip(s: &str) -> u32 {
         u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    /// `tbl24` (32 MiB) starts on a 2 MiB boundary, in a clone too (each
+    /// worker's copy), so that huge pages can back all of it.
+    #[test]
+    fn the_first_level_is_huge_page_aligned() {
+        let mut t = Lpm4::new();
+        t.insert(ip("10.0.0.0"), 8, 3).unwrap();
+        let c = t.clone();
+        assert!(t.tbl24.huge_aligned() && c.tbl24.huge_aligned());
+        assert_eq!((c.tbl24.len(), c.lookup(ip("10.1.2.3"))), (TBL24_LEN, 3));
     }
 
     /// The reference: the longest matching route by a linear scan.

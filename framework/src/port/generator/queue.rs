@@ -117,9 +117,9 @@ impl TableRx {
         for p in &mut batch[start..] {
             let frame = &table[next..next + stride];
             if BLOCKS == 0 {
-                copy_blocks(p.recv_buf(), frame);
+                copy_blocks(p.fresh_recv_buf(), frame);
             } else {
-                p.recv_buf()[..BLOCKS * BLOCK].copy_from_slice(&frame[..BLOCKS * BLOCK]);
+                p.fresh_recv_buf()[..BLOCKS * BLOCK].copy_from_slice(&frame[..BLOCKS * BLOCK]);
             }
             p.finish_recv(size, size, ts);
             next += stride;
@@ -403,7 +403,7 @@ impl PatchRx {
         let start = batch.len();
         let got = pool.alloc_into(batch, want);
         for p in &mut batch[start..] {
-            let buf = p.recv_buf();
+            let buf = p.fresh_recv_buf();
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
@@ -483,7 +483,7 @@ impl PatchRx {
         let start = batch.len();
         let got = pool.alloc_into(batch, want);
         for p in &mut batch[start..] {
-            let buf = p.recv_buf();
+            let buf = p.fresh_recv_buf();
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
