@@ -488,8 +488,10 @@ impl PortSpec for AfXdpSpec {
             },
             if zerocopy {
                 "zero-copy mode".to_string()
-            } else {
+            } else if tx {
                 format!("copy mode ({budget} frames per send call)")
+            } else {
+                "copy mode".to_string()
             }
         );
         let mut rx_queues: Vec<Box<dyn RxQueue>> = Vec::new();
