@@ -5,8 +5,9 @@
 #   - configs/bridge.toml over af_packet, in the variants listed below,
 #   - configs/firewall.toml over af_packet (its ports moved to the bridge
 #     testbed's interfaces),
-#   - configs/bridge.toml over af_xdp, when this build accepts
-#     `driver = "af_xdp"` (the row is left out, and said so, otherwise),
+#   - configs/bridge.toml over af_xdp with bursts of 256 frames, and with
+#     the default 32, when this build accepts `driver = "af_xdp"` (the rows
+#     are left out, and said so, otherwise),
 #   - the Linux bridge on the same veth pairs.
 # ROUNDS rounds (default 3) run every row once each, interleaved; each row's
 # ratio is to the Linux bridge of the same round.
@@ -58,14 +59,18 @@ rows=(
 	"Bridge af_packet|${bridge[*]} --set runtime.cores=[1]"
 	"Bridge af_packet, qdisc_bypass = false|${bridge[*]} --set runtime.cores=[1] --set ports.lan0.qdisc_bypass=false --set ports.lan1.qdisc_bypass=false"
 	"Bridge af_packet, rx_mode = tpacket_v3|${bridge[*]} --set runtime.cores=[1] --set ports.lan0.rx_mode=tpacket_v3 --set ports.lan1.rx_mode=tpacket_v3"
+	"Bridge af_packet, burst = 256|${bridge[*]} --set runtime.cores=[1] --set runtime.burst=256"
 	"Firewall af_packet|${fw[*]} --set runtime.cores=[1]"
 )
 xdp=(configs/bridge.toml --set elements.br.table_file=/tmp/hpnf-bench.fdb
 	--set ports.lan0.driver=af_xdp --set ports.lan1.driver=af_xdp)
 if "$bin" check "${xdp[@]}" >/dev/null 2>&1; then
-	rows+=("Bridge af_xdp|${xdp[*]} --set runtime.cores=[1]")
+	# Bursts of 256: one sendto and one pass through the graph per 256
+	# frames (system calls and context switches are dear in some guests).
+	rows+=("Bridge af_xdp, burst = 256|${xdp[*]} --set runtime.cores=[1] --set runtime.burst=256")
+	rows+=("Bridge af_xdp, burst = 32|${xdp[*]} --set runtime.cores=[1]")
 else
-	echo "(no af_xdp row: this build does not accept driver = \"af_xdp\")"
+	echo "(no af_xdp rows: this build does not accept driver = \"af_xdp\")"
 fi
 rows+=("Linux bridge|linux")
 

@@ -28,6 +28,13 @@ use std::sync::Arc;
 use super::cvt;
 use super::xsk_ring::{Mapping, Ring};
 
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17, `include/uapi/linux/if_xdp.h`):
+/// frames one `sendto` sends at most in copy mode.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Frames one `sendto` sends at most in copy mode unless raised.
+const TX_BUDGET: u32 = 32;
+
 /// What binding asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CopyMode {
@@ -161,6 +168,8 @@ pub(crate) struct XskSocket {
     frame: u32,
     zerocopy: bool,
     need_wakeup: bool,
+    /// Frames one `sendto` sends at most in copy mode.
+    tx_budget: u32,
 }
 
 impl XskSocket {
@@ -215,8 +224,16 @@ impl XskSocket {
         if cfg.rx {
             shared.setsockopt(libc::XDP_RX_RING, &cfg.ring)?;
         }
+        let mut tx_budget = TX_BUDGET;
         if cfg.tx {
             shared.setsockopt(libc::XDP_TX_RING, &cfg.ring)?;
+            // Copy mode sends at most this many frames per `sendto` (32
+            // unless raised; Linux 6.17 and later take 32..=ring): a
+            // burst of up to a ring then takes one call. Older kernels
+            // refuse the option, and keep 32.
+            if shared.setsockopt(XDP_MAX_TX_SKB_BUDGET, &cfg.ring).is_ok() {
+                tx_budget = cfg.ring;
+            }
         }
         let off: libc::xdp_mmap_offsets = shared.getsockopt(libc::XDP_MMAP_OFFSETS)?;
         let fd = shared.fd.as_raw_fd();
@@ -250,6 +267,7 @@ impl XskSocket {
             ring: cfg.ring,
             frame: cfg.frame,
             need_wakeup: cfg.need_wakeup,
+            tx_budget,
             zerocopy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
         })
     }
@@ -262,6 +280,12 @@ impl XskSocket {
     /// True when bound in zero-copy mode.
     pub fn zerocopy(&self) -> bool {
         self.zerocopy
+    }
+
+    /// Frames one kick ([`XskTx::kick`]) sends at most in copy mode: the
+    /// ring size where the kernel lets it be raised (6.17 and later), else 32.
+    pub fn tx_budget(&self) -> u32 {
+        self.tx_budget
     }
 
     /// The receive and transmit halves (those opened).
@@ -504,6 +528,23 @@ impl XskTx {
 mod tests {
     use super::*;
 
+    /// Opens `cfg`, waiting (up to 2 s) while a socket that another test
+    /// closed a moment ago still holds the queue (released in the background).
+    fn open_when_free(cfg: &XskConfig) -> XskSocket {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match XskSocket::open(cfg) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => return r.expect("AF_XDP socket on lo"),
+            }
+        }
+    }
+
     /// Needs root: a socket on `lo` queue 0 in copy mode (no XDP program:
     /// nothing is received, but it can send), bound, split, sends frames
     /// that come back on the completion ring.
@@ -526,7 +567,7 @@ mod tests {
             copy: CopyMode::Auto,
             need_wakeup: true,
         };
-        let s = XskSocket::open(&cfg).expect("AF_XDP socket on lo");
+        let s = open_when_free(&cfg);
         assert!(!s.zerocopy(), "lo has no zero-copy");
         assert!(s.raw_fd() >= 0);
         // A second socket on the same queue is refused (one UMEM per queue).
@@ -559,5 +600,62 @@ mod tests {
         // Ring sizes must be powers of two.
         let bad = XskConfig { ring: 100, ..cfg };
         assert!(XskSocket::open(&bad).is_err());
+    }
+
+    /// Needs root: in copy mode one kick sends at most the socket's budget
+    /// (32 by default): the socket raises it to its ring where the kernel
+    /// allows (6.17 and later), so that one kick sends a whole burst of 40.
+    #[test]
+    fn one_kick_sends_up_to_the_budget_on_lo() {
+        if !testkit::require(
+            "sys::xsk::one_kick_sends_up_to_the_budget_on_lo",
+            &[testkit::Need::Root],
+        ) {
+            return;
+        }
+        let _lo = super::super::lo_lock();
+        let cfg = XskConfig {
+            ifindex: 1,
+            queue: 0,
+            ring: 64,
+            frame: 2048,
+            rx: false,
+            tx: true,
+            copy: CopyMode::Copy,
+            need_wakeup: true,
+        };
+        let s = open_when_free(&cfg);
+        let budget = s.tx_budget();
+        assert!(budget == 64 || budget == TX_BUDGET, "{budget}");
+        // Kernels from 6.17 on take the option: the socket must have raised it.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release.split(|c: char| !c.is_ascii_digit());
+        let (major, minor): (u32, u32) = (
+            v.next().unwrap().parse().unwrap(),
+            v.next().unwrap().parse().unwrap(),
+        );
+        if (major, minor) >= (6, 17) {
+            assert_eq!(budget, 64, "kernel {release}");
+        }
+        let (_, tx) = s.split();
+        let mut tx = tx.unwrap();
+        let mut f = [0u8; 60];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[12..14].copy_from_slice(&[0x88, 0xb6]);
+        assert_eq!(tx.push(std::iter::repeat_n(&f[..], 40)), 40);
+        let r = tx.kick();
+        let left = tx.queued();
+        if budget == 64 {
+            assert!(r.is_ok(), "{r:?}");
+            assert_eq!(left, 0, "one kick sends all 40");
+        } else {
+            assert_eq!(left, 8, "one kick sends 32 of 40");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while tx.in_flight() > 0 && std::time::Instant::now() < deadline {
+            let _ = tx.kick();
+            tx.reclaim();
+        }
+        assert_eq!((tx.queued(), tx.in_flight()), (0, 0));
     }
 }

@@ -26,8 +26,11 @@
 //! Transmit: worker `w` sends on socket `w % queues` (a lock per burst,
 //! uncontended unless there are more workers than queues). A burst is
 //! copied into free UMEM frames, queued on the TX ring and the kernel is
-//! kicked (`sendto`) when it asks for it; in copy mode it sends at most a
-//! few dozen frames per call, so a burst takes a call per that many frames.
+//! kicked (`sendto`) when it asks for it (in copy mode, always). Copy
+//! mode sends at most 32 frames per call unless the socket raises that
+//! (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17 and later): each socket raises it
+//! to its ring size, so that a burst takes one call, and on older kernels
+//! a burst takes a call per 32 frames.
 //! Frames longer than the MTU allows (or than a UMEM frame) are dropped
 //! and counted `oversize`; a full ring is retried with the back-off of the
 //! other drivers (`burst::send_burst`).
@@ -473,8 +476,9 @@ impl PortSpec for AfXdpSpec {
         let native = attached
             .as_ref()
             .is_some_and(|a| a.link.mode() == XdpMode::Native);
+        let budget = sockets.iter().map(XskSocket::tx_budget).min().unwrap_or(0);
         log::info!(
-            "port `{name}`: af_xdp on `{}`, {} queue(s), {}, {} mode",
+            "port `{name}`: af_xdp on `{}`, {} queue(s), {}, {}",
             self.interface,
             self.queues,
             match &attached {
@@ -482,7 +486,13 @@ impl PortSpec for AfXdpSpec {
                 Some(_) if native => "native XDP",
                 Some(_) => "generic XDP",
             },
-            if zerocopy { "zero-copy" } else { "copy" }
+            if zerocopy {
+                "zero-copy mode".to_string()
+            } else if tx {
+                format!("copy mode ({budget} frames per send call)")
+            } else {
+                "copy mode".to_string()
+            }
         );
         let mut rx_queues: Vec<Box<dyn RxQueue>> = Vec::new();
         let mut txs = Vec::new();
