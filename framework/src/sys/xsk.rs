@@ -528,6 +528,21 @@ impl XskTx {
 mod tests {
     use super::*;
 
+    /// A socket on `lo` (ifindex 1) queue 0: 64-slot rings, 2048-byte frames,
+    /// need-wakeup on.
+    fn lo_config(rx: bool, copy: CopyMode) -> XskConfig {
+        XskConfig {
+            ifindex: 1,
+            queue: 0,
+            ring: 64,
+            frame: 2048,
+            rx,
+            tx: true,
+            copy,
+            need_wakeup: true,
+        }
+    }
+
     /// Opens `cfg`, waiting (up to 2 s) while a socket that another test
     /// closed a moment ago still holds the queue (released in the background).
     fn open_when_free(cfg: &XskConfig) -> XskSocket {
@@ -557,16 +572,7 @@ mod tests {
             return;
         }
         let _lo = super::super::lo_lock();
-        let cfg = XskConfig {
-            ifindex: 1,
-            queue: 0,
-            ring: 64,
-            frame: 2048,
-            rx: true,
-            tx: true,
-            copy: CopyMode::Auto,
-            need_wakeup: true,
-        };
+        let cfg = lo_config(true, CopyMode::Auto);
         let s = open_when_free(&cfg);
         assert!(!s.zerocopy(), "lo has no zero-copy");
         assert!(s.raw_fd() >= 0);
@@ -614,16 +620,7 @@ mod tests {
             return;
         }
         let _lo = super::super::lo_lock();
-        let cfg = XskConfig {
-            ifindex: 1,
-            queue: 0,
-            ring: 64,
-            frame: 2048,
-            rx: false,
-            tx: true,
-            copy: CopyMode::Copy,
-            need_wakeup: true,
-        };
+        let cfg = lo_config(false, CopyMode::Copy);
         let s = open_when_free(&cfg);
         let budget = s.tx_budget();
         assert!(budget == 64 || budget == TX_BUDGET, "{budget}");
