@@ -99,6 +99,21 @@ pub struct Headers {
     pub status: ParseStatus,
 }
 
+/// The IPv4 total length of the frame starting with `b` (`frame_len`
+/// bytes long) when it is untagged IPv4 with a 20-byte header (EtherType
+/// 0x0800 and version/IHL 0x45, tested in one compare) and that length
+/// fits the frame; `None` otherwise. The first test of both fast paths,
+/// [`Headers::common_proto`] and [`Headers::plain_ipv4_dst`].
+#[inline(always)]
+fn plain_ipv4_total(b: &[u8], frame_len: usize) -> Option<usize> {
+    let b: &[u8; ETH_HLEN + field::ipv4::MIN_LEN] =
+        b.get(..ETH_HLEN + field::ipv4::MIN_LEN)?.try_into().ok()?;
+    let head = u32::from_be_bytes([b[12], b[13], b[14], 0]);
+    let total = be16(b, ETH_HLEN + field::ipv4::TOTAL_LEN.start) as usize;
+    let ok = head == (u32::from(ETHERTYPE_IPV4) << 16 | 0x45 << 8) && ETH_HLEN + total <= frame_len;
+    ok.then_some(total)
+}
+
 impl Headers {
     fn empty(status: ParseStatus) -> Headers {
         Headers {
@@ -138,9 +153,7 @@ impl Headers {
         const L4: usize = L3 + field::ipv4::MIN_LEN;
         let b: &[u8; L4 + field::tcp::MIN_LEN] =
             frame.get(..L4 + field::tcp::MIN_LEN)?.try_into().ok()?;
-        // EtherType, version and header length in one compare.
-        let head = u32::from_be_bytes([b[12], b[13], b[14], 0]);
-        let total = be16(b, L3 + field::ipv4::TOTAL_LEN.start) as usize;
+        let total = plain_ipv4_total(b, frame.len())?;
         let frag = be16(b, L3 + field::ipv4::FRAG.start) & (IPV4_MF | IPV4_OFFSET);
         let proto = b[L3 + field::ipv4::PROTO];
         let l4_len = match proto {
@@ -151,10 +164,7 @@ impl Headers {
             },
             _ => return None,
         };
-        let ok = head == (u32::from(ETHERTYPE_IPV4) << 16 | 0x45 << 8)
-            && frag == 0
-            && L3 + total <= frame.len()
-            && total >= field::ipv4::MIN_LEN + l4_len;
+        let ok = frag == 0 && total >= field::ipv4::MIN_LEN + l4_len;
         ok.then_some(proto)
     }
 
@@ -174,15 +184,9 @@ impl Headers {
         const DST: usize = L3 + field::ipv4::DST.start;
         let b: &[u8; L3 + field::ipv4::MIN_LEN] =
             frame.get(..L3 + field::ipv4::MIN_LEN)?.try_into().ok()?;
-        // EtherType, version and header length in one load and compare
-        // (bytes 12 to 14 in memory order; the fourth, TOS, masked off).
-        let [e0, e1] = ETHERTYPE_IPV4.to_be_bytes();
-        let head = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) & 0x00ff_ffff;
-        let total = be16(b, L3 + field::ipv4::TOTAL_LEN.start) as usize;
-        let ok = head == u32::from_le_bytes([e0, e1, 0x45, 0])
-            && total >= field::ipv4::MIN_LEN
-            && L3 + total <= frame.len();
-        ok.then(|| u32::from_be_bytes([b[DST], b[DST + 1], b[DST + 2], b[DST + 3]]))
+        let total = plain_ipv4_total(b, frame.len())?;
+        (total >= field::ipv4::MIN_LEN)
+            .then(|| u32::from_be_bytes([b[DST], b[DST + 1], b[DST + 2], b[DST + 3]]))
     }
 
     /// The common case in few instructions: an untagged IPv4 frame with a
