@@ -34,6 +34,10 @@ pub struct DropReason(pub u8);
 /// which the element panicked (`panic`).
 pub const RUNTIME_DROP_REASONS: [&str; 3] = ["unhandled", "no-such-output", "panic"];
 
+/// Most outputs [`Output::scatter`] fills in one pass (a power of two); an
+/// element with more takes the packet-by-packet path.
+pub const SCATTER_LANES: usize = 8;
+
 /// Position of each runtime reason in [`RUNTIME_DROP_REASONS`].
 const UNHANDLED: usize = 0;
 const NO_SUCH_OUTPUT: usize = 1;
@@ -123,6 +127,72 @@ impl Output {
                     self.drop_internal(p, idx);
                 }
             }
+        }
+    }
+
+    /// Moves the first `dests.len()` packets of `batch` (all of them if it
+    /// holds fewer) each to the output its entry in `dests` names, in order
+    /// on each output, and leaves the rest in `batch`. A packet whose entry
+    /// is past the last output is dropped under the reason `why` gives for
+    /// the entry.
+    ///
+    /// For elements that decide a whole burst first (a route lookup) and
+    /// then move it: with up to [`SCATTER_LANES`] outputs and every entry
+    /// an output, the packets move in one pass with the room on each output
+    /// made once, where [`Output::push`] checks the output and its batch's
+    /// room per packet.
+    #[inline]
+    #[allow(unsafe_code)]
+    pub fn scatter(&mut self, batch: &mut Batch, dests: &[u16], why: impl Fn(u16) -> DropReason) {
+        let n = dests.len().min(batch.len());
+        let dests = &dests[..n];
+        let outputs = self.batches.len();
+        // The largest entry by a fold rather than an `any` that stops early:
+        // the fold compiles to vector compares.
+        let last = dests.iter().fold(0, |m, &d| m.max(d));
+        if outputs > SCATTER_LANES || usize::from(last) >= outputs {
+            for (pkt, &d) in batch.drain(..n).zip(dests) {
+                match self.batches.get_mut(usize::from(d)) {
+                    Some(b) => b.push(pkt),
+                    None => self.drop(pkt, why(d)),
+                }
+            }
+            return;
+        }
+        let mut base = [std::ptr::null_mut::<Packet>(); SCATTER_LANES];
+        let mut len = [0usize; SCATTER_LANES];
+        for (o, b) in self.batches.iter_mut().enumerate() {
+            b.reserve(n);
+            len[o] = b.len();
+            base[o] = b.as_mut_ptr();
+        }
+        let rest = batch.len() - n;
+        // SAFETY: `batch` is forgotten first (`set_len(0)`), so that nothing
+        // here can drop a packet twice; its first `n` elements are then
+        // moved bitwise, each exactly once, to the end of the output its
+        // entry names. Every entry is below `outputs` (checked above), so
+        // `d & (SCATTER_LANES - 1)` is `d` and `base[d]` is that output's
+        // buffer, with room for `n` more after `len[d]` (reserved above; no
+        // output batch is touched between the reserve and `set_len` below).
+        // The buffers are distinct: `batch` is not one of `self.batches`.
+        // The `rest` packets after the first `n` move to the front with
+        // `copy` (the ranges may overlap), and `set_len(rest)` takes them
+        // back, so each packet ends with exactly one owner.
+        unsafe {
+            batch.set_len(0);
+            let src = batch.as_mut_ptr();
+            for (i, &d) in dests.iter().enumerate() {
+                let d = usize::from(d) & (SCATTER_LANES - 1);
+                std::ptr::copy_nonoverlapping(src.add(i), base[d].add(len[d]), 1);
+                len[d] += 1;
+            }
+            std::ptr::copy(src.add(n), src, rest);
+            batch.set_len(rest);
+        }
+        for (o, b) in self.batches.iter_mut().enumerate() {
+            // SAFETY: `len[o]` counts the packets already there plus those
+            // written above, all initialised, within the room reserved.
+            unsafe { b.set_len(len[o]) };
         }
     }
 
@@ -251,6 +321,81 @@ mod tests {
             (1, 1),
             "no output 3: dropped"
         );
+    }
+
+    /// `scatter` against `push` packet by packet: the same packets on the
+    /// same outputs in the same order, the same drops, the same rest left
+    /// in the batch; for the one-pass path (up to `SCATTER_LANES` outputs,
+    /// every entry an output) and the per-packet one (an entry past the
+    /// last output, or more outputs than lanes), with outputs that already
+    /// hold packets and with fewer or more entries than packets.
+    #[test]
+    fn scatter_moves_like_push_packet_by_packet() {
+        let mk = |i: usize| Packet::from_bytes(&[(i % 251) as u8, (i / 251) as u8, 0, 0]);
+        let id = |p: &Packet| usize::from(p.data()[0]) + 251 * usize::from(p.data()[1]);
+        let ids = |b: &Batch| b.iter().map(id).collect::<Vec<_>>();
+        let mut seed = 7u32;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for outputs in [1, 2, 3, SCATTER_LANES, SCATTER_LANES + 1, 20] {
+            for (packets, entries, bad) in [
+                (0, 0, false),
+                (1, 1, false),
+                (70, 70, false),
+                (300, 256, false),
+                (10, 30, false),
+                (256, 256, true),
+                (5, 3, true),
+            ] {
+                let dests: Vec<u16> = (0..entries)
+                    .map(|i| {
+                        if bad && i % 7 == 3 {
+                            u16::MAX - (rand() % 3) as u16
+                        } else {
+                            (rand() as usize % outputs) as u16
+                        }
+                    })
+                    .collect();
+                let why = |d: u16| DropReason((u16::MAX - d) as u8);
+                let (mut a, mut b) = (Output::new(outputs, 3), Output::new(outputs, 3));
+                // Packets already waiting on output 0 stay first.
+                a.push(0, mk(1000));
+                b.push(0, mk(1000));
+                let mut batch_a: Batch = (0..packets).map(mk).collect();
+                let mut batch_b: Batch = (0..packets).map(mk).collect();
+                a.scatter(&mut batch_a, &dests, why);
+                let n = entries.min(packets);
+                for (pkt, &d) in batch_b.drain(..n).zip(&dests) {
+                    if usize::from(d) < outputs {
+                        b.push(usize::from(d), pkt);
+                    } else {
+                        b.drop(pkt, why(d));
+                    }
+                }
+                let case = format!("{outputs} outputs, {packets} packets, {entries} entries");
+                assert_eq!(ids(&batch_a), ids(&batch_b), "rest: {case}");
+                assert_eq!(
+                    ids(&batch_a),
+                    (n..packets).collect::<Vec<_>>(),
+                    "rest: {case}"
+                );
+                for o in 0..outputs {
+                    assert_eq!(ids(a.batch(o)), ids(b.batch(o)), "output {o}: {case}");
+                }
+                assert_eq!(ids(&a.dropped), ids(&b.dropped), "drops: {case}");
+                assert_eq!(a.drop_counts, b.drop_counts, "drop counts: {case}");
+                let total: usize = (0..outputs).map(|o| a.batch(o).len()).sum();
+                assert_eq!(
+                    total + a.dropped.len() + batch_a.len(),
+                    packets + 1,
+                    "{case}"
+                );
+            }
+        }
     }
 
     #[test]

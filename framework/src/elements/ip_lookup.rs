@@ -418,12 +418,15 @@ impl IpLookup {
     }
 }
 
-/// Table value standing for a frame that is not IP.
-const V_NOT_IP: u16 = u16::MAX;
-/// Table value standing for a malformed IP header.
-const V_MALFORMED: u16 = u16::MAX - 1;
-/// Mark of an IPv4 packet whose destination waits, prefetched, for its
-/// lookup (never a table value: those are at most `MAX_VALUE`).
+/// Marks that stand, in the table values and then in the destinations of
+/// a chunk, for the packets IpLookup drops: a frame that is not IP, a
+/// malformed IP header, no route (destinations only). Never a table value
+/// (those are at most `MAX_VALUE`) nor an output (at most 4096).
+const DROP_NOT_IP: u16 = u16::MAX;
+const DROP_MALFORMED: u16 = u16::MAX - 1;
+const DROP_NO_ROUTE: u16 = u16::MAX - 2;
+/// Value of an IPv4 packet whose destination waits, prefetched, for its
+/// lookup (values only, so it may share `DROP_NO_ROUTE`'s number).
 const V_IPV4: u16 = u16::MAX - 2;
 /// Packets handled per round of the pipeline (a burst of up to 256 is one
 /// round; the arrays of values and destinations are on the stack).
@@ -438,17 +441,17 @@ const CHUNK: usize = 256;
 const AHEAD: usize = 16;
 
 impl IpLookup {
-    /// Classifies `pkt`: for IPv4 (with an IPv4 table), its
+    /// Classifies `pkt`: for IPv4 (with an IPv4 table `v4`), its
     /// destination into `dst`, its table entry prefetched, and `V_IPV4`;
-    /// else its table value (or `V_NOT_IP`, `V_MALFORMED`).
+    /// else its table value (or `DROP_NOT_IP`, `DROP_MALFORMED`).
     #[inline(always)]
-    fn value(&self, pkt: &mut crate::packet::Packet, dst: &mut u32) -> u16 {
+    fn value(&self, v4: Option<&Lpm4>, pkt: &mut crate::packet::Packet, dst: &mut u32) -> u16 {
         // A frame no element has parsed yet: the plain IPv4 frame gives its
         // destination without the parse (which the next element that needs
         // it does, or none does); every other frame is parsed and cached
         // as before. `plain_ipv4_dst` gives an address only for frames the
         // parse finds IPv4, neither truncated nor malformed.
-        if let Some(t) = &self.v4 {
+        if let Some(t) = v4 {
             if !pkt.headers_cached() {
                 if let Some(d) = Headers::plain_ipv4_dst(pkt.data()) {
                     *dst = d;
@@ -459,17 +462,17 @@ impl IpLookup {
         }
         let h = pkt.headers();
         if h.l3 == L3Kind::Other {
-            return V_NOT_IP;
+            return DROP_NOT_IP;
         }
         if matches!(
             h.status,
             ParseStatus::L2Truncated | ParseStatus::L3Malformed
         ) {
-            return V_MALFORMED;
+            return DROP_MALFORMED;
         }
         let off = usize::from(h.l3_off);
         if h.l3 == L3Kind::Ipv4 {
-            if let Some(t) = &self.v4 {
+            if let Some(t) = v4 {
                 let d = pkt.data();
                 // The parse checked the IPv4 header (20 bytes at least).
                 match d.get(off + 16..off + 20) {
@@ -478,7 +481,7 @@ impl IpLookup {
                         t.prefetch(*dst);
                         return V_IPV4;
                     }
-                    _ => return V_MALFORMED,
+                    _ => return DROP_MALFORMED,
                 }
             }
         }
@@ -486,11 +489,12 @@ impl IpLookup {
     }
 
     /// Where the packet of table value `v` (or `V_IPV4` with destination
-    /// `dst`) goes: its output, or `D_NOT_IP`, `D_MALFORMED`, `D_NO_ROUTE`
-    /// for a drop; with a route, its next hop goes into `pkt`'s annotation.
+    /// `dst`) goes: its output, or `DROP_NOT_IP`, `DROP_MALFORMED`,
+    /// `DROP_NO_ROUTE`; with a route, its next hop goes into `pkt`'s
+    /// annotation.
     #[inline(always)]
-    fn dest(&self, pkt: &mut crate::packet::Packet, v: u16, dst: u32) -> u16 {
-        let v = match &self.v4 {
+    fn dest(&self, v4: Option<&Lpm4>, pkt: &mut crate::packet::Packet, v: u16, dst: u32) -> u16 {
+        let v = match v4 {
             Some(t) if v == V_IPV4 => t.lookup(dst),
             _ => v,
         };
@@ -499,63 +503,60 @@ impl IpLookup {
                 pkt.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2].copy_from_slice(&hop.words);
                 hop.output
             }
-            None if v == V_NOT_IP => D_NOT_IP,
-            None if v == V_MALFORMED => D_MALFORMED,
-            None => self.no_route.map_or(D_NO_ROUTE, |o| o as u16),
+            None if v == DROP_NOT_IP || v == DROP_MALFORMED => v,
+            None => self.no_route.map_or(DROP_NO_ROUTE, |o| o as u16),
+        }
+    }
+
+    /// The destinations of the `pkts` (at most `CHUNK`) into `vals`,
+    /// software-pipelined: packet `i + AHEAD` is classified (for IPv4, its
+    /// table entry prefetched) while packet `i` is looked up, so that each
+    /// entry has the work of `AHEAD` packets' time to arrive and the misses
+    /// overlap, spread over the burst instead of all issued at once.
+    /// Called with `v4` known at each call site, so that the loop has no
+    /// test of it per packet.
+    #[inline(always)]
+    fn route_chunk(&self, v4: Option<&Lpm4>, pkts: &mut [crate::packet::Packet], vals: &mut [u16]) {
+        let n = pkts.len();
+        let mut dsts = [0u32; CHUNK];
+        let ahead = n.min(AHEAD);
+        for i in 0..ahead {
+            vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
+        }
+        for i in 0..n - ahead {
+            vals[i + AHEAD] = self.value(v4, &mut pkts[i + AHEAD], &mut dsts[i + AHEAD]);
+            vals[i] = self.dest(v4, &mut pkts[i], vals[i], dsts[i]);
+        }
+        for i in n - ahead..n {
+            vals[i] = self.dest(v4, &mut pkts[i], vals[i], dsts[i]);
         }
     }
 }
 
-/// Destination of a packet dropped as `not-ip` (outputs are at most 4096,
-/// so no output number is one of these three).
-const D_NOT_IP: u16 = u16::MAX;
-/// Destination of a packet dropped as `malformed`.
-const D_MALFORMED: u16 = u16::MAX - 1;
-/// Destination of a packet dropped as `no-route`.
-const D_NO_ROUTE: u16 = u16::MAX - 2;
-
 impl Element for IpLookup {
-    /// Software-pipelined: packet `i + AHEAD` is classified (for IPv4,
-    /// its table entry prefetched) while packet `i` is looked up, so that
-    /// each entry has the work of `AHEAD` packets' time to arrive and the
-    /// misses overlap, spread over the burst instead of all issued at
-    /// once; then the packets move to their outputs in one pass.
+    /// Routes the burst a chunk at a time (see `route_chunk`), then moves
+    /// each chunk to its outputs in one pass.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         let mut vals = [0u16; CHUNK];
-        let mut dsts = [0u32; CHUNK];
         while !batch.is_empty() {
             let n = batch.len().min(CHUNK);
-            let (vals, dsts) = (&mut vals[..n], &mut dsts[..n]);
-            let pkts = &mut batch[..n];
-            for i in 0..n.min(AHEAD) {
-                vals[i] = self.value(&mut pkts[i], &mut dsts[i]);
+            let vals = &mut vals[..n];
+            match self.v4.as_deref() {
+                Some(t) => self.route_chunk(Some(t), &mut batch[..n], vals),
+                None => self.route_chunk(None, &mut batch[..n], vals),
             }
-            for i in 0..n {
-                if i + AHEAD < n {
-                    vals[i + AHEAD] = self.value(&mut pkts[i + AHEAD], &mut dsts[i + AHEAD]);
-                }
-                vals[i] = self.dest(&mut pkts[i], vals[i], dsts[i]);
-            }
-            let outputs = self.outputs;
             // All to one output (a default route, the gateway's LAN side):
             // moved in one copy.
             let first = vals[0];
-            if usize::from(first) < outputs && vals.iter().all(|&d| d == first) {
+            if usize::from(first) < self.outputs && vals.iter().all(|&d| d == first) {
                 out.push_first(usize::from(first), batch, n);
                 continue;
             }
-            for (pkt, &d) in batch.drain(..n).zip(vals.iter()) {
-                if usize::from(d) < outputs {
-                    out.push(usize::from(d), pkt);
-                } else {
-                    let why = match d {
-                        D_NOT_IP => NOT_IP,
-                        D_MALFORMED => MALFORMED,
-                        _ => NO_ROUTE,
-                    };
-                    out.drop(pkt, why);
-                }
-            }
+            out.scatter(batch, vals, |d| match d {
+                DROP_NOT_IP => NOT_IP,
+                DROP_MALFORMED => MALFORMED,
+                _ => NO_ROUTE,
+            });
         }
     }
 
