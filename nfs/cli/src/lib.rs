@@ -79,7 +79,8 @@ enum Command {
     },
     /// Measure Mpps on one core for the standard in-memory graphs.
     Bench {
-        /// Scenarios to run (default: all): discard, classify, firewall, rewrite.
+        /// Scenarios to run (default: all): discard, classify, firewall, rewrite, nat44,
+        /// lookup4, lookup4-cached, lookup6, bridge, gateway.
         scenarios: Vec<String>,
         /// Packets per scenario.
         #[arg(long, default_value_t = 50_000_000)]

@@ -194,6 +194,32 @@ fn bench_gateway_sends_every_packet_through_to_the_wan() {
     assert_eq!(v[0]["packets"], 20_000);
 }
 
+/// `bench lookup4-cached` is lookup4 with its overrides (destinations in
+/// one /16): they parse, and every packet is generated and routed.
+#[test]
+fn bench_lookup4_cached_runs_with_its_overrides() {
+    let out = hpio_nf()
+        .args([
+            "bench",
+            "lookup4-cached",
+            "--count",
+            "20000",
+            "--runs",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["scenario"], "lookup4-cached");
+    assert_eq!(v[0]["packets"], 20_000);
+}
+
 /// `bench --workers 2` runs every worker on its own share and reports each
 /// worker and the total; the packets of the workers add up to the count.
 #[test]
