@@ -446,18 +446,17 @@ impl IpLookup {
     /// else its table value (or `DROP_NOT_IP`, `DROP_MALFORMED`).
     #[inline(always)]
     fn value(&self, v4: Option<&Lpm4>, pkt: &mut crate::packet::Packet, dst: &mut u32) -> u16 {
-        // A frame no element has parsed yet: the plain IPv4 frame gives its
-        // destination without the parse (which the next element that needs
-        // it does, or none does); every other frame is parsed and cached
-        // as before. `plain_ipv4_dst` gives an address only for frames the
-        // parse finds IPv4, neither truncated nor malformed.
+        // The plain IPv4 frame gives its destination without the parse
+        // (which the next element that needs it does, or none does); every
+        // other frame is parsed (or its cached parse read) as before.
+        // `plain_ipv4_dst` gives an address only for frames the parse finds
+        // IPv4, neither truncated nor malformed, and reads the same bytes a
+        // cached parse was made from, so it holds with or without one.
         if let Some(t) = v4 {
-            if !pkt.headers_cached() {
-                if let Some(d) = Headers::plain_ipv4_dst(pkt.data()) {
-                    *dst = d;
-                    t.prefetch(d);
-                    return V_IPV4;
-                }
+            if let Some(d) = Headers::plain_ipv4_dst(pkt.data()) {
+                *dst = d;
+                t.prefetch(d);
+                return V_IPV4;
             }
         }
         let h = pkt.headers();
@@ -519,16 +518,19 @@ impl IpLookup {
     fn route_chunk(&self, v4: Option<&Lpm4>, pkts: &mut [crate::packet::Packet], vals: &mut [u16]) {
         let n = pkts.len();
         let mut dsts = [0u32; CHUNK];
+        // All three the same length, so that no index below needs a check.
+        let (vals, dsts) = (&mut vals[..n], &mut dsts[..n]);
         let ahead = n.min(AHEAD);
         for i in 0..ahead {
             vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
         }
-        for i in 0..n - ahead {
-            vals[i + AHEAD] = self.value(v4, &mut pkts[i + AHEAD], &mut dsts[i + AHEAD]);
-            vals[i] = self.dest(v4, &mut pkts[i], vals[i], dsts[i]);
+        for i in ahead..n {
+            vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
+            let j = i - AHEAD;
+            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
         }
-        for i in n - ahead..n {
-            vals[i] = self.dest(v4, &mut pkts[i], vals[i], dsts[i]);
+        for j in n - ahead..n {
+            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
         }
     }
 }
