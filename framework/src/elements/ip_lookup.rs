@@ -9,7 +9,7 @@ use crate::element::{
     ParamType, Params, PortCount,
 };
 use crate::elements::route::log::{route_key, RouteLog};
-use crate::elements::route::lpm4::{Lpm4, MAX_VALUE};
+use crate::elements::route::lpm4::{Lpm4, Lpm4View, MAX_VALUE};
 use crate::elements::route::lpm6::Lpm6;
 use crate::elements::route::{
     generate_v4, generate_v6, next_hop_words, parse_route, parse_route_prefix, Route, NEXT_HOP_ANNO,
@@ -445,7 +445,12 @@ impl IpLookup {
     /// destination into `dst`, its table entry prefetched, and `V_IPV4`;
     /// else its table value (or `DROP_NOT_IP`, `DROP_MALFORMED`).
     #[inline(always)]
-    fn value(&self, v4: Option<&Lpm4>, pkt: &mut crate::packet::Packet, dst: &mut u32) -> u16 {
+    fn value(
+        &self,
+        v4: Option<Lpm4View<'_>>,
+        pkt: &mut crate::packet::Packet,
+        dst: &mut u32,
+    ) -> u16 {
         // The plain IPv4 frame gives its destination without the parse
         // (which the next element that needs it does, or none does); every
         // other frame is parsed (or its cached parse read) as before.
@@ -492,7 +497,13 @@ impl IpLookup {
     /// `DROP_NO_ROUTE`; with a route, its next hop goes into `pkt`'s
     /// annotation.
     #[inline(always)]
-    fn dest(&self, v4: Option<&Lpm4>, pkt: &mut crate::packet::Packet, v: u16, dst: u32) -> u16 {
+    fn dest(
+        &self,
+        v4: Option<Lpm4View<'_>>,
+        pkt: &mut crate::packet::Packet,
+        v: u16,
+        dst: u32,
+    ) -> u16 {
         let v = match v4 {
             Some(t) if v == V_IPV4 => t.lookup(dst),
             _ => v,
@@ -515,7 +526,12 @@ impl IpLookup {
     /// Called with `v4` known at each call site, so that the loop has no
     /// test of it per packet.
     #[inline(always)]
-    fn route_chunk(&self, v4: Option<&Lpm4>, pkts: &mut [crate::packet::Packet], vals: &mut [u16]) {
+    fn route_chunk(
+        &self,
+        v4: Option<Lpm4View<'_>>,
+        pkts: &mut [crate::packet::Packet],
+        vals: &mut [u16],
+    ) {
         let n = pkts.len();
         let mut dsts = [0u32; CHUNK];
         // All three the same length, so that no index below needs a check.
@@ -544,7 +560,7 @@ impl Element for IpLookup {
             let n = batch.len().min(CHUNK);
             let vals = &mut vals[..n];
             match self.v4.as_deref() {
-                Some(t) => self.route_chunk(Some(t), &mut batch[..n], vals),
+                Some(t) => self.route_chunk(Some(t.view()), &mut batch[..n], vals),
                 None => self.route_chunk(None, &mut batch[..n], vals),
             }
             // All to one output (a default route, the gateway's LAN side):

@@ -65,8 +65,22 @@ impl Pool {
     /// out) and returns how many it added: the buffers a batched receive
     /// fills.
     #[inline]
-    #[allow(unsafe_code)]
     pub fn alloc_into(&mut self, batch: &mut Batch, n: usize) -> usize {
+        let start = batch.len();
+        let take = self.take_into(batch, n);
+        for p in &mut batch[start..] {
+            p.reset();
+        }
+        take
+    }
+
+    /// [`Pool::alloc_into`] without the reset: the packets keep the
+    /// metadata of their last use, for a receive that sets all of it with
+    /// [`Packet::set_received`] (the generator's loops, which otherwise
+    /// store most fields twice per packet).
+    #[inline]
+    #[allow(unsafe_code)]
+    pub(crate) fn take_into(&mut self, batch: &mut Batch, n: usize) -> usize {
         let have = self.free.len();
         let take = n.min(have);
         if take < n {
@@ -89,9 +103,6 @@ impl Pool {
             );
             self.free.set_len(from);
             batch.set_len(start + take);
-        }
-        for p in &mut batch[start..] {
-            p.reset();
         }
         take
     }
@@ -217,6 +228,60 @@ mod tests {
         batch.extend((0..5).map(|_| Packet::new()));
         pool.free_batch(&mut batch);
         assert_eq!((pool.available(), batch.len()), (200, 0));
+    }
+
+    /// A slot from `take_into` filled through `recv_room` and
+    /// `set_received` ends as one from `alloc_into`, `recv_buf` and
+    /// `finish_recv`: whatever its last user left (a moved frame start,
+    /// annotations, a port, a cached parse), every field is set anew.
+    #[test]
+    fn take_into_and_set_received_set_what_a_reset_receive_sets() {
+        let frame: Vec<u8> = (0..60u8).collect();
+        let used = |pool: &mut Pool| {
+            let mut batch = Batch::new();
+            assert_eq!(pool.alloc_into(&mut batch, 1), 1);
+            let p = &mut batch[0];
+            p.set_frame(&[0x45; 80]);
+            p.pull_front(6).unwrap();
+            *p.anno_mut() = [7; 4];
+            p.set_in_port(Some(3));
+            let _ = p.headers();
+            assert!(p.headers_cached());
+            pool.free_batch(&mut batch);
+        };
+        let (mut a, mut b) = (Pool::new(1), Pool::new(1));
+        used(&mut a);
+        used(&mut b);
+        let (mut ba, mut bb) = (Batch::new(), Batch::new());
+        assert_eq!(a.take_into(&mut ba, 1), 1);
+        ba[0].recv_room()[..60].copy_from_slice(&frame);
+        ba[0].set_received(60, 70, 1234);
+        assert_eq!(b.alloc_into(&mut bb, 1), 1);
+        bb[0].recv_buf()[..60].copy_from_slice(&frame);
+        bb[0].finish_recv(60, 70, 1234);
+        let (p, q) = (&mut ba[0], &mut bb[0]);
+        assert_eq!(p.data(), &frame[..]);
+        assert_eq!(p.data(), q.data());
+        assert_eq!(
+            (
+                p.wire_len(),
+                p.timestamp(),
+                p.in_port(),
+                *p.anno(),
+                p.headers_cached()
+            ),
+            (
+                q.wire_len(),
+                q.timestamp(),
+                q.in_port(),
+                *q.anno(),
+                q.headers_cached()
+            )
+        );
+        assert_eq!(
+            (p.in_port(), *p.anno(), p.headers_cached()),
+            (None, [0; 4], false)
+        );
     }
 
     #[test]

@@ -96,6 +96,35 @@ impl Default for Lpm4 {
     }
 }
 
+/// A borrowed [`Lpm4`] that looks up, for loops over a burst (see
+/// [`Lpm4::view`]).
+#[derive(Clone, Copy)]
+pub struct Lpm4View<'a> {
+    tbl24: &'a [u16; TBL24_LEN],
+    tbl8: &'a [u16],
+}
+
+impl Lpm4View<'_> {
+    /// As [`Lpm4::prefetch`].
+    #[inline(always)]
+    pub fn prefetch(self, addr: u32) {
+        crate::sys::memory::prefetch(&self.tbl24[(addr >> 8) as usize]);
+    }
+
+    /// As [`Lpm4::lookup`].
+    #[inline(always)]
+    pub fn lookup(self, addr: u32) -> u16 {
+        let e = self.tbl24[(addr >> 8) as usize];
+        if e & GROUP == 0 {
+            e
+        } else {
+            let at = (usize::from(e & !GROUP) << 8) | (addr & 0xff) as usize;
+            // The group index came from `alloc_group`, always inside tbl8.
+            self.tbl8[at]
+        }
+    }
+}
+
 impl Lpm4 {
     /// An empty table (48 MiB: every /24 has its entry).
     pub fn new() -> Lpm4 {
@@ -115,19 +144,23 @@ impl Lpm4 {
     /// table (32 MiB) misses the caches, and the misses then overlap.
     #[inline(always)]
     pub fn prefetch(&self, addr: u32) {
-        crate::sys::memory::prefetch(&self.tbl24[(addr >> 8) as usize]);
+        self.view().prefetch(addr)
     }
 
     /// The value of the longest prefix holding `addr`, 0 when none does.
     #[inline(always)]
     pub fn lookup(&self, addr: u32) -> u16 {
-        let e = self.tbl24[(addr >> 8) as usize];
-        if e & GROUP == 0 {
-            e
-        } else {
-            let at = (usize::from(e & !GROUP) << 8) | (addr & 0xff) as usize;
-            // The group index came from `alloc_group`, always inside tbl8.
-            self.tbl8[at]
+        self.view().lookup(addr)
+    }
+
+    /// The two tables as plain references, for a loop of lookups: held in
+    /// registers, where through `&Lpm4` each lookup reloads them (a store
+    /// to a packet might, for all the compiler knows, have changed them).
+    #[inline(always)]
+    pub fn view(&self) -> Lpm4View<'_> {
+        Lpm4View {
+            tbl24: &self.tbl24,
+            tbl8: &self.tbl8,
         }
     }
 

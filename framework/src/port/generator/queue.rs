@@ -113,15 +113,15 @@ impl TableRx {
         let table: &[u8] = &self.table;
         let mut next = self.next;
         let start = batch.len();
-        let got = pool.alloc_into(batch, want);
+        let got = pool.take_into(batch, want);
         for p in &mut batch[start..] {
             let frame = &table[next..next + stride];
             if BLOCKS == 0 {
-                copy_blocks(p.fresh_recv_buf(), frame);
+                copy_blocks(p.recv_room(), frame);
             } else {
-                p.fresh_recv_buf()[..BLOCKS * BLOCK].copy_from_slice(&frame[..BLOCKS * BLOCK]);
+                p.recv_room()[..BLOCKS * BLOCK].copy_from_slice(&frame[..BLOCKS * BLOCK]);
             }
-            p.finish_recv(size, size, ts);
+            p.set_received(size, size, ts);
             next += stride;
             if next == table.len() {
                 next = 0;
@@ -401,9 +401,9 @@ impl PatchRx {
         let l4 = self.spec.l4_off();
         let csum_at = self.spec.l4_csum_off();
         let start = batch.len();
-        let got = pool.alloc_into(batch, want);
+        let got = pool.take_into(batch, want);
         for p in &mut batch[start..] {
-            let buf = p.fresh_recv_buf();
+            let buf = p.recv_room();
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
@@ -417,7 +417,7 @@ impl PatchRx {
             if DST_ONLY {
                 self.put_dst(buf);
             }
-            p.finish_recv(size, size, ts);
+            p.set_received(size, size, ts);
             // Next flow: source port fastest, then destination port, then addresses.
             self.sp += 1;
             self.sport = self.sport.wrapping_add(1);
@@ -481,9 +481,9 @@ impl PatchRx {
         );
         let (mut di, mut k) = (self.di, self.dst_k);
         let start = batch.len();
-        let got = pool.alloc_into(batch, want);
+        let got = pool.take_into(batch, want);
         for p in &mut batch[start..] {
-            let buf = p.fresh_recv_buf();
+            let buf = p.recv_room();
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
@@ -497,7 +497,7 @@ impl PatchRx {
             buf[dst_at..dst_at + 4].copy_from_slice(&dst.to_be_bytes());
             buf[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&ip_csum.to_be_bytes());
             buf[csum_at..csum_at + 2].copy_from_slice(&l4_csum.to_be_bytes());
-            p.finish_recv(size, size, ts);
+            p.set_received(size, size, ts);
             k += step;
             if k >= count {
                 k -= count;
