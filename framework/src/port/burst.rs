@@ -106,6 +106,11 @@ impl Outcome {
 /// Waiting is the back-pressure a forwarder wants: the receive rings hold
 /// the traffic meanwhile (an emulated NIC under load was seen to need more
 /// than a millisecond to drain its queue).
+///
+/// A driver whose device can say when the queue has room again (hpio's
+/// `poll` with `HPIO_INFO_TX_POLL`) passes a [`Room`] waiter instead: then
+/// every wait sleeps in it, for at most what is left of the same budget,
+/// and the CPU halts rather than spins.
 #[derive(Debug, Default)]
 struct Backoff {
     step: u32,
@@ -113,14 +118,29 @@ struct Backoff {
     napping_since: Option<Instant>,
 }
 
+/// Sleeps until the device queue has room, or the given time has passed
+/// (whichever first; an early or spurious return only costs a retry).
+pub(crate) type Room<'a> = &'a mut dyn FnMut(Duration);
+
 impl Backoff {
     const SPINS: u32 = 8;
     const YIELDS: u32 = 8;
     const NAP: Duration = Duration::from_micros(50);
     const BUDGET: Duration = Duration::from_millis(5);
 
-    /// Waits a little; false once the budget is spent.
-    fn wait(&mut self) -> bool {
+    /// Waits a little, in `room` if given; false once the budget is spent.
+    fn wait(&mut self, room: Option<&mut Room<'_>>) -> bool {
+        if let Some(room) = room {
+            let since = *self.napping_since.get_or_insert_with(Instant::now);
+            let Some(left) = Self::BUDGET
+                .checked_sub(since.elapsed())
+                .filter(|l| !l.is_zero())
+            else {
+                return false;
+            };
+            room(left);
+            return true;
+        }
         let s = self.step;
         self.step += 1;
         if s < Self::SPINS {
@@ -145,8 +165,20 @@ impl Backoff {
 pub(crate) fn send_burst(
     batch: &mut [Packet],
     chunk: usize,
+    send: impl FnMut(&mut [Packet]) -> io::Result<usize>,
+    fault: impl FnMut(io::Error, &Packet) -> Fault,
+) -> (Outcome, Option<Stop>) {
+    send_burst_waiting(batch, chunk, send, fault, None)
+}
+
+/// [`send_burst`], waiting for a full queue in `room` when given (see
+/// [`Backoff`]).
+pub(crate) fn send_burst_waiting(
+    batch: &mut [Packet],
+    chunk: usize,
     mut send: impl FnMut(&mut [Packet]) -> io::Result<usize>,
     mut fault: impl FnMut(io::Error, &Packet) -> Fault,
+    mut room: Option<Room<'_>>,
 ) -> (Outcome, Option<Stop>) {
     let total = batch.len();
     let chunk = chunk.max(1);
@@ -164,7 +196,7 @@ pub(crate) fn send_burst(
                 i += n;
             }
             Ok(_) | Err(Fault::Full) => {
-                if !backoff.wait() {
+                if !backoff.wait(room.as_mut()) {
                     o.full += (total - i) as u64;
                     break;
                 }
@@ -451,6 +483,45 @@ mod tests {
         assert!(o.retries > u64::from(Backoff::SPINS + Backoff::YIELDS));
         assert!(start.elapsed() >= Backoff::BUDGET);
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_room_waiter_is_slept_in_instead_of_spinning_within_the_budget() {
+        let mut b = batch(&[60; 5]);
+        let mut fulls = 3;
+        let mut waits = Vec::new();
+        let mut room = |left: Duration| waits.push(left);
+        let (o, _) = send_burst_waiting(
+            &mut b,
+            8,
+            |p| {
+                if fulls > 0 {
+                    fulls -= 1;
+                    return Err(errno(libc::ENOBUFS));
+                }
+                Ok(p.len())
+            },
+            by_errno,
+            Some(&mut room),
+        );
+        assert_eq!((o.sent, o.retries, o.full), (5, 3, 0));
+        // One sleep per full queue, none of them spins or yields first, each
+        // bounded by what is left of the budget.
+        assert_eq!(waits.len(), 3);
+        assert!(waits.iter().all(|w| *w <= Backoff::BUDGET && !w.is_zero()));
+        assert!(waits.windows(2).all(|w| w[1] <= w[0]));
+
+        // A queue that never drains, with a waiter that sleeps as long as
+        // it is told: one sleep uses the budget up, then the rest is dropped.
+        let mut sleeps = 0;
+        let mut room = |left: Duration| {
+            sleeps += 1;
+            std::thread::sleep(left);
+        };
+        let (o, stop) = send_burst_waiting(&mut b, 8, |_| Ok(0), by_errno, Some(&mut room));
+        assert!(stop.is_none());
+        assert_eq!((o.sent, o.full, o.retries), (0, 5, 1));
+        assert_eq!(sleeps, 1);
     }
 
     #[test]
