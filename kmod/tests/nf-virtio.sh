@@ -18,7 +18,8 @@
 #                  hpio-bN: hpio with runtime.burst = N;
 #                  hpio-spin: the module's tx_poll_us=0 (a full TX
 #                  queue is waited for by spinning, yielding, napping);
-#                  hpio-txbN: the module's tx_batch=N. Options combine:
+#                  hpio-txbN: the module's tx_batch=N; hpio-txpN: its
+#                  tx_poll_us=N. Options combine:
 #                  hpio-1w-spin
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
@@ -165,6 +166,7 @@ start() {
 			1w) workers=1 ;;
 			spin) args="$args tx_poll_us=0" ;;
 			txb[0-9]*) args="$args tx_batch=${o#txb}" ;;
+			txp[0-9]*) args="$args tx_poll_us=${o#txp}" ;;
 			b[0-9]*) burst=${o#b} ;;
 			*) echo "virtio: unknown option '$o' of $NAME" ;;
 			esac
