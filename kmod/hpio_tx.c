@@ -187,6 +187,103 @@ static bool hpio_tx_stopped(struct net_device *dev, u32 qidx)
 }
 
 /*
+ * Waiting for room.  Drivers wake a stopped TX queue from their TX
+ * completion (netif_tx_wake_queue), which offers no hook to a module short
+ * of skb destructors, and those could run after the module is gone.  So a
+ * poll that finds the queue stopped arms a per-queue hrtimer instead: it
+ * looks at the queue every tx_poll_us and wakes the queue's pollers once
+ * the queue has room, the device is down or gone, or nobody waits any
+ * more.  The timer only reads the queue state; it is cancelled before its
+ * hpio_dev is freed, and only a poll of an open file (which holds the
+ * hpio_dev and the module) arms it.
+ */
+
+/* The TX queue of hpio queue @index has room (or never will: down, gone). */
+static bool hpio_tx_room(struct hpio_dev *hdev, u32 index)
+{
+	struct net_device *dev;
+	bool room;
+
+	rcu_read_lock();
+	dev = rcu_dereference(hdev->netdev);
+	room = !dev || !netif_running(dev) || !hpio_tx_stopped(dev, index);
+	rcu_read_unlock();
+	return room;
+}
+
+static enum hrtimer_restart hpio_tx_timer(struct hrtimer *t)
+{
+	struct hpio_queue *q = container_of(t, struct hpio_queue, tx_timer);
+	unsigned int us = READ_ONCE(hpio_tx_poll_us);
+
+	if (us && wq_has_sleeper(&q->tx_wait) && !hpio_tx_room(q->hdev, q->index)) {
+		hrtimer_forward_now(t, us * NSEC_PER_USEC);
+		return HRTIMER_RESTART;
+	}
+	/* Disarm before the wake-up: a poll that saw the timer armed was on
+	 * tx_wait by then and is woken; a later one arms it again. */
+	clear_bit(0, &q->tx_armed);
+	smp_mb__after_atomic();
+	wake_up_interruptible_poll(&q->tx_wait, EPOLLOUT | EPOLLWRNORM);
+	return HRTIMER_NORESTART;
+}
+
+void hpio_tx_init(struct hpio_dev *hdev, struct hpio_queue *q, u32 index)
+{
+	init_waitqueue_head(&q->tx_wait);
+	hrtimer_init(&q->tx_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	q->tx_timer.function = hpio_tx_timer;
+	q->hdev = hdev;
+	q->index = index;
+}
+
+/* The hpio_dev is about to be freed: no file is open. */
+void hpio_tx_cleanup(struct hpio_queue *q)
+{
+	hrtimer_cancel(&q->tx_timer);
+}
+
+/* Requires RTNL.  The network device is going away: wake every writer
+ * sleeping in poll (it then sees EPOLLERR). */
+void hpio_tx_gone(struct hpio_dev *hdev)
+{
+	unsigned int i;
+
+	ASSERT_RTNL();
+	for (i = 0; i < hdev->nqueues; i++)
+		wake_up_interruptible_poll(&hdev->queues[i].tx_wait,
+					   EPOLLHUP | EPOLLERR);
+}
+
+/*
+ * poll of a writer: EPOLLOUT unless the file's TX queue is stopped (with
+ * tx_poll_us 0, always, as before ABI 2).  A device that is down or gone
+ * reports EPOLLOUT, so that the write says why (ENETDOWN, ENODEV).
+ */
+__poll_t hpio_tx_poll(struct hpio_file *hf, struct file *file,
+		      poll_table *wait)
+{
+	unsigned int us = READ_ONCE(hpio_tx_poll_us);
+	struct hpio_queue *q;
+	u32 index;
+
+	if (!us)
+		return EPOLLOUT | EPOLLWRNORM;
+	q = hpio_file_queue(hf, &index);
+	poll_wait(file, &q->tx_wait, wait);
+	if (hpio_tx_room(hf->hdev, index))
+		return EPOLLOUT | EPOLLWRNORM;
+	/* Full barrier: our entry on tx_wait is visible to a timer that
+	 * disarms after this. */
+	if (!test_and_set_bit(0, &q->tx_armed))
+		hrtimer_start(&q->tx_timer, us * NSEC_PER_USEC, HRTIMER_MODE_REL);
+	/* The queue may have been woken between the look and the arming. */
+	if (hpio_tx_room(hf->hdev, index))
+		return EPOLLOUT | EPOLLWRNORM;
+	return 0;
+}
+
+/*
  * Hand the skbs of @list to the driver on TX queue @qidx %
  * real_num_tx_queues, unlinking each one the driver takes.  The xmit_more
  * hint is set on all but the last frame of each run of @budget frames
