@@ -430,6 +430,17 @@ mod tests {
         io::Error::from_raw_os_error(e)
     }
 
+    /// A send that finds the queue full `fulls` times, then takes all.
+    fn full_then_room(mut fulls: u32) -> impl FnMut(&mut [Packet]) -> io::Result<usize> {
+        move |p| {
+            if fulls > 0 {
+                fulls -= 1;
+                return Err(errno(libc::ENOBUFS));
+            }
+            Ok(p.len())
+        }
+    }
+
     /// A fault policy for the tests: errno names the fault.
     fn by_errno(e: io::Error, _: &Packet) -> Fault {
         match e.raw_os_error() {
@@ -463,19 +474,7 @@ mod tests {
     #[test]
     fn a_full_queue_is_waited_for_then_the_rest_dropped() {
         let mut b = batch(&[60; 5]);
-        let mut fulls = 3;
-        let (o, _) = send_burst(
-            &mut b,
-            8,
-            |p| {
-                if fulls > 0 {
-                    fulls -= 1;
-                    return Err(errno(libc::ENOBUFS));
-                }
-                Ok(p.len())
-            },
-            by_errno,
-        );
+        let (o, _) = send_burst(&mut b, 8, full_then_room(3), by_errno);
         assert_eq!((o.sent, o.retries, o.full), (5, 3, 0));
 
         // A queue that never drains: dropped after the back-off, not forever.
@@ -491,22 +490,9 @@ mod tests {
     #[test]
     fn a_room_waiter_is_slept_in_instead_of_spinning_within_the_budget() {
         let mut b = batch(&[60; 5]);
-        let mut fulls = 3;
         let mut waits = Vec::new();
         let mut room = |left: Duration| waits.push(left);
-        let (o, _) = send_burst_waiting(
-            &mut b,
-            8,
-            |p| {
-                if fulls > 0 {
-                    fulls -= 1;
-                    return Err(errno(libc::ENOBUFS));
-                }
-                Ok(p.len())
-            },
-            by_errno,
-            Some(&mut room),
-        );
+        let (o, _) = send_burst_waiting(&mut b, 8, full_then_room(3), by_errno, Some(&mut room));
         assert_eq!((o.sent, o.retries, o.full), (5, 3, 0));
         // One sleep per full queue, none of them spins or yields first, each
         // one slice of the budget.

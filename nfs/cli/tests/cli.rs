@@ -178,9 +178,14 @@ fn a_failing_output_stops_an_endless_run_on_every_worker() {
 /// where some did not).
 #[test]
 fn bench_gateway_sends_every_packet_through_to_the_wan() {
+    bench_runs_every_packet("gateway");
+}
+
+/// `bench SCENARIO` of 20,000 packets succeeds and reports all of them.
+fn bench_runs_every_packet(scenario: &str) {
     let out = hpio_nf()
         .args([
-            "bench", "gateway", "--count", "20000", "--runs", "1", "--json",
+            "bench", scenario, "--count", "20000", "--runs", "1", "--json",
         ])
         .output()
         .unwrap();
@@ -190,7 +195,7 @@ fn bench_gateway_sends_every_packet_through_to_the_wan() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["scenario"], "gateway");
+    assert_eq!(v[0]["scenario"], scenario);
     assert_eq!(v[0]["packets"], 20_000);
 }
 
@@ -198,26 +203,7 @@ fn bench_gateway_sends_every_packet_through_to_the_wan() {
 /// one /16): they parse, and every packet is generated and routed.
 #[test]
 fn bench_lookup4_cached_runs_with_its_overrides() {
-    let out = hpio_nf()
-        .args([
-            "bench",
-            "lookup4-cached",
-            "--count",
-            "20000",
-            "--runs",
-            "1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["scenario"], "lookup4-cached");
-    assert_eq!(v[0]["packets"], 20_000);
+    bench_runs_every_packet("lookup4-cached");
 }
 
 /// `bench --workers 2` runs every worker on its own share and reports each
