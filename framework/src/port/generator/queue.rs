@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::frame::{addr_sum, l4_checksum, mac_add, FrameSpec};
+use super::frame::{addr_sum, l4_checksum, mac_add, FrameSpec, Proto};
 use crate::packet::{Batch, Pool};
 use crate::port::{PortError, QueueStats, Recv, RxQueue, TxQueue};
 use crate::wire::checksum::fold;
@@ -454,7 +454,7 @@ impl PatchRx {
     /// destination by one addition. The template is written only when the
     /// destinations wrap and the MAC addresses move on.
     #[inline(always)]
-    fn fill_dst4<const BLOCKS: usize>(
+    fn fill_dst4<const BLOCKS: usize, const UDP: bool>(
         &mut self,
         pool: &mut Pool,
         batch: &mut Batch,
@@ -462,7 +462,6 @@ impl PatchRx {
     ) -> usize {
         let ts = now_ns();
         let size = self.spec.size;
-        let proto = self.spec.proto;
         let (_, dst_at, _) = self.spec.addr_offs();
         let csum_at = self.spec.l4_csum_off();
         let count = self.spec.dst_ip_count;
@@ -479,6 +478,10 @@ impl PatchRx {
                 + u64::from(self.sport)
                 + u64::from(self.dport),
         );
+        // The template of a short frame in registers rather than read
+        // back from `cur` per packet (copied again when the MACs move on).
+        let mut tmpl = [[0u8; BLOCK]; BLOCKS];
+        load_blocks(&mut tmpl, &self.cur);
         let (mut di, mut k) = (self.di, self.dst_k);
         let start = batch.len();
         let got = pool.take_into(batch, want);
@@ -487,13 +490,17 @@ impl PatchRx {
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
-                buf[..BLOCKS * BLOCK].copy_from_slice(&self.cur[..BLOCKS * BLOCK]);
+                for (d, s) in buf.chunks_exact_mut(BLOCK).zip(&tmpl) {
+                    d.copy_from_slice(s);
+                }
             }
             // The configuration keeps the shifted index below 2^32 - base.
             let dst = base.wrapping_add((k as u32) << shift);
             let ds = (dst >> 16) + (dst & 0xffff);
             let ip_csum = !(fold32(ip_rest + ds) as u16);
-            let l4_csum = l4_checksum(proto, fold32(l4_rest + ds));
+            // `l4_checksum` tells only UDP from the rest: a constant here.
+            let l4_proto = if UDP { Proto::Udp } else { Proto::Tcp };
+            let l4_csum = l4_checksum(l4_proto, fold32(l4_rest + ds));
             buf[dst_at..dst_at + 4].copy_from_slice(&dst.to_be_bytes());
             buf[IPV4_CSUM..IPV4_CSUM + 2].copy_from_slice(&ip_csum.to_be_bytes());
             buf[csum_at..csum_at + 2].copy_from_slice(&l4_csum.to_be_bytes());
@@ -507,6 +514,7 @@ impl PatchRx {
                 di = 0;
                 k = 0;
                 self.next_macs();
+                load_blocks(&mut tmpl, &self.cur);
             }
         }
         self.di = di;
@@ -515,6 +523,14 @@ impl PatchRx {
         self.dst_sum = addr_sum_of(self.dst, false);
         self.set_sums();
         got
+    }
+}
+
+/// Copies the first blocks of `cur` into `tmpl` (as many as it holds).
+#[inline(always)]
+fn load_blocks<const BLOCKS: usize>(tmpl: &mut [[u8; BLOCK]; BLOCKS], cur: &[u8]) {
+    for (t, c) in tmpl.iter_mut().zip(cur.chunks_exact(BLOCK)) {
+        t.copy_from_slice(c);
     }
 }
 
@@ -529,9 +545,12 @@ impl RxQueue for PatchRx {
             return Ok(oversize(remaining, stats, want));
         }
         let blocks = self.cur.len() / BLOCK;
+        let udp = self.spec.proto == Proto::Udp;
         let got = match (self.dst_only, self.spec.ipv6, blocks) {
-            (true, false, 1) => self.fill_dst4::<1>(pool, batch, want),
-            (true, false, _) => self.fill_dst4::<0>(pool, batch, want),
+            (true, false, 1) if udp => self.fill_dst4::<1, true>(pool, batch, want),
+            (true, false, 1) => self.fill_dst4::<1, false>(pool, batch, want),
+            (true, false, _) if udp => self.fill_dst4::<0, true>(pool, batch, want),
+            (true, false, _) => self.fill_dst4::<0, false>(pool, batch, want),
             (true, true, 2) => self.fill::<2, true>(pool, batch, want),
             (true, true, _) => self.fill::<0, true>(pool, batch, want),
             (false, _, 1) => self.fill::<1, false>(pool, batch, want),
