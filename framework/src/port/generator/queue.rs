@@ -400,6 +400,10 @@ impl PatchRx {
         let proto = self.spec.proto;
         let l4 = self.spec.l4_off();
         let csum_at = self.spec.l4_csum_off();
+        // As in `fill_dst4`: a short template in registers, copied again
+        // whenever the addresses move on.
+        let mut tmpl = [[0u8; BLOCK]; BLOCKS];
+        load_blocks(&mut tmpl, &self.cur);
         let start = batch.len();
         let got = pool.take_into(batch, want);
         for p in &mut batch[start..] {
@@ -407,7 +411,9 @@ impl PatchRx {
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
-                buf[..BLOCKS * BLOCK].copy_from_slice(&self.cur[..BLOCKS * BLOCK]);
+                for (d, s) in buf.chunks_exact_mut(BLOCK).zip(&tmpl) {
+                    d.copy_from_slice(s);
+                }
             }
             buf[l4..l4 + 2].copy_from_slice(&self.sport.to_be_bytes());
             buf[l4 + 2..l4 + 4].copy_from_slice(&self.dport.to_be_bytes());
@@ -431,6 +437,7 @@ impl PatchRx {
                     self.dport = dp0;
                     if addrs_vary {
                         self.next_addrs();
+                        load_blocks(&mut tmpl, &self.cur);
                     }
                 }
             }
