@@ -31,7 +31,6 @@
 #include <linux/atomic.h>
 #include <linux/device.h>
 #include <linux/fs.h>
-#include <linux/hrtimer.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/netdevice.h>
@@ -79,8 +78,6 @@
 #define HPIO_RING_MAX		65536
 /* Largest accepted value of the busy_poll parameter (a NAPI poll budget). */
 #define HPIO_BUSY_POLL_MAX	64
-/* Largest accepted value of the tx_poll_us parameter. */
-#define HPIO_TX_POLL_MAX	10000
 
 /* Module parameters (hpio_main.c); read with READ_ONCE on the data path. */
 extern unsigned int hpio_ring_size;
@@ -88,7 +85,6 @@ extern int hpio_tos_value;
 extern unsigned int hpio_tx_batch;
 extern bool hpio_legacy_empty;
 extern unsigned int hpio_busy_poll;
-extern unsigned int hpio_tx_poll_us;
 
 struct hpio_queue {
 	/* Frames (struct sk_buff *) waiting for a reader.  Storage exists
@@ -100,18 +96,6 @@ struct hpio_queue {
 	/* NAPI instance that last delivered a frame to this ring (0: none
 	 * yet); readers busy-poll it.  WRITE_ONCE/READ_ONCE. */
 	unsigned int napi_id;
-	/* Writers sleeping in poll until TX queue index % real_num_tx_queues
-	 * has room (hpio_tx_poll). */
-	wait_queue_head_t tx_wait;
-	/* While a writer polls a stopped TX queue: looks at it every
-	 * tx_poll_us and wakes tx_wait once it has room.  Armed by
-	 * hpio_tx_poll only (bit 0 of tx_armed set), cancelled before the
-	 * hpio_dev is freed. */
-	struct hrtimer tx_timer;
-	unsigned long tx_armed;
-	/* For the timer: the owner and this queue's index. */
-	struct hpio_dev *hdev;
-	u32 index;
 	atomic64_t rx_packets;
 	atomic64_t rx_drops;
 	atomic64_t rx_errors;
@@ -194,11 +178,6 @@ __poll_t hpio_rx_poll(struct hpio_file *hf, struct file *file,
 		      poll_table *wait);
 
 /* hpio_tx.c */
-void hpio_tx_init(struct hpio_dev *hdev, struct hpio_queue *q, u32 index);
-void hpio_tx_cleanup(struct hpio_queue *q);
-void hpio_tx_gone(struct hpio_dev *hdev);
-__poll_t hpio_tx_poll(struct hpio_file *hf, struct file *file,
-		      poll_table *wait);
 ssize_t hpio_write_iter(struct kiocb *iocb, struct iov_iter *from);
 ssize_t hpio_write(struct file *file, const char __user *buf, size_t count,
 		   loff_t *pos);

@@ -31,7 +31,6 @@ int hpio_tos_value = -1;
 unsigned int hpio_tx_batch = 256;
 bool hpio_legacy_empty;
 unsigned int hpio_busy_poll = HPIO_BUSY_POLL_MAX;
-unsigned int hpio_tx_poll_us = 20;
 
 static int hpio_param_set_ring_size(const char *val,
 				    const struct kernel_param *kp)
@@ -63,17 +62,6 @@ static int hpio_param_set_busy_poll(const char *val,
 
 static const struct kernel_param_ops hpio_busy_poll_ops = {
 	.set = hpio_param_set_busy_poll,
-	.get = param_get_uint,
-};
-
-static int hpio_param_set_tx_poll(const char *val,
-				  const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 0, HPIO_TX_POLL_MAX);
-}
-
-static const struct kernel_param_ops hpio_tx_poll_ops = {
-	.set = hpio_param_set_tx_poll,
 	.get = param_get_uint,
 };
 
@@ -110,9 +98,6 @@ MODULE_PARM_DESC(legacy_empty,
 module_param_cb(busy_poll, &hpio_busy_poll_ops, &hpio_busy_poll, 0644);
 MODULE_PARM_DESC(busy_poll,
 		 "NAPI budget a read polls the ring's receive queue with before it takes frames, 0..64; 0 turns busy polling off (default 64)");
-module_param_cb(tx_poll_us, &hpio_tx_poll_ops, &hpio_tx_poll_us, 0644);
-MODULE_PARM_DESC(tx_poll_us,
-		 "While the TX queue is stopped, poll reports no EPOLLOUT and looks at the queue every this many microseconds, 0..10000; 0 reports EPOLLOUT always (default 20)");
 
 /* ---- devices ---- */
 
@@ -129,14 +114,10 @@ static struct class *hpio_class;
 static void hpio_dev_free(struct kref *kref)
 {
 	struct hpio_dev *hdev = container_of(kref, struct hpio_dev, kref);
-	unsigned int i;
 
 	/* Readers are gone, so are the rings; the netdev was released by
-	 * hpio_dev_remove.  No file is open, so no poll arms a TX timer any
-	 * more: once cancelled, none runs again. */
+	 * hpio_dev_remove. */
 	WARN_ON_ONCE(hdev->readers || rcu_access_pointer(hdev->netdev));
-	for (i = 0; i < hdev->nqueues; i++)
-		hpio_tx_cleanup(&hdev->queues[i]);
 	kvfree_rcu(hdev, rcu);
 }
 
@@ -321,10 +302,8 @@ static void hpio_dev_add(struct net_device *dev)
 	kref_init(&hdev->kref);
 	hdev->nqueues = nq;
 	init_waitqueue_head(&hdev->wait);
-	for (i = 0; i < nq; i++) {
+	for (i = 0; i < nq; i++)
 		init_waitqueue_head(&hdev->queues[i].wait);
-		hpio_tx_init(hdev, &hdev->queues[i], i);
-	}
 	strscpy(hdev->ifname, dev->name, sizeof(hdev->ifname));
 
 	/* Reserve a minor: lookups see no entry until it is stored below. */
@@ -383,7 +362,6 @@ static void hpio_dev_remove(struct hpio_dev *hdev)
 	hpio_node_del(hdev);
 	list_del(&hdev->list);
 	hpio_rx_gone(hdev);
-	hpio_tx_gone(hdev);
 	RCU_INIT_POINTER(hdev->netdev, NULL);
 	netdev_put(dev, &hdev->tracker);
 	hpio_dev_put(hdev);
@@ -539,7 +517,7 @@ static __poll_t hpio_poll(struct file *file, poll_table *wait)
 	if (hf->reader)
 		mask |= hpio_rx_poll(hf, file, wait);
 	if (file->f_mode & FMODE_WRITE)
-		mask |= hpio_tx_poll(hf, file, wait);
+		mask |= EPOLLOUT | EPOLLWRNORM;
 	if (READ_ONCE(hf->hdev->gone))
 		mask = EPOLLERR | EPOLLHUP;
 	return mask;
@@ -571,8 +549,6 @@ static long hpio_ioctl_info(struct hpio_file *hf, void __user *argp)
 		info.flags |= HPIO_INFO_ATTACHED;
 	if (hf->reader)
 		info.flags |= HPIO_INFO_READER;
-	if (READ_ONCE(hpio_tx_poll_us))
-		info.flags |= HPIO_INFO_TX_POLL;
 	info.ring_size = hdev->ring_size;
 	strscpy(info.ifname, hdev->ifname, sizeof(info.ifname));
 	rtnl_unlock();

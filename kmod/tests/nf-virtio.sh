@@ -15,12 +15,7 @@
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
 #                  hpio without busy polling (the module's busy_poll=0);
 #                  hpio-1w: hpio with one worker for every queue;
-#                  hpio-bN: hpio with runtime.burst = N;
-#                  hpio-spin: the module's tx_poll_us=0 (a full TX
-#                  queue is waited for by spinning, yielding, napping);
-#                  hpio-txbN: the module's tx_batch=N; hpio-txpN: its
-#                  tx_poll_us=N. Options combine:
-#                  hpio-1w-spin
+#                  hpio-bN: hpio with runtime.burst = N
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -158,20 +153,9 @@ start() {
 	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
 	workers=${workers:-$Q}
 	case "$DRIVER" in
-	hpio-*)
-		# Options after "hpio", any of them, in any order: hpio-1w-spin...
-		for o in $(echo "${NAME#hpio-}" | tr - ' '); do
-			case "$o" in
-			irq) defer="0 0"; args="$args busy_poll=0" ;;
-			1w) workers=1 ;;
-			spin) args="$args tx_poll_us=0" ;;
-			txb[0-9]*) args="$args tx_batch=${o#txb}" ;;
-			txp[0-9]*) args="$args tx_poll_us=${o#txp}" ;;
-			b[0-9]*) burst=${o#b} ;;
-			*) echo "virtio: unknown option '$o' of $NAME" ;;
-			esac
-		done
-		DRIVER=hpio ;;
+	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
+	hpio-1w) DRIVER=hpio; workers=1 ;;
+	hpio-b[0-9]*) DRIVER=hpio; burst=${NAME#hpio-b} ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -300,20 +284,6 @@ if [ "$Q" -gt 1 ] && [ $BENCH = 0 ]; then
 		"$(($(cat /sys/class/hpio/eth0/tx_packets) - before))" "${sent:-none}"
 	check "module eth0: no transmit errors" test "$(cat /sys/class/hpio/eth0/tx_errors)" = 0
 	check "eth0 back to $Q channels" test "$(ls -d /sys/class/net/eth0/queues/tx-* | wc -l)" = "$Q"
-fi
-
-# poll on a writer waits while eth0's TX queue is stopped and wakes when it
-# drains (tests/txwait.c); then the module is unloaded with the queue's
-# timer just armed.
-if [ $BENCH = 0 ]; then
-	/bin/hpio_txwait eth0 >$T/txwait.out 2>&1
-	check "poll on a stopped TX queue of eth0 (hpio_txwait) exits 0" test $? = 0
-	sed -n 's/^\(ok  \|FAIL\) txwait:/\1 nf: txwait:/p' $T/txwait.out
-	passed=$((passed + $(grep -c "^ok   txwait:" $T/txwait.out)))
-	failed=$((failed + $(grep -c "^FAIL txwait:" $T/txwait.out)))
-	rmmod hpio
-	check "rmmod hpio right after a poll armed a TX timer" test $? = 0
-	insmod /lib/hpio/hpio.ko
 fi
 
 # The syscall fuzzer (tests/fuzz.c) with eth0 and eth1 among its devices:

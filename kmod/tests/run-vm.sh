@@ -77,7 +77,6 @@ gcc $CFLAGS -o "$ROOT/bin/hpio_test" "$HERE"/main.c "$HERE"/harness.c \
 	"$HERE"/t_sizes.c "$HERE"/t_perm.c -lpthread
 gcc $CFLAGS -o "$ROOT/bin/hpio_example" "$KMOD/examples/hpio_tx.c"
 gcc $CFLAGS -o "$ROOT/bin/hpio_fuzz" "$HERE"/fuzz.c "$HERE"/harness.c -lpthread
-gcc $CFLAGS -o "$ROOT/bin/hpio_txwait" "$HERE"/txwait.c
 
 echo "== build hpio-nf (release) for the hpio-nf tests"
 WS=$(dirname "$KMOD")

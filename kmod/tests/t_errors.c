@@ -263,12 +263,9 @@ static void param_errors(void)
 	CHECK(write_str(PARAM("tx_batch"), "0") < 0, "tx_batch=0 refused");
 	CHECK(write_str(PARAM("tx_batch"), "1025") < 0, "tx_batch=1025 refused (max 1024)");
 	CHECK(write_str(PARAM("busy_poll"), "65") < 0, "busy_poll=65 refused (max 64)");
-	CHECK(write_str(PARAM("tx_poll_us"), "10001") < 0, "tx_poll_us=10001 refused (max 10000)");
-	CHECK(write_str(PARAM("tx_poll_us"), "-1") < 0, "tx_poll_us=-1 refused");
 	CHECK(write_str(PARAM("legacy_empty"), "maybe") < 0, "legacy_empty=maybe refused");
 	CHECK(read_long(PARAM("ring_size")) == 1024 && read_long(PARAM("tx_batch")) == 256 &&
-	      read_long(PARAM("tos_value")) == -1 && read_long(PARAM("busy_poll")) == 64 &&
-	      read_long(PARAM("tx_poll_us")) == 20,
+	      read_long(PARAM("tos_value")) == -1 && read_long(PARAM("busy_poll")) == 64,
 	      "parameters kept their values");
 }
 

@@ -50,12 +50,8 @@ void test_lifecycle_load(void)
 	      info.abi_version);
 	CHECK(info.queue == HPIO_QUEUE_CPU && info.nqueues >= (uint32_t)ncpus() &&
 	      (info.flags & HPIO_INFO_UP) && !(info.flags & HPIO_INFO_READER) &&
-	      !(info.flags & HPIO_INFO_ATTACHED) && (info.flags & HPIO_INFO_TX_POLL),
-	      "GET_INFO: unbound, %u queues, up, not a reader, not attached, TX poll", info.nqueues);
-	write_str("/sys/module/hpio/parameters/tx_poll_us", "0");
-	CHECK(fd >= 0 && !hp_info(fd, &info) && !(info.flags & HPIO_INFO_TX_POLL),
-	      "GET_INFO: no HPIO_INFO_TX_POLL with tx_poll_us=0");
-	write_str("/sys/module/hpio/parameters/tx_poll_us", "20");
+	      !(info.flags & HPIO_INFO_ATTACHED),
+	      "GET_INFO: unbound, %u queues, up, not a reader, not attached", info.nqueues);
 	if (fd >= 0)
 		close(fd);
 	netns_kill(ns);
@@ -311,10 +307,6 @@ void test_blocking(void)
 	CHECK(poll(&p, 1, 0) == 0, "poll: empty read-only file is not ready");
 	p = (struct pollfd){ .fd = w, .events = POLLIN | POLLOUT };
 	CHECK(poll(&p, 1, 0) == 1 && p.revents == POLLOUT, "poll: a writer is writable");
-	/* veth never stops its queue: POLLOUT with the timer off or on. */
-	write_str("/sys/module/hpio/parameters/tx_poll_us", "0");
-	CHECK(poll(&p, 1, 0) == 1 && p.revents == POLLOUT, "poll: a writer is writable (tx_poll_us=0)");
-	write_str("/sys/module/hpio/parameters/tx_poll_us", "20");
 
 	sd.delay_ms = 200;
 	pthread_create(&t2, NULL, delayed_send, &sd);

@@ -23,11 +23,7 @@
 # BENCH_ROUNDS (3), BENCH_DRIVERS ("linux hpio af_packet": linux is the
 # kernel's bridge, the reference of the ratios; hpio-irq is hpio without
 # busy polling, as before the module had it; hpio-1w is hpio with one
-# worker reading every queue, hpio-bN hpio with a burst of N, hpio-spin hpio
-# with the module's tx_poll_us=0 (a full TX queue waited for by spinning,
-# yielding and napping, not in poll), hpio-txbN with its tx_batch=N, hpio-txpN
-# with its tx_poll_us=N; options
-# combine: hpio-1w-spin), BENCH_PACE (pktgen options;
+# worker reading every queue, hpio-bN hpio with a burst of N), BENCH_PACE (pktgen options;
 # default empty: as fast as the sender can), BENCH_BURST (hpio-nf's
 # runtime.burst, default 256: a readv/writev of up to 256 frames; empty:
 # the config's, 32), BENCH_WORKERS (hpio-nf's workers, default one per

@@ -106,15 +106,6 @@ impl Outcome {
 /// Waiting is the back-pressure a forwarder wants: the receive rings hold
 /// the traffic meanwhile (an emulated NIC under load was seen to need more
 /// than a millisecond to drain its queue).
-///
-/// A driver whose device can say when the queue has room again (hpio's
-/// `poll` with `HPIO_INFO_TX_POLL`) passes a [`Room`] waiter instead: then
-/// every wait sleeps in it, and the CPU halts rather than spins. Each of
-/// these sleeps is bounded by [`Backoff::ROOM_SLICE`], and there are at
-/// most [`Backoff::ROOM_WAITS`] of them, so the wait stays within the same
-/// budget without a clock read per wait (a system call and an emulated
-/// device access on a guest whose clock source is the HPET: 2% of a
-/// guest's samples in the VM bench).
 #[derive(Debug, Default)]
 struct Backoff {
     step: u32,
@@ -122,28 +113,14 @@ struct Backoff {
     napping_since: Option<Instant>,
 }
 
-/// Sleeps until the device queue has room, or the given time has passed
-/// (whichever first; an early or spurious return only costs a retry).
-pub(crate) type Room<'a> = &'a mut dyn FnMut(Duration);
-
 impl Backoff {
     const SPINS: u32 = 8;
     const YIELDS: u32 = 8;
     const NAP: Duration = Duration::from_micros(50);
     const BUDGET: Duration = Duration::from_millis(5);
-    const ROOM_WAITS: u32 = 16;
-    const ROOM_SLICE: Duration = Duration::from_nanos(5_000_000 / 16);
 
-    /// Waits a little, in `room` if given; false once the budget is spent.
-    fn wait(&mut self, room: Option<&mut Room<'_>>) -> bool {
-        if let Some(room) = room {
-            if self.step >= Self::ROOM_WAITS {
-                return false;
-            }
-            self.step += 1;
-            room(Self::ROOM_SLICE);
-            return true;
-        }
+    /// Waits a little; false once the budget is spent.
+    fn wait(&mut self) -> bool {
         let s = self.step;
         self.step += 1;
         if s < Self::SPINS {
@@ -168,20 +145,8 @@ impl Backoff {
 pub(crate) fn send_burst(
     batch: &mut [Packet],
     chunk: usize,
-    send: impl FnMut(&mut [Packet]) -> io::Result<usize>,
-    fault: impl FnMut(io::Error, &Packet) -> Fault,
-) -> (Outcome, Option<Stop>) {
-    send_burst_waiting(batch, chunk, send, fault, None)
-}
-
-/// [`send_burst`], waiting for a full queue in `room` when given (see
-/// [`Backoff`]).
-pub(crate) fn send_burst_waiting(
-    batch: &mut [Packet],
-    chunk: usize,
     mut send: impl FnMut(&mut [Packet]) -> io::Result<usize>,
     mut fault: impl FnMut(io::Error, &Packet) -> Fault,
-    mut room: Option<Room<'_>>,
 ) -> (Outcome, Option<Stop>) {
     let total = batch.len();
     let chunk = chunk.max(1);
@@ -199,7 +164,7 @@ pub(crate) fn send_burst_waiting(
                 i += n;
             }
             Ok(_) | Err(Fault::Full) => {
-                if !backoff.wait(room.as_mut()) {
+                if !backoff.wait() {
                     o.full += (total - i) as u64;
                     break;
                 }
@@ -430,17 +395,6 @@ mod tests {
         io::Error::from_raw_os_error(e)
     }
 
-    /// A send that finds the queue full `fulls` times, then takes all.
-    fn full_then_room(mut fulls: u32) -> impl FnMut(&mut [Packet]) -> io::Result<usize> {
-        move |p| {
-            if fulls > 0 {
-                fulls -= 1;
-                return Err(errno(libc::ENOBUFS));
-            }
-            Ok(p.len())
-        }
-    }
-
     /// A fault policy for the tests: errno names the fault.
     fn by_errno(e: io::Error, _: &Packet) -> Fault {
         match e.raw_os_error() {
@@ -474,7 +428,19 @@ mod tests {
     #[test]
     fn a_full_queue_is_waited_for_then_the_rest_dropped() {
         let mut b = batch(&[60; 5]);
-        let (o, _) = send_burst(&mut b, 8, full_then_room(3), by_errno);
+        let mut fulls = 3;
+        let (o, _) = send_burst(
+            &mut b,
+            8,
+            |p| {
+                if fulls > 0 {
+                    fulls -= 1;
+                    return Err(errno(libc::ENOBUFS));
+                }
+                Ok(p.len())
+            },
+            by_errno,
+        );
         assert_eq!((o.sent, o.retries, o.full), (5, 3, 0));
 
         // A queue that never drains: dropped after the back-off, not forever.
@@ -485,29 +451,6 @@ mod tests {
         assert!(o.retries > u64::from(Backoff::SPINS + Backoff::YIELDS));
         assert!(start.elapsed() >= Backoff::BUDGET);
         assert!(start.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn a_room_waiter_is_slept_in_instead_of_spinning_within_the_budget() {
-        let mut b = batch(&[60; 5]);
-        let mut waits = Vec::new();
-        let mut room = |left: Duration| waits.push(left);
-        let (o, _) = send_burst_waiting(&mut b, 8, full_then_room(3), by_errno, Some(&mut room));
-        assert_eq!((o.sent, o.retries, o.full), (5, 3, 0));
-        // One sleep per full queue, none of them spins or yields first, each
-        // one slice of the budget.
-        assert_eq!(waits, vec![Backoff::ROOM_SLICE; 3]);
-        assert_eq!(Backoff::ROOM_SLICE * Backoff::ROOM_WAITS, Backoff::BUDGET);
-
-        // A queue that never drains: the slices add up to the budget, then
-        // the rest is dropped.
-        let mut slept = Duration::ZERO;
-        let mut room = |slice: Duration| slept += slice;
-        let (o, stop) = send_burst_waiting(&mut b, 8, |_| Ok(0), by_errno, Some(&mut room));
-        assert!(stop.is_none());
-        let waits = u64::from(Backoff::ROOM_WAITS);
-        assert_eq!((o.sent, o.full, o.retries), (0, 5, waits));
-        assert_eq!(slept, Backoff::BUDGET);
     }
 
     #[test]

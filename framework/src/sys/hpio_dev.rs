@@ -27,16 +27,12 @@ const IOC_GET_STATS: libc::c_ulong = 0xc048_68a2;
 pub(crate) const QUEUE_ALL: u32 = u32::MAX;
 /// `hpio_info.flags`: the device is administratively up (`HPIO_INFO_UP`).
 pub(crate) const INFO_UP: u32 = 8;
-/// `hpio_info.flags`: `poll` reports `POLLOUT` only while the file's TX queue
-/// has room, and wakes the poller when it has again (`HPIO_INFO_TX_POLL`,
-/// ABI 2; before, `POLLOUT` at all times).
-pub(crate) const INFO_TX_POLL: u32 = 0x10;
 
 /// `struct hpio_info` (80 bytes).
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 pub(crate) struct HpioInfo {
-    /// `HPIO_ABI_VERSION` (2; 1 had no `HPIO_INFO_TX_POLL`).
+    /// `HPIO_ABI_VERSION` (1).
     pub abi_version: u32,
     /// `HPIO_HDR_VERSION` (2).
     pub hdr_version: u8,

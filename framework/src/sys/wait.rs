@@ -107,30 +107,6 @@ impl PollSet {
     }
 }
 
-/// Sleeps until `fd` is writable (or fails, or hangs up) or `timeout` has
-/// passed, to the microsecond (`ppoll`). True when it is ready; a signal
-/// counts as not ready.
-pub(crate) fn wait_writable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: the pointers describe `p`, one initialised pollfd, and `ts`,
-    // both living across the call; the kernel writes only `p.revents` and
-    // reads `ts`. No signal mask is passed (null: the thread's stays).
-    let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
-    match cvt(r) {
-        Ok(n) => Ok(n > 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,15 +140,5 @@ mod tests {
         a.send(b"x").unwrap();
         assert_eq!(set.wait(Duration::from_secs(60)).unwrap(), 1);
         assert!(!set.ready(0) && set.ready(1));
-    }
-
-    #[test]
-    fn wait_writable_returns_at_once_with_room_and_times_out_without() {
-        let (a, _b) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        assert!(wait_writable(a.as_fd(), Duration::from_secs(60)).unwrap());
-        // Fill the pair's queue: nobody reads `_b`.
-        a.set_nonblocking(true).unwrap();
-        while a.send(&[0u8; 256]).is_ok() {}
-        assert!(!wait_writable(a.as_fd(), Duration::from_micros(2500)).unwrap());
     }
 }

@@ -17,7 +17,7 @@
 #define HPIO_HDR_VERSION	2
 
 /* Version of this header (ioctls and structs); bumped on any change. */
-#define HPIO_ABI_VERSION	2
+#define HPIO_ABI_VERSION	1
 
 /* Smallest frame accepted for transmission: one Ethernet header. */
 #define HPIO_MIN_PKTLEN		14
@@ -81,9 +81,6 @@ struct hpio_stats_req {
 #define HPIO_INFO_ATTACHED	0x2	/* frames are being stolen (readers > 0) */
 #define HPIO_INFO_GONE		0x4	/* the network device was removed */
 #define HPIO_INFO_UP		0x8	/* the network device is up */
-#define HPIO_INFO_TX_POLL	0x10	/* poll reports EPOLLOUT only while the
-					 * file's TX queue has room, and wakes
-					 * the poller when it has again (ABI 2) */
 
 /* Argument of HPIO_IOC_GET_INFO. */
 struct hpio_info {

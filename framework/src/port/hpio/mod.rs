@@ -65,7 +65,7 @@ use super::auto::HPIO_DEV_DIR;
 use super::burst::{Counters, Sides};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
-use crate::sys::hpio_dev::{HpioDev, INFO_TX_POLL, INFO_UP, QUEUE_ALL};
+use crate::sys::hpio_dev::{HpioDev, INFO_UP, QUEUE_ALL};
 use crate::sys::netdev;
 use crate::sys::packet_socket::PacketSocket;
 
@@ -293,7 +293,7 @@ impl PortSpec for HpioSpec {
     fn open(&self, name: &str, workers: usize, rx: bool, tx: bool) -> Result<OpenPort, PortError> {
         // A writer-only file to check the device and read its counters: it
         // never disturbs the receive path.
-        let (probe, nqueues, mtu, poll_room) = self.probe(name, rx)?;
+        let (probe, nqueues, mtu) = self.probe(name, rx)?;
         let counters = Arc::new(Counters::default());
         let rxq = if rx {
             self.open_rx(name, &counters)?
@@ -301,7 +301,7 @@ impl PortSpec for HpioSpec {
             Vec::new()
         };
         let txq = if tx {
-            self.open_tx(name, workers, nqueues, mtu + 14, poll_room, &counters)?
+            self.open_tx(name, workers, nqueues, mtu + 14, &counters)?
         } else {
             Vec::new()
         };
@@ -321,9 +321,8 @@ impl PortSpec for HpioSpec {
 impl HpioSpec {
     /// Opens the device writer-only and checks it: the interface is up and,
     /// to receive, the module has the queues asked for. Returns the file, the
-    /// module's queue count, the interface's MTU and whether `poll` says
-    /// when a full TX queue has room again (`HPIO_INFO_TX_POLL`).
-    fn probe(&self, name: &str, rx: bool) -> Result<(HpioDev, usize, usize, bool), PortError> {
+    /// module's queue count and the interface's MTU.
+    fn probe(&self, name: &str, rx: bool) -> Result<(HpioDev, usize, usize), PortError> {
         let ifname = &self.interface;
         let probe = self.open_dev(name, false)?;
         let info = probe
@@ -351,8 +350,7 @@ impl HpioSpec {
                 log::warn!("{advice}");
             }
         }
-        let poll_room = info.flags & INFO_TX_POLL != 0;
-        Ok((probe, nqueues, info.mtu as usize, poll_room))
+        Ok((probe, nqueues, info.mtu as usize))
     }
 
     /// The receive queues: one file bound to each of the first `queues`
@@ -393,7 +391,6 @@ impl HpioSpec {
         workers: usize,
         nqueues: usize,
         max_frame: usize,
-        poll_room: bool,
         counters: &Arc<Counters>,
     ) -> Result<Vec<Box<dyn TxQueue>>, PortError> {
         let mut txq: Vec<Box<dyn TxQueue>> = Vec::new();
@@ -408,7 +405,6 @@ impl HpioSpec {
                 &self.interface,
                 max_frame,
                 counters.clone(),
-                poll_room,
             )));
         }
         Ok(txq)

@@ -1,14 +1,11 @@
 //! The transmit queue: one `writev` per burst straight from the slots.
 
-use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::packet::{Batch, Pool};
-use crate::port::burst::{send_burst_waiting, Counters, Fault};
+use crate::port::burst::{send_burst, Counters, Fault};
 use crate::port::{PortError, QueueStats, TxQueue};
 use crate::sys::hpio_dev::{HpioDev, IoVecs};
-use crate::sys::wait::wait_writable;
 
 /// One worker's transmit file, bound to a fixed TX queue.
 pub(super) struct HpioTx {
@@ -21,10 +18,6 @@ pub(super) struct HpioTx {
     /// frame longer than this is counted `oversize`.
     max_tx: usize,
     counters: Arc<Counters>,
-    /// The module's `poll` says when the TX queue has room again
-    /// (`HPIO_INFO_TX_POLL`): a full queue is waited for in `poll`, with
-    /// the CPU halted, instead of with spins, yields and naps.
-    poll_room: bool,
 }
 
 impl HpioTx {
@@ -35,7 +28,6 @@ impl HpioTx {
         interface: &str,
         max_tx: usize,
         counters: Arc<Counters>,
-        poll_room: bool,
     ) -> HpioTx {
         HpioTx {
             dev,
@@ -45,7 +37,6 @@ impl HpioTx {
             stats: QueueStats::default(),
             max_tx,
             counters,
-            poll_room,
         }
     }
 }
@@ -53,12 +44,7 @@ impl HpioTx {
 impl TxQueue for HpioTx {
     fn send(&mut self, pool: &mut Pool, batch: &mut Batch) -> Result<(), PortError> {
         let (dev, iov, max_tx) = (&self.dev, &mut self.iov, self.max_tx);
-        // An error of the poll itself only costs a retry (the write says
-        // what is wrong).
-        let mut room = |left: Duration| {
-            let _ = wait_writable(dev.as_fd(), left);
-        };
-        let (o, stop) = send_burst_waiting(
+        let (o, stop) = send_burst(
             batch,
             iov.capacity(),
             |pkts| dev.writev(iov, pkts.iter_mut().map(|p| p.hpio_send_buf())),
@@ -74,8 +60,6 @@ impl TxQueue for HpioTx {
                 Some(libc::ENODEV) => Fault::Gone,
                 _ => Fault::Fatal(e),
             },
-            self.poll_room
-                .then_some(&mut room as &mut dyn FnMut(Duration)),
         );
         pool.free_batch(batch);
         o.settle(&mut self.stats, &self.counters);
