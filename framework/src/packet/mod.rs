@@ -402,6 +402,8 @@ impl Packet {
     /// After a receive into [`Packet::recv_room`]: every metadata field as
     /// [`Packet::reset`] and then [`Packet::finish_recv`] would set it, in
     /// one go (the default offset, no port, no parse, no annotations).
+    /// Spelled out: calling the two costs one instruction more per packet
+    /// (callgrind, lookup4), as the compiler keeps the stores they repeat.
     #[inline(always)]
     pub(crate) fn set_received(&mut self, len: usize, wire_len: usize, tstamp: u64) {
         debug_assert!(

@@ -411,9 +411,7 @@ impl PatchRx {
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
-                for (d, s) in buf.chunks_exact_mut(BLOCK).zip(&tmpl) {
-                    d.copy_from_slice(s);
-                }
+                store_blocks(buf, &tmpl);
             }
             buf[l4..l4 + 2].copy_from_slice(&self.sport.to_be_bytes());
             buf[l4 + 2..l4 + 4].copy_from_slice(&self.dport.to_be_bytes());
@@ -497,9 +495,7 @@ impl PatchRx {
             if BLOCKS == 0 {
                 copy_blocks(buf, &self.cur);
             } else {
-                for (d, s) in buf.chunks_exact_mut(BLOCK).zip(&tmpl) {
-                    d.copy_from_slice(s);
-                }
+                store_blocks(buf, &tmpl);
             }
             // The configuration keeps the shifted index below 2^32 - base.
             let dst = base.wrapping_add((k as u32) << shift);
@@ -538,6 +534,14 @@ impl PatchRx {
 fn load_blocks<const BLOCKS: usize>(tmpl: &mut [[u8; BLOCK]; BLOCKS], cur: &[u8]) {
     for (t, c) in tmpl.iter_mut().zip(cur.chunks_exact(BLOCK)) {
         t.copy_from_slice(c);
+    }
+}
+
+/// Copies `tmpl` back to the start of `buf` (the inverse of [`load_blocks`]).
+#[inline(always)]
+fn store_blocks<const BLOCKS: usize>(buf: &mut [u8], tmpl: &[[u8; BLOCK]; BLOCKS]) {
+    for (d, s) in buf.chunks_exact_mut(BLOCK).zip(tmpl) {
+        d.copy_from_slice(s);
     }
 }
 
