@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::element::{
     handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
@@ -15,6 +18,7 @@ use crate::elements::route::{
     generate_v4, generate_v6, next_hop_words, parse_route, parse_route_prefix, Route, NEXT_HOP_ANNO,
 };
 use crate::packet::Batch;
+use crate::sys::memory::AtomicArray;
 use crate::wire::{Headers, L3Kind, ParseStatus};
 
 hpio_nf::drop_reasons! {
@@ -152,28 +156,28 @@ const HANDLERS: &[HandlerSpec] = &[
     HandlerSpec {
         name: "routes",
         kind: HandlerKind::Read,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "",
         doc: "The routes, shortest prefixes first (large with generated tables)",
     },
     HandlerSpec {
         name: "size",
         kind: HandlerKind::Read,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "",
         doc: "Numbers of IPv4 and IPv6 routes and of next hops",
     },
     HandlerSpec {
         name: "add",
         kind: HandlerKind::Write,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "PREFIX -> OUTPUT [via ADDRESS]",
         doc: "Adds a route, or replaces the route of the same prefix",
     },
     HandlerSpec {
         name: "remove",
         kind: HandlerKind::Write,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "PREFIX",
         doc: "Removes the route of exactly that prefix",
     },
@@ -186,28 +190,127 @@ struct Hop {
     via: Option<IpAddr>,
 }
 
-/// A hop as the data path applies it.
-#[derive(Debug, Clone, Copy)]
-struct HopOut {
-    output: u16,
-    words: [u32; 2],
+/// Slots of the next-hop table: one per table value `1..=MAX_VALUE`.
+const HOPS: usize = MAX_VALUE as usize;
+
+/// The next-hop table every replica reads: the slot of value `v` is
+/// `v - 1`, written once (append-only) before any table entry holding `v`
+/// is stored, so that whoever loads the entry (`Acquire`) sees the slot.
+/// Full capacity from the start, on pages touched only as slots are used.
+struct HopTable {
+    /// Annotation words 2 (low half) and 3 (high half).
+    words: AtomicArray<AtomicU64, HOPS>,
+    outputs: AtomicArray<AtomicU16, HOPS>,
 }
 
-/// Routes packets by longest-prefix match.
-#[derive(Clone)]
+/// The next-hop table as the data path reads it.
+#[derive(Clone, Copy)]
+struct HopsView<'a> {
+    words: &'a [AtomicU64; HOPS],
+    outputs: &'a [AtomicU16; HOPS],
+}
+
+/// What the replicas of one configured IpLookup share.
+struct Shared {
+    /// The IPv4 table all workers read, created with the first IPv4 route.
+    v4: OnceLock<Lpm4>,
+    hops: HopTable,
+    /// The writers' side.
+    ctl: Mutex<Ctl>,
+    /// The replicas' inboxes of IPv6 changes (see [`Inbox`]).
+    inboxes: Mutex<Vec<Weak<Inbox>>>,
+}
+
+/// What only writers (handlers, configure, a reload) use.
+struct Ctl {
+    hop_ids: HashMap<Hop, u16>,
+    /// The hop of each value, by value - 1.
+    hop_list: Vec<Hop>,
+    /// The configured routes and the run-time changes, for a hot reload.
+    log: RouteLog,
+    /// Whether a reload has replayed the old changes into the shared
+    /// table (the first replica's `give_state` does; the others only
+    /// replay into their own IPv6 tables).
+    replayed: bool,
+}
+
+/// An IPv6 change: prefix, length, value (`None`: removed).
+type V6Change = (u128, u8, Option<u16>);
+
+/// IPv6 changes waiting for one replica: each replica keeps its own IPv6
+/// table; the replica a write runs on changes its own and posts the change
+/// to the others, which apply it at the start of their next burst.
+#[derive(Default)]
+struct Inbox {
+    pending: AtomicBool,
+    changes: Mutex<Vec<V6Change>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn hops(&self) -> HopsView<'_> {
+        HopsView {
+            words: &self.hops.words,
+            outputs: &self.hops.outputs,
+        }
+    }
+
+    /// The table value of `hop`, interned: a new one's slot is written here,
+    /// before the value is stored into any table.
+    fn hop_id(&self, ctl: &mut Ctl, hop: Hop) -> Result<u16, String> {
+        if let Some(&id) = ctl.hop_ids.get(&hop) {
+            return Ok(id);
+        }
+        let i = ctl.hop_list.len();
+        if i >= HOPS {
+            return Err(format!("too many distinct next hops (at most {MAX_VALUE})"));
+        }
+        let [lo, hi] = next_hop_words(hop.via);
+        self.hops.words[i].store(u64::from(lo) | u64::from(hi) << 32, Relaxed);
+        self.hops.outputs[i].store(hop.output, Relaxed);
+        ctl.hop_list.push(hop);
+        let id = ctl.hop_list.len() as u16;
+        ctl.hop_ids.insert(hop, id);
+        Ok(id)
+    }
+}
+
+/// Routes packets by longest-prefix match. The replicas share the IPv4
+/// table and the next-hop table (`shared`); each keeps its own IPv6 table.
 pub struct IpLookup {
     outputs: usize,
     no_route: Option<usize>,
+    shared: Arc<Shared>,
     /// Created with the first route of the family.
-    v4: Option<Box<Lpm4>>,
     v6: Option<Box<Lpm6>>,
-    /// Table values are indices + 1 into `hops`.
-    hops: Vec<HopOut>,
-    hop_ids: HashMap<Hop, u16>,
+    /// This replica's IPv6 changes made elsewhere (none for the configured
+    /// original, which is only cloned).
+    inbox: Option<Arc<Inbox>>,
     /// Configuring: the IPv6 table builds its search structure once at the end.
     loading: bool,
-    /// The configured routes and the run-time changes, for a hot reload.
-    log: RouteLog,
+}
+
+/// A replica: the same shared tables, a copy of the IPv6 table and an
+/// inbox of its own for the IPv6 changes made from now on.
+impl Clone for IpLookup {
+    fn clone(&self) -> IpLookup {
+        let inbox = Arc::new(Inbox::default());
+        let mut boxes = lock(&self.shared.inboxes);
+        boxes.retain(|b| b.strong_count() > 0);
+        boxes.push(Arc::downgrade(&inbox));
+        drop(boxes);
+        IpLookup {
+            outputs: self.outputs,
+            no_route: self.no_route,
+            shared: Arc::clone(&self.shared),
+            v6: self.v6.clone(),
+            inbox: Some(inbox),
+            loading: self.loading,
+        }
+    }
 }
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
@@ -277,48 +380,64 @@ impl IpLookup {
         IpLookup {
             outputs,
             no_route,
-            v4: None,
+            shared: Arc::new(Shared {
+                v4: OnceLock::new(),
+                hops: HopTable {
+                    words: AtomicArray::zeroed(),
+                    outputs: AtomicArray::zeroed(),
+                },
+                ctl: Mutex::new(Ctl {
+                    hop_ids: HashMap::new(),
+                    hop_list: Vec::new(),
+                    log: RouteLog::default(),
+                    replayed: false,
+                }),
+                inboxes: Mutex::new(Vec::new()),
+            }),
             v6: None,
-            hops: Vec::new(),
-            hop_ids: HashMap::new(),
+            inbox: None,
             loading: false,
-            log: RouteLog::default(),
         }
-    }
-
-    /// The table value of `hop`, interned.
-    fn hop_id(&mut self, hop: Hop) -> Result<u16, String> {
-        if let Some(&id) = self.hop_ids.get(&hop) {
-            return Ok(id);
-        }
-        if self.hops.len() >= usize::from(MAX_VALUE) {
-            return Err(format!("too many distinct next hops (at most {MAX_VALUE})"));
-        }
-        self.hops.push(HopOut {
-            output: hop.output,
-            words: next_hop_words(hop.via),
-        });
-        let id = self.hops.len() as u16;
-        self.hop_ids.insert(hop, id);
-        Ok(id)
     }
 
     /// Adds `r`, replacing the route of the same prefix.
     pub fn add(&mut self, r: Route) -> Result<(), String> {
-        let id = self.hop_id(Hop {
+        let shared = Arc::clone(&self.shared);
+        let mut ctl = lock(&shared.ctl);
+        self.add_locked(&mut ctl, r, true, true)
+    }
+
+    /// Adds `r` with the writers' lock held: to the shared IPv4 table when
+    /// `v4` (else not at all), to this replica's IPv6 table, posting the
+    /// change to the other replicas when `post`.
+    fn add_locked(&mut self, ctl: &mut Ctl, r: Route, v4: bool, post: bool) -> Result<(), String> {
+        let hop = Hop {
             output: r.output,
             via: r.via,
-        })?;
+        };
+        let id = self.shared.hop_id(ctl, hop)?;
         if self.loading {
-            self.log.configure(&r);
+            ctl.log.configure(&r);
         }
         match r.prefix {
-            IpAddr::V4(a) => {
-                let t = self.v4.get_or_insert_with(|| Box::new(Lpm4::new()));
+            IpAddr::V4(a) if v4 => {
+                let t = self.shared.v4.get_or_init(Lpm4::new);
                 t.insert(u32::from(a), r.len, id)
                     .map_err(|e| e.to_string())?;
             }
+            IpAddr::V4(_) => {}
             IpAddr::V6(a) => {
+                self.change_v6((u128::from(a), r.len, Some(id)), post);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an IPv6 change to this replica's table and, when `post`,
+    /// sends it to the other replicas; whether there was a route to remove.
+    fn change_v6(&mut self, (prefix, len, value): V6Change, post: bool) -> bool {
+        let done = match value {
+            Some(v) => {
                 let loading = self.loading;
                 let t = self.v6.get_or_insert_with(|| {
                     let mut t = Box::new(Lpm6::new());
@@ -327,25 +446,56 @@ impl IpLookup {
                     }
                     t
                 });
-                t.insert(u128::from(a), r.len, id);
+                t.insert(prefix, len, v);
+                true
+            }
+            None => self
+                .v6
+                .as_mut()
+                .and_then(|t| t.remove(prefix, len))
+                .is_some(),
+        };
+        if post && done {
+            let mut boxes = lock(&self.shared.inboxes);
+            boxes.retain(|b| b.strong_count() > 0);
+            for b in boxes.iter().filter_map(Weak::upgrade) {
+                if self.inbox.as_ref().is_some_and(|mine| Arc::ptr_eq(mine, &b)) {
+                    continue;
+                }
+                lock(&b.changes).push((prefix, len, value));
+                b.pending.store(true, Release);
             }
         }
-        Ok(())
+        done
+    }
+
+    /// Applies the IPv6 changes other replicas posted (the first thing a
+    /// burst does when there are some).
+    #[cold]
+    #[inline(never)]
+    fn take_v6_changes(&mut self) {
+        let Some(inbox) = self.inbox.clone() else {
+            return;
+        };
+        if !inbox.pending.swap(false, Acquire) {
+            return;
+        }
+        let changes = std::mem::take(&mut *lock(&inbox.changes));
+        for c in changes {
+            self.change_v6(c, false);
+        }
     }
 
     /// Removes the route of `prefix/len`; whether there was one.
     pub fn remove(&mut self, prefix: IpAddr, len: u8) -> bool {
         match prefix {
             IpAddr::V4(a) => self
+                .shared
                 .v4
-                .as_mut()
+                .get()
                 .and_then(|t| t.remove(a.into(), len))
                 .is_some(),
-            IpAddr::V6(a) => self
-                .v6
-                .as_mut()
-                .and_then(|t| t.remove(a.into(), len))
-                .is_some(),
+            IpAddr::V6(a) => self.change_v6((a.into(), len, None), true),
         }
     }
 
@@ -365,13 +515,9 @@ impl IpLookup {
 
     /// Every route, shortest prefixes first (IPv4, then IPv6).
     pub fn routes(&self) -> Vec<Route> {
-        let hop = |v: u16| {
-            let id = self.hop_ids.iter().find(|(_, &i)| i == v).map(|(h, _)| *h);
-            id.expect("every table value is an interned hop")
-        };
-        let mut out: Vec<Route> = Vec::new();
+        let ctl = lock(&self.shared.ctl);
         let route = |prefix: IpAddr, len: u8, v: u16| {
-            let h = hop(v);
+            let h = ctl.hop_list[usize::from(v) - 1];
             Route {
                 prefix,
                 len,
@@ -379,9 +525,11 @@ impl IpLookup {
                 via: h.via,
             }
         };
-        if let Some(t) = &self.v4 {
+        let mut out: Vec<Route> = Vec::new();
+        if let Some(t) = self.shared.v4.get() {
             out.extend(
                 t.routes()
+                    .into_iter()
                     .map(|(p, l, v)| route(IpAddr::V4(p.into()), l, v)),
             );
         }
@@ -399,7 +547,7 @@ impl IpLookup {
     #[inline(always)]
     fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
         match l3 {
-            L3Kind::Ipv4 => match &self.v4 {
+            L3Kind::Ipv4 => match self.shared.v4.get() {
                 Some(t) => {
                     let d = &data[off + 16..off + 20];
                     t.lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
@@ -500,6 +648,7 @@ impl IpLookup {
     fn dest(
         &self,
         v4: Option<Lpm4View<'_>>,
+        hops: HopsView<'_>,
         pkt: &mut crate::packet::Packet,
         v: u16,
         dst: u32,
@@ -508,13 +657,18 @@ impl IpLookup {
             Some(t) if v == V_IPV4 => t.lookup(dst),
             _ => v,
         };
-        match self.hops.get(usize::from(v).wrapping_sub(1)) {
-            Some(hop) => {
-                pkt.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2].copy_from_slice(&hop.words);
-                hop.output
+        // Relaxed: the slot was written before the entry holding `v` was
+        // stored (Release) and loaded (Acquire).
+        let i = usize::from(v).wrapping_sub(1);
+        match (hops.words.get(i), hops.outputs.get(i)) {
+            (Some(words), Some(output)) => {
+                let w = words.load(Relaxed);
+                pkt.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2]
+                    .copy_from_slice(&[w as u32, (w >> 32) as u32]);
+                output.load(Relaxed)
             }
-            None if v == DROP_NOT_IP || v == DROP_MALFORMED => v,
-            None => self.no_route.map_or(DROP_NO_ROUTE, |o| o as u16),
+            _ if v == DROP_NOT_IP || v == DROP_MALFORMED => v,
+            _ => self.no_route.map_or(DROP_NO_ROUTE, |o| o as u16),
         }
     }
 
@@ -529,6 +683,7 @@ impl IpLookup {
     fn route_chunk(
         &self,
         v4: Option<Lpm4View<'_>>,
+        hops: HopsView<'_>,
         pkts: &mut [crate::packet::Packet],
         vals: &mut [u16],
     ) {
@@ -543,10 +698,10 @@ impl IpLookup {
         for i in ahead..n {
             vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
             let j = i - AHEAD;
-            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
         }
         for j in n - ahead..n {
-            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
         }
     }
 }
@@ -555,13 +710,17 @@ impl Element for IpLookup {
     /// Routes the burst a chunk at a time (see `route_chunk`), then moves
     /// each chunk to its outputs in one pass.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        if self.inbox.as_ref().is_some_and(|b| b.pending.load(Relaxed)) {
+            self.take_v6_changes();
+        }
         let mut vals = [0u16; CHUNK];
+        let hops = self.shared.hops();
         while !batch.is_empty() {
             let n = batch.len().min(CHUNK);
             let vals = &mut vals[..n];
-            match self.v4.as_deref() {
-                Some(t) => self.route_chunk(Some(t.view()), &mut batch[..n], vals),
-                None => self.route_chunk(None, &mut batch[..n], vals),
+            match self.shared.v4.get() {
+                Some(t) => self.route_chunk(Some(t.view()), hops, &mut batch[..n], vals),
+                None => self.route_chunk(None, hops, &mut batch[..n], vals),
             }
             // All to one output (a default route, the gateway's LAN side):
             // moved in one copy.
@@ -582,9 +741,9 @@ impl Element for IpLookup {
         match name {
             "routes" => Ok(self.routes().iter().map(|r| r.to_string()).collect()),
             "size" => Ok(handler::json!({
-                "ipv4": self.v4.as_ref().map_or(0, |t| t.len()),
+                "ipv4": self.shared.v4.get().map_or(0, |t| t.len()),
                 "ipv6": self.v6.as_ref().map_or(0, |t| t.len()),
-                "next_hops": self.hops.len(),
+                "next_hops": lock(&self.shared.ctl).hop_list.len(),
             })),
             _ => Err(handler::no_such_handler(name)),
         }
@@ -596,13 +755,17 @@ impl Element for IpLookup {
                 let r = parse_route(arg, self.outputs)?;
                 self.add(r)?;
                 let key = route_key(r.prefix, r.len);
-                self.log.change(key, Some((r.output, r.via)));
+                lock(&self.shared.ctl)
+                    .log
+                    .change(key, Some((r.output, r.via)));
                 Ok(r.to_string().into())
             }
             "remove" => {
                 let (prefix, len) = parse_route_prefix(arg)?;
                 if self.remove(prefix, len) {
-                    self.log.change(route_key(prefix, len), None);
+                    lock(&self.shared.ctl)
+                        .log
+                        .change(route_key(prefix, len), None);
                     Ok(format!("removed {prefix}/{len}").into())
                 } else {
                     Err(format!("no route for {prefix}/{len}"))
@@ -612,19 +775,28 @@ impl Element for IpLookup {
         }
     }
 
-    /// Hot reload: the run-time route changes (see the class description).
+    /// Hot reload: the run-time route changes (see the class description),
+    /// the same from every replica (they share them).
     fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
-        Some(Box::new(self.log.clone()))
+        Some(Box::new(lock(&self.shared.ctl).log.clone()))
     }
 
-    /// Replays the old replica's run-time changes whose prefixes the new
+    /// Replays the old replicas' run-time changes whose prefixes the new
     /// configuration routes as the old one did; a route naming an output the
     /// new configuration no longer has, or one next hop too many, is dropped.
+    /// Every replica gets the state; the first one replays the changes into
+    /// the shared table and the log, every one into its own IPv6 table.
     fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
         let Ok(old) = state.downcast::<RouteLog>() else {
             return;
         };
-        for ((prefix, len), change) in self.log.carried(&old) {
+        let shared = Arc::clone(&self.shared);
+        let mut ctl = lock(&shared.ctl);
+        let first = !std::mem::replace(&mut ctl.replayed, true);
+        for ((prefix, len), change) in ctl.log.carried(&old) {
+            if !first && prefix.is_ipv4() {
+                continue;
+            }
             let kept = match change {
                 Some((output, via)) => {
                     let r = Route {
@@ -633,15 +805,25 @@ impl Element for IpLookup {
                         output,
                         via,
                     };
-                    usize::from(output) < self.outputs && self.add(r).is_ok()
+                    usize::from(output) < self.outputs
+                        && self.add_locked(&mut ctl, r, first, false).is_ok()
                 }
                 None => {
-                    self.remove(prefix, len);
+                    match prefix {
+                        IpAddr::V4(a) => {
+                            if let Some(t) = shared.v4.get() {
+                                t.remove(a.into(), len);
+                            }
+                        }
+                        IpAddr::V6(a) => {
+                            self.change_v6((a.into(), len, None), false);
+                        }
+                    }
                     true
                 }
             };
-            if kept {
-                self.log.change((prefix, len), change);
+            if kept && first {
+                ctl.log.change((prefix, len), change);
             }
         }
     }
