@@ -393,7 +393,7 @@ mod tests {
 
         fn write(&mut self, name: &str, arg: &str, _: &HandlerCx) -> HandlerResult {
             match name {
-                "add" => {
+                "add" | "add_once" => {
                     let n: u64 = arg
                         .parse()
                         .map_err(|_| format!("`{arg}` is not a number"))?;
@@ -426,6 +426,13 @@ mod tests {
             combine: Combine::Same,
             arg: "N",
             doc: "adds N",
+        },
+        HandlerSpec {
+            name: "add_once",
+            kind: HandlerKind::Write,
+            combine: Combine::Once,
+            arg: "N",
+            doc: "adds N on worker 0's replica",
         },
     ];
 
@@ -476,6 +483,9 @@ mod tests {
             json!({"worker 0": 10, "worker 1": 11})
         );
         assert_eq!(c.read("tally", "value").unwrap(), json!(21));
+        // A Once handler runs on worker 0's replica alone: one answer.
+        assert_eq!(c.write("tally", "add_once", "5").unwrap(), json!(15));
+        assert_eq!(c.read("tally", "value").unwrap(), json!(26));
         let shown = c.show("tally").unwrap();
         assert_eq!(
             shown.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
