@@ -469,7 +469,11 @@ impl IpLookup {
             let mut boxes = lock(&self.shared.inboxes);
             boxes.retain(|b| b.strong_count() > 0);
             for b in boxes.iter().filter_map(Weak::upgrade) {
-                if self.inbox.as_ref().is_some_and(|mine| Arc::ptr_eq(mine, &b)) {
+                if self
+                    .inbox
+                    .as_ref()
+                    .is_some_and(|mine| Arc::ptr_eq(mine, &b))
+                {
                     continue;
                 }
                 lock(&b.changes).push((prefix, len, value));

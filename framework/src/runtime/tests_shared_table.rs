@@ -109,5 +109,8 @@ fn a_route_written_once_reaches_both_workers_and_survives_a_reload() {
     ctl.stop();
     let report = running.wait(|_| {}).unwrap();
     let rt = report.elements.iter().find(|e| e.name == "rt").unwrap();
-    assert!(rt.counters.packets_in > 0, "the workers routed traffic meanwhile");
+    assert!(
+        rt.counters.packets_in > 0,
+        "the workers routed traffic meanwhile"
+    );
 }

@@ -283,7 +283,9 @@ mod tests {
             let mut v = vec![0u8; (128 << 20) / 4096];
             // SAFETY: the range is the array's page-aligned mapping, alive
             // here; `v` has one byte per page of it.
-            let r = unsafe { libc::mincore(a.as_ptr() as *mut libc::c_void, 128 << 20, v.as_mut_ptr()) };
+            let r = unsafe {
+                libc::mincore(a.as_ptr() as *mut libc::c_void, 128 << 20, v.as_mut_ptr())
+            };
             assert_eq!(r, 0);
             v.iter().filter(|&&b| b & 1 != 0).count() * 4096
         };

@@ -597,7 +597,11 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(210));
         t.insert(ip("10.0.3.5"), 32, 3).unwrap();
-        assert_eq!(group_of(&t, ip("10.0.3.0") >> 8), Some(g), "reused after it");
+        assert_eq!(
+            group_of(&t, ip("10.0.3.0") >> 8),
+            Some(g),
+            "reused after it"
+        );
         assert_eq!(t.lookup(ip("10.0.3.5")), 3);
         assert_eq!(t.lookup(ip("10.0.1.5")), 0);
 
@@ -653,7 +657,8 @@ mod tests {
                 let mut a = ip("10.0.0.0");
                 while !stop.load(Relaxed) {
                     for _ in 0..1000 {
-                        a = ip("10.0.0.0") | (a.wrapping_mul(2_654_435_761).wrapping_add(12345) & 0x3fff);
+                        a = ip("10.0.0.0")
+                            | (a.wrapping_mul(2_654_435_761).wrapping_add(12345) & 0x3fff);
                         let v = t.lookup(a);
                         assert!(holds(v, a), "{a:#x} -> {v}: a route elsewhere");
                         n += 1;
