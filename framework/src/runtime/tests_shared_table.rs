@@ -59,14 +59,17 @@ fn wait_size(ctl: &Controller, field: &str, want: u64) {
 
 #[test]
 fn a_route_written_once_reaches_both_workers_and_survives_a_reload() {
-    let c = Config::parse_str(
-        CONFIG,
-        "shared-table.toml",
-        &crate::element::Registry::builtin(),
-        &crate::port::PortRegistry::builtin(),
-        &[],
-    )
-    .unwrap();
+    let parse = || {
+        Config::parse_str(
+            CONFIG,
+            "shared-table.toml",
+            &crate::element::Registry::builtin(),
+            &crate::port::PortRegistry::builtin(),
+            &[],
+        )
+        .unwrap()
+    };
+    let c = parse();
     let opts = RunOptions {
         workers: 2,
         pool: 256,
@@ -96,10 +99,12 @@ fn a_route_written_once_reaches_both_workers_and_survives_a_reload() {
     }
     assert_eq!(ctl.read("rt", "routes").unwrap(), want);
 
-    // The reload builds new replicas (a new shared table) and replays the
-    // run-time changes into it once, and into each worker's IPv6 table.
-    let keep = (0..c.ports.len()).map(PortPlan::Keep).collect();
-    ctl.reload(&c.graph, keep, &opts).unwrap();
+    // The reload (of the config parsed again, as `hpio-nf` does) builds
+    // new replicas around a new shared table and replays the run-time
+    // changes into it once, and into each worker's IPv6 table.
+    let c2 = parse();
+    let keep = (0..c2.ports.len()).map(PortPlan::Keep).collect();
+    ctl.reload(&c2.graph, keep, &opts).unwrap();
     for (w, routes) in on_each(&ctl, "routes").into_iter().enumerate() {
         assert_eq!(routes, want, "worker {w} after the reload");
     }
