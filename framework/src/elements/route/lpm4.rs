@@ -61,10 +61,11 @@ const TBL8_LEN: usize = MAX_GROUPS * GROUP_LEN;
 /// or the worker's thread being descheduled there makes the gap longer,
 /// and 100 ms is far beyond a scheduler's time slice. A freed group is
 /// reused oldest first once it has waited this long; before that the
-/// writer takes a never-used group, and when there is none it waits out
-/// the rest of the oldest group's quarantine (the control plane waits,
-/// never a reader). Memory safety does not depend on it: the groups live
-/// as long as the table.
+/// writer takes a never-used group, and when there is none (all 32768
+/// have been used) it waits out the rest of the oldest group's quarantine:
+/// no reader waits, but the writer's thread does (IpLookup's handlers run
+/// on worker 0, whose bursts then wait up to this long). Memory safety
+/// does not depend on it: the groups live as long as the table.
 pub const QUARANTINE: Duration = Duration::from_millis(100);
 
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`,
