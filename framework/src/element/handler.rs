@@ -6,7 +6,8 @@
 //! [`Element::write`](super::Element::write). The runtime calls a handler on
 //! every worker's replica, between two bursts of that worker (a message to
 //! each worker, no lock on the data path), and combines the answers as the
-//! handler's [`Combine`] says. Answers are JSON values, so that `hpio-nf
+//! handler's [`Combine`] says; a [`Combine::Once`] handler of state the
+//! replicas share runs on worker 0's replica only. Answers are JSON values, so that `hpio-nf
 //! ctl` can print them as tables and scripts can read them as they are.
 
 /// Builds an [`Answer`]: `json!({"rate": 10.0, "burst": 20})` (serde_json's
@@ -45,6 +46,11 @@ pub enum Combine {
     /// set); the answer is that value, or an object of the answers by
     /// worker when they differ.
     Same,
+    /// The replicas share this state (one table all workers read): the
+    /// handler runs on one replica only, worker 0's, and its answer is the
+    /// answer. A write changes the shared state once, and what it writes
+    /// is then seen by every worker.
+    Once,
 }
 
 /// The declaration of one handler, listed in the class's manual.
@@ -119,6 +125,7 @@ pub fn combine(combine: Combine, answers: Vec<Answer>) -> Answer {
             Value::Array(rows)
         }
         Combine::Sum => answers.into_iter().reduce(sum).unwrap_or(Value::Null),
+        Combine::Once => answers.into_iter().next().unwrap_or(Value::Null),
         Combine::Same => {
             let first = answers.first().cloned().unwrap_or(Value::Null);
             if answers.iter().all(|a| *a == first) {

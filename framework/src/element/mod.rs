@@ -196,15 +196,17 @@ pub trait Element: Send {
 
     /// Answers read handler `name` (one the class lists in
     /// [`ClassInfo::handlers`]). Called on the worker's thread between
-    /// bursts, on every worker's replica; the answers are combined as the
-    /// handler's [`Combine`] says.
+    /// bursts, on every worker's replica (worker 0's alone for
+    /// [`Combine::Once`]); the answers are combined as the handler's
+    /// [`Combine`] says.
     fn read(&self, name: &str, _cx: &HandlerCx) -> HandlerResult {
         Err(handler::no_such_handler(name))
     }
 
     /// Runs write handler `name` with argument `arg`, on every worker's
     /// replica in turn (each must come to the same decision: an argument
-    /// one replica refuses, every replica refuses).
+    /// one replica refuses, every replica refuses), or on worker 0's alone
+    /// for a [`Combine::Once`] handler of state the replicas share.
     fn write(&mut self, name: &str, _arg: &str, _cx: &HandlerCx) -> HandlerResult {
         Err(handler::no_such_handler(name))
     }

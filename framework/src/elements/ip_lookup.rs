@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::element::{
     handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
@@ -15,6 +18,7 @@ use crate::elements::route::{
     generate_v4, generate_v6, next_hop_words, parse_route, parse_route_prefix, Route, NEXT_HOP_ANNO,
 };
 use crate::packet::Batch;
+use crate::sys::memory::AtomicArray;
 use crate::wire::{Headers, L3Kind, ParseStatus};
 
 hpio_nf::drop_reasons! {
@@ -55,18 +59,28 @@ before has parsed that is plain IPv4 (untagged, a 20-byte header, a total
 length within the frame) is looked up without the full header parse.
 
 Tables: IPv4 uses DIR-24-8 (one memory read per lookup, two under a prefix
-longer than /24; 48 MiB per worker once an IPv4 route exists). IPv6: a
-first level over the 65,536 /16 blocks holding the longest route of 16 bits
-or fewer, and below it a binary search on the prefix lengths present in the
-block (Waldvogel's markers and precomputed best matches: one hash probe per
-step, about 4 for a block with 8 lengths); a change rebuilds the search
-entries of its own /16 block. Each worker holds its own copy.
+longer than /24). All workers read one IPv4 table and one next-hop table,
+shared by the element's replicas and changed while they read it, with no
+lock on their side: up to 48 MiB of first level and depths once an IPv4
+route exists, plus 512 bytes per /24 holding a prefix longer than /24,
+whatever the number of workers (memory is taken as entries are written).
+IPv6: a first level over the 65,536 /16 blocks holding the longest route of
+16 bits or fewer, and below it a binary search on the prefix lengths present
+in the block (Waldvogel's markers and precomputed best matches: one hash
+probe per step, about 4 for a block with 8 lengths); a change rebuilds the
+search entries of its own /16 block. Each worker holds its own copy of the
+IPv6 table (about 36 MB per worker for 200,000 generated prefixes).
 
-Run-time changes: the `add` and `remove` write handlers change every
-worker's table between two of its bursts; an update rewrites only the table
-entries the prefix owns (for a /8, 65536 of them; for IPv6 the search
-entries of the prefix's /16 block), so no worker stalls for more than one
-update. A hot reload keeps them: a route added, replaced or removed at run
+Run-time changes: the `add` and `remove` write handlers run once (on worker
+0, between two of its bursts) and answer once. An IPv4 change rewrites the
+shared table's entries the prefix owns (for a /8, 65536 of them), each
+entry stored whole, so every worker sees it from its next lookup and none
+stalls: a lookup finds the old or the new route, never another. An IPv6
+change is made to worker 0's table and reaches every other worker's at the
+start of its next burst (it rebuilds the search entries of the prefix's /16
+block). A group of 256 entries freed by a removal waits 100 ms before it
+serves another /24, so that a lookup that has just read its index cannot
+find another prefix's route in it. A hot reload keeps the changes: a route added, replaced or removed at run
 time survives unless the new configuration changes that same prefix (its
 route for the prefix, or its absence, differs from the old
 configuration's); then the new configuration's word holds. A kept route
@@ -152,62 +166,46 @@ const HANDLERS: &[HandlerSpec] = &[
     HandlerSpec {
         name: "routes",
         kind: HandlerKind::Read,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "",
         doc: "The routes, shortest prefixes first (large with generated tables)",
     },
     HandlerSpec {
         name: "size",
         kind: HandlerKind::Read,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "",
         doc: "Numbers of IPv4 and IPv6 routes and of next hops",
     },
     HandlerSpec {
         name: "add",
         kind: HandlerKind::Write,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "PREFIX -> OUTPUT [via ADDRESS]",
         doc: "Adds a route, or replaces the route of the same prefix",
     },
     HandlerSpec {
         name: "remove",
         kind: HandlerKind::Write,
-        combine: Combine::Same,
+        combine: Combine::Once,
         arg: "PREFIX",
         doc: "Removes the route of exactly that prefix",
     },
 ];
 
-/// Where the packets of one next-hop value go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Hop {
-    output: u16,
-    via: Option<IpAddr>,
-}
-
-/// A hop as the data path applies it.
-#[derive(Debug, Clone, Copy)]
-struct HopOut {
-    output: u16,
-    words: [u32; 2],
-}
-
-/// Routes packets by longest-prefix match.
-#[derive(Clone)]
+/// Routes packets by longest-prefix match. The replicas share the IPv4
+/// table and the next-hop table (`shared`); each keeps its own IPv6 table.
 pub struct IpLookup {
     outputs: usize,
     no_route: Option<usize>,
+    shared: Arc<Shared>,
     /// Created with the first route of the family.
-    v4: Option<Box<Lpm4>>,
     v6: Option<Box<Lpm6>>,
-    /// Table values are indices + 1 into `hops`.
-    hops: Vec<HopOut>,
-    hop_ids: HashMap<Hop, u16>,
+    /// This replica's IPv6 changes made elsewhere (none for the configured
+    /// original, which is only cloned).
+    inbox: Option<Arc<Inbox>>,
     /// Configuring: the IPv6 table builds its search structure once at the end.
     loading: bool,
-    /// The configured routes and the run-time changes, for a hot reload.
-    log: RouteLog,
 }
 
 fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
@@ -269,153 +267,6 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         v6.flush();
     }
     Ok(Configured::cloning(Inputs::Fixed(1), outputs, t))
-}
-
-impl IpLookup {
-    /// An empty table with `outputs` outputs.
-    pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
-        IpLookup {
-            outputs,
-            no_route,
-            v4: None,
-            v6: None,
-            hops: Vec::new(),
-            hop_ids: HashMap::new(),
-            loading: false,
-            log: RouteLog::default(),
-        }
-    }
-
-    /// The table value of `hop`, interned.
-    fn hop_id(&mut self, hop: Hop) -> Result<u16, String> {
-        if let Some(&id) = self.hop_ids.get(&hop) {
-            return Ok(id);
-        }
-        if self.hops.len() >= usize::from(MAX_VALUE) {
-            return Err(format!("too many distinct next hops (at most {MAX_VALUE})"));
-        }
-        self.hops.push(HopOut {
-            output: hop.output,
-            words: next_hop_words(hop.via),
-        });
-        let id = self.hops.len() as u16;
-        self.hop_ids.insert(hop, id);
-        Ok(id)
-    }
-
-    /// Adds `r`, replacing the route of the same prefix.
-    pub fn add(&mut self, r: Route) -> Result<(), String> {
-        let id = self.hop_id(Hop {
-            output: r.output,
-            via: r.via,
-        })?;
-        if self.loading {
-            self.log.configure(&r);
-        }
-        match r.prefix {
-            IpAddr::V4(a) => {
-                let t = self.v4.get_or_insert_with(|| Box::new(Lpm4::new()));
-                t.insert(u32::from(a), r.len, id)
-                    .map_err(|e| e.to_string())?;
-            }
-            IpAddr::V6(a) => {
-                let loading = self.loading;
-                let t = self.v6.get_or_insert_with(|| {
-                    let mut t = Box::new(Lpm6::new());
-                    if loading {
-                        t.defer();
-                    }
-                    t
-                });
-                t.insert(u128::from(a), r.len, id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the route of `prefix/len`; whether there was one.
-    pub fn remove(&mut self, prefix: IpAddr, len: u8) -> bool {
-        match prefix {
-            IpAddr::V4(a) => self
-                .v4
-                .as_mut()
-                .and_then(|t| t.remove(a.into(), len))
-                .is_some(),
-            IpAddr::V6(a) => self
-                .v6
-                .as_mut()
-                .and_then(|t| t.remove(a.into(), len))
-                .is_some(),
-        }
-    }
-
-    fn add_file(&mut self, path: &str) -> Result<(), String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            parse_route(line, self.outputs)
-                .and_then(|r| self.add(r))
-                .map_err(|e| format!("{path}:{}: {e}", n + 1))?;
-        }
-        Ok(())
-    }
-
-    /// Every route, shortest prefixes first (IPv4, then IPv6).
-    pub fn routes(&self) -> Vec<Route> {
-        let hop = |v: u16| {
-            let id = self.hop_ids.iter().find(|(_, &i)| i == v).map(|(h, _)| *h);
-            id.expect("every table value is an interned hop")
-        };
-        let mut out: Vec<Route> = Vec::new();
-        let route = |prefix: IpAddr, len: u8, v: u16| {
-            let h = hop(v);
-            Route {
-                prefix,
-                len,
-                output: h.output,
-                via: h.via,
-            }
-        };
-        if let Some(t) = &self.v4 {
-            out.extend(
-                t.routes()
-                    .map(|(p, l, v)| route(IpAddr::V4(p.into()), l, v)),
-            );
-        }
-        if let Some(t) = &self.v6 {
-            out.extend(
-                t.routes()
-                    .map(|(p, l, v)| route(IpAddr::V6(p.into()), l, v)),
-            );
-        }
-        out.sort_by_key(|r| (r.prefix.is_ipv6(), r.len, r.prefix));
-        out
-    }
-
-    /// The table value for the destination of the IP packet at `l3` in `data`.
-    #[inline(always)]
-    fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
-        match l3 {
-            L3Kind::Ipv4 => match &self.v4 {
-                Some(t) => {
-                    let d = &data[off + 16..off + 20];
-                    t.lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
-                }
-                None => 0,
-            },
-            _ => match &self.v6 {
-                Some(t) => {
-                    let mut d = [0u8; 16];
-                    d.copy_from_slice(&data[off + 24..off + 40]);
-                    t.lookup(u128::from_be_bytes(d))
-                }
-                None => 0,
-            },
-        }
-    }
 }
 
 /// Marks that stand, in the table values and then in the destinations of
@@ -500,6 +351,7 @@ impl IpLookup {
     fn dest(
         &self,
         v4: Option<Lpm4View<'_>>,
+        hops: HopsView<'_>,
         pkt: &mut crate::packet::Packet,
         v: u16,
         dst: u32,
@@ -508,13 +360,18 @@ impl IpLookup {
             Some(t) if v == V_IPV4 => t.lookup(dst),
             _ => v,
         };
-        match self.hops.get(usize::from(v).wrapping_sub(1)) {
-            Some(hop) => {
-                pkt.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2].copy_from_slice(&hop.words);
-                hop.output
+        // Relaxed: the slot was written before the entry holding `v` was
+        // stored (Release) and loaded (Acquire).
+        let i = usize::from(v).wrapping_sub(1);
+        match (hops.words.get(i), hops.outputs.get(i)) {
+            (Some(words), Some(output)) => {
+                let w = words.load(Relaxed);
+                pkt.anno_mut()[NEXT_HOP_ANNO..NEXT_HOP_ANNO + 2]
+                    .copy_from_slice(&[w as u32, (w >> 32) as u32]);
+                output.load(Relaxed)
             }
-            None if v == DROP_NOT_IP || v == DROP_MALFORMED => v,
-            None => self.no_route.map_or(DROP_NO_ROUTE, |o| o as u16),
+            _ if v == DROP_NOT_IP || v == DROP_MALFORMED => v,
+            _ => self.no_route.map_or(DROP_NO_ROUTE, |o| o as u16),
         }
     }
 
@@ -529,6 +386,7 @@ impl IpLookup {
     fn route_chunk(
         &self,
         v4: Option<Lpm4View<'_>>,
+        hops: HopsView<'_>,
         pkts: &mut [crate::packet::Packet],
         vals: &mut [u16],
     ) {
@@ -543,10 +401,10 @@ impl IpLookup {
         for i in ahead..n {
             vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
             let j = i - AHEAD;
-            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
         }
         for j in n - ahead..n {
-            vals[j] = self.dest(v4, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
         }
     }
 }
@@ -555,13 +413,17 @@ impl Element for IpLookup {
     /// Routes the burst a chunk at a time (see `route_chunk`), then moves
     /// each chunk to its outputs in one pass.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+        if self.inbox.as_ref().is_some_and(|b| b.pending.load(Relaxed)) {
+            self.take_v6_changes();
+        }
         let mut vals = [0u16; CHUNK];
+        let hops = self.shared.hops();
         while !batch.is_empty() {
             let n = batch.len().min(CHUNK);
             let vals = &mut vals[..n];
-            match self.v4.as_deref() {
-                Some(t) => self.route_chunk(Some(t.view()), &mut batch[..n], vals),
-                None => self.route_chunk(None, &mut batch[..n], vals),
+            match self.shared.v4.get() {
+                Some(t) => self.route_chunk(Some(t.view()), hops, &mut batch[..n], vals),
+                None => self.route_chunk(None, hops, &mut batch[..n], vals),
             }
             // All to one output (a default route, the gateway's LAN side):
             // moved in one copy.
@@ -582,9 +444,9 @@ impl Element for IpLookup {
         match name {
             "routes" => Ok(self.routes().iter().map(|r| r.to_string()).collect()),
             "size" => Ok(handler::json!({
-                "ipv4": self.v4.as_ref().map_or(0, |t| t.len()),
+                "ipv4": self.shared.v4.get().map_or(0, |t| t.len()),
                 "ipv6": self.v6.as_ref().map_or(0, |t| t.len()),
-                "next_hops": self.hops.len(),
+                "next_hops": lock(&self.shared.ctl).hop_list.len(),
             })),
             _ => Err(handler::no_such_handler(name)),
         }
@@ -596,13 +458,17 @@ impl Element for IpLookup {
                 let r = parse_route(arg, self.outputs)?;
                 self.add(r)?;
                 let key = route_key(r.prefix, r.len);
-                self.log.change(key, Some((r.output, r.via)));
+                lock(&self.shared.ctl)
+                    .log
+                    .change(key, Some((r.output, r.via)));
                 Ok(r.to_string().into())
             }
             "remove" => {
                 let (prefix, len) = parse_route_prefix(arg)?;
                 if self.remove(prefix, len) {
-                    self.log.change(route_key(prefix, len), None);
+                    lock(&self.shared.ctl)
+                        .log
+                        .change(route_key(prefix, len), None);
                     Ok(format!("removed {prefix}/{len}").into())
                 } else {
                     Err(format!("no route for {prefix}/{len}"))
@@ -612,19 +478,28 @@ impl Element for IpLookup {
         }
     }
 
-    /// Hot reload: the run-time route changes (see the class description).
+    /// Hot reload: the run-time route changes (see the class description),
+    /// the same from every replica (they share them).
     fn take_state(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
-        Some(Box::new(self.log.clone()))
+        Some(Box::new(lock(&self.shared.ctl).log.clone()))
     }
 
-    /// Replays the old replica's run-time changes whose prefixes the new
+    /// Replays the old replicas' run-time changes whose prefixes the new
     /// configuration routes as the old one did; a route naming an output the
     /// new configuration no longer has, or one next hop too many, is dropped.
+    /// Every replica gets the state; the first one replays the changes into
+    /// the shared table and the log, every one into its own IPv6 table.
     fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
         let Ok(old) = state.downcast::<RouteLog>() else {
             return;
         };
-        for ((prefix, len), change) in self.log.carried(&old) {
+        let shared = Arc::clone(&self.shared);
+        let mut ctl = lock(&shared.ctl);
+        let first = !std::mem::replace(&mut ctl.replayed, true);
+        for ((prefix, len), change) in ctl.log.carried(&old) {
+            if !first && prefix.is_ipv4() {
+                continue;
+            }
             let kept = match change {
                 Some((output, via)) => {
                     let r = Route {
@@ -633,19 +508,33 @@ impl Element for IpLookup {
                         output,
                         via,
                     };
-                    usize::from(output) < self.outputs && self.add(r).is_ok()
+                    usize::from(output) < self.outputs
+                        && self.add_locked(&mut ctl, r, first, false).is_ok()
                 }
                 None => {
-                    self.remove(prefix, len);
+                    match prefix {
+                        IpAddr::V4(a) => {
+                            if let Some(t) = shared.v4.get() {
+                                t.remove(a.into(), len);
+                            }
+                        }
+                        IpAddr::V6(a) => {
+                            self.change_v6((a.into(), len, None), false);
+                        }
+                    }
                     true
                 }
             };
-            if kept {
-                self.log.change((prefix, len), change);
+            if kept && first {
+                ctl.log.change((prefix, len), change);
             }
         }
     }
 }
+
+#[path = "ip_lookup_tables.rs"]
+mod tables;
+use tables::{lock, HopsView, Inbox, Shared};
 
 #[cfg(test)]
 #[path = "tests_ip_lookup.rs"]

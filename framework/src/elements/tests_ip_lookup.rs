@@ -449,3 +449,47 @@ fn frames_route_alike_with_and_without_a_cached_parse() {
     assert_eq!(burst_fresh.1, burst_parsed.1);
     assert_eq!(burst_fresh.2, burst_parsed.2);
 }
+
+/// Two replicas of one configured IpLookup share one IPv4 table and one
+/// next-hop table (the same addresses): a route added through one routes
+/// the other's packets. IPv6 tables are per replica; a change made through
+/// one reaches the other at its next burst.
+#[test]
+fn replicas_share_one_ipv4_table() {
+    let c = configure_element(&Registry::builtin(), &[], "IpLookup", CONFIG).unwrap();
+    let (mut a, mut b) = (c.instantiate(0), c.instantiate(1));
+    let n = c.outputs;
+    let cx = HandlerCx::new(0, 0);
+    a.write("add", "172.16.0.0/12 -> 0 via 192.168.1.9", &cx)
+        .unwrap();
+    a.write("add", "10.1.2.128/25 -> 2", &cx).unwrap();
+    a.write("add", "2001:db8:5::/48 -> 0 via fe80::5", &cx)
+        .unwrap();
+    a.write("remove", "192.168.1.0/24", &cx).unwrap();
+    let pkts = || {
+        vec![
+            v4([172, 16, 0, 1]),
+            v4([10, 1, 2, 200]),
+            v4([192, 168, 1, 1]),
+            v6("2001:db8:5::1"),
+        ]
+    };
+    let want = vec![
+        Some((0, [0xc0a8_0109, 0])),
+        Some((2, [0, 0])),
+        Some((1, [0xcb00_7101, 0])),
+        Some((0, [0, 5])),
+    ];
+    assert_eq!(route(&mut b, n, pkts()), want, "seen by the other replica");
+    assert_eq!(route(&mut a, n, pkts()), want);
+    assert_eq!(b.read("routes", &cx), a.read("routes", &cx));
+
+    // The same table, not a copy: the same addresses.
+    let t = IpLookup::new(2, None);
+    let (x, y) = (t.clone(), t.clone());
+    assert!(Arc::ptr_eq(&x.shared, &y.shared));
+    let mut x = x;
+    x.add(parse_route("10.0.0.0/8 -> 1", 2).unwrap()).unwrap();
+    let (tx, ty) = (x.shared.v4.get().unwrap(), y.shared.v4.get().unwrap());
+    assert!(std::ptr::eq(tx, ty) && tx.lookup(0x0a01_0203) == 1);
+}

@@ -238,11 +238,12 @@ impl Controller {
     }
 
     /// Calls read handler `handler` of `element` on every worker's replica
+    /// (worker 0's only for [`Combine::Once`](crate::element::Combine))
     /// and combines the answers.
     pub fn read(&self, element: &str, handler: &str) -> Result<Answer, ControlError> {
         let (idx, spec) = self.handler(element, handler, HandlerKind::Read)?;
         let (name, at) = (handler.to_string(), Self::at(element, idx));
-        let answers = self.on_each_worker(move |a| {
+        let answers = self.on_workers(spec, move |a| {
             let cx = HandlerCx::new(a.now_ns, a.worker.index());
             a.graph.element(at(a.graph)?).read(&name, &cx)
         })?;
@@ -250,16 +251,43 @@ impl Controller {
     }
 
     /// Calls write handler `handler` of `element` with `arg` on every
-    /// worker's replica and combines the answers.
+    /// worker's replica (worker 0's only for
+    /// [`Combine::Once`](crate::element::Combine)) and combines the answers.
     pub fn write(&self, element: &str, handler: &str, arg: &str) -> Result<Answer, ControlError> {
         let (idx, spec) = self.handler(element, handler, HandlerKind::Write)?;
         let (name, arg) = (handler.to_string(), arg.to_string());
         let at = Self::at(element, idx);
-        let answers = self.on_each_worker(move |a| {
+        let answers = self.on_workers(spec, move |a| {
             let cx = HandlerCx::new(a.now_ns, a.worker.index());
             a.graph.element_mut(at(a.graph)?).write(&name, &arg, &cx)
         })?;
         self.combined(element, spec, answers)
+    }
+
+    /// Runs handler job `f` on the workers `spec` asks for: every worker,
+    /// or worker 0 alone for a handler of shared state (`Combine::Once`).
+    /// Two clients' `Once` writes need no lock here to stay apart: both
+    /// run as jobs of worker 0, which runs its jobs one after the other.
+    fn on_workers<R: Send + 'static>(
+        &self,
+        spec: HandlerSpec,
+        f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
+    ) -> Result<Vec<R>, ControlError> {
+        if spec.combine != crate::element::Combine::Once {
+            return self.on_each_worker(f);
+        }
+        let (reply, answer) = mpsc::channel::<R>();
+        let job: Job = Box::new(move |access| {
+            let _ = reply.send(f(access));
+        });
+        let jobs = &self.shared.jobs[0];
+        let sent = jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+        sent.map_err(|_| ControlError::NotRunning(0))?;
+        match answer.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(r) => Ok(vec![r]),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ControlError::Timeout(0, ANSWER_TIMEOUT)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ControlError::NotRunning(0)),
+        }
     }
 
     /// Where element `element` (index `idx` when the request was made) is
@@ -365,7 +393,7 @@ mod tests {
 
         fn write(&mut self, name: &str, arg: &str, _: &HandlerCx) -> HandlerResult {
             match name {
-                "add" => {
+                "add" | "add_once" => {
                     let n: u64 = arg
                         .parse()
                         .map_err(|_| format!("`{arg}` is not a number"))?;
@@ -398,6 +426,13 @@ mod tests {
             combine: Combine::Same,
             arg: "N",
             doc: "adds N",
+        },
+        HandlerSpec {
+            name: "add_once",
+            kind: HandlerKind::Write,
+            combine: Combine::Once,
+            arg: "N",
+            doc: "adds N on worker 0's replica",
         },
     ];
 
@@ -448,6 +483,9 @@ mod tests {
             json!({"worker 0": 10, "worker 1": 11})
         );
         assert_eq!(c.read("tally", "value").unwrap(), json!(21));
+        // A Once handler runs on worker 0's replica alone: one answer.
+        assert_eq!(c.write("tally", "add_once", "5").unwrap(), json!(15));
+        assert_eq!(c.read("tally", "value").unwrap(), json!(26));
         let shown = c.show("tally").unwrap();
         assert_eq!(
             shown.iter().map(|(n, _)| *n).collect::<Vec<_>>(),

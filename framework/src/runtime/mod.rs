@@ -57,6 +57,8 @@ mod tests_observe;
 mod tests_reload;
 #[cfg(test)]
 mod tests_share;
+#[cfg(test)]
+mod tests_shared_table;
 mod worker;
 mod worker_timers;
 

@@ -30,6 +30,22 @@ impl<T: Copy> HugeSlice<T> {
     /// `len` copies of `value`. Aborts like `Vec` when the memory cannot
     /// be had.
     pub(crate) fn new(len: usize, value: T) -> HugeSlice<T> {
+        let s = HugeSlice::<T>::mapped(len);
+        for i in 0..len {
+            // SAFETY: i < len and len * size_of::<T>() <= mapped bytes at
+            // `ptr`, which is page aligned (so aligned for T), readable
+            // and writable; `write` drops nothing (T: Copy).
+            unsafe { s.ptr.as_ptr().add(i).write(value) };
+        }
+        s
+    }
+
+    /// `len` places for a `T` on a fresh anonymous mapping: all bytes
+    /// zero, no page touched (the kernel backs a page at its first write,
+    /// so what is never written costs no memory). Private: only types
+    /// for which zero bytes are a value may be read from it (`new` writes
+    /// every place first; [`AtomicArray`] holds atomics, zero when zero).
+    fn mapped(len: usize) -> HugeSlice<T> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .expect("HugeSlice: length overflows");
@@ -83,12 +99,6 @@ impl<T: Copy> HugeSlice<T> {
         let Some(ptr) = std::ptr::NonNull::new(start as *mut T) else {
             fail()
         };
-        for i in 0..len {
-            // SAFETY: i < len and len * size_of::<T>() <= mapped bytes at
-            // `ptr`, which is page aligned (so aligned for T), readable
-            // and writable; `write` drops nothing (T: Copy).
-            unsafe { ptr.as_ptr().add(i).write(value) };
-        }
         HugeSlice { ptr, len, mapped }
     }
 
@@ -144,44 +154,74 @@ impl<T: Copy> Drop for HugeSlice<T> {
     }
 }
 
-/// A [`HugeSlice`] of exactly `N` elements, seen as an array `[T; N]`: an
-/// index the compiler can bound below `N` (a 24-bit number into 2^24
-/// entries) needs no bounds check, as with a `Box<[T; N]>`, and the table
-/// is 2 MiB aligned on huge pages as a `HugeSlice` is.
-#[derive(Clone)]
-pub(crate) struct HugeArray<T: Copy, const N: usize>(HugeSlice<T>);
+/// Atomics whose all-zero bytes are the value 0, and the plain integer of
+/// the same size and alignment they are stored as.
+pub(crate) trait ZeroAtomic: Sync + Send {
+    /// The integer type of the same layout.
+    type Plain: Copy;
+}
 
-impl<T: Copy, const N: usize> HugeArray<T, N> {
-    /// `N` copies of `value`.
-    pub(crate) fn new(value: T) -> HugeArray<T, N> {
-        HugeArray(HugeSlice::new(N, value))
+impl ZeroAtomic for std::sync::atomic::AtomicU16 {
+    type Plain = u16;
+}
+
+impl ZeroAtomic for std::sync::atomic::AtomicU64 {
+    type Plain = u64;
+}
+
+/// `N` atomics, all 0, on a mapping of their own as a [`HugeSlice`] (2 MiB
+/// aligned from 1 MiB up), seen only as `[A; N]` (so that an index the
+/// compiler can bound below `N`, a 24-bit number into 2^24 entries, needs
+/// no bounds check): a table one thread
+/// writes while others read it, with no lock. The mapping is never
+/// written at creation, so the pages no entry is ever stored to cost no
+/// memory (a table of fixed full capacity costs what is used of it), and
+/// it never moves: a reader's reference stays valid while the table lives.
+pub(crate) struct AtomicArray<A: ZeroAtomic, const N: usize> {
+    /// Never dereferenced as `[A::Plain]` (which would read memory others
+    /// change through atomics): only through `Deref` below.
+    mem: HugeSlice<A::Plain>,
+    _atomics: std::marker::PhantomData<A>,
+}
+
+impl<A: ZeroAtomic, const N: usize> AtomicArray<A, N> {
+    /// `N` atomics holding 0.
+    pub(crate) fn zeroed() -> AtomicArray<A, N> {
+        const {
+            assert!(std::mem::size_of::<A>() == std::mem::size_of::<A::Plain>());
+            assert!(std::mem::align_of::<A>() == std::mem::align_of::<A::Plain>());
+        }
+        AtomicArray {
+            mem: HugeSlice::mapped(N),
+            _atomics: std::marker::PhantomData,
+        }
     }
 
     /// Whether it lies on a 2 MiB boundary (arrays from 1 MiB up).
     #[cfg(test)]
     pub(crate) fn huge_aligned(&self) -> bool {
-        self.0.huge_aligned()
+        self.mem.huge_aligned()
     }
 }
 
-impl<T: Copy, const N: usize> std::ops::Deref for HugeArray<T, N> {
-    type Target = [T; N];
+impl<A: ZeroAtomic, const N: usize> std::ops::Deref for AtomicArray<A, N> {
+    type Target = [A; N];
     #[inline(always)]
-    fn deref(&self) -> &[T; N] {
-        // SAFETY: the slice holds exactly N initialized `T`s (`new` makes
-        // it so and a clone copies the length), and `[T; N]` has the
-        // layout of N consecutive `T`s; the borrow of `self` keeps it alive.
-        unsafe { &*self.0.as_ptr().cast::<[T; N]>() }
+    fn deref(&self) -> &[A; N] {
+        // SAFETY: the mapping holds N places of `A::Plain` (zero bytes
+        // from mmap, then only ever written through this view's atomics),
+        // and `A` has the size and alignment of `A::Plain` (asserted in
+        // `zeroed`) with zero bytes meaning 0, so it is N valid `A`s; the
+        // borrow of `self` keeps the mapping alive.
+        unsafe { &*self.mem.ptr.as_ptr().cast::<[A; N]>() }
     }
 }
 
-impl<T: Copy, const N: usize> std::ops::DerefMut for HugeArray<T, N> {
-    #[inline(always)]
-    fn deref_mut(&mut self) -> &mut [T; N] {
-        // SAFETY: as in `deref`, and `&mut self` makes the borrow unique.
-        unsafe { &mut *self.0.as_mut_ptr().cast::<[T; N]>() }
-    }
-}
+// SAFETY: the array is only reached as `&[A; N]` (atomics, Sync + Send);
+// the mapping is owned alone and unmapped on drop, like a `Box<[A; N]>`.
+unsafe impl<A: ZeroAtomic, const N: usize> Send for AtomicArray<A, N> {}
+// SAFETY: as above: sharing it shares `&[A; N]`, which atomics allow.
+unsafe impl<A: ZeroAtomic, const N: usize> Sync for AtomicArray<A, N> {}
 
 /// Asks the processor to start loading the cache line holding `x` into
 /// all cache levels, without waiting for it: a lookup that computes many
@@ -230,5 +270,32 @@ mod tests {
         let empty = HugeSlice::new(0, 0u8);
         assert!(empty.is_empty() && empty.clone().is_empty());
         drop((big, copy, small));
+    }
+
+    /// An atomic array starts all 0, costs no memory for the pages never
+    /// written, and keeps what is stored in it.
+    #[test]
+    fn atomic_arrays_start_zero_and_touch_only_written_pages() {
+        use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
+        let a = super::AtomicArray::<AtomicU16, { 64 << 20 }>::zeroed();
+        // The resident 4 KiB pages of the array's 128 MiB (its own mapping).
+        let resident = || {
+            let mut v = vec![0u8; (128 << 20) / 4096];
+            // SAFETY: the range is the array's page-aligned mapping, alive
+            // here; `v` has one byte per page of it.
+            let r = unsafe {
+                libc::mincore(a.as_ptr() as *mut libc::c_void, 128 << 20, v.as_mut_ptr())
+            };
+            assert_eq!(r, 0);
+            v.iter().filter(|&&b| b & 1 != 0).count() * 4096
+        };
+        assert!(a.huge_aligned());
+        assert_eq!(resident(), 0);
+        a[12345].store(7, Relaxed);
+        a[(64 << 20) - 1].store(9, Relaxed);
+        let grown = resident();
+        assert!(grown <= 4 << 20, "128 MiB mapped, {grown} bytes resident");
+        assert_eq!(a[12345].load(Relaxed) + a[(64 << 20) - 1].load(Relaxed), 16);
+        assert!(a[..1000].iter().all(|e| e.load(Relaxed) == 0));
     }
 }

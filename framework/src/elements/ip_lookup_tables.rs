@@ -1,0 +1,322 @@
+//! `IpLookup`'s tables: what its replicas share (the IPv4 table, the
+//! next-hop table, the writers' bookkeeping), the IPv6 changes they pass
+//! each other, and how routes are added to and removed from them.
+
+use super::*;
+
+/// Where the packets of one next-hop value go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Hop {
+    pub(super) output: u16,
+    pub(super) via: Option<IpAddr>,
+}
+
+/// Slots of the next-hop table: one per table value `1..=MAX_VALUE`.
+pub(super) const HOPS: usize = MAX_VALUE as usize;
+
+/// The next-hop table every replica reads: the slot of value `v` is
+/// `v - 1`, written once (append-only) before any table entry holding `v`
+/// is stored, so that whoever loads the entry (`Acquire`) sees the slot.
+/// Full capacity from the start, on pages touched only as slots are used.
+pub(super) struct HopTable {
+    /// Annotation words 2 (low half) and 3 (high half).
+    pub(super) words: AtomicArray<AtomicU64, HOPS>,
+    pub(super) outputs: AtomicArray<AtomicU16, HOPS>,
+}
+
+/// The next-hop table as the data path reads it.
+#[derive(Clone, Copy)]
+pub(super) struct HopsView<'a> {
+    pub(super) words: &'a [AtomicU64; HOPS],
+    pub(super) outputs: &'a [AtomicU16; HOPS],
+}
+
+/// What the replicas of one configured IpLookup share.
+pub(super) struct Shared {
+    /// The IPv4 table all workers read, created with the first IPv4 route.
+    pub(super) v4: OnceLock<Lpm4>,
+    pub(super) hops: HopTable,
+    /// The writers' side.
+    pub(super) ctl: Mutex<Ctl>,
+    /// The replicas' inboxes of IPv6 changes (see [`Inbox`]).
+    pub(super) inboxes: Mutex<Vec<Weak<Inbox>>>,
+}
+
+/// What only writers (handlers, configure, a reload) use.
+pub(super) struct Ctl {
+    pub(super) hop_ids: HashMap<Hop, u16>,
+    /// The hop of each value, by value - 1.
+    pub(super) hop_list: Vec<Hop>,
+    /// The configured routes and the run-time changes, for a hot reload.
+    pub(super) log: RouteLog,
+    /// Whether a reload has replayed the old changes into the shared
+    /// table (the first replica's `give_state` does; the others only
+    /// replay into their own IPv6 tables).
+    pub(super) replayed: bool,
+}
+
+/// An IPv6 change: prefix, length, value (`None`: removed).
+pub(super) type V6Change = (u128, u8, Option<u16>);
+
+/// IPv6 changes waiting for one replica: each replica keeps its own IPv6
+/// table; the replica a write runs on changes its own and posts the change
+/// to the others, which apply it at the start of their next burst.
+#[derive(Default)]
+pub(super) struct Inbox {
+    pub(super) pending: AtomicBool,
+    pub(super) changes: Mutex<Vec<V6Change>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(super) fn hops(&self) -> HopsView<'_> {
+        HopsView {
+            words: &self.hops.words,
+            outputs: &self.hops.outputs,
+        }
+    }
+
+    /// The table value of `hop`, interned: a new one's slot is written here,
+    /// before the value is stored into any table.
+    pub(super) fn hop_id(&self, ctl: &mut Ctl, hop: Hop) -> Result<u16, String> {
+        if let Some(&id) = ctl.hop_ids.get(&hop) {
+            return Ok(id);
+        }
+        let i = ctl.hop_list.len();
+        if i >= HOPS {
+            return Err(format!("too many distinct next hops (at most {MAX_VALUE})"));
+        }
+        let [lo, hi] = next_hop_words(hop.via);
+        self.hops.words[i].store(u64::from(lo) | u64::from(hi) << 32, Relaxed);
+        self.hops.outputs[i].store(hop.output, Relaxed);
+        ctl.hop_list.push(hop);
+        let id = ctl.hop_list.len() as u16;
+        ctl.hop_ids.insert(hop, id);
+        Ok(id)
+    }
+}
+
+/// A replica: the same shared tables, a copy of the IPv6 table and an
+/// inbox of its own for the IPv6 changes made from now on.
+impl Clone for IpLookup {
+    fn clone(&self) -> IpLookup {
+        let inbox = Arc::new(Inbox::default());
+        let mut boxes = lock(&self.shared.inboxes);
+        boxes.retain(|b| b.strong_count() > 0);
+        boxes.push(Arc::downgrade(&inbox));
+        drop(boxes);
+        IpLookup {
+            outputs: self.outputs,
+            no_route: self.no_route,
+            shared: Arc::clone(&self.shared),
+            v6: self.v6.clone(),
+            inbox: Some(inbox),
+            loading: self.loading,
+        }
+    }
+}
+
+impl IpLookup {
+    /// An empty table with `outputs` outputs.
+    pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+        IpLookup {
+            outputs,
+            no_route,
+            shared: Arc::new(Shared {
+                v4: OnceLock::new(),
+                hops: HopTable {
+                    words: AtomicArray::zeroed(),
+                    outputs: AtomicArray::zeroed(),
+                },
+                ctl: Mutex::new(Ctl {
+                    hop_ids: HashMap::new(),
+                    hop_list: Vec::new(),
+                    log: RouteLog::default(),
+                    replayed: false,
+                }),
+                inboxes: Mutex::new(Vec::new()),
+            }),
+            v6: None,
+            inbox: None,
+            loading: false,
+        }
+    }
+
+    /// Adds `r`, replacing the route of the same prefix.
+    pub fn add(&mut self, r: Route) -> Result<(), String> {
+        let shared = Arc::clone(&self.shared);
+        let mut ctl = lock(&shared.ctl);
+        self.add_locked(&mut ctl, r, true, true)
+    }
+
+    /// Adds `r` with the writers' lock held: to the shared IPv4 table when
+    /// `v4` (else not at all), to this replica's IPv6 table, posting the
+    /// change to the other replicas when `post`.
+    pub(super) fn add_locked(
+        &mut self,
+        ctl: &mut Ctl,
+        r: Route,
+        v4: bool,
+        post: bool,
+    ) -> Result<(), String> {
+        let hop = Hop {
+            output: r.output,
+            via: r.via,
+        };
+        let id = self.shared.hop_id(ctl, hop)?;
+        if self.loading {
+            ctl.log.configure(&r);
+        }
+        match r.prefix {
+            IpAddr::V4(a) if v4 => {
+                let t = self.shared.v4.get_or_init(Lpm4::new);
+                t.insert(u32::from(a), r.len, id)
+                    .map_err(|e| e.to_string())?;
+            }
+            IpAddr::V4(_) => {}
+            IpAddr::V6(a) => {
+                self.change_v6((u128::from(a), r.len, Some(id)), post);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an IPv6 change to this replica's table and, when `post`,
+    /// sends it to the other replicas; whether there was a route to remove.
+    pub(super) fn change_v6(&mut self, (prefix, len, value): V6Change, post: bool) -> bool {
+        let done = match value {
+            Some(v) => {
+                let loading = self.loading;
+                let t = self.v6.get_or_insert_with(|| {
+                    let mut t = Box::new(Lpm6::new());
+                    if loading {
+                        t.defer();
+                    }
+                    t
+                });
+                t.insert(prefix, len, v);
+                true
+            }
+            None => self
+                .v6
+                .as_mut()
+                .and_then(|t| t.remove(prefix, len))
+                .is_some(),
+        };
+        if post && done {
+            let mut boxes = lock(&self.shared.inboxes);
+            boxes.retain(|b| b.strong_count() > 0);
+            for b in boxes.iter().filter_map(Weak::upgrade) {
+                if self
+                    .inbox
+                    .as_ref()
+                    .is_some_and(|mine| Arc::ptr_eq(mine, &b))
+                {
+                    continue;
+                }
+                lock(&b.changes).push((prefix, len, value));
+                b.pending.store(true, Release);
+            }
+        }
+        done
+    }
+
+    /// Applies the IPv6 changes other replicas posted (the first thing a
+    /// burst does when there are some).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn take_v6_changes(&mut self) {
+        let Some(inbox) = self.inbox.clone() else {
+            return;
+        };
+        if !inbox.pending.swap(false, Acquire) {
+            return;
+        }
+        let changes = std::mem::take(&mut *lock(&inbox.changes));
+        for c in changes {
+            self.change_v6(c, false);
+        }
+    }
+
+    /// Removes the route of `prefix/len`; whether there was one.
+    pub fn remove(&mut self, prefix: IpAddr, len: u8) -> bool {
+        match prefix {
+            IpAddr::V4(a) => self
+                .shared
+                .v4
+                .get()
+                .and_then(|t| t.remove(a.into(), len))
+                .is_some(),
+            IpAddr::V6(a) => self.change_v6((a.into(), len, None), true),
+        }
+    }
+
+    pub(super) fn add_file(&mut self, path: &str) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            parse_route(line, self.outputs)
+                .and_then(|r| self.add(r))
+                .map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Every route, shortest prefixes first (IPv4, then IPv6).
+    pub fn routes(&self) -> Vec<Route> {
+        let ctl = lock(&self.shared.ctl);
+        let route = |prefix: IpAddr, len: u8, v: u16| {
+            let h = ctl.hop_list[usize::from(v) - 1];
+            Route {
+                prefix,
+                len,
+                output: h.output,
+                via: h.via,
+            }
+        };
+        let mut out: Vec<Route> = Vec::new();
+        if let Some(t) = self.shared.v4.get() {
+            out.extend(
+                t.routes()
+                    .into_iter()
+                    .map(|(p, l, v)| route(IpAddr::V4(p.into()), l, v)),
+            );
+        }
+        if let Some(t) = &self.v6 {
+            out.extend(
+                t.routes()
+                    .map(|(p, l, v)| route(IpAddr::V6(p.into()), l, v)),
+            );
+        }
+        out.sort_by_key(|r| (r.prefix.is_ipv6(), r.len, r.prefix));
+        out
+    }
+
+    /// The table value for the destination of the IP packet at `l3` in `data`.
+    #[inline(always)]
+    pub(super) fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
+        match l3 {
+            L3Kind::Ipv4 => match self.shared.v4.get() {
+                Some(t) => {
+                    let d = &data[off + 16..off + 20];
+                    t.lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+                }
+                None => 0,
+            },
+            _ => match &self.v6 {
+                Some(t) => {
+                    let mut d = [0u8; 16];
+                    d.copy_from_slice(&data[off + 24..off + 40]);
+                    t.lookup(u128::from_be_bytes(d))
+                }
+                None => 0,
+            },
+        }
+    }
+}
