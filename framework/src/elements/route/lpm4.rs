@@ -62,10 +62,10 @@ const TBL8_LEN: usize = MAX_GROUPS * GROUP_LEN;
 /// and 100 ms is far beyond a scheduler's time slice. A freed group is
 /// reused oldest first once it has waited this long; before that the
 /// writer takes a never-used group, and when there is none (all 32768
-/// have been used) it waits out the rest of the oldest group's quarantine:
-/// no reader waits, but the writer's thread does (IpLookup's handlers run
-/// on worker 0, whose bursts then wait up to this long). Memory safety
-/// does not depend on it: the groups live as long as the table.
+/// have been used) the insertion is refused ([`Lpm4Error::Quarantined`])
+/// rather than waited for: IpLookup's handlers run on worker 0, whose
+/// bursts would wait with it. Memory safety does not depend on it: the
+/// groups live as long as the table.
 pub const QUARANTINE: Duration = Duration::from_millis(100);
 
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`,
@@ -101,14 +101,26 @@ struct Writer {
 pub enum Lpm4Error {
     /// All `MAX_GROUPS` groups are in use.
     TooManyGroups,
+    /// Every group has been used, and those freed since are still in their
+    /// [`QUARANTINE`]: the same insertion succeeds once it has passed.
+    Quarantined(Duration),
 }
 
 impl std::fmt::Display for Lpm4Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "too many /24s hold prefixes longer than /24 (at most {MAX_GROUPS})"
-        )
+        match self {
+            Lpm4Error::TooManyGroups => write!(
+                f,
+                "too many /24s hold prefixes longer than /24 (at most {MAX_GROUPS})"
+            ),
+            Lpm4Error::Quarantined(left) => write!(
+                f,
+                "every one of the {MAX_GROUPS} groups for /24s holding prefixes longer than \
+                 /24 has been used, and the freed ones may still be read for {} ms more: \
+                 try again then",
+                left.as_millis() + 1
+            ),
+        }
     }
 }
 
@@ -333,12 +345,9 @@ impl Lpm4 {
                 w.depth8.resize(w.groups * GROUP_LEN, 0);
                 (w.groups - 1) as u16
             }
-            Some(&(g, freed)) => {
-                // Every group has been used and the oldest freed one is
-                // still in quarantine: the writer waits out the rest.
-                std::thread::sleep(w.quarantine.saturating_sub(freed.elapsed()));
-                w.free.pop_front();
-                g
+            Some(&(_, freed)) => {
+                let left = w.quarantine.saturating_sub(freed.elapsed());
+                return Err(Lpm4Error::Quarantined(left));
             }
             None => return Err(Lpm4Error::TooManyGroups),
         };
@@ -580,7 +589,8 @@ mod tests {
 
     /// A freed group does not serve another /24 before its quarantine is
     /// over (a fresh group does meanwhile); afterwards it is reused, oldest
-    /// first; with every group used, the writer waits for it.
+    /// first; with every group used, an insertion needing one is refused
+    /// until the oldest freed group's quarantine is over.
     #[test]
     fn a_freed_group_waits_its_quarantine_before_serving_another_24() {
         let t = Lpm4::with_quarantine(Duration::from_millis(200));
@@ -606,7 +616,9 @@ mod tests {
         assert_eq!(t.lookup(ip("10.0.3.5")), 3);
         assert_eq!(t.lookup(ip("10.0.1.5")), 0);
 
-        // All groups used: the next one waits for the oldest freed group.
+        // All groups used: the next one is refused until the oldest freed
+        // group's quarantine has passed (a writer that waited would hold up
+        // worker 0's bursts).
         let t = Lpm4::with_quarantine(Duration::from_millis(100));
         for i in 0..MAX_GROUPS as u32 {
             t.insert((i << 8) | 1, 32, 1).unwrap();
@@ -614,8 +626,14 @@ mod tests {
         assert_eq!(t.insert(0xff00_0001, 32, 1), Err(Lpm4Error::TooManyGroups));
         t.remove(7 << 8 | 1, 32).unwrap();
         let freed = Instant::now();
+        let e = t.insert(0xff00_0001, 32, 2).unwrap_err();
+        if freed.elapsed() < Duration::from_millis(100) {
+            assert!(matches!(e, Lpm4Error::Quarantined(_)), "{e:?}");
+            assert!(e.to_string().contains("try again"), "{e}");
+        }
+        assert_eq!(t.lookup(0xff00_0001), 0);
+        std::thread::sleep(Duration::from_millis(110));
         t.insert(0xff00_0001, 32, 2).unwrap();
-        assert!(freed.elapsed() >= Duration::from_millis(100));
         assert_eq!(group_of(&t, 0xff_0000), Some(7));
         assert_eq!((t.lookup(0xff00_0001), t.lookup(7 << 8 | 1)), (2, 0));
     }
