@@ -202,8 +202,8 @@ pub struct IpLookup {
     shared: Arc<Shared>,
     /// Created with the first route of the family.
     v6: Option<Box<Lpm6>>,
-    /// This replica's IPv6 changes made elsewhere (none for the configured
-    /// original, which is only cloned).
+    /// This replica's IPv6 changes made elsewhere (the configured
+    /// original's are applied by each clone made from it).
     inbox: Option<Arc<Inbox>>,
     /// Configuring: the IPv6 table builds its search structure once at the end.
     loading: bool,
@@ -498,6 +498,7 @@ impl Element for IpLookup {
         let mut ctl = lock(&shared.ctl);
         let first = !std::mem::replace(&mut ctl.replayed, true);
         for ((prefix, len), change) in ctl.log.carried(&old) {
+            // The shared IPv4 table takes the first replica's replay only.
             if !first && prefix.is_ipv4() {
                 continue;
             }
@@ -510,7 +511,7 @@ impl Element for IpLookup {
                         via,
                     };
                     usize::from(output) < self.outputs
-                        && self.add_locked(&mut ctl, r, first, false).is_ok()
+                        && self.add_locked(&mut ctl, r, false).is_ok()
                 }
                 None => {
                     match prefix {

@@ -99,29 +99,39 @@ impl Shared {
     }
 }
 
-/// A replica: the same shared tables, a copy of the IPv6 table and an
-/// inbox of its own for the IPv6 changes made from now on.
+/// A replica: the same shared tables, a copy of the IPv6 table with the
+/// changes still waiting in the source's inbox applied (the configured
+/// original never applies its own: a worker that starts after a change
+/// was posted gets it here), and an inbox of its own for the IPv6 changes
+/// made from now on. All under the inboxes' lock, which posting takes
+/// too, so that no change is missed or applied twice.
 impl Clone for IpLookup {
     fn clone(&self) -> IpLookup {
         let inbox = Arc::new(Inbox::default());
         let mut boxes = lock(&self.shared.inboxes);
         boxes.retain(|b| b.strong_count() > 0);
         boxes.push(Arc::downgrade(&inbox));
-        drop(boxes);
-        IpLookup {
+        let waiting = self.inbox.as_ref().map(|b| lock(&b.changes).clone());
+        let mut copy = IpLookup {
             outputs: self.outputs,
             no_route: self.no_route,
             shared: Arc::clone(&self.shared),
             v6: self.v6.clone(),
             inbox: Some(inbox),
             loading: self.loading,
+        };
+        for c in waiting.into_iter().flatten() {
+            copy.change_v6(c, false);
         }
+        drop(boxes);
+        copy
     }
 }
 
 impl IpLookup {
     /// An empty table with `outputs` outputs.
     pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+        let inbox = Arc::new(Inbox::default());
         IpLookup {
             outputs,
             no_route,
@@ -137,10 +147,10 @@ impl IpLookup {
                     log: RouteLog::default(),
                     replayed: false,
                 }),
-                inboxes: Mutex::new(Vec::new()),
+                inboxes: Mutex::new(vec![Arc::downgrade(&inbox)]),
             }),
             v6: None,
-            inbox: None,
+            inbox: Some(inbox),
             loading: false,
         }
     }
@@ -149,19 +159,13 @@ impl IpLookup {
     pub fn add(&mut self, r: Route) -> Result<(), String> {
         let shared = Arc::clone(&self.shared);
         let mut ctl = lock(&shared.ctl);
-        self.add_locked(&mut ctl, r, true, true)
+        self.add_locked(&mut ctl, r, true)
     }
 
-    /// Adds `r` with the writers' lock held: to the shared IPv4 table when
-    /// `v4` (else not at all), to this replica's IPv6 table, posting the
-    /// change to the other replicas when `post`.
-    pub(super) fn add_locked(
-        &mut self,
-        ctl: &mut Ctl,
-        r: Route,
-        v4: bool,
-        post: bool,
-    ) -> Result<(), String> {
+    /// Adds `r` with the writers' lock held: to the shared IPv4 table, or
+    /// to this replica's IPv6 table, posting the change to the other
+    /// replicas when `post`.
+    pub(super) fn add_locked(&mut self, ctl: &mut Ctl, r: Route, post: bool) -> Result<(), String> {
         let hop = Hop {
             output: r.output,
             via: r.via,
@@ -171,12 +175,11 @@ impl IpLookup {
             ctl.log.configure(&r);
         }
         match r.prefix {
-            IpAddr::V4(a) if v4 => {
+            IpAddr::V4(a) => {
                 let t = self.shared.v4.get_or_init(Lpm4::new);
                 t.insert(u32::from(a), r.len, id)
                     .map_err(|e| e.to_string())?;
             }
-            IpAddr::V4(_) => {}
             IpAddr::V6(a) => {
                 self.change_v6((u128::from(a), r.len, Some(id)), post);
             }

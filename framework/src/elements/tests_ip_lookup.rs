@@ -493,3 +493,32 @@ fn replicas_share_one_ipv4_table() {
     let (tx, ty) = (x.shared.v4.get().unwrap(), y.shared.v4.get().unwrap());
     assert!(std::ptr::eq(tx, ty) && tx.lookup(0x0a01_0203) == 1);
 }
+
+/// A replica made after an IPv6 change was posted (a worker that starts
+/// late) has the change: the configured original's inbox holds it for the
+/// clones made from it, and the later replicas see later changes as well.
+#[test]
+fn a_replica_made_after_an_ipv6_change_has_it() {
+    let t = IpLookup::new(2, None);
+    let mut early = t.clone();
+    early
+        .add(parse_route("2001:db8::/32 -> 1", 2).unwrap())
+        .unwrap();
+    let v = early.lookup_v6("2001:db8::1");
+    assert_ne!(v, 0);
+    let mut late = t.clone();
+    assert_eq!(late.lookup_v6("2001:db8::1"), v, "posted before the clone");
+    early.remove("2001:db8::".parse().unwrap(), 32);
+    late.take_v6_changes();
+    assert_eq!(late.lookup_v6("2001:db8::1"), 0, "posted after the clone");
+    assert_eq!(t.clone().lookup_v6("2001:db8::1"), 0, "both, in order");
+}
+
+impl IpLookup {
+    /// The table value of IPv6 destination `a` in this replica's table (0:
+    /// no route).
+    fn lookup_v6(&self, a: &str) -> u16 {
+        let a: std::net::Ipv6Addr = a.parse().unwrap();
+        self.v6.as_ref().map_or(0, |t| t.lookup(u128::from(a)))
+    }
+}
