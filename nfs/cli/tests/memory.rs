@@ -72,6 +72,25 @@ fn firewall_config(params: &str) -> String {
     )
 }
 
+/// The gateway of configs/gateway.toml as shipped, its LAN port flooded with
+/// `params` and its WAN port a sink (which answers no ARP request or
+/// neighbour solicitation: every next hop stays unresolved).
+fn gateway_config(params: &str) -> String {
+    let shipped = std::fs::read_to_string(common::root().join("configs/gateway.toml")).unwrap();
+    let ports = "[ports.lan]\ndriver = \"auto\"\ninterface = \"hpnf-gw-lan\"\n\n\
+                 [ports.wan]\ndriver = \"auto\"\ninterface = \"hpnf-gw-wan\"\n";
+    assert!(
+        shipped.contains(ports),
+        "configs/gateway.toml's ports changed"
+    );
+    let flood = format!(
+        "{}\n{}",
+        generator("lan", Some(params)),
+        generator("wan", None)
+    );
+    shipped.replace(ports, &flood)
+}
+
 /// Resident memory of process `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -115,8 +134,9 @@ fn custom(report: &Value, name: &str, counter: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter `{counter}` in {el}"))
 }
 
-/// Prints the samples and asserts the RSS is flat after the warm-up.
-fn assert_flat(what: &str, samples: &[(f64, u64)], report: &Value) {
+/// Prints the samples (and the counters of `element`, the one flooded) and
+/// asserts the RSS is flat after the warm-up.
+fn assert_flat(what: &str, element: &str, samples: &[(f64, u64)], report: &Value) {
     let warm = samples.len() / 3;
     let (t0, base) = samples[warm.max(1) - 1];
     let peak = samples[warm..].iter().map(|s| s.1).max().unwrap();
@@ -125,7 +145,7 @@ fn assert_flat(what: &str, samples: &[(f64, u64)], report: &Value) {
         .iter()
         .map(|(t, k)| format!("{t:.1}s {k}"))
         .collect();
-    let el = &report["elements"][0];
+    let el = common::element(report, element);
     let shown = [
         "entries",
         "table-full",
@@ -167,7 +187,7 @@ fn bridge_memory_is_flat_under_a_flood_of_new_macs() {
     // The table filled (4096 entries as shipped) and the rest were refused, counted.
     assert_eq!(custom(&report, "br", "entries"), 4096, "{report}");
     assert!(custom(&report, "br", "table-full") > 0, "{report}");
-    assert_flat("bridge, new source MACs", &samples, &report);
+    assert_flat("bridge, new source MACs", "br", &samples, &report);
 }
 
 #[test]
@@ -179,7 +199,7 @@ fn firewall_memory_is_flat_under_a_flood_of_new_flows() {
         common::drop_count(common::element(&report, "fw"), "table-full") > 0,
         "{report}"
     );
-    assert_flat("firewall, new UDP 5-tuples", &samples, &report);
+    assert_flat("firewall, new UDP 5-tuples", "fw", &samples, &report);
 }
 
 #[test]
@@ -196,8 +216,45 @@ fn firewall_memory_is_flat_under_a_flood_of_fragments() {
         );
         assert_flat(
             &format!("firewall, {which} fragments of new datagrams"),
+            "fw",
             &samples,
             &report,
         );
     }
+}
+
+#[test]
+fn gateway_memory_is_flat_under_a_flood_of_new_flows() {
+    // 200 LAN hosts x 64,511 source ports to one Internet server: a new
+    // NAT mapping per packet until its 65,536 are taken.
+    let params = "src_ip = \"192.168.1.2\"\nsrc_ip_count = 200\nsrc_port = 1024\n\
+                  src_port_count = 64511\ndst_ip = \"198.51.100.10\"";
+    let (samples, report) = flood(&gateway_config(params));
+    let nat = common::element(&report, "nat");
+    assert!(common::drop_count(nat, "table-full") > 0, "{nat}");
+    // The WAN next hop never answers: what reaches the querier waits, a
+    // bounded few, and the rest is dropped and counted.
+    let arpq = common::element(&report, "arpq_wan");
+    assert!(common::drop_count(arpq, "unresolved") > 0, "{arpq}");
+    assert_flat("gateway, new IPv4 flows", "nat", &samples, &report);
+}
+
+#[test]
+fn gateway_memory_is_flat_under_a_flood_to_new_ipv6_neighbours() {
+    // Neighbour-cache exhaustion (RFC 6583): every packet to another
+    // address of the on-link WAN /64, each one a neighbour to solicit.
+    let params = "src_ip = \"2001:db8:1::2\"\ndst_ip = \"2001:db8:ff::1000\"\n\
+                  dst_ip_count = 4294967295";
+    let (samples, report) = flood(&gateway_config(params));
+    // The firewall keeps its 65,536 flows, the querier its 1,024 neighbours.
+    let fw = common::element(&report, "fw");
+    assert!(common::drop_count(fw, "table-full") > 0, "{fw}");
+    let ndq = common::element(&report, "ndq_wan");
+    assert!(common::drop_count(ndq, "table-full") > 0, "{ndq}");
+    assert_flat(
+        "gateway, new on-link IPv6 neighbours",
+        "ndq_wan",
+        &samples,
+        &report,
+    );
 }

@@ -15,7 +15,9 @@
 //!
 //! Expired flows are removed when a lookup meets them, by an incremental
 //! sweep of a few slots per burst, and, when the table is full, by a bounded
-//! sweep of [`RECLAIM`] slots before a new flow is refused.
+//! sweep of [`RECLAIM`] slots before a new flow is refused (one per
+//! [`RECLAIM_PAUSE_NS`] while such sweeps find nothing, so that a flood of
+//! new flows into a full table costs each packet a lookup, not a sweep).
 
 use std::hash::BuildHasher;
 
@@ -26,6 +28,11 @@ pub(crate) const MAX_PROBE: usize = 32;
 /// Slots swept for expired flows when the table is full, before a new flow
 /// is refused.
 pub(crate) const RECLAIM: usize = 64;
+/// After a full table's sweep freed nothing, new flows are refused at once
+/// for this long. A flood of new flows into a full table spent most of its
+/// time in those sweeps (perf: 56% of the worker); flows expire after
+/// seconds, so none waits for this pause to be admitted in practice.
+pub(crate) const RECLAIM_PAUSE_NS: u64 = 1_000_000;
 
 /// How long a flow lives without traffic, by state, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +221,8 @@ pub(crate) struct FlowTable {
     seed: u64,
     /// Next slot the incremental sweep looks at.
     cursor: usize,
+    /// No reclaiming sweep before this time (see [`RECLAIM_PAUSE_NS`]).
+    reclaim_after: u64,
     timeouts: Timeouts,
     /// Flows created.
     pub(crate) created: u64,
@@ -239,6 +248,7 @@ impl FlowTable {
             max,
             seed,
             cursor: 0,
+            reclaim_after: 0,
             timeouts,
             created: 0,
             expired: 0,
@@ -446,8 +456,12 @@ impl FlowTable {
     /// table), reclaiming expired flows when the table is full.
     fn insert_slot(&mut self, hash: u32, now: u64) -> Result<usize, Full> {
         if self.live >= self.max {
+            if now < self.reclaim_after {
+                return Err(Full);
+            }
             self.sweep(now, RECLAIM);
             if self.live >= self.max {
+                self.reclaim_after = now + RECLAIM_PAUSE_NS;
                 return Err(Full);
             }
         }
@@ -840,6 +854,28 @@ mod tests {
         assert_eq!(t.pass(tr, &fifth, 31 * S, 60), Ok(()));
         assert_eq!(t.len(), 2, "flow 0 (replied) and the new one");
         assert_eq!(t.expired, 3);
+    }
+
+    #[test]
+    fn a_full_table_refuses_at_once_for_a_pause_after_a_fruitless_sweep() {
+        let mut t = FlowTable::new(4, timeouts());
+        for n in 0..4 {
+            go(&mut t, pkt(n, true, Kind::Udp), 0);
+        }
+        // All four alive (30 s): the sweep frees nothing, the flow is refused.
+        let fifth = pkt(9, true, Kind::Udp);
+        let early = 30 * S - 1;
+        let tr = t.track(&fifth, early);
+        assert_eq!(t.pass(tr, &fifth, early, 60), Err(Full));
+        // Expired now, but within the pause: refused without a sweep.
+        let tr = t.track(&fifth, 30 * S);
+        assert_eq!(t.pass(tr, &fifth, 30 * S, 60), Err(Full));
+        assert_eq!((t.len(), t.expired), (4, 0));
+        // After it, the sweep makes room.
+        let later = early + RECLAIM_PAUSE_NS;
+        let tr = t.track(&fifth, later);
+        assert_eq!(t.pass(tr, &fifth, later, 60), Ok(()));
+        assert_eq!((t.len(), t.expired), (1, 4));
     }
 
     #[test]

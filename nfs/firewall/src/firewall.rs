@@ -98,8 +98,9 @@ Flow table. Each worker has its own table of at most `max_flows` flows,
 allocated when the worker starts (64 bytes per slot, at least two slots per
 flow: 8 MiB per worker for the default 65536 flows); nothing is allocated
 per packet. When it is full, a packet that would open a flow is dropped as
-`table-full` (after a bounded sweep for expired flows); packets of existing
-flows still pass. Expired flows are removed when met by a lookup, by a sweep
+`table-full` (after a sweep of 64 slots for expired flows; after one that
+freed nothing, at once for 1 ms, so that a flood of new flows costs a lookup
+per packet, not a sweep); packets of existing flows still pass. Expired flows are removed when met by a lookup, by a sweep
 of one slot per four packets, and when the table is full. With several workers,
 both directions of a flow must reach the same worker: with the AF_PACKET
 driver's fanout (a symmetric hash of the addresses and ports) that holds
