@@ -70,6 +70,10 @@ pub struct Table<K> {
     free: Vec<usize>,
     /// Unresolved entries (slot indices): the sweep retries them.
     pending: Vec<usize>,
+    /// No pending entry is due (for a retry, or to be given up) before
+    /// this time: a flood towards new neighbours fills `pending` (up to the
+    /// capacity), and each burst looked at all of them twice before.
+    next_retry: u64,
     cursor: usize,
     /// The slot the last packet resolved to: a router sends most packets to
     /// one next hop (its default gateway), which then costs no hash.
@@ -99,6 +103,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
             index: HashMap::with_capacity(limits.capacity),
             free: (0..limits.capacity).rev().collect(),
             pending: Vec::with_capacity(limits.capacity),
+            next_retry: u64::MAX,
             cursor: 0,
             last: 0,
             next_expiry: u64::MAX,
@@ -160,6 +165,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
                             e.mac = None;
                             e.tries = 0;
                             self.pending.push(i);
+                            self.next_retry = self.next_retry.min(now.saturating_add(l.retry_ns));
                         }
                         e.held.push(pkt);
                         let due = e.tries == 0 || now.saturating_sub(e.at) >= l.retry_ns;
@@ -182,6 +188,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
                 e.held.push(pkt);
                 self.index.insert(key, i);
                 self.pending.push(i);
+                self.next_retry = self.next_retry.min(now.saturating_add(l.retry_ns));
                 Verdict::Held(true)
             }
         }
@@ -220,13 +227,12 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     /// up) of an unresolved entry, or the next scan for expired ones.
     /// `None`: nothing is.
     pub fn next_due(&self) -> Option<u64> {
-        let retry_ns = self.limits.retry_ns;
-        let retries = self.pending.iter();
-        let retry = retries
-            .map(|&i| self.slots[i].at.saturating_add(retry_ns))
-            .min();
-        let expiry = (self.next_expiry != u64::MAX).then_some(self.next_expiry);
-        retry.into_iter().chain(expiry).min()
+        let due = if self.pending.is_empty() {
+            self.next_expiry
+        } else {
+            self.next_retry.min(self.next_expiry)
+        };
+        (due != u64::MAX).then_some(due)
     }
 
     /// Frees the resolved entries past the timeout, when a scan is due
@@ -261,7 +267,7 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     /// the first of them may expire.
     #[inline]
     pub fn sweep_due(&self, now: u64) -> bool {
-        !self.pending.is_empty() || now >= self.next_expiry
+        (!self.pending.is_empty() && now >= self.next_retry) || now >= self.next_expiry
     }
 
     /// Retries the unresolved entries whose `retry` time has come (their
@@ -270,22 +276,27 @@ impl<K: Copy + Eq + Hash + Default> Table<K> {
     /// resolved ones past the timeout.
     pub fn sweep(&mut self, n: usize, now: u64, retry: &mut Vec<K>, dropped: &mut Vec<Packet>) {
         let l = self.limits;
-        let mut k = 0;
-        while k < self.pending.len() {
-            let i = self.pending[k];
-            let e = &mut self.slots[i];
-            if now.saturating_sub(e.at) < l.retry_ns {
-                k += 1;
-            } else if e.tries < l.tries {
-                e.tries += 1;
-                e.at = now;
-                retry.push(e.key);
-                k += 1;
-            } else {
-                dropped.append(&mut e.held);
-                self.pending.swap_remove(k);
-                self.release(i);
+        if now >= self.next_retry {
+            let (mut k, mut next_retry) = (0, u64::MAX);
+            while k < self.pending.len() {
+                let i = self.pending[k];
+                let e = &mut self.slots[i];
+                if now.saturating_sub(e.at) < l.retry_ns {
+                    next_retry = next_retry.min(e.at.saturating_add(l.retry_ns));
+                    k += 1;
+                } else if e.tries < l.tries {
+                    e.tries += 1;
+                    e.at = now;
+                    retry.push(e.key);
+                    next_retry = next_retry.min(now.saturating_add(l.retry_ns));
+                    k += 1;
+                } else {
+                    dropped.append(&mut e.held);
+                    self.pending.swap_remove(k);
+                    self.release(i);
+                }
             }
+            self.next_retry = next_retry;
         }
         for _ in 0..n.min(self.slots.len()) {
             let i = self.cursor;

@@ -195,6 +195,26 @@ fn the_timer_retries_and_gives_up_on_time_without_traffic() {
 }
 
 #[test]
+fn neighbours_asked_at_different_times_are_retried_each_on_its_own_time() {
+    let mut r = querier("retry = \"1s\"\ntries = 3");
+    let asked = r.push_asks(0, 0, vec![ip_to([192, 0, 2, 7], None)]);
+    assert_eq!(asked, Some(SEC));
+    let asked = r.push_asks(0, SEC / 2, vec![ip_to([192, 0, 2, 8], None)]);
+    assert_eq!(asked, Some(SEC), "the first one's retry comes first");
+    let (got, _, asked) = r.timer(SEC);
+    let targets: Vec<_> = got.iter().map(|p| request_target(p)).collect();
+    assert_eq!(targets, [[192, 0, 2, 7]], "only the first is due");
+    assert_eq!(asked, Some(SEC + SEC / 2), "then the second's");
+    // Traffic between the two retries asks nothing more.
+    let (got, _) = r.push(0, SEC + SEC / 4, vec![]);
+    assert!(got.is_empty());
+    let (got, _, asked) = r.timer(SEC + SEC / 2);
+    let targets: Vec<_> = got.iter().map(|p| request_target(p)).collect();
+    assert_eq!(targets, [[192, 0, 2, 8]]);
+    assert_eq!(asked, Some(2 * SEC));
+}
+
+#[test]
 fn the_timer_ages_resolved_entries_without_traffic() {
     let mut r = querier("timeout = \"16s\"");
     let asked = r.push_asks(1, 0, vec![reply_from([192, 0, 2, 9], PEER)]);
