@@ -258,3 +258,30 @@ fn gateway_memory_is_flat_under_a_flood_to_new_ipv6_neighbours() {
         &report,
     );
 }
+
+#[test]
+fn router_memory_is_flat_under_a_flood_to_new_ipv4_neighbours() {
+    // IpLookup and ArpQuerier as a router's last hop: every packet to
+    // another address of an on-link /8 where nothing answers.
+    let config = format!(
+        "connections = [\"lan -> rt\", \"rt[0] -> arpq -> wan\", \"rt[1] -> wan\", \
+         \"replies -> [1]arpq\"]\n[runtime]\nworkers = 1\n{}{}{}\
+         [elements.rt]\nclass = \"IpLookup\"\noutputs = 2\nroutes = [\"10.0.0.0/8 -> 0\"]\n\
+         [elements.arpq]\nclass = \"ArpQuerier\"\nipv4 = \"10.0.0.1\"\nmac = \"02:00:00:00:00:01\"\n",
+        generator(
+            "lan",
+            Some("src_ip = \"10.1.0.1\"\ndst_ip = \"10.2.0.0\"\ndst_ip_count = 16000000")
+        ),
+        generator("replies", None),
+        generator("wan", None),
+    );
+    let (samples, report) = flood(&config);
+    let arpq = common::element(&report, "arpq");
+    assert!(common::drop_count(arpq, "table-full") > 0, "{arpq}");
+    assert_flat(
+        "router, new on-link IPv4 neighbours",
+        "arpq",
+        &samples,
+        &report,
+    );
+}
