@@ -126,6 +126,7 @@
 
 #[doc(hidden)]
 pub mod declare;
+pub mod grace;
 pub(crate) mod guard;
 pub mod handler;
 mod output;
@@ -134,6 +135,7 @@ mod registry;
 pub use crate::params::{mask_addr, parse_duration, parse_mac, parse_prefix};
 pub use crate::params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use declare::Choice;
+pub use grace::{Grace, GraceToken, Participant};
 pub use handler::{Answer, Combine, HandlerCx, HandlerKind, HandlerResult, HandlerSpec};
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCount, Registry};

@@ -124,6 +124,14 @@ impl ConfigCx<'_> {
     pub fn port_index(&self, name: &str) -> Option<usize> {
         self.ports.iter().position(|p| p == name)
     }
+
+    /// The grace-period domain of the workers that will run the element
+    /// (see [`super::grace`]): state shared by the replicas and changed
+    /// while they read it is freed or reused once a grace started after its
+    /// unpublishing has passed. The same domain across reloads.
+    pub fn grace(&self) -> std::sync::Arc<super::Grace> {
+        super::Grace::global()
+    }
 }
 
 type Factory = dyn Fn(usize) -> Box<dyn Element> + Send + Sync;

@@ -78,10 +78,12 @@ entry stored whole, so every worker sees it from its next lookup and none
 stalls: a lookup finds the old or the new route, never another. An IPv6
 change is made to worker 0's table and reaches every other worker's at the
 start of its next burst (it rebuilds the search entries of the prefix's /16
-block). A group of 256 entries freed by a removal waits 100 ms before it
-serves another /24, so that a lookup that has just read its index cannot
-find another prefix's route in it (once all 32768 groups have been used, an
-`add` needing a group is refused until then). A hot reload keeps the
+block). A group of 256 entries freed by a removal serves another /24 only
+after every worker has finished the burst it was in (a grace period:
+workers mark each boundary between bursts, and a sleeping worker counts as
+done), so that a lookup that has just read its index cannot find another
+prefix's route in it (once all 32768 groups have been used, an `add`
+needing a group is refused until then: try again). A hot reload keeps the
 changes: a route added, replaced or removed at run time survives unless the new configuration changes that same prefix (its
 route for the prefix, or its absence, differs from the old
 configuration's); then the new configuration's word holds. A kept route

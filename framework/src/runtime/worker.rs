@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::idle::{Flags, Sleeper, Waker};
 use super::pass_clock::{PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
-use crate::element::Context;
+use crate::element::{Context, Grace, Participant};
 use crate::graph::{ElementCounters, ElementPanic, Graph};
 use crate::packet::{Batch, Pool};
 use crate::port::{PortError, QueueStats, Recv, RxQueue, TxQueue};
@@ -144,6 +144,9 @@ pub(crate) struct Worker {
     pub(super) fault: Option<RunError>,
     /// Sleeping when idle (see `idle`).
     pub(super) sleeper: Sleeper,
+    /// Its slot in the grace-period domain: quiescent at the top of each
+    /// pass, offline while asleep, unregistered when the worker is dropped.
+    pub(super) grace: Participant,
 }
 
 impl Worker {
@@ -183,6 +186,7 @@ impl Worker {
             job_sender: Some(job_sender),
             fault: None,
             sleeper: Sleeper::new(waker),
+            grace: Grace::global().register(),
         }
     }
 
@@ -355,6 +359,8 @@ impl Worker {
                 self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
+            // Between two bursts: nothing of a shared table is held.
+            self.grace.quiescent();
             self.run_jobs(graph, pool, clock.now)?;
             clock.pass();
             if clock.after_busy() {
@@ -408,6 +414,7 @@ impl Worker {
         let flags = Flags {
             jobs: &self.jobs_pending,
             stop: &self.stop,
+            grace: &self.grace,
         };
         let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
         let live = self.rx.iter().filter(|s| !s.ended);
