@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU16, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::element::{
     handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
@@ -68,17 +68,19 @@ IPv6: a first level over the 65,536 /16 blocks holding the longest route of
 16 bits or fewer, and below it a binary search on the prefix lengths present
 in the block (Waldvogel's markers and precomputed best matches: one hash
 probe per step, about 4 for a block with 8 lengths); a change rebuilds the
-search entries of its own /16 block. Each worker holds its own copy of the
-IPv6 table (about 36 MB per worker for 200,000 generated prefixes).
+search entries of its own /16 block. All workers read one IPv6 table too
+(about 36 MB for 200,000 generated prefixes, whatever the number of
+workers).
 
 Run-time changes: the `add` and `remove` write handlers run once (on worker
 0, between two of its bursts) and answer once. An IPv4 change rewrites the
 shared table's entries the prefix owns (for a /8, 65536 of them), each
 entry stored whole, so every worker sees it from its next lookup and none
 stalls: a lookup finds the old or the new route, never another. An IPv6
-change is made to worker 0's table and reaches every other worker's at the
-start of its next burst (it rebuilds the search entries of the prefix's /16
-block). A group of 256 entries freed by a removal serves another /24 only
+change builds the search tables of the prefix's /16 block anew and swaps
+them in whole (a route of 16 bits or fewer rewrites the first-level values
+it covers); the replaced tables are freed once every worker has finished
+the burst it was in. A group of 256 entries freed by a removal serves another /24 only
 after every worker has finished the burst it was in (a grace period:
 workers mark each boundary between bursts, and a sleeping worker counts as
 done), so that a lookup that has just read its index cannot find another
@@ -196,17 +198,12 @@ const HANDLERS: &[HandlerSpec] = &[
     },
 ];
 
-/// Routes packets by longest-prefix match. The replicas share the IPv4
-/// table and the next-hop table (`shared`); each keeps its own IPv6 table.
+/// Routes packets by longest-prefix match. The replicas share the route
+/// tables and the next-hop table (`shared`).
 pub struct IpLookup {
     outputs: usize,
     no_route: Option<usize>,
     shared: Arc<Shared>,
-    /// Created with the first route of the family.
-    v6: Option<Box<Lpm6>>,
-    /// This replica's IPv6 changes made elsewhere (none for the configured
-    /// original, which is only cloned).
-    inbox: Option<Arc<Inbox>>,
     /// Configuring: the IPv6 table builds its search structure once at the end.
     loading: bool,
 }
@@ -266,7 +263,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         t.add(r).map_err(|e| ParamError::new("generate_ipv6", e))?;
     }
     t.loading = false;
-    if let Some(v6) = &mut t.v6 {
+    if let Some(v6) = t.shared.v6.get() {
         v6.flush();
     }
     Ok(Configured::cloning(Inputs::Fixed(1), outputs, t))
@@ -416,9 +413,6 @@ impl Element for IpLookup {
     /// Routes the burst a chunk at a time (see `route_chunk`), then moves
     /// each chunk to its outputs in one pass.
     fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
-        if self.inbox.as_ref().is_some_and(|b| b.pending.load(Relaxed)) {
-            self.take_v6_changes();
-        }
         let mut vals = [0u16; CHUNK];
         let hops = self.shared.hops();
         while !batch.is_empty() {
@@ -448,7 +442,7 @@ impl Element for IpLookup {
             "routes" => Ok(self.routes().iter().map(|r| r.to_string()).collect()),
             "size" => Ok(handler::json!({
                 "ipv4": self.shared.v4.get().map_or(0, |t| t.len()),
-                "ipv6": self.v6.as_ref().map_or(0, |t| t.len()),
+                "ipv6": self.shared.v6.get().map_or(0, |t| t.len()),
                 "next_hops": lock(&self.shared.ctl).hop_list.len(),
             })),
             _ => Err(handler::no_such_handler(name)),
@@ -491,18 +485,17 @@ impl Element for IpLookup {
     /// configuration routes as the old one did; a route naming an output the
     /// new configuration no longer has, or one next hop too many, is dropped.
     /// Every replica gets the state; the first one replays the changes into
-    /// the shared table and the log, every one into its own IPv6 table.
+    /// the shared tables and the log (exactly once), the others do nothing.
     fn give_state(&mut self, state: Box<dyn std::any::Any + Send>, _cx: &mut Context<'_>) {
         let Ok(old) = state.downcast::<RouteLog>() else {
             return;
         };
         let shared = Arc::clone(&self.shared);
         let mut ctl = lock(&shared.ctl);
-        let first = !std::mem::replace(&mut ctl.replayed, true);
+        if std::mem::replace(&mut ctl.replayed, true) {
+            return;
+        }
         for ((prefix, len), change) in ctl.log.carried(&old) {
-            if !first && prefix.is_ipv4() {
-                continue;
-            }
             let kept = match change {
                 Some((output, via)) => {
                     let r = Route {
@@ -512,7 +505,7 @@ impl Element for IpLookup {
                         via,
                     };
                     usize::from(output) < self.outputs
-                        && self.add_locked(&mut ctl, r, first, false).is_ok()
+                        && self.add_locked(&mut ctl, r).is_ok()
                 }
                 None => {
                     match prefix {
@@ -522,13 +515,15 @@ impl Element for IpLookup {
                             }
                         }
                         IpAddr::V6(a) => {
-                            self.change_v6((a.into(), len, None), false);
+                            if let Some(t) = shared.v6.get() {
+                                t.remove(a.into(), len);
+                            }
                         }
                     }
                     true
                 }
             };
-            if kept && first {
+            if kept {
                 ctl.log.change((prefix, len), change);
             }
         }
@@ -537,7 +532,7 @@ impl Element for IpLookup {
 
 #[path = "ip_lookup_tables.rs"]
 mod tables;
-use tables::{lock, HopsView, Inbox, Shared};
+use tables::{lock, HopsView, Shared};
 
 #[cfg(test)]
 #[path = "tests_ip_lookup.rs"]

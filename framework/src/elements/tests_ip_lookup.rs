@@ -450,12 +450,11 @@ fn frames_route_alike_with_and_without_a_cached_parse() {
     assert_eq!(burst_fresh.2, burst_parsed.2);
 }
 
-/// Two replicas of one configured IpLookup share one IPv4 table and one
-/// next-hop table (the same addresses): a route added through one routes
-/// the other's packets. IPv6 tables are per replica; a change made through
-/// one reaches the other at its next burst.
+/// Two replicas of one configured IpLookup share one IPv4 table, one IPv6
+/// table and one next-hop table (the same addresses): a route added
+/// through one routes the other's packets at once.
 #[test]
-fn replicas_share_one_ipv4_table() {
+fn replicas_share_one_table_per_family() {
     let c = configure_element(&Registry::builtin(), &[], "IpLookup", CONFIG).unwrap();
     let (mut a, mut b) = (c.instantiate(0), c.instantiate(1));
     let n = c.outputs;
@@ -492,4 +491,7 @@ fn replicas_share_one_ipv4_table() {
     x.add(parse_route("10.0.0.0/8 -> 1", 2).unwrap()).unwrap();
     let (tx, ty) = (x.shared.v4.get().unwrap(), y.shared.v4.get().unwrap());
     assert!(std::ptr::eq(tx, ty) && tx.lookup(0x0a01_0203) == 1);
+    x.add(parse_route("2001:db8::/32 -> 1", 2).unwrap()).unwrap();
+    let (tx, ty) = (x.shared.v6.get().unwrap(), y.shared.v6.get().unwrap());
+    assert!(std::ptr::eq(tx, ty) && ty.lookup(0x2001_0db8 << 96 | 1) == 1);
 }
