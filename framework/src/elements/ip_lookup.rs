@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::element::{
-    handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, HandlerCx,
-    HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError, ParamSpec,
-    ParamType, Params, PortCount,
+    handler, ClassInfo, Combine, ConfigCx, Configured, Context, Element, ElementClass, Grace,
+    HandlerCx, HandlerKind, HandlerResult, HandlerSpec, Inputs, Need, Output, ParamError,
+    ParamSpec, ParamType, Params, PortCount,
 };
 use crate::elements::route::log::{route_key, RouteLog};
 use crate::elements::route::lpm4::{Lpm4, Lpm4View, MAX_VALUE};
@@ -208,7 +208,7 @@ pub struct IpLookup {
     loading: bool,
 }
 
-fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
+fn configure(p: &Params, cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
     let outputs = p.usize("outputs")?;
     let no_route = match p.get("no_route") {
         Some(_) => Some(p.usize("no_route")?),
@@ -220,7 +220,7 @@ fn configure(p: &Params, _cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
             format!("must be below outputs ({outputs})"),
         ));
     }
-    let mut t = IpLookup::new(outputs, no_route);
+    let mut t = IpLookup::with_grace(outputs, no_route, cx.grace.clone());
     t.loading = true;
     for (i, s) in p.str_list("routes")?.into_iter().enumerate() {
         let r = parse_route(s, outputs).map_err(|e| ParamError::item("routes", i, e))?;
@@ -279,6 +279,9 @@ const DROP_NO_ROUTE: u16 = u16::MAX - 2;
 /// Value of an IPv4 packet whose destination waits, prefetched, for its
 /// lookup (values only, so it may share `DROP_NO_ROUTE`'s number).
 const V_IPV4: u16 = u16::MAX - 2;
+/// Value of an IPv6 packet whose destination's block waits, prefetched,
+/// for its lookup (`dst` holds the header's offset then).
+const V_IPV6: u16 = u16::MAX - 3;
 /// Packets handled per round of the pipeline (a burst of up to 256 is one
 /// round; the arrays of values and destinations are on the stack).
 const CHUNK: usize = 256;
@@ -340,6 +343,17 @@ impl IpLookup {
                 }
             }
         }
+        if let (L3Kind::Ipv6, Some(t)) = (h.l3, self.shared.v6.get()) {
+            // The parse checked the IPv6 header (40 bytes): the
+            // destination's block is prefetched, looked up `AHEAD` later.
+            if let Some(d) = pkt.data().get(off + 24..off + 40) {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(d);
+                t.prefetch(u128::from_be_bytes(a));
+                *dst = off as u32;
+                return V_IPV6;
+            }
+        }
         self.lookup(h.l3, pkt.data(), off)
     }
 
@@ -358,6 +372,7 @@ impl IpLookup {
     ) -> u16 {
         let v = match v4 {
             Some(t) if v == V_IPV4 => t.lookup(dst),
+            _ if v == V_IPV6 => self.lookup(L3Kind::Ipv6, pkt.data(), dst as usize),
             _ => v,
         };
         // Relaxed: the slot was written before the entry holding `v` was
@@ -504,8 +519,7 @@ impl Element for IpLookup {
                         output,
                         via,
                     };
-                    usize::from(output) < self.outputs
-                        && self.add_locked(&mut ctl, r).is_ok()
+                    usize::from(output) < self.outputs && self.add_locked(&mut ctl, r).is_ok()
                 }
                 None => {
                     match prefix {

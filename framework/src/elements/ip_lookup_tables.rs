@@ -40,6 +40,8 @@ pub(super) struct Shared {
     pub(super) hops: HopTable,
     /// The writers' side.
     pub(super) ctl: Mutex<Ctl>,
+    /// The workers' grace-period domain, for the tables.
+    pub(super) grace: Arc<Grace>,
 }
 
 /// What only writers (handlers, configure, a reload) use.
@@ -99,8 +101,15 @@ impl Clone for IpLookup {
 }
 
 impl IpLookup {
-    /// An empty table with `outputs` outputs.
-    pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+    /// An empty table with `outputs` outputs, read by the runtime's workers.
+    #[cfg(test)]
+    pub(crate) fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+        IpLookup::with_grace(outputs, no_route, Grace::global())
+    }
+
+    /// An empty table with `outputs` outputs whose readers are the
+    /// participants of `grace`.
+    pub fn with_grace(outputs: usize, no_route: Option<usize>, grace: Arc<Grace>) -> IpLookup {
         IpLookup {
             outputs,
             no_route,
@@ -117,6 +126,7 @@ impl IpLookup {
                     log: RouteLog::default(),
                     replayed: false,
                 }),
+                grace,
             }),
             loading: false,
         }
@@ -141,14 +151,17 @@ impl IpLookup {
         }
         match r.prefix {
             IpAddr::V4(a) => {
-                let t = self.shared.v4.get_or_init(Lpm4::new);
+                let t = self
+                    .shared
+                    .v4
+                    .get_or_init(|| Lpm4::with_grace(self.shared.grace.clone()));
                 t.insert(u32::from(a), r.len, id)
                     .map_err(|e| e.to_string())?;
             }
             IpAddr::V6(a) => {
                 let loading = self.loading;
                 let t = self.shared.v6.get_or_init(|| {
-                    let t = Lpm6::new();
+                    let t = Lpm6::with_grace(self.shared.grace.clone());
                     if loading {
                         t.defer();
                     }

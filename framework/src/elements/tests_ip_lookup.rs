@@ -491,7 +491,8 @@ fn replicas_share_one_table_per_family() {
     x.add(parse_route("10.0.0.0/8 -> 1", 2).unwrap()).unwrap();
     let (tx, ty) = (x.shared.v4.get().unwrap(), y.shared.v4.get().unwrap());
     assert!(std::ptr::eq(tx, ty) && tx.lookup(0x0a01_0203) == 1);
-    x.add(parse_route("2001:db8::/32 -> 1", 2).unwrap()).unwrap();
+    x.add(parse_route("2001:db8::/32 -> 1", 2).unwrap())
+        .unwrap();
     let (tx, ty) = (x.shared.v6.get().unwrap(), y.shared.v6.get().unwrap());
     assert!(std::ptr::eq(tx, ty) && ty.lookup(0x2001_0db8 << 96 | 1) == 1);
 }

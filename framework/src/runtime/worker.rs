@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::idle::{Flags, Sleeper, Waker};
-use super::pass_clock::{PassClock, IDLE_READ_EVERY};
+use super::pass_clock::{cpu_ns, PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::{Context, Grace, Participant};
 use crate::graph::{ElementCounters, ElementPanic, Graph};
@@ -43,16 +43,6 @@ pub(crate) struct Snapshot {
     pub sleep_secs: f64,
     /// CPU seconds the worker's thread has used in its loop (see [`cpu_ns`]).
     pub cpu_secs: f64,
-}
-
-/// Nanoseconds the calling thread has run on a CPU (the first field of
-/// `/proc/thread-self/schedstat`; 0 where it cannot be read). Read a few
-/// times a second, never per packet.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// What a job may use: the worker, its graph replica and its pool.

@@ -48,6 +48,15 @@ impl<T> RcuBox<T> {
         unsafe { p.as_ref() }
     }
 
+    /// Starts loading the value's first cache line, without waiting for
+    /// it (a hint; nothing when empty).
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        if let Some(v) = self.load() {
+            super::memory::prefetch(v);
+        }
+    }
+
     /// Publishes `new` (`Release`, as part of the swap) and returns the old
     /// value: drop it only after a grace period started after this call.
     pub fn replace(&self, new: Option<Box<T>>) -> Option<Box<T>> {

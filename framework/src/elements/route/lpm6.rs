@@ -90,10 +90,24 @@ const FIRST: u8 = 16;
 const BLOCKS: usize = 1 << 16;
 
 /// The search tables of one /16 block, built whole and then published:
-/// per route length past /16 present in the block, ascending, the table of
-/// its routes and markers.
+/// the route lengths past /16 present in the block, and one hash table of
+/// the routes and markers of all of them (keyed by [`key`]), so that a
+/// lookup follows one pointer to the block and then probes. The table's
+/// header, the count and the first 31 lengths share the first cache line.
+#[repr(C, align(64))]
 struct Block {
-    levels: Box<[(u8, PrefixMap)]>,
+    table: PrefixMap,
+    /// Number of lengths.
+    n: u8,
+    /// The lengths, ascending (the first `n`).
+    lens: [u8; 128 - FIRST as usize],
+}
+
+/// The key of `prefix/len` in its block's table: the bits below the
+/// block's 16 (the same for the whole block), then the length.
+#[inline(always)]
+fn key(prefix: u128, len: u8) -> u128 {
+    prefix << 16 | u128::from(len)
 }
 
 /// The block of `addr`.
@@ -190,6 +204,14 @@ impl Lpm6 {
         }
     }
 
+    /// Starts loading the search tables' header of `addr`'s block into the
+    /// caches (a lookup then follows the pointer without a miss): for a
+    /// burst, prefetch every address first, as [`Lpm4::prefetch`](super::lpm4::Lpm4::prefetch).
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u128) {
+        self.blocks[usize::from(block_of(addr))].prefetch();
+    }
+
     /// The value of the longest prefix holding `addr`, 0 when none does.
     #[inline]
     pub fn lookup(&self, addr: u128) -> u16 {
@@ -198,12 +220,12 @@ impl Lpm6 {
         let Some(blk) = self.blocks[b].load() else {
             return best;
         };
-        let levels = &blk.levels[..];
-        let (mut lo, mut hi) = (0, levels.len());
+        let lens = &blk.lens[..usize::from(blk.n)];
+        let (mut lo, mut hi) = (0, lens.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let (len, ref table) = levels[mid];
-            match table.get(&(addr & mask6(len))) {
+            let len = lens[mid];
+            match blk.table.get(&key(addr & mask6(len), len)) {
                 Some(&v) => {
                     if v != 0 {
                         best = v;
@@ -373,8 +395,12 @@ impl Writer {
         let mut lens: Vec<u8> = self.members.get(&b)?.iter().map(|r| r.1).collect();
         lens.sort_unstable();
         lens.dedup();
-        let mut levels: Vec<(u8, PrefixMap)> =
-            lens.iter().map(|&l| (l, PrefixMap::default())).collect();
+        let mut blk = Block {
+            n: lens.len() as u8,
+            lens: [0; 128 - FIRST as usize],
+            table: PrefixMap::default(),
+        };
+        blk.lens[..lens.len()].copy_from_slice(&lens);
         for (k, len) in self.entries(b, &lens) {
             let best = lens
                 .iter()
@@ -383,15 +409,10 @@ impl Writer {
                 .find_map(|&l| self.routes[usize::from(l)].get(&(k & mask6(l))))
                 .copied()
                 .unwrap_or(0);
-            let i = lens.binary_search(&len).expect("a length of the block");
-            levels[i].1.insert(k, best);
+            blk.table.insert(key(k, len), best);
         }
-        for (_, m) in &mut levels {
-            m.shrink_to_fit();
-        }
-        Some(Block {
-            levels: levels.into_boxed_slice(),
-        })
+        blk.table.shrink_to_fit();
+        Some(blk)
     }
 }
 
@@ -404,14 +425,13 @@ mod tests {
     fn lens(t: &Lpm6, b: u16) -> Vec<u8> {
         t.blocks[usize::from(b)]
             .load()
-            .map_or(Vec::new(), |blk| blk.levels.iter().map(|l| l.0).collect())
+            .map_or(Vec::new(), |blk| blk.lens[..usize::from(blk.n)].to_vec())
     }
 
     /// The search entry of `key` at length `len`, if any.
-    fn entry(t: &Lpm6, key: u128, len: u8) -> Option<u16> {
-        let blk = t.blocks[usize::from(block_of(key))].load()?;
-        let (_, m) = blk.levels.iter().find(|l| l.0 == len)?;
-        m.get(&key).copied()
+    fn entry(t: &Lpm6, k: u128, len: u8) -> Option<u16> {
+        let blk = t.blocks[usize::from(block_of(k))].load()?;
+        blk.table.get(&key(k, len)).copied()
     }
 
     fn ip(s: &str) -> u128 {
