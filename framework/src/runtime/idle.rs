@@ -21,6 +21,11 @@
 //! looks at `asleep` (all sequentially consistent), so at least one of
 //! them sees the other and no wake-up is lost.
 //!
+//! A worker goes offline in the grace-period domain (see
+//! [`crate::element::grace`]) before it sleeps and online again when it
+//! wakes, before it reads anything shared: no writer's grace period waits
+//! for a sleeping worker.
+//!
 //! Every sleep is bounded by [`MAX_SLEEP`] (100 ms, the period at which
 //! workers publish their counters): the live line, `ctl stats` and the
 //! metrics keep seeing a sleeping worker's idle time advance, an
