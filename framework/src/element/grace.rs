@@ -155,6 +155,12 @@ impl Participant {
         fence(SeqCst);
     }
 
+    /// Whether this is a slot of `domain`.
+    #[inline]
+    pub(crate) fn is_of(&self, domain: &Arc<Grace>) -> bool {
+        Arc::ptr_eq(&self.grace, domain)
+    }
+
     /// The range of memory the worker writes per pass (tests of cache
     /// line sharing).
     #[cfg(test)]

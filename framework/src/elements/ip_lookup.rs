@@ -13,7 +13,7 @@ use crate::element::{
 };
 use crate::elements::route::log::{route_key, RouteLog};
 use crate::elements::route::lpm4::{Lpm4, Lpm4View, MAX_VALUE};
-use crate::elements::route::lpm6::Lpm6;
+use crate::elements::route::lpm6::{Lpm6, Lpm6Reader};
 use crate::elements::route::{
     generate_v4, generate_v6, next_hop_words, parse_route, parse_route_prefix, Route, NEXT_HOP_ANNO,
 };
@@ -302,6 +302,7 @@ impl IpLookup {
     fn value(
         &self,
         v4: Option<Lpm4View<'_>>,
+        v6: Option<&Lpm6Reader<'_>>,
         pkt: &mut crate::packet::Packet,
         dst: &mut u32,
     ) -> u16 {
@@ -343,7 +344,7 @@ impl IpLookup {
                 }
             }
         }
-        if let (L3Kind::Ipv6, Some(t)) = (h.l3, self.shared.v6.get()) {
+        if let (L3Kind::Ipv6, Some(t)) = (h.l3, v6) {
             // The parse checked the IPv6 header (40 bytes): the
             // destination's block is prefetched, looked up `AHEAD` later.
             if let Some(d) = pkt.data().get(off + 24..off + 40) {
@@ -354,7 +355,7 @@ impl IpLookup {
                 return V_IPV6;
             }
         }
-        self.lookup(h.l3, pkt.data(), off)
+        self.lookup(v6, h.l3, pkt.data(), off)
     }
 
     /// Where the packet of table value `v` (or `V_IPV4` with destination
@@ -365,14 +366,24 @@ impl IpLookup {
     fn dest(
         &self,
         v4: Option<Lpm4View<'_>>,
+        v6: Option<&Lpm6Reader<'_>>,
         hops: HopsView<'_>,
         pkt: &mut crate::packet::Packet,
         v: u16,
         dst: u32,
     ) -> u16 {
-        let v = match v4 {
-            Some(t) if v == V_IPV4 => t.lookup(dst),
-            _ if v == V_IPV6 => self.lookup(L3Kind::Ipv6, pkt.data(), dst as usize),
+        // `v4` and `v6` are known at each call site: an IPv4-only table
+        // has no IPv6 test here.
+        let v = match (v4, v6) {
+            (Some(t), _) if v == V_IPV4 => t.lookup(dst),
+            (_, Some(r)) if v == V_IPV6 => {
+                // `value` found the 16 bytes at `dst + 24` there.
+                let off = dst as usize;
+                match pkt.data().get(off + 24..off + 40) {
+                    Some(d) => r.lookup(u128::from_be_bytes(d.try_into().unwrap_or([0; 16]))),
+                    None => DROP_MALFORMED,
+                }
+            }
             _ => v,
         };
         // Relaxed: the slot was written before the entry holding `v` was
@@ -401,6 +412,7 @@ impl IpLookup {
     fn route_chunk(
         &self,
         v4: Option<Lpm4View<'_>>,
+        v6: Option<&Lpm6Reader<'_>>,
         hops: HopsView<'_>,
         pkts: &mut [crate::packet::Packet],
         vals: &mut [u16],
@@ -411,15 +423,15 @@ impl IpLookup {
         let (vals, dsts) = (&mut vals[..n], &mut dsts[..n]);
         let ahead = n.min(AHEAD);
         for i in 0..ahead {
-            vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
+            vals[i] = self.value(v4, v6, &mut pkts[i], &mut dsts[i]);
         }
         for i in ahead..n {
-            vals[i] = self.value(v4, &mut pkts[i], &mut dsts[i]);
+            vals[i] = self.value(v4, v6, &mut pkts[i], &mut dsts[i]);
             let j = i - AHEAD;
-            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, v6, hops, &mut pkts[j], vals[j], dsts[j]);
         }
         for j in n - ahead..n {
-            vals[j] = self.dest(v4, hops, &mut pkts[j], vals[j], dsts[j]);
+            vals[j] = self.dest(v4, v6, hops, &mut pkts[j], vals[j], dsts[j]);
         }
     }
 }
@@ -427,15 +439,22 @@ impl IpLookup {
 impl Element for IpLookup {
     /// Routes the burst a chunk at a time (see `route_chunk`), then moves
     /// each chunk to its outputs in one pass.
-    fn push(&mut self, _cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
+    fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         let mut vals = [0u16; CHUNK];
         let hops = self.shared.hops();
+        // Lock-free in a worker's burst; elsewhere (a test driving the
+        // element) holding the IPv6 writer lock until the push returns.
+        let v6 = self.shared.v6.get().map(|t| t.reader(cx));
+        let v6 = v6.as_ref();
         while !batch.is_empty() {
             let n = batch.len().min(CHUNK);
             let vals = &mut vals[..n];
-            match self.shared.v4.get() {
-                Some(t) => self.route_chunk(Some(t.view()), hops, &mut batch[..n], vals),
-                None => self.route_chunk(None, hops, &mut batch[..n], vals),
+            let b = &mut batch[..n];
+            match (self.shared.v4.get(), v6) {
+                (Some(t), Some(r)) => self.route_chunk(Some(t.view()), Some(r), hops, b, vals),
+                (Some(t), None) => self.route_chunk(Some(t.view()), None, hops, b, vals),
+                (None, Some(r)) => self.route_chunk(None, Some(r), hops, b, vals),
+                (None, None) => self.route_chunk(None, None, hops, b, vals),
             }
             // All to one output (a default route, the gateway's LAN side):
             // moved in one copy.

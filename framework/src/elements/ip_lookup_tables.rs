@@ -236,9 +236,16 @@ impl IpLookup {
         out
     }
 
-    /// The table value for the destination of the IP packet at `l3` in `data`.
+    /// The table value for the destination of the IP packet at `l3` in `data`
+    /// (`v6`: the IPv6 table's reader, `None` when there is no IPv6 table).
     #[inline(always)]
-    pub(super) fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
+    pub(super) fn lookup(
+        &self,
+        v6: Option<&Lpm6Reader<'_>>,
+        l3: L3Kind,
+        data: &[u8],
+        off: usize,
+    ) -> u16 {
         match l3 {
             L3Kind::Ipv4 => match self.shared.v4.get() {
                 Some(t) => {
@@ -247,7 +254,7 @@ impl IpLookup {
                 }
                 None => 0,
             },
-            _ => match self.shared.v6.get() {
+            _ => match v6 {
                 Some(t) => {
                     let mut d = [0u8; 16];
                     d.copy_from_slice(&data[off + 24..off + 40]);

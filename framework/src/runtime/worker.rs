@@ -480,7 +480,9 @@ impl Worker {
             *now_ns = batch.iter().map(|p| p.timestamp()).fold(*now_ns, u64::max);
         }
         self.last_now = *now_ns;
-        let mut cx = Context::new(pool, *now_ns, self.index);
+        // The worker is online (it sleeps only in `back_off`) and passes its
+        // quiescent point at the top of the next pass.
+        let mut cx = Context::new(pool, *now_ns, self.index).in_burst(&self.grace);
         graph.push_from_port(&mut cx, port, batch);
         while let Some(p) = graph.take_panic() {
             element_panicked(self.on_panic, self.index, p)?;

@@ -12,7 +12,7 @@
 use std::marker::PhantomData;
 use std::ptr::null_mut;
 use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 /// An owned `Option<Box<T>>` that readers on other threads load through
 /// `&self`.
@@ -35,25 +35,39 @@ impl<T> Default for RcuBox<T> {
 impl<T> RcuBox<T> {
     /// The current value (`Acquire`: what the writer wrote into it before
     /// publishing it is seen).
+    ///
+    /// # Safety
+    ///
+    /// The caller is inside a read-side section of the grace domain whose
+    /// periods the cell's writer waits for before dropping what
+    /// [`RcuBox::replace`] returned: a registered participant of that
+    /// domain between two of its quiescent points (the reference is not
+    /// kept past the next one), or the writer itself (under the lock that
+    /// makes it the only one), or a thread with no writer running
+    /// concurrently. A thread outside the domain may find the value freed
+    /// under it.
     #[inline(always)]
-    pub fn load(&self) -> Option<&T> {
+    pub unsafe fn load(&self) -> Option<&T> {
         let p = self.ptr.load(Acquire);
         // SAFETY: `p` is null or came from `Box::into_raw` in `replace`.
         // That box is freed only when `self` is dropped (then nothing
         // borrows `self`) or when the writer drops the value `replace`
-        // returned, which its users do only after a grace period started
-        // after the replacement has passed: every reader that could have
-        // loaded `p` has since passed a quiescent point, and a reader uses
-        // the reference only until its next one (module documentation).
+        // returned, which it does only after a grace period started after
+        // the replacement has passed: every reader of the domain that could
+        // have loaded `p` has since passed a quiescent point, and the caller
+        // is such a reader (or the writer) and keeps the reference only
+        // until its next one (this function's contract).
         unsafe { p.as_ref() }
     }
 
     /// Starts loading the value's first cache line, without waiting for
-    /// it (a hint; nothing when empty).
+    /// it (a hint; nothing when empty). Safe from any thread: it forms no
+    /// reference, and a prefetch of a freed address reads nothing.
     #[inline(always)]
     pub fn prefetch(&self) {
-        if let Some(v) = self.load() {
-            super::memory::prefetch(v);
+        let p = self.ptr.load(Relaxed);
+        if !p.is_null() {
+            super::memory::prefetch_ptr(p);
         }
     }
 
@@ -94,12 +108,16 @@ mod tests {
     fn replaced_values_go_back_to_the_writer_and_the_cell_frees_its_own() {
         let drops = AtomicUsize::new(0);
         let c = RcuBox::default();
-        assert!(c.load().is_none());
+        let load = |c: &RcuBox<Probe<'_>>| {
+            // SAFETY: this thread is the cell's only writer.
+            unsafe { c.load() }.map(|p| p.0)
+        };
+        assert!(load(&c).is_none());
         assert!(c.replace(Some(Box::new(Probe(1, &drops)))).is_none());
-        assert_eq!(c.load().map(|p| p.0), Some(1));
+        assert_eq!(load(&c), Some(1));
         let old = c.replace(Some(Box::new(Probe(2, &drops)))).unwrap();
         assert_eq!((old.0, drops.load(Relaxed)), (1, 0), "handed back, alive");
-        assert_eq!(c.load().map(|p| p.0), Some(2));
+        assert_eq!(load(&c), Some(2));
         drop(old);
         assert_eq!(drops.load(Relaxed), 1);
         drop(c);

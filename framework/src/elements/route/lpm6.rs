@@ -39,14 +39,23 @@
 //! call once every worker has passed a burst boundary since (or with the
 //! table). Readers must keep to that rule: a lookup runs within a burst of
 //! a worker registered in the table's domain, or on the writer's thread.
+//! The types hold them to it: a lookup needs an [`Lpm6Reader`], which
+//! only [`Lpm6::reader`] (given the pushing thread's [`Context`]: lock-free
+//! when it is a worker's burst in the table's domain, else holding the
+//! writer lock), [`Lpm6::exclusive`] (the writer lock) and the tests make;
+//! it borrows the context and is neither `Send` nor `Sync`. No safe code
+//! can search a block a writer may free. That rule is the compiler's
+//! (no runtime test shows it); what runs is tested below and in
+//! `tests_ip_lookup` (a push outside a worker takes the lock).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicU16;
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::element::{Grace, GraceToken};
+use crate::element::{Context, Grace, GraceToken};
 use crate::sys::rcu::RcuBox;
 
 /// Hashes a u128 key with a multiply and a fold (the keys are prefixes).
@@ -125,8 +134,21 @@ pub struct Lpm6 {
     short: Box<[AtomicU16; BLOCKS]>,
     /// Per block, its search tables (none: no route longer than /16).
     blocks: Box<[RcuBox<Block>; BLOCKS]>,
-    /// The writer's side; readers never take it.
+    /// The writer's side; readers in their domain never take it.
     w: Mutex<Writer>,
+    /// The readers' grace-period domain (the writer's copy is in `w`).
+    domain: Arc<Grace>,
+}
+
+/// The right to search an [`Lpm6`] on this thread, and the way to: either
+/// the thread is in a read-side section of the table's grace domain (a
+/// worker's burst; nothing held, nothing to check per lookup) or it holds
+/// the table's writer lock. Not `Send` nor `Sync`: it proves something of
+/// the thread that made it.
+pub struct Lpm6Reader<'a> {
+    t: &'a Lpm6,
+    _held: Option<MutexGuard<'a, Writer>>,
+    _here: PhantomData<*const ()>,
 }
 
 /// What only the writer uses.
@@ -169,6 +191,7 @@ impl Lpm6 {
     /// An empty table whose readers are the participants of `grace`.
     pub fn with_grace(grace: Arc<Grace>) -> Lpm6 {
         Lpm6 {
+            domain: grace.clone(),
             short: boxed(),
             blocks: boxed(),
             w: Mutex::new(Writer {
@@ -179,6 +202,44 @@ impl Lpm6 {
                 freed: 0,
                 grace,
             }),
+        }
+    }
+
+    /// A reader for the thread pushing with `cx`: lock-free when `cx` is a
+    /// worker's burst in the table's grace domain, else holding the writer
+    /// lock until it drops (a test driving an element; writer calls wait).
+    /// One compare; make one per burst, not per packet.
+    #[inline]
+    pub fn reader<'a>(&'a self, cx: &'a Context<'_>) -> Lpm6Reader<'a> {
+        let held = (!cx.in_section(&self.domain)).then(|| self.writer());
+        Lpm6Reader {
+            t: self,
+            _held: held,
+            _here: PhantomData,
+        }
+    }
+
+    /// A reader holding the writer lock, on any thread (writer calls wait
+    /// until it drops).
+    pub fn exclusive(&self) -> Lpm6Reader<'_> {
+        Lpm6Reader {
+            t: self,
+            _held: Some(self.writer()),
+            _here: PhantomData,
+        }
+    }
+
+    /// A lock-free reader for a test thread registered in the table's
+    /// domain as `p`, which stays online and passes no quiescent point
+    /// while the reader lives (the borrow keeps `p` alive, not online: a
+    /// test's own rule).
+    #[cfg(test)]
+    fn reader_of<'a>(&'a self, p: &'a crate::element::Participant) -> Lpm6Reader<'a> {
+        assert!(p.is_of(&self.domain));
+        Lpm6Reader {
+            t: self,
+            _held: None,
+            _here: PhantomData,
         }
     }
 
@@ -210,32 +271,6 @@ impl Lpm6 {
     #[inline(always)]
     pub fn prefetch(&self, addr: u128) {
         self.blocks[usize::from(block_of(addr))].prefetch();
-    }
-
-    /// The value of the longest prefix holding `addr`, 0 when none does.
-    #[inline]
-    pub fn lookup(&self, addr: u128) -> u16 {
-        let b = usize::from(block_of(addr));
-        let mut best = self.short[b].load(Acquire);
-        let Some(blk) = self.blocks[b].load() else {
-            return best;
-        };
-        let lens = &blk.lens[..usize::from(blk.n)];
-        let (mut lo, mut hi) = (0, lens.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let len = lens[mid];
-            match blk.table.get(&key(addr & mask6(len), len)) {
-                Some(&v) => {
-                    if v != 0 {
-                        best = v;
-                    }
-                    lo = mid + 1;
-                }
-                None => hi = mid,
-            }
-        }
-        best
     }
 
     /// Number of routes.
@@ -347,6 +382,53 @@ impl Lpm6 {
     }
 }
 
+impl Lpm6Reader<'_> {
+    /// The search tables of block `b`.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    fn block(&self, b: usize) -> Option<&Block> {
+        // SAFETY: `RcuBox::load`'s contract: `self` exists only on a thread
+        // in a read-side section of the table's domain (a worker's burst:
+        // `Lpm6::reader` checked the context, which the reader borrows, so
+        // the worker passes no quiescent point and stays online meanwhile)
+        // or holding the writer lock (`_held`); the block reference does
+        // not outlive `&self`.
+        unsafe { self.t.blocks[b].load() }
+    }
+
+    /// The value of the longest prefix holding `addr`, 0 when none does.
+    #[inline]
+    pub fn lookup(&self, addr: u128) -> u16 {
+        let b = usize::from(block_of(addr));
+        let mut best = self.t.short[b].load(Acquire);
+        let Some(blk) = self.block(b) else {
+            return best;
+        };
+        let lens = &blk.lens[..usize::from(blk.n)];
+        let (mut lo, mut hi) = (0, lens.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let len = lens[mid];
+            match blk.table.get(&key(addr & mask6(len), len)) {
+                Some(&v) => {
+                    if v != 0 {
+                        best = v;
+                    }
+                    lo = mid + 1;
+                }
+                None => hi = mid,
+            }
+        }
+        best
+    }
+
+    /// [`Lpm6::prefetch`].
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u128) {
+        self.t.prefetch(addr);
+    }
+}
+
 impl Writer {
     fn get(&self, prefix: u128, len: u8) -> Option<u16> {
         self.routes[usize::from(len)]
@@ -423,15 +505,21 @@ mod tests {
 
     /// The lengths past /16 block `b` holds.
     fn lens(t: &Lpm6, b: u16) -> Vec<u8> {
-        t.blocks[usize::from(b)]
-            .load()
+        let r = t.exclusive();
+        r.block(usize::from(b))
             .map_or(Vec::new(), |blk| blk.lens[..usize::from(blk.n)].to_vec())
     }
 
     /// The search entry of `key` at length `len`, if any.
     fn entry(t: &Lpm6, k: u128, len: u8) -> Option<u16> {
-        let blk = t.blocks[usize::from(block_of(k))].load()?;
+        let r = t.exclusive();
+        let blk = r.block(usize::from(block_of(k)))?;
         blk.table.get(&key(k, len)).copied()
+    }
+
+    /// A lookup under the writer lock.
+    fn look(t: &Lpm6, a: u128) -> u16 {
+        t.exclusive().lookup(a)
     }
 
     fn ip(s: &str) -> u128 {
@@ -464,17 +552,17 @@ mod tests {
         t.insert(ip("2001:db8::"), 32, 2);
         t.insert(ip("2001:db8:1::"), 48, 3);
         t.insert(ip("2001:db8:1::1"), 128, 4);
-        assert_eq!(t.lookup(ip("2400::1")), 1);
-        assert_eq!(t.lookup(ip("2001:db8:2::1")), 2);
-        assert_eq!(t.lookup(ip("2001:db8:1::2")), 3);
-        assert_eq!(t.lookup(ip("2001:db8:1::1")), 4);
-        assert_eq!(t.lookup(ip("fe80::1")), 0);
+        assert_eq!(look(&t, ip("2400::1")), 1);
+        assert_eq!(look(&t, ip("2001:db8:2::1")), 2);
+        assert_eq!(look(&t, ip("2001:db8:1::2")), 3);
+        assert_eq!(look(&t, ip("2001:db8:1::1")), 4);
+        assert_eq!(look(&t, ip("fe80::1")), 0);
         t.insert(0, 0, 9);
-        assert_eq!(t.lookup(ip("fe80::1")), 9);
+        assert_eq!(look(&t, ip("fe80::1")), 9);
         assert_eq!(t.remove(ip("2001:db8::"), 32), Some(2));
-        assert_eq!(t.lookup(ip("2001:db8:2::1")), 1);
+        assert_eq!(look(&t, ip("2001:db8:2::1")), 1);
         assert_eq!(t.remove(ip("2000::"), 3), Some(1));
-        assert_eq!(t.lookup(ip("2001:db8:2::1")), 9);
+        assert_eq!(look(&t, ip("2001:db8:2::1")), 9);
         assert_eq!(
             t.short[0x2400].load(Relaxed),
             9,
@@ -482,7 +570,7 @@ mod tests {
         );
         assert_eq!(t.len(), 3);
         assert_eq!(t.remove(0, 0), Some(9));
-        assert_eq!(t.lookup(ip("fe80::1")), 0);
+        assert_eq!(look(&t, ip("fe80::1")), 0);
         assert_eq!(t.remove(0, 0), None);
     }
 
@@ -497,17 +585,17 @@ mod tests {
         t.insert(ip("2001:db8:ffff::"), 48, 3);
         assert_eq!(lens(&t, 0x2001), [32, 48, 64]);
         assert_eq!(entry(&t, ip("2001:db8::"), 48), Some(1), "marker");
-        assert_eq!(t.lookup(ip("2001:db8:0:2::1")), 1);
-        assert_eq!(t.lookup(ip("2001:db8:0:1::1")), 2);
-        assert_eq!(t.lookup(ip("2001:db8:ffff::1")), 3);
-        assert_eq!(t.lookup(ip("2001:db9::1")), 0);
+        assert_eq!(look(&t, ip("2001:db8:0:2::1")), 1);
+        assert_eq!(look(&t, ip("2001:db8:0:1::1")), 2);
+        assert_eq!(look(&t, ip("2001:db8:ffff::1")), 3);
+        assert_eq!(look(&t, ip("2001:db9::1")), 0);
         // Without the /32 the marker matches nothing: the first level's value.
         t.insert(ip("2001::"), 16, 7);
         t.insert(ip("2001:db8:ff00::"), 40, 8);
         t.remove(ip("2001:db8::"), 32);
         assert_eq!(lens(&t, 0x2001), [40, 48, 64]);
         assert_eq!(entry(&t, ip("2001:db8::"), 48), Some(0));
-        assert_eq!(t.lookup(ip("2001:db8:0:2::1")), 7);
+        assert_eq!(look(&t, ip("2001:db8:0:2::1")), 7);
         // Removing the /64 takes its marker out.
         t.remove(ip("2001:db8:0:1::"), 64);
         assert_eq!(entry(&t, ip("2001:db8::"), 48), None);
@@ -521,15 +609,15 @@ mod tests {
         t.insert(all, 128, 5);
         t.insert(0, 128, 6);
         t.insert(0, 0, 1);
-        assert_eq!(t.lookup(all), 5);
-        assert_eq!(t.lookup(all - 1), 1);
-        assert_eq!(t.lookup(0), 6);
-        assert_eq!(t.lookup(1), 1);
+        assert_eq!(look(&t, all), 5);
+        assert_eq!(look(&t, all - 1), 1);
+        assert_eq!(look(&t, 0), 6);
+        assert_eq!(look(&t, 1), 1);
         assert_eq!(t.get(all, 128), Some(5));
         assert_eq!(t.insert(all, 128, 8), Some(5), "a replaced value");
-        assert_eq!(t.lookup(all), 8);
+        assert_eq!(look(&t, all), 8);
         assert_eq!(t.remove(all, 128), Some(8));
-        assert_eq!(t.lookup(all), 1);
+        assert_eq!(look(&t, all), 1);
         assert_eq!(lens(&t, 0xffff), [] as [u8; 0]);
     }
 
@@ -569,13 +657,13 @@ mod tests {
             }
             for _ in 0..40 {
                 let a = addr(rng.next(), rng.next());
-                assert_eq!(t.lookup(a), naive(&routes, a), "address {a:#x}");
+                assert_eq!(look(&t, a), naive(&routes, a), "address {a:#x}");
             }
         }
         t.flush();
         for &(p, _, _) in &routes {
             for a in [p, p | 1, p ^ (1 << 70), !p] {
-                assert_eq!(t.lookup(a), naive(&routes, a), "address {a:#x}");
+                assert_eq!(look(&t, a), naive(&routes, a), "address {a:#x}");
             }
         }
         assert_eq!(t.len(), routes.len());
@@ -614,8 +702,8 @@ mod tests {
         reader.quiescent();
         t.remove(ip("2001:db8::"), 32);
         assert_eq!(t.retired(), (1, 1), "freed; the removal retired another");
-        assert_eq!(t.lookup(ip("2001:db8:1::1")), 2);
-        assert_eq!(t.lookup(ip("2001:db8:2::1")), 3);
+        assert_eq!(look(&t, ip("2001:db8:1::1")), 2);
+        assert_eq!(look(&t, ip("2001:db8:2::1")), 3);
         // A sleeping reader holds up nothing.
         reader.offline();
         t.remove(ip("2001:db8:1::"), 48);
@@ -672,8 +760,11 @@ mod tests {
                 let mut n = 0u64;
                 while !stop.load(Relaxed) {
                     me.quiescent();
+                    // Lock-free, as a worker's burst: no quiescent point
+                    // while `r` lives.
+                    let r = t.reader_of(&me);
                     for &a in &addrs {
-                        let v = t.lookup(a);
+                        let v = r.lookup(a);
                         assert!(holds(v, a), "{a:#x} -> {v}: a route elsewhere");
                         n += 1;
                     }
