@@ -718,6 +718,36 @@ mod tests {
         drop(t);
     }
 
+    /// A reader is lock-free only for a worker's burst in the table's own
+    /// domain; any other context (a test's, a worker of another domain)
+    /// gets one that holds the writer lock, so that writers wait for it.
+    /// (That no safe code can look up without a reader is the compiler's
+    /// rule, not tested at run time.)
+    #[test]
+    fn a_reader_outside_the_tables_domain_holds_the_writers_off() {
+        use crate::packet::Pool;
+        let grace = Arc::new(Grace::new());
+        let t = Lpm6::with_grace(grace.clone());
+        t.insert(ip("2001:db8::"), 32, 1);
+        let mut pool = Pool::new(0);
+        let locked = |r: &Lpm6Reader<'_>| {
+            assert_eq!(r.lookup(ip("2001:db8::1")), 1);
+            t.w.try_lock().is_err()
+        };
+        assert!(
+            locked(&t.reader(&Context::new(&mut pool, 0, 0))),
+            "no worker"
+        );
+        let worker = grace.register();
+        let cx = Context::new(&mut pool, 0, 0).in_burst(&worker);
+        assert!(!locked(&t.reader(&cx)), "a burst of the table's domain");
+        let other = Arc::new(Grace::new()).register();
+        let cx = Context::new(&mut pool, 0, 0).in_burst(&other);
+        assert!(locked(&t.reader(&cx)), "a burst of another domain");
+        assert!(locked(&t.exclusive()));
+        assert!(t.w.try_lock().is_ok(), "dropped readers hold nothing");
+    }
+
     /// One thread adds and removes long and short routes while another,
     /// registered in the table's grace domain, looks up all the time
     /// (quiescent between bursts of lookups, as a worker is): every answer
