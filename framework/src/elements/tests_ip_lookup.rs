@@ -496,3 +496,36 @@ fn replicas_share_one_table_per_family() {
     let (tx, ty) = (x.shared.v6.get().unwrap(), y.shared.v6.get().unwrap());
     assert!(std::ptr::eq(tx, ty) && ty.exclusive().lookup(0x2001_0db8 << 96 | 1) == 1);
 }
+
+/// A replica made after an IPv6 change (a worker that starts late) has
+/// it, and the replicas made before and after see later changes as well:
+/// there is one IPv6 table, not a copy per replica that a change could
+/// miss.
+#[test]
+fn a_replica_made_after_an_ipv6_change_has_it() {
+    let c = configure_element(&Registry::builtin(), &[], "IpLookup", CONFIG).unwrap();
+    let n = c.outputs;
+    let cx = HandlerCx::new(0, 0);
+    let mut early = c.instantiate(0);
+    early
+        .write("add", "2001:db8:5::/48 -> 0 via fe80::5", &cx)
+        .unwrap();
+    let pkt = || vec![v6("2001:db8:5::1")];
+    let added = vec![Some((0, [0, 5]))];
+    assert_eq!(route(&mut early, n, pkt()), added);
+    let mut late = c.instantiate(1);
+    assert_eq!(route(&mut late, n, pkt()), added, "made after the change");
+    early.write("remove", "2001:db8:5::/48", &cx).unwrap();
+    let covering = route(&mut late, n, pkt());
+    assert_eq!(
+        covering[0].map(|(o, _)| o),
+        Some(1),
+        "changed after it was made"
+    );
+    assert_eq!(route(&mut early, n, pkt()), covering);
+    assert_eq!(
+        route(&mut c.instantiate(2), n, pkt()),
+        covering,
+        "both, in order"
+    );
+}

@@ -150,9 +150,18 @@ impl Controller {
         &self,
         f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
     ) -> Result<mpsc::Receiver<(usize, R)>, ControlError> {
+        self.send_first(self.workers(), f)
+    }
+
+    /// [`Controller::send_each`] for workers `0..n` only.
+    fn send_first<R: Send + 'static>(
+        &self,
+        n: usize,
+        f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
+    ) -> Result<mpsc::Receiver<(usize, R)>, ControlError> {
         let f = Arc::new(f);
         let (reply, answers) = mpsc::channel::<(usize, R)>();
-        for (w, jobs) in self.shared.jobs.iter().enumerate() {
+        for (w, jobs) in self.shared.jobs.iter().enumerate().take(n) {
             let (f, reply) = (f.clone(), reply.clone());
             let job: Job = Box::new(move |access| {
                 let _ = reply.send((w, f(access)));
@@ -168,9 +177,18 @@ impl Controller {
         &self,
         answers: mpsc::Receiver<(usize, R)>,
     ) -> Result<Vec<R>, ControlError> {
-        let mut out: Vec<Option<R>> = (0..self.workers()).map(|_| None).collect();
+        self.gather_first(self.workers(), answers)
+    }
+
+    /// [`Controller::gather`] for jobs queued by [`Controller::send_first`]`(n, ..)`.
+    fn gather_first<R>(
+        &self,
+        n: usize,
+        answers: mpsc::Receiver<(usize, R)>,
+    ) -> Result<Vec<R>, ControlError> {
+        let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
         let deadline = Instant::now() + ANSWER_TIMEOUT;
-        for _ in 0..self.workers() {
+        for _ in 0..n {
             let left = deadline.saturating_duration_since(Instant::now());
             match answers.recv_timeout(left) {
                 Ok((w, r)) => out[w] = Some(r),
@@ -273,21 +291,12 @@ impl Controller {
         spec: HandlerSpec,
         f: impl Fn(&mut WorkerAccess<'_>) -> R + Send + Sync + 'static,
     ) -> Result<Vec<R>, ControlError> {
-        if spec.combine != crate::element::Combine::Once {
-            return self.on_each_worker(f);
-        }
-        let (reply, answer) = mpsc::channel::<R>();
-        let job: Job = Box::new(move |access| {
-            let _ = reply.send(f(access));
-        });
-        let jobs = &self.shared.jobs[0];
-        let sent = jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job);
-        sent.map_err(|_| ControlError::NotRunning(0))?;
-        match answer.recv_timeout(ANSWER_TIMEOUT) {
-            Ok(r) => Ok(vec![r]),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ControlError::Timeout(0, ANSWER_TIMEOUT)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ControlError::NotRunning(0)),
-        }
+        let n = match spec.combine {
+            crate::element::Combine::Once => 1,
+            _ => self.workers(),
+        };
+        let answers = self.send_first(n, f)?;
+        self.gather_first(n, answers)
     }
 
     /// Where element `element` (index `idx` when the request was made) is
