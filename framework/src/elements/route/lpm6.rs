@@ -6,18 +6,21 @@
 //! Routes of length 0..=16 are folded into the first level: each of the
 //! 65,536 /16 blocks holds the value of the longest such route covering it.
 //! Longer routes belong to the block of their first 16 bits. A block also
-//! lists, sorted, the lengths (17..=128) of its routes; a lookup searches
-//! that list by halving it: probe the hash table of the middle length under
-//! the address masked to it; a hit means "a match this long or longer may
-//! exist" (search the longer half) and carries the best match known so far,
-//! a miss means "search the shorter half". A route of length `L` leaves a
+//! has the lengths (17..=128) of its routes, as a search tree that halves
+//! their sorted list; a lookup walks it: probe the block's hash table under
+//! the address masked to the middle length; a hit means "a match this long
+//! or longer may exist" (search the longer half) and carries the best match
+//! known so far, a miss means "search the shorter half". A route of length `L` leaves a
 //! *marker* in the table of every length its own search passes on the way
 //! up to `L`, so that a search for an address under it turns towards it;
 //! each entry (route or marker) stores the value of the longest route of
 //! the block no longer than the entry that matches its key (0 when none,
 //! and the lookup keeps the first level's value). A lookup thus costs one
-//! read of the block and about log2(lengths in the block) + 1 hash probes,
-//! whatever the address.
+//! read of the block's first-level entry and about log2(lengths in the
+//! block) + 1 hash probes, whatever the address. The entry (16 bytes, as
+//! the block's whole entry was when each worker had a copy) holds what the
+//! first probe needs beside the table's address: a lookup whose entry was
+//! prefetched goes straight to its first probe (see [`Tag`]).
 //!
 //! Updates rebuild one block: a route longer than /16 builds its block's
 //! search tables anew, a route of 16 or fewer bits rewrites the
@@ -28,9 +31,10 @@
 //! # One table for all workers
 //!
 //! The workers look up one table while the control plane changes it, with
-//! no lock on their side. The first level is two arrays: the short values
-//! (atomic `u16`s, stored whole) and a pointer per block to its search
-//! tables, loaded with `Acquire`. A block is never changed once published:
+//! no lock on their side. A first-level entry holds the short value (an
+//! atomic `u16`, stored whole) and, in one atomic word loaded with
+//! `Acquire`, a pointer to the block's search table with the tag the
+//! first probe needs (`sys::rcu::RcuSlots`). A block is never changed once published:
 //! the writer (one at a time, under the table's writer mutex) builds the
 //! changed block anew and swaps the pointer (`Release`: its tables are
 //! seen by whoever loads the pointer). A reader may still be searching the
@@ -55,8 +59,10 @@ use std::sync::atomic::AtomicU16;
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::lpm6_table::{code, hash, tree, Block, Built, Meta, Tag, FIRST, VALUE};
 use crate::element::{Context, Grace, GraceToken};
-use crate::sys::rcu::RcuBox;
+use crate::sys::memory::prefetch_ptr;
+use crate::sys::rcu::RcuSlots;
 
 /// Hashes a u128 key with a multiply and a fold (the keys are prefixes).
 #[derive(Default, Clone, Copy)]
@@ -93,30 +99,20 @@ pub fn mask6(len: u8) -> u128 {
     }
 }
 
-/// Routes of this length or shorter live in the first level.
-const FIRST: u8 = 16;
 /// Blocks of the first level.
 const BLOCKS: usize = 1 << 16;
 
-/// The search tables of one /16 block, built whole and then published:
-/// the route lengths past /16 present in the block, and one hash table of
-/// the routes and markers of all of them (keyed by [`key`]), so that a
-/// lookup follows one pointer to the block and then probes. The table's
-/// header, the count and the first 31 lengths share the first cache line.
-#[repr(C, align(64))]
-struct Block {
-    table: PrefixMap,
-    /// Number of lengths.
-    n: u8,
-    /// The lengths, ascending (the first `n`).
-    lens: [u8; 128 - FIRST as usize],
-}
-
-/// The key of `prefix/len` in its block's table: the bits below the
-/// block's 16 (the same for the whole block), then the length.
-#[inline(always)]
-fn key(prefix: u128, len: u8) -> u128 {
-    prefix << 16 | u128::from(len)
+/// One /16 block of the first level (16 bytes, four to a cache line, as
+/// the whole entry a lookup prefetches): the value of the longest route of
+/// 16 bits or fewer covering the block, and the block's search table
+/// (none: no route longer than /16) with, in the same word as its address,
+/// what the first probe needs (see [`Tag`]), so that the first probe's
+/// address follows from this entry alone.
+#[derive(Default)]
+#[repr(C, align(16))]
+struct Entry {
+    slots: RcuSlots<Tag>,
+    short: AtomicU16,
 }
 
 /// The block of `addr`.
@@ -129,11 +125,8 @@ fn block_of(addr: u128) -> u16 {
 /// looked up through `&self` by any number of workers while
 /// [`Lpm6::insert`] and [`Lpm6::remove`] (also `&self`) change it.
 pub struct Lpm6 {
-    /// Per block, the value of the longest route of 16 bits or fewer
-    /// covering it.
-    short: Box<[AtomicU16; BLOCKS]>,
-    /// Per block, its search tables (none: no route longer than /16).
-    blocks: Box<[RcuBox<Block>; BLOCKS]>,
+    /// The first level, an entry per block.
+    blocks: Box<[Entry; BLOCKS]>,
     /// The writer's side; readers in their domain never take it.
     w: Mutex<Writer>,
     /// The readers' grace-period domain (the writer's copy is in `w`).
@@ -151,6 +144,10 @@ pub struct Lpm6Reader<'a> {
     _here: PhantomData<*const ()>,
 }
 
+/// A replaced block's small array and slots, with the grace started after
+/// the swap.
+type Retired = (GraceToken, Box<[u128]>, Option<Box<[u128]>>);
+
 /// What only the writer uses.
 struct Writer {
     /// Table `len` holds the routes of length `len`: the routes themselves.
@@ -160,7 +157,9 @@ struct Writer {
     /// While loading ([`Lpm6::defer`]): the blocks to build at [`Lpm6::flush`].
     dirty: Option<HashSet<u16>>,
     /// Blocks replaced, with the grace started after each was, oldest first.
-    retired: VecDeque<(GraceToken, Box<Block>)>,
+    retired: VecDeque<Retired>,
+    /// Per block, the slots its published small array points to.
+    slots: HashMap<u16, Box<[u128]>>,
     /// Retired blocks freed so far.
     freed: u64,
     /// The readers' grace-period domain.
@@ -192,13 +191,13 @@ impl Lpm6 {
     pub fn with_grace(grace: Arc<Grace>) -> Lpm6 {
         Lpm6 {
             domain: grace.clone(),
-            short: boxed(),
             blocks: boxed(),
             w: Mutex::new(Writer {
                 routes: vec![PrefixMap::default(); 129],
                 members: HashMap::new(),
                 dirty: None,
                 retired: VecDeque::new(),
+                slots: HashMap::new(),
                 freed: 0,
                 grace,
             }),
@@ -260,17 +259,27 @@ impl Lpm6 {
     /// Builds the blocks changed since [`Lpm6::defer`]; lookups are exact again.
     pub fn flush(&self) {
         let w = &mut *self.writer();
-        for b in w.dirty.take().unwrap_or_default() {
-            self.build(w, b);
+        let built: Vec<(u16, Option<Built>)> = (w.dirty.take().unwrap_or_default())
+            .into_iter()
+            .map(|b| (b, w.block(b)))
+            .collect();
+        // The small arrays made one after another, side by side.
+        let metas: Vec<_> = built
+            .iter()
+            .map(|(_, x)| x.as_ref().map(Built::meta))
+            .collect();
+        for ((b, x), meta) in built.into_iter().zip(metas) {
+            self.publish(w, b, x.map(|x| (meta.unwrap_or_default(), x.slots)));
         }
     }
 
-    /// Starts loading the search tables' header of `addr`'s block into the
-    /// caches (a lookup then follows the pointer without a miss): for a
-    /// burst, prefetch every address first, as [`Lpm4::prefetch`](super::lpm4::Lpm4::prefetch).
+    /// Starts loading the first-level entry of `addr`'s block into the
+    /// caches (a lookup then finds its first probe's address without a
+    /// miss): for a burst, prefetch every address first, as
+    /// [`Lpm4::prefetch`](super::lpm4::Lpm4::prefetch).
     #[inline(always)]
     pub fn prefetch(&self, addr: u128) {
-        self.blocks[usize::from(block_of(addr))].prefetch();
+        prefetch_ptr(&self.blocks[usize::from(block_of(addr))]);
     }
 
     /// Number of routes.
@@ -307,7 +316,7 @@ impl Lpm6 {
     /// Adds or replaces `prefix/len -> value` (`len <= 128`, `value >= 1`);
     /// returns the value it replaced.
     pub fn insert(&self, prefix: u128, len: u8, value: u16) -> Option<u16> {
-        assert!(len <= 128 && value != 0);
+        assert!(len <= 128 && value != 0 && u128::from(value) <= VALUE);
         let w = &mut *self.writer();
         let prefix = prefix & mask6(len);
         let old = w.routes[usize::from(len)].insert(prefix, value);
@@ -365,61 +374,102 @@ impl Lpm6 {
                 .copied()
                 .unwrap_or(0);
             // Release: the next-hop slot of `v` was written before.
-            self.short[b].store(v, Release);
+            self.blocks[b].short.store(v, Release);
         }
     }
 
     /// Builds block `b` anew from its routes, publishes it and retires the
     /// block it replaces.
     fn build(&self, w: &mut Writer, b: u16) {
-        let new = w.block(b).map(Box::new);
-        if let Some(old) = self.blocks[usize::from(b)].replace(new) {
+        let new = w.block(b).map(|x| (x.meta(), x.slots));
+        self.publish(w, b, new);
+    }
+
+    /// Publishes `new` (the small array with its tag, and the slots it
+    /// points to) as block `b`'s search table and retires the one it
+    /// replaces, both arrays.
+    fn publish(&self, w: &mut Writer, b: u16, new: Option<(Meta, Box<[u128]>)>) {
+        // The slots are kept (boxed: they stay where the small array points)
+        // before the small array is published.
+        let (meta, old_slots) = match new {
+            Some((meta, slots)) => (Some(meta), w.slots.insert(b, slots)),
+            None => (None, w.slots.remove(&b)),
+        };
+        if let Some(old) = self.blocks[usize::from(b)].slots.replace(meta) {
             // Started after the swap: a reader that finds the old block
             // loaded the pointer before it.
             let t = w.grace.start();
-            w.retired.push_back((t, old));
+            w.retired.push_back((t, old, old_slots));
         }
     }
 }
 
 impl Lpm6Reader<'_> {
-    /// The search tables of block `b`.
+    /// The search table of block `b`.
     #[allow(unsafe_code)]
     #[inline(always)]
-    fn block(&self, b: usize) -> Option<&Block> {
-        // SAFETY: `RcuBox::load`'s contract: `self` exists only on a thread
-        // in a read-side section of the table's domain (a worker's burst:
-        // `Lpm6::reader` checked the context, which the reader borrows, so
-        // the worker passes no quiescent point and stays online meanwhile)
-        // or holding the writer lock (`_held`); the block reference does
+    fn block(&self, b: usize) -> Option<Block<'_>> {
+        // SAFETY: `RcuSlots::load`'s contract: `self` exists only on a
+        // thread in a read-side section of the table's domain (a worker's
+        // burst: `Lpm6::reader` checked the context, which the reader
+        // borrows, so the worker passes no quiescent point and stays online
+        // meanwhile) or holding the writer lock (`_held`); the block does
         // not outlive `&self`.
-        unsafe { self.t.blocks[b].load() }
+        let (words, tag) = unsafe { self.t.blocks[b].slots.load() }?;
+        let (&addr, words) = words.split_first()?;
+        let (_, _, cap) = Tag::parts(tag);
+        // SAFETY: the small array's first word is the address of the
+        // `cap` slots it was built with (`Built::meta`), which the writer
+        // keeps (in `Writer::slots`, then with the small array in
+        // `retired`) for as long as the small array: alive while it is,
+        // by the contract above.
+        let slots = unsafe { std::slice::from_raw_parts(addr as usize as *const u128, cap) };
+        // SAFETY: the same words as bytes (any initialized memory is `u8`s,
+        // and `u8` needs no alignment), borrowed as long.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 16) };
+        Some(Block::new(bytes, tag, slots))
     }
 
     /// The value of the longest prefix holding `addr`, 0 when none does.
     #[inline]
     pub fn lookup(&self, addr: u128) -> u16 {
         let b = usize::from(block_of(addr));
-        let mut best = self.t.short[b].load(Acquire);
+        let mut best = self.t.blocks[b].short.load(Acquire);
         let Some(blk) = self.block(b) else {
             return best;
         };
-        let lens = &blk.lens[..usize::from(blk.n)];
-        let (mut lo, mut hi) = (0, lens.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let len = lens[mid];
-            match blk.table.get(&key(addr & mask6(len), len)) {
-                Some(&v) => {
-                    if v != 0 {
-                        best = v;
-                    }
-                    lo = mid + 1;
+        // The first probe's length came with the table's address; the
+        // search tree loads meanwhile.
+        let a16 = addr << FIRST;
+        let (mut k, mut r) = (1, blk.first);
+        loop {
+            let hit = blk.get(code(a16, r));
+            if let Some(v) = hit {
+                if v != 0 {
+                    best = v;
                 }
-                None => hi = mid,
+            }
+            k = 2 * k + usize::from(hit.is_some());
+            r = blk.node(k);
+            if r == 0 {
+                return best;
             }
         }
-        best
+    }
+
+    /// The second stage of a prefetch, once [`Lpm6Reader::prefetch`]'s
+    /// entry has arrived: starts loading the small array of block `b` (the
+    /// address's first 16 bits; its first 3 lines), which every probe of
+    /// the lookup reads.
+    #[inline(always)]
+    pub fn prefetch_block(&self, b: u16) {
+        if let Some((p, _)) = self.t.blocks[usize::from(b)].slots.peek() {
+            let p = p.cast::<u8>();
+            prefetch_ptr(p);
+            prefetch_ptr(p.wrapping_add(64));
+            prefetch_ptr(p.wrapping_add(128));
+        }
     }
 
     /// [`Lpm6::prefetch`].
@@ -439,7 +489,7 @@ impl Writer {
     /// Frees the retired blocks whose grace has passed (oldest first: the
     /// tokens grow).
     fn reclaim(&mut self) {
-        while let Some((t, _)) = self.retired.front() {
+        while let Some((t, _, _)) = self.retired.front() {
             if !self.grace.passed(t) {
                 break;
             }
@@ -471,18 +521,14 @@ impl Writer {
         out
     }
 
-    /// Block `b`'s search tables, from its routes; `None` when it has no
-    /// route longer than /16.
-    fn block(&self, b: u16) -> Option<Block> {
+    /// Block `b`'s search table and its tag, from its routes; `None` when
+    /// it has no route longer than /16.
+    fn block(&self, b: u16) -> Option<Built> {
         let mut lens: Vec<u8> = self.members.get(&b)?.iter().map(|r| r.1).collect();
         lens.sort_unstable();
         lens.dedup();
-        let mut blk = Block {
-            n: lens.len() as u8,
-            lens: [0; 128 - FIRST as usize],
-            table: PrefixMap::default(),
-        };
-        blk.lens[..lens.len()].copy_from_slice(&lens);
+        // Markers shared by several routes are one entry.
+        let mut codes = PrefixMap::default();
         for (k, len) in self.entries(b, &lens) {
             let best = lens
                 .iter()
@@ -491,10 +537,42 @@ impl Writer {
                 .find_map(|&l| self.routes[usize::from(l)].get(&(k & mask6(l))))
                 .copied()
                 .unwrap_or(0);
-            blk.table.insert(key(k, len), best);
+            codes.insert(code(k << FIRST, len - FIRST), best);
         }
-        blk.table.shrink_to_fit();
-        Some(blk)
+        let k = (codes.len() * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(4);
+        let mut head = vec![0u8; 128];
+        tree(&mut head, 1, &lens);
+        let used = head.iter().rposition(|&r| r != 0).unwrap_or(0) + 1;
+        head.truncate(used);
+        let mask = (1usize << k) - 1;
+        let (mut bytes, mut slots) = (vec![0u8; 1 << k], vec![0u128; 1 << k]);
+        for (c, v) in codes {
+            let h = hash(c);
+            let mut i = h as usize & mask;
+            while bytes[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            bytes[i] = (h >> 57) as u8 + 1;
+            slots[i] = c | u128::from(v);
+        }
+        let packed = |mut b: Vec<u8>| {
+            b.resize(b.len().div_ceil(16) * 16, 0);
+            b.chunks(16)
+                .map(|w| u128::from_ne_bytes(w.try_into().unwrap_or_else(|_| unreachable!())))
+                .collect::<Vec<u128>>()
+        };
+        let mut meta = packed(head);
+        let h = meta.len();
+        meta.extend(packed(bytes));
+        let tag = u16::from(lens[lens.len() / 2] - FIRST) | (k as u16) << 7 | (h as u16 - 1) << 13;
+        Some(Built {
+            slots: slots.into_boxed_slice(),
+            meta,
+            tag,
+        })
     }
 }
 
@@ -506,15 +584,14 @@ mod tests {
     /// The lengths past /16 block `b` holds.
     fn lens(t: &Lpm6, b: u16) -> Vec<u8> {
         let r = t.exclusive();
-        r.block(usize::from(b))
-            .map_or(Vec::new(), |blk| blk.lens[..usize::from(blk.n)].to_vec())
+        r.block(usize::from(b)).map_or(Vec::new(), |blk| blk.lens())
     }
 
-    /// The search entry of `key` at length `len`, if any.
+    /// The search entry of `k` at length `len`, if any.
     fn entry(t: &Lpm6, k: u128, len: u8) -> Option<u16> {
         let r = t.exclusive();
         let blk = r.block(usize::from(block_of(k)))?;
-        blk.table.get(&key(k, len)).copied()
+        blk.get(code(k << FIRST, len - FIRST))
     }
 
     /// A lookup under the writer lock.
@@ -564,7 +641,7 @@ mod tests {
         assert_eq!(t.remove(ip("2000::"), 3), Some(1));
         assert_eq!(look(&t, ip("2001:db8:2::1")), 9);
         assert_eq!(
-            t.short[0x2400].load(Relaxed),
+            t.blocks[0x2400].short.load(Relaxed),
             9,
             "the /3 no longer covers its blocks"
         );
