@@ -54,7 +54,11 @@ impl Loader<'_> {
         };
         let c: Checked =
             check_params(t, header, class.info.params, &owner, ports, &mut self.diags)?;
-        let cx = ConfigCx { ports, workers };
+        let cx = ConfigCx {
+            ports,
+            workers,
+            grace: crate::element::Grace::global(),
+        };
         let configured = match self.elements.configure(&class, &c.params, &cx) {
             Ok(cfg) => cfg,
             Err(ConfigureError::Param(pe)) => {

@@ -289,6 +289,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         match configure_guarded(bad, &Params::new(), &cx) {
             Err(ConfigureError::Panicked(m)) => assert!(m.contains("index out of bounds"), "{m}"),

@@ -126,6 +126,7 @@
 
 #[doc(hidden)]
 pub mod declare;
+pub mod grace;
 pub(crate) mod guard;
 pub mod handler;
 mod output;
@@ -134,6 +135,7 @@ mod registry;
 pub use crate::params::{mask_addr, parse_duration, parse_mac, parse_prefix};
 pub use crate::params::{Need, ParamError, ParamSpec, ParamType, Params, Value};
 pub use declare::Choice;
+pub use grace::{Grace, GraceToken, Participant};
 pub use handler::{Answer, Combine, HandlerCx, HandlerKind, HandlerResult, HandlerSpec};
 pub use output::{DropReason, Output, RUNTIME_DROP_REASONS};
 pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCount, Registry};
@@ -141,6 +143,7 @@ pub use registry::{ClassInfo, ConfigCx, Configured, ElementClass, Inputs, PortCo
 pub(crate) use guard::ConfigureError;
 
 use crate::packet::{Batch, Packet, Pool};
+use std::sync::Arc;
 
 /// A packet-processing element.
 ///
@@ -303,6 +306,10 @@ pub struct Context<'a> {
     /// The earliest time an element asked for its timer
     /// ([`Context::wake_at`]), `u64::MAX` when none did.
     pub(crate) wake_at: u64,
+    /// The worker's slot in its grace domain, online and between two
+    /// quiescent points while this context lives (set by the runtime's
+    /// worker only, see [`Context::in_section`]); `None` elsewhere.
+    pub(crate) grace: Option<&'a Participant>,
 }
 
 impl<'a> Context<'a> {
@@ -314,7 +321,27 @@ impl<'a> Context<'a> {
             worker,
             notes: None,
             wake_at: u64::MAX,
+            grace: None,
         }
+    }
+
+    /// The context of a worker's burst or timer run: `p` is the worker's
+    /// grace slot, online, and the worker passes no quiescent point while
+    /// the context lives (the runtime only).
+    pub(crate) fn in_burst(mut self, p: &'a Participant) -> Context<'a> {
+        self.grace = Some(p);
+        self
+    }
+
+    /// Whether this context is a read-side section of `domain`: the pushing
+    /// thread is a worker registered in it, online, which passes no
+    /// quiescent point until the push returns. A reader of shared state
+    /// that `domain`'s grace periods protect may then read it without a
+    /// lock; otherwise (a test driving an element, a context made outside
+    /// the runtime) it must exclude the writer.
+    #[inline]
+    pub(crate) fn in_section(&self, domain: &Arc<Grace>) -> bool {
+        self.grace.is_some_and(|p| p.is_of(domain))
     }
 
     /// Asks for the element's [`Element::timer`] to be called once the

@@ -117,6 +117,13 @@ pub struct ConfigCx<'a> {
     pub ports: &'a [String],
     /// Number of workers that will run the graph.
     pub workers: usize,
+    /// The grace-period domain of the workers that will run the element
+    /// (see [`super::grace`]): state the replicas share and that a writer
+    /// changes while they read it is freed or reused once a grace started
+    /// after its unpublishing has passed. The host's domain, the same
+    /// across reloads (a dynamic plugin has its own copy of
+    /// [`super::Grace::global`], with no worker in it: take this one).
+    pub grace: std::sync::Arc<super::Grace>,
 }
 
 impl ConfigCx<'_> {

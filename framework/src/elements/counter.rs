@@ -345,6 +345,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("window", Value::Duration(Duration::from_millis(250)));

@@ -73,6 +73,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let c = (CLASS.configure)(&Params::new(), &cx).unwrap();
         assert_eq!((c.inputs, c.outputs), (Inputs::Any, 0));

@@ -80,6 +80,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &ports,
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("port", Value::Str("eth1".into()));
@@ -104,6 +105,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &ports,
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("port", Value::Str("eth7".into()));

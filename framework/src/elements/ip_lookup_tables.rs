@@ -1,6 +1,6 @@
-//! `IpLookup`'s tables: what its replicas share (the IPv4 table, the
-//! next-hop table, the writers' bookkeeping), the IPv6 changes they pass
-//! each other, and how routes are added to and removed from them.
+//! `IpLookup`'s tables: what its replicas share (the IPv4 and IPv6 tables,
+//! the next-hop table, the writers' bookkeeping), and how routes are added
+//! to and removed from them.
 
 use super::*;
 
@@ -35,11 +35,13 @@ pub(super) struct HopsView<'a> {
 pub(super) struct Shared {
     /// The IPv4 table all workers read, created with the first IPv4 route.
     pub(super) v4: OnceLock<Lpm4>,
+    /// The IPv6 table all workers read, created with the first IPv6 route.
+    pub(super) v6: OnceLock<Lpm6>,
     pub(super) hops: HopTable,
     /// The writers' side.
     pub(super) ctl: Mutex<Ctl>,
-    /// The replicas' inboxes of IPv6 changes (see [`Inbox`]).
-    pub(super) inboxes: Mutex<Vec<Weak<Inbox>>>,
+    /// The workers' grace-period domain, for the tables.
+    pub(super) grace: Arc<Grace>,
 }
 
 /// What only writers (handlers, configure, a reload) use.
@@ -50,21 +52,8 @@ pub(super) struct Ctl {
     /// The configured routes and the run-time changes, for a hot reload.
     pub(super) log: RouteLog,
     /// Whether a reload has replayed the old changes into the shared
-    /// table (the first replica's `give_state` does; the others only
-    /// replay into their own IPv6 tables).
+    /// tables (the first replica's `give_state` does; the others skip it).
     pub(super) replayed: bool,
-}
-
-/// An IPv6 change: prefix, length, value (`None`: removed).
-pub(super) type V6Change = (u128, u8, Option<u16>);
-
-/// IPv6 changes waiting for one replica: each replica keeps its own IPv6
-/// table; the replica a write runs on changes its own and posts the change
-/// to the others, which apply it at the start of their next burst.
-#[derive(Default)]
-pub(super) struct Inbox {
-    pub(super) pending: AtomicBool,
-    pub(super) changes: Mutex<Vec<V6Change>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,44 +88,34 @@ impl Shared {
     }
 }
 
-/// A replica: the same shared tables, a copy of the IPv6 table with the
-/// changes still waiting in the source's inbox applied (the configured
-/// original never applies its own: a worker that starts after a change
-/// was posted gets it here), and an inbox of its own for the IPv6 changes
-/// made from now on. All under the inboxes' lock, which posting takes
-/// too, so that no change is missed or applied twice.
+/// A replica: the same shared tables.
 impl Clone for IpLookup {
     fn clone(&self) -> IpLookup {
-        let inbox = Arc::new(Inbox::default());
-        let mut boxes = lock(&self.shared.inboxes);
-        boxes.retain(|b| b.strong_count() > 0);
-        boxes.push(Arc::downgrade(&inbox));
-        let waiting = self.inbox.as_ref().map(|b| lock(&b.changes).clone());
-        let mut copy = IpLookup {
+        IpLookup {
             outputs: self.outputs,
             no_route: self.no_route,
             shared: Arc::clone(&self.shared),
-            v6: self.v6.clone(),
-            inbox: Some(inbox),
             loading: self.loading,
-        };
-        for c in waiting.into_iter().flatten() {
-            copy.change_v6(c, false);
         }
-        drop(boxes);
-        copy
     }
 }
 
 impl IpLookup {
-    /// An empty table with `outputs` outputs.
-    pub fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
-        let inbox = Arc::new(Inbox::default());
+    /// An empty table with `outputs` outputs, read by the runtime's workers.
+    #[cfg(test)]
+    pub(crate) fn new(outputs: usize, no_route: Option<usize>) -> IpLookup {
+        IpLookup::with_grace(outputs, no_route, Grace::global())
+    }
+
+    /// An empty table with `outputs` outputs whose readers are the
+    /// participants of `grace`.
+    pub fn with_grace(outputs: usize, no_route: Option<usize>, grace: Arc<Grace>) -> IpLookup {
         IpLookup {
             outputs,
             no_route,
             shared: Arc::new(Shared {
                 v4: OnceLock::new(),
+                v6: OnceLock::new(),
                 hops: HopTable {
                     words: AtomicArray::zeroed(),
                     outputs: AtomicArray::zeroed(),
@@ -147,10 +126,8 @@ impl IpLookup {
                     log: RouteLog::default(),
                     replayed: false,
                 }),
-                inboxes: Mutex::new(vec![Arc::downgrade(&inbox)]),
+                grace,
             }),
-            v6: None,
-            inbox: Some(inbox),
             loading: false,
         }
     }
@@ -159,13 +136,11 @@ impl IpLookup {
     pub fn add(&mut self, r: Route) -> Result<(), String> {
         let shared = Arc::clone(&self.shared);
         let mut ctl = lock(&shared.ctl);
-        self.add_locked(&mut ctl, r, true)
+        self.add_locked(&mut ctl, r)
     }
 
-    /// Adds `r` with the writers' lock held: to the shared IPv4 table, or
-    /// to this replica's IPv6 table, posting the change to the other
-    /// replicas when `post`.
-    pub(super) fn add_locked(&mut self, ctl: &mut Ctl, r: Route, post: bool) -> Result<(), String> {
+    /// Adds `r` with the writers' lock held, to the shared table of its family.
+    pub(super) fn add_locked(&mut self, ctl: &mut Ctl, r: Route) -> Result<(), String> {
         let hop = Hop {
             output: r.output,
             via: r.via,
@@ -176,72 +151,26 @@ impl IpLookup {
         }
         match r.prefix {
             IpAddr::V4(a) => {
-                let t = self.shared.v4.get_or_init(Lpm4::new);
+                let t = self
+                    .shared
+                    .v4
+                    .get_or_init(|| Lpm4::with_grace(self.shared.grace.clone()));
                 t.insert(u32::from(a), r.len, id)
                     .map_err(|e| e.to_string())?;
             }
             IpAddr::V6(a) => {
-                self.change_v6((u128::from(a), r.len, Some(id)), post);
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies an IPv6 change to this replica's table and, when `post`,
-    /// sends it to the other replicas; whether there was a route to remove.
-    pub(super) fn change_v6(&mut self, (prefix, len, value): V6Change, post: bool) -> bool {
-        let done = match value {
-            Some(v) => {
                 let loading = self.loading;
-                let t = self.v6.get_or_insert_with(|| {
-                    let mut t = Box::new(Lpm6::new());
+                let t = self.shared.v6.get_or_init(|| {
+                    let t = Lpm6::with_grace(self.shared.grace.clone());
                     if loading {
                         t.defer();
                     }
                     t
                 });
-                t.insert(prefix, len, v);
-                true
-            }
-            None => self
-                .v6
-                .as_mut()
-                .and_then(|t| t.remove(prefix, len))
-                .is_some(),
-        };
-        if post && done {
-            let mut boxes = lock(&self.shared.inboxes);
-            boxes.retain(|b| b.strong_count() > 0);
-            for b in boxes.iter().filter_map(Weak::upgrade) {
-                if self
-                    .inbox
-                    .as_ref()
-                    .is_some_and(|mine| Arc::ptr_eq(mine, &b))
-                {
-                    continue;
-                }
-                lock(&b.changes).push((prefix, len, value));
-                b.pending.store(true, Release);
+                t.insert(u128::from(a), r.len, id);
             }
         }
-        done
-    }
-
-    /// Applies the IPv6 changes other replicas posted (the first thing a
-    /// burst does when there are some).
-    #[cold]
-    #[inline(never)]
-    pub(super) fn take_v6_changes(&mut self) {
-        let Some(inbox) = self.inbox.clone() else {
-            return;
-        };
-        if !inbox.pending.swap(false, Acquire) {
-            return;
-        }
-        let changes = std::mem::take(&mut *lock(&inbox.changes));
-        for c in changes {
-            self.change_v6(c, false);
-        }
+        Ok(())
     }
 
     /// Removes the route of `prefix/len`; whether there was one.
@@ -253,7 +182,12 @@ impl IpLookup {
                 .get()
                 .and_then(|t| t.remove(a.into(), len))
                 .is_some(),
-            IpAddr::V6(a) => self.change_v6((a.into(), len, None), true),
+            IpAddr::V6(a) => self
+                .shared
+                .v6
+                .get()
+                .and_then(|t| t.remove(a.into(), len))
+                .is_some(),
         }
     }
 
@@ -291,9 +225,10 @@ impl IpLookup {
                     .map(|(p, l, v)| route(IpAddr::V4(p.into()), l, v)),
             );
         }
-        if let Some(t) = &self.v6 {
+        if let Some(t) = self.shared.v6.get() {
             out.extend(
                 t.routes()
+                    .into_iter()
                     .map(|(p, l, v)| route(IpAddr::V6(p.into()), l, v)),
             );
         }
@@ -301,9 +236,16 @@ impl IpLookup {
         out
     }
 
-    /// The table value for the destination of the IP packet at `l3` in `data`.
+    /// The table value for the destination of the IP packet at `l3` in `data`
+    /// (`v6`: the IPv6 table's reader, `None` when there is no IPv6 table).
     #[inline(always)]
-    pub(super) fn lookup(&self, l3: L3Kind, data: &[u8], off: usize) -> u16 {
+    pub(super) fn lookup(
+        &self,
+        v6: Option<&Lpm6Reader<'_>>,
+        l3: L3Kind,
+        data: &[u8],
+        off: usize,
+    ) -> u16 {
         match l3 {
             L3Kind::Ipv4 => match self.shared.v4.get() {
                 Some(t) => {
@@ -312,7 +254,7 @@ impl IpLookup {
                 }
                 None => 0,
             },
-            _ => match &self.v6 {
+            _ => match v6 {
                 Some(t) => {
                     let mut d = [0u8; 16];
                     d.copy_from_slice(&data[off + 24..off + 40]);

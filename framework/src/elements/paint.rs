@@ -87,6 +87,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("color", Value::Int(200));
@@ -118,6 +119,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("color", Value::Int(256));

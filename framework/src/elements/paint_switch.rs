@@ -100,6 +100,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("outputs", Value::Int(3));
@@ -134,6 +135,7 @@ mod tests {
         let cx = ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         };
         let mut p = Params::new();
         p.set("outputs", Value::Int(0));

@@ -21,6 +21,11 @@
 //! looks at `asleep` (all sequentially consistent), so at least one of
 //! them sees the other and no wake-up is lost.
 //!
+//! A worker goes offline in the grace-period domain (see
+//! [`crate::element::grace`]) before it sleeps and online again when it
+//! wakes, before it reads anything shared: no writer's grace period waits
+//! for a sleeping worker.
+//!
 //! Every sleep is bounded by [`MAX_SLEEP`] (100 ms, the period at which
 //! workers publish their counters): the live line, `ctl stats` and the
 //! metrics keep seeing a sleeping worker's idle time advance, an
@@ -34,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::element::Participant;
 use crate::sys::wait::{EventFd, PollSet};
 
 hpio_nf::choice! {
@@ -117,6 +123,8 @@ pub(super) struct Sleeper {
 pub(super) struct Flags<'a> {
     pub jobs: &'a AtomicBool,
     pub stop: &'a AtomicBool,
+    /// Offline while asleep, so that no grace period waits for the worker.
+    pub grace: &'a Participant,
 }
 
 impl Sleeper {
@@ -183,14 +191,17 @@ impl Sleeper {
             }
         }
         let asleep = &self.waker.asleep;
+        flags.grace.offline();
         asleep.store(true, Ordering::SeqCst);
         if flags.jobs.load(Ordering::SeqCst) || flags.stop.load(Ordering::SeqCst) {
             asleep.store(false, Ordering::Relaxed);
+            flags.grace.online();
             return true;
         }
         let t0 = Instant::now();
         let r = self.set.wait(limit.min(self.max));
         asleep.store(false, Ordering::Relaxed);
+        flags.grace.online();
         self.sleeps += 1;
         self.sleep_ns += t0.elapsed().as_nanos() as u64;
         if self.set.ready(0) {

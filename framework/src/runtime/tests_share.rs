@@ -20,9 +20,11 @@ fn lines(ranges: &[(usize, usize)]) -> std::collections::BTreeSet<usize> {
 }
 
 /// The ranges worker `a` writes per burst: its graph's, its receive
-/// queues' and the table of its receive slots.
+/// queues', the table of its receive slots and its grace-period slot.
 fn hot(a: &mut super::worker::WorkerAccess<'_>) -> Vec<(usize, usize)> {
     let mut r = a.graph.hot_ranges();
+    // Its slot in the grace-period domain, stored every pass.
+    r.push(a.worker.grace.hot_range());
     let rx = &a.worker.rx;
     r.push((rx.as_ptr() as usize, std::mem::size_of_val(&rx[..])));
     for slot in rx {

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::idle::{Flags, Sleeper, Waker};
-use super::pass_clock::{PassClock, IDLE_READ_EVERY};
+use super::pass_clock::{cpu_ns, PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
-use crate::element::Context;
+use crate::element::{Context, Grace, Participant};
 use crate::graph::{ElementCounters, ElementPanic, Graph};
 use crate::packet::{Batch, Pool};
 use crate::port::{PortError, QueueStats, Recv, RxQueue, TxQueue};
@@ -43,16 +43,6 @@ pub(crate) struct Snapshot {
     pub sleep_secs: f64,
     /// CPU seconds the worker's thread has used in its loop (see [`cpu_ns`]).
     pub cpu_secs: f64,
-}
-
-/// Nanoseconds the calling thread has run on a CPU (the first field of
-/// `/proc/thread-self/schedstat`; 0 where it cannot be read). Read a few
-/// times a second, never per packet.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// What a job may use: the worker, its graph replica and its pool.
@@ -144,6 +134,9 @@ pub(crate) struct Worker {
     pub(super) fault: Option<RunError>,
     /// Sleeping when idle (see `idle`).
     pub(super) sleeper: Sleeper,
+    /// Its slot in the grace-period domain: quiescent at the top of each
+    /// pass, offline while asleep, unregistered when the worker is dropped.
+    pub(super) grace: Participant,
 }
 
 impl Worker {
@@ -183,6 +176,7 @@ impl Worker {
             job_sender: Some(job_sender),
             fault: None,
             sleeper: Sleeper::new(waker),
+            grace: Grace::global().register(),
         }
     }
 
@@ -355,6 +349,8 @@ impl Worker {
                 self.set_times(t, clock.busy_ns);
                 return Ok(());
             }
+            // Between two bursts: nothing of a shared table is held.
+            self.grace.quiescent();
             self.run_jobs(graph, pool, clock.now)?;
             clock.pass();
             if clock.after_busy() {
@@ -408,6 +404,7 @@ impl Worker {
         let flags = Flags {
             jobs: &self.jobs_pending,
             stop: &self.stop,
+            grace: &self.grace,
         };
         let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
         let live = self.rx.iter().filter(|s| !s.ended);
@@ -483,7 +480,9 @@ impl Worker {
             *now_ns = batch.iter().map(|p| p.timestamp()).fold(*now_ns, u64::max);
         }
         self.last_now = *now_ns;
-        let mut cx = Context::new(pool, *now_ns, self.index);
+        // The worker is online (it sleeps only in `back_off`) and passes its
+        // quiescent point at the top of the next pass.
+        let mut cx = Context::new(pool, *now_ns, self.index).in_burst(&self.grace);
         graph.push_from_port(&mut cx, port, batch);
         while let Some(p) = graph.take_panic() {
             element_panicked(self.on_panic, self.index, p)?;

@@ -45,7 +45,8 @@ impl Worker {
         now: u64,
     ) -> Result<(), RunError> {
         self.last_now = self.last_now.max(now);
-        graph.run_timers(&mut Context::new(pool, now, self.index));
+        // Online, between two quiescent points, as in a burst.
+        graph.run_timers(&mut Context::new(pool, now, self.index).in_burst(&self.grace));
         while let Some(p) = graph.take_panic() {
             element_panicked(self.on_panic, self.index, p)?;
         }

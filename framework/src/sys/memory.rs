@@ -240,6 +240,22 @@ pub(crate) fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
+/// [`prefetch`] of the line at `p`, which may dangle (a block a writer may
+/// have freed since the pointer was read): the instruction reads nothing
+/// and cannot fault, whatever the address.
+#[inline(always)]
+pub(crate) fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 (SSE, present on every x86-64 processor) is a hint:
+    // it reads no data into a register and cannot fault on any address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -12,6 +12,8 @@
 //! - [`packet_ring`]: `TPACKET_V2`/`TPACKET_V3` receive rings mapped into
 //!   the process;
 //! - [`memory`]: huge-page advice for large tables, cache prefetch hints;
+//! - [`rcu`]: a pointer readers load with no lock while a writer replaces
+//!   it, the old value freed after a grace period (IPv6 route blocks);
 //! - [`wait`]: `poll` over descriptors and an `eventfd` to wake a poll
 //!   (idle workers sleep in it);
 //! - [`bpf`]: the AF_XDP driver's XDP program, assembled here and loaded
@@ -41,6 +43,7 @@ pub(crate) mod netdev;
 pub(crate) mod packet_ring;
 pub(crate) mod packet_socket;
 pub(crate) mod plugin_abi;
+pub(crate) mod rcu;
 pub(crate) mod rx_info;
 pub(crate) mod wait;
 pub(crate) mod xsk;

@@ -506,6 +506,7 @@ mod tests {
         ConfigCx {
             ports: &[],
             workers: 1,
+            grace: crate::element::Grace::global(),
         }
     }
 

@@ -474,6 +474,7 @@ fn configure_with<const W: usize>(body: &str) -> Result<Configured, String> {
             &ConfigCx {
                 ports: cx.ports,
                 workers: W,
+                grace: crate::element::Grace::global(),
             },
         )
     }

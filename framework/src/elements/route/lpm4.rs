@@ -26,15 +26,24 @@
 //! group's entries. `tbl8` has its full capacity from the start (a mapping
 //! whose untouched pages cost nothing), so it never moves under a reader.
 //!
-//! A group freed by a removal waits in a quarantine before it serves
-//! another /24 (see [`QUARANTINE`]).
+//! A group freed by a removal serves another /24 only once a grace period
+//! started at its free has passed (see [`Grace`]): a reader that loaded
+//! the old `tbl24` entry (the group's index) may still load from the group
+//! until its next burst boundary, and if the group had been rewritten for
+//! another /24 in between, its packet would take a route of an unrelated
+//! prefix. Freed groups are reused oldest first once their grace has
+//! passed; before that the writer takes a never-used group, and when there
+//! is none (all 32768 have been used) the insertion is refused
+//! ([`Lpm4Error::Quarantined`]) rather than waited for: IpLookup's
+//! handlers run on worker 0, which would wait for itself. Memory safety
+//! does not depend on it: the groups live as long as the table.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU16;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::element::{Grace, GraceToken};
 use crate::sys::memory::AtomicArray;
 
 /// Bit 15 of a `tbl24` entry: the rest is a `tbl8` group index.
@@ -52,21 +61,6 @@ pub const MAX_GROUPS: usize = 0x8000;
 /// Entries of `tbl8` at its full capacity (16 MiB of address space, used
 /// as groups are).
 const TBL8_LEN: usize = MAX_GROUPS * GROUP_LEN;
-
-/// How long a group freed by a removal waits before it serves another
-/// /24. A reader that loaded the old `tbl24` entry (the group's index) may
-/// still load from the group: if the group were rewritten for another /24
-/// in between, that packet would take a route of an unrelated prefix.
-/// Between the two loads a lookup runs two instructions; only an interrupt
-/// or the worker's thread being descheduled there makes the gap longer,
-/// and 100 ms is far beyond a scheduler's time slice. A freed group is
-/// reused oldest first once it has waited this long; before that the
-/// writer takes a never-used group, and when there is none (all 32768
-/// have been used) the insertion is refused ([`Lpm4Error::Quarantined`])
-/// rather than waited for: IpLookup's handlers run on worker 0, whose
-/// bursts would wait with it. Memory safety does not depend on it: the
-/// groups live as long as the table.
-pub const QUARANTINE: Duration = Duration::from_millis(100);
 
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`,
 /// shared: looked up through `&self` by any number of threads while
@@ -89,9 +83,10 @@ struct Writer {
     depth8: Vec<u8>,
     /// Groups `0..groups` have been handed out at least once.
     groups: usize,
-    /// Freed groups and when, oldest first.
-    free: VecDeque<(u16, Instant)>,
-    quarantine: Duration,
+    /// Freed groups and the grace started when each was freed, oldest first.
+    free: VecDeque<(u16, GraceToken)>,
+    /// The readers' grace-period domain.
+    grace: Arc<Grace>,
     /// The routes by prefix length: prefix (masked) -> value.
     routes: Vec<HashMap<u32, u16>>,
 }
@@ -101,9 +96,10 @@ struct Writer {
 pub enum Lpm4Error {
     /// All `MAX_GROUPS` groups are in use.
     TooManyGroups,
-    /// Every group has been used, and those freed since are still in their
-    /// [`QUARANTINE`]: the same insertion succeeds once it has passed.
-    Quarantined(Duration),
+    /// Every group has been used, and a worker may still read each of those
+    /// freed since (it has not passed a burst boundary since the free): the
+    /// same insertion succeeds once it has.
+    Quarantined,
 }
 
 impl std::fmt::Display for Lpm4Error {
@@ -113,12 +109,11 @@ impl std::fmt::Display for Lpm4Error {
                 f,
                 "too many /24s hold prefixes longer than /24 (at most {MAX_GROUPS})"
             ),
-            Lpm4Error::Quarantined(left) => write!(
+            Lpm4Error::Quarantined => write!(
                 f,
                 "every one of the {MAX_GROUPS} groups for /24s holding prefixes longer than \
-                 /24 has been used, and the freed ones may still be read for {} ms more: \
-                 try again then",
-                left.as_millis() + 1
+                 /24 has been used, and a worker may still be reading the freed ones (it has \
+                 not finished its burst since): try again"
             ),
         }
     }
@@ -172,8 +167,14 @@ impl Lpm4View<'_> {
 
 impl Lpm4 {
     /// An empty table: 48 MiB of address space for `tbl24` and its depths,
-    /// 24 MiB for the groups, backed by memory as entries are written.
+    /// 24 MiB for the groups, backed by memory as entries are written. Its
+    /// readers are the runtime's workers ([`Grace::global`]).
     pub fn new() -> Lpm4 {
+        Lpm4::with_grace(Grace::global())
+    }
+
+    /// An empty table whose readers are the participants of `grace`.
+    pub fn with_grace(grace: Arc<Grace>) -> Lpm4 {
         Lpm4 {
             tbl24: AtomicArray::zeroed(),
             tbl8: AtomicArray::zeroed(),
@@ -182,18 +183,10 @@ impl Lpm4 {
                 depth8: Vec::new(),
                 groups: 0,
                 free: VecDeque::new(),
-                quarantine: QUARANTINE,
+                grace,
                 routes: vec![HashMap::new(); 33],
             }),
         }
-    }
-
-    /// An empty table whose freed groups wait `quarantine` (tests).
-    #[cfg(test)]
-    pub(crate) fn with_quarantine(quarantine: Duration) -> Lpm4 {
-        let t = Lpm4::new();
-        t.writer().quarantine = quarantine;
-        t
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -336,7 +329,7 @@ impl Lpm4 {
     /// filled first, then published by storing its index in `tbl24`.
     fn alloc_group(&self, w: &mut Writer, i: u32) -> Result<(), Lpm4Error> {
         let g = match w.free.front() {
-            Some(&(g, freed)) if freed.elapsed() >= w.quarantine => {
+            Some(&(g, freed)) if w.grace.passed(&freed) => {
                 w.free.pop_front();
                 g
             }
@@ -345,10 +338,7 @@ impl Lpm4 {
                 w.depth8.resize(w.groups * GROUP_LEN, 0);
                 (w.groups - 1) as u16
             }
-            Some(&(_, freed)) => {
-                let left = w.quarantine.saturating_sub(freed.elapsed());
-                return Err(Lpm4Error::Quarantined(left));
-            }
+            Some(_) => return Err(Lpm4Error::Quarantined),
             None => return Err(Lpm4Error::TooManyGroups),
         };
         let i = i as usize;
@@ -365,7 +355,7 @@ impl Lpm4 {
 
     /// Frees the group of /24 number `i` once no prefix longer than /24
     /// remains in it (all its entries are then the same): the /24 gets
-    /// that entry back, and the group goes into quarantine.
+    /// that entry back, and the group waits for a grace period to pass.
     fn collapse(&self, w: &mut Writer, i: u32) {
         let i = i as usize;
         let e = self.tbl24[i].load(Relaxed);
@@ -379,7 +369,9 @@ impl Lpm4 {
         }
         self.tbl24[i].store(self.tbl8[at].load(Relaxed), Release);
         w.depth24[i] = w.depth8[at];
-        w.free.push_back((g, Instant::now()));
+        // After the store that unpublished it.
+        let t = w.grace.start();
+        w.free.push_back((g, t));
     }
 }
 
@@ -587,55 +579,65 @@ mod tests {
         (e & GROUP != 0).then_some(e & !GROUP)
     }
 
-    /// A freed group does not serve another /24 before its quarantine is
-    /// over (a fresh group does meanwhile); afterwards it is reused, oldest
+    /// A freed group does not serve another /24 while a reader may still
+    /// hold its index (a grace started at its free is open: a fresh group
+    /// serves meanwhile); once the grace has passed it is reused, oldest
     /// first; with every group used, an insertion needing one is refused
-    /// until the oldest freed group's quarantine is over.
+    /// until the oldest freed group's grace has passed.
     #[test]
-    fn a_freed_group_waits_its_quarantine_before_serving_another_24() {
-        let t = Lpm4::with_quarantine(Duration::from_millis(200));
+    fn a_freed_group_waits_for_a_grace_period_before_serving_another_24() {
+        let grace = Arc::new(Grace::new());
+        let reader = grace.register();
+        let t = Lpm4::with_grace(grace.clone());
         let a = ip("10.0.1.0") >> 8;
         t.insert(ip("10.0.1.5"), 32, 1).unwrap();
         let g = group_of(&t, a).unwrap();
-        let freed = Instant::now();
         t.remove(ip("10.0.1.5"), 32).unwrap();
         assert_eq!((group_of(&t, a), t.groups()), (None, 0));
-        // Another /24 right away: a fresh group, not the freed one.
+        // Another /24 while the reader has not passed a boundary: a fresh
+        // group, not the freed one.
         t.insert(ip("10.0.2.5"), 32, 2).unwrap();
         let h = group_of(&t, ip("10.0.2.0") >> 8).unwrap();
-        if freed.elapsed() < Duration::from_millis(200) {
-            assert_ne!(h, g, "reused within its quarantine");
-        }
-        std::thread::sleep(Duration::from_millis(210));
+        assert_ne!(h, g, "reused while a reader may hold it");
+        reader.quiescent();
         t.insert(ip("10.0.3.5"), 32, 3).unwrap();
         assert_eq!(
             group_of(&t, ip("10.0.3.0") >> 8),
             Some(g),
-            "reused after it"
+            "reused after the grace"
         );
         assert_eq!(t.lookup(ip("10.0.3.5")), 3);
         assert_eq!(t.lookup(ip("10.0.1.5")), 0);
 
         // All groups used: the next one is refused until the oldest freed
-        // group's quarantine has passed (a writer that waited would hold up
-        // worker 0's bursts).
-        let t = Lpm4::with_quarantine(Duration::from_millis(100));
+        // group's grace has passed (a writer that waited would hold up
+        // worker 0's bursts); a reader gone to sleep ends it too.
+        let t = Lpm4::with_grace(grace.clone());
         for i in 0..MAX_GROUPS as u32 {
             t.insert((i << 8) | 1, 32, 1).unwrap();
         }
         assert_eq!(t.insert(0xff00_0001, 32, 1), Err(Lpm4Error::TooManyGroups));
         t.remove(7 << 8 | 1, 32).unwrap();
-        let freed = Instant::now();
         let e = t.insert(0xff00_0001, 32, 2).unwrap_err();
-        if freed.elapsed() < Duration::from_millis(100) {
-            assert!(matches!(e, Lpm4Error::Quarantined(_)), "{e:?}");
-            assert!(e.to_string().contains("try again"), "{e}");
-        }
+        assert_eq!(e, Lpm4Error::Quarantined);
+        assert!(e.to_string().contains("try again"), "{e}");
         assert_eq!(t.lookup(0xff00_0001), 0);
-        std::thread::sleep(Duration::from_millis(110));
+        reader.offline();
         t.insert(0xff00_0001, 32, 2).unwrap();
         assert_eq!(group_of(&t, 0xff_0000), Some(7));
         assert_eq!((t.lookup(0xff00_0001), t.lookup(7 << 8 | 1)), (2, 0));
+    }
+
+    /// With no reader registered (a unit test, a harness, the configure
+    /// step) every grace has passed: a freed group serves again at once.
+    #[test]
+    fn with_no_reader_a_freed_group_is_reused_at_once() {
+        let t = Lpm4::with_grace(Arc::new(Grace::new()));
+        t.insert(ip("10.0.1.5"), 32, 1).unwrap();
+        let g = group_of(&t, ip("10.0.1.0") >> 8).unwrap();
+        t.remove(ip("10.0.1.5"), 32).unwrap();
+        t.insert(ip("10.0.2.5"), 32, 2).unwrap();
+        assert_eq!(group_of(&t, ip("10.0.2.0") >> 8), Some(g));
     }
 
     /// One thread adds and removes routes (long ones that take and free
@@ -662,7 +664,8 @@ mod tests {
                 }
             }
         }
-        let t = Lpm4::with_quarantine(Duration::from_millis(1));
+        let grace = Arc::new(Grace::new());
+        let t = Lpm4::with_grace(grace.clone());
         let stop = AtomicBool::new(false);
         let holds = |v: u16, a: u32| {
             v == 0 || {
@@ -671,10 +674,15 @@ mod tests {
             }
         };
         std::thread::scope(|s| {
+            // Registered before the writer starts; a quiescent point
+            // between bursts of 1000 lookups, as a worker's loop has.
+            let me = grace.register();
             let reader = s.spawn(|| {
+                let me = me;
                 let mut n = 0u64;
                 let mut a = ip("10.0.0.0");
                 while !stop.load(Relaxed) {
+                    me.quiescent();
                     for _ in 0..1000 {
                         a = ip("10.0.0.0")
                             | (a.wrapping_mul(2_654_435_761).wrapping_add(12345) & 0x3fff);
@@ -693,7 +701,12 @@ mod tests {
                 let i = (rng >> 20) as usize % cands.len();
                 let (p, l) = cands[i];
                 if rng & 1 == 0 {
-                    t.insert(p, l, i as u16 + 1).unwrap();
+                    // (Refused only if the reader was descheduled while
+                    // every fresh group was taken.)
+                    match t.insert(p, l, i as u16 + 1) {
+                        Ok(_) | Err(Lpm4Error::Quarantined) => {}
+                        Err(e) => panic!("{e}"),
+                    }
                 } else {
                     t.remove(p, l);
                 }

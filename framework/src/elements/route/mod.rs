@@ -21,6 +21,7 @@ mod gen;
 pub mod log;
 pub mod lpm4;
 pub mod lpm6;
+mod lpm6_table;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

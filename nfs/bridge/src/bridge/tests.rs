@@ -420,6 +420,7 @@ fn the_default_table_holds_4096_entries() {
     let cx = ConfigCx {
         ports: &[],
         workers: 1,
+        grace: hpio_nf::element::Grace::global(),
     };
     (CLASS.configure)(&p, &cx).unwrap();
     let b = Bridge::new(

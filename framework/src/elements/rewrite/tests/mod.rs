@@ -162,6 +162,7 @@ fn configure_with(list: &[(&'static str, Value)]) -> Result<Configured, ParamErr
     let cx = ConfigCx {
         ports: &[],
         workers: 1,
+        grace: crate::element::Grace::global(),
     };
     (CLASS.configure)(&params(list), &cx)
 }
@@ -317,6 +318,7 @@ fn class_example_configures() {
     let cx = ConfigCx {
         ports: &[],
         workers: 1,
+        grace: crate::element::Grace::global(),
     };
     let mut el = (CLASS.configure)(&p, &cx).unwrap().instantiate(0);
     let (sent, _) = run(&mut *el, &[build(&frame(false, false, true))]);
