@@ -461,7 +461,7 @@ impl FlowTable {
             }
             self.sweep(now, RECLAIM);
             if self.live >= self.max {
-                self.reclaim_after = now + RECLAIM_PAUSE_NS;
+                self.reclaim_after = now.saturating_add(RECLAIM_PAUSE_NS);
                 return Err(Full);
             }
         }

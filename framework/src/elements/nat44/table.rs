@@ -558,7 +558,7 @@ impl Table {
         }
         self.sweep(now, RECLAIM);
         if self.free.is_empty() {
-            self.reclaim_after = now + RECLAIM_PAUSE_NS;
+            self.reclaim_after = now.saturating_add(RECLAIM_PAUSE_NS);
         }
     }
 
@@ -590,7 +590,7 @@ impl Table {
         }
         let ports = &mut self.ports[pi];
         ports.cursor = (start + looked) % self.port_len.max(1);
-        ports.reclaim_after = now + RECLAIM_PAUSE_NS;
+        ports.reclaim_after = now.saturating_add(RECLAIM_PAUSE_NS);
     }
 
     /// Removes every dynamic mapping; returns how many.
