@@ -4,11 +4,11 @@
 //! "How fast can a 32 MiB table be read at random").
 //!
 //! ```sh
-//! cargo run --release -p hpio-nf --example random_reads -- [AHEAD] [WORK]
+//! cargo run --release -p hpio-nf --example random_reads -- [AHEAD] [WORK] [MIB...]
 //! taskset -c 1 target/release/examples/random_reads 16 0
 //! ```
 //!
-//! For tables of 1 to 64 MiB of `u16` entries it reads 50 M entries at
+//! For tables of 1 to 64 MiB (or the sizes given) of `u16` entries it reads 50 M entries at
 //! pseudo-random indices, in bursts of 256 with each entry prefetched
 //! `AHEAD` reads before its use, and spends `WORK` dependent
 //! multiply-adds on each value (the rest of a packet's work stands in for
@@ -34,7 +34,12 @@ fn main() {
     println!(
         "{READS} reads, bursts of {BURST}, prefetched {ahead} ahead, {work} multiply-adds each"
     );
-    for mib in [1usize, 2, 4, 8, 16, 32, 64] {
+    let sizes: Vec<usize> = if args.len() > 2 {
+        (2..args.len()).map(|i| arg(i, 1)).collect()
+    } else {
+        vec![1, 2, 4, 8, 16, 32, 64]
+    };
+    for mib in sizes {
         let entries = (mib << 20) / 2;
         // Every page written, so that no read finds the shared zero page.
         let table: Vec<u16> = (0..entries).map(|i| i as u16).collect();

@@ -58,12 +58,18 @@ header is cut short or inconsistent as `malformed`. A frame no element
 before has parsed that is plain IPv4 (untagged, a 20-byte header, a total
 length within the frame) is looked up without the full header parse.
 
-Tables: IPv4 uses DIR-24-8 (one memory read per lookup, two under a prefix
-longer than /24). All workers read one IPv4 table and one next-hop table,
-shared by the element's replicas and changed while they read it, with no
-lock on their side: up to 48 MiB of first level and depths once an IPv4
-route exists, plus 512 bytes per /24 holding a prefix longer than /24,
-whatever the number of workers (memory is taken as entries are written).
+Tables: IPv4 uses DIR-24-8 (an entry per /24, groups of 256 entries for the
+/24s holding prefixes longer than /24) with a compressed copy of its first
+level that lookups read: per /16, a 2-bit code per /24 naming one of 3
+palette slots, 4.5 MiB in all instead of 32, so that scattered lookups stay
+within the caches and the TLB (two reads issued together per lookup; a /16
+with more than 3 distinct entries reads the rarest from the full level, as
+does a /24 holding longer prefixes beside two others in its /16). All
+workers read one IPv4 table and one next-hop table, shared by the element's
+replicas and changed while they read it, with no lock on their side: up to
+52.5 MiB of levels and depths once an IPv4 route exists, plus 512 bytes per
+/24 holding a prefix longer than /24, whatever the number of workers
+(memory is taken as entries are written).
 IPv6: a first level over the 65,536 /16 blocks holding the longest route of
 16 bits or fewer, and below it a binary search on the prefix lengths present
 in the block (Waldvogel's markers and precomputed best matches: one hash
@@ -74,9 +80,11 @@ workers).
 
 Run-time changes: the `add` and `remove` write handlers run once (on worker
 0, between two of its bursts) and answer once. An IPv4 change rewrites the
-shared table's entries the prefix owns (for a /8, 65536 of them), each
-entry stored whole, so every worker sees it from its next lookup and none
-stalls: a lookup finds the old or the new route, never another. An IPv6
+shared table's entries the prefix owns (for a /8, 65536 of them) and the
+compressed lines of the /16s it changed, each word stored whole, so every
+worker sees it from its next lookup and none stalls: a lookup finds the old
+or the new route, never another (a palette slot takes a new entry only once
+every worker has finished the burst in which it may have read the old). An IPv6
 change builds the search tables of the prefix's /16 block anew and swaps
 them in whole (a route of 16 bits or fewer rewrites the first-level values
 it covers); the replaced tables are freed once every worker has finished
@@ -204,7 +212,8 @@ pub struct IpLookup {
     outputs: usize,
     no_route: Option<usize>,
     shared: Arc<Shared>,
-    /// Configuring: the IPv6 table builds its search structure once at the end.
+    /// Configuring: the tables build what lookups read (IPv4 lines, IPv6
+    /// search tables) once at the end.
     loading: bool,
 }
 
@@ -263,6 +272,9 @@ fn configure(p: &Params, cx: &ConfigCx<'_>) -> Result<Configured, ParamError> {
         t.add(r).map_err(|e| ParamError::new("generate_ipv6", e))?;
     }
     t.loading = false;
+    if let Some(v4) = t.shared.v4.get() {
+        v4.flush();
+    }
     if let Some(v6) = t.shared.v6.get() {
         v6.flush();
     }
@@ -287,12 +299,12 @@ const V_IPV6: u16 = u16::MAX - 3;
 /// round; the arrays of values and destinations are on the stack).
 const CHUNK: usize = 256;
 /// How many packets ahead of its lookup a packet is classified and its
-/// `tbl24` entry prefetched. With the table missing the caches (32 MiB,
-/// one DRAM access per scattered destination) the entry then arrives
-/// while the 16 packets before it are routed. Measured on this machine
-/// (docs/benchmarks.md): 16 beat 8 and 32, and beat classifying a whole
-/// chunk before routing any (32 or 256 at a time), which issued the
-/// prefetches faster than the memory system took them.
+/// IPv4 line word and palette prefetched, so that they arrive while the
+/// packets before it are routed. Measured on this machine when lookups
+/// read the 32 MiB `tbl24` (docs/benchmarks.md): 16 beat 8 and 32, and
+/// beat classifying a whole chunk before routing any (32 or 256 at a
+/// time), which issued the prefetches faster than the memory system took
+/// them.
 const AHEAD: usize = 16;
 
 impl IpLookup {

@@ -151,10 +151,14 @@ impl IpLookup {
         }
         match r.prefix {
             IpAddr::V4(a) => {
-                let t = self
-                    .shared
-                    .v4
-                    .get_or_init(|| Lpm4::with_grace(self.shared.grace.clone()));
+                let loading = self.loading;
+                let t = self.shared.v4.get_or_init(|| {
+                    let t = Lpm4::with_grace(self.shared.grace.clone());
+                    if loading {
+                        t.defer();
+                    }
+                    t
+                });
                 t.insert(u32::from(a), r.len, id)
                     .map_err(|e| e.to_string())?;
             }

@@ -1,46 +1,75 @@
 //! IPv4 longest-prefix match: DIR-24-8 (Gupta, Lin and McKeown, "Routing
 //! lookups in hardware at memory access speeds", 1998), with the
-//! depth bookkeeping that makes insertions and removals incremental.
+//! depth bookkeeping that makes insertions and removals incremental, and
+//! in front of it a compressed copy of its first level that a lookup reads
+//! instead: 4 MiB rather than 32.
 //!
 //! `tbl24` has one 16-bit entry per /24: a value (bit 15 clear) or, when a
 //! prefix longer than /24 lies in that /24, the index of a 256-entry group
-//! in `tbl8` (bit 15 set). A lookup is one load, or two for addresses under
-//! a long prefix. Values are `1..=MAX_VALUE`, 0 meaning no route. Beside each
-//! entry the table keeps the length of the prefix that set it, so that a
-//! change rewrites only the entries that prefix owns: an insertion of a /len
-//! overwrites the entries of its range set by prefixes of length <= len, a
-//! removal gives the entries set by it to the next shorter prefix covering
-//! it. The routes themselves are kept by length, for that search and for
-//! listing.
-
+//! in `tbl8` (bit 15 set). Values are `1..=MAX_VALUE`, 0 meaning no route.
+//! Beside each entry the table keeps the length of the prefix that set it,
+//! so that a change rewrites only the entries that prefix owns: an
+//! insertion of a /len overwrites the entries of its range set by prefixes
+//! of length <= len, a removal gives the entries set by it to the next
+//! shorter prefix covering it. The routes themselves are kept by length,
+//! for that search and for listing.
+//!
+//! # The first level in lines
+//!
+//! Read at random, 32 MiB of `tbl24` miss the caches and, on the hosts
+//! measured, the TLB: a scattered read costs the core 6 to 8 ns more than
+//! one within 4 MiB, even prefetched (docs/benchmarks.md, "How fast can a
+//! 32 MiB table be read at random"). So lookups read a compressed copy of
+//! `tbl24` instead: for each /16, a line of 64 bytes in `codes` (4 MiB in
+//! all) with a 2-bit code per /24, and a palette word in `palettes` (8
+//! bytes per /16, 512 KiB) whose slots 0 to 2 hold `tbl24` entries. Code
+//! `s < 3` means "the entry in palette slot `s`", code 3 (`ESCAPE`) "read
+//! `tbl24`". Both reads are prefetched and independent of each other. A
+//! /16 whose 256 entries take more than 3 distinct values gives slots to
+//! the most frequent and escapes the rest. Routers have few next hops, so
+//! nearly all /16s fit: in the benchmark's 900,000 prefixes, all but those
+//! where two or more /24s hold longer prefixes (each such /24's group
+//! index is an entry of its own).
+//!
+//! Readers take no lock and check nothing: any line word they load, with
+//! any palette word loaded after it, gives the right entry of some moment.
+//! The writer keeps that true by never changing the entry of a slot that a
+//! reader may still reach: it writes `tbl24`, then new entries into slots
+//! no code names, then the palette word (`Release`), then the line's words
+//! (`Release`: whoever loads a new code sees its slot's entry). A slot that
+//! the new codes stop naming is given another entry only after a grace
+//! period (see [`Grace`]) started once the codes were stored; until then a
+//! /24 needing a slot escapes to `tbl24`, and the line is rewritten at the
+//! writer's next change.
 //!
 //! # One table for all workers
 //!
 //! The workers read one table while the control plane changes it, with no
-//! lock on their side: the entries they read (`tbl24`, `tbl8`) are
-//! atomics, loaded with `Acquire` (on x86-64 a plain `mov`, as a load of
-//! a `u16`), stored by one writer at a time with `Release`. The writer's
-//! bookkeeping (depths, routes, free groups) sits behind a `Mutex` only
-//! writers take. Publication order: a new group is filled before the
-//! `tbl24` entry naming it is stored; whoever loads that entry sees the
-//! group's entries. `tbl8` has its full capacity from the start (a mapping
-//! whose untouched pages cost nothing), so it never moves under a reader.
+//! lock on their side: the entries they read (`codes`, `palettes`, `tbl24`, `tbl8`)
+//! are atomics, loaded with `Acquire` or (a line's words, ordered by its
+//! version) `Relaxed`; on x86-64 plain loads. They are stored by one
+//! writer at a time. The writer's bookkeeping (depths, routes, free
+//! groups) sits behind a `Mutex` only writers take. Publication order: a
+//! new group is filled before the `tbl24` entry and the line naming it are
+//! stored; whoever loads either sees the group's entries. `tbl8` has its
+//! full capacity from the start (a mapping whose untouched pages cost
+//! nothing), so it never moves under a reader.
 //!
 //! A group freed by a removal serves another /24 only once a grace period
 //! started at its free has passed (see [`Grace`]): a reader that loaded
-//! the old `tbl24` entry (the group's index) may still load from the group
-//! until its next burst boundary, and if the group had been rewritten for
-//! another /24 in between, its packet would take a route of an unrelated
-//! prefix. Freed groups are reused oldest first once their grace has
-//! passed; before that the writer takes a never-used group, and when there
-//! is none (all 32768 have been used) the insertion is refused
+//! the old `tbl24` entry or line (the group's index) may still load from
+//! the group until its next burst boundary, and if the group had been
+//! rewritten for another /24 in between, its packet would take a route of
+//! an unrelated prefix. Freed groups are reused oldest first once their
+//! grace has passed; before that the writer takes a never-used group, and
+//! when there is none (all 32768 have been used) the insertion is refused
 //! ([`Lpm4Error::Quarantined`]) rather than waited for: IpLookup's
 //! handlers run on worker 0, which would wait for itself. Memory safety
 //! does not depend on it: the groups live as long as the table.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicU16;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::element::{Grace, GraceToken};
@@ -62,10 +91,25 @@ pub const MAX_GROUPS: usize = 0x8000;
 /// as groups are).
 const TBL8_LEN: usize = MAX_GROUPS * GROUP_LEN;
 
+/// `tbl24` entries per line: a line covers a /16.
+const LINE_ENTRIES: usize = 256;
+/// 64-bit words per line (one cache line), of 32 2-bit codes each.
+const LINE_WORDS: usize = 8;
+/// Lines: one per /16.
+const LINES: usize = TBL24_LEN / LINE_ENTRIES;
+/// Palette slots of a line; code `SLOTS` escapes to `tbl24`.
+const SLOTS: usize = 3;
+const ESCAPE: u64 = SLOTS as u64;
+
 /// A DIR-24-8 table mapping IPv4 prefixes to values `1..=MAX_VALUE`,
 /// shared: looked up through `&self` by any number of threads while
 /// [`Lpm4::insert`] and [`Lpm4::remove`] (also `&self`) change it.
 pub struct Lpm4 {
+    /// The compressed `tbl24` that lookups read (module documentation):
+    /// a 2-bit code per /24 (4 MiB, 2 MiB aligned, so that two huge pages
+    /// hold it) and a palette word per /16.
+    codes: AtomicArray<AtomicU64, { LINES * LINE_WORDS }>,
+    palettes: AtomicArray<AtomicU64, LINES>,
     /// A fixed-size array, so that indexing it with a 24-bit number needs
     /// no bounds check; 2 MiB aligned, so that all of it is on huge pages.
     tbl24: AtomicArray<AtomicU16, TBL24_LEN>,
@@ -85,6 +129,16 @@ struct Writer {
     groups: usize,
     /// Freed groups and the grace started when each was freed, oldest first.
     free: VecDeque<(u16, GraceToken)>,
+    /// Palette slots (line, slot) no code names any more, and the grace
+    /// started when the last code naming each was overwritten.
+    unnamed: HashMap<(usize, usize), GraceToken>,
+    /// Lines that escaped a /24 because a slot's grace had not passed, with
+    /// a grace started after: rewritten at the first change after it has
+    /// passed. Oldest first.
+    retry: VecDeque<(usize, GraceToken)>,
+    /// While loading ([`Lpm4::defer`]): the lines to rewrite at
+    /// [`Lpm4::flush`], one bit each.
+    dirty: Option<Vec<u64>>,
     /// The readers' grace-period domain.
     grace: Arc<Grace>,
     /// The routes by prefix length: prefix (masked) -> value.
@@ -139,6 +193,8 @@ impl Default for Lpm4 {
 /// [`Lpm4::view`]).
 #[derive(Clone, Copy)]
 pub struct Lpm4View<'a> {
+    codes: &'a [AtomicU64; LINES * LINE_WORDS],
+    palettes: &'a [AtomicU64; LINES],
     tbl24: &'a [AtomicU16; TBL24_LEN],
     tbl8: &'a [AtomicU16; TBL8_LEN],
 }
@@ -147,15 +203,25 @@ impl Lpm4View<'_> {
     /// As [`Lpm4::prefetch`].
     #[inline(always)]
     pub fn prefetch(self, addr: u32) {
-        crate::sys::memory::prefetch(&self.tbl24[(addr >> 8) as usize]);
+        crate::sys::memory::prefetch(&self.codes[(addr >> 13) as usize]);
+        crate::sys::memory::prefetch(&self.palettes[(addr >> 16) as usize]);
     }
 
-    /// As [`Lpm4::lookup`]. `Acquire` loads: what the writer stored
-    /// before publishing an entry (a group's entries, a value's next-hop
-    /// slot) is seen by whoever loads it; on x86-64 an ordinary load.
+    /// As [`Lpm4::lookup`]: the `tbl24` entry from the code of `addr`'s
+    /// /24 and its /16's palette (or from `tbl24`, for an escaped /24),
+    /// then the group's entry if it names one. `Acquire` loads: what the
+    /// writer stored before publishing a word (a code's palette slot, a
+    /// group's entries, a value's next-hop slot) is seen by whoever loads
+    /// it; on x86-64 ordinary loads.
     #[inline(always)]
     pub fn lookup(self, addr: u32) -> u16 {
-        let e = self.tbl24[(addr >> 8) as usize].load(Acquire);
+        // Word `addr >> 13` of the codes holds those of 32 /24s.
+        let code = (self.codes[(addr >> 13) as usize].load(Acquire) >> ((addr >> 7) & 62)) & 3;
+        let e = if code != ESCAPE {
+            (self.palettes[(addr >> 16) as usize].load(Acquire) >> (code * 16)) as u16
+        } else {
+            self.tbl24[(addr >> 8) as usize].load(Acquire)
+        };
         if e & GROUP == 0 {
             e
         } else {
@@ -166,8 +232,9 @@ impl Lpm4View<'_> {
 }
 
 impl Lpm4 {
-    /// An empty table: 48 MiB of address space for `tbl24` and its depths,
-    /// 24 MiB for the groups, backed by memory as entries are written. Its
+    /// An empty table: 52.5 MiB of address space for the lines, `tbl24`
+    /// and its depths, 16 MiB for the groups, backed by memory as entries are
+    /// written. Its
     /// readers are the runtime's workers ([`Grace::global`]).
     pub fn new() -> Lpm4 {
         Lpm4::with_grace(Grace::global())
@@ -176,6 +243,8 @@ impl Lpm4 {
     /// An empty table whose readers are the participants of `grace`.
     pub fn with_grace(grace: Arc<Grace>) -> Lpm4 {
         Lpm4 {
+            codes: AtomicArray::zeroed(),
+            palettes: AtomicArray::zeroed(),
             tbl24: AtomicArray::zeroed(),
             tbl8: AtomicArray::zeroed(),
             w: Mutex::new(Writer {
@@ -183,6 +252,9 @@ impl Lpm4 {
                 depth8: Vec::new(),
                 groups: 0,
                 free: VecDeque::new(),
+                unnamed: HashMap::new(),
+                retry: VecDeque::new(),
+                dirty: None,
                 grace,
                 routes: vec![HashMap::new(); 33],
             }),
@@ -195,10 +267,11 @@ impl Lpm4 {
         self.w.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts loading the first-level entry of `addr` into the caches
-    /// without waiting for it. A burst looks up faster when every address's
-    /// entry is prefetched first and [`Lpm4::lookup`] runs afterwards: the
-    /// table (32 MiB) misses the caches, and the misses then overlap.
+    /// Starts loading the code word and the palette of `addr` into the
+    /// caches without waiting for them. A burst looks up faster when every
+    /// address's are prefetched first and [`Lpm4::lookup`] runs afterwards:
+    /// the lines (4.5 MiB) miss the nearer caches, and the misses then
+    /// overlap.
     #[inline(always)]
     pub fn prefetch(&self, addr: u32) {
         self.view().prefetch(addr)
@@ -216,6 +289,8 @@ impl Lpm4 {
     #[inline(always)]
     pub fn view(&self) -> Lpm4View<'_> {
         Lpm4View {
+            codes: &self.codes,
+            palettes: &self.palettes,
             tbl24: &self.tbl24,
             tbl8: &self.tbl8,
         }
@@ -257,6 +332,7 @@ impl Lpm4 {
     pub fn insert(&self, prefix: u32, len: u8, value: u16) -> Result<Option<u16>, Lpm4Error> {
         assert!(len <= 32 && (1..=MAX_VALUE).contains(&value));
         let w = &mut *self.writer();
+        self.retry_lines(w);
         let prefix = prefix & mask4(len);
         if len > 24 && self.tbl24[(prefix >> 8) as usize].load(Relaxed) & GROUP == 0 {
             self.alloc_group(w, prefix >> 8)?;
@@ -269,6 +345,7 @@ impl Lpm4 {
     /// Removes the route `prefix/len`; returns its value.
     pub fn remove(&self, prefix: u32, len: u8) -> Option<u16> {
         let w = &mut *self.writer();
+        self.retry_lines(w);
         let prefix = prefix & mask4(len);
         let old = w.routes[usize::from(len)].remove(&prefix)?;
         let (value, depth) = w.covering(prefix, len);
@@ -292,7 +369,10 @@ impl Lpm4 {
     ) {
         if len <= 24 {
             let start = (prefix >> 8) as usize;
-            for i in start..start + (1usize << (24 - len)) {
+            let end = start + (1usize << (24 - len));
+            // The line whose entries changed, rewritten once its last is.
+            let mut changed = None;
+            for i in start..end {
                 let e = self.tbl24[i].load(Relaxed);
                 if e & GROUP != 0 {
                     let g = usize::from(e & !GROUP) * GROUP_LEN;
@@ -300,7 +380,16 @@ impl Lpm4 {
                 } else if owned(w.depth24[i]) {
                     self.tbl24[i].store(value, Release);
                     w.depth24[i] = depth;
+                    if e != value && changed != Some(i / LINE_ENTRIES) {
+                        if let Some(n) = changed {
+                            self.publish_line(w, n);
+                        }
+                        changed = Some(i / LINE_ENTRIES);
+                    }
                 }
+            }
+            if let Some(n) = changed {
+                self.publish_line(w, n);
             }
         } else {
             let e = self.tbl24[(prefix >> 8) as usize].load(Relaxed);
@@ -350,6 +439,7 @@ impl Lpm4 {
         w.depth8[at..at + GROUP_LEN].fill(d);
         // Release: a reader that loads this index sees the entries above.
         self.tbl24[i].store(GROUP | g, Release);
+        self.publish_line(w, i / LINE_ENTRIES);
         Ok(())
     }
 
@@ -368,11 +458,198 @@ impl Lpm4 {
             return;
         }
         self.tbl24[i].store(self.tbl8[at].load(Relaxed), Release);
+        self.publish_line(w, i / LINE_ENTRIES);
         w.depth24[i] = w.depth8[at];
         // After the store that unpublished it.
         let t = w.grace.start();
         w.free.push_back((g, t));
     }
+
+    /// Defers rewriting the lines of changed /16s until [`Lpm4::flush`],
+    /// so that loading many routes rewrites each line once. Lookups under
+    /// the routes of changed /16s are wrong until then.
+    pub fn defer(&self) {
+        self.writer()
+            .dirty
+            .get_or_insert_with(|| vec![0; LINES / 64]);
+    }
+
+    /// Rewrites the lines changed since [`Lpm4::defer`]; lookups are exact
+    /// again.
+    pub fn flush(&self) {
+        let w = &mut *self.writer();
+        let Some(dirty) = w.dirty.take() else {
+            return;
+        };
+        for (k, &bits) in dirty.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                self.publish_line(w, k * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    /// Rewrites line `n` and its palette from its /16's `tbl24` entries
+    /// (module documentation), or marks it to be while deferring. Only the
+    /// writer calls it.
+    fn publish_line(&self, w: &mut Writer, n: usize) {
+        if let Some(dirty) = &mut w.dirty {
+            dirty[n / 64] |= 1 << (n % 64);
+            return;
+        }
+        if self.write_line(w, n) {
+            // A slot that the codes just stopped naming is free once a
+            // grace passes: at once if no worker reads (configuring).
+            let t = w.grace.start();
+            // Once in the list: its grace passing retries it, and a retry
+            // still waiting queues it again.
+            if (!w.grace.passed(&t) || self.write_line(w, n))
+                && !w.retry.iter().any(|&(m, _)| m == n)
+            {
+                let t = w.grace.start();
+                w.retry.push_back((n, t));
+            }
+        }
+    }
+
+    /// Rewrites line `n` and its palette; whether an entry that should
+    /// have a slot escaped because none was free yet.
+    fn write_line(&self, w: &mut Writer, n: usize) -> bool {
+        let tbl24 = &self.tbl24[n * LINE_ENTRIES..(n + 1) * LINE_ENTRIES];
+        let entries: [u16; LINE_ENTRIES] = std::array::from_fn(|j| tbl24[j].load(Relaxed));
+        let line = &self.codes[n * LINE_WORDS..(n + 1) * LINE_WORDS];
+        let old: [u64; LINE_WORDS] = std::array::from_fn(|k| line[k].load(Relaxed));
+        let was_named = named(&old);
+        let palette = self.palettes[n].load(Relaxed);
+        let mut slots: [u16; SLOTS] = std::array::from_fn(|s| (palette >> (16 * s)) as u16);
+        let counts = most_frequent_first(&entries);
+        // The entries that get slots; the rest escape.
+        let top = &counts[..counts.len().min(SLOTS)];
+        let mut taken = [false; SLOTS];
+        // An entry already in a slot keeps it, the slot the codes name if
+        // two hold it (readers there read it already; the slot is no
+        // longer unnamed).
+        for &e in top {
+            let holding = (0..SLOTS).filter(|&s| slots[s] == e && !taken[s]);
+            if let Some(s) = holding.max_by_key(|&s| was_named[s]) {
+                taken[s] = true;
+                w.unnamed.remove(&(n, s));
+            }
+        }
+        // Slots for new entries: named by no code now, nor by any code a
+        // reader may still hold (the grace since they were overwritten).
+        let free: Vec<usize> = (0..SLOTS)
+            .filter(|&s| {
+                !taken[s]
+                    && !was_named[s]
+                    && w.unnamed.get(&(n, s)).is_none_or(|t| w.grace.passed(t))
+            })
+            .collect();
+        let mut free = free.into_iter();
+        let mut waited = false;
+        for &e in top {
+            if (0..SLOTS).any(|s| taken[s] && slots[s] == e) {
+                continue;
+            }
+            let Some(s) = free.next() else {
+                // Escaped until a slot's grace has passed.
+                waited = true;
+                break;
+            };
+            slots[s] = e;
+            taken[s] = true;
+            w.unnamed.remove(&(n, s));
+        }
+        let code_of = |e: u16| {
+            (0..SLOTS)
+                .find(|&s| taken[s] && slots[s] == e)
+                .map_or(ESCAPE, |s| s as u64)
+        };
+        let codes: [u64; LINE_WORDS] = if counts.len() == 1 {
+            [code_of(counts[0]) * 0x5555_5555_5555_5555; LINE_WORDS]
+        } else {
+            let mut codes = [0u64; LINE_WORDS];
+            for (j, &e) in entries.iter().enumerate() {
+                codes[j / 32] |= code_of(e) << ((j % 32) * 2);
+            }
+            codes
+        };
+        let palette = slots
+            .iter()
+            .enumerate()
+            .fold(0u64, |p, (s, &e)| p | u64::from(e) << (16 * s));
+        // Release: whoever loads a code naming a new slot (below) sees it.
+        self.palettes[n].store(palette, Release);
+        for (k, (&new, &was)) in codes.iter().zip(&old).enumerate() {
+            if new != was {
+                line[k].store(new, Release);
+            }
+        }
+        let now_named = named(&codes);
+        for s in 0..SLOTS {
+            if was_named[s] && !now_named[s] {
+                let t = w.grace.start();
+                w.unnamed.insert((n, s), t);
+            }
+        }
+        waited
+    }
+
+    /// Rewrites the lines that escaped /24s while a slot's grace was open,
+    /// once it has passed.
+    fn retry_lines(&self, w: &mut Writer) {
+        while let Some(&(n, t)) = w.retry.front() {
+            if !w.grace.passed(&t) {
+                break;
+            }
+            w.retry.pop_front();
+            self.publish_line(w, n);
+        }
+    }
+}
+
+/// Which codes `line` holds: `named[s]` for code `s`.
+fn named(line: &[u64; LINE_WORDS]) -> [bool; SLOTS + 1] {
+    const LOW: u64 = 0x5555_5555_5555_5555;
+    std::array::from_fn(|s| {
+        line.iter().any(|&w| {
+            // A 2-bit field of `x` is 0 where the code is `s`.
+            let x = w ^ (LOW * s as u64);
+            (x | x >> 1) & LOW != LOW
+        })
+    })
+}
+
+/// The distinct values of `entries`, the most frequent first (ties: the
+/// smaller value first).
+fn most_frequent_first(entries: &[u16; LINE_ENTRIES]) -> Vec<u16> {
+    if entries.iter().all(|&e| e == entries[0]) {
+        return vec![entries[0]];
+    }
+    let mut counts: Vec<(u16, u32)> = Vec::with_capacity(8);
+    for &e in entries {
+        match counts.iter_mut().find(|c| c.0 == e) {
+            Some(c) => c.1 += 1,
+            None => counts.push((e, 1)),
+        }
+        if counts.len() > 8 {
+            // Many distinct values (/24s holding longer prefixes): count
+            // them sorted instead of searching.
+            let mut sorted = *entries;
+            sorted.sort_unstable();
+            counts.clear();
+            for e in sorted {
+                match counts.last_mut() {
+                    Some(c) if c.0 == e => c.1 += 1,
+                    _ => counts.push((e, 1)),
+                }
+            }
+            break;
+        }
+    }
+    counts.sort_by_key(|&(e, c)| (std::cmp::Reverse(c), e));
+    counts.into_iter().map(|(e, _)| e).collect()
 }
 
 impl Writer {
@@ -406,8 +683,138 @@ mod tests {
     fn the_tables_are_huge_page_aligned() {
         let t = Lpm4::new();
         t.insert(ip("10.0.0.0"), 8, 3).unwrap();
-        assert!(t.tbl24.huge_aligned() && t.tbl8.huge_aligned());
+        assert!(t.tbl24.huge_aligned() && t.tbl8.huge_aligned() && t.codes.huge_aligned());
         assert_eq!((t.tbl24.len(), t.lookup(ip("10.1.2.3"))), (TBL24_LEN, 3));
+    }
+
+    /// The /24s whose lookups read `tbl24` (code `ESCAPE`).
+    fn escaped(t: &Lpm4) -> usize {
+        t.codes
+            .iter()
+            .map(|w| {
+                let w = w.load(Relaxed);
+                (w & (w >> 1) & 0x5555_5555_5555_5555).count_ones() as usize
+            })
+            .sum()
+    }
+
+    #[test]
+    fn named_and_most_frequent_first() {
+        let mut line = [0u64; LINE_WORDS];
+        assert_eq!(named(&line), [true, false, false, false]);
+        line[5] = 2 << 14;
+        assert_eq!(named(&line), [true, false, true, false]);
+        line = [u64::MAX; LINE_WORDS];
+        assert_eq!(named(&line), [false, false, false, true]);
+        let mut e = [7u16; LINE_ENTRIES];
+        assert_eq!(most_frequent_first(&e), [7]);
+        e[3] = 9;
+        e[200..].fill(1);
+        assert_eq!(most_frequent_first(&e), [7, 1, 9]);
+        // More distinct values than the short count holds.
+        for (j, x) in e.iter_mut().enumerate().skip(100).take(20) {
+            *x = 1000 + j as u16;
+        }
+        let m = most_frequent_first(&e);
+        assert_eq!((m.len(), &m[..3]), (23, &[7, 1, 9][..]));
+    }
+
+    /// A /16 of up to 3 distinct entries is looked up from its line alone;
+    /// with more, the most frequent 3 are, and the rest read `tbl24`. A
+    /// /16 under one route (here, a default route) takes one slot.
+    #[test]
+    fn lines_hold_the_three_most_frequent_entries_of_their_16() {
+        let t = Lpm4::with_grace(Arc::new(Grace::new()));
+        t.insert(0, 0, 9).unwrap();
+        assert_eq!(escaped(&t), 0);
+        t.insert(ip("10.1.0.0"), 17, 1).unwrap();
+        t.insert(ip("10.1.128.0"), 24, 2).unwrap();
+        assert_eq!(escaped(&t), 0);
+        // A fourth entry: the /24s of the rarest read `tbl24`.
+        t.insert(ip("10.1.200.0"), 23, 3).unwrap();
+        assert_eq!(escaped(&t), 1, "the /24 of 10.1.128.0/24 (2) is the rarest");
+        for (a, v) in [
+            ("10.1.5.5", 1),
+            ("10.1.128.7", 2),
+            ("10.1.201.1", 3),
+            ("10.1.130.1", 9),
+            ("10.2.0.1", 9),
+        ] {
+            assert_eq!(t.lookup(ip(a)), v, "{a}");
+        }
+        // Removing one gives the escaped entry a slot.
+        t.remove(ip("10.1.200.0"), 23).unwrap();
+        assert_eq!(escaped(&t), 0);
+        assert_eq!(t.lookup(ip("10.1.128.7")), 2);
+        // A /24 holding longer prefixes is an entry of its own (a group).
+        t.insert(ip("10.1.7.1"), 32, 4).unwrap();
+        assert_eq!((escaped(&t), t.lookup(ip("10.1.7.1"))), (1, 4));
+        assert_eq!(t.lookup(ip("10.1.7.2")), 1);
+    }
+
+    /// A slot whose entry no code names any more takes another entry only
+    /// once a grace period started after the codes changed has passed: a
+    /// reader may have loaded a code naming it just before. Meanwhile the
+    /// /24s needing a slot read `tbl24` (the right entry, more slowly), and
+    /// the line is rewritten at the first change after the grace.
+    #[test]
+    fn a_palette_slot_takes_another_entry_only_after_a_grace_period() {
+        let grace = Arc::new(Grace::new());
+        let reader = grace.register();
+        let t = Lpm4::with_grace(grace.clone());
+        let slot_of = |a: u32| {
+            let code = (t.codes[(a >> 13) as usize].load(Relaxed) >> ((a >> 7) & 62)) & 3;
+            code as usize
+        };
+        let a = ip("10.1.2.3");
+        // Empty: every code names slot 0 (entry 0, no route).
+        t.insert(ip("10.1.0.0"), 16, 1).unwrap();
+        let first = slot_of(a);
+        assert_ne!(first, 0, "slot 0 is named by the codes of the empty line");
+        t.insert(ip("10.1.0.0"), 16, 2).unwrap();
+        let second = slot_of(a);
+        assert!(second != first && second != 0 && second < SLOTS);
+        // Slots 0 and `first` are unnamed but their graces are open: the
+        // third entry escapes.
+        t.insert(ip("10.1.0.0"), 16, 3).unwrap();
+        assert_eq!((slot_of(a), t.lookup(a)), (ESCAPE as usize, 3));
+        assert_eq!(t.lookup(ip("10.1.255.255")), 3);
+        // Once the reader has passed a quiescent point, the next change (to
+        // another /16) rewrites the line: entry 3 takes a freed slot.
+        reader.quiescent();
+        t.insert(ip("10.9.0.0"), 16, 7).unwrap();
+        let third = slot_of(a);
+        assert!(third < SLOTS && third != second, "slot {third}");
+        assert_eq!((escaped(&t), t.lookup(a)), (0, 3));
+    }
+
+    /// The benchmark's table (900,000 generated prefixes over two values
+    /// and a default route): nearly every /24 is looked up from its line.
+    #[test]
+    fn a_generated_internet_table_escapes_few_24s() {
+        let t = Lpm4::with_grace(Arc::new(Grace::new()));
+        t.defer();
+        t.insert(0, 0, 3).unwrap();
+        for (i, (a, len)) in crate::elements::route::generate_v4(900_000, 1)
+            .into_iter()
+            .enumerate()
+        {
+            t.insert(a, len, 1 + (i % 2) as u16).unwrap();
+        }
+        t.flush();
+        let esc = escaped(&t);
+        assert!(esc < TBL24_LEN / 5000, "{esc} of {TBL24_LEN} /24s escape");
+        let mut x = 1u32;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+            let e = t.tbl24[(x >> 8) as usize].load(Relaxed);
+            let want = if e & GROUP == 0 {
+                e
+            } else {
+                t.tbl8[(usize::from(e & !GROUP) << 8) | (x & 0xff) as usize].load(Relaxed)
+            };
+            assert_eq!(t.lookup(x), want, "{x:#x}");
+        }
     }
 
     /// The reference: the longest matching route by a linear scan.
