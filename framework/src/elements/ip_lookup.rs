@@ -528,6 +528,14 @@ impl Element for IpLookup {
     /// each chunk to its outputs in one pass.
     fn push(&mut self, cx: &mut Context<'_>, _input: usize, batch: &mut Batch, out: &mut Output) {
         let hops = self.shared.hops();
+        if let Some(t) = self.shared.v4.get() {
+            // Lines that a change left escaping /24s to `tbl24` until a grace
+            // period passed: rewritten as soon as it has, by whichever
+            // worker routes packets (if none does, no lookup is slowed).
+            if t.has_retries() {
+                t.retry();
+            }
+        }
         // Lock-free in a worker's burst; elsewhere (a test driving the
         // element) holding the IPv6 writer lock until the push returns.
         let v6 = self.shared.v6.get().map(|t| t.reader(cx));

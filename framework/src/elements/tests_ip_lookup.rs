@@ -529,3 +529,35 @@ fn a_replica_made_after_an_ipv6_change_has_it() {
         "both, in order"
     );
 }
+
+/// A run-time change that left a /24 of an IPv4 line escaping to the full
+/// table (no palette slot free until a grace period passed) is rewritten by
+/// the first burst after the grace, with no further change.
+#[test]
+fn a_burst_after_the_grace_rewrites_lines_left_escaping() {
+    let grace = Arc::new(Grace::new());
+    let reader = grace.register();
+    let ip = IpLookup::with_grace(2, None, grace.clone());
+    let shared = Arc::clone(&ip.shared);
+    let mut e: Box<dyn Element> = Box::new(ip);
+    let cx = HandlerCx::new(0, 0);
+    // Each next hop is a table value of its own: the third takes the
+    // line's last slot whose grace has not passed.
+    for k in 1..=3 {
+        e.write("add", &format!("10.1.0.0/16 -> 1 via 192.0.2.{k}"), &cx)
+            .unwrap();
+    }
+    let escaped = || shared.v4.get().unwrap().escaped();
+    assert_eq!(escaped(), 256, "the whole /16 waits for a slot");
+    assert_eq!(
+        route(&mut e, 2, vec![v4([10, 1, 2, 3])]),
+        vec![Some((1, [0xc000_0203, 0]))]
+    );
+    assert_eq!(escaped(), 256, "the grace has not passed");
+    reader.quiescent();
+    assert_eq!(
+        route(&mut e, 2, vec![v4([10, 1, 2, 3])]),
+        vec![Some((1, [0xc000_0203, 0]))]
+    );
+    assert_eq!(escaped(), 0);
+}

@@ -39,7 +39,8 @@
 //! (`Release`: whoever loads a new code sees its slot's entry). A slot that
 //! the new codes stop naming is given another entry only after a grace
 //! period (see [`Grace`]) started once the codes were stored; until then a
-//! /24 needing a slot escapes to `tbl24`, and the line is rewritten at the
+//! /24 needing a slot escapes to `tbl24`, and the line is rewritten once it
+//! has passed, by the next burst of a worker ([`Lpm4::retry`]) or the
 //! writer's next change.
 //!
 //! # One table for all workers
@@ -69,7 +70,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicU16, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::element::{Grace, GraceToken};
@@ -118,6 +119,9 @@ pub struct Lpm4 {
     tbl8: AtomicArray<AtomicU16, TBL8_LEN>,
     /// The writer's side; readers never take it.
     w: Mutex<Writer>,
+    /// Whether the writer's `retry` list holds a line (see
+    /// [`Lpm4::retry`]).
+    retrying: AtomicBool,
 }
 
 /// What only the writer uses.
@@ -133,8 +137,8 @@ struct Writer {
     /// started when the last code naming each was overwritten.
     unnamed: HashMap<(usize, usize), GraceToken>,
     /// Lines that escaped a /24 because a slot's grace had not passed, with
-    /// a grace started after: rewritten at the first change after it has
-    /// passed. Oldest first.
+    /// a grace started after: rewritten at the first retry or change after
+    /// it has passed. Oldest first.
     retry: VecDeque<(usize, GraceToken)>,
     /// While loading ([`Lpm4::defer`]): the lines to rewrite at
     /// [`Lpm4::flush`], one bit each.
@@ -258,6 +262,7 @@ impl Lpm4 {
                 grace,
                 routes: vec![HashMap::new(); 33],
             }),
+            retrying: AtomicBool::new(false),
         }
     }
 
@@ -509,6 +514,7 @@ impl Lpm4 {
             {
                 let t = w.grace.start();
                 w.retry.push_back((n, t));
+                self.retrying.store(true, Relaxed);
             }
         }
     }
@@ -606,6 +612,36 @@ impl Lpm4 {
             w.retry.pop_front();
             self.publish_line(w, n);
         }
+        self.retrying.store(!w.retry.is_empty(), Relaxed);
+    }
+
+    /// Whether a line waits for a grace period to give an escaped /24 a
+    /// palette slot: one load, for a worker to check once per burst.
+    #[inline]
+    pub fn has_retries(&self) -> bool {
+        self.retrying.load(Relaxed)
+    }
+
+    /// The /24s whose lookups read `tbl24` (code `ESCAPE`).
+    #[cfg(test)]
+    pub(crate) fn escaped(&self) -> usize {
+        self.codes
+            .iter()
+            .map(|w| {
+                let w = w.load(Relaxed);
+                (w & (w >> 1) & 0x5555_5555_5555_5555).count_ones() as usize
+            })
+            .sum()
+    }
+
+    /// Rewrites the lines waiting for a grace period that has passed, unless
+    /// a writer holds the table (then a later call does): for a worker
+    /// between lookups, so that no /24 escapes to `tbl24` for longer than
+    /// a burst or so after the last change, changes or not.
+    pub fn retry(&self) {
+        if let Ok(mut w) = self.w.try_lock() {
+            self.retry_lines(&mut w);
+        }
     }
 }
 
@@ -687,15 +723,8 @@ mod tests {
         assert_eq!((t.tbl24.len(), t.lookup(ip("10.1.2.3"))), (TBL24_LEN, 3));
     }
 
-    /// The /24s whose lookups read `tbl24` (code `ESCAPE`).
     fn escaped(t: &Lpm4) -> usize {
-        t.codes
-            .iter()
-            .map(|w| {
-                let w = w.load(Relaxed);
-                (w & (w >> 1) & 0x5555_5555_5555_5555).count_ones() as usize
-            })
-            .sum()
+        t.escaped()
     }
 
     #[test]
@@ -779,13 +808,31 @@ mod tests {
         t.insert(ip("10.1.0.0"), 16, 3).unwrap();
         assert_eq!((slot_of(a), t.lookup(a)), (ESCAPE as usize, 3));
         assert_eq!(t.lookup(ip("10.1.255.255")), 3);
-        // Once the reader has passed a quiescent point, the next change (to
-        // another /16) rewrites the line: entry 3 takes a freed slot.
+        // Once the reader has passed a quiescent point, a retry (a worker's
+        // next burst) or the next change rewrites the line: entry 3 takes a
+        // freed slot.
+        assert!(t.has_retries());
+        t.retry();
+        assert_eq!(slot_of(a), ESCAPE as usize, "retried before the grace");
         reader.quiescent();
-        t.insert(ip("10.9.0.0"), 16, 7).unwrap();
+        t.retry();
         let third = slot_of(a);
         assert!(third < SLOTS && third != second, "slot {third}");
-        assert_eq!((escaped(&t), t.lookup(a)), (0, 3));
+        assert_eq!((escaped(&t), t.lookup(a), t.has_retries()), (0, 3, false));
+        // New entries take the freed slots until none is left; then the
+        // line waits again, and the next change (to another /16) rewrites
+        // it once the grace has passed.
+        let mut v = 4;
+        while slot_of(a) != ESCAPE as usize {
+            assert!(v < 4 + SLOTS as u16, "entry {v}: no escape");
+            t.insert(ip("10.1.0.0"), 16, v).unwrap();
+            v += 1;
+        }
+        assert!(t.has_retries());
+        reader.quiescent();
+        t.insert(ip("10.9.0.0"), 16, 99).unwrap();
+        assert!(slot_of(a) < SLOTS && !t.has_retries());
+        assert_eq!((escaped(&t), t.lookup(a)), (0, v - 1));
     }
 
     /// The benchmark's table (900,000 generated prefixes over two values
