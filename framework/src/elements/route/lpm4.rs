@@ -237,9 +237,9 @@ impl Lpm4View<'_> {
 
 impl Lpm4 {
     /// An empty table: 52.5 MiB of address space for the lines, `tbl24`
-    /// and its depths, 16 MiB for the groups, backed by memory as entries are
-    /// written. Its
-    /// readers are the runtime's workers ([`Grace::global`]).
+    /// and its depths, 24 MiB for the groups, backed by memory as entries
+    /// are written. Its readers are the runtime's workers
+    /// ([`Grace::global`]).
     pub fn new() -> Lpm4 {
         Lpm4::with_grace(Grace::global())
     }
