@@ -723,10 +723,6 @@ mod tests {
         assert_eq!((t.tbl24.len(), t.lookup(ip("10.1.2.3"))), (TBL24_LEN, 3));
     }
 
-    fn escaped(t: &Lpm4) -> usize {
-        t.escaped()
-    }
-
     #[test]
     fn named_and_most_frequent_first() {
         let mut line = [0u64; LINE_WORDS];
@@ -755,13 +751,13 @@ mod tests {
     fn lines_hold_the_three_most_frequent_entries_of_their_16() {
         let t = Lpm4::with_grace(Arc::new(Grace::new()));
         t.insert(0, 0, 9).unwrap();
-        assert_eq!(escaped(&t), 0);
+        assert_eq!(t.escaped(), 0);
         t.insert(ip("10.1.0.0"), 17, 1).unwrap();
         t.insert(ip("10.1.128.0"), 24, 2).unwrap();
-        assert_eq!(escaped(&t), 0);
+        assert_eq!(t.escaped(), 0);
         // A fourth entry: the /24s of the rarest read `tbl24`.
         t.insert(ip("10.1.200.0"), 23, 3).unwrap();
-        assert_eq!(escaped(&t), 1, "the /24 of 10.1.128.0/24 (2) is the rarest");
+        assert_eq!(t.escaped(), 1, "the /24 of 10.1.128.0/24 (2) is the rarest");
         for (a, v) in [
             ("10.1.5.5", 1),
             ("10.1.128.7", 2),
@@ -773,11 +769,11 @@ mod tests {
         }
         // Removing one gives the escaped entry a slot.
         t.remove(ip("10.1.200.0"), 23).unwrap();
-        assert_eq!(escaped(&t), 0);
+        assert_eq!(t.escaped(), 0);
         assert_eq!(t.lookup(ip("10.1.128.7")), 2);
         // A /24 holding longer prefixes is an entry of its own (a group).
         t.insert(ip("10.1.7.1"), 32, 4).unwrap();
-        assert_eq!((escaped(&t), t.lookup(ip("10.1.7.1"))), (1, 4));
+        assert_eq!((t.escaped(), t.lookup(ip("10.1.7.1"))), (1, 4));
         assert_eq!(t.lookup(ip("10.1.7.2")), 1);
     }
 
@@ -818,7 +814,7 @@ mod tests {
         t.retry();
         let third = slot_of(a);
         assert!(third < SLOTS && third != second, "slot {third}");
-        assert_eq!((escaped(&t), t.lookup(a), t.has_retries()), (0, 3, false));
+        assert_eq!((t.escaped(), t.lookup(a), t.has_retries()), (0, 3, false));
         // New entries take the freed slots until none is left; then the
         // line waits again, and the next change (to another /16) rewrites
         // it once the grace has passed.
@@ -832,7 +828,7 @@ mod tests {
         reader.quiescent();
         t.insert(ip("10.9.0.0"), 16, 99).unwrap();
         assert!(slot_of(a) < SLOTS && !t.has_retries());
-        assert_eq!((escaped(&t), t.lookup(a)), (0, v - 1));
+        assert_eq!((t.escaped(), t.lookup(a)), (0, v - 1));
     }
 
     /// The benchmark's table (900,000 generated prefixes over two values
@@ -849,7 +845,7 @@ mod tests {
             t.insert(a, len, 1 + (i % 2) as u16).unwrap();
         }
         t.flush();
-        let esc = escaped(&t);
+        let esc = t.escaped();
         assert!(esc < TBL24_LEN / 5000, "{esc} of {TBL24_LEN} /24s escape");
         let mut x = 1u32;
         for _ in 0..100_000 {
