@@ -768,8 +768,9 @@ static bool run_until(struct run *r, uint64_t end)
 {
 	unsigned long seen[MAX_WORKERS + 2], now[MAX_WORKERS + 2];
 	uint64_t moved = mono_ms(), stop_at;
+	bool joined[MAX_WORKERS] = { false };
 	bool reported = false;
-	int i;
+	int i, left;
 
 	progress(r, seen);
 	while (mono_ms() < end) {
@@ -790,16 +791,31 @@ static bool run_until(struct run *r, uint64_t end)
 	}
 	atomic_store(&stop_flag, 1);
 	stop_at = mono_ms();
-	for (i = 0; i < r->workers; i++) {
-		/* Keep interrupting until the thread has left its last call. */
-		while (pthread_tryjoin_np(r->w[i].thread, NULL)) {
-			pthread_kill(r->w[i].thread, SIGUSR1);
-			sleep_ms(20);
-			if (mono_ms() - stop_at > STALL_SECS * 1000) {
-				report_stall(r, "a worker did not stop within 60 s of the end");
-				return false;
+	/*
+	 * Keep interrupting every worker still running, not only the one
+	 * being joined: a worker may wait for a file's lock (close) that
+	 * another holds while it sleeps in a blocking read.
+	 */
+	for (left = r->workers; left;) {
+		for (i = 0; i < r->workers; i++) {
+			if (joined[i])
+				continue;
+			if (!pthread_tryjoin_np(r->w[i].thread, NULL)) {
+				joined[i] = true;
+				left--;
+				continue;
 			}
+			pthread_kill(r->w[i].thread, SIGUSR1);
 		}
+		if (!left)
+			break;
+		sleep_ms(20);
+		if (mono_ms() - stop_at > STALL_SECS * 1000) {
+			report_stall(r, "a worker did not stop within 60 s of the end");
+			return false;
+		}
+	}
+	for (i = 0; i < r->workers; i++) {
 		close(r->w[i].epfd);
 		free(r->w[i].arena);
 		free(r->w[i].iov);
