@@ -6,14 +6,16 @@
 //! (`*_count` parameters); flow `k` takes the source port fastest, then the
 //! destination port, the source address, the destination address, the
 //! source MAC and the destination MAC, so the flows cycle through every
-//! combination, in order. Queue `q` of `n` starts at flow `q * flows / n`
-//! (different flows per queue when there are enough) and sends its share
-//! of `count`; without `count` the port never ends. Timestamps are
+//! combination, in order. Queue `q` of `n` cycles through flows
+//! `q * flows / n` up to `(q + 1) * flows / n`, its own share of them as
+//! RSS would give it (per-worker state, such as NAT mappings, sees each
+//! flow on one worker only), and sends its share of `count`; without
+//! `count` the port never ends. Timestamps are
 //! wall-clock nanoseconds, read once per burst.
 //!
 //! Frames are built once at open. Per packet a queue takes a pool slot and
 //! copies a prebuilt frame into it: with few flows (all their frames fit in
-//! 256 KiB) it cycles through a table holding every flow's frame; with more
+//! 256 KiB) it cycles through a table of its own flows' frames; with more
 //! it copies the frame of the current addresses and writes the ports and
 //! the transport checksum from precomputed partial sums, rewriting the
 //! addresses (IP and MAC) and the IPv4 header checksum only when they
@@ -28,10 +30,9 @@ mod frame;
 mod queue;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use self::frame::{mac_num, min_size, parse_tcp_flags, Fragment, FrameSpec, Proto};
-use self::queue::{share, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
+use self::queue::{flow_share, share_of_count, stride, PatchRx, SinkTx, TableRx, TABLE_BYTES};
 use super::{OpenPort, PortClass, PortError, PortSpec, RxQueue, TxQueue};
 use crate::params::Choice;
 use crate::params::{Need, ParamError, ParamSpec, ParamType, Params};
@@ -197,7 +198,7 @@ const PARAMS: &[ParamSpec] = &[
             max: MAX_QUEUES,
         },
         need: Need::Default("1"),
-        doc: "independent receive queues (spread over the workers); count is split among them",
+        doc: "independent receive queues (spread over the workers); count and the flows are split among them, each flow on one queue as RSS would",
     },
     ParamSpec {
         name: "tcp_flags",
@@ -516,13 +517,13 @@ impl PortSpec for GenSpec {
         let mut rx_queues: Vec<Box<dyn RxQueue>> = Vec::new();
         if rx {
             let flows = self.frame.flows();
-            let table = self.use_table().then(|| TableRx::table(&self.frame));
+            let table = self.use_table();
             for q in 0..self.queues {
-                let first = flows * q as u128 / self.queues as u128;
-                let left = share(self.count, q, self.queues);
-                rx_queues.push(match &table {
-                    Some(t) => Box::new(TableRx::new(&self.frame, Arc::clone(t), first, left)),
-                    None => Box::new(PatchRx::new(&self.frame, first, left)),
+                let share = flow_share(flows, q, self.queues);
+                let left = share_of_count(self.count, q, self.queues);
+                rx_queues.push(match table {
+                    true => Box::new(TableRx::new(&self.frame, share, left)),
+                    false => Box::new(PatchRx::new(&self.frame, share, left)),
                 });
             }
         }

@@ -10,7 +10,7 @@
 //! addresses (and the IPv4 header checksum) are rewritten only when they
 //! change.
 
-use std::sync::Arc;
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::frame::{addr_sum, l4_checksum, mac_add, FrameSpec, Proto};
@@ -49,11 +49,23 @@ fn copy_blocks(dst: &mut [u8], src: &[u8]) {
 }
 
 /// Packets left to generate by queue `q` of `queues`, `count` in all.
-pub(super) fn share(count: Option<u64>, q: usize, queues: usize) -> u64 {
+pub(super) fn share_of_count(count: Option<u64>, q: usize, queues: usize) -> u64 {
     match count {
         None => u64::MAX,
         Some(c) => c / queues as u64 + u64::from((q as u64) < c % queues as u64),
     }
+}
+
+/// Queue `q`'s share of `flows` flows when there are `queues`: a range of
+/// its own, as RSS gives each queue flows no other queue sees (per-worker
+/// state such as NAT mappings relies on it). With fewer flows than queues,
+/// queue `q` sends flow `q * flows / queues` alone.
+pub(super) fn flow_share(flows: u128, q: usize, queues: usize) -> Range<u128> {
+    let (q, n) = (q as u128, queues as u128);
+    // flows < 2^128 and queues small: q * flows may not fit, so divide first.
+    let at = |i: u128| flows / n * i + flows % n * i / n;
+    let start = at(q);
+    start..at(q + 1).max(start + 1)
 }
 
 /// A receive queue cycling through a table of per-flow frames.
@@ -62,8 +74,8 @@ pub(super) fn share(count: Option<u64>, q: usize, queues: usize) -> u64 {
 /// queues opened one after another would otherwise share lines.
 #[repr(align(64))]
 pub(super) struct TableRx {
-    /// `flows` frames of `stride` bytes, shared by the port's queues (read only).
-    table: Arc<[u8]>,
+    /// The frames of this queue's flows, `stride` bytes each.
+    table: Box<[u8]>,
     stride: usize,
     size: usize,
     /// Byte offset of the next flow's frame in `table`.
@@ -73,23 +85,18 @@ pub(super) struct TableRx {
 }
 
 impl TableRx {
-    /// The table of every flow's frame.
-    pub(super) fn table(spec: &FrameSpec) -> Arc<[u8]> {
+    /// A queue cycling through `flows` with `remaining` packets to send:
+    /// a table of their frames, its own.
+    pub(super) fn new(spec: &FrameSpec, flows: Range<u128>, remaining: u64) -> TableRx {
         let stride = stride(spec.size);
-        let flows = spec.flows() as usize;
-        let mut t = vec![0u8; flows * stride];
-        for (k, frame) in t.chunks_exact_mut(stride).enumerate() {
-            spec.build(&spec.flow(k as u128), frame);
+        // Only used when every flow's frame fits in the table's bytes.
+        let mut table = vec![0u8; (flows.end - flows.start) as usize * stride];
+        for (frame, k) in table.chunks_exact_mut(stride).zip(flows) {
+            spec.build(&spec.flow(k), frame);
         }
-        t.into()
-    }
-
-    /// A queue starting at flow `first` with `remaining` packets to send.
-    pub(super) fn new(spec: &FrameSpec, table: Arc<[u8]>, first: u128, remaining: u64) -> TableRx {
-        let stride = stride(spec.size);
         TableRx {
-            next: (first % spec.flows()) as usize * stride,
-            table,
+            next: 0,
+            table: table.into(),
             stride,
             size: spec.size,
             remaining,
@@ -240,61 +247,88 @@ pub(super) struct PatchRx {
     /// Constant parts of the IPv4 header and transport sums.
     ip_const: u32,
     l4_const: u32,
+    /// This queue's flows (its share, as RSS would give a queue its own).
+    share: Range<u128>,
+    /// The share is every flow: the digits wrap back to the first by themselves.
+    whole: bool,
+    /// Flows left before the share starts again (unused when `whole`).
+    left_in_share: u128,
     remaining: u64,
     stats: QueueStats,
 }
 
 impl PatchRx {
-    /// A queue starting at flow `first` with `remaining` packets to send.
-    pub(super) fn new(spec: &FrameSpec, first: u128, remaining: u64) -> PatchRx {
+    /// A queue cycling through `flows` with `remaining` packets to send.
+    pub(super) fn new(spec: &FrameSpec, flows: Range<u128>, remaining: u64) -> PatchRx {
         let (ip_const, l4_const) = spec.constant_sums();
+        // Only a share of the flows needs the count down to its end; all
+        // of them wrap by themselves.
+        let whole = flows.start == 0 && flows.end == spec.flows();
+        let mut q = PatchRx {
+            spec: spec.clone(),
+            cur: vec![0u8; stride(spec.size)],
+            sp: 0,
+            dp: 0,
+            si: 0,
+            di: 0,
+            sm: 0,
+            dm: 0,
+            dst_k: 0,
+            dst_step: spec.dst_ip_step % spec.dst_ip_count,
+            dst_only: spec.src_port_count == 1
+                && spec.dst_port_count == 1
+                && spec.src_ip_count == 1
+                && spec.dst_ip_count > 1,
+            ip_csum: 0,
+            sport: 0,
+            dport: 0,
+            src: 0,
+            dst: 0,
+            src_sum: 0,
+            dst_sum: 0,
+            l4_base: 0,
+            ip_const,
+            l4_const,
+            left_in_share: if whole {
+                u128::MAX
+            } else {
+                flows.end - flows.start
+            },
+            share: flows,
+            whole,
+            remaining,
+            stats: QueueStats::default(),
+        };
+        q.seek(q.share.start);
+        q
+    }
+
+    /// Makes flow `first` the next one: its digits, its template, its sums.
+    fn seek(&mut self, first: u128) {
+        let spec = &self.spec;
         let mut k = first % spec.flows();
         let mut digit = |n: u128| {
             let d = k % n;
             k /= n;
             d
         };
-        let sp = digit(spec.src_port_count.into()) as u32;
-        let dp = digit(spec.dst_port_count.into()) as u32;
-        let si = digit(spec.src_ip_count.into()) as u64;
-        let di = digit(spec.dst_ip_count.into()) as u64;
-        let sm = digit(spec.src_mac_count.into()) as u64;
-        let dm = digit(spec.dst_mac_count.into()) as u64;
+        self.sp = digit(spec.src_port_count.into()) as u32;
+        self.dp = digit(spec.dst_port_count.into()) as u32;
+        self.si = digit(spec.src_ip_count.into()) as u64;
+        self.di = digit(spec.dst_ip_count.into()) as u64;
+        self.sm = digit(spec.src_mac_count.into()) as u64;
+        self.dm = digit(spec.dst_mac_count.into()) as u64;
+        // Both below 2^32: the product fits.
+        self.dst_k = self.di * self.dst_step % spec.dst_ip_count;
         let flow = spec.flow(first);
-        let dst_step = spec.dst_ip_step % spec.dst_ip_count;
-        let mut cur = vec![0u8; stride(spec.size)];
-        spec.build(&flow, &mut cur);
-        let mut q = PatchRx {
-            spec: spec.clone(),
-            cur,
-            sp,
-            dp,
-            si,
-            di,
-            sm,
-            dm,
-            // Both below 2^32: the product fits.
-            dst_k: di * dst_step % spec.dst_ip_count,
-            dst_step,
-            dst_only: spec.src_port_count == 1
-                && spec.dst_port_count == 1
-                && spec.src_ip_count == 1
-                && spec.dst_ip_count > 1,
-            ip_csum: 0,
-            sport: flow.src_port,
-            dport: flow.dst_port,
-            src: flow.src_ip,
-            dst: flow.dst_ip,
-            src_sum: addr_sum(flow.src_ip),
-            dst_sum: addr_sum(flow.dst_ip),
-            l4_base: 0,
-            ip_const,
-            l4_const,
-            remaining,
-            stats: QueueStats::default(),
-        };
-        q.set_sums();
-        q
+        spec.build(&flow, &mut self.cur);
+        self.sport = flow.src_port;
+        self.dport = flow.dst_port;
+        self.src = flow.src_ip;
+        self.dst = flow.dst_ip;
+        self.src_sum = addr_sum(flow.src_ip);
+        self.dst_sum = addr_sum(flow.dst_ip);
+        self.set_sums();
     }
 
     /// Recomputes the sums that depend on the addresses (and the IPv4
@@ -545,6 +579,26 @@ fn store_blocks<const BLOCKS: usize>(buf: &mut [u8], tmpl: &[[u8; BLOCK]; BLOCKS
     }
 }
 
+impl PatchRx {
+    /// Up to `want` frames, by the burst loop made for this queue's frames.
+    #[inline(always)]
+    fn fill_any(&mut self, pool: &mut Pool, batch: &mut Batch, want: usize) -> usize {
+        let blocks = self.cur.len() / BLOCK;
+        let udp = self.spec.proto == Proto::Udp;
+        match (self.dst_only, self.spec.ipv6, blocks) {
+            (true, false, 1) if udp => self.fill_dst4::<1, true>(pool, batch, want),
+            (true, false, 1) => self.fill_dst4::<1, false>(pool, batch, want),
+            (true, false, _) if udp => self.fill_dst4::<0, true>(pool, batch, want),
+            (true, false, _) => self.fill_dst4::<0, false>(pool, batch, want),
+            (true, true, 2) => self.fill::<2, true>(pool, batch, want),
+            (true, true, _) => self.fill::<0, true>(pool, batch, want),
+            (false, _, 1) => self.fill::<1, false>(pool, batch, want),
+            (false, _, 2) => self.fill::<2, false>(pool, batch, want),
+            (false, _, _) => self.fill::<0, false>(pool, batch, want),
+        }
+    }
+}
+
 impl RxQueue for PatchRx {
     fn recv(&mut self, pool: &mut Pool, batch: &mut Batch, max: usize) -> Result<Recv, PortError> {
         if self.remaining == 0 {
@@ -555,19 +609,24 @@ impl RxQueue for PatchRx {
             let (remaining, stats) = (&mut self.remaining, &mut self.stats);
             return Ok(oversize(remaining, stats, want));
         }
-        let blocks = self.cur.len() / BLOCK;
-        let udp = self.spec.proto == Proto::Udp;
-        let got = match (self.dst_only, self.spec.ipv6, blocks) {
-            (true, false, 1) if udp => self.fill_dst4::<1, true>(pool, batch, want),
-            (true, false, 1) => self.fill_dst4::<1, false>(pool, batch, want),
-            (true, false, _) if udp => self.fill_dst4::<0, true>(pool, batch, want),
-            (true, false, _) => self.fill_dst4::<0, false>(pool, batch, want),
-            (true, true, 2) => self.fill::<2, true>(pool, batch, want),
-            (true, true, _) => self.fill::<0, true>(pool, batch, want),
-            (false, _, 1) => self.fill::<1, false>(pool, batch, want),
-            (false, _, 2) => self.fill::<2, false>(pool, batch, want),
-            (false, _, _) => self.fill::<0, false>(pool, batch, want),
-        };
+        let mut got = 0;
+        // In runs that end where the share does (a share of the flows starts
+        // again from its first, not from the next queue's).
+        loop {
+            let run = (want - got).min(self.left_in_share.try_into().unwrap_or(usize::MAX));
+            let filled = self.fill_any(pool, batch, run);
+            got += filled;
+            if !self.whole {
+                self.left_in_share -= filled as u128;
+                if self.left_in_share == 0 {
+                    self.seek(self.share.start);
+                    self.left_in_share = self.share.end - self.share.start;
+                }
+            }
+            if got == want || filled < run {
+                break;
+            }
+        }
         self.remaining -= got as u64;
         self.stats.packets += got as u64;
         self.stats.bytes += (got * self.spec.size) as u64;

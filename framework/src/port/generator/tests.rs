@@ -296,9 +296,12 @@ fn mac_ranges_alone_vary_the_ethernet_header_only() {
         g.table_bytes = table_bytes;
         let mut port = g.open("gen", 1, true, false).unwrap();
         let mut pool = Pool::new(1024);
-        // Every queue follows the flow order from its own first flow.
+        // Each queue cycles through its own share of the flows, in flow
+        // order: 85, 85 and 86 of them; together every pair once.
+        let mut all = std::collections::HashSet::new();
         for (q, rx) in port.rx.iter_mut().enumerate() {
-            let first = g.frame.flows() * q as u128 / 3;
+            let (first, end) = (256 * q as u128 / 3, 256 * (q as u128 + 1) / 3);
+            let span = end - first;
             let mut batch = Batch::new();
             while batch.len() < 300 {
                 rx.recv(&mut pool, &mut batch, 32).unwrap();
@@ -306,15 +309,20 @@ fn mac_ranges_alone_vary_the_ethernet_header_only() {
             let mut pairs = std::collections::HashSet::new();
             for (i, p) in batch.iter().enumerate() {
                 let seen = check(&g.frame, p.data());
-                let f = g.frame.flow(first + i as u128);
+                let f = g.frame.flow(first + i as u128 % span);
                 assert_eq!((seen.src_mac, seen.dst_mac), (f.src_mac, f.dst_mac));
                 assert_eq!(seen.src_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
                 assert_eq!((seen.src_port, seen.dst_port), (1024, 9));
                 pairs.insert((seen.src_mac, seen.dst_mac));
             }
-            assert_eq!(pairs.len(), 256, "queue {q} covers every pair");
+            assert_eq!(pairs.len() as u128, span, "queue {q} covers its share");
+            assert!(
+                pairs.iter().all(|p| all.insert(*p)),
+                "queue {q} shares no flow"
+            );
             pool.free_batch(&mut batch);
         }
+        assert_eq!(all.len(), 256);
     }
 }
 
@@ -773,6 +781,67 @@ fn queues_do_not_share_cache_lines() {
                 w[0].1 < w[1].0,
                 "{flows} flows: queues share a line: {spans:?}"
             );
+        }
+    }
+}
+
+#[test]
+fn queues_split_scattered_destinations_and_restart_their_share_mid_burst() {
+    // Step 3 over 7 addresses (0, 3, 6, 2, 5, 1, 4), two queues: queue 0
+    // sends flows 0..3 (0, 3, 6) and queue 1 flows 3..7 (2, 5, 1, 4),
+    // each over and over; bursts of 5 end nowhere near a share's end.
+    let mut g = gen(&[
+        ("dst_ip", ip("10.9.0.0")),
+        ("dst_ip_count", Value::Int(7)),
+        ("dst_ip_step", Value::Int(3)),
+        ("queues", Value::Int(2)),
+    ]);
+    let want: [&[u8]; 2] = [&[0, 3, 6], &[2, 5, 1, 4]];
+    for table_bytes in [TABLE_BYTES, 0] {
+        g.table_bytes = table_bytes;
+        let mut port = g.open("gen", 2, true, false).unwrap();
+        let mut pool = Pool::new(64);
+        for (q, rx) in port.rx.iter_mut().enumerate() {
+            let mut batch = Batch::new();
+            for _ in 0..4 {
+                assert_eq!(rx.recv(&mut pool, &mut batch, 5).unwrap(), Recv::Got(5));
+            }
+            for (i, p) in batch.iter().enumerate() {
+                let seen = check(&g.frame, p.data());
+                let k = want[q][i % want[q].len()];
+                assert_eq!(
+                    seen.dst_ip,
+                    IpAddr::from([10, 9, 0, k]),
+                    "queue {q} packet {i}"
+                );
+            }
+            pool.free_batch(&mut batch);
+        }
+    }
+}
+
+#[test]
+fn flow_shares_cover_every_flow_once() {
+    for (flows, queues) in [(6u128, 3usize), (7, 2), (1, 2), (3, 4), (u128::MAX, 3)] {
+        let shares: Vec<_> = (0..queues).map(|q| flow_share(flows, q, queues)).collect();
+        for (q, s) in shares.iter().enumerate() {
+            assert!(
+                s.start < s.end && s.end <= flows,
+                "{flows} over {queues}: {q} {s:?}"
+            );
+        }
+        if flows >= queues as u128 {
+            assert_eq!(shares[0].start, 0);
+            assert_eq!(shares[queues - 1].end, flows);
+            for w in shares.windows(2) {
+                assert_eq!(w[0].end, w[1].start, "{flows} over {queues}");
+            }
+        } else {
+            // Fewer flows than queues: each queue sends one flow.
+            for (q, s) in shares.iter().enumerate() {
+                assert_eq!(s.end - s.start, 1);
+                assert_eq!(s.start, flows * q as u128 / queues as u128);
+            }
         }
     }
 }
