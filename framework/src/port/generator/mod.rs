@@ -10,8 +10,8 @@
 //! `q * flows / n` up to `(q + 1) * flows / n`, its own share of them as
 //! RSS would give it (per-worker state, such as NAT mappings, sees each
 //! flow on one worker only), and sends its share of `count`; without
-//! `count` the port never ends. Timestamps are
-//! wall-clock nanoseconds, read once per burst.
+//! `count` the port never ends. Timestamps are wall-clock nanoseconds,
+//! read once per burst.
 //!
 //! Frames are built once at open. Per packet a queue takes a pool slot and
 //! copies a prebuilt frame into it: with few flows (all their frames fit in
@@ -517,13 +517,13 @@ impl PortSpec for GenSpec {
         let mut rx_queues: Vec<Box<dyn RxQueue>> = Vec::new();
         if rx {
             let flows = self.frame.flows();
-            let table = self.use_table();
             for q in 0..self.queues {
                 let share = flow_share(flows, q, self.queues);
                 let left = share_of_count(self.count, q, self.queues);
-                rx_queues.push(match table {
-                    true => Box::new(TableRx::new(&self.frame, share, left)),
-                    false => Box::new(PatchRx::new(&self.frame, share, left)),
+                rx_queues.push(if self.use_table() {
+                    Box::new(TableRx::new(&self.frame, share, left))
+                } else {
+                    Box::new(PatchRx::new(&self.frame, share, left))
                 });
             }
         }
