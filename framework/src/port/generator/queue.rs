@@ -62,7 +62,7 @@ pub(super) fn share_of_count(count: Option<u64>, q: usize, queues: usize) -> u64
 /// queue `q` sends flow `q * flows / queues` alone.
 pub(super) fn flow_share(flows: u128, q: usize, queues: usize) -> Range<u128> {
     let (q, n) = (q as u128, queues as u128);
-    // flows < 2^128 and queues small: q * flows may not fit, so divide first.
+    // q * flows may overflow a u128 (flows goes up to 2^128 - 1): divide first.
     let at = |i: u128| flows / n * i + flows % n * i / n;
     let start = at(q);
     start..at(q + 1).max(start + 1)
@@ -89,7 +89,8 @@ impl TableRx {
     /// a table of their frames, its own.
     pub(super) fn new(spec: &FrameSpec, flows: Range<u128>, remaining: u64) -> TableRx {
         let stride = stride(spec.size);
-        // Only used when every flow's frame fits in the table's bytes.
+        // A table queue is made only when every flow's frame fits in
+        // TABLE_BYTES: the share's length fits a usize.
         let mut table = vec![0u8; (flows.end - flows.start) as usize * stride];
         for (frame, k) in table.chunks_exact_mut(stride).zip(flows) {
             spec.build(&spec.flow(k), frame);
