@@ -15,7 +15,9 @@
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
 #                  hpio without busy polling (the module's busy_poll=0);
 #                  hpio-1w: hpio with one worker for every queue;
-#                  hpio-bN: hpio with runtime.burst = N
+#                  hpio-bN: hpio with runtime.burst = N; any
+#                  name+alt: the same with the module BENCH_ALT_KO
+#                  and hpio-nf BENCH_ALT_NF, where given
 #   mark           (virtio-bench) the first mark notes the guest's CPU
 #                  times, the second prints how busy the guest was between
 #                  them: "virtio: busy N%"
@@ -140,7 +142,13 @@ napi_defer() {
 
 start() {
 	NAME=$1
-	DRIVER=$1
+	DRIVER=${1%+alt}
+	ko=/lib/hpio/hpio.ko
+	nf=$NF
+	if [ "$DRIVER" != "$NAME" ]; then
+		[ -f /lib/hpio/hpio-alt.ko ] && ko=/lib/hpio/hpio-alt.ko
+		[ -x $NF-alt ] && nf=$NF-alt
+	fi
 	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile;
 	# softirq takes over after 50 ms without a poll (a worker's pass over
 	# 256 frames takes some 10 ms under TCG).
@@ -155,7 +163,7 @@ start() {
 	case "$DRIVER" in
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
 	hpio-1w) DRIVER=hpio; workers=1 ;;
-	hpio-b[0-9]*) DRIVER=hpio; burst=${NAME#hpio-b} ;;
+	hpio-b[0-9]*) burst=${DRIVER#hpio-b}; DRIVER=hpio ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -167,7 +175,7 @@ start() {
 	[ "$DRIVER" = hpio ] || gro=off
 	for i in eth0 eth1; do ethtool -K $i gro $gro; done
 	# Zero the module's counters: unload and load again.
-	[ "$DRIVER" = hpio ] && { rmmod hpio; insmod /lib/hpio/hpio.ko $args; }
+	[ "$DRIVER" = hpio ] && { rmmod hpio; insmod $ko $args; }
 	set --
 	for p in lan0:eth0 lan1:eth1; do
 		set -- "$@" --set "ports.${p%%:*}.driver=$DRIVER" \
@@ -176,7 +184,7 @@ start() {
 	# virtio-bench: the hpio-nf's burst from the host (BENCH_BURST).
 	[ -n "${burst:-}" ] || burst=$(sed -n 's/.*hpio_burst=\([0-9]*\).*/\1/p' /proc/cmdline)
 	[ -n "$burst" ] && set -- "$@" --set runtime.burst=$burst
-	$NF run $CONF --set runtime.workers=$workers "$@" --json >$T/run.json 2>$T/run.err &
+	$nf run $CONF --set runtime.workers=$workers "$@" --json >$T/run.json 2>$T/run.err &
 	RUN=$!
 	if wait_for 60 open_queues "$DRIVER" && kill -0 $RUN 2>/dev/null; then
 		echo "virtio: ready $NAME"

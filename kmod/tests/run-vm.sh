@@ -69,6 +69,14 @@ if grep -E "warning:|error:" "$OUT/build.log"; then
 	die "module build has warnings"
 fi
 cp "$KMOD/hpio.ko" "$ROOT/lib/hpio/"
+# virtio-bench: another build of the module, for rounds named DRIVER+alt in
+# the same boot (a change measured against the noise of one boot; see
+# BENCH_ALT_NF below for hpio-nf).
+if [ -n "${BENCH_ALT_KO:-}" ]; then
+	modinfo -F vermagic "$BENCH_ALT_KO" | grep -q "^${KERNEL} " ||
+		die "BENCH_ALT_KO=$BENCH_ALT_KO is not built for $KERNEL"
+	cp "$BENCH_ALT_KO" "$ROOT/lib/hpio/hpio-alt.ko"
+fi
 
 echo "== build test programs and the C example"
 CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KMOD/include/uapi"
@@ -89,6 +97,10 @@ if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
 	strip --strip-debug -o "$ROOT/bin/hpio-nf" "$NF"
 else
 	strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
+fi
+# virtio-bench: another build of hpio-nf for the DRIVER+alt rounds.
+if [ -n "${BENCH_ALT_NF:-}" ]; then
+	strip -o "$ROOT/bin/hpio-nf-alt" "$BENCH_ALT_NF" || die "BENCH_ALT_NF=$BENCH_ALT_NF: no such program"
 fi
 cp "$WS/configs/vm-forward.toml" "$WS/configs/bridge.toml" "$ROOT/etc/hpio-nf/"
 install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$HERE/nf-virtio.sh" "$ROOT/bin/"

@@ -29,7 +29,9 @@
 # the config's, 32), BENCH_WORKERS (hpio-nf's workers, default one per
 # queue; 1: one worker reads every queue), BENCH_GRO_FLUSH (the NICs'
 # gro_flush_timeout in ns for the hpio round, default 50 ms), HPIO_VM_PERF=1 (a profiled
-# pass per driver after the rounds; run-vm.sh packs perf).
+# pass per driver after the rounds; run-vm.sh packs perf), BENCH_ALT_KO and
+# BENCH_ALT_NF (run-vm.sh: another hpio.ko and hpio-nf for the rounds of
+# drivers named with a +alt suffix, such as "hpio hpio+alt").
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
 Q=${HPIO_VM_QUEUES:-$CPUS}

@@ -3,7 +3,8 @@
 //! ```text
 //! idle pass 1..64:   spin (a pause instruction between two polls)
 //! then, idle = "sleep" and every live receive queue has a descriptor:
-//!   poll(2) on those descriptors and the worker's eventfd, for at most MAX_SLEEP
+//!   poll(2) on those descriptors and the worker's eventfd, for at most
+//!   FIRST_SLEEP (1 ms), then twice as long each idle pass up to MAX_SLEEP
 //! otherwise (idle = "spin", a generator or pcap queue, a transmit backlog):
 //!   yield until pass 256, then 50 µs naps
 //! ```
@@ -33,6 +34,17 @@
 //! ([`RxQueue::slept`]), and whatever might not write the eventfd (a
 //! stop flag set from a signal handler before `Running::wait` looks) is
 //! still noticed. Ten wake-ups a second cost a few microseconds.
+//!
+//! The first sleeps of a quiet spell are shorter ([`FIRST_SLEEP`], doubling
+//! each time): a queue whose frames arrive only when it is read needs the
+//! worker back soon. hpio's readers busy-poll the NIC, and a NIC set to
+//! defer its interrupts meanwhile (`napi_defer_hard_irqs`) is polled
+//! again, when nobody reads, only once its `gro_flush_timeout` expires (50
+//! ms in the VM bench). A worker that found its NIC empty for a moment
+//! (the host late to refill it) and then slept 100 ms left it unpolled
+//! that long, and the NIC dropped what arrived meanwhile. A few more
+//! wake-ups as a spell begins cost little; see docs/benchmarks.md, "A
+//! sleeping worker left its NIC unpolled".
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +71,8 @@ hpio_nf::choice! {
 
 /// The longest sleep (see the module documentation for why).
 pub const MAX_SLEEP: Duration = super::PUBLISH_EVERY;
+/// The longest first sleep of a quiet spell; each next one may be twice as long.
+pub const FIRST_SLEEP: Duration = Duration::from_millis(1);
 
 /// Idle passes spent spinning before the worker sleeps, or yields.
 pub(super) const SPIN_PASSES: u32 = 64;
@@ -111,9 +125,11 @@ impl Waker {
 pub(super) struct Sleeper {
     pub waker: Arc<Waker>,
     set: PollSet,
-    /// The longest sleep: [`MAX_SLEEP`] (tests raise it, to show that what
+    /// The longest sleep: [`MAX_SLEEP`], and the longest first one of a
+    /// quiet spell: [`FIRST_SLEEP`] (tests raise both, to show that what
     /// wakes a worker does not wait for the timeout).
     pub max: Duration,
+    pub first: Duration,
     /// Sleeps so far, and nanoseconds spent in them.
     pub sleeps: u64,
     pub sleep_ns: u64,
@@ -133,6 +149,7 @@ impl Sleeper {
             waker,
             set: PollSet::default(),
             max: MAX_SLEEP,
+            first: FIRST_SLEEP,
             sleeps: 0,
             sleep_ns: 0,
         }
@@ -153,7 +170,7 @@ impl Sleeper {
     ) -> bool {
         if idle < SPIN_PASSES {
             std::hint::spin_loop();
-        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit)) {
+        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit.min(self.bound(idle)))) {
             return true;
         } else if idle < YIELD_PASSES {
             std::thread::yield_now();
@@ -163,13 +180,21 @@ impl Sleeper {
         false
     }
 
+    /// The longest sleep of the `idle`-th idle pass in a row: `first` for
+    /// the first pass that may sleep, doubling with each pass after it, at
+    /// most `max`.
+    fn bound(&self, idle: u32) -> Duration {
+        let doublings = idle.saturating_sub(SPIN_PASSES).min(16);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+
     /// Whether this worker sleeps when idle (`idle = "sleep"` with an eventfd).
     pub fn can_sleep(&self) -> bool {
         self.waker.event.is_some()
     }
 
     /// Sleeps in `poll` on `fds` and the eventfd, for at most `limit`
-    /// (the next element timer's deadline, at most `self.max`).
+    /// (the next element timer's deadline, at most the pass's bound).
     /// False (nothing done) when it cannot: no eventfd, a queue without a
     /// descriptor. True when it slept, or found a job or the stop flag set
     /// at the last moment.
@@ -199,7 +224,7 @@ impl Sleeper {
             return true;
         }
         let t0 = Instant::now();
-        let r = self.set.wait(limit.min(self.max));
+        let r = self.set.wait(limit);
         asleep.store(false, Ordering::Relaxed);
         flags.grace.online();
         self.sleeps += 1;
@@ -214,5 +239,20 @@ impl Sleeper {
             std::thread::sleep(NAP);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleeps_double_from_the_first_up_to_the_longest() {
+        let s = Sleeper::new(Waker::new(Idle::Sleep, 0));
+        assert_eq!(s.bound(SPIN_PASSES), FIRST_SLEEP);
+        assert_eq!(s.bound(SPIN_PASSES + 1), FIRST_SLEEP * 2);
+        assert_eq!(s.bound(SPIN_PASSES + 6), FIRST_SLEEP * 64);
+        assert_eq!(s.bound(SPIN_PASSES + 7), MAX_SLEEP);
+        assert_eq!(s.bound(u32::MAX), MAX_SLEEP);
     }
 }

@@ -156,8 +156,33 @@ fn thread_cpu_secs() -> f64 {
 /// Sleeps of an hour: whatever wakes the worker below does not wait for
 /// the timeout.
 fn sleep_long(c: &Controller) {
+    c.on_each_worker(|a| {
+        a.worker.sleeper.max = Duration::from_secs(3600);
+        a.worker.sleeper.first = Duration::from_secs(3600);
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_quiet_spell_begins_with_short_sleeps() {
+    // A queue whose frames arrive only when it is read (a busy-polled NIC
+    // whose interrupts are deferred) must be polled again soon after it
+    // went quiet: with sleeps of an hour allowed, a spell's first sleeps
+    // still end after a millisecond, each at most twice the last.
+    let f = fixture(Idle::Sleep, true, false);
+    let c = f.controller();
     c.on_each_worker(|a| a.worker.sleeper.max = Duration::from_secs(3600))
         .unwrap();
+    // A frame begins a new spell (the published counters, read below,
+    // wake no one).
+    f.feed.send(&[7u8; 60]).unwrap();
+    f.until("the frame forwarded", |f| {
+        f.sent.load(Ordering::Relaxed) == 1
+    });
+    let before = f.snapshot().sleeps;
+    // One sleep of an hour would leave the count where it is.
+    f.until("five sleeps more", |f| f.snapshot().sleeps >= before + 5);
+    f.stop();
 }
 
 #[test]
