@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 dur=${DURATION:-5}
 rounds=${ROUNDS:-2}
 cargo build --release -q -p hpio-nf-cli
-bin=$PWD/target/release/hpio-nf
+# BIN: another hpio-nf to measure (default: the workspace's, built above).
+bin=${BIN:-$PWD/target/release/hpio-nf}
 nf_pid=
 cleanup() {
 	[ -n "$nf_pid" ] && kill "$nf_pid" 2>/dev/null || true

@@ -15,7 +15,8 @@
 #                  br0 over eth0 and eth1 instead of hpio-nf; hpio-irq:
 #                  hpio without busy polling (the module's busy_poll=0);
 #                  hpio-1w: hpio with one worker for every queue;
-#                  hpio-bN: hpio with runtime.burst = N; any
+#                  hpio-bN: hpio with runtime.burst = N; hpio-nogro,
+#                  linux-nogro: hpio, linux with the NICs' GRO off; any
 #                  name+alt: the same with the module BENCH_ALT_KO
 #                  and hpio-nf BENCH_ALT_NF, where given
 #   mark           (virtio-bench) the first mark notes the guest's CPU
@@ -62,15 +63,15 @@ start_linux() {
 	/sbin/ip link add br0 type bridge forward_delay 0 stp_state 0
 	echo 1 >/proc/sys/net/ipv6/conf/br0/disable_ipv6
 	for i in eth0 eth1; do
-		ethtool -K $i gro on
+		ethtool -K $i gro ${gro:-on}
 		/sbin/ip link set $i master br0
 	done
 	/sbin/ip link set br0 up
 	if wait_for 30 sh -c '[ "$(cat /sys/class/net/eth0/brport/state)" = 3 ] &&
 		[ "$(cat /sys/class/net/eth1/brport/state)" = 3 ]'; then
-		echo "virtio: ready linux"
+		echo "virtio: ready $NAME"
 	else
-		echo "virtio: failed to start linux (bridge ports not forwarding)"
+		echo "virtio: failed to start $NAME (bridge ports not forwarding)"
 	fi
 }
 # kicks IF rx|tx: device notifications of IF's receive or transmit queues
@@ -86,8 +87,8 @@ stop_linux() {
 	/sbin/ip -s link show br0 | sed 's/^/virtio-linux /'
 	/sbin/ip link del br0
 	grep virtio /proc/interrupts | sed 's/^/virtio-irq /'
-	print_kicks linux
-	echo "virtio: stopped linux"
+	print_kicks $NAME
+	echo "virtio: stopped $NAME"
 }
 # cpu_times: "busy total" jiffies of all CPUs from /proc/stat.
 cpu_times() {
@@ -157,6 +158,7 @@ start() {
 	defer="100 ${flush:-50000000}"
 	args=""
 	burst=""
+	gro=""
 	# virtio-bench: fewer workers than queues (BENCH_WORKERS); one per queue by default.
 	workers=$(sed -n 's/.*hpio_workers=\([0-9]*\).*/\1/p' /proc/cmdline)
 	workers=${workers:-$Q}
@@ -164,6 +166,8 @@ start() {
 	hpio-irq) DRIVER=hpio; defer="0 0"; args=busy_poll=0 ;;
 	hpio-1w) DRIVER=hpio; workers=1 ;;
 	hpio-b[0-9]*) burst=${DRIVER#hpio-b}; DRIVER=hpio ;;
+	hpio-nogro) DRIVER=hpio; gro=off ;;
+	linux-nogro) DRIVER=linux; defer="0 0"; gro=off ;;
 	hpio) ;;
 	*) defer="0 0" ;;
 	esac
@@ -171,8 +175,8 @@ start() {
 	[ "$DRIVER" = linux ] && { start_linux; return; }
 	# GRO merges TCP segments into frames AF_PACKET cannot send on; hpio
 	# splits them back itself, so it keeps GRO (the NIC's default).
-	gro=on
 	[ "$DRIVER" = hpio ] || gro=off
+	gro=${gro:-on}
 	for i in eth0 eth1; do ethtool -K $i gro $gro; done
 	# Zero the module's counters: unload and load again.
 	[ "$DRIVER" = hpio ] && { rmmod hpio; insmod $ko $args; }

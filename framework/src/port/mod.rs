@@ -159,6 +159,15 @@ pub trait RxQueue: Send {
         None
     }
 
+    /// True when frames reach this queue only as it is read, or long after
+    /// they arrived otherwise: hpio, whose reads busy-poll the NIC while
+    /// its interrupts are deferred. A worker holding such a queue begins a
+    /// quiet spell with short sleeps (see `runtime::idle`); the default
+    /// (false) is a queue whose descriptor turns readable as frames arrive.
+    fn polled(&self) -> bool {
+        false
+    }
+
     /// Called on an empty queue after each sleep of its worker (at least
     /// every 100 ms, the longest sleep, while it sleeps): what a queue
     /// otherwise does every so many empty receives (af_packet: look whether

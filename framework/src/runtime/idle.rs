@@ -4,7 +4,8 @@
 //! idle pass 1..64:   spin (a pause instruction between two polls)
 //! then, idle = "sleep" and every live receive queue has a descriptor:
 //!   poll(2) on those descriptors and the worker's eventfd, for at most
-//!   FIRST_SLEEP (1 ms), then twice as long each idle pass up to MAX_SLEEP
+//!   MAX_SLEEP; with a polled queue (hpio), FIRST_SLEEP (1 ms) at first,
+//!   then twice as long each idle pass up to MAX_SLEEP
 //! otherwise (idle = "spin", a generator or pcap queue, a transmit backlog):
 //!   yield until pass 256, then 50 µs naps
 //! ```
@@ -35,16 +36,18 @@
 //! stop flag set from a signal handler before `Running::wait` looks) is
 //! still noticed. Ten wake-ups a second cost a few microseconds.
 //!
-//! The first sleeps of a quiet spell are shorter ([`FIRST_SLEEP`], doubling
-//! each time): a queue whose frames arrive only when it is read needs the
-//! worker back soon. hpio's readers busy-poll the NIC, and a NIC set to
+//! With a queue whose frames arrive only when it is read
+//! ([`RxQueue::polled`](crate::port::RxQueue::polled)), the first sleeps
+//! of a quiet spell are shorter ([`FIRST_SLEEP`], doubling each time): the
+//! worker must come back soon. hpio's readers busy-poll the NIC, and a NIC set to
 //! defer its interrupts meanwhile (`napi_defer_hard_irqs`) is polled
 //! again, when nobody reads, only once its `gro_flush_timeout` expires (50
 //! ms in the VM bench). A worker that found its NIC empty for a moment
 //! (the host late to refill it) and then slept 100 ms left it unpolled
-//! that long, and the NIC dropped what arrived meanwhile. A few more
-//! wake-ups as a spell begins cost little; see docs/benchmarks.md, "A
-//! sleeping worker left its NIC unpolled".
+//! that long, and the NIC dropped what arrived meanwhile. Other queues
+//! (af_packet, af_xdp) wake the worker as frames arrive: for them the
+//! extra wake-ups cost CPU at low rates and bring nothing. See
+//! docs/benchmarks.md, "A sleeping worker left its NIC unpolled".
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,7 +161,8 @@ impl Sleeper {
     /// One idle pass's back-off, the `idle`-th in a row: a spin; then a
     /// sleep in `poll` on `fds` (the descriptors of the worker's live
     /// receive queues; `None`: it cannot sleep, a transmit backlog or a
-    /// replay) unless one is missing; else a yield or a nap. True when it
+    /// replay) unless one is missing, short at first when `polled` (one of
+    /// them is read by polling); else a yield or a nap. True when it
     /// slept (the caller then tells the queues, see
     /// [`RxQueue::slept`](crate::port::RxQueue::slept)).
     pub fn back_off<'a>(
@@ -167,10 +171,12 @@ impl Sleeper {
         fds: Option<impl Iterator<Item = Option<BorrowedFd<'a>>>>,
         flags: Flags<'_>,
         limit: Duration,
+        polled: bool,
     ) -> bool {
+        let bound = if polled { self.bound(idle) } else { self.max };
         if idle < SPIN_PASSES {
             std::hint::spin_loop();
-        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit.min(self.bound(idle)))) {
+        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit.min(bound))) {
             return true;
         } else if idle < YIELD_PASSES {
             std::thread::yield_now();
