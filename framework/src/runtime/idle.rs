@@ -39,10 +39,10 @@
 //! With a queue whose frames arrive only when it is read
 //! ([`RxQueue::polled`](crate::port::RxQueue::polled)), the first sleeps
 //! of a quiet spell are shorter ([`FIRST_SLEEP`], doubling each time): the
-//! worker must come back soon. hpio's readers busy-poll the NIC, and a NIC set to
-//! defer its interrupts meanwhile (`napi_defer_hard_irqs`) is polled
-//! again, when nobody reads, only once its `gro_flush_timeout` expires (50
-//! ms in the VM bench). A worker that found its NIC empty for a moment
+//! worker must come back soon. hpio's readers busy-poll the NIC, and a NIC
+//! set to defer its interrupts meanwhile (`napi_defer_hard_irqs`) is
+//! polled again, when nobody reads, only once its `gro_flush_timeout`
+//! expires (50 ms in the VM bench). A worker that found its NIC empty for a moment
 //! (the host late to refill it) and then slept 100 ms left it unpolled
 //! that long, and the NIC dropped what arrived meanwhile. Other queues
 //! (af_packet, af_xdp) wake the worker as frames arrive: for them the
@@ -128,10 +128,11 @@ impl Waker {
 pub(super) struct Sleeper {
     pub waker: Arc<Waker>,
     set: PollSet,
-    /// The longest sleep: [`MAX_SLEEP`], and the longest first one of a
-    /// quiet spell: [`FIRST_SLEEP`] (tests raise both, to show that what
+    /// The longest sleep: [`MAX_SLEEP`] (tests raise it, to show that what
     /// wakes a worker does not wait for the timeout).
     pub max: Duration,
+    /// The longest first sleep of a quiet spell with a polled queue:
+    /// [`FIRST_SLEEP`] (tests raise it with `max`).
     pub first: Duration,
     /// Sleeps so far, and nanoseconds spent in them.
     pub sleeps: u64,
@@ -173,10 +174,12 @@ impl Sleeper {
         limit: Duration,
         polled: bool,
     ) -> bool {
-        let bound = if polled { self.bound(idle) } else { self.max };
         if idle < SPIN_PASSES {
             std::hint::spin_loop();
-        } else if fds.is_some_and(|fds| self.sleep(fds, flags, limit.min(bound))) {
+        } else if fds.is_some_and(|fds| {
+            let bound = if polled { self.bound(idle) } else { self.max };
+            self.sleep(fds, flags, limit.min(bound))
+        }) {
             return true;
         } else if idle < YIELD_PASSES {
             std::thread::yield_now();
