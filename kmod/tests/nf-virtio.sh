@@ -149,6 +149,10 @@ start() {
 	if [ "$DRIVER" != "$NAME" ]; then
 		[ -f /lib/hpio/hpio-alt.ko ] && ko=/lib/hpio/hpio-alt.ko
 		[ -x $NF-alt ] && nf=$NF-alt
+		if [ "$ko$nf" = "/lib/hpio/hpio.ko$NF" ]; then
+			echo "virtio: failed to start $NAME (neither BENCH_ALT_KO nor BENCH_ALT_NF given)"
+			return
+		fi
 	fi
 	# hpio: readers busy-poll the NIC and keep its interrupt off meanwhile;
 	# softirq takes over after 50 ms without a poll (a worker's pass over

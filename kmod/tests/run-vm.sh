@@ -93,14 +93,18 @@ command -v cargo >/dev/null || die "missing cargo (the hpio-nf tests run the wor
 NF="$WS/target/release/hpio-nf"
 mkdir -p "$ROOT/etc/hpio-nf"
 # Without its debug info: a smaller initramfs (with its symbols for perf).
-if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
-	strip --strip-debug -o "$ROOT/bin/hpio-nf" "$NF"
-else
-	strip -o "$ROOT/bin/hpio-nf" "$NF" 2>/dev/null || cp "$NF" "$ROOT/bin/hpio-nf"
-fi
+pack_nf() {
+	if [ "${HPIO_VM_PERF:-0}" = 1 ]; then
+		strip --strip-debug -o "$2" "$1"
+	else
+		strip -o "$2" "$1" 2>/dev/null || cp "$1" "$2"
+	fi
+}
+pack_nf "$NF" "$ROOT/bin/hpio-nf"
 # virtio-bench: another build of hpio-nf for the DRIVER+alt rounds.
 if [ -n "${BENCH_ALT_NF:-}" ]; then
-	strip -o "$ROOT/bin/hpio-nf-alt" "$BENCH_ALT_NF" || die "BENCH_ALT_NF=$BENCH_ALT_NF: no such program"
+	[ -x "$BENCH_ALT_NF" ] || die "BENCH_ALT_NF=$BENCH_ALT_NF: no such program"
+	pack_nf "$BENCH_ALT_NF" "$ROOT/bin/hpio-nf-alt"
 fi
 cp "$WS/configs/vm-forward.toml" "$WS/configs/bridge.toml" "$ROOT/etc/hpio-nf/"
 install -m 755 "$HERE/nf-forward.sh" "$HERE/nf-bench.sh" "$HERE/nf-virtio.sh" "$ROOT/bin/"

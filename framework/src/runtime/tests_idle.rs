@@ -76,13 +76,17 @@ struct Fixture {
     sent: Arc<AtomicU64>,
 }
 
-fn fixture(idle: Idle, waitable: bool, backlog: bool) -> Fixture {
-    let spec = GraphSpec {
+/// Port `in` straight to port `out`.
+fn forward_spec() -> GraphSpec {
+    GraphSpec {
         nodes: vec![],
         ports: vec!["in".into(), "out".into()],
         sources: vec![Some(Target::Port(1)), None],
-    };
-    fixture_of(spec, idle, waitable, backlog)
+    }
+}
+
+fn fixture(idle: Idle, waitable: bool, backlog: bool) -> Fixture {
+    fixture_of(forward_spec(), idle, waitable, backlog)
 }
 
 /// The fixture over `spec` (ports `in` and `out`).
@@ -93,12 +97,7 @@ fn fixture_of(spec: GraphSpec, idle: Idle, waitable: bool, backlog: bool) -> Fix
 /// The fixture forwarding `in` to `out` over a queue read by polling when
 /// `polled`.
 fn fixture_polled(polled: bool) -> Fixture {
-    let spec = GraphSpec {
-        nodes: vec![],
-        ports: vec!["in".into(), "out".into()],
-        sources: vec![Some(Target::Port(1)), None],
-    };
-    fixture_with(spec, Idle::Sleep, true, false, polled)
+    fixture_with(forward_spec(), Idle::Sleep, true, false, polled)
 }
 
 fn fixture_with(
