@@ -8,7 +8,8 @@
 # rounds: frames forwarded per second, and the NF's CPU time (utime +
 # stime of /proc/PID/stat over the sending window) per forwarded frame and
 # as a share of one core. Needs root; run under `flock /tmp/hpnf-net.lock`
-# when others share the machine. DURATION (s, default 5), ROUNDS (default 2).
+# when others share the machine. DURATION (s, default 5), ROUNDS (default 2),
+# LOADS (default "100 10 1"; 100 always runs, the paced loads need its rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${DURATION:-5}
@@ -66,7 +67,8 @@ for round in $(seq "$rounds"); do
 done
 # Paced loads: batches of 8 (10%) or 1 (1%) frames at the interval that
 # gives that share of the first unpaced rate.
-for load in 10 1; do
+for load in ${LOADS:-100 10 1}; do
+	[ "$load" = 100 ] && continue
 	if [ "$load" = 10 ]; then b=8; else b=1; fi
 	us=$(python3 -c "print(max(1, round($b / ($peak * $load / 100.0) * 1e6)))")
 	for round in $(seq "$rounds"); do

@@ -3,6 +3,8 @@
 //! ```text
 //! idle pass 1..64:   spin (a pause instruction between two polls)
 //! then, idle = "sleep" and every live receive queue has a descriptor:
+//!   while traffic is dense (DENSE_RUN sleeps in a row that frames ended
+//!   within DENSE_WAKE): yield until pass 256 first;
 //!   poll(2) on those descriptors and the worker's eventfd, for at most
 //!   MAX_SLEEP; with a polled queue (hpio), FIRST_SLEEP (1 ms) at first,
 //!   then twice as long each idle pass up to MAX_SLEEP
@@ -35,6 +37,19 @@
 //! ([`RxQueue::slept`]), and whatever might not write the eventfd (a
 //! stop flag set from a signal handler before `Running::wait` looks) is
 //! still noticed. Ten wake-ups a second cost a few microseconds.
+//!
+//! Dense traffic: a worker that sleeps whenever its queues are empty for
+//! a moment is woken by nearly every frame when its sender is just a
+//! little slower than it, and worst when the two share a core: each frame
+//! then costs two context switches and the sender is preempted by each
+//! wake-up. On the live veth testbed (the sender on the NF's core) that
+//! cost a fifth of the peak rate against `spin`. When frames end
+//! [`DENSE_RUN`] sleeps in a row within [`DENSE_WAKE`] each, the worker
+//! yields instead (as `spin` does) up to [`YIELD_PASSES`] before sleeping:
+//! a task sharing its core runs, and the frames are taken in bursts. The
+//! first sleep that lasts longer ends the dense spell. A run of short
+//! sleeps, not one, so that a paced burst (8 frames, then a pause) does not
+//! turn yielding on. See docs/benchmarks.md, "Idle workers: sleep or spin".
 //!
 //! With a queue whose frames arrive only when it is read
 //! ([`RxQueue::polled`](crate::port::RxQueue::polled)), the first sleeps
@@ -81,6 +96,10 @@ pub const FIRST_SLEEP: Duration = Duration::from_millis(1);
 pub(super) const SPIN_PASSES: u32 = 64;
 /// Idle passes after which a worker that cannot sleep naps instead of yielding.
 const YIELD_PASSES: u32 = 256;
+/// A sleep that frames ended sooner than this was short...
+const DENSE_WAKE: Duration = Duration::from_micros(100);
+/// ...and this many short sleeps in a row say the traffic is dense.
+const DENSE_RUN: u32 = 16;
 /// A nap of a worker that cannot sleep in `poll`.
 const NAP: Duration = Duration::from_micros(50);
 
@@ -137,6 +156,10 @@ pub(super) struct Sleeper {
     /// Sleeps so far, and nanoseconds spent in them.
     pub sleeps: u64,
     pub sleep_ns: u64,
+    /// Sleeps in a row that frames ended within [`DENSE_WAKE`].
+    short_run: u32,
+    /// Sleeps in this quiet spell (since the last spin pass).
+    spell_sleeps: u32,
 }
 
 /// What the worker checks before it sleeps: the flags whose setters wake it.
@@ -156,10 +179,13 @@ impl Sleeper {
             first: FIRST_SLEEP,
             sleeps: 0,
             sleep_ns: 0,
+            short_run: 0,
+            spell_sleeps: 0,
         }
     }
 
-    /// One idle pass's back-off, the `idle`-th in a row: a spin; then a
+    /// One idle pass's back-off, the `idle`-th in a row: a spin; then
+    /// (while traffic is dense, up to [`YIELD_PASSES`]) a yield; then a
     /// sleep in `poll` on `fds` (the descriptors of the worker's live
     /// receive queues; `None`: it cannot sleep, a transmit backlog or a
     /// replay) unless one is missing, short at first when `polled` (one of
@@ -175,9 +201,12 @@ impl Sleeper {
         polled: bool,
     ) -> bool {
         if idle < SPIN_PASSES {
+            self.spell_sleeps = 0;
             std::hint::spin_loop();
+        } else if self.short_run >= DENSE_RUN && idle < YIELD_PASSES {
+            std::thread::yield_now();
         } else if fds.is_some_and(|fds| {
-            let bound = if polled { self.bound(idle) } else { self.max };
+            let bound = if polled { self.bound() } else { self.max };
             self.sleep(fds, flags, limit.min(bound))
         }) {
             return true;
@@ -189,11 +218,11 @@ impl Sleeper {
         false
     }
 
-    /// The longest sleep of the `idle`-th idle pass in a row: `first` for
-    /// the first pass that may sleep, doubling with each pass after it, at
-    /// most `max`.
-    fn bound(&self, idle: u32) -> Duration {
-        let doublings = idle.saturating_sub(SPIN_PASSES).min(16);
+    /// The longest next sleep with a polled queue: `first` for the first
+    /// sleep of a quiet spell, doubling with each sleep after it, at most
+    /// `max`. (Counted in sleeps, not passes: a dense spell yields first.)
+    fn bound(&self) -> Duration {
+        let doublings = self.spell_sleeps.min(16);
         self.first.saturating_mul(1 << doublings).min(self.max)
     }
 
@@ -236,11 +265,20 @@ impl Sleeper {
         let r = self.set.wait(limit);
         asleep.store(false, Ordering::Relaxed);
         flags.grace.online();
+        let slept = t0.elapsed();
         self.sleeps += 1;
-        self.sleep_ns += t0.elapsed().as_nanos() as u64;
-        if self.set.ready(0) {
+        self.spell_sleeps = self.spell_sleeps.saturating_add(1);
+        self.sleep_ns += slept.as_nanos() as u64;
+        let woken_by_event = self.set.ready(0);
+        if woken_by_event {
             event.drain();
         }
+        let short = matches!(r, Ok(n) if n > usize::from(woken_by_event)) && slept < DENSE_WAKE;
+        self.short_run = if short {
+            self.short_run.saturating_add(1)
+        } else {
+            0
+        };
         if let Err(e) = r {
             // (poll fails only for want of memory or a bad set, which the
             // queues' own calls would report: nap instead.)
@@ -257,11 +295,82 @@ mod tests {
 
     #[test]
     fn sleeps_double_from_the_first_up_to_the_longest() {
-        let s = Sleeper::new(Waker::new(Idle::Sleep, 0));
-        assert_eq!(s.bound(SPIN_PASSES), FIRST_SLEEP);
-        assert_eq!(s.bound(SPIN_PASSES + 1), FIRST_SLEEP * 2);
-        assert_eq!(s.bound(SPIN_PASSES + 6), FIRST_SLEEP * 64);
-        assert_eq!(s.bound(SPIN_PASSES + 7), MAX_SLEEP);
-        assert_eq!(s.bound(u32::MAX), MAX_SLEEP);
+        let mut s = Sleeper::new(Waker::new(Idle::Sleep, 0));
+        let bounds = [0, 1, 6, 7, 40].map(|n| {
+            s.spell_sleeps = n;
+            s.bound()
+        });
+        let expected = [
+            FIRST_SLEEP,
+            FIRST_SLEEP * 2,
+            FIRST_SLEEP * 64,
+            MAX_SLEEP,
+            MAX_SLEEP,
+        ];
+        assert_eq!(bounds, expected);
+    }
+
+    /// One idle pass's back-off at pass `idle`, waiting on `fd`; true when it slept.
+    fn pass(s: &mut Sleeper, idle: u32, fd: BorrowedFd<'_>, limit: Duration, polled: bool) -> bool {
+        let (jobs, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+        let grace = crate::element::grace::Grace::global().register();
+        let flags = Flags {
+            jobs: &jobs,
+            stop: &stop,
+            grace: &grace,
+        };
+        s.back_off(idle, Some(std::iter::once(Some(fd))), flags, limit, polled)
+    }
+
+    #[test]
+    fn sleeps_that_frames_end_at_once_turn_sleeping_into_yielding_until_one_lasts() {
+        let mut s = Sleeper::new(Waker::new(Idle::Sleep, 0));
+        let (ready, _peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        _peer.send(b"frame").unwrap();
+        let (quiet, _quiet_peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let quiet = quiet.as_fd();
+        let ms = Duration::from_millis(1);
+        for i in 0..DENSE_RUN {
+            assert!(
+                pass(&mut s, SPIN_PASSES, ready.as_fd(), MAX_SLEEP, false),
+                "sleep {i}"
+            );
+        }
+        // Dense traffic: the worker yields (to whoever shares its core)
+        // rather than being woken by each frame, up to YIELD_PASSES...
+        assert!(!pass(&mut s, SPIN_PASSES, quiet, MAX_SLEEP, false));
+        assert!(!pass(&mut s, YIELD_PASSES - 1, quiet, MAX_SLEEP, false));
+        // ...then sleeps; a sleep that runs out ends the dense spell.
+        assert!(pass(&mut s, YIELD_PASSES, quiet, ms, false));
+        assert!(pass(&mut s, SPIN_PASSES, quiet, ms, false));
+        // One short sleep alone does not make traffic dense.
+        assert!(pass(&mut s, SPIN_PASSES, ready.as_fd(), MAX_SLEEP, false));
+        assert!(pass(&mut s, SPIN_PASSES, quiet, ms, false));
+    }
+
+    #[test]
+    fn a_polled_queue_sleeps_short_first_after_a_dense_spell_too() {
+        let mut s = Sleeper::new(Waker::new(Idle::Sleep, 0));
+        let long = Duration::from_secs(10);
+        s.max = long;
+        let (ready, _peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        _peer.send(b"frame").unwrap();
+        let (quiet, _quiet_peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        // Each spell begins with a spin pass (which starts its sleep count).
+        for _ in 0..DENSE_RUN {
+            assert!(!pass(&mut s, 1, ready.as_fd(), long, true));
+            assert!(pass(&mut s, SPIN_PASSES, ready.as_fd(), long, true));
+        }
+        assert!(!pass(&mut s, 1, quiet.as_fd(), long, true));
+        assert!(!pass(&mut s, SPIN_PASSES, quiet.as_fd(), long, true));
+        // The first sleep of the spell, at pass YIELD_PASSES: `first` (1 ms),
+        // not a bound grown with the passes spent yielding (`max`).
+        let t0 = Instant::now();
+        assert!(pass(&mut s, YIELD_PASSES, quiet.as_fd(), long, true));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "slept {:?}",
+            t0.elapsed()
+        );
     }
 }
