@@ -9,11 +9,14 @@
 # stime of /proc/PID/stat over the sending window) per forwarded frame and
 # as a share of one core. Needs root; run under `flock /tmp/hpnf-net.lock`
 # when others share the machine. DURATION (s, default 5), ROUNDS (default 2),
-# LOADS (default "100 10 1"; 100 always runs, the paced loads need its rate).
+# LOADS (default "100 10 1"; 100 always runs, the paced loads need its rate),
+# DRIVER (the NF's ports' driver, default auto: af_xdp where it opens, as on
+# veth, else af_packet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${DURATION:-5}
 rounds=${ROUNDS:-2}
+driver=${DRIVER:-auto}
 cargo build --release -q -p hpio-nf-cli
 # BIN: another hpio-nf to measure (default: the workspace's, built above).
 bin=${BIN:-$PWD/target/release/hpio-nf}
@@ -33,6 +36,7 @@ cpu_ticks() { awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] 
 # measure MODE BATCH INTERVAL: prints "fps cpu_ns_per_frame cpu_share".
 measure() {
 	RUST_LOG=warn "$bin" run configs/bridge.toml --set "runtime.idle=$1" \
+		--set "ports.lan0.driver=$driver" --set "ports.lan1.driver=$driver" \
 		--set elements.br.table_file=/tmp/hpnf-bench-idle.fdb --no-control >/dev/null 2>&1 &
 	nf_pid=$!
 	sleep 1
