@@ -7,7 +7,7 @@
 //!   within DENSE_WAKE): yield until pass 256 first;
 //!   poll(2) on those descriptors and the worker's eventfd, for at most
 //!   MAX_SLEEP; with a polled queue (hpio), FIRST_SLEEP (1 ms) at first,
-//!   then twice as long each idle pass up to MAX_SLEEP
+//!   then twice as long each sleep of the quiet spell up to MAX_SLEEP
 //! otherwise (idle = "spin", a generator or pcap queue, a transmit backlog):
 //!   yield until pass 256, then 50 µs naps
 //! ```
@@ -292,6 +292,7 @@ impl Sleeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
 
     #[test]
     fn sleeps_double_from_the_first_up_to_the_longest() {
@@ -322,17 +323,34 @@ mod tests {
         s.back_off(idle, Some(std::iter::once(Some(fd))), flags, limit, polled)
     }
 
+    /// Two sockets standing for receive queues: `ready` always readable
+    /// (frames ending each sleep at once), `quiet` never.
+    struct Queues {
+        ready: UnixDatagram,
+        quiet: UnixDatagram,
+        _peers: [UnixDatagram; 2],
+    }
+
+    fn queues() -> Queues {
+        let (ready, ready_peer) = UnixDatagram::pair().unwrap();
+        ready_peer.send(b"frame").unwrap();
+        let (quiet, quiet_peer) = UnixDatagram::pair().unwrap();
+        Queues {
+            ready,
+            quiet,
+            _peers: [ready_peer, quiet_peer],
+        }
+    }
+
     #[test]
     fn sleeps_that_frames_end_at_once_turn_sleeping_into_yielding_until_one_lasts() {
         let mut s = Sleeper::new(Waker::new(Idle::Sleep, 0));
-        let (ready, _peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        _peer.send(b"frame").unwrap();
-        let (quiet, _quiet_peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        let quiet = quiet.as_fd();
+        let q = queues();
+        let (ready, quiet) = (q.ready.as_fd(), q.quiet.as_fd());
         let ms = Duration::from_millis(1);
         for i in 0..DENSE_RUN {
             assert!(
-                pass(&mut s, SPIN_PASSES, ready.as_fd(), MAX_SLEEP, false),
+                pass(&mut s, SPIN_PASSES, ready, MAX_SLEEP, false),
                 "sleep {i}"
             );
         }
@@ -344,7 +362,7 @@ mod tests {
         assert!(pass(&mut s, YIELD_PASSES, quiet, ms, false));
         assert!(pass(&mut s, SPIN_PASSES, quiet, ms, false));
         // One short sleep alone does not make traffic dense.
-        assert!(pass(&mut s, SPIN_PASSES, ready.as_fd(), MAX_SLEEP, false));
+        assert!(pass(&mut s, SPIN_PASSES, ready, MAX_SLEEP, false));
         assert!(pass(&mut s, SPIN_PASSES, quiet, ms, false));
     }
 
@@ -353,20 +371,19 @@ mod tests {
         let mut s = Sleeper::new(Waker::new(Idle::Sleep, 0));
         let long = Duration::from_secs(10);
         s.max = long;
-        let (ready, _peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        _peer.send(b"frame").unwrap();
-        let (quiet, _quiet_peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let q = queues();
+        let (ready, quiet) = (q.ready.as_fd(), q.quiet.as_fd());
         // Each spell begins with a spin pass (which starts its sleep count).
         for _ in 0..DENSE_RUN {
-            assert!(!pass(&mut s, 1, ready.as_fd(), long, true));
-            assert!(pass(&mut s, SPIN_PASSES, ready.as_fd(), long, true));
+            assert!(!pass(&mut s, 1, ready, long, true));
+            assert!(pass(&mut s, SPIN_PASSES, ready, long, true));
         }
-        assert!(!pass(&mut s, 1, quiet.as_fd(), long, true));
-        assert!(!pass(&mut s, SPIN_PASSES, quiet.as_fd(), long, true));
+        assert!(!pass(&mut s, 1, quiet, long, true));
+        assert!(!pass(&mut s, SPIN_PASSES, quiet, long, true));
         // The first sleep of the spell, at pass YIELD_PASSES: `first` (1 ms),
         // not a bound grown with the passes spent yielding (`max`).
         let t0 = Instant::now();
-        assert!(pass(&mut s, YIELD_PASSES, quiet.as_fd(), long, true));
+        assert!(pass(&mut s, YIELD_PASSES, quiet, long, true));
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "slept {:?}",
