@@ -40,6 +40,10 @@ measure() {
 		--set elements.br.table_file=/tmp/hpnf-bench-idle.fdb --no-control >/dev/null 2>&1 &
 	nf_pid=$!
 	sleep 1
+	kill -0 "$nf_pid" 2>/dev/null || {
+		echo "bench-idle: hpio-nf run ended at once (idle=$1, driver=$driver); run it by hand to see why" >&2
+		exit 1
+	}
 	ip netns exec hpnf-h2 "$bin" pktgen -i eth0 --driver af_packet --rx --cores 1 \
 		--filter "udp and dst port 9" --duration $((dur + 2))s --json >/tmp/hpnf-idle-rx.json 2>/dev/null &
 	local rx=$!
