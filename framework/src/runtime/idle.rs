@@ -188,8 +188,8 @@ impl Sleeper {
     /// (while traffic is dense, up to [`YIELD_PASSES`]) a yield; then a
     /// sleep in `poll` on `fds` (the descriptors of the worker's live
     /// receive queues; `None`: it cannot sleep, a transmit backlog or a
-    /// replay) unless one is missing, short at first when `polled` (one of
-    /// them is read by polling); else a yield or a nap. True when it
+    /// replay) unless one is missing, short at first when `polled` says
+    /// one of them is read by polling (asked only then); else a yield or a nap. True when it
     /// slept (the caller then tells the queues, see
     /// [`RxQueue::slept`](crate::port::RxQueue::slept)).
     pub fn back_off<'a>(
@@ -198,7 +198,7 @@ impl Sleeper {
         fds: Option<impl Iterator<Item = Option<BorrowedFd<'a>>>>,
         flags: Flags<'_>,
         limit: Duration,
-        polled: bool,
+        polled: impl FnOnce() -> bool,
     ) -> bool {
         if idle < SPIN_PASSES {
             self.spell_sleeps = 0;
@@ -206,7 +206,7 @@ impl Sleeper {
         } else if self.short_run >= DENSE_RUN && idle < YIELD_PASSES {
             std::thread::yield_now();
         } else if fds.is_some_and(|fds| {
-            let bound = if polled { self.bound() } else { self.max };
+            let bound = if polled() { self.bound() } else { self.max };
             self.sleep(fds, flags, limit.min(bound))
         }) {
             return true;
@@ -320,7 +320,9 @@ mod tests {
             stop: &stop,
             grace: &grace,
         };
-        s.back_off(idle, Some(std::iter::once(Some(fd))), flags, limit, polled)
+        s.back_off(idle, Some(std::iter::once(Some(fd))), flags, limit, || {
+            polled
+        })
     }
 
     /// Two sockets standing for receive queues: `ready` always readable

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::idle::{Flags, Sleeper, Waker, SPIN_PASSES};
+use super::idle::{Flags, Sleeper, Waker};
 use super::pass_clock::{cpu_ns, PassClock, IDLE_READ_EVERY};
 use super::{panic_message, Clock, OnPanic, RunError, RunOptions, PUBLISH_EVERY};
 use crate::element::{Context, Grace, Participant};
@@ -408,8 +408,8 @@ impl Worker {
         };
         let can = self.merged.is_empty() && !self.tx.iter().flatten().any(|t| t.backlog());
         let live = self.rx.iter().filter(|s| !s.ended);
-        let polled = idle >= SPIN_PASSES && live.clone().any(|s| s.rx.polled());
-        let fds = can.then(|| live.map(|s| s.rx.wait_fd()));
+        let polled = || live.clone().any(|s| s.rx.polled());
+        let fds = can.then(|| live.clone().map(|s| s.rx.wait_fd()));
         if !self.sleeper.back_off(idle, fds, flags, limit, polled) {
             return Ok(());
         }
