@@ -31,7 +31,9 @@
 # gro_flush_timeout in ns for the hpio round, default 50 ms), HPIO_VM_PERF=1 (a profiled
 # pass per driver after the rounds; run-vm.sh packs perf), BENCH_ALT_KO and
 # BENCH_ALT_NF (run-vm.sh: another hpio.ko and hpio-nf for the rounds of
-# drivers named with a +alt suffix, such as "hpio hpio+alt").
+# drivers named with a +alt suffix, such as "hpio hpio+alt"), BENCH_SRC_PORTS
+# (the sender's UDP source ports, one flow each: default 1024-1151, 128 flows,
+# which RSS splits about 53/47 over two queues).
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
 Q=${HPIO_VM_QUEUES:-$CPUS}
@@ -179,7 +181,7 @@ bench_round() {
 	sleep 1
 	[ "$1" = perf ] || guest "mark" "virtio: marked" 60
 	ina "$NF" pktgen -i $TAPA --driver af_packet -D 02:00:00:77:0b:99 -s $IPA -d $IPB \
-		--src-port 1024-1151 -l 64 --duration ${secs}s $BENCH_PACE --json \
+		--src-port ${BENCH_SRC_PORTS:-1024-1151} -l 64 --duration ${secs}s $BENCH_PACE --json \
 		>$T/tx-$2.json 2>&1 &
 	tx=$!
 	if [ "$1" = perf ]; then
