@@ -362,7 +362,8 @@ static long queued_then(int n, const char *how)
 	send_slots(w, s, n, 32);
 	close(w);
 	if (!strcmp(how, "read")) {
-		/* 7 per readv: no read fills the module's free batch (16). */
+		/* 7 per readv, so the last read is short: every frame a
+		 * read takes must be freed, whatever the read's size. */
 		got = recv_slots(r, s, n, n, 7, 5000);
 		CHECK(got == n, "the reader reads all %d queued frames (%d)", n, got);
 	}
