@@ -202,6 +202,27 @@ bench_round() {
 		"$((${got:-0} / BENCH_SECS)) frames/s, guest busy ${busy:-?}%"
 	echo "$2 $((${got:-0} / BENCH_SECS)) ${busy:-0}" >>$T/rates
 	guest "stop" "virtio: stopped $2" 120
+	round_workers "$1" "$2"
+}
+
+# round_workers ROUND DRIVER: from hpio-nf's report of the round just
+# stopped, each worker's busy seconds (the traffic's window is BENCH_SECS)
+# and CPU seconds (the whole run), the frames the module's rings dropped
+# and the TX retries: a saturated worker reads as busy for the whole window.
+round_workers() {
+	tr -d '\r' <"$SERIAL" | grep "^virtio-report $2 {" | tail -n 1 | python3 -c '
+import json, sys
+line = sys.stdin.read().strip()
+if line:
+    r = json.loads(line.split(" ", 2)[2])
+    ws = "; ".join("w%d busy %.2f s, cpu %.2f s" % (w["index"], w["busy_secs"], w["cpu_secs"])
+                   for w in r["workers"])
+    st = [p.get("driver_stats") or {} for p in r["ports"]]
+    drops = sum(s.get("hpio_rx_drops", 0) for s in st)
+    retries = sum(s.get("tx_retries", 0) for s in st)
+    print("bench: virtio round %s %s workers: %s; ring drops %d, TX retries %d"
+          % (sys.argv[1], sys.argv[2], ws, drops, retries))
+' "$1" "$2"
 }
 
 cleanup
