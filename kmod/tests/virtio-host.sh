@@ -212,9 +212,11 @@ bench_round() {
 round_workers() {
 	tr -d '\r' <"$SERIAL" | grep "^virtio-report $2 {" | tail -n 1 | python3 -c '
 import json, sys
-line = sys.stdin.read().strip()
-if line:
-    r = json.loads(line.split(" ", 2)[2])
+try:
+    r = json.loads(sys.stdin.read().split(" ", 2)[2])
+except (IndexError, ValueError):
+    r = None  # no report: the Linux round, or a run that failed (said above)
+if r:
     ws = "; ".join("w%d busy %.2f s, cpu %.2f s" % (w["index"], w["busy_secs"], w["cpu_secs"])
                    for w in r["workers"])
     st = [p.get("driver_stats") or {} for p in r["ports"]]
