@@ -33,7 +33,15 @@
 # BENCH_ALT_NF (run-vm.sh: another hpio.ko and hpio-nf for the rounds of
 # drivers named with a +alt suffix, such as "hpio hpio+alt"), BENCH_SRC_PORTS
 # (the sender's UDP source ports, one flow each: default 1024-1151, 128 flows,
-# which RSS splits about 53/47 over two queues).
+# which RSS splits about 53/47 over two queues), BENCH_CMDLINE (more guest
+# kernel parameters, e.g. "clocksource=tsc tsc=reliable": under TCG the
+# guest picks the HPET, whose every read takes qemu's big lock).
+#
+# Each round prints the host's CPU per thread over its middle seconds, in
+# cores: qemu's main loop (which moves the frames between the taps and the
+# rings), each vCPU thread, the sender and the sink, and the host's total.
+# A vCPU thread using less host CPU than the guest's busy share of that vCPU
+# is waiting (for qemu's lock, under TCG) while the guest counts it busy.
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
 Q=${HPIO_VM_QUEUES:-$CPUS}
@@ -125,10 +133,10 @@ start_vm() {
 			-device "virtio-net-pci,netdev=n$nic,mq=on,vectors=$((2 * Q + 2)),mac=52:54:00:77:00:0$nic")
 		nic=$((nic + 1))
 	done
-	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none \
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp "$CPUS" -display none -name hpio-vm,debug-threads=on \
 		-monitor "unix:$MON,server=on,wait=off" -no-reboot -serial "file:$SERIAL" -serial "pipe:$CTL" "${NICS[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}${BENCH_WORKERS:+ hpio_workers=$BENCH_WORKERS}${BENCH_GRO_FLUSH:+ hpio_gro_flush=$BENCH_GRO_FLUSH}" \
+		-append "console=ttyS0 quiet panic_on_warn=1 oops=panic panic=-1 unknown_nmi_panic panic_print=0x40 rdinit=/init hpio_mode=$MODE hpio_queues=$Q${BENCH_BURST:+ hpio_burst=$BENCH_BURST}${BENCH_WORKERS:+ hpio_workers=$BENCH_WORKERS}${BENCH_GRO_FLUSH:+ hpio_gro_flush=$BENCH_GRO_FLUSH}${BENCH_CMDLINE:+ $BENCH_CMDLINE}" \
 		</dev/null &
 	QEMU=$!
 	# qemu has attached its queues: move the taps into their namespaces.
@@ -184,6 +192,13 @@ bench_round() {
 		--src-port ${BENCH_SRC_PORTS:-1024-1151} -l 64 --duration ${secs}s $BENCH_PACE --json \
 		>$T/tx-$2.json 2>&1 &
 	tx=$!
+	if [ "$1" != perf ] && [ "$secs" -ge 2 ]; then
+		# The host's CPU over the middle of the flood: who got the cores.
+		sleep 0.5
+		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu0
+		sleep $((secs - 1))
+		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu1
+	fi
 	if [ "$1" = perf ]; then
 		sleep 1
 		guest "perf $BENCH_SECS" "virtio: perf done" 600
@@ -202,7 +217,77 @@ bench_round() {
 		"$((${got:-0} / BENCH_SECS)) frames/s, guest busy ${busy:-?}%"
 	echo "$2 $((${got:-0} / BENCH_SECS)) ${busy:-0}" >>$T/rates
 	guest "stop" "virtio: stopped $2" 120
+	round_host "$1" "$2"
 	round_workers "$1" "$2"
+}
+
+# host_cpu LABEL=PID...: "TIME NAME TICKS" lines, one per thread name of
+# qemu ("qemu-system-x86" is its main loop, which moves the frames between
+# the taps and the rings under TCG; "CPU 0/TCG" a vCPU) and one per other
+# process, from /proc.
+host_cpu() {
+	python3 - "$@" <<'EOF'
+import os, sys, time
+def stat(path):
+    try:
+        with open(path) as f:
+            st = f.read()
+    except OSError:
+        return None, []
+    return st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+kids = {}
+for p in filter(str.isdigit, os.listdir("/proc")):
+    f = stat("/proc/%s/stat" % p)[1]
+    if f:
+        kids.setdefault(f[1], []).append(p)
+now, ticks, seen = time.monotonic(), {}, set()
+for arg in sys.argv[1:]:
+    label, todo = arg.split("=", 1)[0], [arg.split("=", 1)[1]]
+    while todo:  # the process and its descendants (a shell may stand between)
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo += kids.get(pid, [])
+        try:
+            tids = os.listdir("/proc/%s/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            comm, f = stat("/proc/%s/task/%s/stat" % (pid, tid))
+            if f:
+                name = comm.replace(" ", "_") if label == "qemu" else label
+                ticks[name] = ticks.get(name, 0) + int(f[11]) + int(f[12])
+with open("/proc/stat") as f:  # all CPUs: busy (not idle or iowait), softirq
+    c = [int(x) for x in f.readline().split()[1:]]
+ticks["all_busy"], ticks["all_softirq"] = sum(c) - c[3] - c[4], c[6]
+for name, t in ticks.items():
+    print(now, name, t)
+EOF
+}
+
+# round_host ROUND DRIVER: the host's CPU per thread between the two
+# host_cpu snapshots of the round, in cores (1.00: one core all the time).
+round_host() {
+	[ -s $T/cpu0 ] && [ -s $T/cpu1 ] || return 0
+	python3 - "$1" "$2" $T/cpu0 $T/cpu1 "$(getconf CLK_TCK)" <<'EOF'
+import sys
+rnd, drv, a, b, hz = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+def load(p):
+    rows = [l.split() for l in open(p) if l.strip()]
+    return float(rows[0][0]), {r[1]: int(r[2]) for r in rows}
+t0, c0 = load(a)
+t1, c1 = load(b)
+use = {n: (c1[n] - c0.get(n, 0)) / hz / (t1 - t0) for n in c1}
+total = {n: use.pop(n) for n in ("all_busy", "all_softirq")}
+order = ["qemu-system-x86", "CPU_0/TCG", "CPU_1/TCG", "sender", "sink"]
+names = [n for n in order if n in use] + sorted(n for n in use if n not in order)
+parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "), use[n])
+                  for n in names if use[n] >= 0.005)
+print("bench: virtio round %s %s host CPU over %.1f s, in cores: %s; all busy %.2f (softirq %.2f)"
+      % (rnd, drv, t1 - t0, parts, total["all_busy"], total["all_softirq"]))
+EOF
+	rm -f $T/cpu0 $T/cpu1
 }
 
 # round_workers ROUND DRIVER: from hpio-nf's report of the round just
@@ -232,6 +317,7 @@ rm -rf "$T"
 mkdir -p "$T"
 # A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).
 boot_with_retry "$SERIAL" reset_vm start_vm || die "the guest did not come up (serial log: $SERIAL)"
+[ "$MODE" = virtio ] || echo "bench: guest clock source $(tr -d '\r' <"$SERIAL" | sed -n 's/^virtio: clocksource //p' | tail -n 1)"
 
 if [ "$MODE" = virtio ]; then
 	guest "start hpio" "virtio: ready hpio" 120

@@ -189,8 +189,8 @@ impl Sleeper {
     /// sleep in `poll` on `fds` (the descriptors of the worker's live
     /// receive queues; `None`: it cannot sleep, a transmit backlog or a
     /// replay) unless one is missing, short at first when `polled` says
-    /// one of them is read by polling (asked only then); else a yield or a nap. True when it
-    /// slept (the caller then tells the queues, see
+    /// one of them is read by polling (asked only then); else a yield or
+    /// a nap. True when it slept (the caller then tells the queues, see
     /// [`RxQueue::slept`](crate::port::RxQueue::slept)).
     pub fn back_off<'a>(
         &mut self,
