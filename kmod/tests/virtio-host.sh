@@ -258,9 +258,9 @@ for arg in sys.argv[1:]:
             if f:
                 name = comm.replace(" ", "_") if label == "qemu" else label
                 ticks[name] = ticks.get(name, 0) + int(f[11]) + int(f[12])
-with open("/proc/stat") as f:  # all CPUs: busy (not idle or iowait), softirq
+with open("/proc/stat") as f:  # all CPUs: busy (not idle or iowait)
     c = [int(x) for x in f.readline().split()[1:]]
-ticks["all_busy"], ticks["all_softirq"] = sum(c) - c[3] - c[4], c[6]
+ticks["all_busy"] = sum(c) - c[3] - c[4]
 for name, t in ticks.items():
     print(now, name, t)
 EOF
@@ -279,13 +279,13 @@ def load(p):
 t0, c0 = load(a)
 t1, c1 = load(b)
 use = {n: (c1[n] - c0.get(n, 0)) / hz / (t1 - t0) for n in c1}
-total = {n: use.pop(n) for n in ("all_busy", "all_softirq")}
+busy = use.pop("all_busy")
 order = ["qemu-system-x86", "CPU_0/TCG", "CPU_1/TCG", "sender", "sink"]
 names = [n for n in order if n in use] + sorted(n for n in use if n not in order)
 parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "), use[n])
                   for n in names if use[n] >= 0.005)
-print("bench: virtio round %s %s host CPU over %.1f s, in cores: %s; all busy %.2f (softirq %.2f)"
-      % (rnd, drv, t1 - t0, parts, total["all_busy"], total["all_softirq"]))
+print("bench: virtio round %s %s host CPU over %.1f s, in cores: %s; all busy %.2f"
+      % (rnd, drv, t1 - t0, parts, busy))
 EOF
 	rm -f $T/cpu0 $T/cpu1
 }
