@@ -80,13 +80,18 @@ kicks() {
 	ethtool -S "$1" 2>/dev/null | awk -v d="$2" '$1 ~ "^" d "_queue_[0-9]+_kicks:$" { s += $2 }
 		END { print s + 0 }'
 }
+# print_irqs: the NICs' interrupts and the guest's timer, rescheduling,
+# function-call and TLB interrupts per CPU, since boot.
+print_irqs() {
+	grep -E 'virtio|LOC|RES|CAL|TLB' /proc/interrupts | sed 's/^/virtio-irq /'
+}
 print_kicks() {
 	echo "virtio-kicks $1 eth0 rx $(kicks eth0 rx) eth1 tx $(kicks eth1 tx) since boot"
 }
 stop_linux() {
 	/sbin/ip -s link show br0 | sed 's/^/virtio-linux /'
 	/sbin/ip link del br0
-	grep -E 'virtio|LOC|RES|CAL|TLB' /proc/interrupts | sed 's/^/virtio-irq /'
+	print_irqs
 	print_kicks $NAME
 	echo "virtio: stopped $NAME"
 }
@@ -217,7 +222,7 @@ stop() {
 			echo "virtio-netdev $i rx_packets $(cat /sys/class/net/$i/statistics/rx_packets)"
 		done
 	fi
-	grep -E 'virtio|LOC|RES|CAL|TLB' /proc/interrupts | sed 's/^/virtio-irq /'
+	print_irqs
 	echo "virtio-busypoll $NAME $(busy_polled) frames since boot"
 	print_kicks "$NAME"
 	if [ $BENCH = 1 ]; then

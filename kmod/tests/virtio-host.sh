@@ -192,13 +192,6 @@ bench_round() {
 		--src-port ${BENCH_SRC_PORTS:-1024-1151} -l 64 --duration ${secs}s $BENCH_PACE --json \
 		>$T/tx-$2.json 2>&1 &
 	tx=$!
-	if [ "$1" != perf ] && [ "$secs" -ge 2 ]; then
-		# The host's CPU over the middle of the flood: who got the cores.
-		sleep 0.5
-		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu0
-		sleep $((secs - 1))
-		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu1
-	fi
 	if [ "$1" = perf ]; then
 		sleep 1
 		guest "perf $BENCH_SECS" "virtio: perf done" 600
@@ -206,6 +199,13 @@ bench_round() {
 		wait $RX
 		guest "stop" "virtio: stopped $2" 120
 		return
+	fi
+	if [ "$secs" -ge 2 ]; then
+		# The host's CPU over the middle of the flood: who got the cores.
+		sleep 0.5
+		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu0
+		sleep $((secs - 1))
+		host_cpu qemu=$QEMU sender=$tx sink=$RX >$T/cpu1
 	fi
 	wait $tx
 	guest "mark" "virtio: busy" 60
