@@ -42,6 +42,10 @@
 # rings), each vCPU thread, the sender and the sink, and the host's total.
 # A vCPU thread using less host CPU than the guest's busy share of that vCPU
 # is waiting (for qemu's lock, under TCG) while the guest counts it busy.
+# A second line gives each thread's time runnable but waiting for a host CPU
+# (/proc/*/schedstat; the bench turns the host's task_delayacct on for it):
+# with every thread waiting about as long as it runs, the host's cores are
+# the limit.
 set -uo pipefail
 : "${VMLINUZ:?}" "${INITRD:?}" "${OUT:?}" "${ACCEL:?}" "${CPUS:?}" "${MODE:?}" "${NF:?}"
 Q=${HPIO_VM_QUEUES:-$CPUS}
@@ -66,6 +70,7 @@ CTL=$OUT/ctl
 MON=$OUT/monitor.sock
 T=$OUT/virtio
 QEMU=""
+DELAYACCT=""
 CHECK_TAG=host
 . "$(dirname "$0")/nf-lib.sh"
 . "$(dirname "$0")/boot-check.sh"
@@ -77,6 +82,7 @@ cleanup() {
 	ip netns del $NSB 2>/dev/null
 	ip link del $TAPA 2>/dev/null
 	ip link del $TAPB 2>/dev/null
+	[ -n "$DELAYACCT" ] && echo "$DELAYACCT" >/proc/sys/kernel/task_delayacct 2>/dev/null
 	true
 }
 trap cleanup EXIT
@@ -258,6 +264,12 @@ for arg in sys.argv[1:]:
             if f:
                 name = comm.replace(" ", "_") if label == "qemu" else label
                 ticks[name] = ticks.get(name, 0) + int(f[11]) + int(f[12])
+                try:  # ns runnable but waiting for a CPU (task_delayacct)
+                    with open("/proc/%s/task/%s/schedstat" % (pid, tid)) as g:
+                        wait = int(g.read().split()[1])
+                    ticks["wait:" + name] = ticks.get("wait:" + name, 0) + wait
+                except (OSError, IndexError, ValueError):
+                    pass
 with open("/proc/stat") as f:  # all CPUs: busy (not idle or iowait)
     c = [int(x) for x in f.readline().split()[1:]]
 ticks["all_busy"] = sum(c) - c[3] - c[4]
@@ -278,7 +290,8 @@ def load(p):
     return float(rows[0][0]), {r[1]: int(r[2]) for r in rows}
 t0, c0 = load(a)
 t1, c1 = load(b)
-use = {n: (c1[n] - c0.get(n, 0)) / hz / (t1 - t0) for n in c1}
+use = {n: (c1[n] - c0.get(n, 0)) / hz / (t1 - t0) for n in c1 if not n.startswith("wait:")}
+wait = {n[5:]: (c1[n] - c0.get(n, 0)) / 1e9 / (t1 - t0) for n in c1 if n.startswith("wait:")}
 busy = use.pop("all_busy")
 order = ["qemu-system-x86", "CPU_0/TCG", "CPU_1/TCG", "sender", "sink"]
 names = [n for n in order if n in use] + sorted(n for n in use if n not in order)
@@ -286,6 +299,10 @@ parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace
                   for n in names if use[n] >= 0.005)
 print("bench: virtio round %s %s host CPU over %.1f s, in cores: %s; all busy %.2f"
       % (rnd, drv, t1 - t0, parts, busy))
+if any(wait.values()):
+    parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "), wait.get(n, 0))
+                      for n in names if use[n] >= 0.005)
+    print("bench: virtio round %s %s host run-queue wait, in threads: %s" % (rnd, drv, parts))
 EOF
 	rm -f $T/cpu0 $T/cpu1
 }
@@ -315,6 +332,13 @@ if r:
 cleanup
 rm -rf "$T"
 mkdir -p "$T"
+# The bench's run-queue waits come from /proc/*/schedstat, which the host
+# fills only with task_delayacct on (restored at exit).
+DELAYACCT=
+if [ "$MODE" != virtio ] && [ -w /proc/sys/kernel/task_delayacct ]; then
+	DELAYACCT=$(cat /proc/sys/kernel/task_delayacct)
+	echo 1 >/proc/sys/kernel/task_delayacct
+fi
 # A guest that fails before hpio.ko is loaded boots once more (tests/boot-check.sh).
 boot_with_retry "$SERIAL" reset_vm start_vm || die "the guest did not come up (serial log: $SERIAL)"
 [ "$MODE" = virtio ] || echo "bench: guest clock source $(tr -d '\r' <"$SERIAL" | sed -n 's/^virtio: clocksource //p' | tail -n 1)"
