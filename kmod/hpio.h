@@ -96,6 +96,10 @@ struct hpio_queue {
 	/* NAPI instance that last delivered a frame to this ring (0: none
 	 * yet); readers busy-poll it.  WRITE_ONCE/READ_ONCE. */
 	unsigned int napi_id;
+	/* rx_packets + rx_drops as the last busy poll left them: frames
+	 * beyond came from the NIC's softirq (see hpio_rx_busy_poll).
+	 * WRITE_ONCE/READ_ONCE; a hint. */
+	s64 polled_to;
 	atomic64_t rx_packets;
 	atomic64_t rx_drops;
 	atomic64_t rx_errors;

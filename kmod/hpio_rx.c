@@ -513,19 +513,37 @@ static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 		.want = max_t(size_t, want, 1),
 	};
 	unsigned int have;
+	s64 seen;
 
 	if (!budget || id < MIN_NAPI_ID)
 		return;
+	seen = atomic64_read(&q->rx_packets) + atomic64_read(&q->rx_drops);
 	/* Frames left from earlier polls count: the poll as it stops adds
 	 * up to a budget more than asked for, and polling on top of them
 	 * would fill the ring until it drops. */
 	have = hpio_ring_count(&q->ring);
-	if (have >= p.want)
-		return;
-	p.want -= have;
+	if (have >= p.want) {
+		/*
+		 * Unless the NIC's softirq brought them: a reader that slept
+		 * longer than the NIC's gro_flush_timeout left it to its
+		 * interrupt, and in a flood the softirq goes on filling the
+		 * ring faster than the reader empties it.  A busy poll now
+		 * makes the stack hand the instance back to busy polling at
+		 * its next poll (NAPI_STATE_PREFER_BUSY_POLL); if the instance
+		 * is idle, it polls: up to two budgets, so only with room.
+		 */
+		if (seen == READ_ONCE(q->polled_to) ||
+		    have + 2 * budget > READ_ONCE(hdev->ring_size))
+			return;
+		p.want = 1;
+	} else {
+		p.want -= have;
+	}
 	p.start = atomic64_read(&q->rx_packets);
 	p.last = p.start;
 	napi_busy_loop(id, hpio_rx_poll_end, &p, true, budget);
+	WRITE_ONCE(q->polled_to, atomic64_read(&q->rx_packets) +
+				 atomic64_read(&q->rx_drops));
 #endif
 }
 
