@@ -513,11 +513,9 @@ static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 		.want = max_t(size_t, want, 1),
 	};
 	unsigned int have;
-	s64 seen;
 
 	if (!budget || id < MIN_NAPI_ID)
 		return;
-	seen = atomic64_read(&q->rx_packets) + atomic64_read(&q->rx_drops);
 	/* Frames left from earlier polls count: the poll as it stops adds
 	 * up to a budget more than asked for, and polling on top of them
 	 * would fill the ring until it drops. */
@@ -532,6 +530,9 @@ static void hpio_rx_busy_poll(struct hpio_dev *hdev, u32 ring, size_t want)
 		 * its next poll (NAPI_STATE_PREFER_BUSY_POLL); if the instance
 		 * is idle, it polls: up to two budgets, so only with room.
 		 */
+		s64 seen = atomic64_read(&q->rx_packets) +
+			   atomic64_read(&q->rx_drops);
+
 		if (seen == READ_ONCE(q->polled_to) ||
 		    have + 2 * budget > READ_ONCE(hdev->ring_size))
 			return;

@@ -295,14 +295,15 @@ wait = {n[5:]: (c1[n] - c0.get(n, 0)) / 1e9 / (t1 - t0) for n in c1 if n.startsw
 busy = use.pop("all_busy")
 order = ["qemu-system-x86", "CPU_0/TCG", "CPU_1/TCG", "sender", "sink"]
 names = [n for n in order if n in use] + sorted(n for n in use if n not in order)
-parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "), use[n])
-                  for n in names if use[n] >= 0.005)
+names = [n for n in names if use[n] >= 0.005]
+def per_thread(values):
+    return ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "),
+                                  values.get(n, 0)) for n in names)
 print("bench: virtio round %s %s host CPU over %.1f s, in cores: %s; all busy %.2f"
-      % (rnd, drv, t1 - t0, parts, busy))
+      % (rnd, drv, t1 - t0, per_thread(use), busy))
 if any(wait.values()):
-    parts = ", ".join("%s %.2f" % (n.replace("qemu-system-x86", "qemu main").replace("_", " "), wait.get(n, 0))
-                      for n in names if use[n] >= 0.005)
-    print("bench: virtio round %s %s host run-queue wait, in threads: %s" % (rnd, drv, parts))
+    print("bench: virtio round %s %s host run-queue wait, in threads: %s"
+          % (rnd, drv, per_thread(wait)))
 EOF
 	rm -f $T/cpu0 $T/cpu1
 }
